@@ -1,0 +1,521 @@
+"""A ROS emulator: a real HTTP server speaking the wire format the official SDK uses (RPC style, POST /,
+parameters in the query string and form body, JSON answers) for CreateAITask, GetAITask, ListAITasks and
+ListAITaskEvents. It verifies signatures, moves tasks through their states on a clock, honours
+OutputOption, counts the TaskOutput bytes it sends, and injects faults.
+
+Use it in-process (``Emulator(...).start()``) or standalone (``python -m ros_emulator``). Admin routes under
+``/_emulator/`` (unsigned) let another process advance the clock, add tasks and faults, and read stats.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import socket
+import struct
+import threading
+import time
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+from .generate import expand, generated_output
+from .signing import NonceCache, SignatureError, verify
+
+API_VERSION = "2019-09-10"
+TERMINAL = ("SUCCESS", "FAILURE")
+DEFAULT_CREATE_TIMELINE = [["PENDING", 0], ["WAITING", 1], ["RUNNING", 2], ["SUCCESS", 4]]
+MAX_PROMPT = 10_000
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+class Clock:
+    """Emulator time in seconds. ``speed`` 1 follows the wall clock, 0 moves only when advanced."""
+
+    def __init__(self, speed: float = 1.0) -> None:
+        self.speed = speed
+        self._start = time.monotonic()
+        self._offset = 0.0
+        self.epoch = time.time()
+
+    def now(self) -> float:
+        return (time.monotonic() - self._start) * self.speed + self._offset
+
+    def advance(self, seconds: float) -> None:
+        self._offset += seconds
+
+    def iso(self, at: float) -> str:
+        return datetime.fromtimestamp(self.epoch + at, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass
+class Task:
+    task_id: str
+    task_type: str
+    prompt: str
+    created_at: float
+    timeline: list[tuple[str, float]]
+    task_output: Any = None
+    status_reason: str | None = None
+    extra_fields: dict[str, Any] = field(default_factory=dict)
+    _output_json: str | None = None
+
+    def state(self, now: float) -> tuple[str, float]:
+        """The status at ``now`` and the emulator time it began."""
+        age = now - self.created_at
+        status, since = self.timeline[0]
+        for name, offset in self.timeline:
+            if offset <= age:
+                status, since = name, offset
+        return status, self.created_at + since
+
+    def output_json(self) -> str:
+        if self._output_json is None:
+            self._output_json = json.dumps(self.task_output, ensure_ascii=False)
+        return self._output_json
+
+    def reason(self, status: str) -> str:
+        if status in TERMINAL and self.status_reason is not None:
+            return self.status_reason
+        return {"SUCCESS": "Task succeeded", "FAILURE": "Task failed"}.get(status, f"Task is {status.lower()}")
+
+
+@dataclass
+class Fault:
+    """Matches requests (by action, task, OutputOption) and changes the answer, ``times`` times (None: always)."""
+
+    action: str | None = None
+    task_id: str | None = None
+    output_option: str | None = None
+    times: int | None = 1
+    latency_ms: int = 0
+    status: int | None = None
+    code: str | None = None
+    message: str | None = None
+    retry_after_ms: int | None = None
+    body: str | None = None
+    json_body: Any = None
+    truncate: bool = False
+    reset: bool = False
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Fault:
+        return cls(
+            action=data.get("Action"),
+            task_id=data.get("TaskId"),
+            output_option=data.get("OutputOption"),
+            times=data.get("Times", 1),
+            latency_ms=int(data.get("LatencyMs", 0)),
+            status=data.get("Status"),
+            code=data.get("Code"),
+            message=data.get("Message"),
+            retry_after_ms=data.get("RetryAfterMs"),
+            body=data.get("Body"),
+            json_body=data.get("Json"),
+            truncate=bool(data.get("Truncate", False)),
+            reset=bool(data.get("Reset", False)),
+        )
+
+    def matches(self, action: str, params: dict[str, str]) -> bool:
+        return (
+            (self.times is None or self.times > 0)
+            and self.action in (None, action)
+            and self.task_id in (None, params.get("TaskId"))
+            and self.output_option in (None, params.get("OutputOption", "Disabled"))
+        )
+
+
+@dataclass
+class Answer:
+    status: int
+    body: bytes
+    headers: dict[str, str] = field(default_factory=dict)
+    reset: bool = False
+
+
+class Emulator:
+    """The emulator's state and its HTTP server."""
+
+    def __init__(
+        self,
+        *,
+        access_keys: dict[str, str] | None = None,
+        scenario: dict[str, Any] | None = None,
+        speed: float = 1.0,
+        host: str = "127.0.0.1",
+        port: int = 0,
+    ) -> None:
+        scenario = scenario or {}
+        self.clock = Clock(speed)
+        self.secrets = dict(scenario.get("AccessKeys", {}))
+        self.secrets.update(access_keys or {})
+        self.create_timeline = scenario.get("CreateTimeline", DEFAULT_CREATE_TIMELINE)
+        self.tasks: dict[str, Task] = {}
+        self.faults: list[Fault] = []
+        self.requests: list[dict[str, Any]] = []
+        self._lock = threading.Lock()
+        self._nonces = NonceCache()
+        for spec in scenario.get("Tasks", []):
+            self.add_task(spec)
+        for spec in scenario.get("Faults", []):
+            self.add_fault(spec)
+        self._host, self._port = host, port
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    # --- lifecycle -------------------------------------------------------------------------------
+    def start(self) -> Emulator:
+        handler = type("Handler", (_Handler,), {"emulator": self})
+        server = ThreadingHTTPServer((self._host, self._port), handler)
+        server.daemon_threads = True
+        self._server = server
+        self._thread = threading.Thread(target=server.serve_forever, name="ros-emulator", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    @property
+    def endpoint(self) -> str:
+        assert self._server is not None, "the emulator is not started"
+        host, port = self._server.server_address[:2]
+        return f"{host}:{port}"
+
+    def __enter__(self) -> Emulator:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # --- state -----------------------------------------------------------------------------------
+    def add_task(self, spec: dict[str, Any]) -> Task:
+        """Add a task from its scenario form (see README: TaskId, Status or Timeline, TaskOutput, ...)."""
+        if "Timeline" in spec:
+            timeline = [(str(s), float(at)) for s, at in spec["Timeline"]]
+        else:
+            timeline = [(str(spec.get("Status", "SUCCESS")), 0.0)]
+        task = Task(
+            task_id=spec["TaskId"],
+            task_type=spec.get("TaskType", "GenerateTemplate"),
+            prompt=spec.get("Prompt", "Generate a template"),
+            created_at=self.clock.now() - float(spec.get("CreatedSecondsAgo", 0)),
+            timeline=timeline,
+            task_output=expand(spec.get("TaskOutput")),
+            status_reason=spec.get("StatusReason"),
+            extra_fields=dict(spec.get("ExtraFields", {})),
+        )
+        with self._lock:
+            self.tasks[task.task_id] = task
+        return task
+
+    def add_fault(self, spec: dict[str, Any] | Fault) -> Fault:
+        fault = spec if isinstance(spec, Fault) else Fault.from_dict(spec)
+        with self._lock:
+            self.faults.append(fault)
+        return fault
+
+    def clear_faults(self) -> None:
+        with self._lock:
+            self.faults.clear()
+
+    def advance(self, seconds: float) -> None:
+        self.clock.advance(seconds)
+
+    def stats(self) -> dict[str, Any]:
+        """Counts of what was asked and answered, including the TaskOutput bytes sent."""
+        with self._lock:
+            records = list(self.requests)
+        return {
+            "requests": len(records),
+            "by_action": dict(Counter(r["action"] for r in records)),
+            "get_by_output_option": dict(Counter(r["output_option"] for r in records if r["action"] == "GetAITask")),
+            "task_output_bytes": sum(r["task_output_bytes"] for r in records),
+            "by_status": dict(Counter(str(r["http_status"]) for r in records)),
+        }
+
+    def requests_for(self, task_id: str) -> list[dict[str, Any]]:
+        with self._lock:
+            return [r for r in self.requests if r.get("task_id") == task_id]
+
+    def reset_stats(self) -> None:
+        with self._lock:
+            self.requests.clear()
+
+    # --- the API ---------------------------------------------------------------------------------
+    def answer(self, method: str, target: str, headers: dict[str, list[str]], body: bytes) -> Answer:
+        parts = urlsplit(target)
+        if parts.path.startswith("/_emulator/"):
+            return self._admin(parts.path, parts.query, body)
+        request_id = str(uuid.uuid4()).upper()
+        action = (headers.get("x-acs-action") or [""])[0]
+        params = dict(parse_qsl(parts.query, keep_blank_values=True))
+        content_type = (headers.get("content-type") or [""])[0]
+        if body and content_type.startswith("application/x-www-form-urlencoded"):
+            params.update(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
+        record = {
+            "action": action,
+            "task_id": params.get("TaskId"),
+            "output_option": params.get("OutputOption", "Disabled"),
+            "http_status": 200,
+            "task_output_bytes": 0,
+        }
+        try:
+            if method != "POST" or parts.path != "/":
+                raise ApiError(404, "InvalidAction.NotFound", f"{method} {parts.path} is not an API route.")
+            verify(method, parts.path, parts.query, headers, body, self.secrets, self._nonces)
+            if (headers.get("x-acs-version") or [""])[0] != API_VERSION:
+                raise ApiError(400, "InvalidVersion", f"Specified version is not {API_VERSION}.")
+            fault = self._take_fault(action, params)
+            if fault is not None:
+                if fault.latency_ms:
+                    time.sleep(fault.latency_ms / 1000)
+                injected = self._fault_answer(fault, request_id, action, params, record)
+                if injected is not None:
+                    record["http_status"] = injected.status
+                    return injected
+            status, payload, output = self._dispatch(action, params, request_id)
+            record["task_output_bytes"] = len(output.encode()) if output else 0
+        except SignatureError as exc:
+            status, payload, output = exc.status, _error(request_id, exc.code, exc.message), None
+        except ApiError as exc:
+            status, payload, output = exc.status, _error(request_id, exc.code, exc.message), None
+        finally:
+            with self._lock:
+                self.requests.append(record)
+        record["http_status"] = status
+        return Answer(status, _encode(payload, output))
+
+    def _take_fault(self, action: str, params: dict[str, str]) -> Fault | None:
+        with self._lock:
+            for fault in self.faults:
+                if fault.matches(action, params):
+                    if fault.times is not None:
+                        fault.times -= 1
+                    return fault
+        return None
+
+    def _fault_answer(
+        self, fault: Fault, request_id: str, action: str, params: dict[str, str], record: dict[str, Any]
+    ) -> Answer | None:
+        if fault.reset:
+            return Answer(0, b"", reset=True)
+        headers = {"x-acs-retry-after": str(fault.retry_after_ms)} if fault.retry_after_ms else {}
+        if fault.body is not None:
+            return Answer(fault.status or 200, fault.body.encode(), headers)
+        if fault.json_body is not None:
+            return Answer(fault.status or 200, json.dumps(fault.json_body).encode(), headers)
+        if fault.code is not None or fault.status is not None:
+            payload = _error(request_id, fault.code or "ServiceUnavailable", fault.message or "Injected fault.")
+            return Answer(fault.status or 503, json.dumps(payload).encode(), headers)
+        if fault.truncate:
+            status, payload, output = self._dispatch(action, params, request_id)
+            whole = _encode(payload, output)
+            record["task_output_bytes"] = len(output.encode()) if output else 0
+            return Answer(status, whole[: max(1, len(whole) // 2)])
+        return None  # latency only: answer normally
+
+    def _dispatch(self, action: str, params: dict[str, str], request_id: str) -> tuple[int, dict[str, Any], str | None]:
+        handler = {
+            "GetAITask": self._get_task,
+            "ListAITasks": self._list_tasks,
+            "ListAITaskEvents": self._list_events,
+            "CreateAITask": self._create_task,
+        }.get(action)
+        if handler is None:
+            raise ApiError(400, "InvalidAction.NotFound", f"Specified api {action!r} is not found.")
+        payload, output = handler(params)
+        return 200, {"RequestId": request_id, **payload}, output
+
+    def _find(self, params: dict[str, str]) -> Task:
+        task_id = params.get("TaskId")
+        if not task_id:
+            raise ApiError(400, "MissingParameter", "The input parameter TaskId that is mandatory is not supplied.")
+        with self._lock:
+            task = self.tasks.get(task_id)
+        if task is None or task.created_at > self.clock.now():
+            raise ApiError(404, "TaskNotFound", f"The AI task ({task_id}) is not found.")
+        return task
+
+    def _get_task(self, params: dict[str, str]) -> tuple[dict[str, Any], str | None]:
+        task = self._find(params)
+        option = params.get("OutputOption", "Disabled")
+        if option not in ("Enabled", "Disabled"):
+            raise ApiError(400, "InvalidParameter", f"OutputOption {option!r} is not Enabled or Disabled.")
+        status, _since = task.state(self.clock.now())
+        payload = {
+            "TaskId": task.task_id,
+            "TaskType": task.task_type,
+            "Status": status,
+            "StatusReason": task.reason(status),
+            **task.extra_fields,
+        }
+        with_output = option == "Enabled" and status in TERMINAL and task.task_output is not None
+        return payload, task.output_json() if with_output else None
+
+    def _list_tasks(self, params: dict[str, str]) -> tuple[dict[str, Any], None]:
+        now = self.clock.now()
+        with self._lock:
+            tasks = [t for t in self.tasks.values() if t.created_at <= now]
+        tasks = [
+            t
+            for t in tasks
+            if params.get("TaskType") in (None, "", t.task_type) and params.get("TaskId") in (None, "", t.task_id)
+        ]
+        tasks.sort(key=lambda t: (-t.created_at, t.task_id))
+        page, token = _page(tasks, params, default=10)
+        items = []
+        for task in page:
+            status, since = task.state(now)
+            items.append(
+                {
+                    "TaskId": task.task_id,
+                    "TaskType": task.task_type,
+                    "Status": status,
+                    "StatusReason": task.reason(status),
+                    "Prompt": task.prompt,
+                    "CreateTime": self.clock.iso(task.created_at),
+                    "UpdateTime": self.clock.iso(since),
+                }
+            )
+        return {"Tasks": items, "NextToken": token}, None
+
+    def _list_events(self, params: dict[str, str]) -> tuple[dict[str, Any], None]:
+        task = self._find(params)
+        now = self.clock.now()
+        status, _since = task.state(now)
+        passed = [(s, task.created_at + at) for s, at in task.timeline if task.created_at + at <= now]
+        page, token = _page(passed, params, default=50)
+        events = [
+            {
+                "AgentType": "TemplateAgent",
+                "HandlerType": task.task_type,
+                "HandlerProcessStatus": name,
+                "EventData": json.dumps({"Status": name}),
+                "EstimatedProcessingTime": 0 if name in TERMINAL else 30,
+                "CreateTime": self.clock.iso(at),
+            }
+            for name, at in page
+        ]
+        return {"Events": events, "TaskStatus": status, "TaskType": task.task_type, "NextToken": token}, None
+
+    def _create_task(self, params: dict[str, str]) -> tuple[dict[str, Any], None]:
+        task_type = params.get("TaskType")
+        if not task_type:
+            raise ApiError(400, "MissingParameter", "The input parameter TaskType that is mandatory is not supplied.")
+        if task_type not in ("GenerateTemplate", "FixTemplate"):
+            raise ApiError(400, "InvalidParameter", f"TaskType {task_type!r} is not GenerateTemplate or FixTemplate.")
+        prompt = params.get("Prompt", "")
+        if not prompt.strip():
+            raise ApiError(400, "MissingParameter", "The input parameter Prompt that is mandatory is not supplied.")
+        if len(prompt) > MAX_PROMPT:
+            raise ApiError(400, "InvalidParameter", f"Prompt is longer than {MAX_PROMPT} characters.")
+        template_type = params.get("TemplateType") or "ROS"
+        if template_type not in ("ROS", "Terraform"):
+            raise ApiError(400, "InvalidParameter", f"TemplateType {template_type!r} is not ROS or Terraform.")
+        if task_type == "FixTemplate" and not params.get("Template"):
+            raise ApiError(400, "MissingParameter", "FixTemplate needs the Template to fix.")
+        task_id = f"t-{uuid.uuid4().hex[:20]}"
+        self.add_task(
+            {
+                "TaskId": task_id,
+                "TaskType": task_type,
+                "Prompt": prompt,
+                "Timeline": self.create_timeline,
+                "TaskOutput": generated_output(prompt, template_type),
+            }
+        )
+        return {"TaskId": task_id}, None
+
+    # --- admin -----------------------------------------------------------------------------------
+    def _admin(self, path: str, query: str, body: bytes) -> Answer:
+        data = json.loads(body or b"{}")
+        if path == "/_emulator/stats":
+            result: Any = self.stats()
+        elif path == "/_emulator/advance":
+            self.advance(float(data.get("seconds", 0)))
+            result = {"now": self.clock.now()}
+        elif path == "/_emulator/faults":
+            self.add_fault(data)
+            result = {"faults": len(self.faults)}
+        elif path == "/_emulator/tasks":
+            result = {"TaskId": self.add_task(data).task_id}
+        elif path == "/_emulator/reset-stats":
+            self.reset_stats()
+            result = {}
+        else:
+            return Answer(404, b'{"error": "unknown admin route"}')
+        return Answer(200, json.dumps(result).encode())
+
+
+def _page(items: list[Any], params: dict[str, str], *, default: int) -> tuple[list[Any], str]:
+    raw = params.get("MaxResults") or str(default)
+    if not raw.isdigit() or not 1 <= int(raw) <= 100:
+        raise ApiError(400, "InvalidParameter", "MaxResults must be between 1 and 100.")
+    size = int(raw)
+    start = 0
+    if params.get("NextToken"):
+        try:
+            start = int(base64.urlsafe_b64decode(params["NextToken"].encode()).decode().removeprefix("offset:"))
+        except ValueError:
+            raise ApiError(400, "MismatchNextToken", "The NextToken is not valid for this query.") from None
+    end = start + size
+    token = base64.urlsafe_b64encode(f"offset:{end}".encode()).decode() if end < len(items) else ""
+    return items[start:end], token
+
+
+def _error(request_id: str, code: str, message: str) -> dict[str, Any]:
+    return {"RequestId": request_id, "HostId": "ros.aliyuncs.com", "Code": code, "Message": message}
+
+
+def _encode(payload: dict[str, Any], output_json: str | None) -> bytes:
+    text = json.dumps(payload, ensure_ascii=False)
+    if output_json is not None:  # splice the cached TaskOutput in rather than re-serializing megabytes
+        text = f'{text[:-1]}, "TaskOutput": {output_json}}}'
+    return text.encode("utf-8")
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive, as the SDK's pooled connections expect
+    emulator: Emulator
+
+    def log_message(self, format: str, *args: Any) -> None:  # quiet: tests read stats, not logs
+        pass
+
+    def _handle(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        headers: dict[str, list[str]] = {}
+        for name, value in self.headers.items():
+            headers.setdefault(name.lower(), []).append(value)
+        answer = self.emulator.answer(self.command, self.path, headers, body)
+        if answer.reset:
+            # SO_LINGER 0 turns close() into a TCP RST: the client sees "connection reset by peer".
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.close_connection = True
+            return
+        try:
+            self.send_response(answer.status)
+            self.send_header("Content-Type", "application/json;charset=utf-8")
+            self.send_header("Content-Length", str(len(answer.body)))
+            for name, value in answer.headers.items():
+                self.send_header(name, value)
+            self.end_headers()
+            self.wfile.write(answer.body)
+        except (BrokenPipeError, ConnectionResetError):  # the client gave up (read timeout)
+            self.close_connection = True
+
+    do_POST = _handle
+    do_GET = _handle

@@ -1,0 +1,15 @@
+"""fetch_task: direct invocation with {"TaskId": ...} or {"TaskIds": [...]} -> {"results": [...]}."""
+
+from aitask_relay import runtime
+from aitask_relay.observability import logger, metrics, tracer
+from aitask_relay.triggers.direct import parse_fetch_request
+
+runtime.config()  # validate the environment at cold start: a bad variable fails the init, by name
+
+
+@logger.inject_lambda_context(clear_state=True)
+@metrics.log_metrics
+@tracer.capture_lambda_handler(capture_response=False)
+def lambda_handler(event, context):
+    request = parse_fetch_request(event)
+    return runtime.relay().run_fetch(request)

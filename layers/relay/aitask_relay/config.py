@@ -1,0 +1,131 @@
+"""The one typed configuration object, built from the environment once, at cold start.
+
+Logic never reads ``os.environ``: handlers build a :class:`RelayConfig` with :func:`load_config` and pass
+it down. A bad value raises :class:`ConfigurationError` whose message names the variable.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Mapping
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from .errors import ConfigurationError
+
+DEFAULT_REGION = "cn-hangzhou"
+DEFAULT_DESTINATION = "file:///tmp/aitask-relay"
+
+
+@dataclass(frozen=True, slots=True)
+class RosSettings:
+    """How to reach ROS through the official SDK."""
+
+    region_id: str = DEFAULT_REGION
+    endpoint: str | None = None
+    protocol: str = "https"
+    connect_timeout_ms: int = 5000
+    read_timeout_ms: int = 10000
+    max_attempts: int = 3
+    max_idle_conns: int = 16
+
+
+@dataclass(frozen=True, slots=True)
+class RelayConfig:
+    """Everything a handler needs, validated."""
+
+    ros: RosSettings
+    destinations: tuple[str, ...]
+    max_concurrency: int = 8
+    tracking_queue: str | None = None
+
+
+def load_config(environ: Mapping[str, str]) -> RelayConfig:
+    """Build and validate the configuration from an environment mapping (normally ``os.environ``)."""
+    env = _Env(environ)
+    max_concurrency = env.integer("RELAY_MAX_CONCURRENCY", 8, low=1, high=64)
+    ros = RosSettings(
+        region_id=env.text("ALIBABA_CLOUD_REGION_ID", DEFAULT_REGION),
+        endpoint=env.optional("ROS_ENDPOINT"),
+        protocol=env.choice("ROS_PROTOCOL", "https", ("https", "http")),
+        connect_timeout_ms=env.integer("ROS_CONNECT_TIMEOUT_MS", 5000, low=100, high=60000),
+        read_timeout_ms=env.integer("ROS_READ_TIMEOUT_MS", 10000, low=100, high=300000),
+        max_attempts=env.integer("ROS_MAX_ATTEMPTS", 3, low=1, high=10),
+        max_idle_conns=max(max_concurrency, 4),
+    )
+    _check_endpoint(ros)
+    destinations = tuple(
+        part.strip() for part in env.text("RELAY_DESTINATIONS", DEFAULT_DESTINATION).split(",") if part.strip()
+    )
+    if not destinations:
+        raise ConfigurationError("RELAY_DESTINATIONS names no destination")
+    # Imported here so that parsing destination URIs stays in the module that owns them.
+    from .destinations import parse_destination
+
+    for uri in destinations:
+        parse_destination(uri)
+    return RelayConfig(
+        ros=ros,
+        destinations=destinations,
+        max_concurrency=max_concurrency,
+        tracking_queue=env.optional("RELAY_TRACKING_QUEUE"),
+    )
+
+
+def _check_endpoint(ros: RosSettings) -> None:
+    if ros.endpoint is None:
+        if ros.protocol == "http":
+            raise ConfigurationError("ROS_PROTOCOL=http is allowed only with a loopback ROS_ENDPOINT")
+        return
+    parts = urlsplit(f"//{ros.endpoint}")
+    try:
+        host, _port = parts.hostname, parts.port
+    except ValueError as exc:
+        raise ConfigurationError(f"ROS_ENDPOINT {ros.endpoint!r} is not host[:port]") from exc
+    if not host or parts.path or parts.query or parts.username:
+        raise ConfigurationError(f"ROS_ENDPOINT {ros.endpoint!r} is not host[:port] (no scheme, no path)")
+    if ros.protocol == "http" and not is_loopback(host):
+        raise ConfigurationError(
+            f"ROS_PROTOCOL=http is allowed only with a loopback ROS_ENDPOINT, not {host!r}: "
+            "credentials-signed requests must not cross a network in clear text"
+        )
+
+
+def is_loopback(host: str) -> bool:
+    """True for localhost and the loopback addresses (127.0.0.0/8, ::1)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class _Env:
+    def __init__(self, environ: Mapping[str, str]) -> None:
+        self._environ = environ
+
+    def optional(self, name: str) -> str | None:
+        value = self._environ.get(name, "").strip()
+        return value or None
+
+    def text(self, name: str, default: str) -> str:
+        return self.optional(name) or default
+
+    def choice(self, name: str, default: str, allowed: tuple[str, ...]) -> str:
+        value = self.text(name, default).lower()
+        if value not in allowed:
+            raise ConfigurationError(f"{name}={value!r} is not one of {', '.join(allowed)}")
+        return value
+
+    def integer(self, name: str, default: int, *, low: int, high: int) -> int:
+        raw = self.optional(name)
+        if raw is None:
+            return default
+        try:
+            value = int(raw)
+        except ValueError:
+            raise ConfigurationError(f"{name}={raw!r} is not an integer") from None
+        if not low <= value <= high:
+            raise ConfigurationError(f"{name}={value} is out of range ({low}..{high})")
+        return value

@@ -1,0 +1,245 @@
+"""The relay's error taxonomy and the one table that maps upstream failures onto it.
+
+Every failure the relay can meet becomes a :class:`RelayError` of one :class:`ErrorKind`. SDK exceptions
+are translated at the adapter (``raise translate(exc) from exc``); an API error carried in a 200 body is
+classified by the same :func:`classify` so both paths agree.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import Any
+
+
+class ErrorKind(Enum):
+    """One class of failure: a stable code, whether retrying can help, and the HTTP status it maps to."""
+
+    NOT_FOUND = ("not_found", False, 404)
+    ACCESS_DENIED = ("access_denied", False, 403)
+    THROTTLED = ("throttled", True, 429)
+    UPSTREAM_UNAVAILABLE = ("upstream_unavailable", True, 503)
+    BAD_UPSTREAM_RESPONSE = ("bad_upstream_response", True, 502)
+    INVALID_INPUT = ("invalid_input", False, 400)
+    DESTINATION_FAILURE = ("destination_failure", True, 502)
+    CONFIGURATION = ("configuration", False, 500)
+
+    def __init__(self, code: str, retryable: bool, http_status: int) -> None:
+        self.code = code
+        self.retryable = retryable
+        self.http_status = http_status
+
+
+class RelayError(Exception):
+    """A failure of one kind, with the upstream details that explain it (never a credential)."""
+
+    kind: ErrorKind = ErrorKind.UPSTREAM_UNAVAILABLE
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        upstream_code: str | None = None,
+        http_status: int | None = None,
+        request_id: str | None = None,
+        retryable: bool | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.upstream_code = upstream_code
+        self.http_status = http_status
+        self.request_id = request_id
+        self.retryable = self.kind.retryable if retryable is None else retryable
+
+    @property
+    def code(self) -> str:
+        """The taxonomy code, e.g. ``not_found``."""
+        return self.kind.code
+
+    def to_record(self) -> dict[str, Any]:
+        """The ``error`` object of a TaskResult."""
+        return {
+            "code": self.code,
+            "upstream_code": self.upstream_code,
+            "http_status": self.http_status,
+            "message": self.message,
+            "request_id": self.request_id,
+            "retryable": self.retryable,
+        }
+
+
+class NotFound(RelayError):
+    kind = ErrorKind.NOT_FOUND
+
+
+class AccessDenied(RelayError):
+    kind = ErrorKind.ACCESS_DENIED
+
+
+class Throttled(RelayError):
+    kind = ErrorKind.THROTTLED
+
+
+class UpstreamUnavailable(RelayError):
+    kind = ErrorKind.UPSTREAM_UNAVAILABLE
+
+
+class BadUpstreamResponse(RelayError):
+    kind = ErrorKind.BAD_UPSTREAM_RESPONSE
+
+
+class InvalidInput(RelayError):
+    """Bad trigger input: raised before anything is fetched or written."""
+
+    kind = ErrorKind.INVALID_INPUT
+
+
+class DestinationFailure(RelayError):
+    kind = ErrorKind.DESTINATION_FAILURE
+
+
+class ConfigurationError(RelayError):
+    """A bad environment variable, found at cold start; the message names the variable."""
+
+    kind = ErrorKind.CONFIGURATION
+
+
+ERROR_CLASSES: dict[ErrorKind, type[RelayError]] = {cls.kind: cls for cls in RelayError.__subclasses__()}
+
+# ---------------------------------------------------------------------------------------------------
+# The one table. Upstream error codes first (exact), then code suffixes, then the HTTP status.
+# InvalidAccessKeyId.NotFound must win over the "NotFound" suffix: it is a credential problem, not a
+# missing task, which is why exact codes are looked up before suffixes.
+# ---------------------------------------------------------------------------------------------------
+_BY_CODE: dict[str, ErrorKind] = {
+    "Throttling": ErrorKind.THROTTLED,
+    "Throttling.User": ErrorKind.THROTTLED,
+    "Throttling.Api": ErrorKind.THROTTLED,
+    "Throttling.AK": ErrorKind.THROTTLED,
+    "RequestLimitExceeded": ErrorKind.THROTTLED,
+    "ServiceUnavailable": ErrorKind.UPSTREAM_UNAVAILABLE,
+    "InternalError": ErrorKind.UPSTREAM_UNAVAILABLE,
+    "Forbidden": ErrorKind.ACCESS_DENIED,
+    "Forbidden.RAM": ErrorKind.ACCESS_DENIED,
+    "NoPermission": ErrorKind.ACCESS_DENIED,
+    "AssumeRoleFailure": ErrorKind.ACCESS_DENIED,
+    "SignatureDoesNotMatch": ErrorKind.ACCESS_DENIED,
+    "SignatureNonceUsed": ErrorKind.ACCESS_DENIED,
+    "InvalidAccessKeyId": ErrorKind.ACCESS_DENIED,
+    "InvalidAccessKeyId.NotFound": ErrorKind.ACCESS_DENIED,
+    "InvalidAccessKeyId.Inactive": ErrorKind.ACCESS_DENIED,
+    "InvalidSecurityToken.Expired": ErrorKind.ACCESS_DENIED,
+    "InvalidCredentials": ErrorKind.ACCESS_DENIED,
+    "MissingParameter": ErrorKind.INVALID_INPUT,
+    "InvalidParameter": ErrorKind.INVALID_INPUT,
+    "NotSupported": ErrorKind.INVALID_INPUT,
+    "MismatchNextToken": ErrorKind.INVALID_INPUT,
+}
+_BY_CODE_SUFFIX: tuple[tuple[str, ErrorKind], ...] = (
+    ("NotFound", ErrorKind.NOT_FOUND),
+    ("Forbidden", ErrorKind.ACCESS_DENIED),
+)
+_BY_STATUS: dict[int, ErrorKind] = {
+    401: ErrorKind.ACCESS_DENIED,
+    403: ErrorKind.ACCESS_DENIED,
+    404: ErrorKind.NOT_FOUND,
+    408: ErrorKind.UPSTREAM_UNAVAILABLE,
+    429: ErrorKind.THROTTLED,
+}
+# Exception classes, by name along the MRO, so this module never imports an SDK. ``None`` means
+# "an API error: classify by its code and status".
+_BY_EXCEPTION: dict[str, ErrorKind | None] = {
+    "ThrottlingException": ErrorKind.THROTTLED,
+    "ClientException": None,
+    "ServerException": None,
+    "AlibabaCloudException": None,
+    "RetryError": ErrorKind.UPSTREAM_UNAVAILABLE,  # the SDK's wrapper for every transport IOError
+    "TimeoutError": ErrorKind.UPSTREAM_UNAVAILABLE,
+    "ConnectionError": ErrorKind.UPSTREAM_UNAVAILABLE,
+    "CredentialException": ErrorKind.ACCESS_DENIED,
+    "ValueError": ErrorKind.BAD_UPSTREAM_RESPONSE,  # JSONDecodeError: HTML or a truncated body
+    "AttributeError": ErrorKind.BAD_UPSTREAM_RESPONSE,  # the SDK's from_map on a non-object body
+    "TypeError": ErrorKind.BAD_UPSTREAM_RESPONSE,
+}
+
+_MAX_MESSAGE = 500
+
+
+def classify(code: str | None, http_status: int | None) -> ErrorKind:
+    """Map an upstream error code and HTTP status to a kind (the table above, in its order)."""
+    if code:
+        if code in _BY_CODE:
+            return _BY_CODE[code]
+        for suffix, kind in _BY_CODE_SUFFIX:
+            if code.endswith(suffix):
+                return kind
+    if http_status is not None:
+        if http_status in _BY_STATUS:
+            return _BY_STATUS[http_status]
+        if http_status >= 500:
+            return ErrorKind.UPSTREAM_UNAVAILABLE
+        if http_status >= 400:
+            return ErrorKind.INVALID_INPUT
+    # A body that carries a Code is an error even with a 200; an unknown code is not ours to retry.
+    return ErrorKind.INVALID_INPUT if code else ErrorKind.BAD_UPSTREAM_RESPONSE
+
+
+def api_error(code: str | None, message: str | None, http_status: int | None, request_id: str | None) -> RelayError:
+    """Build the RelayError for an API error reported by ROS (as an HTTP error or inside a 200 body)."""
+    kind = classify(code, http_status)
+    text = f"ROS {code or 'error'}: {message or 'no message'}"
+    return ERROR_CLASSES[kind](_clip(text), upstream_code=code, http_status=http_status, request_id=request_id or None)
+
+
+def translate(exc: BaseException, action: str) -> RelayError:
+    """Translate any exception raised by an SDK call into the taxonomy.
+
+    The SDK wraps transport failures and unparseable bodies in ``UnretryableException``; its
+    ``inner_exception`` says what really happened, so it is unwrapped first.
+    """
+    if isinstance(exc, RelayError):
+        return exc
+    inner = getattr(exc, "inner_exception", None)
+    cause = inner if isinstance(inner, BaseException) else exc
+    kind = _kind_of_exception(cause)
+    if kind is None:
+        code = getattr(cause, "code", None)
+        status = getattr(cause, "status_code", None)
+        request_id = getattr(cause, "request_id", None)
+        data = getattr(cause, "data", None)
+        upstream_message = data.get("Message") if isinstance(data, dict) else None
+        return api_error(
+            None if code in (None, "None") else str(code),
+            upstream_message,
+            status,
+            None if request_id in (None, "None") else str(request_id),
+        )
+    status = getattr(cause, "status_code", None)
+    code = getattr(cause, "code", None)
+    return ERROR_CLASSES[kind](
+        _clip(f"{action} failed: {kind.code} ({type(cause).__name__})"),
+        upstream_code=None if code in (None, "None") else str(code),
+        http_status=status if isinstance(status, int) else None,
+        request_id=_str_or_none(getattr(cause, "request_id", None)),
+    )
+
+
+def _kind_of_exception(exc: BaseException) -> ErrorKind | None:
+    # The SDK re-raises a JSON parse failure as a bare RuntimeError (with the whole body in its text,
+    # which is never used); the JSONDecodeError it replaced is its __context__, so the chain is walked.
+    seen: BaseException | None = exc
+    for _ in range(5):
+        if seen is None:
+            break
+        for cls in type(seen).__mro__:
+            if cls.__name__ in _BY_EXCEPTION:
+                return _BY_EXCEPTION[cls.__name__]
+        seen = seen.__cause__ or seen.__context__
+    return ErrorKind.UPSTREAM_UNAVAILABLE
+
+
+def _str_or_none(value: Any) -> str | None:
+    return None if value in (None, "None", "") else str(value)
+
+
+def _clip(text: str) -> str:
+    return text if len(text) <= _MAX_MESSAGE else text[: _MAX_MESSAGE - 1] + "…"

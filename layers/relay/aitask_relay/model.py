@@ -1,0 +1,115 @@
+"""The normalized record (TaskResult), the template bytes that go with it, and delivery outcomes."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal
+
+SCHEMA_VERSION = "1"
+
+TemplateFormat = Literal["json", "yaml", "hcl", "text"]
+EXTENSIONS: dict[str, str] = {"json": "json", "yaml": "yaml", "hcl": "tf", "text": "txt"}
+CONTENT_TYPES: dict[str, str] = {
+    "json": "application/json",
+    "yaml": "application/yaml",
+    "hcl": "text/plain",
+    "text": "text/plain",
+}
+Outcome = Literal["created", "already_present", "failed"]
+
+
+@dataclass(frozen=True, slots=True)
+class Template:
+    """Exactly the bytes that are stored, with their format, sha256 and size."""
+
+    body: bytes
+    format: TemplateFormat
+    sha256: str
+
+    @property
+    def size(self) -> int:
+        return len(self.body)
+
+    @property
+    def filename(self) -> str:
+        return f"template.{EXTENSIONS[self.format]}"
+
+    @property
+    def content_type(self) -> str:
+        return CONTENT_TYPES[self.format]
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """What happened at one destination."""
+
+    destination: str
+    location: str | None
+    outcome: Outcome
+    error: dict[str, Any] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "destination": self.destination,
+            "location": self.location,
+            "outcome": self.outcome,
+            "error": self.error,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class TaskResult:
+    """The stable record of one task, as in DESIGN.md (schema ``schema/task_result.v1.json``)."""
+
+    task_id: str
+    observed_at: str
+    task_type: str | None = None
+    status: str | None = None
+    status_reason: str | None = None
+    terminal: bool = False
+    request_id: str | None = None
+    template_format: TemplateFormat | None = None
+    template_sha256: str | None = None
+    template_bytes: int | None = None
+    output_extra: dict[str, Any] = field(default_factory=dict)
+    error: dict[str, Any] | None = None
+    deliveries: tuple[Delivery, ...] = ()
+    schema_version: str = SCHEMA_VERSION
+
+    @property
+    def failed_deliveries(self) -> tuple[Delivery, ...]:
+        return tuple(d for d in self.deliveries if d.outcome == "failed")
+
+    def with_deliveries(self, deliveries: tuple[Delivery, ...]) -> TaskResult:
+        return replace(self, deliveries=deliveries)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "schema_version": self.schema_version,
+            "task_id": self.task_id,
+            "task_type": self.task_type,
+            "status": self.status,
+            "status_reason": self.status_reason,
+            "terminal": self.terminal,
+            "request_id": self.request_id,
+            "template_format": self.template_format,
+            "template_sha256": self.template_sha256,
+            "template_bytes": self.template_bytes,
+            "output_extra": self.output_extra,
+            "error": self.error,
+            "observed_at": self.observed_at,
+            "deliveries": [d.to_dict() for d in self.deliveries],
+        }
+
+    def to_json_bytes(self) -> bytes:
+        """The record as stored in ``task.json``: UTF-8 JSON, 2-space indent."""
+        return json.dumps(self.to_dict(), indent=2, ensure_ascii=False).encode("utf-8")
+
+
+@dataclass(frozen=True, slots=True)
+class Observation:
+    """A normalized task: its record and, for a finished task with output, its template."""
+
+    result: TaskResult
+    template: Template | None = None

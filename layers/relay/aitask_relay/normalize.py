@@ -1,0 +1,146 @@
+"""Turn a raw GetAITask body into a TaskResult and its template: pure, no I/O, never raises.
+
+Whatever ROS sends, the answer is an :class:`Observation`: a record with the task's fields, or a record
+with an ``error`` when the body is an API error (any body that carries a ``Code``, whatever its
+``Status``, ``Success`` or ``HttpStatusCode`` say) or is not a usable GetAITask answer.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from .errors import BadUpstreamResponse, RelayError, api_error
+from .model import Observation, TaskResult, Template, TemplateFormat
+from .taskref import STATUSES, TERMINAL_STATUSES
+
+# A Terraform block opener at the start of a line: `resource "a" "b" {`, `terraform {`, `locals {`.
+_HCL_BLOCK = re.compile(
+    r"^(?:terraform|provider|resource|data|variable|output|locals|module|moved|import|check|removed)"
+    r'(?:[ \t]+(?:"[^"\n]*"|[A-Za-z_][\w-]*))*[ \t]*\{',
+    re.MULTILINE,
+)
+# A top-level YAML mapping key: `ROSTemplateFormatVersion: '2015-09-01'`, `"Resources":`, `Outputs:`.
+_YAML_KEY = re.compile(r"""(?:"[^"\n]+"|'[^'\n]+'|[A-Za-z_$][^:#\n]*?)[ \t]*:(?:[ \t]|$)""")
+_FALSE = (False, "false", "False", "FALSE")
+
+
+def now_iso() -> str:
+    """The current time as ISO 8601 UTC with a ``Z`` (the form of ``observed_at``)."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def normalize(body: object, *, task_id: str, observed_at: str) -> Observation:
+    """Normalize one GetAITask response body (API field names, as ``body.to_map()`` gives them)."""
+    if not isinstance(body, Mapping):
+        return error_observation(
+            task_id, BadUpstreamResponse(f"GetAITask body is {type(body).__name__}, not an object"), observed_at
+        )
+    request_id = _opt_str(body.get("RequestId"))
+    code = body.get("Code")
+    if code not in (None, ""):
+        status_code = body.get("HttpStatusCode")
+        error = api_error(
+            str(code),
+            _opt_str(body.get("Message")),
+            status_code if isinstance(status_code, int) and not isinstance(status_code, bool) else None,
+            request_id,
+        )
+        return error_observation(task_id, error, observed_at)
+    if body.get("Success") in _FALSE:
+        return _bad(task_id, "GetAITask answered Success=false without an error code", request_id, observed_at)
+    echoed = body.get("TaskId")
+    if echoed not in (None, "") and echoed != task_id:
+        return _bad(task_id, f"GetAITask answered for another task ({_opt_str(echoed)!r})", request_id, observed_at)
+    status = body.get("Status")
+    if status not in STATUSES:
+        return _bad(task_id, f"GetAITask answered an unknown Status {_opt_str(status)!r}", request_id, observed_at)
+
+    template, output_extra = extract_template(body.get("TaskOutput"))
+    if isinstance(template, RelayError):
+        return error_observation(task_id, template, observed_at, request_id=request_id)
+    result = TaskResult(
+        task_id=task_id,
+        observed_at=observed_at,
+        task_type=_opt_str(body.get("TaskType")),
+        status=status,
+        status_reason=_opt_str(body.get("StatusReason")),
+        terminal=status in TERMINAL_STATUSES,
+        request_id=request_id,
+        template_format=template.format if template else None,
+        template_sha256=template.sha256 if template else None,
+        template_bytes=template.size if template else None,
+        output_extra=output_extra,
+    )
+    return Observation(result, template)
+
+
+def error_observation(
+    task_id: str, error: RelayError, observed_at: str, *, request_id: str | None = None
+) -> Observation:
+    """The record of a task whose state could not be learned (or whose answer was an API error)."""
+    record = error.to_record()
+    if record["request_id"] is None:
+        record["request_id"] = request_id
+    return Observation(
+        TaskResult(task_id=task_id, observed_at=observed_at, request_id=record["request_id"], error=record)
+    )
+
+
+def extract_template(task_output: object) -> tuple[Template | RelayError | None, dict[str, Any]]:
+    """Split TaskOutput into the template (from ``Result``) and every other key (``output_extra``)."""
+    if task_output is None:
+        return None, {}
+    if not isinstance(task_output, Mapping):
+        return None, {"TaskOutput": task_output}
+    extra = {str(k): v for k, v in task_output.items() if k != "Result"}
+    result = task_output.get("Result")
+    try:
+        if isinstance(result, (dict, list)):
+            # ensure_ascii=False keeps non-ASCII text readable; dict order is the order ROS sent.
+            return _template(json.dumps(result, indent=2, ensure_ascii=False).encode("utf-8"), "json"), extra
+        if isinstance(result, str) and result.strip():
+            return _template(result.encode("utf-8"), detect_format(result)), extra
+    except UnicodeEncodeError:
+        # Lone surrogates from a \ud800 escape: no UTF-8 file can hold them, retrying will not help.
+        return BadUpstreamResponse("TaskOutput.Result is not valid Unicode text", retryable=False), extra
+    if result is not None:
+        extra["Result"] = result
+    return None, extra
+
+
+def detect_format(text: str) -> TemplateFormat:
+    """Guess a string template's format: JSON (it parses), Terraform HCL, YAML (a top-level key), text."""
+    head = text.lstrip("\ufeff \t\r\n")
+    if head[:1] in ("{", "["):
+        try:
+            json.loads(text)
+            return "json"
+        except ValueError:
+            pass
+    if _HCL_BLOCK.search(text):
+        return "hcl"
+    for line in head.splitlines():
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#") or stripped.startswith("%") or stripped == "---":
+            continue
+        return "yaml" if not line[:1].isspace() and _YAML_KEY.match(line) else "text"
+    return "text"
+
+
+def _template(body: bytes, fmt: TemplateFormat) -> Template:
+    return Template(body=body, format=fmt, sha256=hashlib.sha256(body).hexdigest())
+
+
+def _bad(task_id: str, message: str, request_id: str | None, observed_at: str) -> Observation:
+    return error_observation(task_id, BadUpstreamResponse(message, request_id=request_id), observed_at)
+
+
+def _opt_str(value: object) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False, default=str)

@@ -1,0 +1,49 @@
+"""Powertools Logger, Metrics and Tracer for the handlers, and the recorder that counts outcomes.
+
+Settings come from Powertools' own variables (POWERTOOLS_SERVICE_NAME, POWERTOOLS_METRICS_NAMESPACE,
+POWERTOOLS_LOG_LEVEL, POWERTOOLS_TRACE_DISABLED); the defaults below apply when they are unset. The Tracer
+loads the X-Ray SDK only when tracing is on.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit
+
+SERVICE = "aitask-relay"
+NAMESPACE = "AITaskRelay"
+
+# Powertools prefers an explicit argument over its variable, so the defaults are applied only when unset.
+_service = os.environ.get("POWERTOOLS_SERVICE_NAME") or SERVICE
+logger = Logger(service=_service, utc=True)
+metrics = Metrics(service=_service, namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE") or NAMESPACE)
+tracer = Tracer(service=_service)
+
+
+class MetricsRecorder:
+    """Adds one set of counts per TaskResult: fetched, pending, failed, delivered, errors by code."""
+
+    def __init__(self, sink: Any) -> None:
+        self._sink = sink
+
+    def record(self, result: Any) -> None:
+        counts: dict[str, int] = {}
+        if result.error is not None:
+            counts["errors"] = 1
+            counts[f"errors_{result.error['code']}"] = 1
+        else:
+            counts["fetched"] = 1
+            if not result.terminal:
+                counts["pending"] = 1
+            elif result.status == "FAILURE":
+                counts["failed"] = 1
+        for delivery in result.deliveries:
+            name = {"created": "delivered", "already_present": "already_delivered"}.get(
+                delivery.outcome, "delivery_failed"
+            )
+            counts[name] = counts.get(name, 0) + 1
+        for name, value in counts.items():
+            self._sink.add_metric(name=name, unit=MetricUnit.Count, value=value)

@@ -1,0 +1,147 @@
+"""The relay: fetch (probe first), normalize, deliver, for one task or many with bounded concurrency."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Protocol
+
+from .destinations import Destination
+from .errors import DestinationFailure, RelayError
+from .model import Delivery, Observation
+from .normalize import error_observation, normalize, now_iso
+from .ros import TaskSource
+from .taskref import TaskRef
+from .triggers.direct import FetchRequest
+
+
+class Recorder(Protocol):
+    """Counts outcomes (metrics); see observability.MetricsRecorder."""
+
+    def record(self, result: Any) -> None: ...
+
+
+class Relay:
+    """Fetches tasks from a TaskSource and delivers finished ones to every destination."""
+
+    def __init__(
+        self,
+        source: TaskSource,
+        destinations: Sequence[Destination],
+        *,
+        max_concurrency: int = 8,
+        logger: Any = None,
+        recorder: Recorder | None = None,
+        clock: Callable[[], str] = now_iso,
+    ) -> None:
+        self._source = source
+        self._destinations = tuple(destinations)
+        self._max_concurrency = max_concurrency
+        self._logger = logger or logging.getLogger("aitask_relay")
+        self._recorder = recorder
+        self._clock = clock
+
+    def observe(self, ref: TaskRef) -> Observation:
+        """Learn a task's state. Probe without TaskOutput; ask for it only for a SUCCESS task.
+
+        A caller that already knows the task succeeded (``known_status``) skips the probe.
+        """
+        task_id = ref.task_id
+        try:
+            with_output = ref.known_status == "SUCCESS"
+            observation = normalize(
+                self._source.get_task(task_id, with_output=with_output), task_id=task_id, observed_at=self._clock()
+            )
+            if not with_output and observation.result.status == "SUCCESS":
+                observation = normalize(
+                    self._source.get_task(task_id, with_output=True), task_id=task_id, observed_at=self._clock()
+                )
+        except RelayError as exc:
+            observation = error_observation(task_id, exc, self._clock())
+        return observation
+
+    def deliver(self, observation: Observation) -> Observation:
+        """Deliver a finished task to every destination, each with its own outcome."""
+        result = observation.result
+        if not result.terminal or result.error is not None:
+            return observation
+        deliveries = tuple(self._deliver_one(dest, observation) for dest in self._destinations)
+        return Observation(result.with_deliveries(deliveries), observation.template)
+
+    def process(self, ref: TaskRef) -> Observation:
+        """Observe then deliver one task, logging one line with the outcome."""
+        observation = self.deliver(self.observe(ref))
+        self._log(observation)
+        return observation
+
+    def process_many(self, refs: Iterable[TaskRef]) -> list[Observation]:
+        """Process many tasks, at most ``max_concurrency`` at a time; results in the order given.
+
+        A task id given twice is processed once and its result repeated.
+        """
+        ordered = list(refs)
+        unique = list(dict.fromkeys(ordered))
+        if len(unique) <= 1 or self._max_concurrency == 1:
+            done = {ref: self.process(ref) for ref in unique}
+        else:
+            workers = min(self._max_concurrency, len(unique))
+            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="relay") as pool:
+                done = dict(zip(unique, pool.map(self.process, unique), strict=True))
+        observations = [done[ref] for ref in ordered]
+        if self._recorder is not None:
+            for ref in unique:
+                self._recorder.record(done[ref].result)
+        return observations
+
+    def run_fetch(self, request: FetchRequest) -> dict[str, Any]:
+        """The fetch_task response: ``{"results": [TaskResult, ...]}``, one per id, in order."""
+        return {
+            "results": [
+                response_record(observation, include_template=request.include_template)
+                for observation in self.process_many(request.refs)
+            ]
+        }
+
+    def _deliver_one(self, destination: Destination, observation: Observation) -> Delivery:
+        try:
+            return destination.deliver(observation)
+        except RelayError as exc:
+            error = exc
+        except Exception as exc:  # a destination bug must not lose the other destinations' work
+            self._logger.exception(
+                "destination raised an unexpected error",
+                extra={"task_id": observation.result.task_id, "destination": destination.name},
+            )
+            error = DestinationFailure(f"unexpected {type(exc).__name__} at {destination.name}")
+        return Delivery(destination.name, None, "failed", error.to_record())
+
+    def _log(self, observation: Observation) -> None:
+        result = observation.result
+        extra: dict[str, Any] = {
+            "task_id": result.task_id,
+            "ros_request_id": result.request_id,
+            "status": result.status,
+        }
+        if result.error is not None:
+            extra["error"] = {k: result.error[k] for k in ("code", "upstream_code", "http_status", "retryable")}
+            self._logger.warning(f"task not observed: {result.error['message']}", extra=extra)
+            return
+        extra["template_format"] = result.template_format
+        extra["template_bytes"] = result.template_bytes
+        extra["deliveries"] = {d.destination: d.outcome for d in result.deliveries}
+        failed = result.failed_deliveries
+        if failed:
+            extra["delivery_errors"] = {d.destination: d.error["message"] for d in failed if d.error}
+            self._logger.warning("task delivery incomplete", extra=extra)
+        else:
+            self._logger.info("task observed", extra=extra)
+
+
+def response_record(observation: Observation, *, include_template: bool) -> dict[str, Any]:
+    """A TaskResult as returned to a caller, with the template text when asked for and present."""
+    record = observation.result.to_dict()
+    if include_template:
+        template = observation.template
+        record["template"] = template.body.decode("utf-8") if template is not None else None
+    return record

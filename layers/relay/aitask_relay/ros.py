@@ -1,0 +1,101 @@
+"""ROS AI task APIs through the official SDK (alibabacloud-ros20190910 on alibabacloud-tea-openapi).
+
+The SDK is imported when a client is built, not when this module is, so tests and tools can use the
+types without paying for it. Every SDK exception is translated here, and only here, into the taxonomy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+from . import __version__
+from .config import RosSettings
+from .errors import translate
+
+# Gateway and API throttling codes; a 4xx/5xx with x-acs-retry-after arrives as ThrottlingException and
+# the SDK then waits for the server's hint instead of the backoff.
+THROTTLING_CODES = ["Throttling", "Throttling.User", "Throttling.Api", "Throttling.AK", "RequestLimitExceeded"]
+UNAVAILABLE_CODES = ["ServiceUnavailable", "InternalError"]
+
+
+class TaskSource(Protocol):
+    """What the relay needs from ROS."""
+
+    def get_task(self, task_id: str, *, with_output: bool) -> Mapping[str, Any]:
+        """The GetAITask body (API field names) for one task."""
+        ...
+
+
+class RosClient:
+    """GetAITask over one SDK client per process (connections kept alive and reused)."""
+
+    def __init__(self, settings: RosSettings, *, client: Any = None, credential: Any = None) -> None:
+        self._client = client if client is not None else build_sdk_client(settings, credential=credential)
+
+    def get_task(self, task_id: str, *, with_output: bool) -> Mapping[str, Any]:
+        """Call GetAITask; ``with_output`` asks for TaskOutput (OutputOption=Enabled)."""
+        from alibabacloud_ros20190910 import models
+
+        request = models.GetAITaskRequest(task_id=task_id, output_option="Enabled" if with_output else "Disabled")
+        try:
+            return self._client.get_aitask(request).body.to_map()  # type: ignore[no-any-return]
+        except Exception as exc:  # every SDK failure, translated once, here
+            raise translate(exc, "GetAITask") from exc
+
+
+def build_sdk_client(settings: RosSettings, *, credential: Any = None) -> Any:
+    """The official SDK client, configured from settings.
+
+    Credentials come from the alibabacloud-credentials default chain (environment, RRSA/OIDC, profile,
+    ECS RAM role, credentials URI): the SDK does not fall back to it by itself, so it is passed
+    explicitly. Retries are set through ``Config.retry_options``, the only retry setting the SDK honours.
+    """
+    from alibabacloud_ros20190910.client import Client
+    from alibabacloud_tea_openapi.utils_models import Config
+
+    if credential is None:
+        from alibabacloud_credentials.client import Client as CredentialClient
+
+        credential = CredentialClient()
+    config = Config(
+        credential=credential,
+        region_id=settings.region_id,
+        endpoint=settings.endpoint,
+        protocol=settings.protocol,
+        connect_timeout=settings.connect_timeout_ms,
+        read_timeout=settings.read_timeout_ms,
+        max_idle_conns=settings.max_idle_conns,
+        retry_options=retry_options(settings.max_attempts),
+        user_agent=f"aitask-relay/{__version__}",
+    )
+    return Client(config)
+
+
+def retry_options(max_attempts: int) -> Any:
+    """Retry throttling, 5xx and transport failures (exponential backoff with jitter), nothing else."""
+    from darabonba.policy.retry import RetryOptions
+
+    backoff = {"policy": "ExponentialWithEqualJitter", "period": 100, "cap": 5000}
+    return RetryOptions(
+        {
+            "retryable": max_attempts > 1,
+            "retryCondition": [
+                {
+                    "maxAttempts": max_attempts,
+                    "exception": ["ThrottlingException"],
+                    "errorCode": THROTTLING_CODES,
+                    "backoff": backoff,
+                    "maxDelay": 20000,
+                },
+                {
+                    # RetryError is the SDK's wrapper for connection errors, resets and read timeouts.
+                    "maxAttempts": max_attempts,
+                    "exception": ["ServerException", "RetryError"],
+                    "errorCode": UNAVAILABLE_CODES,
+                    "backoff": backoff,
+                    "maxDelay": 20000,
+                },
+            ],
+        }
+    )

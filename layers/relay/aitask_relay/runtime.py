@@ -1,0 +1,42 @@
+"""Cached factories: the configuration (validated at cold start) and the relay (built on first use).
+
+This is the one module that reads ``os.environ``. Nothing is built at import time; ``reset`` drops the
+caches (tests, or a process that changes its environment).
+"""
+
+from __future__ import annotations
+
+import os
+from functools import cache
+
+from .config import RelayConfig, load_config
+from .relay import Relay
+
+
+@cache
+def config() -> RelayConfig:
+    """The validated configuration; raises ConfigurationError naming the bad variable."""
+    return load_config(os.environ)
+
+
+@cache
+def relay() -> Relay:
+    """The process-wide relay: one SDK client and one set of destinations, reused across invocations."""
+    from .destinations import build_destination
+    from .observability import MetricsRecorder, logger, metrics
+    from .ros import RosClient
+
+    settings = config()
+    return Relay(
+        RosClient(settings.ros),
+        [build_destination(uri) for uri in settings.destinations],
+        max_concurrency=settings.max_concurrency,
+        logger=logger,
+        recorder=MetricsRecorder(metrics),
+    )
+
+
+def reset() -> None:
+    """Forget the cached configuration and relay."""
+    relay.cache_clear()
+    config.cache_clear()
