@@ -1,7 +1,7 @@
 """fetch_task: direct invocation with {"TaskId": ...} or {"TaskIds": [...]} -> {"results": [...]}."""
 
 from aitask_relay import runtime
-from aitask_relay.observability import logger, metrics, tracer
+from aitask_relay.observability import capture_lambda_handler, logger, metrics
 from aitask_relay.triggers.direct import parse_fetch_request
 
 runtime.config()  # validate the environment at cold start: a bad variable fails the init, by name
@@ -9,7 +9,7 @@ runtime.config()  # validate the environment at cold start: a bad variable fails
 
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
-@tracer.capture_lambda_handler(capture_response=False)
+@capture_lambda_handler
 def lambda_handler(event, context):
     request = parse_fetch_request(event)
     return runtime.relay().run_fetch(request)

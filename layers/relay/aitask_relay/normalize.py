@@ -124,7 +124,7 @@ def detect_format(text: str) -> TemplateFormat:
             pass
     if _HCL_BLOCK.search(text):
         return "hcl"
-    for line in head.splitlines():
+    for line in text.lstrip("\ufeff").splitlines():
         stripped = line.strip()
         if not stripped or stripped.startswith("#") or stripped.startswith("%") or stripped == "---":
             continue

@@ -1,16 +1,16 @@
 """Powertools Logger, Metrics and Tracer for the handlers, and the recorder that counts outcomes.
 
 Settings come from Powertools' own variables (POWERTOOLS_SERVICE_NAME, POWERTOOLS_METRICS_NAMESPACE,
-POWERTOOLS_LOG_LEVEL, POWERTOOLS_TRACE_DISABLED); the defaults below apply when they are unset. The Tracer
-loads the X-Ray SDK only when tracing is on.
+POWERTOOLS_LOG_LEVEL, POWERTOOLS_TRACE_DISABLED); the defaults below apply when they are unset.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
 SERVICE = "aitask-relay"
@@ -20,7 +20,25 @@ NAMESPACE = "AITaskRelay"
 _service = os.environ.get("POWERTOOLS_SERVICE_NAME") or SERVICE
 logger = Logger(service=_service, utc=True)
 metrics = Metrics(service=_service, namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE") or NAMESPACE)
-tracer = Tracer(service=_service)
+
+
+def tracing_enabled() -> bool:
+    """Tracing is on in Lambda unless POWERTOOLS_TRACE_DISABLED is true (Powertools' own rule)."""
+    disabled = os.environ.get("POWERTOOLS_TRACE_DISABLED", "false").strip().lower() in ("1", "true", "yes", "on")
+    return bool(os.environ.get("LAMBDA_TASK_ROOT")) and not os.environ.get("AWS_SAM_LOCAL") and not disabled
+
+
+def capture_lambda_handler(handler: Callable[..., Any]) -> Callable[..., Any]:
+    """Powertools Tracer's capture_lambda_handler when tracing is on; the handler itself when it is off.
+
+    Even a disabled Tracer imports the X-Ray SDK (about 180 ms of cold start, and a UDP socket), so it
+    is built only when it will trace. The response is not captured: it may hold whole templates.
+    """
+    if not tracing_enabled():
+        return handler
+    from aws_lambda_powertools import Tracer
+
+    return Tracer(service=_service).capture_lambda_handler(handler, capture_response=False)
 
 
 class MetricsRecorder:

@@ -1,0 +1,29 @@
+"""Shared test setup.
+
+alibabacloud-credentials reads its environment once, when it is first imported, so the test AccessKey
+pair is put in the environment here, before any test module can import it. ECS metadata and CLI
+profiles are switched off so that no test ever reaches outside the machine for credentials.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+TEST_KEY_ID, TEST_KEY_SECRET = "test-key-id", "test-key-secret-NEVER-LOGGED"
+
+os.environ.update(
+    {
+        "ALIBABA_CLOUD_ACCESS_KEY_ID": TEST_KEY_ID,
+        "ALIBABA_CLOUD_ACCESS_KEY_SECRET": TEST_KEY_SECRET,
+        "ALIBABA_CLOUD_ECS_METADATA_DISABLED": "true",
+        "ALIBABA_CLOUD_CLI_PROFILE_DISABLED": "true",
+        "POWERTOOLS_TRACE_DISABLED": "true",
+        "POWERTOOLS_METRICS_NAMESPACE": "AITaskRelayTest",
+    }
+)
+for name in ("ROS_ENDPOINT", "ROS_PROTOCOL", "RELAY_DESTINATIONS", "ALIBABA_CLOUD_SECURITY_TOKEN"):
+    os.environ.pop(name, None)
+sys.path.insert(0, str(ROOT / "tools"))

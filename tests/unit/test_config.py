@@ -1,0 +1,56 @@
+import pytest
+
+from aitask_relay.config import DEFAULT_DESTINATION, load_config
+from aitask_relay.errors import ConfigurationError
+
+
+def test_defaults():
+    config = load_config({})
+    assert config.ros.region_id == "cn-hangzhou" and config.ros.endpoint is None
+    assert config.ros.protocol == "https" and config.destinations == (DEFAULT_DESTINATION,)
+    assert config.ros.max_attempts == 3 and config.max_concurrency == 8
+
+
+def test_a_full_configuration():
+    config = load_config(
+        {
+            "ALIBABA_CLOUD_REGION_ID": "cn-shanghai",
+            "ROS_ENDPOINT": "127.0.0.1:8790",
+            "ROS_PROTOCOL": "HTTP",
+            "RELAY_DESTINATIONS": " file:///tmp/a , file:///tmp/b ",
+            "RELAY_MAX_CONCURRENCY": "16",
+            "ROS_READ_TIMEOUT_MS": "2000",
+        }
+    )
+    assert config.ros.endpoint == "127.0.0.1:8790" and config.ros.protocol == "http"
+    assert config.destinations == ("file:///tmp/a", "file:///tmp/b")
+    assert config.max_concurrency == 16 and config.ros.read_timeout_ms == 2000
+
+
+@pytest.mark.parametrize(
+    ("env", "fragment"),
+    [
+        ({"ROS_PROTOCOL": "ftp"}, "ROS_PROTOCOL='ftp' is not one of https, http"),
+        ({"ROS_PROTOCOL": "http"}, "ROS_PROTOCOL=http is allowed only with a loopback ROS_ENDPOINT"),
+        ({"ROS_PROTOCOL": "http", "ROS_ENDPOINT": "ros.aliyuncs.com"}, "not 'ros.aliyuncs.com'"),
+        ({"ROS_PROTOCOL": "http", "ROS_ENDPOINT": "10.0.0.1:80"}, "loopback"),
+        ({"ROS_ENDPOINT": "https://ros.aliyuncs.com"}, "ROS_ENDPOINT 'https://ros.aliyuncs.com' is not host[:port]"),
+        ({"ROS_ENDPOINT": "host:notaport"}, "ROS_ENDPOINT 'host:notaport' is not host[:port]"),
+        ({"RELAY_MAX_CONCURRENCY": "many"}, "RELAY_MAX_CONCURRENCY='many' is not an integer"),
+        ({"RELAY_MAX_CONCURRENCY": "0"}, "RELAY_MAX_CONCURRENCY=0 is out of range"),
+        ({"ROS_MAX_ATTEMPTS": "99"}, "ROS_MAX_ATTEMPTS=99 is out of range"),
+        ({"RELAY_DESTINATIONS": " , "}, "RELAY_DESTINATIONS names no destination"),
+        ({"RELAY_DESTINATIONS": "ftp://x/y"}, "RELAY_DESTINATIONS entry 'ftp://x/y': unknown scheme"),
+        ({"RELAY_DESTINATIONS": "file://relative/dir"}, "RELAY_DESTINATIONS entry 'file://relative/dir'"),
+        ({"RELAY_DESTINATIONS": "file:///ok,file:///x?y=1"}, "RELAY_DESTINATIONS entry 'file:///x?y=1'"),
+    ],
+)
+def test_bad_values_fail_fast_naming_the_variable(env, fragment):
+    with pytest.raises(ConfigurationError) as caught:
+        load_config(env)
+    assert fragment in str(caught.value)
+
+
+@pytest.mark.parametrize("endpoint", ["127.0.0.1:1", "localhost:8790", "[::1]:8790", "127.9.9.9"])
+def test_http_is_allowed_for_loopback_endpoints(endpoint):
+    assert load_config({"ROS_PROTOCOL": "http", "ROS_ENDPOINT": endpoint}).ros.protocol == "http"

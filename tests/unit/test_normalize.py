@@ -1,0 +1,182 @@
+import hashlib
+import json
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from aitask_relay.normalize import detect_format, normalize
+
+T = "2026-01-01T00:00:00.000Z"
+ROS_OBJECT = {"ROSTemplateFormatVersion": "2015-09-01", "Resources": {"B": {"Type": "X"}, "A": {"Type": "Y"}}}
+
+
+def ok(status="SUCCESS", **extra):
+    return {"TaskId": "t-1", "RequestId": "R-1", "TaskType": "GenerateTemplate", "Status": status, **extra}
+
+
+def test_reference_sample_response_is_an_api_error_whatever_status_and_success_say():
+    # Given the GetAITask reference page's own sample: Status FAILURE, Code Forbidden, HttpStatusCode 200, Success
+    body = {
+        "TaskId": "t-asasas*****\n",
+        "RequestId": "14A07460-EBE7-47CA-9757-12CC4761D47A",
+        "TaskType": "GenerateTemplate",
+        "Status": "FAILURE",
+        "StatusReason": "Handler execution unexpected failure",
+        "TaskOutput": {"test": "test", "test2": 1},
+        "Code": "Forbidden",
+        "HttpStatusCode": 200,
+        "Message": "You are not authorized to complete this action.",
+        "Success": True,
+    }
+    # When normalized
+    result = normalize(body, task_id="t-1", observed_at=T).result
+    # Then it is an access-denied error record, with no status and nothing to deliver
+    assert result.status is None and result.terminal is False
+    assert result.error["code"] == "access_denied" and result.error["upstream_code"] == "Forbidden"
+    assert result.error["http_status"] == 200 and result.error["retryable"] is False
+    assert result.request_id == "14A07460-EBE7-47CA-9757-12CC4761D47A"
+
+
+def test_object_template_is_rendered_as_utf8_json_with_2_space_indent_in_original_order():
+    body = ok(TaskOutput={"Result": {"Z": "专有网络", **ROS_OBJECT}, "Explanation": "why"})
+    obs = normalize(body, task_id="t-1", observed_at=T)
+    expected = json.dumps({"Z": "专有网络", **ROS_OBJECT}, indent=2, ensure_ascii=False).encode()
+    assert obs.template.body == expected
+    assert obs.template.body.index(b'"Z"') < obs.template.body.index(b'"ROSTemplateFormatVersion"')
+    assert b'"B"' in obs.template.body and obs.template.body.index(b'"B"') < obs.template.body.index(b'"A"')
+    assert obs.result.template_format == "json"
+    assert obs.result.template_sha256 == hashlib.sha256(expected).hexdigest()
+    assert obs.result.template_bytes == len(expected)
+    assert obs.result.output_extra == {"Explanation": "why"}
+    assert obs.result.terminal and obs.result.error is None
+
+
+@pytest.mark.parametrize(
+    ("text", "fmt"),
+    [
+        ('{"ROSTemplateFormatVersion": "2015-09-01"}', "json"),
+        ("  \n[1, 2]\n", "json"),
+        ("ROSTemplateFormatVersion: '2015-09-01'\nResources: {}\n", "yaml"),
+        ("# a comment\n---\nResources:\n  A:\n    Type: X\n", "yaml"),
+        ('"Resources":\n  A: 1\n', "yaml"),
+        ('resource "alicloud_vpc" "main" {\n  cidr_block = "10.0.0.0/8"\n}\n', "hcl"),
+        ("# c\nterraform {\n}\n", "hcl"),
+        ('variable "name" {\n  type = string\n}\n', "hcl"),
+        ("Just some words.\n", "text"),
+        ("{ not json", "text"),
+        ("  indented: key\n", "text"),
+    ],
+)
+def test_string_template_formats_are_detected(text, fmt):
+    assert detect_format(text) == fmt
+
+
+def test_string_templates_are_kept_byte_exact():
+    # Given a YAML template with odd spacing, CRLF, a BOM-free unicode comment and no final newline
+    text = "ROSTemplateFormatVersion:   '2015-09-01'\r\n# 注释\r\nResources: {}"
+    obs = normalize(ok(TaskOutput={"Result": text}), task_id="t-1", observed_at=T)
+    # Then the stored bytes are the string's UTF-8 bytes, nothing re-rendered
+    assert obs.template.body == text.encode("utf-8")
+    assert obs.template.format == "yaml" and obs.template.filename == "template.yaml"
+
+
+@pytest.mark.parametrize("success", ["true", True, "True"])
+def test_success_may_be_a_string_or_a_boolean(success):
+    result = normalize(ok(Success=success), task_id="t-1", observed_at=T).result
+    assert result.error is None and result.status == "SUCCESS"
+
+
+@pytest.mark.parametrize("success", ["false", False])
+def test_success_false_without_a_code_is_a_bad_response(success):
+    result = normalize(ok(Success=success), task_id="t-1", observed_at=T).result
+    assert result.error["code"] == "bad_upstream_response"
+
+
+@pytest.mark.parametrize("status", ["PENDING", "WAITING", "RUNNING"])
+def test_pending_states_are_not_terminal_and_have_no_template(status):
+    result = normalize(ok(status), task_id="t-1", observed_at=T).result
+    assert result.terminal is False and result.template_format is None and result.error is None
+
+
+@pytest.mark.parametrize(
+    ("body", "fragment"),
+    [
+        ([], "body is list"),
+        ("<html>", "body is str"),
+        (ok(Status="DONE"), "unknown Status 'DONE'"),
+        ({"TaskId": "t-1"}, "unknown Status None"),
+        (ok(TaskId="t-other"), "another task"),
+    ],
+)
+def test_unusable_bodies_become_bad_response_records(body, fragment):
+    result = normalize(body, task_id="t-1", observed_at=T).result
+    assert result.error["code"] == "bad_upstream_response" and fragment in result.error["message"]
+    assert result.status is None
+
+
+def test_task_output_without_result_and_odd_shapes_are_kept_in_output_extra():
+    assert normalize(ok(TaskOutput={"Other": [1]}), task_id="t-1", observed_at=T).result.output_extra == {"Other": [1]}
+    assert normalize(ok(TaskOutput="free text"), task_id="t-1", observed_at=T).result.output_extra == {
+        "TaskOutput": "free text"
+    }
+    numeric = normalize(ok(TaskOutput={"Result": 42}), task_id="t-1", observed_at=T)
+    assert numeric.template is None and numeric.result.output_extra == {"Result": 42}
+    blank = normalize(ok(TaskOutput={"Result": "  \n"}), task_id="t-1", observed_at=T)
+    assert blank.template is None and blank.result.output_extra == {"Result": "  \n"}
+
+
+def test_a_template_with_lone_surrogates_is_a_non_retryable_bad_response():
+    obs = normalize(ok(TaskOutput={"Result": "bad \ud800 text"}), task_id="t-1", observed_at=T)
+    assert obs.template is None
+    assert obs.result.error["code"] == "bad_upstream_response" and obs.result.error["retryable"] is False
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4),
+    max_leaves=20,
+)
+templates = st.one_of(
+    json_values,
+    st.text(),
+    st.builds(lambda s: "Resources:\n  " + s, st.text()),
+    st.builds(lambda s: 'resource "a" "b" {\n' + s + "\n}", st.text()),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    status=st.sampled_from(["PENDING", "WAITING", "RUNNING", "SUCCESS", "FAILURE", "X", None]),
+    result=templates,
+    extra=st.dictionaries(st.text(max_size=10), json_values, max_size=3),
+    success=st.sampled_from([None, True, False, "true", "false", 1, "yes"]),
+    code=st.sampled_from([None, "", "Forbidden", "TaskNotFound", "Weird"]),
+    task_output_is_object=st.booleans(),
+)
+def test_no_body_shape_crashes_the_normalizer_and_hashes_match_bytes(
+    status, result, extra, success, code, task_output_is_object
+):
+    # Given any GetAITask-like body
+    task_output = {"Result": result, **extra} if task_output_is_object else result
+    body = {"TaskId": "t-1", "Status": status, "TaskOutput": task_output, "Success": success, "Code": code}
+    # When normalized (it must never raise)
+    obs = normalize(body, task_id="t-1", observed_at=T)
+    record = obs.result
+    # Then either an error record or a record whose sha256/size describe exactly the bytes to store
+    json.dumps(record.to_dict())
+    if obs.template is not None:
+        assert record.error is None
+        assert record.template_sha256 == hashlib.sha256(obs.template.body).hexdigest()
+        assert record.template_bytes == len(obs.template.body)
+        obs.template.body.decode("utf-8")
+    else:
+        assert record.template_sha256 is None and record.template_bytes is None
+    if record.error is not None:
+        assert record.status is None and not record.terminal
+
+
+@settings(max_examples=200, deadline=None)
+@given(body=json_values)
+def test_arbitrary_json_bodies_never_crash(body):
+    normalize(body, task_id="t-1", observed_at=T)

@@ -1,0 +1,165 @@
+"""The relay's own logic with an in-memory TaskSource (a unit test of one module: no sockets)."""
+
+import threading
+import time
+
+from aitask_relay.errors import DestinationFailure, NotFound, Throttled
+from aitask_relay.model import Delivery
+from aitask_relay.relay import Relay
+from aitask_relay.taskref import TaskRef
+from aitask_relay.triggers.direct import FetchRequest
+
+TEMPLATE = {"ROSTemplateFormatVersion": "2015-09-01"}
+
+
+class FakeSource:
+    def __init__(self, statuses, *, errors=None, delay=0.0):
+        self.statuses, self.errors, self.delay = statuses, errors or {}, delay
+        self.calls = []
+        self.active = self.peak = 0
+        self._lock = threading.Lock()
+
+    def get_task(self, task_id, *, with_output):
+        with self._lock:
+            self.calls.append((task_id, with_output))
+            self.active += 1
+            self.peak = max(self.peak, self.active)
+        try:
+            time.sleep(self.delay)
+            if task_id in self.errors:
+                raise self.errors[task_id]
+            body = {"TaskId": task_id, "Status": self.statuses[task_id], "RequestId": "R"}
+            if with_output and body["Status"] in ("SUCCESS", "FAILURE"):
+                body["TaskOutput"] = {"Result": TEMPLATE}
+            return body
+        finally:
+            with self._lock:
+                self.active -= 1
+
+
+class RecordingDestination:
+    def __init__(self, name="mem://a", fail=None):
+        self.name, self.fail, self.seen = name, fail, []
+
+    def deliver(self, observation):
+        self.seen.append(observation.result.task_id)
+        if self.fail is not None:
+            raise self.fail
+        return Delivery(self.name, f"{self.name}/{observation.result.task_id}", "created")
+
+
+def test_a_pending_task_is_probed_without_output_and_never_delivered():
+    source, dest = FakeSource({"t-p": "RUNNING"}), RecordingDestination()
+    obs = Relay(source, [dest]).process(TaskRef("t-p"))
+    assert source.calls == [("t-p", False)]
+    assert obs.result.status == "RUNNING" and obs.result.deliveries == () and dest.seen == []
+
+
+def test_a_successful_task_is_probed_then_fetched_with_output_and_delivered():
+    source, dest = FakeSource({"t-s": "SUCCESS"}), RecordingDestination()
+    obs = Relay(source, [dest]).process(TaskRef("t-s"))
+    assert source.calls == [("t-s", False), ("t-s", True)]
+    assert obs.template is not None and [d.outcome for d in obs.result.deliveries] == ["created"]
+
+
+def test_a_failed_task_is_delivered_without_a_second_call():
+    source, dest = FakeSource({"t-f": "FAILURE"}), RecordingDestination()
+    obs = Relay(source, [dest]).process(TaskRef("t-f"))
+    assert source.calls == [("t-f", False)] and dest.seen == ["t-f"] and obs.template is None
+
+
+def test_a_caller_that_knows_the_task_succeeded_skips_the_probe():
+    source = FakeSource({"t-s": "SUCCESS"})
+    Relay(source, [RecordingDestination()]).process(TaskRef("t-s", known_status="SUCCESS"))
+    assert source.calls == [("t-s", True)]
+
+
+def test_errors_become_records_and_the_other_tasks_still_run():
+    source = FakeSource(
+        {"t-ok": "SUCCESS"}, errors={"t-gone": NotFound("ROS TaskNotFound: gone"), "t-slow": Throttled("slow")}
+    )
+    response = Relay(source, [RecordingDestination()]).run_fetch(
+        FetchRequest(refs=(TaskRef("t-gone"), TaskRef("t-ok"), TaskRef("t-slow")))
+    )
+    codes = [(r["task_id"], r["error"] and r["error"]["code"]) for r in response["results"]]
+    assert codes == [("t-gone", "not_found"), ("t-ok", None), ("t-slow", "throttled")]
+
+
+def test_a_failing_destination_does_not_stop_the_others():
+    # Given two destinations, the first one down
+    down = RecordingDestination("mem://down", fail=DestinationFailure("down"))
+    up = RecordingDestination("mem://up")
+    crashing = RecordingDestination("mem://bug", fail=KeyError("bug"))
+    # When a finished task is processed
+    obs = Relay(FakeSource({"t-s": "SUCCESS"}), [down, crashing, up]).process(TaskRef("t-s"))
+    # Then each destination has its own outcome and the healthy one still got it
+    outcomes = {d.destination: (d.outcome, d.error and d.error["code"]) for d in obs.result.deliveries}
+    assert outcomes == {
+        "mem://down": ("failed", "destination_failure"),
+        "mem://bug": ("failed", "destination_failure"),
+        "mem://up": ("created", None),
+    }
+
+
+def test_many_tasks_run_with_bounded_concurrency_and_keep_their_order():
+    ids = [f"t-{i}" for i in range(40)]
+    source = FakeSource(dict.fromkeys(ids, "PENDING"), delay=0.01)
+    results = Relay(source, [], max_concurrency=5).process_many([TaskRef(i) for i in ids])
+    assert [o.result.task_id for o in results] == ids
+    assert 2 <= source.peak <= 5
+
+
+def test_a_repeated_id_is_fetched_once_and_answered_twice():
+    source = FakeSource({"t-1": "PENDING", "t-2": "PENDING"})
+    results = Relay(source, []).process_many([TaskRef("t-1"), TaskRef("t-2"), TaskRef("t-1")])
+    assert [o.result.task_id for o in results] == ["t-1", "t-2", "t-1"]
+    assert sorted(source.calls) == [("t-1", False), ("t-2", False)]
+
+
+def test_the_template_is_in_the_response_only_when_asked_for():
+    source = FakeSource({"t-s": "SUCCESS"})
+    relay = Relay(source, [])
+    plain = relay.run_fetch(FetchRequest(refs=(TaskRef("t-s"),)))["results"][0]
+    full = relay.run_fetch(FetchRequest(refs=(TaskRef("t-s"),), include_template=True))["results"][0]
+    assert "template" not in plain
+    assert full["template"] == '{\n  "ROSTemplateFormatVersion": "2015-09-01"\n}'
+
+
+def test_outcomes_are_counted_once_per_task():
+    class Sink:
+        def __init__(self):
+            self.counts = {}
+
+        def add_metric(self, name, unit, value):
+            self.counts[name] = self.counts.get(name, 0) + value
+
+    from aitask_relay.observability import MetricsRecorder
+
+    sink = Sink()
+    source = FakeSource({"t-s": "SUCCESS", "t-p": "PENDING", "t-f": "FAILURE"}, errors={"t-x": NotFound("x")})
+    relay = Relay(source, [RecordingDestination()], recorder=MetricsRecorder(sink))
+    relay.process_many([TaskRef(i) for i in ("t-s", "t-p", "t-f", "t-x", "t-s")])
+    assert sink.counts == {
+        "fetched": 3,
+        "pending": 1,
+        "failed": 1,
+        "delivered": 2,
+        "errors": 1,
+        "errors_not_found": 1,
+    }
+
+
+def test_tracing_is_on_only_in_lambda_and_not_when_disabled(monkeypatch):
+    from aitask_relay import observability
+
+    def handler(event, context):
+        return event
+
+    monkeypatch.delenv("LAMBDA_TASK_ROOT", raising=False)
+    assert observability.tracing_enabled() is False
+    assert observability.capture_lambda_handler(handler) is handler  # no X-Ray import outside Lambda
+    monkeypatch.setenv("LAMBDA_TASK_ROOT", "/var/task")
+    monkeypatch.setenv("POWERTOOLS_TRACE_DISABLED", "false")
+    assert observability.tracing_enabled() is True
+    monkeypatch.setenv("POWERTOOLS_TRACE_DISABLED", "true")
+    assert observability.tracing_enabled() is False

@@ -1,0 +1,64 @@
+"""Every record the relay produces validates against the committed, versioned JSON Schema."""
+
+import json
+from importlib import resources
+
+import jsonschema
+import pytest
+
+from aitask_relay.errors import NotFound
+from aitask_relay.model import SCHEMA_VERSION, Delivery
+from aitask_relay.normalize import error_observation, normalize
+from aitask_relay.relay import response_record
+
+T = "2026-01-01T00:00:00.000Z"
+SCHEMA = json.loads(resources.files("aitask_relay").joinpath("schema/task_result.v1.json").read_text())
+VALIDATOR = jsonschema.Draft202012Validator(SCHEMA, format_checker=jsonschema.FormatChecker())
+
+
+def test_the_schema_is_valid_and_matches_the_record_version():
+    jsonschema.Draft202012Validator.check_schema(SCHEMA)
+    assert SCHEMA["properties"]["schema_version"]["const"] == SCHEMA_VERSION
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"TaskId": "t-1", "Status": "SUCCESS", "TaskOutput": {"Result": {"A": 1}, "X": [1]}},
+        {"TaskId": "t-1", "Status": "RUNNING"},
+        {"TaskId": "t-1", "Status": "FAILURE", "StatusReason": "no"},
+        {"Code": "Forbidden", "HttpStatusCode": 200, "Status": "FAILURE"},
+        "<html>",
+    ],
+)
+def test_records_validate(body):
+    obs = normalize(body, task_id="t-1", observed_at=T)
+    record = obs.result.with_deliveries((Delivery("file:///x", "file:///x/t-1/task.json", "created"),))
+    VALIDATOR.validate(record.to_dict())
+    VALIDATOR.validate(response_record(obs, include_template=True))
+
+
+def test_error_and_failed_delivery_records_validate():
+    VALIDATOR.validate(error_observation("t-1", NotFound("gone"), T).result.to_dict())
+    failed = Delivery(
+        "s3://b/",
+        None,
+        "failed",
+        {
+            "code": "destination_failure",
+            "upstream_code": None,
+            "http_status": None,
+            "message": "down",
+            "request_id": None,
+            "retryable": True,
+        },
+    )
+    ok = normalize({"TaskId": "t-1", "Status": "FAILURE"}, task_id="t-1", observed_at=T).result
+    VALIDATOR.validate(ok.with_deliveries((failed,)).to_dict())
+
+
+def test_the_schema_rejects_a_record_missing_a_field():
+    record = normalize({"TaskId": "t-1", "Status": "RUNNING"}, task_id="t-1", observed_at=T).result.to_dict()
+    del record["terminal"]
+    with pytest.raises(jsonschema.ValidationError):
+        VALIDATOR.validate(record)
