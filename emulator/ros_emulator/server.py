@@ -178,7 +178,9 @@ class Emulator:
         server = ThreadingHTTPServer((self._host, self._port), handler)
         server.daemon_threads = True
         self._server = server
-        self._thread = threading.Thread(target=server.serve_forever, name="ros-emulator", daemon=True)
+        self._thread = threading.Thread(
+            target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="ros-emulator", daemon=True
+        )
         self._thread.start()
         return self
 
@@ -272,6 +274,8 @@ class Emulator:
             "http_status": 200,
             "task_output_bytes": 0,
         }
+        with self._lock:  # recorded on arrival: a slow or abandoned answer still counts as an attempt
+            self.requests.append(record)
         try:
             if method != "POST" or parts.path != "/":
                 raise ApiError(404, "InvalidAction.NotFound", f"{method} {parts.path} is not an API route.")
@@ -292,9 +296,6 @@ class Emulator:
             status, payload, output = exc.status, _error(request_id, exc.code, exc.message), None
         except ApiError as exc:
             status, payload, output = exc.status, _error(request_id, exc.code, exc.message), None
-        finally:
-            with self._lock:
-                self.requests.append(record)
         record["http_status"] = status
         return Answer(status, _encode(payload, output))
 

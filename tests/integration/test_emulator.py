@@ -1,0 +1,91 @@
+"""The emulator's other APIs, driven by the official SDK client (the same one the relay builds)."""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+
+import pytest
+from alibabacloud_ros20190910 import models
+from alibabacloud_tea_openapi.exceptions import ClientException
+
+from aitask_relay.config import RosSettings
+from aitask_relay.ros import build_sdk_client
+
+
+@pytest.fixture
+def sdk(emulator):
+    return build_sdk_client(RosSettings(endpoint=emulator.endpoint, protocol="http", max_attempts=1))
+
+
+def test_list_ai_tasks_pages_with_next_token_newest_first(emulator, sdk):
+    for i in range(25):
+        emulator.add_task({"TaskId": f"t-{i:02d}", "Status": "SUCCESS", "CreatedSecondsAgo": 100 - i})
+    seen, token, pages = [], None, 0
+    while True:
+        page = sdk.list_aitasks(models.ListAITasksRequest(max_results=10, next_token=token)).body
+        seen += [t.task_id for t in page.tasks]
+        pages += 1
+        token = page.next_token
+        if not token:
+            break
+    assert pages == 3 and seen == [f"t-{i:02d}" for i in reversed(range(25))]
+    first = sdk.list_aitasks(models.ListAITasksRequest(max_results=1)).body.tasks[0]
+    assert first.status == "SUCCESS" and first.create_time.endswith("Z") and first.update_time
+
+
+def test_create_ai_task_then_it_moves_to_success_on_the_clock(emulator, sdk):
+    created = sdk.create_aitask(
+        models.CreateAITaskRequest(task_type="GenerateTemplate", prompt="a VPC", template_type="ROS")
+    ).body
+    assert created.task_id.startswith("t-")
+    get = models.GetAITaskRequest(task_id=created.task_id, output_option="Enabled")
+    assert sdk.get_aitask(get).body.status == "PENDING"
+    emulator.advance(10)
+    body = sdk.get_aitask(get).body
+    assert body.status == "SUCCESS" and body.task_output["Result"]["Description"] == "a VPC"
+    events = sdk.list_aitask_events(models.ListAITaskEventsRequest(task_id=created.task_id)).body
+    assert [e.handler_process_status for e in events.events] == ["PENDING", "WAITING", "RUNNING", "SUCCESS"]
+    assert events.task_status == "SUCCESS"
+
+
+def test_fix_template_sends_the_template_in_the_form_body(emulator, sdk):
+    request = models.CreateAITaskRequest(task_type="FixTemplate", prompt="fix it", template='{"A": 1}')
+    assert sdk.create_aitask(request).body.task_id
+
+
+@pytest.mark.parametrize(
+    ("request_args", "code"),
+    [
+        ({"task_type": "Other", "prompt": "x"}, "InvalidParameter"),
+        ({"task_type": "GenerateTemplate", "prompt": " "}, "MissingParameter"),
+        ({"task_type": "FixTemplate", "prompt": "x"}, "MissingParameter"),
+        ({"task_type": "GenerateTemplate", "prompt": "x", "template_type": "CDK"}, "InvalidParameter"),
+    ],
+)
+def test_create_ai_task_validates_like_the_service(sdk, request_args, code):
+    with pytest.raises(ClientException) as caught:
+        sdk.create_aitask(models.CreateAITaskRequest(**request_args))
+    assert caught.value.code == code and caught.value.status_code == 400
+
+
+def test_admin_routes_advance_the_clock_and_report_stats(emulator):
+    def post(path, payload):
+        request = urllib.request.Request(
+            f"http://{emulator.endpoint}/_emulator/{path}", data=json.dumps(payload).encode(), method="POST"
+        )
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return json.loads(response.read())
+
+    post("tasks", {"TaskId": "t-a", "Timeline": [["RUNNING", 0], ["SUCCESS", 5]]})
+    assert post("advance", {"seconds": 5})["now"] >= 5
+    assert emulator.tasks["t-a"].state(emulator.clock.now())[0] == "SUCCESS"
+    assert post("stats", {})["requests"] == 0  # admin calls are not API requests
+
+
+def test_an_unsigned_request_is_refused(emulator):
+    request = urllib.request.Request(f"http://{emulator.endpoint}/?TaskId=t-1", data=b"", method="POST")
+    request.add_header("x-acs-action", "GetAITask")
+    with pytest.raises(urllib.error.HTTPError) as caught:
+        urllib.request.urlopen(request, timeout=5)
+    assert caught.value.code == 400 and json.loads(caught.value.read())["Code"] == "IncompleteSignature"

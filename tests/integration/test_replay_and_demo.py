@@ -1,0 +1,72 @@
+"""The replay command runs every events/ sample; `make demo`'s script runs end to end. Both in fresh
+processes with their own emulator process, as a user would run them."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+from relay_local import EVENTS, ROOT
+
+
+def clean_env():
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ALIBABA_CLOUD_", "ROS_", "RELAY_"))}
+    env["POWERTOOLS_LOG_LEVEL"] = "ERROR"
+    return env
+
+
+def test_every_sample_event_replays(tmp_path):
+    # Given every file in events/ (the replay command picks the handler from its folder)
+    samples = sorted(p for p in EVENTS.rglob("*.json"))
+    assert samples, "events/ has no samples"
+    env = clean_env() | {"RELAY_DESTINATIONS": tmp_path.as_uri()}
+    # When they are replayed in one run
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "tools" / "replay.py"), *map(str, samples)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        cwd=ROOT,
+        check=False,
+    )
+    # Then each valid sample gets a response and each invalid-* sample a typed rejection
+    decoder, text, outputs = json.JSONDecoder(), proc.stdout, []
+    while text.strip():
+        text = text.lstrip()
+        if not text.startswith("{"):  # a log or metrics line from the handler
+            text = text.split("\n", 1)[1] if "\n" in text else ""
+            continue
+        obj, end = decoder.raw_decode(text)
+        text = text[end:]
+        if "event" in obj:
+            outputs.append(obj)
+    by_name = {os.path.basename(o["event"]): o for o in outputs}
+    assert sorted(by_name) == sorted(p.name for p in samples), proc.stderr
+    for name, output in by_name.items():
+        if name.startswith("invalid-"):
+            assert output["rejected"] == "InvalidInput", name
+        else:
+            assert output["response"]["results"], name
+    assert proc.returncode == 2  # some samples are invalid on purpose
+
+
+def test_make_demo_script_runs_and_prints_the_table():
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "tools" / "demo.py")],
+        capture_output=True,
+        text=True,
+        env=clean_env(),
+        timeout=120,
+        cwd=ROOT,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    for fmt in ("json", "yaml", "hcl", "text"):
+        assert f" {fmt} " in out
+    for state in ("PENDING", "WAITING", "RUNNING", "FAILURE", "already_present", "not_found", "access_denied"):
+        assert state in out
+    assert "templates delivered under:" in out
