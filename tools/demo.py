@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import shutil
 import sys
-import warnings
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -18,8 +17,6 @@ from relay_local import EVENTS, ROOT, EmulatorProcess, LambdaContext, emulator_e
 
 
 def main() -> int:
-    # A rejected event publishes no metric and Powertools warns about it; expected here, so not shown.
-    warnings.filterwarnings("ignore", message="No application metrics to publish")
     out = ROOT / "out" / "demo"
     shutil.rmtree(out, ignore_errors=True)
     delivered = out / "templates"

@@ -24,18 +24,12 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from .generate import expand, generated_output
-from .signing import NonceCache, SignatureError, verify
+from .signing import ApiError, NonceCache, verify
 
 API_VERSION = "2019-09-10"
 TERMINAL = ("SUCCESS", "FAILURE")
 DEFAULT_CREATE_TIMELINE = [["PENDING", 0], ["WAITING", 1], ["RUNNING", 2], ["SUCCESS", 4]]
 MAX_PROMPT = 10_000
-
-
-class ApiError(Exception):
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status, self.code, self.message = status, code, message
 
 
 class Clock:
@@ -292,8 +286,6 @@ class Emulator:
                     return injected
             status, payload, output = self._dispatch(action, params, request_id)
             record["task_output_bytes"] = len(output.encode()) if output else 0
-        except SignatureError as exc:
-            status, payload, output = exc.status, _error(request_id, exc.code, exc.message), None
         except ApiError as exc:
             status, payload, output = exc.status, _error(request_id, exc.code, exc.message), None
         record["http_status"] = status

@@ -28,7 +28,7 @@ _REQUIRED_SIGNED = (
 MAX_CLOCK_SKEW_S = 900
 
 
-class SignatureError(Exception):
+class ApiError(Exception):
     """A request the real service would refuse: HTTP status, error code and message."""
 
     def __init__(self, status: int, code: str, message: str) -> None:
@@ -73,33 +73,31 @@ def verify(
     secrets: Mapping[str, str],
     nonces: NonceCache,
 ) -> str:
-    """Check one request's signature; return its AccessKey id or raise SignatureError.
+    """Check one request's signature; return its AccessKey id or raise ApiError.
 
     ``headers`` maps lower-case names to all their values.
     """
     auth = (headers.get("authorization") or [""])[0]
     match = _AUTH.match(auth)
     if not match:
-        raise SignatureError(400, "IncompleteSignature", f"The request signature does not conform to {ALGORITHM}.")
+        raise ApiError(400, "IncompleteSignature", f"The request signature does not conform to {ALGORITHM}.")
     access_key_id, signed_headers, signature = match.groups()
     if access_key_id not in secrets:
-        raise SignatureError(404, "InvalidAccessKeyId.NotFound", "Specified access key is not found.")
+        raise ApiError(404, "InvalidAccessKeyId.NotFound", "Specified access key is not found.")
     signed = signed_headers.split(";")
     if signed != sorted(signed) or any(name not in signed for name in _REQUIRED_SIGNED):
-        raise SignatureError(400, "IncompleteSignature", "SignedHeaders must be sorted and cover the x-acs-* headers.")
+        raise ApiError(400, "IncompleteSignature", "SignedHeaders must be sorted and cover the x-acs-* headers.")
     payload_hash = (headers.get("x-acs-content-sha256") or [""])[0]
     if not hmac.compare_digest(payload_hash, hashlib.sha256(body).hexdigest()):
-        raise SignatureError(400, "ContentSHA256NotMatched", "x-acs-content-sha256 does not match the body.")
+        raise ApiError(400, "ContentSHA256NotMatched", "x-acs-content-sha256 does not match the body.")
     request = canonical_request(method, path, raw_query, headers, signed, payload_hash)
     string_to_sign = f"{ALGORITHM}\n{hashlib.sha256(request.encode()).hexdigest()}"
     expected = hmac.new(secrets[access_key_id].encode(), string_to_sign.encode(), hashlib.sha256).hexdigest()
     if not hmac.compare_digest(expected, signature):
-        raise SignatureError(
-            400, "SignatureDoesNotMatch", "The request signature does not conform to Aliyun standards."
-        )
+        raise ApiError(400, "SignatureDoesNotMatch", "The request signature does not conform to Aliyun standards.")
     _check_date((headers.get("x-acs-date") or [""])[0])
     if not nonces.use((headers.get("x-acs-signature-nonce") or [""])[0]):
-        raise SignatureError(400, "SignatureNonceUsed", "Specified signature nonce was used already.")
+        raise ApiError(400, "SignatureNonceUsed", "Specified signature nonce was used already.")
     return access_key_id
 
 
@@ -107,6 +105,6 @@ def _check_date(value: str) -> None:
     try:
         stamp = datetime.strptime(value, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC).timestamp()
     except ValueError:
-        raise SignatureError(400, "InvalidTimeStamp.Format", "x-acs-date is not ISO 8601 UTC.") from None
+        raise ApiError(400, "InvalidTimeStamp.Format", "x-acs-date is not ISO 8601 UTC.") from None
     if abs(time.time() - stamp) > MAX_CLOCK_SKEW_S:
-        raise SignatureError(400, "InvalidTimeStamp.Expired", "x-acs-date is too far from the server time.")
+        raise ApiError(400, "InvalidTimeStamp.Expired", "x-acs-date is too far from the server time.")

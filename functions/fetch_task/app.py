@@ -1,7 +1,7 @@
 """fetch_task: direct invocation with {"TaskId": ...} or {"TaskIds": [...]} -> {"results": [...]}."""
 
 from aitask_relay import runtime
-from aitask_relay.observability import capture_lambda_handler, logger, metrics
+from aitask_relay.observability import capture_lambda_handler, count_rejections, logger, metrics
 from aitask_relay.triggers.direct import parse_fetch_request
 
 runtime.config()  # validate the environment at cold start: a bad variable fails the init, by name
@@ -10,6 +10,7 @@ runtime.config()  # validate the environment at cold start: a bad variable fails
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
 @capture_lambda_handler
+@count_rejections
 def lambda_handler(event, context):
     request = parse_fetch_request(event)
     return runtime.relay().run_fetch(request)

@@ -283,12 +283,14 @@ INVALID_EVENTS = [
 
 
 @pytest.mark.parametrize("event", INVALID_EVENTS)
-def test_invalid_events_fetch_nothing_and_write_nothing(emulator, fetch_task, out_dir, event):
+def test_invalid_events_fetch_nothing_and_write_nothing(emulator, fetch_task, out_dir, captured_logs, event):
     emulator.add_task({"TaskId": "t-1", "Status": "SUCCESS", "TaskOutput": {"Result": YAML}})
-    with pytest.raises(InvalidInput):
+    with pytest.raises(InvalidInput) as caught:
         fetch_task(event)
     assert emulator.stats()["requests"] == 0
     assert files_under(out_dir) == []
+    # and the rejection is logged with its reason (counted as the invalid_events metric)
+    assert [line["message"] for line in captured_logs()] == [f"event rejected: {caught.value}"]
 
 
 def test_log_lines_carry_task_and_request_ids_and_never_the_secret(emulator, fetch_task, captured_logs):

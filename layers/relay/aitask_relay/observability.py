@@ -6,12 +6,15 @@ POWERTOOLS_LOG_LEVEL, POWERTOOLS_TRACE_DISABLED); the defaults below apply when 
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Callable
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
+
+from .errors import InvalidInput
 
 SERVICE = "aitask-relay"
 NAMESPACE = "AITaskRelay"
@@ -65,3 +68,18 @@ class MetricsRecorder:
             counts[name] = counts.get(name, 0) + 1
         for name, value in counts.items():
             self._sink.add_metric(name=name, unit=MetricUnit.Count, value=value)
+
+
+def count_rejections(handler: Callable[..., Any]) -> Callable[..., Any]:
+    """Log and count (``invalid_events``) an event rejected as invalid input, then let the error through."""
+
+    @functools.wraps(handler)
+    def wrapper(event: Any, context: Any) -> Any:
+        try:
+            return handler(event, context)
+        except InvalidInput as exc:
+            logger.warning(f"event rejected: {exc}", extra={"error": {"code": exc.code, "retryable": False}})
+            metrics.add_metric(name="invalid_events", unit=MetricUnit.Count, value=1)
+            raise
+
+    return wrapper
