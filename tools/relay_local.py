@@ -13,7 +13,6 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -58,10 +57,6 @@ def load_handler(function: str) -> Any:
         module = importlib.util.module_from_spec(spec)
         sys.modules[name] = module
         spec.loader.exec_module(module)
-    return _handler(module)
-
-
-def _handler(module: ModuleType) -> Any:
     return module.lambda_handler
 
 

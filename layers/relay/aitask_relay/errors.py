@@ -201,25 +201,19 @@ def translate(exc: BaseException, action: str) -> RelayError:
     inner = getattr(exc, "inner_exception", None)
     cause = inner if isinstance(inner, BaseException) else exc
     kind = _kind_of_exception(cause)
-    if kind is None:
-        code = getattr(cause, "code", None)
-        status = getattr(cause, "status_code", None)
-        request_id = getattr(cause, "request_id", None)
-        data = getattr(cause, "data", None)
-        upstream_message = data.get("Message") if isinstance(data, dict) else None
-        return api_error(
-            None if code in (None, "None") else str(code),
-            upstream_message,
-            status,
-            None if request_id in (None, "None") else str(request_id),
-        )
+    # The SDK formats missing values into its exceptions as the string "None".
+    code = _str_or_none(getattr(cause, "code", None))
     status = getattr(cause, "status_code", None)
-    code = getattr(cause, "code", None)
+    status = status if isinstance(status, int) else None
+    request_id = _str_or_none(getattr(cause, "request_id", None))
+    if kind is None:
+        data = getattr(cause, "data", None)
+        return api_error(code, data.get("Message") if isinstance(data, dict) else None, status, request_id)
     return ERROR_CLASSES[kind](
         _clip(f"{action} failed: {kind.code} ({type(cause).__name__})"),
-        upstream_code=None if code in (None, "None") else str(code),
-        http_status=status if isinstance(status, int) else None,
-        request_id=_str_or_none(getattr(cause, "request_id", None)),
+        upstream_code=code,
+        http_status=status,
+        request_id=request_id,
     )
 
 

@@ -10,12 +10,6 @@ SCHEMA_VERSION = "1"
 
 TemplateFormat = Literal["json", "yaml", "hcl", "text"]
 EXTENSIONS: dict[str, str] = {"json": "json", "yaml": "yaml", "hcl": "tf", "text": "txt"}
-CONTENT_TYPES: dict[str, str] = {
-    "json": "application/json",
-    "yaml": "application/yaml",
-    "hcl": "text/plain",
-    "text": "text/plain",
-}
 Outcome = Literal["created", "already_present", "failed"]
 
 
@@ -34,10 +28,6 @@ class Template:
     @property
     def filename(self) -> str:
         return f"template.{EXTENSIONS[self.format]}"
-
-    @property
-    def content_type(self) -> str:
-        return CONTENT_TYPES[self.format]
 
 
 @dataclass(frozen=True, slots=True)
