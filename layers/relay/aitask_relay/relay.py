@@ -47,19 +47,18 @@ class Relay:
 
         A caller that already knows the task succeeded (``known_status``) skips the probe.
         """
-        task_id = ref.task_id
         try:
             with_output = ref.known_status == "SUCCESS"
-            observation = normalize(
-                self._source.get_task(task_id, with_output=with_output), task_id=task_id, observed_at=self._clock()
-            )
+            observation = self._fetch(ref.task_id, with_output)
             if not with_output and observation.result.status == "SUCCESS":
-                observation = normalize(
-                    self._source.get_task(task_id, with_output=True), task_id=task_id, observed_at=self._clock()
-                )
+                observation = self._fetch(ref.task_id, True)
         except RelayError as exc:
-            observation = error_observation(task_id, exc, self._clock())
+            observation = error_observation(ref.task_id, exc, self._clock())
         return observation
+
+    def _fetch(self, task_id: str, with_output: bool) -> Observation:
+        body = self._source.get_task(task_id, with_output=with_output)
+        return normalize(body, task_id=task_id, observed_at=self._clock())
 
     def deliver(self, observation: Observation) -> Observation:
         """Deliver a finished task to every destination, each with its own outcome."""
