@@ -38,11 +38,12 @@ class FakeSource:
 
 
 class RecordingDestination:
-    def __init__(self, name="mem://a", fail=None):
-        self.name, self.fail, self.seen = name, fail, []
+    def __init__(self, name="mem://a", fail=None, kind="store"):
+        self.name, self.fail, self.kind, self.seen, self.stored = name, fail, kind, [], []
 
-    def deliver(self, observation):
+    def deliver(self, observation, stored=()):
         self.seen.append(observation.result.task_id)
+        self.stored.append(stored)
         if self.fail is not None:
             raise self.fail
         return Delivery(self.name, f"{self.name}/{observation.result.task_id}", "created")
@@ -163,3 +164,18 @@ def test_tracing_is_on_only_in_lambda_and_not_when_disabled(monkeypatch):
     assert observability.tracing_enabled() is True
     monkeypatch.setenv("POWERTOOLS_TRACE_DISABLED", "true")
     assert observability.tracing_enabled() is False
+
+
+def test_stores_are_delivered_before_queues_and_queues_see_what_the_stores_did():
+    # Given a queue configured before two stores, one of which fails
+    queue = RecordingDestination("mem://queue", kind="queue")
+    store = RecordingDestination("mem://store")
+    broken = RecordingDestination("mem://broken", fail=DestinationFailure("down"))
+    source = FakeSource({"t-s": "SUCCESS"})
+    # When a finished task is delivered
+    obs = Relay(source, [queue, store, broken]).process(TaskRef("t-s"))
+    # Then the stores ran first, the queue was handed both stores' outcomes, and each has its own outcome
+    assert [d.destination for d in obs.result.deliveries] == ["mem://store", "mem://broken", "mem://queue"]
+    assert [d.outcome for d in obs.result.deliveries] == ["created", "failed", "created"]
+    assert store.stored == [()] and broken.stored == [(obs.result.deliveries[0],)]
+    assert queue.stored == [obs.result.deliveries[:2]]

@@ -7,6 +7,7 @@ it down. A bad value raises :class:`ConfigurationError` whose message names the 
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -38,6 +39,8 @@ class RelayConfig:
     destinations: tuple[str, ...]
     max_concurrency: int = 8
     tracking_queue: str | None = None
+    ledger: str | None = None
+    ledger_expiry_seconds: int = 7 * 24 * 3600
 
 
 def load_config(environ: Mapping[str, str]) -> RelayConfig:
@@ -64,12 +67,40 @@ def load_config(environ: Mapping[str, str]) -> RelayConfig:
 
     for uri in destinations:
         parse_destination(uri)
+    ledger = env.optional("RELAY_LEDGER")
+    if ledger is not None:
+        _check_ledger(ledger)
     return RelayConfig(
         ros=ros,
         destinations=destinations,
         max_concurrency=max_concurrency,
         tracking_queue=env.optional("RELAY_TRACKING_QUEUE"),
+        ledger=ledger,
+        ledger_expiry_seconds=env.integer("RELAY_LEDGER_EXPIRY_SECONDS", 7 * 24 * 3600, low=60, high=366 * 24 * 3600),
     )
+
+
+_DYNAMODB_TABLE = re.compile(r"^[A-Za-z0-9_.-]{3,255}$")
+
+
+def _check_ledger(uri: str) -> None:
+    from .destinations import redact
+
+    shown = redact(uri)
+    try:
+        parts = urlsplit(uri)
+        db = parts.path.strip("/")
+        parts.port  # noqa: B018 - raises ValueError for a malformed port
+    except ValueError:
+        raise ConfigurationError(f"RELAY_LEDGER {shown!r} is not a valid URI") from None
+    if parts.scheme == "dynamodb":
+        if not _DYNAMODB_TABLE.match(parts.netloc) or db or parts.query:
+            raise ConfigurationError(f"RELAY_LEDGER {shown!r}: expected dynamodb://<table-name>")
+    elif parts.scheme in ("redis", "rediss"):
+        if not parts.hostname or (db and not db.isdigit()):
+            raise ConfigurationError(f"RELAY_LEDGER {shown!r}: expected redis://[:password@]host:port/<db number>")
+    else:
+        raise ConfigurationError(f"RELAY_LEDGER {shown!r}: the ledger is dynamodb://<table> or redis://host:port/db")
 
 
 def _check_endpoint(ros: RosSettings) -> None:

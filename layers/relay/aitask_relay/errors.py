@@ -217,6 +217,90 @@ def translate(exc: BaseException, action: str) -> RelayError:
     )
 
 
+# ---------------------------------------------------------------------------------------------------
+# Destinations (S3, OSS, SQS, AMQP, the ledger): every failure is a DestinationFailure; this table says
+# which ones retrying cannot fix (a missing bucket or queue, refused credentials, a rejected message).
+# Everything else (5xx, throttling, timeouts, lost connections, 409 conflicts) is retryable.
+# ---------------------------------------------------------------------------------------------------
+_DESTINATION_PERMANENT_CODES = frozenset(
+    {
+        "AccessDenied",
+        "AccessDeniedException",
+        "AllAccessDisabled",
+        "InvalidAccessKeyId",
+        "SignatureDoesNotMatch",
+        "InvalidBucketName",
+        "NoSuchBucket",
+        "InvalidArgument",
+        "InvalidParameterValue",
+        "InvalidMessageContents",
+        "UnsupportedOperation",
+        "QueueDoesNotExist",
+        "AWS.SimpleQueueService.NonExistentQueue",
+        "AWS.SimpleQueueService.UnsupportedOperation",
+        "KMS.NotFoundException",
+        "KMS.DisabledException",
+        "KMSAccessDeniedException",
+        "ResourceNotFoundException",
+    }
+)
+# AMQP (pika) failures that a retry repeats identically: bad credentials, no permission, no route.
+_DESTINATION_PERMANENT_EXCEPTIONS = frozenset(
+    {"ProbableAuthenticationError", "ProbableAccessDeniedError", "AuthenticationError", "UnroutableError"}
+)
+_DESTINATION_RETRYABLE_STATUS = frozenset({408, 409, 429})
+
+
+def destination_error(exc: BaseException, where: str) -> DestinationFailure:
+    """Translate a failure of an SDK call made by a destination (boto3, OSS, pika, redis).
+
+    The message names the destination (``where``, already free of credentials), the upstream code and
+    the server's own message; never the exception text of a client library, which may echo a URI.
+    """
+    if isinstance(exc, DestinationFailure):
+        return exc
+    inner = getattr(exc, "unwrap", None)
+    cause = inner() if callable(inner) else exc  # the OSS SDK wraps service errors in OperationError
+    cause = cause if isinstance(cause, BaseException) else exc
+    code, message, status, request_id = _service_error_fields(cause)
+    names = {cls.__name__ for cls in type(cause).__mro__}
+    permanent = bool(names & _DESTINATION_PERMANENT_EXCEPTIONS) or code in _DESTINATION_PERMANENT_CODES
+    if status is not None and 400 <= status < 500 and status not in _DESTINATION_RETRYABLE_STATUS:
+        permanent = True
+    detail = f"{code}: {message}" if code and message else code or type(cause).__name__
+    return DestinationFailure(
+        _clip(f"{where}: {detail}"),
+        upstream_code=code,
+        http_status=status,
+        request_id=request_id,
+        retryable=not permanent,
+    )
+
+
+def _service_error_fields(exc: BaseException) -> tuple[str | None, str | None, int | None, str | None]:
+    """(code, message, HTTP status, request id) from a botocore ClientError or an OSS ServiceError."""
+    response = getattr(exc, "response", None)
+    if isinstance(response, dict) and isinstance(response.get("Error"), dict):  # botocore ClientError
+        error, meta = response["Error"], response.get("ResponseMetadata") or {}
+        status = meta.get("HTTPStatusCode")
+        return (
+            _str_or_none(error.get("Code")),
+            _str_or_none(error.get("Message")),
+            status if isinstance(status, int) else None,
+            _str_or_none(meta.get("RequestId")),
+        )
+    reply_code = getattr(exc, "reply_code", None)  # AMQP channel/connection close: 403, 404, 406, 320...
+    if isinstance(reply_code, int):
+        return (f"AMQP-{reply_code}", _str_or_none(getattr(exc, "reply_text", None)), reply_code, None)
+    status = getattr(exc, "status_code", None)
+    return (
+        _str_or_none(getattr(exc, "code", None)),
+        _str_or_none(getattr(exc, "message", None)) if status else None,
+        status if isinstance(status, int) and status else None,
+        _str_or_none(getattr(exc, "request_id", None)),
+    )
+
+
 def _kind_of_exception(exc: BaseException) -> ErrorKind | None:
     # The SDK re-raises a JSON parse failure as a bare RuntimeError (with the whole body in its text,
     # which is never used); the JSONDecodeError it replaced is its __context__, so the chain is walked.

@@ -36,7 +36,10 @@ class Relay:
         clock: Callable[[], str] = now_iso,
     ) -> None:
         self._source = source
-        self._destinations = tuple(destinations)
+        # Stores before queues (each group in configured order): a queue message too large to carry the
+        # template refers to the copy a store made in the same delivery (claim check).
+        self._destinations = tuple(sorted(destinations, key=lambda d: d.kind != "store"))
+        self._store_count = sum(1 for d in self._destinations if d.kind == "store")
         self._max_concurrency = max_concurrency
         self._logger = logger or logging.getLogger("aitask_relay")
         self._recorder = recorder
@@ -65,8 +68,11 @@ class Relay:
         result = observation.result
         if not result.terminal or result.error is not None:
             return observation
-        deliveries = tuple(self._deliver_one(dest, observation) for dest in self._destinations)
-        return Observation(result.with_deliveries(deliveries), observation.template)
+        deliveries: list[Delivery] = []
+        for destination in self._destinations:
+            stored = tuple(deliveries[: self._store_count])  # stores come first: what they did so far
+            deliveries.append(self._deliver_one(destination, observation, stored))
+        return Observation(result.with_deliveries(tuple(deliveries)), observation.template)
 
     def process(self, ref: TaskRef) -> Observation:
         """Observe then deliver one task, logging one line with the outcome."""
@@ -102,9 +108,11 @@ class Relay:
             ]
         }
 
-    def _deliver_one(self, destination: Destination, observation: Observation) -> Delivery:
+    def _deliver_one(
+        self, destination: Destination, observation: Observation, stored: tuple[Delivery, ...]
+    ) -> Delivery:
         try:
-            return destination.deliver(observation)
+            return destination.deliver(observation, stored)
         except RelayError as exc:
             error = exc
         except Exception as exc:  # a destination bug must not lose the other destinations' work

@@ -55,9 +55,9 @@ def build_sdk_client(settings: RosSettings, *, credential: Any = None) -> Any:
     from alibabacloud_tea_openapi.utils_models import Config
 
     if credential is None:
-        from alibabacloud_credentials.client import Client as CredentialClient
+        from .credentials import default_chain
 
-        credential = CredentialClient()
+        credential = default_chain()
     config = Config(
         credential=credential,
         region_id=settings.region_id,

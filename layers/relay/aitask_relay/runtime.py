@@ -27,9 +27,14 @@ def relay() -> Relay:
     from .ros import RosClient
 
     settings = config()
+    ledger = None
+    if settings.ledger is not None:
+        from .ledger import build_ledger
+
+        ledger = build_ledger(settings.ledger, expires_after_seconds=settings.ledger_expiry_seconds)
     return Relay(
         RosClient(settings.ros),
-        [build_destination(uri) for uri in settings.destinations],
+        [build_destination(uri, ledger=ledger) for uri in settings.destinations],
         max_concurrency=settings.max_concurrency,
         logger=logger,
         recorder=MetricsRecorder(metrics),
@@ -37,6 +42,10 @@ def relay() -> Relay:
 
 
 def reset() -> None:
-    """Forget the cached configuration and relay."""
+    """Forget the cached configuration, relay and clients (tests, or a process whose environment changed)."""
+    from . import aws, credentials
+
     relay.cache_clear()
     config.cache_clear()
+    credentials.default_chain.cache_clear()
+    aws.reset()

@@ -1,63 +1,235 @@
 """Where finished tasks go: one small class per destination kind behind one interface.
 
-``parse_destination`` validates a URI (at cold start, through the configuration); ``build_destination``
-imports the kind's module only when a URI of that kind is configured, so a deployment never loads an
-SDK it does not use.
+Two kinds: *stores* (file, S3, OSS) keep the template and ``task.json`` under ``<prefix><task_id>/``,
+create-only; *queues* (SQS, AMQP) announce the task with a CloudEvent. Stores are delivered first, so a
+queue message too large for its queue can point at the stored template instead (claim check).
+
+``parse_destination`` validates a URI (at cold start, through the configuration) without importing any
+SDK; ``build_destination`` imports the kind's module only when a URI of that kind is configured, so an
+S3-only deployment never loads pika, redis or the OSS SDK.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from importlib import import_module
-from typing import Protocol
-from urllib.parse import urlsplit
+from typing import Any, Literal, Protocol
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 from ..errors import ConfigurationError
 from ..model import Delivery, Observation
+
+Kind = Literal["store", "queue"]
 
 
 class Destination(Protocol):
     """Delivers one observed task, create-only: a repeat is ``already_present``, never a second copy."""
 
-    name: str
+    name: str  # the URI with any password removed: safe to log and to store in TaskResult.deliveries
+    kind: Kind
 
-    def deliver(self, observation: Observation) -> Delivery:
-        """Store or announce the task; raise a RelayError (DestinationFailure) when it cannot."""
+    def deliver(self, observation: Observation, stored: Sequence[Delivery] = ()) -> Delivery:
+        """Store or announce the task; raise a RelayError (DestinationFailure) when it cannot.
+
+        ``stored`` holds this run's deliveries to the configured stores; a queue uses it for claim checks.
+        """
         ...
 
 
 @dataclass(frozen=True, slots=True)
 class DestinationSpec:
+    """A validated destination URI, split into what its factory needs."""
+
     scheme: str
-    uri: str
+    kind: Kind
+    uri: str = field(repr=False)  # may hold a password (AMQP): never logged
+    name: str  # the URI with any password redacted
+    bucket: str = ""  # stores: bucket (or directory); SQS: the queue name; AMQP: the routing key
+    prefix: str = ""  # stores: key prefix ending in "/" (or "")
+    params: Mapping[str, str] = field(default_factory=dict)
 
 
-# scheme -> "module:factory", imported on first use.
-_FACTORIES: dict[str, str] = {
-    "file": "aitask_relay.destinations.file:FileDestination.from_uri",
+# scheme -> (kind, "module:factory"), imported on first use.
+_FACTORIES: dict[str, tuple[Kind, str]] = {
+    "file": ("store", "aitask_relay.destinations.file:FileDestination.from_spec"),
+    "s3": ("store", "aitask_relay.destinations.s3:S3Destination.from_spec"),
+    "oss": ("store", "aitask_relay.destinations.oss:OssDestination.from_spec"),
+    "sqs": ("queue", "aitask_relay.destinations.sqs:SqsDestination.from_spec"),
+    "amqp": ("queue", "aitask_relay.destinations.amqp:AmqpDestination.from_spec"),
+    "amqps": ("queue", "aitask_relay.destinations.amqp:AmqpDestination.from_spec"),
 }
+
+_S3_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+_OSS_BUCKET = re.compile(r"^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")
+_QUEUE_NAME = re.compile(r"^[A-Za-z0-9_-]{1,75}(\.fifo)?$")
+_ACCOUNT = re.compile(r"^[0-9]{12}$")
+_REGION = re.compile(r"^[a-z]{2,}(-[a-z0-9]+)+$")
+_S3_SSE = ("AES256", "aws:kms", "aws:kms:dsse")
+_AMQP_OWN_PARAMS = ("exchange", "routing_key", "max_message_bytes")
+DEFAULT_AMQP_MAX_BYTES = 4 * 1024 * 1024  # ApsaraMQ for RabbitMQ's body limit, the smallest common one
+MAX_AMQP_MAX_BYTES = 128 * 1024 * 1024
+
+
+def redact(uri: str) -> str:
+    """The URI with its password (if any) replaced by ``***``: what logs, errors and records show."""
+    parts = urlsplit(uri)
+    if parts.password is None:
+        return uri
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{host}"))
 
 
 def parse_destination(uri: str) -> DestinationSpec:
-    """Check one RELAY_DESTINATIONS entry; the error names the variable and the entry."""
-    parts = urlsplit(uri)
+    """Check one RELAY_DESTINATIONS entry; the error names the variable and the entry (redacted)."""
+    try:
+        parts = urlsplit(uri)
+        parts.port  # noqa: B018 - raises ValueError for a malformed port
+    except ValueError:
+        raise _bad(uri, "is not a valid URI") from None
     scheme = parts.scheme.lower()
+    if scheme in ("https", "http") and len(parts.path.strip("/").split("/")) == 2:
+        return _sqs_url(uri, parts)
     if scheme not in _FACTORIES:
         known = ", ".join(f"{s}://" for s in _FACTORIES)
-        raise ConfigurationError(f"RELAY_DESTINATIONS entry {uri!r}: unknown scheme (supported: {known})")
-    if scheme == "file":
-        if parts.netloc not in ("", "localhost") or not parts.path.startswith("/"):
-            raise ConfigurationError(f"RELAY_DESTINATIONS entry {uri!r}: a file destination is file:///absolute/dir")
-        if parts.query or parts.fragment:
-            raise ConfigurationError(f"RELAY_DESTINATIONS entry {uri!r}: a file destination takes no query")
-    return DestinationSpec(scheme=scheme, uri=uri)
+        raise _bad(uri, f"unknown scheme (supported: {known}, or an SQS queue URL)")
+    if parts.fragment:
+        raise _bad(uri, "takes no #fragment")
+    params = _query(uri, parts.query)
+    return _PARSERS[scheme](uri, parts, params)
 
 
-def build_destination(uri: str) -> Destination:
-    """Build the destination for a URI, importing its module lazily."""
+def build_destination(uri: str, **dependencies: Any) -> Destination:
+    """Build the destination for a URI, importing its module lazily.
+
+    ``dependencies`` (``ledger``, ``client``) are passed to the factories that accept them.
+    """
     spec = parse_destination(uri)
-    module_name, _, attr = _FACTORIES[spec.scheme].partition(":")
+    module_name, _, attr = _FACTORIES[spec.scheme][1].partition(":")
     target: object = import_module(module_name)
     for part in attr.split("."):
         target = getattr(target, part)
-    return target(spec.uri)  # type: ignore[operator,no-any-return]
+    return target(spec, **dependencies)  # type: ignore[operator,no-any-return]
+
+
+def _bad(uri: str, problem: str) -> ConfigurationError:
+    return ConfigurationError(f"RELAY_DESTINATIONS entry {redact(uri)!r}: {problem}")
+
+
+def _query(uri: str, query: str) -> dict[str, str]:
+    try:
+        pairs = parse_qsl(query, keep_blank_values=True, strict_parsing=bool(query))
+    except ValueError:
+        raise _bad(uri, "has a malformed query string") from None
+    params: dict[str, str] = {}
+    for key, value in pairs:
+        if key in params:
+            raise _bad(uri, f"gives {key!r} twice")
+        params[key] = value
+    return params
+
+
+def _only(uri: str, params: Mapping[str, str], allowed: tuple[str, ...]) -> None:
+    unknown = sorted(set(params) - set(allowed))
+    if unknown:
+        accepted = ", ".join(allowed) if allowed else "none"
+        raise _bad(uri, f"unknown query parameter {unknown[0]!r} (accepted: {accepted})")
+
+
+def _prefix(path: str) -> str:
+    prefix = unquote(path).strip("/")
+    return f"{prefix}/" if prefix else ""
+
+
+def _check_prefix(uri: str, prefix: str) -> None:
+    if any(part in ("", ".", "..") for part in prefix.rstrip("/").split("/")) and prefix:
+        raise _bad(uri, "the prefix has an empty, '.' or '..' segment")
+
+
+def _file(uri: str, parts: Any, params: dict[str, str]) -> DestinationSpec:
+    if parts.netloc not in ("", "localhost") or not parts.path.startswith("/"):
+        raise _bad(uri, "a file destination is file:///absolute/dir")
+    _only(uri, params, ())
+    return DestinationSpec("file", "store", uri, uri, bucket=unquote(parts.path))
+
+
+def _s3(uri: str, parts: Any, params: dict[str, str]) -> DestinationSpec:
+    bucket = parts.netloc
+    if not _S3_BUCKET.match(bucket or ""):
+        raise _bad(uri, "names no valid S3 bucket (s3://bucket/prefix/)")
+    _only(uri, params, ("sse", "kms_key_id"))
+    if "sse" in params and params["sse"] not in _S3_SSE:
+        raise _bad(uri, f"sse must be one of {', '.join(_S3_SSE)}")
+    if "kms_key_id" in params and not params.get("sse", "").startswith("aws:kms"):
+        raise _bad(uri, "kms_key_id needs sse=aws:kms")
+    prefix = _prefix(parts.path)
+    _check_prefix(uri, prefix)
+    return DestinationSpec("s3", "store", uri, uri, bucket=bucket, prefix=prefix, params=params)
+
+
+def _oss(uri: str, parts: Any, params: dict[str, str]) -> DestinationSpec:
+    bucket = parts.netloc
+    if not _OSS_BUCKET.match(bucket or ""):
+        raise _bad(uri, "names no valid OSS bucket (oss://bucket/prefix/?region=...)")
+    _only(uri, params, ("region", "endpoint"))
+    region = params.get("region", "")
+    if not _REGION.match(region):
+        raise _bad(uri, "needs ?region=<OSS region id>, e.g. region=cn-hangzhou")
+    endpoint = params.get("endpoint")
+    if endpoint is not None:
+        _check_endpoint(uri, endpoint if "://" in endpoint else f"https://{endpoint}")
+    prefix = _prefix(parts.path)
+    _check_prefix(uri, prefix)
+    return DestinationSpec("oss", "store", uri, uri, bucket=bucket, prefix=prefix, params=params)
+
+
+def _sqs(uri: str, parts: Any, params: dict[str, str]) -> DestinationSpec:
+    name = parts.netloc
+    if parts.path.strip("/") or not _QUEUE_NAME.match(name or ""):
+        raise _bad(uri, "names no valid SQS queue (sqs://<queue-name>, up to 80 characters)")
+    _only(uri, params, ())
+    return DestinationSpec("sqs", "queue", uri, uri, bucket=name)
+
+
+def _sqs_url(uri: str, parts: Any) -> DestinationSpec:
+    account, name = parts.path.strip("/").split("/")
+    if not _ACCOUNT.match(account) or not _QUEUE_NAME.match(name) or parts.query or parts.fragment:
+        raise _bad(uri, "is not an SQS queue URL (https://sqs.<region>.amazonaws.com/<account>/<queue-name>)")
+    _check_endpoint(uri, uri)
+    return DestinationSpec("sqs", "queue", uri, uri, bucket=name, params={"queue_url": uri})
+
+
+def _amqp(uri: str, parts: Any, params: dict[str, str]) -> DestinationSpec:
+    if not parts.hostname:
+        raise _bad(uri, "names no broker host (amqp://user:pass@host:port/vhost?exchange=...&routing_key=...)")
+    exchange, routing_key = params.get("exchange", ""), params.get("routing_key", "")
+    if not exchange and not routing_key:
+        raise _bad(uri, "needs exchange=... and/or routing_key=... (the default exchange routes by queue name)")
+    raw = params.get("max_message_bytes", str(DEFAULT_AMQP_MAX_BYTES))
+    if not raw.isdigit() or not 1024 <= int(raw) <= MAX_AMQP_MAX_BYTES:
+        raise _bad(uri, f"max_message_bytes must be an integer from 1024 to {MAX_AMQP_MAX_BYTES}")
+    # Other query parameters are pika's (heartbeat, socket_timeout, ...); pika validates them when built.
+    return DestinationSpec(
+        parts.scheme.lower(), "queue", uri, redact(uri), bucket=routing_key, params=params | {"max_message_bytes": raw}
+    )
+
+
+def amqp_connection_uri(spec: DestinationSpec) -> str:
+    """The broker URI pika is given: the destination URI without the relay's own query parameters."""
+    parts = urlsplit(spec.uri)
+    rest = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k not in _AMQP_OWN_PARAMS]
+    return urlunsplit(parts._replace(query=urlencode(rest)))
+
+
+def _check_endpoint(uri: str, url: str) -> None:
+    from ..config import is_loopback
+
+    parts = urlsplit(url)
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        raise _bad(uri, "the endpoint must be host[:port] or an http(s):// URL")
+    if parts.scheme == "http" and not is_loopback(parts.hostname):
+        raise _bad(uri, "plain http is allowed only for a loopback endpoint")
+
+
+_PARSERS = {"file": _file, "s3": _s3, "oss": _oss, "sqs": _sqs, "amqp": _amqp, "amqps": _amqp}

@@ -3,21 +3,21 @@
 Each file is written to a temporary name in the same directory, flushed, then hard-linked to its final
 name. ``link`` fails if the name exists, which makes the write create-only and atomic: a reader never sees
 half a file, a crash leaves only a temporary file, and a second delivery finds the first one's files.
-``task.json`` is written last, so its presence means the delivery is complete.
 """
 
 from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
+from typing import Any
 
 from ..errors import DestinationFailure
-from ..model import Delivery, Observation
+from .store import ObjectStore
 
 
-class FileDestination:
+class FileDestination(ObjectStore):
     """Create-only delivery to a directory on a local (or mounted) file system."""
 
     def __init__(self, root: Path) -> None:
@@ -25,25 +25,19 @@ class FileDestination:
         self.name = root.as_uri()
 
     @classmethod
-    def from_uri(cls, uri: str) -> FileDestination:
-        return cls(Path(unquote(urlsplit(uri).path)))
+    def from_spec(cls, spec: Any, **_: Any) -> FileDestination:
+        return cls(Path(spec.bucket))
 
-    def deliver(self, observation: Observation) -> Delivery:
-        """Write the template (if any) and task.json; ``already_present`` when both were there."""
-        result, template = observation.result, observation.template
-        folder = self.root / result.task_id
-        if folder.parent != self.root:  # task ids are validated; this keeps it true whatever happens
-            raise DestinationFailure(f"task id {result.task_id!r} would leave {self.name}", retryable=False)
+    def uri_of(self, key: str) -> str:
+        return (self.root / key).as_uri()
+
+    def _create(self, key: str, body: bytes, content_type: str, metadata: Mapping[str, str]) -> bool:
+        path = self.root / key
         try:
-            folder.mkdir(parents=True, exist_ok=True)
-            created = False
-            if template is not None:
-                created |= _create_file(folder / template.filename, template.body)
-            created |= _create_file(folder / "task.json", result.to_json_bytes())
+            path.parent.mkdir(parents=True, exist_ok=True)
+            return _create_file(path, body)
         except OSError as exc:
             raise DestinationFailure(f"cannot write to {self.name}: {exc.strerror or type(exc).__name__}") from exc
-        target = folder / (template.filename if template is not None else "task.json")
-        return Delivery(self.name, target.as_uri(), "created" if created else "already_present")
 
 
 def _create_file(path: Path, data: bytes) -> bool:

@@ -1,0 +1,99 @@
+"""The message a queue destination sends: a CloudEvents 1.0 structured-mode JSON document.
+
+``id`` is ``<task_id>:<status>`` (stable across retries, so consumers and the ledger can dedupe),
+``type`` is ``com.aliyun.ros.aitask.succeeded`` / ``.failed``, ``subject`` the task id, ``time`` when
+the relay observed the task, and ``data`` the TaskResult (with ``deliveries: []``, as in task.json) plus
+``template`` (the text, inline) — or ``template_ref`` (the URI of the stored template) when the inline
+message would exceed the queue's limit (claim check).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import DestinationFailure
+from ..model import Delivery, Observation, TaskResult
+
+SPEC_VERSION = "1.0"
+SOURCE = "aitask-relay"
+CONTENT_TYPE = "application/cloudevents+json"
+EVENT_TYPES = {"SUCCESS": "com.aliyun.ros.aitask.succeeded", "FAILURE": "com.aliyun.ros.aitask.failed"}
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """An encoded event: its id and type, the body bytes, and filterable attributes."""
+
+    id: str
+    type: str
+    body: bytes
+    attributes: dict[str, str]
+    claim_check: bool
+
+
+def event_id(task_id: str, status: str | None) -> str:
+    """The stable event id of a task in a status."""
+    return f"{task_id}:{status}"
+
+
+def event_type(status: str | None) -> str:
+    return EVENT_TYPES.get(status or "", f"com.aliyun.ros.aitask.{(status or 'unknown').lower()}")
+
+
+def message_attributes(result: TaskResult) -> dict[str, str]:
+    """String attributes / headers that let consumers filter without parsing the body."""
+    attributes = {"task_id": result.task_id, "status": result.status or "UNKNOWN"}
+    if result.template_format:
+        attributes["template_format"] = result.template_format
+    return attributes
+
+
+def build_message(observation: Observation, stored: Sequence[Delivery], *, limit: int, where: str) -> Message:
+    """Encode the event; above ``limit`` bytes replace the template with a reference to a stored copy.
+
+    A message is never truncated: with no store that delivered the template, an oversize message is a
+    DestinationFailure — retryable when a configured store failed this time (its retry will store the
+    template), not retryable when no store is configured at all.
+    """
+    result, template = observation.result, observation.template
+    data: dict[str, Any] = result.with_deliveries(()).to_dict()
+    data["template"] = template.body.decode("utf-8") if template is not None else None
+    attributes = message_attributes(result)
+    envelope = {
+        "specversion": SPEC_VERSION,
+        "id": event_id(result.task_id, result.status),
+        "source": SOURCE,
+        "type": event_type(result.status),
+        "subject": result.task_id,
+        "time": result.observed_at,
+        "datacontenttype": "application/json",
+        "data": data,
+    }
+    body = _encode(envelope)
+    if len(body) <= limit:
+        return Message(envelope["id"], envelope["type"], body, attributes, claim_check=False)
+    stored_refs = [d.location for d in stored if d.outcome != "failed" and d.location]
+    size = f"the message ({len(body)} bytes) exceeds the limit of {limit} bytes"
+    if template is None:
+        raise DestinationFailure(f"{where}: {size} even without a template", retryable=False)
+    if not stored_refs:
+        if stored:
+            raise DestinationFailure(f"{where}: {size} and the template store failed; a retry can refer to it")
+        raise DestinationFailure(
+            f"{where}: {size}; configure an object destination (s3://, oss://, file://) in RELAY_DESTINATIONS "
+            "so the message can carry template_ref instead",
+            retryable=False,
+        )
+    del data["template"]
+    data["template_ref"] = stored_refs[0]
+    body = _encode(envelope)
+    if len(body) > limit:
+        raise DestinationFailure(f"{where}: {size} even with template_ref", retryable=False)
+    return Message(envelope["id"], envelope["type"], body, attributes, claim_check=True)
+
+
+def _encode(envelope: dict[str, Any]) -> bytes:
+    return json.dumps(envelope, ensure_ascii=False, separators=(",", ":")).encode("utf-8")

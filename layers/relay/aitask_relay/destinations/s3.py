@@ -1,0 +1,88 @@
+"""Amazon S3 (or any S3 API): ``s3://bucket/prefix/``, create-only with ``If-None-Match: *``.
+
+412 PreconditionFailed means the key exists: already delivered. 409 ConditionalRequestConflict means a
+concurrent write to the same key is in flight: retried a few times, then reported as retryable.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from ..errors import destination_error
+from .store import ObjectStore
+
+CONFLICT_RETRIES = 3
+
+
+class S3Destination(ObjectStore):
+    """Create-only delivery to an S3 bucket under a prefix."""
+
+    def __init__(
+        self,
+        bucket: str,
+        prefix: str = "",
+        *,
+        client: Any = None,
+        sse: str | None = None,
+        kms_key_id: str | None = None,
+        name: str | None = None,
+    ) -> None:
+        self.bucket = bucket
+        self.prefix = prefix
+        self.name = name or f"s3://{bucket}/{prefix}"
+        self._client = client
+        self._encryption = {"ServerSideEncryption": sse} if sse else {}
+        if kms_key_id:
+            self._encryption["SSEKMSKeyId"] = kms_key_id
+
+    @classmethod
+    def from_spec(cls, spec: Any, *, client: Any = None, **_: Any) -> S3Destination:
+        params = spec.params
+        return cls(
+            spec.bucket,
+            spec.prefix,
+            client=client,
+            sse=params.get("sse"),
+            kms_key_id=params.get("kms_key_id"),
+            name=spec.name,
+        )
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            from .. import aws
+
+            self._client = aws.client("s3")
+        return self._client
+
+    def uri_of(self, key: str) -> str:
+        return f"s3://{self.bucket}/{key}"
+
+    def _create(self, key: str, body: bytes, content_type: str, metadata: Mapping[str, str]) -> bool:
+        request = {
+            "Bucket": self.bucket,
+            "Key": key,
+            "Body": body,
+            "IfNoneMatch": "*",
+            "ContentType": content_type,
+            "ContentMD5": base64.b64encode(hashlib.md5(body).digest()).decode("ascii"),  # noqa: S324 - integrity
+            "Metadata": dict(metadata),
+            **self._encryption,
+        }
+        for attempt in range(CONFLICT_RETRIES + 1):
+            try:
+                self.client.put_object(**request)
+                return True
+            except Exception as exc:  # botocore's ClientError and transport errors, translated below
+                error = destination_error(exc, self.name)
+                if error.http_status == 412:
+                    return False
+                if error.http_status == 409 and attempt < CONFLICT_RETRIES:
+                    time.sleep(0.05 * 2**attempt)
+                    continue
+                raise error from exc
+        raise AssertionError("unreachable")  # pragma: no cover

@@ -1,0 +1,93 @@
+"""The delivery ledger: remembers which events were published to which queue, so a retry does not repeat.
+
+It is Powertools Idempotency over DynamoDB (``dynamodb://table``) or Redis (``redis://host:port/db``,
+``rediss://`` for TLS), keyed by destination + event id under an explicit ``key_prefix``. It stores a
+small pointer (where the message went), never the template (DynamoDB items cap at 400 KB).
+
+An entry is written "in progress" before publishing and "completed" after; a concurrent repeat meets the
+in-progress entry and fails retryably. The in-progress entry expires after a lease, so a worker killed
+mid-publish does not block the event until the whole entry expires.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import urlsplit
+
+from .errors import DestinationFailure
+
+KEY_PREFIX = "aitask-relay.delivery"
+DEFAULT_EXPIRY_SECONDS = 7 * 24 * 3600
+LEASE_MS = 120_000  # longer than any publish (connect + write timeouts), shorter than an SQS retry cycle
+
+
+class _Lease:
+    """Stands in for the Lambda context Powertools reads the in-progress expiry from."""
+
+    def get_remaining_time_in_millis(self) -> int:
+        return LEASE_MS
+
+
+class Ledger:
+    """Run a publish at most once per (destination, event id) within the expiry."""
+
+    def __init__(self, persistence_layer: Any, *, name: str, expires_after_seconds: int = DEFAULT_EXPIRY_SECONDS):
+        from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig, idempotent_function
+
+        self.name = name
+        config = IdempotencyConfig(
+            expires_after_seconds=expires_after_seconds,
+            lambda_context=_Lease(),
+            response_hook=_replayed,
+        )
+        self._once = idempotent_function(
+            _publish,
+            data_keyword_argument="key",
+            persistence_store=persistence_layer,
+            config=config,
+            key_prefix=KEY_PREFIX,
+        )
+
+    def once(self, destination: str, event_id: str, publish: Callable[[], str]) -> tuple[str, bool]:
+        """Publish unless the ledger says it was done: (location, replayed)."""
+        from aws_lambda_powertools.utilities.idempotency.exceptions import (
+            BaseError,
+            IdempotencyAlreadyInProgressError,
+        )
+
+        try:
+            pointer = self._once(key={"destination": destination, "event_id": event_id}, publish=publish)
+        except IdempotencyAlreadyInProgressError as exc:
+            raise DestinationFailure(f"{destination}: event {event_id} is being published by another worker") from exc
+        except BaseError as exc:  # the ledger itself is unreachable or inconsistent: nothing was published
+            raise DestinationFailure(f"{destination}: ledger {self.name} unavailable ({type(exc).__name__})") from exc
+        return pointer["location"], bool(pointer.get("replayed"))
+
+
+def _publish(*, key: dict[str, str], publish: Callable[[], str]) -> dict[str, Any]:
+    return {"location": publish()}
+
+
+def _replayed(response: dict[str, Any], _record: Any) -> dict[str, Any]:
+    return {**response, "replayed": True}
+
+
+def build_ledger(uri: str, *, expires_after_seconds: int = DEFAULT_EXPIRY_SECONDS) -> Ledger:
+    """The ledger for a RELAY_LEDGER URI (validated by the configuration)."""
+    from .destinations import redact
+
+    parts = urlsplit(uri)
+    if parts.scheme == "dynamodb":
+        from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
+
+        from . import aws
+
+        layer: Any = DynamoDBPersistenceLayer(table_name=parts.netloc, boto3_client=aws.client("dynamodb"))
+    else:
+        import redis
+        from aws_lambda_powertools.utilities.idempotency.persistence.cache import CachePersistenceLayer
+
+        client = redis.Redis.from_url(uri, socket_timeout=5, socket_connect_timeout=5, decode_responses=True)
+        layer = CachePersistenceLayer(client=client)
+    return Ledger(layer, name=redact(uri), expires_after_seconds=expires_after_seconds)
