@@ -13,6 +13,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 TEST_KEY_ID, TEST_KEY_SECRET = "test-key-id", "test-key-secret-NEVER-LOGGED"
+AWS_TEST_SECRET = "aws-test-secret-NEVER-LOGGED"
 
 os.environ.update(
     {
@@ -22,8 +23,21 @@ os.environ.update(
         "ALIBABA_CLOUD_CLI_PROFILE_DISABLED": "true",
         "POWERTOOLS_TRACE_DISABLED": "true",
         "POWERTOOLS_METRICS_NAMESPACE": "AITaskRelayTest",
+        # AWS: fake keys for moto's server, no profile files, no instance metadata, one region.
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": AWS_TEST_SECRET,
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_CONFIG_FILE": os.devnull,
+        "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+        "AWS_EC2_METADATA_DISABLED": "true",
     }
 )
-for name in ("ROS_ENDPOINT", "ROS_PROTOCOL", "RELAY_DESTINATIONS", "ALIBABA_CLOUD_SECURITY_TOKEN"):
-    os.environ.pop(name, None)
+for name in list(os.environ):
+    if name.startswith(("ROS_", "RELAY_", "AWS_ENDPOINT_URL")) or name in (
+        "ALIBABA_CLOUD_SECURITY_TOKEN",
+        "AWS_SESSION_TOKEN",
+        "AWS_PROFILE",
+        "AWS_REGION",
+    ):
+        os.environ.pop(name, None)
 sys.path.insert(0, str(ROOT / "tools"))

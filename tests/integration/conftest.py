@@ -65,3 +65,129 @@ def captured_logs():
 
     yield lines
     logger.removeHandler(handler)
+
+
+# --- destination servers --------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def moto_server():
+    """moto's server (S3, SQS, DynamoDB, OSS via the S3 API) for the whole session."""
+    from servers import MotoServer
+
+    server = MotoServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def aws(moto_server, monkeypatch):
+    """boto3 pointed at moto through its own AWS_ENDPOINT_URL; returns a helper to make resources."""
+    from aitask_relay import aws as aws_clients
+
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_server.endpoint)
+    aws_clients.reset()
+    yield AwsResources(moto_server.endpoint)
+    aws_clients.reset()
+
+
+class AwsResources:
+    def __init__(self, endpoint):
+        import boto3
+
+        self.endpoint = endpoint
+        self.s3 = boto3.client("s3", endpoint_url=endpoint)
+        self.sqs = boto3.client("sqs", endpoint_url=endpoint)
+        self.dynamodb = boto3.client("dynamodb", endpoint_url=endpoint)
+
+    def bucket(self, prefix="relay"):
+        from servers import unique
+
+        name = unique(prefix)
+        self.s3.create_bucket(Bucket=name)
+        return name
+
+    def queue(self, fifo=False):
+        from servers import unique
+
+        name = unique("relay") + (".fifo" if fifo else "")
+        attributes = {"FifoQueue": "true"} if fifo else {}
+        url = self.sqs.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]
+        return name, url
+
+    def receive_all(self, url):
+        messages = []
+        while True:
+            batch = self.sqs.receive_message(
+                QueueUrl=url,
+                MaxNumberOfMessages=10,
+                MessageAttributeNames=["All"],
+                MessageSystemAttributeNames=["All"],
+                WaitTimeSeconds=0,
+            ).get("Messages", [])
+            if not batch:
+                return messages
+            messages += batch
+            self.sqs.delete_message_batch(
+                QueueUrl=url, Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(batch)]
+            )
+
+    def ledger_table(self):
+        from servers import unique
+
+        name = unique("ledger")
+        self.dynamodb.create_table(
+            TableName=name,
+            KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        return name
+
+
+@pytest.fixture
+def rabbitmq():
+    """The RabbitMQ server at 127.0.0.1:5672 and helpers to make and read throwaway queues."""
+    from servers import answering
+
+    if not answering(5672):
+        pytest.skip("RabbitMQ is not answering on 127.0.0.1:5672 (.ci/run starts it: rabbitmq-server -detached)")
+    return Rabbit()
+
+
+class Rabbit:
+    """Each helper opens its own short connection, so a test may close every connection on the broker."""
+
+    uri = "amqp://guest:guest@127.0.0.1:5672/%2F"
+
+    def _channel(self):
+        import pika
+
+        return pika.BlockingConnection(pika.URLParameters(self.uri))
+
+    def queue(self):
+        from servers import unique
+
+        name = unique("relay")
+        with self._channel() as connection:
+            connection.channel().queue_declare(name, arguments={"x-expires": 600_000})
+        return name
+
+    def get_all(self, queue):
+        got = []
+        with self._channel() as connection:
+            channel = connection.channel()
+            while True:
+                method, properties, body = channel.basic_get(queue, auto_ack=True)
+                if method is None:
+                    return got
+                got.append((properties, body))
+
+
+@pytest.fixture
+def redis_url():
+    from servers import answering
+
+    if not answering(6379):
+        pytest.skip("Redis is not answering on 127.0.0.1:6379 (.ci/run starts it: redis-server --daemonize yes)")
+    return "redis://127.0.0.1:6379/0"

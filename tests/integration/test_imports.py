@@ -20,3 +20,30 @@ def test_fetch_task_loads_no_aws_sdk_broker_client_or_xray():
     loaded = set(json.loads(proc.stdout.strip().splitlines()[-1]))
     assert not loaded & FORBIDDEN
     assert "aitask_relay.relay" in loaded
+
+
+def test_an_s3_only_deployment_delivers_without_loading_pika_redis_or_the_oss_sdk(emulator, aws):
+    # Given a deployment whose only destination is S3 (moto), and a finished task
+    import os
+
+    emulator.add_task({"TaskId": "t-s3-only", "Status": "SUCCESS", "TaskOutput": {"Result": "Resources: {}\n"}})
+    bucket = aws.bucket()
+    env = dict(
+        os.environ,
+        ROS_ENDPOINT=emulator.endpoint,
+        ROS_PROTOCOL="http",
+        RELAY_DESTINATIONS=f"s3://{bucket}/",
+        AWS_ENDPOINT_URL=aws.endpoint,
+    )
+    code = (
+        "import json, sys; sys.path.insert(0, 'tools'); from relay_local import load_handler, LambdaContext; "
+        "h = load_handler('fetch_task'); r = h({'TaskId': 't-s3-only'}, LambdaContext(function_name='f')); "
+        "print(json.dumps([r['results'][0]['deliveries'][0]['outcome'], sorted(sys.modules)]))"
+    )
+    # When the handler runs in a fresh process
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, env=env, check=True)
+    outcome, modules = json.loads(proc.stdout.strip().splitlines()[-1])
+    # Then it delivered through boto3 and never imported the other destinations' clients
+    assert outcome == "created"
+    assert "boto3" in modules
+    assert not set(modules) & {"pika", "redis", "alibabacloud_oss_v2", "aitask_relay.ledger", "aws_xray_sdk"}

@@ -95,3 +95,97 @@ def test_an_unparseable_body_is_a_bad_upstream_response_and_its_text_is_not_copi
 def test_messages_are_clipped():
     err = translate(ClientException(status_code=400, code="X", data={"Message": "m" * 5000}), "x")
     assert len(err.message) <= 500
+
+
+# --- destinations: the SDKs' own exception types, translated by one table ---------------------------
+
+
+def _client_error(code, status):
+    from botocore.exceptions import ClientError
+
+    response = {
+        "Error": {"Code": code, "Message": f"{code} said the server"},
+        "ResponseMetadata": {"HTTPStatusCode": status, "RequestId": "req-9"},
+    }
+    return ClientError(response, "PutObject")
+
+
+@pytest.mark.parametrize(
+    ("code", "status", "retryable"),
+    [
+        ("NoSuchBucket", 404, False),
+        ("AccessDenied", 403, False),
+        ("AWS.SimpleQueueService.NonExistentQueue", 400, False),
+        ("InvalidMessageContents", 400, False),
+        ("ConditionalRequestConflict", 409, True),
+        ("SlowDown", 503, True),
+        ("InternalError", 500, True),
+        ("ThrottlingException", 400, True),
+        ("RequestThrottled", 429, True),
+    ],
+)
+def test_boto3_client_errors(code, status, retryable):
+    from aitask_relay.errors import DestinationFailure, destination_error
+
+    error = destination_error(_client_error(code, status), "s3://b/")
+    assert isinstance(error, DestinationFailure) and error.code == "destination_failure"
+    assert (error.upstream_code, error.http_status, error.request_id) == (code, status, "req-9")
+    assert error.retryable is retryable
+    assert error.message == f"s3://b/: {code}: {code} said the server"
+
+
+def test_oss_service_errors_are_unwrapped_from_operation_errors():
+    from alibabacloud_oss_v2.exceptions import OperationError, ServiceError
+
+    from aitask_relay.errors import destination_error
+
+    inner = ServiceError(
+        status_code=409,
+        code="FileAlreadyExists",
+        message="exists",
+        request_id="oss-1",
+        ec="0026-00000001",
+        timestamp="",
+        request_target="",
+    )
+    error = destination_error(OperationError(name="PutObject", error=inner), "oss://b/")
+    assert (error.upstream_code, error.http_status, error.request_id) == ("FileAlreadyExists", 409, "oss-1")
+
+
+@pytest.mark.parametrize(
+    ("exc", "retryable"),
+    [
+        ("StreamLostError", True),
+        ("AMQPConnectionError", True),
+        ("ProbableAuthenticationError", False),
+        ("UnroutableError", False),
+    ],
+)
+def test_pika_errors(exc, retryable):
+    import pika.exceptions
+
+    from aitask_relay.errors import destination_error
+
+    cls = getattr(pika.exceptions, exc)
+    instance = cls([]) if exc == "UnroutableError" else cls("detail")
+    error = destination_error(instance, "amqp://u:***@h/")
+    assert error.retryable is retryable and error.message == f"amqp://u:***@h/: {exc}"
+
+
+@pytest.mark.parametrize(("reply_code", "retryable"), [(404, False), (403, False), (320, True)])
+def test_amqp_close_codes(reply_code, retryable):
+    from pika.exceptions import ChannelClosedByBroker
+
+    from aitask_relay.errors import destination_error
+
+    error = destination_error(ChannelClosedByBroker(reply_code, "NOT_FOUND - no exchange"), "amqp://h/")
+    assert error.retryable is retryable and error.upstream_code == f"AMQP-{reply_code}"
+
+
+def test_transport_errors_are_retryable_and_show_no_exception_text():
+    from botocore.exceptions import EndpointConnectionError
+
+    from aitask_relay.errors import destination_error
+
+    error = destination_error(EndpointConnectionError(endpoint_url="http://user:pw@host/"), "s3://b/")
+    assert error.retryable is True and error.message == "s3://b/: EndpointConnectionError" and "pw" not in error.message

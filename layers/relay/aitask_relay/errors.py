@@ -249,6 +249,10 @@ _DESTINATION_PERMANENT_EXCEPTIONS = frozenset(
     {"ProbableAuthenticationError", "ProbableAccessDeniedError", "AuthenticationError", "UnroutableError"}
 )
 _DESTINATION_RETRYABLE_STATUS = frozenset({408, 409, 429})
+# 4xx codes that still mean "try again later" (SQS and DynamoDB throttle with a 400).
+_DESTINATION_RETRYABLE_CODES = frozenset(
+    {"RequestTimeout", "RequestLimitExceeded", "SlowDown", "ProvisionedThroughputExceededException"}
+)
 
 
 def destination_error(exc: BaseException, where: str) -> DestinationFailure:
@@ -264,9 +268,12 @@ def destination_error(exc: BaseException, where: str) -> DestinationFailure:
     cause = cause if isinstance(cause, BaseException) else exc
     code, message, status, request_id = _service_error_fields(cause)
     names = {cls.__name__ for cls in type(cause).__mro__}
-    permanent = bool(names & _DESTINATION_PERMANENT_EXCEPTIONS) or code in _DESTINATION_PERMANENT_CODES
-    if status is not None and 400 <= status < 500 and status not in _DESTINATION_RETRYABLE_STATUS:
+    if code in _DESTINATION_RETRYABLE_CODES or "Throttl" in (code or ""):
+        permanent = False
+    elif names & _DESTINATION_PERMANENT_EXCEPTIONS or code in _DESTINATION_PERMANENT_CODES:
         permanent = True
+    else:
+        permanent = status is not None and 400 <= status < 500 and status not in _DESTINATION_RETRYABLE_STATUS
     detail = f"{code}: {message}" if code and message else code or type(cause).__name__
     return DestinationFailure(
         _clip(f"{where}: {detail}"),

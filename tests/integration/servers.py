@@ -1,0 +1,96 @@
+"""Real servers for destination tests: moto's server (S3, SQS, DynamoDB, and OSS through its S3 API),
+RabbitMQ and Redis on loopback.
+
+moto stands in for OSS with two adjustments, both on the server side of a real HTTP connection:
+- ``SIGNING_ALIASES["oss"] = "s3"`` routes OSS V4-signed requests to moto's S3 backend;
+- ``OssDialect`` makes moto honour OSS's ``x-oss-forbid-overwrite: true`` the way OSS does, by turning it
+  into S3's ``If-None-Match: *`` (which moto enforces) and S3's 412 into OSS's 409 FileAlreadyExists.
+What moto does not check for OSS: signatures, Content-MD5, and x-oss-meta-* (not stored).
+"""
+
+from __future__ import annotations
+
+import socket
+import uuid
+
+OSS_EXISTS = (
+    b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>FileAlreadyExists</Code>'
+    b"<Message>The object you specified already exists and can not be overwritten.</Message>"
+    b"<RequestId>moto-oss-dialect</RequestId></Error>"
+)
+
+
+class OssDialect:
+    """WSGI middleware in front of moto: OSS forbid-overwrite semantics on top of S3 conditional writes."""
+
+    def __init__(self, app):
+        self.app = app
+
+    def __call__(self, environ, start_response):
+        if environ.get("REQUEST_METHOD") != "PUT" or environ.get("HTTP_X_OSS_FORBID_OVERWRITE", "") != "true":
+            return self.app(environ, start_response)
+        environ["HTTP_IF_NONE_MATCH"] = "*"
+        seen = {}
+
+        def capture(status, headers, exc_info=None):
+            seen.update(status=status, headers=headers)
+            return lambda _data: None
+
+        body = b"".join(self.app(environ, capture))
+        if seen["status"].startswith("412"):
+            start_response("409 Conflict", [("Content-Type", "application/xml"), ("x-oss-request-id", "moto")])
+            return [OSS_EXISTS]
+        start_response(seen["status"], seen["headers"])
+        return [body]
+
+
+class MotoServer:
+    """moto's threaded server on 127.0.0.1, a free port, with the OSS dialect in front."""
+
+    def __init__(self):
+        from moto.moto_server import werkzeug_app
+        from moto.moto_server.threaded_moto_server import ThreadedMotoServer
+
+        werkzeug_app.SIGNING_ALIASES["oss"] = "s3"
+        server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+
+        def entry():
+            from werkzeug.serving import make_server
+
+            app = OssDialect(werkzeug_app.DomainDispatcherApplication(werkzeug_app.create_backend_app))
+            server._server = make_server("127.0.0.1", 0, app, True, request_handler=werkzeug_app.MotoRequestHandler)
+            server._server_ready_event.set()
+            server._server.serve_forever()
+
+        server._server_entry = entry
+        self._server = server
+
+    def start(self):
+        self._server.start()
+        host, port = self._server.get_host_and_port()
+        self.endpoint = f"http://{host}:{port}"
+        return self
+
+    def stop(self):
+        self._server.stop()
+
+
+def answering(port: int, host: str = "127.0.0.1") -> bool:
+    """True if something accepts TCP connections on host:port."""
+    try:
+        with socket.create_connection((host, port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def closed_port() -> int:
+    """A loopback port nothing listens on (bound then released)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def unique(prefix: str) -> str:
+    """A fresh bucket/queue name, so tests sharing one server never see each other's objects."""
+    return f"{prefix}-{uuid.uuid4().hex[:12]}"

@@ -1,0 +1,343 @@
+"""Each destination against its real server: create-only stores, queue messages, claim checks, the ledger."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+
+import pytest
+from servers import closed_port
+
+from aitask_relay.destinations import build_destination
+from aitask_relay.errors import DestinationFailure
+from aitask_relay.ledger import build_ledger
+from aitask_relay.normalize import normalize
+
+T = "2026-11-29T00:00:00.000Z"
+
+
+def finished(task_id="t-dest-1", result="Resources:\n  Vpc:\n    Type: ALIYUN::ECS::VPC\n", status="SUCCESS"):
+    body = {"TaskId": task_id, "Status": status, "TaskType": "GenerateTemplate", "RequestId": "R-1"}
+    if status == "SUCCESS":
+        body["TaskOutput"] = {"Result": result}
+    return normalize(body, task_id=task_id, observed_at=T)
+
+
+def big_yaml(size):
+    line = "# padding line for a template that does not fit in one queue message\n"
+    return "Resources: {}\n" + line * (size // len(line) + 1)
+
+
+# --- S3 ---------------------------------------------------------------------------------------------
+
+
+def test_s3_first_delivery_creates_both_objects_with_type_md5_and_metadata(aws):
+    # Given an empty bucket and a finished YAML task
+    bucket = aws.bucket()
+    obs = finished()
+    # When delivered to s3://bucket/templates/ with SSE-S3
+    delivery = build_destination(f"s3://{bucket}/templates/?sse=AES256").deliver(obs)
+    # Then the template and task.json exist byte-exact, with content type, metadata and encryption
+    assert delivery.outcome == "created"
+    assert delivery.location == f"s3://{bucket}/templates/t-dest-1/template.yaml"
+    got = aws.s3.get_object(Bucket=bucket, Key="templates/t-dest-1/template.yaml")
+    body = got["Body"].read()
+    assert body == obs.template.body and hashlib.sha256(body).hexdigest() == obs.result.template_sha256
+    assert got["ContentType"] == "application/yaml"
+    assert got["ServerSideEncryption"] == "AES256"
+    assert got["Metadata"] == {
+        "task-id": "t-dest-1",
+        "task-type": "GenerateTemplate",
+        "sha256": obs.result.template_sha256,
+    }
+    task = aws.s3.get_object(Bucket=bucket, Key="templates/t-dest-1/task.json")
+    assert task["Body"].read() == obs.result.to_json_bytes() and task["ContentType"] == "application/json"
+
+
+def test_s3_is_create_only_a_repeat_is_already_present_and_changes_nothing(aws):
+    # Given a task already delivered
+    bucket = aws.bucket()
+    dest = build_destination(f"s3://{bucket}/")
+    first = dest.deliver(finished())
+    etags = {o["Key"]: o["ETag"] for o in aws.s3.list_objects_v2(Bucket=bucket)["Contents"]}
+    # When the same task is delivered again, even with a different body
+    again = dest.deliver(finished(result="Resources: {}\n"))
+    # Then S3 answered 412 for both keys: already_present, same objects, same bytes
+    assert (first.outcome, again.outcome) == ("created", "already_present")
+    assert again.location == first.location
+    assert {o["Key"]: o["ETag"] for o in aws.s3.list_objects_v2(Bucket=bucket)["Contents"]} == etags
+    body = aws.s3.get_object(Bucket=bucket, Key="t-dest-1/template.yaml")["Body"].read()
+    assert body == finished().template.body
+
+
+def test_s3_a_crash_between_the_objects_is_completed_by_the_retry(aws):
+    # Given an earlier attempt that stored the template and died before task.json
+    bucket = aws.bucket()
+    obs = finished()
+    aws.s3.put_object(Bucket=bucket, Key="t-dest-1/template.yaml", Body=obs.template.body)
+    # When delivered again
+    delivery = build_destination(f"s3://{bucket}").deliver(obs)
+    # Then only task.json was created
+    assert delivery.outcome == "created"
+    assert aws.s3.get_object(Bucket=bucket, Key="t-dest-1/task.json")["Body"].read() == obs.result.to_json_bytes()
+
+
+def test_s3_a_missing_bucket_is_a_permanent_failure_that_names_the_destination(aws):
+    dest = build_destination("s3://no-such-bucket-for-relay/")
+    with pytest.raises(DestinationFailure) as caught:
+        dest.deliver(finished())
+    assert caught.value.retryable is False and caught.value.upstream_code == "NoSuchBucket"
+    assert "s3://no-such-bucket-for-relay/" in caught.value.message
+
+
+def test_s3_unreachable_is_a_retryable_failure(aws, monkeypatch):
+    from aitask_relay import aws as clients
+
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{closed_port()}")
+    clients.reset()
+    with pytest.raises(DestinationFailure) as caught:
+        build_destination("s3://any-bucket/").deliver(finished())
+    assert caught.value.retryable is True and "EndpointConnectionError" in caught.value.message
+
+
+# --- OSS (the official SDK v2 against moto's S3 API, see servers.py) ---------------------------------
+
+
+def oss_uri(aws, bucket, prefix="templates/"):
+    return f"oss://{bucket}/{prefix}?region=cn-hangzhou&endpoint={aws.endpoint}"
+
+
+def test_oss_creates_then_finds_already_present_with_forbid_overwrite(aws):
+    # Given an empty bucket reached through the OSS SDK
+    bucket = aws.bucket()
+    dest = build_destination(oss_uri(aws, bucket))
+    obs = finished()
+    # When delivered twice, the second time with different content
+    first = dest.deliver(obs)
+    again = dest.deliver(finished(result="Resources: {}\n"))
+    # Then the first created both objects and the second was refused by forbid-overwrite (409)
+    assert (first.outcome, again.outcome) == ("created", "already_present")
+    assert first.location == f"oss://{bucket}/templates/t-dest-1/template.yaml"
+    got = aws.s3.get_object(Bucket=bucket, Key="templates/t-dest-1/template.yaml")
+    assert got["Body"].read() == obs.template.body and got["ContentType"] == "application/yaml"
+    assert aws.s3.get_object(Bucket=bucket, Key="templates/t-dest-1/task.json")["Body"].read() == (
+        obs.result.to_json_bytes()
+    )
+
+
+def test_oss_a_missing_bucket_is_a_permanent_failure(aws):
+    dest = build_destination(oss_uri(aws, "no-such-oss-bucket"))
+    with pytest.raises(DestinationFailure) as caught:
+        dest.deliver(finished())
+    assert caught.value.retryable is False and caught.value.upstream_code == "NoSuchBucket"
+
+
+# --- SQS ----------------------------------------------------------------------------------------------
+
+
+def test_sqs_message_is_a_cloudevent_with_the_template_inline_and_filterable_attributes(aws):
+    # Given a standard queue named in the URI
+    name, url = aws.queue()
+    obs = finished()
+    # When a finished task is announced
+    delivery = build_destination(f"sqs://{name}").deliver(obs)
+    # Then one CloudEvent is on the queue with the TaskResult, the template and attributes
+    (message,) = aws.receive_all(url)
+    event = json.loads(message["Body"])
+    assert delivery.outcome == "created" and delivery.location == f"{url}#{message['MessageId']}"
+    assert event["specversion"] == "1.0" and event["id"] == "t-dest-1:SUCCESS"
+    assert event["type"] == "com.aliyun.ros.aitask.succeeded" and event["subject"] == "t-dest-1"
+    assert event["time"] == T and event["datacontenttype"] == "application/json"
+    assert event["data"]["template"].encode() == obs.template.body
+    assert event["data"]["template_sha256"] == obs.result.template_sha256 and event["data"]["deliveries"] == []
+    attributes = {k: v["StringValue"] for k, v in message["MessageAttributes"].items()}
+    assert attributes == {"task_id": "t-dest-1", "status": "SUCCESS", "template_format": "yaml"}
+
+
+def test_sqs_failed_task_is_announced_as_failed_without_template(aws):
+    name, url = aws.queue()
+    build_destination(f"sqs://{name}").deliver(finished(task_id="t-dest-f", status="FAILURE"))
+    (message,) = aws.receive_all(url)
+    event = json.loads(message["Body"])
+    assert event["type"] == "com.aliyun.ros.aitask.failed" and event["data"]["template"] is None
+
+
+def test_sqs_fifo_groups_by_task_and_deduplicates_by_event_id(aws):
+    # Given a FIFO queue addressed by its URL
+    _name, url = aws.queue(fifo=True)
+    dest = build_destination(url)
+    # When the same task is announced twice (a retry without a ledger)
+    dest.deliver(finished())
+    dest.deliver(finished())
+    # Then SQS kept one message, grouped by task id, deduplicated by event id
+    (message,) = aws.receive_all(url)
+    assert message["Attributes"]["MessageGroupId"] == "t-dest-1"
+    assert message["Attributes"]["MessageDeduplicationId"] == "t-dest-1:SUCCESS"
+
+
+def test_sqs_claim_check_above_one_mib_refers_to_the_stored_template(aws):
+    # Given S3 then SQS, and a template larger than an SQS message can carry
+    bucket, (name, url) = aws.bucket(), aws.queue()
+    obs = finished(result=big_yaml(1_100_000))
+    store, queue = build_destination(f"s3://{bucket}/t/"), build_destination(f"sqs://{name}")
+    # When stored then announced
+    stored = store.deliver(obs)
+    delivery = queue.deliver(obs, (stored,))
+    # Then the message carries template_ref (no template), and the object it names is the template
+    (message,) = aws.receive_all(url)
+    event = json.loads(message["Body"])
+    assert delivery.outcome == "created" and "template" not in event["data"]
+    assert event["data"]["template_ref"] == f"s3://{bucket}/t/t-dest-1/template.yaml"
+    body = aws.s3.get_object(Bucket=bucket, Key="t/t-dest-1/template.yaml")["Body"].read()
+    assert hashlib.sha256(body).hexdigest() == event["data"]["template_sha256"] == obs.result.template_sha256
+    assert len(message["Body"].encode()) < 64 * 1024
+
+
+def test_sqs_oversize_without_an_object_destination_is_a_permanent_error_and_sends_nothing(aws):
+    name, url = aws.queue()
+    with pytest.raises(DestinationFailure) as caught:
+        build_destination(f"sqs://{name}").deliver(finished(result=big_yaml(1_100_000)))
+    assert caught.value.retryable is False and "RELAY_DESTINATIONS" in caught.value.message
+    assert aws.receive_all(url) == []
+
+
+def test_sqs_oversize_when_the_store_failed_is_retryable_and_sends_nothing(aws):
+    from aitask_relay.model import Delivery
+
+    name, url = aws.queue()
+    failed_store = Delivery("s3://down/", None, "failed", {"code": "destination_failure"})
+    with pytest.raises(DestinationFailure) as caught:
+        build_destination(f"sqs://{name}").deliver(finished(result=big_yaml(1_100_000)), (failed_store,))
+    assert caught.value.retryable is True
+    assert aws.receive_all(url) == []
+
+
+def test_sqs_a_missing_queue_is_a_permanent_failure(aws):
+    with pytest.raises(DestinationFailure) as caught:
+        build_destination("sqs://no-such-queue-for-relay").deliver(finished())
+    assert caught.value.retryable is False and "sqs://no-such-queue-for-relay" in caught.value.message
+
+
+# --- AMQP (RabbitMQ) ----------------------------------------------------------------------------------
+
+
+def test_amqp_message_is_persistent_confirmed_and_readable_by_a_consumer(rabbitmq):
+    # Given a queue bound to the default exchange
+    queue = rabbitmq.queue()
+    dest = build_destination(f"{rabbitmq.uri}?routing_key={queue}")
+    obs = finished()
+    # When announced
+    delivery = dest.deliver(obs)
+    # Then a consumer reads one persistent CloudEvent with message_id = event id
+    ((properties, body),) = rabbitmq.get_all(queue)
+    event = json.loads(body)
+    assert delivery.outcome == "created" and delivery.location.endswith("#t-dest-1:SUCCESS")
+    assert "guest:guest" not in delivery.destination and ":***@" in delivery.destination
+    assert properties.delivery_mode == 2 and properties.content_type == "application/cloudevents+json"
+    assert properties.message_id == "t-dest-1:SUCCESS" and properties.type == "com.aliyun.ros.aitask.succeeded"
+    assert properties.headers == {"task_id": "t-dest-1", "status": "SUCCESS", "template_format": "yaml"}
+    assert event["data"]["template"].encode() == obs.template.body
+    dest.close()
+
+
+def test_amqp_claim_check_above_the_configured_limit(rabbitmq, tmp_path):
+    # Given a file store and a broker limit of 4 KiB
+    queue = rabbitmq.queue()
+    store = build_destination(tmp_path.as_uri())
+    dest = build_destination(f"{rabbitmq.uri}?routing_key={queue}&max_message_bytes=4096")
+    obs = finished(result=big_yaml(8192))
+    # When stored then announced
+    delivery = dest.deliver(obs, (store.deliver(obs),))
+    # Then the message refers to the stored file
+    ((_props, body),) = rabbitmq.get_all(queue)
+    assert delivery.outcome == "created"
+    assert json.loads(body)["data"]["template_ref"] == (tmp_path / "t-dest-1" / "template.yaml").as_uri()
+    dest.close()
+
+
+def test_amqp_a_connection_closed_by_the_broker_is_reopened_once(rabbitmq):
+    # Given a destination whose connection is open
+    queue = rabbitmq.queue()
+    dest = build_destination(f"{rabbitmq.uri}?routing_key={queue}&heartbeat=0")
+    dest.deliver(finished(task_id="t-before"))
+    # When the broker closes every client connection (as on a restart or a failover)
+    subprocess.run(["rabbitmqctl", "close_all_connections", "relay test"], check=True, capture_output=True)
+    # Then the next delivery reopens the connection and succeeds
+    assert dest.deliver(finished(task_id="t-after")).outcome == "created"
+    ids = [props.message_id for props, _ in rabbitmq.get_all(queue)]
+    assert ids == ["t-before:SUCCESS", "t-after:SUCCESS"]
+    dest.close()
+
+
+def test_amqp_unreachable_broker_is_a_retryable_failure():
+    dest = build_destination(f"amqp://guest:guest@127.0.0.1:{closed_port()}/%2F?routing_key=q")
+    with pytest.raises(DestinationFailure) as caught:
+        dest.deliver(finished())
+    assert caught.value.retryable is True and "guest:guest" not in caught.value.message
+
+
+def test_amqp_an_unroutable_message_is_a_permanent_failure(rabbitmq):
+    dest = build_destination(f"{rabbitmq.uri}?routing_key=no-queue-has-this-name")
+    with pytest.raises(DestinationFailure) as caught:
+        dest.deliver(finished())
+    assert caught.value.retryable is False
+    dest.close()
+
+
+# --- the ledger -----------------------------------------------------------------------------------------
+
+
+@pytest.fixture(params=["redis", "dynamodb"])
+def ledger(request, aws):
+    if request.param == "redis":
+        return build_ledger(request.getfixturevalue("redis_url"), expires_after_seconds=600)
+    return build_ledger(f"dynamodb://{aws.ledger_table()}", expires_after_seconds=600)
+
+
+def test_the_ledger_suppresses_a_repeated_delivery_to_a_standard_queue(aws, ledger):
+    # Given a standard SQS queue (no deduplication of its own) behind the ledger
+    name, url = aws.queue()
+    dest = build_destination(f"sqs://{name}", ledger=ledger)
+    # When the same task is delivered twice
+    first, again = dest.deliver(finished()), dest.deliver(finished())
+    # Then one message was sent and the repeat is already_present, pointing at it
+    (message,) = aws.receive_all(url)
+    assert (first.outcome, again.outcome) == ("created", "already_present")
+    assert first.location == again.location == f"{url}#{message['MessageId']}"
+
+
+def test_the_ledger_stores_a_pointer_never_the_template(aws):
+    table = aws.ledger_table()
+    name, _url = aws.queue()
+    dest = build_destination(f"sqs://{name}", ledger=build_ledger(f"dynamodb://{table}"))
+    dest.deliver(finished(result=big_yaml(50_000)))
+    (item,) = aws.dynamodb.scan(TableName=table)["Items"]
+    assert item["id"]["S"].startswith("aitask-relay.delivery#")
+    assert len(json.dumps(item)) < 1000 and "padding line" not in json.dumps(item)
+
+
+def test_a_failed_publish_leaves_no_ledger_entry_so_the_retry_publishes(aws, redis_url):
+    # Given a queue that does not exist yet
+    ledger = build_ledger(redis_url, expires_after_seconds=600)
+    from servers import unique
+
+    name = unique("later")
+    dest = build_destination(f"sqs://{name}", ledger=ledger)
+    with pytest.raises(DestinationFailure):
+        dest.deliver(finished())
+    # When the queue appears and the delivery is retried
+    url = aws.sqs.create_queue(QueueName=name)["QueueUrl"]
+    dest = build_destination(f"sqs://{name}", ledger=ledger)
+    # Then the retry publishes (the failure was not recorded as done)
+    assert dest.deliver(finished()).outcome == "created"
+    assert len(aws.receive_all(url)) == 1
+
+
+def test_an_unreachable_ledger_is_retryable_and_nothing_is_published(aws):
+    name, url = aws.queue()
+    ledger = build_ledger(f"redis://127.0.0.1:{closed_port()}/0")
+    with pytest.raises(DestinationFailure) as caught:
+        build_destination(f"sqs://{name}", ledger=ledger).deliver(finished())
+    assert caught.value.retryable is True and "ledger" in caught.value.message
+    assert aws.receive_all(url) == []

@@ -1,0 +1,57 @@
+"""The CloudEvent a queue receives, and the claim check (a unit test of message.py: no I/O)."""
+
+import json
+
+import pytest
+
+from aitask_relay.destinations.message import build_message
+from aitask_relay.destinations.sqs import dedup_id
+from aitask_relay.errors import DestinationFailure
+from aitask_relay.model import Delivery
+from aitask_relay.normalize import normalize
+
+T = "2026-11-29T00:00:00.000Z"
+STORED = Delivery("s3://b/", "s3://b/t-m/template.json", "created")
+
+
+def success(result):
+    body = {"TaskId": "t-m", "Status": "SUCCESS", "TaskOutput": {"Result": result}}
+    return normalize(body, task_id="t-m", observed_at=T)
+
+
+def test_a_small_template_is_inline_and_the_event_is_complete():
+    message = build_message(success({"A": "é"}), (), limit=10_000, where="q")
+    event = json.loads(message.body)
+    assert message.id == event["id"] == "t-m:SUCCESS" and not message.claim_check
+    assert set(event) == {"specversion", "id", "source", "type", "subject", "time", "datacontenttype", "data"}
+    assert event["data"]["template"] == '{\n  "A": "é"\n}' and "template_ref" not in event["data"]
+    assert "é".encode() in message.body  # UTF-8, not \\u escapes: smaller messages
+
+
+def test_above_the_limit_the_template_is_replaced_by_a_reference_to_the_first_successful_store():
+    failed = Delivery("oss://o/", None, "failed", {"code": "destination_failure"})
+    present = Delivery("s3://b/", "s3://b/t-m/template.json", "already_present")
+    message = build_message(success({"A": "x" * 5000}), (failed, present), limit=2000, where="q")
+    data = json.loads(message.body)["data"]
+    assert message.claim_check and data["template_ref"] == "s3://b/t-m/template.json" and "template" not in data
+    assert len(message.body) <= 2000
+
+
+@pytest.mark.parametrize(
+    ("stored", "retryable", "says"),
+    [
+        ((), False, "configure an object destination"),
+        ((Delivery("s3://b/", None, "failed", {}),), True, "the template store failed"),
+    ],
+)
+def test_oversize_without_a_stored_copy_is_never_truncated(stored, retryable, says):
+    with pytest.raises(DestinationFailure) as caught:
+        build_message(success({"A": "x" * 5000}), stored, limit=2000, where="sqs://q")
+    assert caught.value.retryable is retryable and says in caught.value.message
+    assert caught.value.message.startswith("sqs://q: the message (")
+
+
+def test_fifo_dedup_ids_fit_sqs():
+    assert dedup_id("t-1:SUCCESS") == "t-1:SUCCESS"
+    long_id = "t" * 128 + ":SUCCESS"
+    assert len(dedup_id(long_id)) == 64 and dedup_id(long_id) == dedup_id(long_id)
