@@ -341,3 +341,24 @@ def test_an_unreachable_ledger_is_retryable_and_nothing_is_published(aws):
         build_destination(f"sqs://{name}", ledger=ledger).deliver(finished())
     assert caught.value.retryable is True and "ledger" in caught.value.message
     assert aws.receive_all(url) == []
+
+
+def test_the_same_event_delivered_in_parallel_is_published_once(aws, redis_url):
+    # Given eight workers delivering the same finished task at once through the Redis ledger
+    from concurrent.futures import ThreadPoolExecutor
+
+    name, url = aws.queue()
+    dest = build_destination(f"sqs://{name}", ledger=build_ledger(redis_url))
+
+    def attempt(_):
+        try:
+            return dest.deliver(finished()).outcome
+        except DestinationFailure as exc:
+            return "retryable" if exc.retryable else "permanent"
+
+    with ThreadPoolExecutor(8) as pool:
+        outcomes = list(pool.map(attempt, range(8)))
+    # Then exactly one published; the others were told it was done or is in progress (retry later)
+    assert outcomes.count("created") == 1 and "permanent" not in outcomes
+    assert dest.deliver(finished()).outcome == "already_present"  # what a later retry sees
+    assert len(aws.receive_all(url)) == 1
