@@ -46,6 +46,8 @@ def test_accepted_uris(uri, scheme, kind, bucket, prefix):
         ("amqp:///%2F?routing_key=q", "names no broker host"),
         ("amqp://mq.example/%2F?routing_key=q&max_message_bytes=1", "max_message_bytes must be"),
         ("amqp://mq.example:99999/%2F?routing_key=q", "is not a valid URI"),
+        ("amqp://mq.example/%2F?routing_key=q&heartbeat=often", "heartbeat must be a number"),
+        ("amqp://mq.example/%2F?routing_key=q&ssl_options=x", "unknown query parameter 'ssl_options'"),
         ("s3://my-bucket/?sse=AES256&sse=aws:kms", "gives 'sse' twice"),
         ("nats://x", "unknown scheme"),
     ],

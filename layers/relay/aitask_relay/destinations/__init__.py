@@ -68,6 +68,8 @@ _ACCOUNT = re.compile(r"^[0-9]{12}$")
 _REGION = re.compile(r"^[a-z]{2,}(-[a-z0-9]+)+$")
 _S3_SSE = ("AES256", "aws:kms", "aws:kms:dsse")
 _AMQP_OWN_PARAMS = ("exchange", "routing_key", "max_message_bytes")
+# pika's own URI parameters that are passed through (numbers only, so they are checked at cold start).
+_PIKA_PARAMS = ("heartbeat", "socket_timeout", "blocked_connection_timeout", "connection_attempts", "retry_delay")
 DEFAULT_AMQP_MAX_BYTES = 4 * 1024 * 1024  # ApsaraMQ for RabbitMQ's body limit, the smallest common one
 MAX_AMQP_MAX_BYTES = 128 * 1024 * 1024
 
@@ -209,7 +211,10 @@ def _amqp(uri: str, parts: Any, params: dict[str, str]) -> DestinationSpec:
     raw = params.get("max_message_bytes", str(DEFAULT_AMQP_MAX_BYTES))
     if not raw.isdigit() or not 1024 <= int(raw) <= MAX_AMQP_MAX_BYTES:
         raise _bad(uri, f"max_message_bytes must be an integer from 1024 to {MAX_AMQP_MAX_BYTES}")
-    # Other query parameters are pika's (heartbeat, socket_timeout, ...); pika validates them when built.
+    _only(uri, params, (*_AMQP_OWN_PARAMS, *_PIKA_PARAMS))
+    for key in _PIKA_PARAMS:
+        if key in params and not re.fullmatch(r"[0-9]+(\.[0-9]+)?", params[key]):
+            raise _bad(uri, f"{key} must be a number")
     return DestinationSpec(
         parts.scheme.lower(), "queue", uri, redact(uri), bucket=routing_key, params=params | {"max_message_bytes": raw}
     )
