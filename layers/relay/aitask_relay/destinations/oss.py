@@ -14,11 +14,13 @@ from urllib.parse import urlsplit
 
 from ..config import is_loopback
 from ..errors import destination_error
-from .store import ObjectStore
+from .store import BucketStore
 
 
-class OssDestination(ObjectStore):
+class OssDestination(BucketStore):
     """Create-only delivery to an OSS bucket under a prefix."""
+
+    scheme = "oss"
 
     def __init__(
         self,
@@ -30,12 +32,9 @@ class OssDestination(ObjectStore):
         client: Any = None,
         name: str | None = None,
     ) -> None:
-        self.bucket = bucket
-        self.prefix = prefix
-        self.name = name or f"oss://{bucket}/{prefix}?region={region}"
+        super().__init__(bucket, prefix, client=client, name=name)
         self._region = region
         self._endpoint = endpoint
-        self._client = client
 
     @classmethod
     def from_spec(cls, spec: Any, *, client: Any = None, **_: Any) -> OssDestination:
@@ -54,9 +53,6 @@ class OssDestination(ObjectStore):
         if self._client is None:
             self._client = build_oss_client(self._region, self._endpoint)
         return self._client
-
-    def uri_of(self, key: str) -> str:
-        return f"oss://{self.bucket}/{key}"
 
     def _create(self, key: str, body: bytes, content_type: str, metadata: Mapping[str, str]) -> bool:
         import alibabacloud_oss_v2 as oss

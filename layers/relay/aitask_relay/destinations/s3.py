@@ -13,13 +13,15 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..errors import destination_error
-from .store import ObjectStore
+from .store import BucketStore
 
 CONFLICT_RETRIES = 3
 
 
-class S3Destination(ObjectStore):
+class S3Destination(BucketStore):
     """Create-only delivery to an S3 bucket under a prefix."""
+
+    scheme = "s3"
 
     def __init__(
         self,
@@ -31,10 +33,7 @@ class S3Destination(ObjectStore):
         kms_key_id: str | None = None,
         name: str | None = None,
     ) -> None:
-        self.bucket = bucket
-        self.prefix = prefix
-        self.name = name or f"s3://{bucket}/{prefix}"
-        self._client = client
+        super().__init__(bucket, prefix, client=client, name=name)
         self._encryption = {"ServerSideEncryption": sse} if sse else {}
         if kms_key_id:
             self._encryption["SSEKMSKeyId"] = kms_key_id
@@ -58,9 +57,6 @@ class S3Destination(ObjectStore):
 
             self._client = aws.client("s3")
         return self._client
-
-    def uri_of(self, key: str) -> str:
-        return f"s3://{self.bucket}/{key}"
 
     def _create(self, key: str, body: bytes, content_type: str, metadata: Mapping[str, str]) -> bool:
         request = {

@@ -9,7 +9,7 @@ writes an object only if its key is free and says whether it did.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Literal
+from typing import Any, Literal
 
 from ..errors import DestinationFailure, InvalidInput
 from ..model import Delivery, Observation, TaskResult
@@ -59,6 +59,21 @@ class ObjectStore:
             return validate_task_id(result.task_id) + "/"
         except InvalidInput as exc:
             raise DestinationFailure(f"task id would leave {self.name}: {exc.message}", retryable=False) from exc
+
+
+class BucketStore(ObjectStore):
+    """A store addressed as ``<scheme>://bucket/prefix/`` through an SDK client built on first use."""
+
+    scheme: str
+
+    def __init__(self, bucket: str, prefix: str = "", *, client: Any = None, name: str | None = None) -> None:
+        self.bucket = bucket
+        self.prefix = prefix
+        self.name = name or f"{self.scheme}://{bucket}/{prefix}"
+        self._client = client
+
+    def uri_of(self, key: str) -> str:
+        return f"{self.scheme}://{self.bucket}/{key}"
 
 
 def object_metadata(result: TaskResult) -> dict[str, str]:
