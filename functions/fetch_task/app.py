@@ -1,8 +1,8 @@
-"""fetch_task: direct invocation with {"TaskId": ...} or {"TaskIds": [...]} -> {"results": [...]}."""
+"""fetch_task: direct invocation ({"TaskId"} or {"TaskIds"}) or an EventBridge event -> {"results": [...]}."""
 
 from aitask_relay import runtime
 from aitask_relay.observability import capture_lambda_handler, count_rejections, logger, metrics
-from aitask_relay.triggers.direct import parse_fetch_request
+from aitask_relay.triggers.direct import parse_fetch_event
 
 runtime.config()  # validate the environment at cold start: a bad variable fails the init, by name
 
@@ -12,5 +12,5 @@ runtime.config()  # validate the environment at cold start: a bad variable fails
 @capture_lambda_handler
 @count_rejections
 def lambda_handler(event, context):
-    request = parse_fetch_request(event)
+    request = parse_fetch_event(event)
     return runtime.relay().run_fetch(request)

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import threading
 from typing import Any
+from urllib.parse import urlsplit
 
 from . import __version__
+from .errors import destination_error
 
 _lock = threading.Lock()
 _clients: dict[tuple[str, str | None], Any] = {}
@@ -38,3 +40,56 @@ def reset() -> None:
     """Forget the cached clients (tests that change the environment)."""
     with _lock:
         _clients.clear()
+
+
+class SqsQueue:
+    """One SQS queue, named by its name or its URL; the URL of a name is looked up once.
+
+    Failures are translated into DestinationFailure (retryable or not, by the one table in errors.py).
+    """
+
+    def __init__(self, name_or_url: str, *, client: Any = None, name: str | None = None) -> None:
+        is_url = "://" in name_or_url
+        self.name = name or name_or_url
+        self.fifo = name_or_url.rstrip("/").endswith(".fifo")
+        self._url = name_or_url if is_url else None
+        self._queue_name = name_or_url.rstrip("/").rsplit("/", 1)[-1]
+        self._region = _region_of(name_or_url) if is_url else None
+        self._client = client
+        self._lock = threading.Lock()
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            self._client = client("sqs", self._region)
+        return self._client
+
+    @property
+    def url(self) -> str:
+        with self._lock:
+            if self._url is None:
+                try:
+                    self._url = self.client.get_queue_url(QueueName=self._queue_name)["QueueUrl"]
+                except Exception as exc:
+                    raise destination_error(exc, self.name) from exc
+            return self._url
+
+    def send(self, body: str, *, delay_seconds: int = 0, **extra: Any) -> str:
+        """Send one message; returns its MessageId."""
+        request: dict[str, Any] = {"QueueUrl": self.url, "MessageBody": body, **extra}
+        if delay_seconds:
+            request["DelaySeconds"] = delay_seconds
+        try:
+            return self.client.send_message(**request)["MessageId"]  # type: ignore[no-any-return]
+        except Exception as exc:  # ClientError or a transport error
+            raise destination_error(exc, self.name) from exc
+
+
+def _region_of(queue_url: str) -> str | None:
+    """sqs.<region>.amazonaws.com (or the legacy <region>.queue.amazonaws.com); None for other hosts."""
+    labels = (urlsplit(queue_url).hostname or "").split(".")
+    if len(labels) >= 4 and labels[0] == "sqs":
+        return labels[1]
+    if len(labels) >= 4 and labels[1] == "queue":
+        return labels[0]
+    return None

@@ -32,6 +32,16 @@ class RosSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class SweepSettings:
+    """How the scheduled sweeper reads ListAITasks."""
+
+    lookback_seconds: int = 3600
+    page_size: int = 50
+    mode: str = "inline"  # or "fanout": every task goes to the tracking queue instead of being fetched here
+    safety_ms: int = 10_000
+
+
+@dataclass(frozen=True, slots=True)
 class RelayConfig:
     """Everything a handler needs, validated."""
 
@@ -41,6 +51,9 @@ class RelayConfig:
     tracking_queue: str | None = None
     ledger: str | None = None
     ledger_expiry_seconds: int = 7 * 24 * 3600
+    tracking_deadline_seconds: int = 24 * 3600
+    failure_queue: str | None = None
+    sweep: SweepSettings = SweepSettings()
 
 
 def load_config(environ: Mapping[str, str]) -> RelayConfig:
@@ -70,6 +83,8 @@ def load_config(environ: Mapping[str, str]) -> RelayConfig:
     ledger = env.optional("RELAY_LEDGER")
     if ledger is not None:
         _check_ledger(ledger)
+    for variable in ("RELAY_TRACKING_QUEUE", "RELAY_FAILURE_QUEUE"):
+        _check_queue(variable, env.optional(variable))
     return RelayConfig(
         ros=ros,
         destinations=destinations,
@@ -77,7 +92,28 @@ def load_config(environ: Mapping[str, str]) -> RelayConfig:
         tracking_queue=env.optional("RELAY_TRACKING_QUEUE"),
         ledger=ledger,
         ledger_expiry_seconds=env.integer("RELAY_LEDGER_EXPIRY_SECONDS", 7 * 24 * 3600, low=60, high=366 * 24 * 3600),
+        tracking_deadline_seconds=env.integer("RELAY_TRACKING_DEADLINE_SECONDS", 24 * 3600, low=60, high=14 * 86400),
+        failure_queue=env.optional("RELAY_FAILURE_QUEUE"),
+        sweep=SweepSettings(
+            lookback_seconds=env.integer("RELAY_SWEEP_LOOKBACK_SECONDS", 3600, low=60, high=30 * 86400),
+            page_size=env.integer("RELAY_SWEEP_PAGE_SIZE", 50, low=1, high=100),
+            mode=env.choice("RELAY_SWEEP_MODE", "inline", ("inline", "fanout")),
+            safety_ms=env.integer("RELAY_SWEEP_SAFETY_MS", 10_000, low=0, high=600_000),
+        ),
     )
+
+
+def _check_queue(variable: str, value: str | None) -> None:
+    """An SQS queue name or URL, checked by the same rules as an sqs:// destination."""
+    if value is None:
+        return
+    from .destinations import parse_destination
+
+    try:
+        parse_destination(value if "://" in value else f"sqs://{value}")
+    except ConfigurationError as exc:
+        problem = exc.message.partition(": ")[2]
+        raise ConfigurationError(f"{variable} {value!r}: {problem}") from None
 
 
 _DYNAMODB_TABLE = re.compile(r"^[A-Za-z0-9_.-]{3,255}$")

@@ -104,6 +104,7 @@ class ConfigurationError(RelayError):
 
 
 ERROR_CLASSES: dict[ErrorKind, type[RelayError]] = {cls.kind: cls for cls in RelayError.__subclasses__()}
+ERROR_KINDS_BY_CODE: dict[str, ErrorKind] = {kind.code: kind for kind in ErrorKind}
 
 # ---------------------------------------------------------------------------------------------------
 # The one table. Upstream error codes first (exact), then code suffixes, then the HTTP status.

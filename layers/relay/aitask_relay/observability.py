@@ -78,8 +78,13 @@ def count_rejections(handler: Callable[..., Any]) -> Callable[..., Any]:
         try:
             return handler(event, context)
         except InvalidInput as exc:
-            logger.warning(f"event rejected: {exc}", extra={"error": {"code": exc.code, "retryable": False}})
-            metrics.add_metric(name="invalid_events", unit=MetricUnit.Count, value=1)
+            record_rejection(exc)
             raise
 
     return wrapper
+
+
+def record_rejection(exc: InvalidInput) -> None:
+    """Log and count one rejected event (or HTTP request), with the reason."""
+    logger.warning(f"event rejected: {exc}", extra={"error": {"code": exc.code, "retryable": False}})
+    metrics.add_metric(name="invalid_events", unit=MetricUnit.Count, value=1)

@@ -28,10 +28,44 @@ class TaskSource(Protocol):
 
 
 class RosClient:
-    """GetAITask over one SDK client per process (connections kept alive and reused)."""
+    """The ROS AI task APIs over one SDK client per process (connections kept alive and reused).
 
-    def __init__(self, settings: RosSettings, *, client: Any = None, credential: Any = None) -> None:
+    CreateAITask goes through a second client that does not retry transport errors: a request whose
+    answer was lost may have created the task, and a retry would create a second one.
+    """
+
+    def __init__(
+        self, settings: RosSettings, *, client: Any = None, credential: Any = None, create_client: Any = None
+    ) -> None:
+        self._settings, self._credential = settings, credential
         self._client = client if client is not None else build_sdk_client(settings, credential=credential)
+        self._create_client = create_client
+
+    def list_tasks(self, *, next_token: str | None = None, max_results: int = 50) -> Mapping[str, Any]:
+        """One ListAITasks page: ``{"Tasks": [...], "NextToken": ...}`` (API field names)."""
+        from alibabacloud_ros20190910 import models
+
+        request = models.ListAITasksRequest(max_results=max_results, next_token=next_token or None)
+        try:
+            return self._client.list_aitasks(request).body.to_map()  # type: ignore[no-any-return]
+        except Exception as exc:
+            raise translate(exc, "ListAITasks") from exc
+
+    def create_task(
+        self, *, task_type: str, prompt: str, template_type: str | None = None, template: str | None = None
+    ) -> Mapping[str, Any]:
+        """CreateAITask; returns the body with the new TaskId. Never retried on a transport error."""
+        from alibabacloud_ros20190910 import models
+
+        if self._create_client is None:
+            self._create_client = build_sdk_client(self._settings, credential=self._credential, for_create=True)
+        request = models.CreateAITaskRequest(
+            task_type=task_type, prompt=prompt, template_type=template_type, template=template
+        )
+        try:
+            return self._create_client.create_aitask(request).body.to_map()  # type: ignore[no-any-return]
+        except Exception as exc:
+            raise translate(exc, "CreateAITask") from exc
 
     def get_task(self, task_id: str, *, with_output: bool) -> Mapping[str, Any]:
         """Call GetAITask; ``with_output`` asks for TaskOutput (OutputOption=Enabled)."""
@@ -44,7 +78,7 @@ class RosClient:
             raise translate(exc, "GetAITask") from exc
 
 
-def build_sdk_client(settings: RosSettings, *, credential: Any = None) -> Any:
+def build_sdk_client(settings: RosSettings, *, credential: Any = None, for_create: bool = False) -> Any:
     """The official SDK client, configured from settings.
 
     Credentials come from the alibabacloud-credentials default chain (environment, RRSA/OIDC, profile,
@@ -66,36 +100,37 @@ def build_sdk_client(settings: RosSettings, *, credential: Any = None) -> Any:
         connect_timeout=settings.connect_timeout_ms,
         read_timeout=settings.read_timeout_ms,
         max_idle_conns=settings.max_idle_conns,
-        retry_options=retry_options(settings.max_attempts),
+        retry_options=retry_options(settings.max_attempts, idempotent=not for_create),
         user_agent=f"aitask-relay/{__version__}",
     )
     return Client(config)
 
 
-def retry_options(max_attempts: int) -> Any:
-    """Retry throttling, 5xx and transport failures (exponential backoff with jitter), nothing else."""
+def retry_options(max_attempts: int, *, idempotent: bool = True) -> Any:
+    """Retry throttling always; 5xx and transport failures only for ``idempotent`` calls (not
+    CreateAITask: a 500 or a lost answer may hide a task that was created). Exponential backoff with
+    jitter; the server's x-acs-retry-after wins."""
     from darabonba.policy.retry import RetryOptions
 
     backoff = {"policy": "ExponentialWithEqualJitter", "period": 100, "cap": 5000}
-    return RetryOptions(
+    conditions = [
         {
-            "retryable": max_attempts > 1,
-            "retryCondition": [
-                {
-                    "maxAttempts": max_attempts,
-                    "exception": ["ThrottlingException"],
-                    "errorCode": THROTTLING_CODES,
-                    "backoff": backoff,
-                    "maxDelay": 20000,
-                },
-                {
-                    # RetryError is the SDK's wrapper for connection errors, resets and read timeouts.
-                    "maxAttempts": max_attempts,
-                    "exception": ["ServerException", "RetryError"],
-                    "errorCode": UNAVAILABLE_CODES,
-                    "backoff": backoff,
-                    "maxDelay": 20000,
-                },
-            ],
+            "maxAttempts": max_attempts,
+            "exception": ["ThrottlingException"],
+            "errorCode": THROTTLING_CODES,
+            "backoff": backoff,
+            "maxDelay": 20000,
         }
-    )
+    ]
+    if idempotent:
+        conditions.append(
+            {
+                # RetryError is the SDK's wrapper for connection errors, resets and read timeouts.
+                "maxAttempts": max_attempts,
+                "exception": ["ServerException", "RetryError"],
+                "errorCode": UNAVAILABLE_CODES,
+                "backoff": backoff,
+                "maxDelay": 20000,
+            }
+        )
+    return RetryOptions({"retryable": max_attempts > 1, "retryCondition": conditions})

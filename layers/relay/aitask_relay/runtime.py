@@ -8,9 +8,16 @@ from __future__ import annotations
 
 import os
 from functools import cache
+from typing import TYPE_CHECKING, Any
 
 from .config import RelayConfig, load_config
 from .relay import Relay
+from .ros import RosClient
+
+if TYPE_CHECKING:
+    from .aws import SqsQueue
+    from .sweep import Sweeper
+    from .triggers.sqs import QueueConsumer
 
 
 @cache
@@ -20,11 +27,16 @@ def config() -> RelayConfig:
 
 
 @cache
+def ros() -> RosClient:
+    """The process-wide ROS client (one SDK client, kept alive)."""
+    return RosClient(config().ros)
+
+
+@cache
 def relay() -> Relay:
     """The process-wide relay: one SDK client and one set of destinations, reused across invocations."""
     from .destinations import build_destination
     from .observability import MetricsRecorder, logger, metrics
-    from .ros import RosClient
 
     settings = config()
     ledger = None
@@ -33,7 +45,7 @@ def relay() -> Relay:
 
         ledger = build_ledger(settings.ledger, expires_after_seconds=settings.ledger_expiry_seconds)
     return Relay(
-        RosClient(settings.ros),
+        ros(),
         [build_destination(uri, ledger=ledger) for uri in settings.destinations],
         max_concurrency=settings.max_concurrency,
         logger=logger,
@@ -41,11 +53,68 @@ def relay() -> Relay:
     )
 
 
+@cache
+def tracker() -> SqsQueue | None:
+    """The tracking queue (RELAY_TRACKING_QUEUE), or None."""
+    return _queue(config().tracking_queue)
+
+
+@cache
+def failures() -> SqsQueue | None:
+    """The failure queue (RELAY_FAILURE_QUEUE), or None."""
+    return _queue(config().failure_queue)
+
+
+def _queue(name_or_url: str | None) -> SqsQueue | None:
+    if name_or_url is None:
+        return None
+    from .aws import SqsQueue
+
+    return SqsQueue(name_or_url)
+
+
+@cache
+def consumer() -> QueueConsumer:
+    """The queue consumer over the process-wide relay."""
+    from .observability import logger, metrics
+    from .triggers.sqs import QueueConsumer
+
+    return QueueConsumer(
+        relay(),
+        tracker=tracker(),
+        failures=failures(),
+        deadline_seconds=config().tracking_deadline_seconds,
+        logger=logger,
+        metrics=metrics,
+    )
+
+
+@cache
+def sweeper() -> Sweeper:
+    """The sweeper over the process-wide ROS client and relay."""
+    from .observability import logger
+    from .sweep import Sweeper
+
+    settings = config()
+    return Sweeper(
+        ros(), relay(), settings=settings.sweep, tracker=tracker(), concurrency=settings.max_concurrency, logger=logger
+    )
+
+
+@cache
+def http_app() -> Any:
+    """The HTTP API resolver; the relay, ROS client and tracking queue are built on the first request."""
+    from .observability import logger, record_rejection
+    from .triggers.http import build_http_app
+
+    return build_http_app(relay=relay, ros=ros, tracker=tracker, logger=logger, on_rejected=record_rejection)
+
+
 def reset() -> None:
     """Forget the cached configuration, relay and clients (tests, or a process whose environment changed)."""
     from . import aws, credentials
 
-    relay.cache_clear()
-    config.cache_clear()
+    for factory in (http_app, sweeper, consumer, failures, tracker, relay, ros, config):
+        factory.cache_clear()
     credentials.default_chain.cache_clear()
     aws.reset()

@@ -19,6 +19,15 @@ class FetchRequest:
     include_template: bool = False
 
 
+def parse_fetch_event(event: object) -> FetchRequest:
+    """fetch_task's input: a direct invocation, or an EventBridge event whose detail names the tasks."""
+    from .eventbridge import is_eventbridge_event, task_refs_of_event
+
+    if is_eventbridge_event(event):
+        return FetchRequest(refs=task_refs_of_event(event))  # type: ignore[arg-type]
+    return parse_fetch_request(event)
+
+
 def parse_fetch_request(event: object) -> FetchRequest:
     """Validate a direct-invocation event; raise InvalidInput naming the problem (nothing is fetched)."""
     if not isinstance(event, Mapping):

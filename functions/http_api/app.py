@@ -1,0 +1,15 @@
+"""http_api: API Gateway HTTP API / Function URL -> GET /tasks/{id}, POST /tasks."""
+
+from aws_lambda_powertools.logging import correlation_paths
+
+from aitask_relay import runtime
+from aitask_relay.observability import capture_lambda_handler, logger, metrics
+
+runtime.config()  # validate the environment at cold start: a bad variable fails the init, by name
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP, clear_state=True)
+@metrics.log_metrics
+@capture_lambda_handler
+def lambda_handler(event, context):
+    return runtime.http_app().resolve(event, context)

@@ -1,0 +1,137 @@
+"""The HTTP API (API Gateway HTTP API or a Function URL, payload 2.0) on Powertools' event handler.
+
+- ``GET /tasks/{id}`` → 200 and the TaskResult (``?include=template`` adds the template text); the task is
+  delivered on the way, as with fetch_task. An error record answers with its kind's status: 404 unknown
+  task, 429 throttled, 502 bad upstream response, 503 upstream unavailable, 403 access denied.
+- ``POST /tasks`` with ``{"Prompt", "TaskType", "TemplateType", "Template"}`` → CreateAITask, the new task
+  on the tracking queue, 202 ``{"TaskId", "tracking"}`` and ``Location: /tasks/{id}``.
+- Invalid input → 400 ``{"error": {...}}`` naming the field; nothing is created or fetched.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import ERROR_KINDS_BY_CODE, BadUpstreamResponse, InvalidInput, RelayError
+from ..relay import Relay, response_record
+from ..taskref import TaskRef, validate_task_id
+from ..tracking import TrackingMessage, delay_for, now_utc
+
+MAX_PROMPT = 10_000
+MAX_TEMPLATE = 512 * 1024  # ROS's template body limit
+TASK_TYPES = ("GenerateTemplate", "FixTemplate")
+TEMPLATE_TYPES = ("ROS", "Terraform")
+JSON = "application/json"
+
+
+@dataclass(frozen=True, slots=True)
+class CreateRequest:
+    task_type: str
+    prompt: str
+    template_type: str | None = None
+    template: str | None = None
+
+
+def parse_create_request(body: Any) -> CreateRequest:
+    """Validate a POST /tasks body; InvalidInput names the field and the problem."""
+    if not isinstance(body, Mapping):
+        raise InvalidInput(f"the body must be a JSON object, got {type(body).__name__}")
+    unknown = sorted(set(body) - {"Prompt", "TaskType", "TemplateType", "Template"})
+    if unknown:
+        raise InvalidInput(f"unknown field {unknown[0]!r} (accepted: Prompt, TaskType, TemplateType, Template)")
+    prompt = body.get("Prompt")
+    if not isinstance(prompt, str) or not prompt.strip():
+        raise InvalidInput("Prompt is missing or empty")
+    if len(prompt) > MAX_PROMPT:
+        raise InvalidInput(f"Prompt is too long ({len(prompt)} characters, at most {MAX_PROMPT})")
+    task_type = body.get("TaskType", "GenerateTemplate")
+    if task_type not in TASK_TYPES:
+        raise InvalidInput(f"TaskType must be one of {', '.join(TASK_TYPES)}")
+    template_type = body.get("TemplateType")
+    if template_type is not None and template_type not in TEMPLATE_TYPES:
+        raise InvalidInput(f"TemplateType must be one of {', '.join(TEMPLATE_TYPES)}")
+    template = body.get("Template")
+    if task_type == "GenerateTemplate" and template is not None:
+        raise InvalidInput("Template is only for TaskType FixTemplate")
+    if task_type == "FixTemplate":
+        if isinstance(template, Mapping):
+            template = json.dumps(template, ensure_ascii=False)
+        if not isinstance(template, str) or not template.strip():
+            raise InvalidInput("Template (the template to fix) is missing or empty")
+        if len(template.encode("utf-8")) > MAX_TEMPLATE:
+            raise InvalidInput(f"Template is larger than {MAX_TEMPLATE} bytes")
+    return CreateRequest(task_type, prompt, template_type, template)
+
+
+def build_http_app(
+    *,
+    relay: Callable[[], Relay],
+    ros: Callable[[], Any],
+    tracker: Callable[[], Any],
+    logger: Any = None,
+    on_rejected: Callable[[InvalidInput], None] | None = None,
+) -> Any:
+    """The resolver with both routes; dependencies are factories, built on first use."""
+    from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
+
+    app = APIGatewayHttpResolver()
+
+    def answer(status: int, body: Any, headers: dict[str, str] | None = None) -> Response:
+        return Response(status, JSON, json.dumps(body, ensure_ascii=False), headers=headers)
+
+    @app.get("/tasks/<task_id>")
+    def get_task(task_id: str) -> Response:
+        validate_task_id(task_id, "the task id in the path")
+        include = app.current_event.get_query_string_value("include")
+        if include not in (None, "template"):
+            raise InvalidInput("include may only be 'template'")
+        (observation,) = relay().process_many([TaskRef(task_id)])
+        record = response_record(observation, include_template=include == "template")
+        status = 200 if record["error"] is None else ERROR_KINDS_BY_CODE[record["error"]["code"]].http_status
+        return answer(status, record)
+
+    @app.post("/tasks")
+    def create_task() -> Response:
+        try:
+            body = json.loads(app.current_event.decoded_body or "")
+        except (ValueError, UnicodeDecodeError):
+            raise InvalidInput("the body is not valid JSON") from None
+        request = parse_create_request(body)
+        created = ros().create_task(
+            task_type=request.task_type,
+            prompt=request.prompt,
+            template_type=request.template_type,
+            template=request.template,
+        )
+        try:
+            task_id = validate_task_id(created.get("TaskId"), "CreateAITask's TaskId")
+        except InvalidInput as exc:
+            raise BadUpstreamResponse(exc.message, request_id=created.get("RequestId")) from None
+        tracking = _track(tracker(), task_id)
+        if tracking == "failed" and logger is not None:
+            logger.error("task created but not put on the tracking queue", extra={"task_id": task_id})
+        return answer(202, {"TaskId": task_id, "tracking": tracking}, {"Location": f"/tasks/{task_id}"})
+
+    @app.exception_handler(RelayError)
+    def relay_error(exc: RelayError) -> Response:
+        if isinstance(exc, InvalidInput) and on_rejected is not None:
+            on_rejected(exc)
+        return answer(exc.kind.http_status, {"error": exc.to_record()})
+
+    return app
+
+
+def _track(tracker: Any, task_id: str) -> str:
+    """Put a new task on the tracking queue: "queued", "not_configured", or "failed" (the sweeper still
+    finds it; the task exists, so the request must not fail and invite a duplicate CreateAITask)."""
+    if tracker is None:
+        return "not_configured"
+    first_seen = now_utc().isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    try:
+        tracker.send(TrackingMessage(task_id, 0, first_seen).to_json(), delay_seconds=delay_for(0))
+    except RelayError:
+        return "failed"
+    return "queued"
