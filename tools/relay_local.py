@@ -40,9 +40,26 @@ class LambdaContext:
 
 
 def function_of(event_path: Path) -> str:
-    """The function a sample event belongs to: events/<function>/<name>.json."""
-    relative = event_path.resolve().relative_to(EVENTS)
-    return relative.parts[0]
+    """The function a sample event belongs to: events/<function>/<name>.json, or else its shape."""
+    try:
+        folder = event_path.resolve().relative_to(EVENTS).parts[0]
+    except ValueError:
+        folder = ""
+    if (ROOT / "functions" / folder / "app.py").is_file():
+        return folder
+    return function_for_event(load_event(event_path))
+
+
+def function_for_event(event: Any) -> str:
+    """Which handler takes an event of this shape (for files outside events/<function>/)."""
+    if isinstance(event, dict):
+        if isinstance(event.get("Records"), list):
+            return "queue_consumer"
+        if "rawPath" in event or "routeKey" in event:
+            return "http_api"
+        if event.get("detail-type") == "Scheduled Event" or "LookbackSeconds" in event or not event:
+            return "sweeper"
+    return "fetch_task"
 
 
 def load_handler(function: str) -> Any:

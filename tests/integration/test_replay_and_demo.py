@@ -8,7 +8,7 @@ import os
 import subprocess
 import sys
 
-from relay_local import EVENTS, ROOT
+from relay_local import EVENTS, ROOT, function_of
 
 
 def clean_env():
@@ -45,11 +45,22 @@ def test_every_sample_event_replays(tmp_path):
             outputs.append(obj)
     by_name = {os.path.basename(o["event"]): o for o in outputs}
     assert sorted(by_name) == sorted(p.name for p in samples), proc.stderr
-    for name, output in by_name.items():
+    for output in outputs:
+        name, function = os.path.basename(output["event"]), function_of(ROOT / output["event"])
         if name.startswith("invalid-"):
             assert output["rejected"] == "InvalidInput", name
+            continue
+        response = output["response"]
+        if function == "fetch_task":
+            assert response["results"], name
+        elif function == "queue_consumer":
+            assert isinstance(response["batchItemFailures"], list), name
+        elif function == "sweeper":
+            assert response["complete"] is True and response["listed"] > 0, name
         else:
-            assert output["response"]["results"], name
+            prefixes = {"bad-request-": 400, "post-": 202, "get-unknown-": 404, "get-": 200}
+            expected = next(code for prefix, code in prefixes.items() if name.startswith(prefix))
+            assert response["statusCode"] == expected, (name, response)
     assert proc.returncode == 2  # some samples are invalid on purpose
 
 
