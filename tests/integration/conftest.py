@@ -191,3 +191,16 @@ def redis_url():
     if not answering(6379):
         pytest.skip("Redis is not answering on 127.0.0.1:6379 (.ci/run starts it: redis-server --daemonize yes)")
     return "redis://127.0.0.1:6379/0"
+
+
+# --- triggers -------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def invoke(relay_env):
+    """Invoke any function's real handler the way Lambda does: invoke("queue_consumer", event)."""
+
+    def call(function, event, **context):
+        return load_handler(function)(event, LambdaContext(function_name=function, **context))
+
+    return call

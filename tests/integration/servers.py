@@ -94,3 +94,39 @@ def closed_port() -> int:
 def unique(prefix: str) -> str:
     """A fresh bucket/queue name, so tests sharing one server never see each other's objects."""
     return f"{prefix}-{uuid.uuid4().hex[:12]}"
+
+
+QUEUE_ARN = "arn:aws:sqs:us-east-1:123456789012:aitask-relay-tracking"
+
+
+def sqs_record(body, message_id=None, sent_ms=None):
+    """One record of a Lambda SQS event, in the shape Lambda delivers it."""
+    import time
+    import uuid
+
+    sent = str(sent_ms if sent_ms is not None else int(time.time() * 1000))
+    return {
+        "messageId": message_id or str(uuid.uuid4()),
+        "receiptHandle": "AQEB" + uuid.uuid4().hex,
+        "body": body,
+        "attributes": {
+            "ApproximateReceiveCount": "1",
+            "SentTimestamp": sent,
+            "SenderId": "AIDAIENQZJOLO23YVJ4VO",
+            "ApproximateFirstReceiveTimestamp": sent,
+        },
+        "messageAttributes": {},
+        "md5OfBody": "0" * 32,
+        "eventSource": "aws:sqs",
+        "eventSourceARN": QUEUE_ARN,
+        "awsRegion": "us-east-1",
+    }
+
+
+def lambda_event_from(messages):
+    """Messages received from a (moto) SQS queue as the event Lambda's SQS poller would send."""
+    return {
+        "Records": [
+            sqs_record(m["Body"], m["MessageId"], m.get("Attributes", {}).get("SentTimestamp")) for m in messages
+        ]
+    }

@@ -84,6 +84,7 @@ def consumer() -> QueueConsumer:
         tracker=tracker(),
         failures=failures(),
         deadline_seconds=config().tracking_deadline_seconds,
+        first_delay_seconds=config().tracking_first_delay_seconds,
         logger=logger,
         metrics=metrics,
     )
@@ -107,7 +108,14 @@ def http_app() -> Any:
     from .observability import logger, record_rejection
     from .triggers.http import build_http_app
 
-    return build_http_app(relay=relay, ros=ros, tracker=tracker, logger=logger, on_rejected=record_rejection)
+    return build_http_app(
+        relay=relay,
+        ros=ros,
+        tracker=tracker,
+        logger=logger,
+        first_delay_seconds=config().tracking_first_delay_seconds,
+        on_rejected=record_rejection,
+    )
 
 
 def reset() -> None:

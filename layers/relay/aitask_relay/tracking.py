@@ -47,9 +47,10 @@ class TrackingMessage:
         return json.dumps(body, separators=(",", ":"))
 
 
-def delay_for(attempt: int) -> int:
-    """Seconds to wait before looking at a pending task again, after ``attempt`` looks."""
-    return min(MAX_DELAY_SECONDS, FIRST_DELAY_SECONDS * 2 ** min(attempt, 10))
+def delay_for(attempt: int, first: int = FIRST_DELAY_SECONDS) -> int:
+    """Seconds to wait before looking at a pending task again, after ``attempt`` looks: first, 2×, 4×, ...
+    up to SQS's 900 s maximum."""
+    return min(MAX_DELAY_SECONDS, first * 2 ** min(attempt, 10))
 
 
 def age_seconds(first_seen: str | None, now: datetime) -> float:

@@ -72,6 +72,7 @@ def build_http_app(
     ros: Callable[[], Any],
     tracker: Callable[[], Any],
     logger: Any = None,
+    first_delay_seconds: int = 30,
     on_rejected: Callable[[InvalidInput], None] | None = None,
 ) -> Any:
     """The resolver with both routes; dependencies are factories, built on first use."""
@@ -110,7 +111,7 @@ def build_http_app(
             task_id = validate_task_id(created.get("TaskId"), "CreateAITask's TaskId")
         except InvalidInput as exc:
             raise BadUpstreamResponse(exc.message, request_id=created.get("RequestId")) from None
-        tracking = _track(tracker(), task_id)
+        tracking = _track(tracker(), task_id, first_delay_seconds)
         if tracking == "failed" and logger is not None:
             logger.error("task created but not put on the tracking queue", extra={"task_id": task_id})
         return answer(202, {"TaskId": task_id, "tracking": tracking}, {"Location": f"/tasks/{task_id}"})
@@ -124,14 +125,14 @@ def build_http_app(
     return app
 
 
-def _track(tracker: Any, task_id: str) -> str:
+def _track(tracker: Any, task_id: str, first_delay_seconds: int) -> str:
     """Put a new task on the tracking queue: "queued", "not_configured", or "failed" (the sweeper still
     finds it; the task exists, so the request must not fail and invite a duplicate CreateAITask)."""
     if tracker is None:
         return "not_configured"
     first_seen = now_utc().isoformat(timespec="milliseconds").replace("+00:00", "Z")
     try:
-        tracker.send(TrackingMessage(task_id, 0, first_seen).to_json(), delay_seconds=delay_for(0))
+        tracker.send(TrackingMessage(task_id, 0, first_seen).to_json(), delay_seconds=delay_for(0, first_delay_seconds))
     except RelayError:
         return "failed"
     return "queued"

@@ -43,6 +43,7 @@ class QueueConsumer:
         tracker: Any = None,
         failures: Any = None,
         deadline_seconds: int = 24 * 3600,
+        first_delay_seconds: int = 30,
         logger: Any = None,
         metrics: Any = None,
         clock: Callable[[], datetime] = now_utc,
@@ -51,6 +52,7 @@ class QueueConsumer:
         self._tracker = tracker
         self._failures = failures
         self._deadline = deadline_seconds
+        self._first_delay = first_delay_seconds
         self._logger = logger or logging.getLogger("aitask_relay")
         self._metrics = metrics
         self._clock = clock
@@ -130,7 +132,7 @@ class QueueConsumer:
             return
         if self._tracker is None:
             self._transient(message.task_id, "pending; no RELAY_TRACKING_QUEUE, so SQS redelivers it")
-        delay = delay_for(message.attempt)
+        delay = delay_for(message.attempt, self._first_delay)
         try:
             self._tracker.send(message.next(first_seen).to_json(), delay_seconds=delay)
         except RelayError as exc:

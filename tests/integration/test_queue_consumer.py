@@ -1,0 +1,147 @@
+"""queue_consumer against the emulator, S3 and SQS on moto: partial batch responses, re-scheduling of
+pending tasks until they finish, the tracking deadline, permanent failures reported once."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+from servers import closed_port, lambda_event_from, sqs_record
+
+from aitask_relay import runtime
+from aitask_relay.errors import InvalidInput
+
+YAML = "ROSTemplateFormatVersion: '2015-09-01'\nResources: {}\n"
+
+
+@pytest.fixture
+def wired(relay_env, aws, emulator):
+    """S3 destination, tracking and failure queues on moto; delays of 0 s so successors are visible at once."""
+    bucket, (tracking, tracking_url), (_failures, failures_url) = aws.bucket(), aws.queue(), aws.queue()
+    relay_env.setenv("RELAY_DESTINATIONS", f"s3://{bucket}/")
+    relay_env.setenv("RELAY_TRACKING_QUEUE", tracking)
+    relay_env.setenv("RELAY_FAILURE_QUEUE", failures_url)
+    relay_env.setenv("RELAY_TRACKING_FIRST_DELAY_SECONDS", "0")
+    relay_env.setenv("ROS_MAX_ATTEMPTS", "1")
+    runtime.reset()
+    return {"bucket": bucket, "tracking": tracking_url, "failures": failures_url}
+
+
+def keys(aws, bucket):
+    return sorted(o["Key"] for o in aws.s3.list_objects_v2(Bucket=bucket).get("Contents", []))
+
+
+def test_a_mixed_batch_fails_exactly_the_transient_records(wired, aws, emulator, invoke):
+    # Given a batch of done, pending, failed, unknown, malformed and throttled records
+    emulator.add_task({"TaskId": "t-done", "Status": "SUCCESS", "TaskOutput": {"Result": YAML}})
+    emulator.add_task({"TaskId": "t-pending", "Status": "RUNNING"})
+    emulator.add_task({"TaskId": "t-failed", "Status": "FAILURE", "StatusReason": "quota"})
+    emulator.add_task({"TaskId": "t-throttled", "Status": "SUCCESS", "TaskOutput": {"Result": YAML}})
+    emulator.add_fault({"TaskId": "t-throttled", "Status": 400, "Code": "Throttling.User", "Times": None})
+    records = [
+        sqs_record(json.dumps({"TaskId": "t-done"}), "m-done"),
+        sqs_record("t-pending", "m-pending"),
+        sqs_record(json.dumps({"TaskId": "t-failed"}), "m-failed"),
+        sqs_record(json.dumps({"TaskId": "t-unknown"}), "m-unknown"),
+        sqs_record("{not json", "m-malformed"),
+        sqs_record(json.dumps({"TaskId": "t-throttled"}), "m-throttled"),
+    ]
+    # When the consumer handles it
+    response = invoke("queue_consumer", {"Records": records})
+    # Then only the throttled record is a batch item failure
+    assert response == {"batchItemFailures": [{"itemIdentifier": "m-throttled"}]}
+    # and the finished tasks were delivered, the pending one re-scheduled, the permanent ones reported
+    assert keys(aws, wired["bucket"]) == ["t-done/task.json", "t-done/template.yaml", "t-failed/task.json"]
+    (successor,) = aws.receive_all(wired["tracking"])
+    body = json.loads(successor["Body"])
+    assert body["TaskId"] == "t-pending" and body["attempt"] == 1 and body["first_seen"].endswith("Z")
+    reports = {json.loads(m["Body"])["reason"]: json.loads(m["Body"]) for m in aws.receive_all(wired["failures"])}
+    assert sorted(reports) == ["invalid_input", "not_found"]
+    assert reports["not_found"]["TaskId"] == "t-unknown"
+    assert reports["invalid_input"]["TaskId"] is None and reports["invalid_input"]["record_body"] == "{not json"
+
+
+def test_a_pending_task_comes_back_and_is_delivered_once_it_finishes(wired, aws, emulator, invoke):
+    # Given a task that finishes 100 s after it is created
+    emulator.add_task(
+        {"TaskId": "t-slow", "Timeline": [["RUNNING", 0], ["SUCCESS", 100]], "TaskOutput": {"Result": YAML}}
+    )
+    # When its record is consumed while it runs
+    assert invoke("queue_consumer", {"Records": [sqs_record("t-slow")]}) == {"batchItemFailures": []}
+    assert keys(aws, wired["bucket"]) == []
+    first = aws.receive_all(wired["tracking"])
+    # and again (its successor) after it finished
+    emulator.advance(150)
+    assert invoke("queue_consumer", lambda_event_from(first)) == {"batchItemFailures": []}
+    # Then it is delivered once, and nothing more is tracked
+    assert keys(aws, wired["bucket"]) == ["t-slow/task.json", "t-slow/template.yaml"]
+    assert aws.receive_all(wired["tracking"]) == []
+    assert json.loads(first[0]["Body"])["attempt"] == 1
+
+
+def test_re_scheduling_uses_growing_delays(wired, aws, emulator, invoke, relay_env):
+    # Given a first delay of 5 s and a task on its third look
+    relay_env.setenv("RELAY_TRACKING_FIRST_DELAY_SECONDS", "5")
+    runtime.reset()
+    emulator.add_task({"TaskId": "t-wait", "Status": "WAITING"})
+    body = json.dumps({"TaskId": "t-wait", "attempt": 2, "first_seen": "2099-01-01T00:00:00Z"})
+    # When it is still pending
+    invoke("queue_consumer", {"Records": [sqs_record(body)]})
+    # Then its successor waits 5 * 2**2 = 20 s in the queue (moto keeps it delayed)
+    attributes = aws.sqs.get_queue_attributes(QueueUrl=wired["tracking"], AttributeNames=["All"])["Attributes"]
+    assert attributes["ApproximateNumberOfMessagesDelayed"] == "1"
+    assert aws.receive_all(wired["tracking"]) == []
+
+
+def test_a_task_pending_past_the_deadline_times_out(wired, aws, emulator, invoke, captured_logs):
+    # Given a task first seen 25 hours ago and still running
+    emulator.add_task({"TaskId": "t-stuck", "Status": "RUNNING"})
+    first_seen = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 25 * 3600))
+    body = json.dumps({"TaskId": "t-stuck", "attempt": 40, "first_seen": first_seen})
+    # When consumed
+    response = invoke("queue_consumer", {"Records": [sqs_record(body)]})
+    # Then it is not retried, not re-scheduled, and reported as timed out (log and failure queue)
+    assert response == {"batchItemFailures": []}
+    assert aws.receive_all(wired["tracking"]) == []
+    (report,) = [json.loads(m["Body"]) for m in aws.receive_all(wired["failures"])]
+    assert report["reason"] == "timed_out" and report["TaskId"] == "t-stuck" and report["first_seen"] == first_seen
+    assert any("timed out" in line["message"] and line.get("task_id") == "t-stuck" for line in captured_logs())
+
+
+def test_an_eventbridge_event_in_a_record_delivers_every_task_it_names(wired, aws, emulator, invoke):
+    for task_id in ("t-eb-1", "t-eb-2"):
+        emulator.add_task({"TaskId": task_id, "Status": "SUCCESS", "TaskOutput": {"Result": YAML}})
+    event = {"version": "0", "id": "e-1", "detail-type": "AITask Created", "source": "ci", "account": "1",
+             "time": "2026-11-29T00:00:00Z", "region": "us-east-1", "resources": [],
+             "detail": {"TaskIds": ["t-eb-1", "t-eb-2"]}}  # fmt: skip
+    assert invoke("queue_consumer", {"Records": [sqs_record(json.dumps(event))]}) == {"batchItemFailures": []}
+    assert [k for k in keys(aws, wired["bucket"]) if k.endswith("template.yaml")] == [
+        "t-eb-1/template.yaml",
+        "t-eb-2/template.yaml",
+    ]
+
+
+def test_a_destination_that_is_down_makes_the_record_retry(wired, aws, emulator, invoke, relay_env):
+    # Given S3 and a broker that is not there
+    emulator.add_task({"TaskId": "t-broker", "Status": "SUCCESS", "TaskOutput": {"Result": YAML}})
+    broker = f"amqp://guest:guest@127.0.0.1:{closed_port()}/%2F?routing_key=q"
+    relay_env.setenv("RELAY_DESTINATIONS", f"s3://{wired['bucket']}/,{broker}")
+    runtime.reset()
+    # When consumed / Then the record is a batch item failure (S3 got its copy; the retry completes AMQP)
+    response = invoke("queue_consumer", {"Records": [sqs_record("t-broker", "m-broker")]})
+    assert response == {"batchItemFailures": [{"itemIdentifier": "m-broker"}]}
+    assert "t-broker/template.yaml" in keys(aws, wired["bucket"])
+
+
+def test_without_a_tracking_queue_a_pending_record_is_left_to_sqs(relay_env, emulator, invoke):
+    emulator.add_task({"TaskId": "t-p", "Status": "PENDING"})
+    response = invoke("queue_consumer", {"Records": [sqs_record("t-p", "m-p")]})
+    assert response == {"batchItemFailures": [{"itemIdentifier": "m-p"}]}
+
+
+@pytest.mark.parametrize("event", [{}, {"Records": "x"}, [], "t-1"])
+def test_an_event_without_records_is_rejected(relay_env, emulator, invoke, event):
+    with pytest.raises(InvalidInput, match="Records list"):
+        invoke("queue_consumer", event)
+    assert emulator.stats()["requests"] == 0
