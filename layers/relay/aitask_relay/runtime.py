@@ -93,12 +93,18 @@ def consumer() -> QueueConsumer:
 @cache
 def sweeper() -> Sweeper:
     """The sweeper over the process-wide ROS client and relay."""
-    from .observability import logger
+    from .observability import logger, metrics
     from .sweep import Sweeper
 
     settings = config()
     return Sweeper(
-        ros(), relay(), settings=settings.sweep, tracker=tracker(), concurrency=settings.max_concurrency, logger=logger
+        ros(),
+        relay(),
+        settings=settings.sweep,
+        tracker=tracker(),
+        concurrency=settings.max_concurrency,
+        logger=logger,
+        metrics=metrics,
     )
 
 

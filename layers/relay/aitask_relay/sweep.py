@@ -58,6 +58,7 @@ class Sweeper:
         tracker: Any = None,
         concurrency: int = 8,
         logger: Any = None,
+        metrics: Any = None,
         clock: Callable[[], datetime] = now_utc,
     ) -> None:
         self._lister = lister
@@ -66,6 +67,7 @@ class Sweeper:
         self._tracker = tracker
         self._chunk = max(1, concurrency)
         self._logger = logger or logging.getLogger("aitask_relay")
+        self._metrics = metrics
         self._clock = clock
 
     def run(self, remaining_ms: Callable[[], int], *, lookback_seconds: int | None = None) -> dict[str, Any]:
@@ -96,6 +98,12 @@ class Sweeper:
         self._logger.info(
             "sweep finished" if summary.complete else "sweep stopped early", extra={"sweep": summary.to_dict()}
         )
+        if self._metrics is not None:
+            from aws_lambda_powertools.metrics import MetricUnit
+
+            for name in ("listed", "in_window", "enqueued"):
+                self._metrics.add_metric(name=f"sweep_{name}", unit=MetricUnit.Count, value=getattr(summary, name))
+            self._metrics.add_metric(name="sweep_incomplete", unit=MetricUnit.Count, value=int(not summary.complete))
         return summary.to_dict()
 
     def _settle_page(

@@ -1,0 +1,108 @@
+"""sweeper against the emulator, S3 and SQS on moto and the Redis ledger: many pages, repeated runs,
+the lookback window, the time budget, and fan-out to the tracking queue."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+
+import pytest
+
+from aitask_relay import runtime
+
+YAML = "ROSTemplateFormatVersion: '2015-09-01'\nResources: {}\n"
+
+
+@pytest.fixture
+def fleet(emulator):
+    """120 tasks: 40 SUCCESS, 20 FAILURE and 30 RUNNING in the last hour; 30 SUCCESS two hours old."""
+    for i in range(40):
+        emulator.add_task({"TaskId": f"t-ok-{i:03}", "Status": "SUCCESS", "TaskOutput": {"Result": YAML + f"# {i}\n"}})
+    for i in range(20):
+        emulator.add_task({"TaskId": f"t-bad-{i:03}", "Status": "FAILURE", "StatusReason": "quota"})
+    for i in range(30):
+        emulator.add_task({"TaskId": f"t-run-{i:03}", "Status": "RUNNING"})
+    for i in range(30):
+        emulator.add_task(
+            {"TaskId": f"t-old-{i:03}", "Status": "SUCCESS", "CreatedSecondsAgo": 7200, "TaskOutput": {"Result": YAML}}
+        )
+    return emulator
+
+
+@pytest.fixture
+def wired(relay_env, aws, redis_url):
+    bucket, (out, out_url), (_tracking, tracking_url) = aws.bucket(), aws.queue(), aws.queue()
+    relay_env.setenv("RELAY_DESTINATIONS", f"s3://{bucket}/,sqs://{out}")
+    relay_env.setenv("RELAY_LEDGER", redis_url)
+    relay_env.setenv("RELAY_TRACKING_QUEUE", tracking_url)
+    relay_env.setenv("RELAY_SWEEP_PAGE_SIZE", "10")
+    runtime.reset()
+    return {"bucket": bucket, "out": out_url, "tracking": tracking_url}
+
+
+def all_keys(aws, bucket):
+    pages = aws.s3.get_paginator("list_objects_v2").paginate(Bucket=bucket)
+    return [o["Key"] for page in pages for o in page.get("Contents", [])]
+
+
+def test_repeated_sweeps_deliver_every_finished_task_exactly_once(fleet, wired, aws, invoke):
+    # When the sweeper runs twice over 12 pages
+    first = invoke("sweeper", {})
+    second = invoke("sweeper", {})
+    # Then the first run delivered the 60 finished tasks of the window and queued the 30 running ones
+    assert (first["listed"], first["in_window"], first["pages"], first["complete"]) == (120, 90, 12, True)
+    assert (first["delivered"], first["already_delivered"], first["pending"], first["enqueued"]) == (60, 0, 30, 30)
+    # and the second found them all already delivered
+    assert (second["delivered"], second["already_delivered"], second["failed"]) == (0, 60, 0)
+    # S3 holds one folder per finished task of the window; SQS one message per event id
+    keys = all_keys(aws, wired["bucket"])
+    assert sum(k.endswith("/template.yaml") for k in keys) == 40 and sum(k.endswith("/task.json") for k in keys) == 60
+    assert not any(k.startswith("t-old-") for k in keys)
+    ids = Counter(json.loads(m["Body"])["id"] for m in aws.receive_all(wired["out"]))
+    assert len(ids) == 60 and set(ids.values()) == {1}
+    tracked = [json.loads(m["Body"]) for m in aws.receive_all(wired["tracking"])]
+    assert {t["TaskId"] for t in tracked} == {f"t-run-{i:03}" for i in range(30)}
+    assert all(t["attempt"] == 0 and t["first_seen"] for t in tracked)
+
+
+def test_a_longer_lookback_reaches_older_tasks(fleet, wired, aws, invoke):
+    summary = invoke("sweeper", {"LookbackSeconds": 3 * 3600})
+    assert summary["in_window"] == 120 and summary["delivered"] == 90
+
+
+def test_the_sweep_stops_cleanly_before_its_deadline(fleet, wired, emulator, invoke, relay_env):
+    # Given slow listing pages (200 ms) and 1.5 s left in the invocation, 1 s of which is the safety margin
+    relay_env.setenv("RELAY_SWEEP_SAFETY_MS", "1000")
+    runtime.reset()
+    emulator.add_fault({"Action": "ListAITasks", "LatencyMs": 200, "Times": None})
+    started = time.monotonic()
+    # When it sweeps
+    summary = invoke("sweeper", {}, timeout_ms=1500)
+    elapsed = time.monotonic() - started
+    # Then it stopped early, said why and where to resume, and returned before the deadline
+    assert summary["complete"] is False and summary["stopped_reason"] == "time"
+    assert 1 <= summary["pages"] < 12
+    assert summary["resume_token"] or summary["pages"] == 1  # the token of the page it stopped in (None: the first)
+    assert elapsed < 1.5
+
+
+def test_fanout_sends_every_task_to_the_tracking_queue_without_fetching(fleet, wired, emulator, aws, invoke, relay_env):
+    relay_env.setenv("RELAY_SWEEP_MODE", "fanout")
+    runtime.reset()
+    emulator.reset_stats()
+    summary = invoke("sweeper", {})
+    assert summary["enqueued"] == 90 and summary["delivered"] == 0
+    assert "GetAITask" not in emulator.stats()["by_action"]
+    tracked = [json.loads(m["Body"]) for m in aws.receive_all(wired["tracking"])]
+    assert Counter(t.get("known_status") for t in tracked) == {"SUCCESS": 40, "FAILURE": 20, "RUNNING": 30}
+
+
+def test_a_listing_error_fails_the_invocation_so_the_scheduler_retries(fleet, wired, emulator, invoke, relay_env):
+    from aitask_relay.errors import UpstreamUnavailable
+
+    relay_env.setenv("ROS_MAX_ATTEMPTS", "1")
+    runtime.reset()
+    emulator.add_fault({"Action": "ListAITasks", "Status": 503, "Code": "ServiceUnavailable", "Times": None})
+    with pytest.raises(UpstreamUnavailable):
+        invoke("sweeper", {})
