@@ -49,3 +49,27 @@ def test_the_layer_is_built_from_the_pinned_requirements_with_python_312():
 
 def test_the_emulator_is_not_in_the_layer():
     assert not (ROOT / RESOURCES["RelayLayer"]["Properties"]["ContentUri"] / "ros_emulator").exists()
+
+
+def test_every_function_directory_is_deployed():
+    deployed = {Path(props["CodeUri"]).name for props in FUNCTIONS.values()}
+    on_disk = {p.parent.name for p in (ROOT / "functions").glob("*/app.py")}
+    assert on_disk <= deployed
+
+
+def sqs_events():
+    for name, props in FUNCTIONS.items():
+        for event in props.get("Events", {}).values():
+            if event["Type"] == "SQS":
+                yield name, event["Properties"]
+
+
+def test_every_sqs_source_reports_batch_item_failures_and_has_a_redrive_policy():
+    events = list(sqs_events())
+    assert events
+    for name, props in events:
+        assert props["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+        assert "MaximumConcurrency" in props["ScalingConfig"]
+        queue = RESOURCES[props["Queue"]["Fn::GetAtt"][0]]["Properties"]
+        assert queue["RedrivePolicy"]["maxReceiveCount"] >= 3
+        assert queue["VisibilityTimeout"] >= 6 * FUNCTIONS[name].get("Timeout", GLOBALS["Timeout"])

@@ -4,6 +4,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from relay_local import ROOT
 
 # Powertools imports the botocore package itself (0.4 ms, for its user-agent hook); a client or session
@@ -11,10 +13,11 @@ from relay_local import ROOT
 FORBIDDEN = {"boto3", "botocore.session", "botocore.client", "pika", "redis", "alibabacloud_oss_v2", "aws_xray_sdk"}
 
 
-def test_fetch_task_loads_no_aws_sdk_broker_client_or_xray():
+@pytest.mark.parametrize("function", ["fetch_task", "queue_consumer", "sweeper", "http_api"])
+def test_loading_a_handler_imports_no_aws_sdk_broker_client_or_xray(function):
     code = (
         "import json, sys; sys.path.insert(0, 'tools'); from relay_local import load_handler; "
-        "load_handler('fetch_task'); print(json.dumps(sorted(sys.modules)))"
+        f"load_handler({function!r}); print(json.dumps(sorted(sys.modules)))"
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
     loaded = set(json.loads(proc.stdout.strip().splitlines()[-1]))

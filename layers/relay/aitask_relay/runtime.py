@@ -111,7 +111,7 @@ def sweeper() -> Sweeper:
 @cache
 def http_app() -> Any:
     """The HTTP API resolver; the relay, ROS client and tracking queue are built on the first request."""
-    from .observability import logger, record_rejection
+    from .observability import logger, metrics, record_rejection
     from .triggers.http import build_http_app
 
     return build_http_app(
@@ -119,6 +119,7 @@ def http_app() -> Any:
         ros=ros,
         tracker=tracker,
         logger=logger,
+        metrics=metrics,
         first_delay_seconds=config().tracking_first_delay_seconds,
         on_rejected=record_rejection,
     )

@@ -72,6 +72,7 @@ def build_http_app(
     ros: Callable[[], Any],
     tracker: Callable[[], Any],
     logger: Any = None,
+    metrics: Any = None,
     first_delay_seconds: int = 30,
     on_rejected: Callable[[InvalidInput], None] | None = None,
 ) -> Any:
@@ -111,6 +112,10 @@ def build_http_app(
             task_id = validate_task_id(created.get("TaskId"), "CreateAITask's TaskId")
         except InvalidInput as exc:
             raise BadUpstreamResponse(exc.message, request_id=created.get("RequestId")) from None
+        if metrics is not None:
+            from aws_lambda_powertools.metrics import MetricUnit
+
+            metrics.add_metric(name="tasks_created", unit=MetricUnit.Count, value=1)
         tracking = _track(tracker(), task_id, first_delay_seconds)
         if tracking == "failed" and logger is not None:
             logger.error("task created but not put on the tracking queue", extra={"task_id": task_id})

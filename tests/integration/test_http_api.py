@@ -1,0 +1,163 @@
+"""http_api against the emulator (and the tracking queue on moto): routes, bodies and status codes."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import pytest
+
+from aitask_relay import runtime
+
+YAML = "ROSTemplateFormatVersion: '2015-09-01'\nResources: {}\n"
+
+
+def request(method, path, body=None, query=None, base64_body=False):
+    """An API Gateway HTTP API (payload 2.0) event, as Lambda receives it."""
+    event = {
+        "version": "2.0",
+        "routeKey": "$default",
+        "rawPath": path,
+        "rawQueryString": "&".join(f"{k}={v}" for k, v in (query or {}).items()),
+        "headers": {"content-type": "application/json", "host": "api.example.com"},
+        "requestContext": {
+            "accountId": "123456789012",
+            "apiId": "api",
+            "domainName": "api.example.com",
+            "http": {"method": method, "path": path, "protocol": "HTTP/1.1", "sourceIp": "203.0.113.1"},
+            "requestId": "req-1",
+            "routeKey": "$default",
+            "stage": "$default",
+            "timeEpoch": 0,
+        },
+        "isBase64Encoded": base64_body,
+    }
+    if query:
+        event["queryStringParameters"] = query
+    if body is not None:
+        text = body if isinstance(body, str) else json.dumps(body)
+        event["body"] = base64.b64encode(text.encode()).decode() if base64_body else text
+    return event
+
+
+@pytest.fixture
+def call(invoke):
+    def send(*args, **kwargs):
+        response = invoke("http_api", request(*args, **kwargs))
+        return response["statusCode"], json.loads(response["body"]), response.get("headers", {})
+
+    return send
+
+
+def test_get_returns_the_task_result_and_delivers_it(call, emulator, out_dir):
+    emulator.add_task({"TaskId": "t-h1", "Status": "SUCCESS", "TaskOutput": {"Result": YAML}})
+    status, body, headers = call("GET", "/tasks/t-h1")
+    assert status == 200 and headers["Content-Type"] == "application/json"
+    assert body["task_id"] == "t-h1" and body["template_format"] == "yaml" and "template" not in body
+    assert body["deliveries"][0]["outcome"] == "created" and (out_dir / "t-h1" / "template.yaml").exists()
+
+
+def test_get_with_include_template_adds_the_body(call, emulator):
+    emulator.add_task({"TaskId": "t-h2", "Status": "SUCCESS", "TaskOutput": {"Result": YAML}})
+    status, body, _ = call("GET", "/tasks/t-h2", query={"include": "template"})
+    assert status == 200 and body["template"] == YAML
+
+
+@pytest.mark.parametrize(
+    ("fault", "status", "code"),
+    [
+        (None, 404, "not_found"),
+        ({"Status": 400, "Code": "Throttling.User", "Times": None}, 429, "throttled"),
+        ({"Status": 503, "Code": "ServiceUnavailable", "Times": None}, 503, "upstream_unavailable"),
+        ({"Body": "<html>bad gateway</html>", "Status": 200, "Times": None}, 502, "bad_upstream_response"),
+    ],
+)
+def test_get_maps_upstream_errors_to_status_codes(call, emulator, relay_env, fault, status, code):
+    relay_env.setenv("ROS_MAX_ATTEMPTS", "1")
+    runtime.reset()
+    if fault is not None:
+        emulator.add_task({"TaskId": "t-h3", "Status": "SUCCESS"})
+        emulator.add_fault(fault)
+    got, body, _ = call("GET", "/tasks/t-h3")
+    assert (got, body["error"]["code"]) == (status, code)
+
+
+@pytest.mark.parametrize(
+    ("path", "query", "says"),
+    [
+        ("/tasks/..%2Fetc%2Fpasswd", None, "the task id in the path"),
+        ("/tasks/t-1", {"include": "everything"}, "include may only be 'template'"),
+    ],
+)
+def test_get_bad_input_is_400_and_fetches_nothing(call, emulator, path, query, says):
+    status, body, _ = call("GET", path, query=query)
+    assert status == 400 and body["error"]["code"] == "invalid_input" and says in body["error"]["message"]
+    assert emulator.stats()["requests"] == 0
+
+
+def test_unknown_routes_are_404(call):
+    assert call("GET", "/nothing")[0] == 404
+    assert call("DELETE", "/tasks/t-1")[0] == 404
+
+
+def test_post_creates_the_task_tracks_it_and_answers_202(call, emulator, aws, relay_env):
+    # Given a tracking queue
+    _name, url = aws.queue()
+    relay_env.setenv("RELAY_TRACKING_QUEUE", url)
+    relay_env.setenv("RELAY_TRACKING_FIRST_DELAY_SECONDS", "0")  # default 30 s: moto would hide it that long
+    runtime.reset()
+    # When a task is asked for (base64 body, as a Function URL may send it)
+    prompt = "A VPC with two vSwitches"
+    status, body, headers = call("POST", "/tasks", {"Prompt": prompt, "TemplateType": "Terraform"}, base64_body=True)
+    # Then ROS created it, it is on the tracking queue, and the answer says where to look
+    assert status == 202 and body["tracking"] == "queued" and headers["Location"] == f"/tasks/{body['TaskId']}"
+    assert emulator.tasks[body["TaskId"]].prompt == prompt
+    (tracked,) = [json.loads(m["Body"]) for m in aws.receive_all(url)]
+    assert tracked["TaskId"] == body["TaskId"] and tracked["attempt"] == 0
+
+
+def test_post_fix_template_passes_the_template(call, emulator):
+    status, body, _ = call("POST", "/tasks", {"Prompt": "fix it", "TaskType": "FixTemplate", "Template": YAML})
+    assert status == 202 and body["tracking"] == "not_configured"
+    assert emulator.tasks[body["TaskId"]].task_type == "FixTemplate"
+
+
+@pytest.mark.parametrize(
+    ("body", "says"),
+    [
+        ("Prompt=vpc", "the body is not valid JSON"),
+        ([], "the body must be a JSON object"),
+        ({}, "Prompt is missing or empty"),
+        ({"Prompt": "   "}, "Prompt is missing or empty"),
+        ({"Prompt": "x" * 10_001}, "Prompt is too long"),
+        ({"Prompt": "vpc", "TaskType": "DeleteEverything"}, "TaskType must be one of"),
+        ({"Prompt": "vpc", "TemplateType": "CDK"}, "TemplateType must be one of"),
+        ({"Prompt": "vpc", "Template": YAML}, "Template is only for TaskType FixTemplate"),
+        ({"Prompt": "fix", "TaskType": "FixTemplate"}, "Template (the template to fix) is missing"),
+        ({"Prompt": "vpc", "Colour": "blue"}, "unknown field 'Colour'"),
+    ],
+)
+def test_post_bad_input_is_400_naming_the_field_and_creates_nothing(call, emulator, body, says):
+    status, answer, _ = call("POST", "/tasks", body)
+    assert status == 400 and says in answer["error"]["message"]
+    assert emulator.stats()["requests"] == 0
+
+
+def test_post_is_not_retried_on_a_lost_answer(call, emulator, relay_env):
+    # Given retries on, and CreateAITask's connection reset once
+    relay_env.setenv("ROS_MAX_ATTEMPTS", "3")
+    runtime.reset()
+    emulator.add_fault({"Action": "CreateAITask", "Reset": True, "Times": 1})
+    # When a task is asked for / Then the relay reports 503 and sent exactly one CreateAITask
+    status, body, _ = call("POST", "/tasks", {"Prompt": "vpc"})
+    assert status == 503 and body["error"]["code"] == "upstream_unavailable"
+    assert emulator.stats()["by_action"].get("CreateAITask") == 1
+
+
+def test_post_throttled_is_429_after_the_sdk_retries(call, emulator, relay_env):
+    relay_env.setenv("ROS_MAX_ATTEMPTS", "2")
+    runtime.reset()
+    emulator.add_fault({"Action": "CreateAITask", "Status": 400, "Code": "Throttling.Api", "Times": None})
+    status, body, _ = call("POST", "/tasks", {"Prompt": "vpc"})
+    assert status == 429 and body["error"]["code"] == "throttled"
+    assert emulator.stats()["by_action"].get("CreateAITask") == 2

@@ -1,0 +1,95 @@
+"""Parsing of queue records, EventBridge details, sweep events and HTTP bodies; the re-scheduling delays."""
+
+import json
+from datetime import UTC, datetime
+
+import pytest
+
+from aitask_relay.errors import InvalidInput
+from aitask_relay.sweep import parse_sweep_event
+from aitask_relay.tracking import TrackingMessage, age_seconds, delay_for, parse_tracking_body
+from aitask_relay.triggers.direct import parse_fetch_event
+from aitask_relay.triggers.http import parse_create_request
+
+EB = {"version": "0", "id": "1", "detail-type": "AITask Created", "source": "ci", "detail": {"TaskId": "t-1"}}
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        ("t-1", [TrackingMessage("t-1")]),
+        ('"t-1"', [TrackingMessage("t-1")]),
+        ('{"TaskId": "t-1"}', [TrackingMessage("t-1")]),
+        (
+            '{"TaskId": "t-1", "attempt": 3, "first_seen": "2026-01-01T00:00:00Z", "extra": 1}',
+            [TrackingMessage("t-1", 3, "2026-01-01T00:00:00Z")],
+        ),
+        ('{"TaskId": "t-1", "known_status": "SUCCESS"}', [TrackingMessage("t-1", known_status="SUCCESS")]),
+        (json.dumps(EB | {"detail": {"TaskIds": ["t-1", "t-2"]}}), [TrackingMessage("t-1"), TrackingMessage("t-2")]),
+    ],
+)
+def test_record_bodies_that_name_tasks(body, expected):
+    assert parse_tracking_body(body) == expected
+
+
+@pytest.mark.parametrize(
+    ("body", "says"),
+    [
+        ("", "empty"),
+        ("{oops", "not valid JSON"),
+        ("[1]", "must be a JSON object or a task id"),
+        ('{"TaskId": "../x"}', "is not a task id"),
+        ('{"Task": "t-1"}', "TaskId is missing"),
+        ('{"TaskId": "t-1", "attempt": -1}', "attempt must be"),
+        ('{"TaskId": "t-1", "attempt": true}', "attempt must be"),
+        ('{"TaskId": "t-1", "known_status": "DONE"}', "known_status must be"),
+        ("t-1\n", None),  # surrounding whitespace is trimmed: still valid
+        ("t 1", "is not a task id"),
+        (json.dumps(EB | {"detail": "t-1"}), "detail must be an object"),
+        (json.dumps(EB | {"detail": {}}), "EventBridge detail: TaskId is missing"),
+        ("x" * 300_000, "at most"),
+    ],
+)
+def test_bad_record_bodies_are_invalid_input(body, says):
+    if says is None:
+        assert parse_tracking_body(body) == [TrackingMessage("t-1")]
+        return
+    with pytest.raises(InvalidInput, match=says.replace("(", r"\(")):
+        parse_tracking_body(body)
+
+
+def test_delays_grow_and_stop_at_sqs_maximum():
+    assert [delay_for(a) for a in range(7)] == [30, 60, 120, 240, 480, 900, 900]
+    assert delay_for(100) == 900 and delay_for(3, first=0) == 0
+
+
+def test_age_of_first_seen():
+    now = datetime(2026, 1, 2, tzinfo=UTC)
+    assert age_seconds("2026-01-01T00:00:00Z", now) == 86400
+    assert age_seconds("garbage", now) == 0 and age_seconds(None, now) == 0
+
+
+def test_fetch_task_takes_an_eventbridge_event():
+    assert [r.task_id for r in parse_fetch_event(EB).refs] == ["t-1"]
+    with pytest.raises(InvalidInput, match="EventBridge detail"):
+        parse_fetch_event(EB | {"detail": {"TaskIds": []}})
+
+
+@pytest.mark.parametrize(("event", "lookback"), [(None, None), ({}, None), ({"LookbackSeconds": 600}, 600)])
+def test_sweep_events(event, lookback):
+    assert parse_sweep_event(event) == lookback
+
+
+@pytest.mark.parametrize(
+    "event", [[], "x", {"LookbackSeconds": 5}, {"LookbackSeconds": "1h"}, {"LookbackSeconds": True}]
+)
+def test_bad_sweep_events(event):
+    with pytest.raises(InvalidInput):
+        parse_sweep_event(event)
+
+
+def test_create_request_defaults_and_object_templates():
+    request = parse_create_request({"Prompt": "vpc"})
+    assert (request.task_type, request.template_type, request.template) == ("GenerateTemplate", None, None)
+    fix = parse_create_request({"Prompt": "fix", "TaskType": "FixTemplate", "Template": {"A": "é"}})
+    assert fix.template == '{"A": "é"}'
