@@ -1,16 +1,13 @@
 """fetch_task: direct invocation ({"TaskId"} or {"TaskIds"}) or an EventBridge event -> {"results": [...]}."""
 
 from aitask_relay import runtime
-from aitask_relay.observability import capture_lambda_handler, count_rejections, logger, metrics
+from aitask_relay.observability import instrumented
 from aitask_relay.triggers.direct import parse_fetch_event
 
 runtime.config()  # validate the environment at cold start: a bad variable fails the init, by name
 
 
-@logger.inject_lambda_context(clear_state=True)
-@metrics.log_metrics
-@capture_lambda_handler
-@count_rejections
+@instrumented()
 def lambda_handler(event, context):
     request = parse_fetch_event(event)
     return runtime.relay().run_fetch(request)

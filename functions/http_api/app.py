@@ -3,13 +3,11 @@
 from aws_lambda_powertools.logging import correlation_paths
 
 from aitask_relay import runtime
-from aitask_relay.observability import capture_lambda_handler, logger, metrics
+from aitask_relay.observability import instrumented
 
 runtime.config()  # validate the environment at cold start: a bad variable fails the init, by name
 
 
-@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP, clear_state=True)
-@metrics.log_metrics
-@capture_lambda_handler
+@instrumented(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
 def lambda_handler(event, context):
     return runtime.http_app().resolve(event, context)

@@ -1,16 +1,13 @@
 """sweeper: an EventBridge Scheduler tick -> a summary (listed, delivered, already_delivered, pending, ...)."""
 
 from aitask_relay import runtime
-from aitask_relay.observability import capture_lambda_handler, count_rejections, logger, metrics
+from aitask_relay.observability import instrumented
 from aitask_relay.sweep import parse_sweep_event
 
 runtime.config()  # validate the environment at cold start: a bad variable fails the init, by name
 
 
-@logger.inject_lambda_context(clear_state=True)
-@metrics.log_metrics
-@capture_lambda_handler
-@count_rejections
+@instrumented()
 def lambda_handler(event, context):
     lookback = parse_sweep_event(event)
     return runtime.sweeper().run(context.get_remaining_time_in_millis, lookback_seconds=lookback)

@@ -70,6 +70,17 @@ class MetricsRecorder:
             self._sink.add_metric(name=name, unit=MetricUnit.Count, value=value)
 
 
+def instrumented(correlation_id_path: str | None = None) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """What every handler wears, outermost first: the Powertools logger's Lambda context (state cleared per
+    invocation), the metrics flush, the tracer (when tracing is on), and the count of rejected events."""
+
+    def wrap(handler: Callable[..., Any]) -> Callable[..., Any]:
+        wrapped = metrics.log_metrics(capture_lambda_handler(count_rejections(handler)))
+        return logger.inject_lambda_context(wrapped, correlation_id_path=correlation_id_path, clear_state=True)
+
+    return wrap
+
+
 def count_rejections(handler: Callable[..., Any]) -> Callable[..., Any]:
     """Log and count (``invalid_events``) an event rejected as invalid input, then let the error through."""
 
