@@ -99,6 +99,7 @@ class AwsResources:
         self.s3 = boto3.client("s3", endpoint_url=endpoint)
         self.sqs = boto3.client("sqs", endpoint_url=endpoint)
         self.dynamodb = boto3.client("dynamodb", endpoint_url=endpoint)
+        self.secrets = boto3.client("secretsmanager", endpoint_url=endpoint)
 
     def bucket(self, prefix="relay"):
         from servers import unique

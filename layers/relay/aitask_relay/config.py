@@ -54,6 +54,7 @@ class RelayConfig:
     tracking_deadline_seconds: int = 24 * 3600
     tracking_first_delay_seconds: int = 30
     failure_queue: str | None = None
+    credentials_secret: str | None = None
     sweep: SweepSettings = SweepSettings()
 
 
@@ -96,6 +97,7 @@ def load_config(environ: Mapping[str, str]) -> RelayConfig:
         tracking_deadline_seconds=env.integer("RELAY_TRACKING_DEADLINE_SECONDS", 24 * 3600, low=60, high=14 * 86400),
         tracking_first_delay_seconds=env.integer("RELAY_TRACKING_FIRST_DELAY_SECONDS", 30, low=0, high=900),
         failure_queue=env.optional("RELAY_FAILURE_QUEUE"),
+        credentials_secret=env.optional("ALIBABA_CLOUD_CREDENTIALS_SECRET"),
         sweep=SweepSettings(
             lookback_seconds=env.integer("RELAY_SWEEP_LOOKBACK_SECONDS", 3600, low=60, high=30 * 86400),
             page_size=env.integer("RELAY_SWEEP_PAGE_SIZE", 50, low=1, high=100),

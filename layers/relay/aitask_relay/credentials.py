@@ -1,19 +1,71 @@
-"""The Alibaba Cloud credential chain (alibabacloud-credentials), one client per process.
+"""Alibaba Cloud credentials for ROS and OSS: the standard chain, or an AccessKey pair in Secrets Manager.
 
-ROS and OSS share it: environment (ALIBABA_CLOUD_ACCESS_KEY_ID / _SECRET / _SECURITY_TOKEN), RRSA/OIDC,
-the CLI profile, the ECS RAM role, a credentials URI. The OSS SDK's own environment provider reads other
-variable names (OSS_ACCESS_KEY_ID), which is why OSS gets this chain through a bridge instead.
+- Default: alibabacloud-credentials' chain (ALIBABA_CLOUD_ACCESS_KEY_ID / _SECRET / _SECURITY_TOKEN, RRSA/OIDC,
+  the CLI profile, the ECS RAM role, a credentials URI). The OSS SDK's own environment provider reads other
+  variable names (OSS_ACCESS_KEY_ID), which is why OSS gets this chain through a bridge instead.
+- On AWS: ALIBABA_CLOUD_CREDENTIALS_SECRET names a Secrets Manager secret holding
+  ``{"AccessKeyId": ..., "AccessKeySecret": ..., "SecurityToken": ... (optional)}``, read through Powertools
+  Parameters and cached for five minutes, so a rotated key is picked up without a redeploy.
+
+Both expose ``get_credential()``, which is all the SDKs call. The secret's value is never logged or shown
+in an error.
 """
 
 from __future__ import annotations
 
-from functools import cache
 from typing import Any
 
+from .errors import AccessDenied
 
-@cache
-def default_chain() -> Any:
-    """The default credential client (it caches and refreshes temporary credentials itself)."""
+SECRET_MAX_AGE_SECONDS = 300
+
+
+def provider(secret_name: str | None = None) -> Any:
+    """The credential provider for ROS and OSS (one per process: built by runtime)."""
+    if secret_name:
+        return SecretCredentials(secret_name)
     from alibabacloud_credentials.client import Client
 
     return Client()
+
+
+class SecretCredentials:
+    """An AccessKey pair kept in AWS Secrets Manager."""
+
+    def __init__(self, secret_name: str, *, fetch: Any = None) -> None:
+        self.secret_name = secret_name
+        self._fetch = fetch
+
+    def get_credential(self) -> Any:
+        from alibabacloud_credentials.models import CredentialModel
+
+        try:
+            value = self._read()
+            key_id, key_secret = value["AccessKeyId"], value["AccessKeySecret"]
+            if not isinstance(key_id, str) or not isinstance(key_secret, str) or not key_id or not key_secret:
+                raise TypeError
+        except AccessDenied:
+            raise
+        except Exception as exc:  # the secret is missing a field or is not JSON: say so, never show it
+            message = f"secret {self.secret_name!r} must be JSON with AccessKeyId and AccessKeySecret strings"
+            raise AccessDenied(f"{message} ({type(exc).__name__})") from None
+        token = value.get("SecurityToken") or None
+        return CredentialModel(
+            access_key_id=key_id,
+            access_key_secret=key_secret,
+            security_token=token,
+            type="sts" if token else "access_key",
+            provider_name="secrets_manager",
+        )
+
+    def _read(self) -> Any:
+        if self._fetch is not None:
+            return self._fetch(self.secret_name)
+        from aws_lambda_powertools.utilities import parameters
+
+        try:
+            return parameters.get_secret(self.secret_name, transform="json", max_age=SECRET_MAX_AGE_SECONDS)
+        except parameters.exceptions.TransformParameterError:
+            raise ValueError("not JSON") from None
+        except Exception as exc:  # GetParameterError: no such secret, no permission, Secrets Manager down
+            raise AccessDenied(f"cannot read secret {self.secret_name!r} ({type(exc).__name__})") from None

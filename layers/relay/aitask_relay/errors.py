@@ -201,6 +201,8 @@ def translate(exc: BaseException, action: str) -> RelayError:
         return exc
     inner = getattr(exc, "inner_exception", None)
     cause = inner if isinstance(inner, BaseException) else exc
+    if isinstance(cause, RelayError):  # raised by our own code inside the SDK (the credential provider)
+        return cause
     kind = _kind_of_exception(cause)
     # The SDK formats missing values into its exceptions as the string "None".
     code = _str_or_none(getattr(cause, "code", None))

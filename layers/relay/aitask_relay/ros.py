@@ -89,9 +89,9 @@ def build_sdk_client(settings: RosSettings, *, credential: Any = None, for_creat
     from alibabacloud_tea_openapi.utils_models import Config
 
     if credential is None:
-        from .credentials import default_chain
+        from .credentials import provider
 
-        credential = default_chain()
+        credential = provider()
     config = Config(
         credential=credential,
         region_id=settings.region_id,

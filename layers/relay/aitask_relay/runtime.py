@@ -27,9 +27,17 @@ def config() -> RelayConfig:
 
 
 @cache
+def credential() -> Any:
+    """Alibaba Cloud credentials for ROS and OSS: the standard chain, or ALIBABA_CLOUD_CREDENTIALS_SECRET."""
+    from .credentials import provider
+
+    return provider(config().credentials_secret)
+
+
+@cache
 def ros() -> RosClient:
     """The process-wide ROS client (one SDK client, kept alive)."""
-    return RosClient(config().ros)
+    return RosClient(config().ros, credential=credential())
 
 
 @cache
@@ -46,7 +54,7 @@ def relay() -> Relay:
         ledger = build_ledger(settings.ledger, expires_after_seconds=settings.ledger_expiry_seconds)
     return Relay(
         ros(),
-        [build_destination(uri, ledger=ledger) for uri in settings.destinations],
+        [build_destination(uri, ledger=ledger, credential=credential()) for uri in settings.destinations],
         max_concurrency=settings.max_concurrency,
         logger=logger,
         recorder=MetricsRecorder(metrics),
@@ -127,9 +135,8 @@ def http_app() -> Any:
 
 def reset() -> None:
     """Forget the cached configuration, relay and clients (tests, or a process whose environment changed)."""
-    from . import aws, credentials
+    from . import aws
 
-    for factory in (http_app, sweeper, consumer, failures, tracker, relay, ros, config):
+    for factory in (http_app, sweeper, consumer, failures, tracker, relay, ros, credential, config):
         factory.cache_clear()
-    credentials.default_chain.cache_clear()
     aws.reset()

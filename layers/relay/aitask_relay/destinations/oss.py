@@ -30,14 +30,16 @@ class OssDestination(BucketStore):
         region: str,
         endpoint: str | None = None,
         client: Any = None,
+        credential: Any = None,
         name: str | None = None,
     ) -> None:
         super().__init__(bucket, prefix, client=client, name=name)
         self._region = region
         self._endpoint = endpoint
+        self._credential = credential
 
     @classmethod
-    def from_spec(cls, spec: Any, *, client: Any = None, **_: Any) -> OssDestination:
+    def from_spec(cls, spec: Any, *, client: Any = None, credential: Any = None, **_: Any) -> OssDestination:
         params = spec.params
         return cls(
             spec.bucket,
@@ -45,13 +47,14 @@ class OssDestination(BucketStore):
             region=params["region"],
             endpoint=params.get("endpoint"),
             client=client,
+            credential=credential,
             name=spec.name,
         )
 
     @property
     def client(self) -> Any:
         if self._client is None:
-            self._client = build_oss_client(self._region, self._endpoint)
+            self._client = build_oss_client(self._region, self._endpoint, self._credential)
         return self._client
 
     def _create(self, key: str, body: bytes, content_type: str, metadata: Mapping[str, str]) -> bool:
@@ -76,7 +79,7 @@ class OssDestination(BucketStore):
         return True
 
 
-def build_oss_client(region: str, endpoint: str | None) -> Any:
+def build_oss_client(region: str, endpoint: str | None, credential: Any = None) -> Any:
     """An OSS SDK v2 client on the alibabacloud-credentials chain.
 
     A loopback endpoint (a local S3-compatible server in tests) is addressed path-style; real OSS
@@ -84,9 +87,9 @@ def build_oss_client(region: str, endpoint: str | None) -> Any:
     """
     import alibabacloud_oss_v2 as oss
 
-    from ..credentials import default_chain
+    from ..credentials import provider
 
-    chain = default_chain()
+    chain = credential if credential is not None else provider()
 
     def credentials() -> Any:
         current = chain.get_credential()
