@@ -3,21 +3,35 @@ SHELL := /bin/bash
 VENV  := .venv
 PY    := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
+TOOLS := .venv-tools
+SAM   := $(TOOLS)/sam/bin/sam
+CHECKOV := $(TOOLS)/checkov/bin/checkov
+BUILD_DIR := .aws-sam/build
+export SAM_CLI_TELEMETRY := 0
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help demo test unit integration lint replay emulator clean
+.PHONY: help demo test unit integration lint build replay emulator clean
 
 help:
 	@echo "make demo      run the relay against the bundled ROS emulator, deliver to a local directory"
 	@echo "make test      lint + the whole test suite (unit, integration, infra)"
 	@echo "make replay EVENT=events/fetch_task/one-task.json   run one sample event through its handler"
 	@echo "make emulator  run the ROS emulator standalone on 127.0.0.1:8790 (Ctrl-C to stop)"
+	@echo "make lint      ruff, cfn-lint (+ serverless rules), sam validate --lint, checkov"
+	@echo "make build     sam build (arm64, no Docker) into $(BUILD_DIR)"
 
 $(STAMP): pyproject.toml requirements-dev.txt layers/relay/requirements.txt
 	@py=$$(./scripts/find-python312.sh) || exit 1; \
 	  if [ ! -x $(PY) ]; then echo "creating $(VENV) with $$py"; $$py -m venv $(VENV) || exit 1; fi
 	$(PY) -m pip install --quiet --disable-pip-version-check -r layers/relay/requirements.txt -r requirements-dev.txt
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	@touch $@
+
+# The SAM CLI and checkov each pin a boto3 of their own: each gets its own venv.
+$(TOOLS)/%/.stamp: requirements-%.txt
+	@py=$$(./scripts/find-python312.sh) || exit 1; \
+	  if [ ! -x $(TOOLS)/$*/bin/python ]; then $$py -m venv $(TOOLS)/$* || exit 1; fi
+	$(TOOLS)/$*/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-$*.txt
 	@touch $@
 
 demo: $(STAMP)
@@ -32,9 +46,16 @@ unit: $(STAMP)
 integration: $(STAMP)
 	$(PY) -m pytest tests/integration
 
-lint: $(STAMP)
+lint: $(STAMP) $(TOOLS)/sam/.stamp $(TOOLS)/checkov/.stamp
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/cfn-lint template.yaml
+	$(VENV)/bin/cfn-lint template.yaml -a cfn_lint_serverless.rules
+	$(SAM) validate --lint --template template.yaml
+	$(CHECKOV) -f template.yaml --framework cloudformation --quiet --compact --skip-download
+
+# sam build runs pip for python3.12 without Docker when a python3.12 is first on PATH.
+build: $(TOOLS)/sam/.stamp
+	@py=$$(./scripts/find-python312.sh) || exit 1; \
+	  PATH="$$(dirname $$py):$$PATH" $(SAM) build --template template.yaml --build-dir $(BUILD_DIR)
 
 replay: $(STAMP)
 	$(PY) tools/replay.py $(EVENT)
@@ -43,4 +64,4 @@ emulator: $(STAMP)
 	$(PY) -m ros_emulator --port 8790 --scenario emulator/scenarios/demo.json --access-key demo-key-id:demo-key-secret
 
 clean:
-	rm -rf $(VENV) .aws-sam out
+	rm -rf $(VENV) $(TOOLS) .aws-sam out

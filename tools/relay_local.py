@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import subprocess
 import sys
 import time
@@ -62,9 +63,14 @@ def function_for_event(event: Any) -> str:
     return "fetch_task"
 
 
-def load_handler(function: str) -> Any:
-    """Import functions/<function>/app.py under a unique module name and return its lambda_handler."""
+def load_handler(function: str, built: Path | None = None) -> Any:
+    """Import functions/<function>/app.py under a unique module name and return its lambda_handler.
+
+    With ``built`` (a ``sam build`` directory), the handler is the built copy: <built>/<Name>Function/app.py.
+    """
     path = ROOT / "functions" / function / "app.py"
+    if built is not None:
+        path = built / built_resource(function) / "app.py"
     name = f"relay_function_{function}"
     module = sys.modules.get(name)
     if module is None:
@@ -75,6 +81,11 @@ def load_handler(function: str) -> Any:
         sys.modules[name] = module
         spec.loader.exec_module(module)
     return module.lambda_handler
+
+
+def built_resource(function: str) -> str:
+    """The template's resource name of a function: fetch_task -> FetchTaskFunction."""
+    return "".join(part.capitalize() for part in function.split("_")) + "Function"
 
 
 def load_event(path: Path) -> Any:
@@ -100,6 +111,11 @@ class EmulatorProcess:
             ],
             stdout=subprocess.PIPE,
             text=True,
+            # The emulator is not in the layer: a process running a built artifact finds it here.
+            env={
+                **os.environ,
+                "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT / "emulator"), os.environ.get("PYTHONPATH")])),
+            },
         )
         assert self._proc.stdout is not None
         line = self._proc.stdout.readline()

@@ -29,7 +29,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("events", nargs="+", type=Path, help="event files (events/<function>/<name>.json)")
     parser.add_argument("--function", help="handler to use when the file is not under events/<function>/")
+    parser.add_argument(
+        "--built",
+        type=Path,
+        help="run the handlers of a `sam build` directory (with its layer) instead of functions/ (use python -S)",
+    )
     args = parser.parse_args(argv)
+    if args.built is not None:
+        sys.path[:0] = [str(args.built / "RelayLayer" / "python")]
     emulator = None
     if not (os.environ.get("ROS_ENDPOINT") or os.environ.get("ALIBABA_CLOUD_ACCESS_KEY_ID")):
         emulator = EmulatorProcess()
@@ -40,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
         from aitask_relay.errors import InvalidInput
 
         for path in args.events:
-            handler = load_handler(args.function or function_of(path))
+            handler = load_handler(args.function or function_of(path), args.built)
             try:
                 response = handler(load_event(path), LambdaContext(function_name=function_of(path)))
             except InvalidInput as exc:
