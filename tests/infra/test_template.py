@@ -73,3 +73,113 @@ def test_every_sqs_source_reports_batch_item_failures_and_has_a_redrive_policy()
         queue = RESOURCES[props["Queue"]["Fn::GetAtt"][0]]["Properties"]
         assert queue["RedrivePolicy"]["maxReceiveCount"] >= 3
         assert queue["VisibilityTimeout"] >= 6 * FUNCTIONS[name].get("Timeout", GLOBALS["Timeout"])
+
+
+PARAMETERS = set(TEMPLATE["Parameters"])
+PSEUDO = {"AWS::Partition", "AWS::AccountId", "AWS::Region", "AWS::URLSuffix", "AWS::StackName", "AWS::NoValue"}
+
+
+def references(node):
+    """Every name a node refers to through Ref, Fn::GetAtt or ${...} in Fn::Sub."""
+    import re
+
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "Ref":
+                yield value
+            elif key == "Fn::GetAtt":
+                yield (value[0] if isinstance(value, list) else value.split(".")[0])
+            elif key == "Fn::Sub":
+                text = value[0] if isinstance(value, list) else value
+                yield from (m.split(".")[0] for m in re.findall(r"\$\{([^}!]+)\}", text))
+            else:
+                yield from references(value)
+    elif isinstance(node, list):
+        for item in node:
+            yield from references(item)
+
+
+def policy_statements():
+    """(owner, statement) for the managed policy and every function's inline or SAM-template policies."""
+    for name, resource in RESOURCES.items():
+        if resource["Type"] == "AWS::IAM::ManagedPolicy":
+            for statement in resource["Properties"]["PolicyDocument"]["Statement"]:
+                branch = statement.get("Fn::If", [None, statement])[1]  # the statement when its condition holds
+                yield name, branch
+    for name, props in FUNCTIONS.items():
+        for policy in props.get("Policies", []):
+            if isinstance(policy, dict) and "Fn::If" not in policy and "Ref" not in policy:
+                yield name, policy
+
+
+def test_every_policy_names_only_resources_defined_in_the_template():
+    for owner, statement in policy_statements():
+        for ref in references(statement):
+            assert ref in RESOURCES or ref in PSEUDO, f"{owner} names {ref}, which the template does not define"
+
+
+def test_no_policy_grants_a_wildcard_action_or_resource():
+    for owner, statement in policy_statements():
+        actions = statement.get("Action", [])
+        actions = [actions] if isinstance(actions, str) else actions
+        assert all("*" not in action for action in actions), (owner, actions)
+        assert statement.get("Resource") != "*", owner
+
+
+def test_functions_get_the_delivery_policy_and_only_the_queues_they_send_to():
+    sends = {
+        name: sorted(p["SQSSendMessagePolicy"]["QueueName"]["Fn::GetAtt"][0] for p in props.get("Policies", [])
+                     if isinstance(p, dict) and "SQSSendMessagePolicy" in p)
+        for name, props in FUNCTIONS.items()
+    }  # fmt: skip
+    assert sends == {
+        "FetchTaskFunction": [],
+        "QueueConsumerFunction": ["FailureQueue", "TrackingQueue"],
+        "SweeperFunction": ["TrackingQueue"],
+        "HttpApiFunction": ["TrackingQueue"],
+    }
+    for props in FUNCTIONS.values():
+        assert {"Fn::If": ["GrantsDelivery", {"Ref": "DeliveryPolicy"}, {"Ref": "AWS::NoValue"}]} in props["Policies"]
+
+
+def test_the_schedule_retries_and_dead_letters_and_the_api_requires_iam():
+    (event,) = FUNCTIONS["SweeperFunction"]["Events"].values()
+    assert event["Type"] == "ScheduleV2"
+    assert event["Properties"]["RetryPolicy"]["MaximumRetryAttempts"] >= 1 and event["Properties"]["DeadLetterConfig"]
+    auth = RESOURCES["RelayHttpApi"]["Properties"]["Auth"]
+    assert auth["DefaultAuthorizer"] == "AWS_IAM" and auth["EnableIamAuthorizer"] is True
+
+
+def test_the_bucket_is_private_encrypted_versioned_and_tls_only():
+    bucket = RESOURCES["TemplateBucket"]["Properties"]
+    assert all(bucket["PublicAccessBlockConfiguration"].values())
+    assert bucket["VersioningConfiguration"]["Status"] == "Enabled"
+    assert bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+    (deny,) = RESOURCES["TemplateBucketPolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    assert deny["Effect"] == "Deny" and deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+
+
+def test_every_function_has_a_log_group_with_retention_and_alarms_watch_the_dlq_and_errors():
+    groups = {r["Properties"]["LogGroupName"]["Fn::Sub"] for r in RESOURCES.values()
+              if r["Type"] == "AWS::Logs::LogGroup" and "LogGroupName" in r["Properties"]}  # fmt: skip
+    assert groups == {f"/aws/lambda/${{{name}}}" for name in FUNCTIONS}
+    alarms = [r["Properties"] for r in RESOURCES.values() if r["Type"] == "AWS::CloudWatch::Alarm"]
+    assert {a["MetricName"] for a in alarms} == {"ApproximateNumberOfMessagesVisible", "errors"}
+
+
+def test_every_environment_variable_is_one_the_relay_reads():
+    from aitask_relay.config import load_config
+
+    variables = GLOBALS["Environment"]["Variables"]
+    readme = (ROOT / "README.md").read_text()
+    for name in variables:
+        assert f"`{name}`" in readme or name.startswith("POWERTOOLS_"), f"{name} is not documented in README"
+    assert load_config(
+        {"RELAY_DESTINATIONS": "s3://relay-bucket/templates/", "RELAY_LEDGER": "dynamodb://ledger-table"}
+    )
+
+
+def test_every_checkov_skip_says_why():
+    for name, resource in RESOURCES.items():
+        for skip in resource.get("Metadata", {}).get("checkov", {}).get("skip", []):
+            assert len(skip.get("comment", "")) > 20, (name, skip["id"])
