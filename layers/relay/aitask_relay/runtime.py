@@ -17,7 +17,42 @@ from .ros import RosClient
 if TYPE_CHECKING:
     from .aws import SqsQueue
     from .sweep import Sweeper
+    from .triggers.http import TaskApi
     from .triggers.sqs import QueueConsumer
+
+
+_platform = "aws"
+
+
+def use_platform(name: str) -> None:
+    """Say where the process runs: "aws" (Lambda, the default) or "fc" (Function Compute, where there is no
+    CloudWatch to read EMF metrics, so none are written; logs are the same Powertools JSON)."""
+    global _platform
+    if name not in ("aws", "fc"):
+        raise ValueError(f"unknown platform {name!r}")
+    _platform = name
+
+
+def _logger() -> Any:
+    from .observability import logger
+
+    return logger
+
+
+def _metrics() -> Any:
+    if _platform != "aws":
+        return None
+    from .observability import metrics
+
+    return metrics
+
+
+def _recorder() -> Any:
+    if _platform != "aws":
+        return None
+    from .observability import MetricsRecorder, metrics
+
+    return MetricsRecorder(metrics)
 
 
 @cache
@@ -44,7 +79,6 @@ def ros() -> RosClient:
 def relay() -> Relay:
     """The process-wide relay: one SDK client and one set of destinations, reused across invocations."""
     from .destinations import build_destination
-    from .observability import MetricsRecorder, logger, metrics
 
     settings = config()
     ledger = None
@@ -56,8 +90,8 @@ def relay() -> Relay:
         ros(),
         [build_destination(uri, ledger=ledger, credential=credential()) for uri in settings.destinations],
         max_concurrency=settings.max_concurrency,
-        logger=logger,
-        recorder=MetricsRecorder(metrics),
+        logger=_logger(),
+        recorder=_recorder(),
     )
 
 
@@ -84,7 +118,6 @@ def _queue(name_or_url: str | None) -> SqsQueue | None:
 @cache
 def consumer() -> QueueConsumer:
     """The queue consumer over the process-wide relay."""
-    from .observability import logger, metrics
     from .triggers.sqs import QueueConsumer
 
     return QueueConsumer(
@@ -93,15 +126,14 @@ def consumer() -> QueueConsumer:
         failures=failures(),
         deadline_seconds=config().tracking_deadline_seconds,
         first_delay_seconds=config().tracking_first_delay_seconds,
-        logger=logger,
-        metrics=metrics,
+        logger=_logger(),
+        metrics=_metrics(),
     )
 
 
 @cache
 def sweeper() -> Sweeper:
     """The sweeper over the process-wide ROS client and relay."""
-    from .observability import logger, metrics
     from .sweep import Sweeper
 
     settings = config()
@@ -111,32 +143,39 @@ def sweeper() -> Sweeper:
         settings=settings.sweep,
         tracker=tracker(),
         concurrency=settings.max_concurrency,
-        logger=logger,
-        metrics=metrics,
+        logger=_logger(),
+        metrics=_metrics(),
+    )
+
+
+@cache
+def task_api() -> TaskApi:
+    """The HTTP routes' logic; the relay, ROS client and tracking queue are built on the first request."""
+    from .triggers.http import TaskApi
+
+    return TaskApi(
+        relay=relay,
+        ros=ros,
+        tracker=tracker,
+        logger=_logger(),
+        metrics=_metrics(),
+        first_delay_seconds=config().tracking_first_delay_seconds,
     )
 
 
 @cache
 def http_app() -> Any:
-    """The HTTP API resolver; the relay, ROS client and tracking queue are built on the first request."""
-    from .observability import logger, metrics, record_rejection
+    """The API Gateway resolver over :func:`task_api`."""
+    from .observability import record_rejection
     from .triggers.http import build_http_app
 
-    return build_http_app(
-        relay=relay,
-        ros=ros,
-        tracker=tracker,
-        logger=logger,
-        metrics=metrics,
-        first_delay_seconds=config().tracking_first_delay_seconds,
-        on_rejected=record_rejection,
-    )
+    return build_http_app(task_api(), on_rejected=record_rejection)
 
 
 def reset() -> None:
     """Forget the cached configuration, relay and clients (tests, or a process whose environment changed)."""
     from . import aws
 
-    for factory in (http_app, sweeper, consumer, failures, tracker, relay, ros, credential, config):
+    for factory in (http_app, task_api, sweeper, consumer, failures, tracker, relay, ros, credential, config):
         factory.cache_clear()
     aws.reset()

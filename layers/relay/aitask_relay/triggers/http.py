@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import ERROR_KINDS_BY_CODE, BadUpstreamResponse, InvalidInput, RelayError
@@ -66,43 +66,56 @@ def parse_create_request(body: Any) -> CreateRequest:
     return CreateRequest(task_type, prompt, template_type, template)
 
 
-def build_http_app(
-    *,
-    relay: Callable[[], Relay],
-    ros: Callable[[], Any],
-    tracker: Callable[[], Any],
-    logger: Any = None,
-    metrics: Any = None,
-    first_delay_seconds: int = 30,
-    on_rejected: Callable[[InvalidInput], None] | None = None,
-) -> Any:
-    """The resolver with both routes; dependencies are factories, built on first use."""
-    from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """An HTTP answer, whatever the platform: status, JSON body, extra headers."""
 
-    app = APIGatewayHttpResolver()
+    status: int
+    body: Any
+    headers: Mapping[str, str] = field(default_factory=dict)
 
-    def answer(status: int, body: Any, headers: dict[str, str] | None = None) -> Response:
-        return Response(status, JSON, json.dumps(body, ensure_ascii=False), headers=headers)
+    def text(self) -> str:
+        return json.dumps(self.body, ensure_ascii=False)
 
-    @app.get("/tasks/<task_id>")
-    def get_task(task_id: str) -> Response:
+
+class TaskApi:
+    """The two routes, independent of the HTTP platform (API Gateway on AWS, the FC HTTP trigger).
+
+    Dependencies are factories, built on the first request that needs them. A RelayError raised here is
+    for the platform adapter to turn into :meth:`error`.
+    """
+
+    def __init__(
+        self,
+        *,
+        relay: Callable[[], Relay],
+        ros: Callable[[], Any],
+        tracker: Callable[[], Any],
+        logger: Any = None,
+        metrics: Any = None,
+        first_delay_seconds: int = 30,
+    ) -> None:
+        self._relay, self._ros, self._tracker = relay, ros, tracker
+        self._logger, self._metrics, self._first_delay = logger, metrics, first_delay_seconds
+
+    def get(self, task_id: str, include: str | None) -> Answer:
+        """GET /tasks/{id}[?include=template]."""
         validate_task_id(task_id, "the task id in the path")
-        include = app.current_event.get_query_string_value("include")
         if include not in (None, "template"):
             raise InvalidInput("include may only be 'template'")
-        (observation,) = relay().process_many([TaskRef(task_id)])
+        (observation,) = self._relay().process_many([TaskRef(task_id)])
         record = response_record(observation, include_template=include == "template")
         status = 200 if record["error"] is None else ERROR_KINDS_BY_CODE[record["error"]["code"]].http_status
-        return answer(status, record)
+        return Answer(status, record)
 
-    @app.post("/tasks")
-    def create_task() -> Response:
+    def create(self, body_text: str | None) -> Answer:
+        """POST /tasks with the request body (already base64-decoded)."""
         try:
-            body = json.loads(app.current_event.decoded_body or "")
-        except (ValueError, UnicodeDecodeError):
+            body = json.loads(body_text or "")
+        except ValueError:
             raise InvalidInput("the body is not valid JSON") from None
         request = parse_create_request(body)
-        created = ros().create_task(
+        created = self._ros().create_task(
             task_type=request.task_type,
             prompt=request.prompt,
             template_type=request.template_type,
@@ -112,20 +125,47 @@ def build_http_app(
             task_id = validate_task_id(created.get("TaskId"), "CreateAITask's TaskId")
         except InvalidInput as exc:
             raise BadUpstreamResponse(exc.message, request_id=created.get("RequestId")) from None
-        if metrics is not None:
+        if self._metrics is not None:
             from aws_lambda_powertools.metrics import MetricUnit
 
-            metrics.add_metric(name="tasks_created", unit=MetricUnit.Count, value=1)
-        tracking = _track(tracker(), task_id, first_delay_seconds)
-        if tracking == "failed" and logger is not None:
-            logger.error("task created but not put on the tracking queue", extra={"task_id": task_id})
-        return answer(202, {"TaskId": task_id, "tracking": tracking}, {"Location": f"/tasks/{task_id}"})
+            self._metrics.add_metric(name="tasks_created", unit=MetricUnit.Count, value=1)
+        tracking = _track(self._tracker(), task_id, self._first_delay)
+        if tracking == "failed" and self._logger is not None:
+            self._logger.error("task created but not put on the tracking queue", extra={"task_id": task_id})
+        return Answer(202, {"TaskId": task_id, "tracking": tracking}, {"Location": f"/tasks/{task_id}"})
+
+    @staticmethod
+    def error(exc: RelayError) -> Answer:
+        """The answer for a failure: its kind's status and ``{"error": {...}}``."""
+        return Answer(exc.kind.http_status, {"error": exc.to_record()})
+
+
+def build_http_app(api: TaskApi, *, on_rejected: Callable[[InvalidInput], None] | None = None) -> Any:
+    """The API Gateway HTTP API / Function URL resolver (Powertools event handler) over ``api``."""
+    from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
+
+    app = APIGatewayHttpResolver()
+
+    def respond(answer: Answer) -> Response:
+        return Response(answer.status, JSON, answer.text(), headers=dict(answer.headers))
+
+    @app.get("/tasks/<task_id>")
+    def get_task(task_id: str) -> Response:
+        return respond(api.get(task_id, app.current_event.get_query_string_value("include")))
+
+    @app.post("/tasks")
+    def create_task() -> Response:
+        try:
+            text = app.current_event.decoded_body
+        except (ValueError, UnicodeDecodeError):
+            raise InvalidInput("the body is not valid base64 / UTF-8") from None
+        return respond(api.create(text))
 
     @app.exception_handler(RelayError)
     def relay_error(exc: RelayError) -> Response:
         if isinstance(exc, InvalidInput) and on_rejected is not None:
             on_rejected(exc)
-        return answer(exc.kind.http_status, {"error": exc.to_record()})
+        return respond(api.error(exc))
 
     return app
 
