@@ -40,13 +40,56 @@ class LambdaContext:
         return max(0, int(self.timeout_ms - (time.monotonic() - self._started) * 1000))
 
 
+FC_TRIGGERS = {"timer": "timer_handler", "event": "event_handler", "http": "http_handler"}
+
+
+@dataclass
+class FcFunctionMeta:
+    name: str = "aitask-relay"
+    handler: str = "index.event_handler"
+    memory: int = 512
+    timeout: int = 60
+
+
+@dataclass
+class FcContext:
+    """The attributes of a Function Compute 3.0 context object that the FC handlers read."""
+
+    request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    function: FcFunctionMeta = field(default_factory=FcFunctionMeta)
+
+
+def fc_trigger_of(event_path: Path) -> str:
+    """events/aliyun/[invalid-]<timer|event|http>-<name>.<json|bin>: which FC handler takes it."""
+    name = event_path.name.removeprefix("invalid-")
+    trigger = name.split("-", 1)[0]
+    if trigger not in FC_TRIGGERS:
+        raise ValueError(f"{event_path}: FC samples are named <timer|event|http>-<name>")
+    return trigger
+
+
+def load_fc_handler(trigger: str, built: Path | None = None) -> Any:
+    """A handler of functions/aliyun_fc/index.py (timer, event or http)."""
+    path = ROOT / "functions" / "aliyun_fc" / "index.py" if built is None else built / "index.py"
+    name = "relay_function_aliyun_fc"
+    module = sys.modules.get(name)
+    if module is None:
+        spec = importlib.util.spec_from_file_location(name, path)
+        if spec is None or spec.loader is None:
+            raise FileNotFoundError(path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return getattr(module, FC_TRIGGERS[trigger])
+
+
 def function_of(event_path: Path) -> str:
     """The function a sample event belongs to: events/<function>/<name>.json, or else its shape."""
     try:
         folder = event_path.resolve().relative_to(EVENTS).parts[0]
     except ValueError:
         folder = ""
-    if (ROOT / "functions" / folder / "app.py").is_file():
+    if (ROOT / "functions" / folder / "app.py").is_file() or folder == "aliyun":
         return folder
     return function_for_event(load_event(event_path))
 

@@ -17,10 +17,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from relay_local import (
     ROOT,
     EmulatorProcess,
+    FcContext,
     LambdaContext,
     emulator_environment,
+    fc_trigger_of,
     function_of,
     load_event,
+    load_fc_handler,
     load_handler,
 )
 
@@ -47,9 +50,14 @@ def main(argv: list[str] | None = None) -> int:
         from aitask_relay.errors import InvalidInput
 
         for path in args.events:
-            handler = load_handler(args.function or function_of(path), args.built)
+            function = args.function or function_of(path)
             try:
-                response = handler(load_event(path), LambdaContext(function_name=function_of(path)))
+                if function == "aliyun":  # Function Compute: the exact bytes FC delivers, and an FC context
+                    response = load_fc_handler(fc_trigger_of(path))(path.read_bytes(), FcContext())
+                    response = json.loads(response)
+                else:
+                    handler = load_handler(function, args.built)
+                    response = handler(load_event(path), LambdaContext(function_name=function))
             except InvalidInput as exc:
                 rejected += 1
                 print(json.dumps({"event": str(path), "rejected": "InvalidInput", "message": str(exc)}))

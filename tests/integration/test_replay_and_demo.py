@@ -19,7 +19,7 @@ def clean_env():
 
 def test_every_sample_event_replays(tmp_path):
     # Given every file in events/ (the replay command picks the handler from its folder)
-    samples = sorted(p for p in EVENTS.rglob("*.json"))
+    samples = sorted(p for p in EVENTS.rglob("*") if p.suffix in (".json", ".bin"))
     assert samples, "events/ has no samples"
     env = clean_env() | {"RELAY_DESTINATIONS": tmp_path.as_uri()}
     # When they are replayed in one run
@@ -51,7 +51,15 @@ def test_every_sample_event_replays(tmp_path):
             assert output["rejected"] == "InvalidInput", name
             continue
         response = output["response"]
-        if function == "fetch_task":
+        if function == "aliyun":
+            trigger = name.split("-", 1)[0]
+            if trigger == "timer":
+                assert response["complete"] is True, name
+            elif trigger == "event":
+                assert response["events"], name
+            else:
+                assert response["statusCode"] == (400 if "bad-request" in name else 202 if "post" in name else 200)
+        elif function == "fetch_task":
             assert response["results"], name
         elif function == "queue_consumer":
             assert isinstance(response["batchItemFailures"], list), name

@@ -1,0 +1,33 @@
+"""Function Compute 3.0 entry points over the same aitask_relay library (no AWS dependency at run time).
+
+- timer_handler: a timer trigger -> the sweep (summary as JSON)
+- event_handler: EventBridge / MNS-queue CloudEvents, one or a batch -> fetch and deliver the tasks they name
+- http_handler: the HTTP trigger -> GET /tasks/{id}, POST /tasks
+"""
+
+import json
+import time
+
+from aitask_relay import runtime
+from aitask_relay.triggers import fc
+
+runtime.use_platform("fc")
+runtime.config()  # validate the environment at cold start: a bad variable fails the init, by name
+
+
+def timer_handler(event, context):
+    with fc.invocation(context, "timer"):
+        started = time.monotonic()
+        lookback = fc.parse_timer_event(fc.decode_event(event))
+        summary = runtime.sweeper().run(fc.remaining_ms(context, started), lookback_seconds=lookback)
+        return json.dumps(summary)
+
+
+def event_handler(event, context):
+    with fc.invocation(context, "event"):
+        return json.dumps(fc.handle_events(fc.decode_event(event), runtime.relay()), ensure_ascii=False)
+
+
+def http_handler(event, context):
+    with fc.invocation(context, "http"):
+        return json.dumps(fc.handle_http(event, runtime.task_api()), ensure_ascii=False)

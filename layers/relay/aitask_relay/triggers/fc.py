@@ -1,0 +1,259 @@
+"""Alibaba Cloud Function Compute 3.0 trigger payloads: timer, CloudEvents (EventBridge / MNS), HTTP.
+
+FC hands a Python handler ``(event: bytes, context)``. These adapters decode the bytes and know the
+shapes; the work is done by the same sweeper, relay and TaskApi as on AWS. Nothing here imports an AWS
+SDK or an AWS-only Powertools utility.
+
+- timer: ``{"triggerTime", "triggerName", "payload"}``; ``payload`` (a string, may be empty) may carry
+  ``{"LookbackSeconds": N}``.
+- CloudEvents 1.0, one or a list: ``data`` names the tasks as ``{"TaskId"}`` / ``{"TaskIds"}``, or is an MNS
+  message (``{"messageBody": ...}``, the body plain or base64) whose body is what a tracking record holds.
+  Events are deduplicated on source + id.
+- HTTP trigger: ``{"version": "v1", "rawPath", "body", "isBase64Encoded", "queryParameters",
+  "requestContext": {"http": {"method"}}}`` -> ``{"statusCode", "headers", "body", "isBase64Encoded"}``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import InvalidInput, RelayError
+from ..taskref import TaskRef
+from ..tracking import parse_tracking_body
+
+MAX_EVENT_BYTES = 6 * 1024 * 1024
+_TASK_PATH = re.compile(r"^/tasks/([^/]+)$")
+
+
+def decode_event(event: bytes | str | Any) -> Any:
+    """FC's event bytes as JSON; InvalidInput for bytes that are not UTF-8 or not JSON."""
+    if isinstance(event, bytes | bytearray):
+        if len(event) > MAX_EVENT_BYTES:
+            raise InvalidInput(f"the event is {len(event)} bytes, at most {MAX_EVENT_BYTES}")
+        try:
+            event = bytes(event).decode("utf-8")
+        except UnicodeDecodeError:
+            raise InvalidInput("the event is not valid UTF-8") from None
+    if isinstance(event, str):
+        try:
+            return json.loads(event)
+        except ValueError:
+            raise InvalidInput("the event is not valid JSON") from None
+    return event
+
+
+# --- timer ------------------------------------------------------------------------------------------
+
+
+def parse_timer_event(event: Any) -> int | None:
+    """A timer trigger's event; returns the optional LookbackSeconds override carried in its payload."""
+    from ..sweep import parse_sweep_event
+
+    if not isinstance(event, Mapping) or "triggerTime" not in event:
+        raise InvalidInput("a timer event is an object with triggerTime, triggerName and payload")
+    payload = event.get("payload") or ""
+    if not isinstance(payload, str):
+        raise InvalidInput("the timer payload must be a string")
+    if not payload.strip():
+        return None
+    try:
+        data = json.loads(payload)
+    except ValueError:
+        raise InvalidInput("the timer payload is not valid JSON") from None
+    return parse_sweep_event(data)
+
+
+# --- CloudEvents --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class EventTasks:
+    """The tasks one CloudEvent names, or why it names none."""
+
+    source: str
+    id: str
+    refs: tuple[TaskRef, ...] = ()
+    error: InvalidInput | None = None
+
+
+def parse_cloud_events(event: Any) -> list[EventTasks]:
+    """One CloudEvent or a batch; a bad event in a batch is reported alone, the others still count.
+
+    A single bad event (not a batch) raises InvalidInput.
+    """
+    if isinstance(event, Mapping):
+        parsed = _cloud_event(event)
+        if parsed.error is not None:
+            raise parsed.error
+        return [parsed]
+    if not isinstance(event, list) or not event:
+        raise InvalidInput("the event must be a CloudEvent or a non-empty list of CloudEvents")
+    seen: dict[tuple[str, str], EventTasks] = {}
+    for item in event:
+        parsed = _cloud_event(item)
+        seen.setdefault((parsed.source, parsed.id), parsed)  # delivered twice by the source: once here
+    return list(seen.values())
+
+
+def _cloud_event(item: Any) -> EventTasks:
+    if not isinstance(item, Mapping):
+        return EventTasks("", "", error=InvalidInput("a CloudEvent must be a JSON object"))
+    source, event_id = str(item.get("source") or ""), str(item.get("id") or "")
+    try:
+        if not source or not event_id or item.get("specversion") != "1.0":
+            raise InvalidInput("a CloudEvent needs specversion 1.0, source and id")
+        if item.get("data") is None:
+            raise InvalidInput(f"CloudEvent {event_id} from {source} has no data")
+        return EventTasks(source, event_id, refs=_refs_of_data(item["data"]))
+    except InvalidInput as exc:
+        return EventTasks(source, event_id, error=exc)
+
+
+def _refs_of_data(data: Any) -> tuple[TaskRef, ...]:
+    if isinstance(data, str):  # datacontenttype application/json, delivered as text
+        try:
+            data = json.loads(data)
+        except ValueError:
+            return tuple(m.ref for m in parse_tracking_body(data))
+    if isinstance(data, Mapping) and "messageBody" in data:  # an MNS queue message through event streams
+        return tuple(m.ref for m in parse_tracking_body(_mns_body(data["messageBody"])))
+    if isinstance(data, Mapping) and ("TaskId" in data or "TaskIds" in data):
+        from .direct import parse_fetch_request
+
+        return parse_fetch_request({k: data[k] for k in ("TaskId", "TaskIds") if k in data}).refs
+    raise InvalidInput("the CloudEvent's data names no task (TaskId, TaskIds, or an MNS messageBody)")
+
+
+def _mns_body(body: Any) -> str:
+    """An MNS message body: base64 of the message (MNS's default for queue messages) or the message itself.
+
+    A body that is valid base64 of UTF-8 text is taken as encoded (task ids contain "-" and are almost
+    never valid base64 of text); anything else is taken as sent.
+    """
+    if not isinstance(body, str) or not body.strip():
+        raise InvalidInput("the MNS messageBody is empty")
+    text = body.strip()
+    if text.startswith(("{", '"')):
+        return text
+    try:
+        decoded = base64.b64decode(text, validate=True).decode("utf-8").strip()
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        return text
+    return decoded or text
+
+
+# --- HTTP --------------------------------------------------------------------------------------------------
+
+
+def handle_http(event: Any, api: Any) -> dict[str, Any]:
+    """Route an FC HTTP trigger event to the TaskApi; always an HTTP answer (400 for bad input)."""
+    from .http import Answer
+
+    try:
+        answer = _route(decode_event(event), api)
+    except RelayError as exc:
+        answer = api.error(exc)
+    if answer is None:
+        answer = Answer(404, {"error": {"code": "not_found", "message": "no such route"}})
+    headers = {"Content-Type": "application/json", **answer.headers}
+    return {"statusCode": answer.status, "headers": headers, "isBase64Encoded": False, "body": answer.text()}
+
+
+def _route(event: Any, api: Any) -> Any:
+    if not isinstance(event, Mapping) or event.get("version") != "v1" or not isinstance(event.get("rawPath"), str):
+        raise InvalidInput("an FC HTTP trigger event has version v1 and rawPath")
+    context = event.get("requestContext") if isinstance(event.get("requestContext"), Mapping) else {}
+    method = str((context.get("http") or {}).get("method", "")).upper()
+    path = event["rawPath"]
+    query = event.get("queryParameters") if isinstance(event.get("queryParameters"), Mapping) else {}
+    found = _TASK_PATH.match(path)
+    if found and method == "GET":
+        include = query.get("include")
+        return api.get(found.group(1), include if isinstance(include, str) or include is None else str(include))
+    if path.rstrip("/") == "/tasks" and method == "POST":
+        return api.create(_http_body(event))
+    return None
+
+
+def _http_body(event: Mapping[str, Any]) -> str:
+    body = event.get("body") or ""
+    if not isinstance(body, str):
+        raise InvalidInput("the HTTP body must be a string")
+    if event.get("isBase64Encoded") is True:
+        try:
+            return base64.b64decode(body, validate=True).decode("utf-8")
+        except (binascii.Error, UnicodeDecodeError):
+            raise InvalidInput("isBase64Encoded is true but the body is not base64 of UTF-8 text") from None
+    return body
+
+
+# --- the handlers' shared parts ----------------------------------------------------------------------------
+
+
+def handle_events(event: Any, relay: Any) -> dict[str, Any]:
+    """Fetch and deliver the tasks of one CloudEvent or a batch; results per event.
+
+    When a task could not be observed or delivered for a reason a retry can fix, the invocation fails
+    (after every event was tried), so that FC's asynchronous retry or the event source redelivers it;
+    destinations are create-only and dedupe, so the tasks already done are not repeated.
+    """
+    from ..errors import ERROR_CLASSES, ERROR_KINDS_BY_CODE
+    from ..relay import response_record
+
+    events = parse_cloud_events(event)
+    refs = [ref for item in events for ref in item.refs]
+    observed = dict(zip(refs, relay.process_many(refs), strict=True))
+    answers, retry = [], None
+    for item in events:
+        if item.error is not None:
+            answers.append({"source": item.source, "id": item.id, "error": item.error.to_record()})
+            continue
+        records = [response_record(observed[ref], include_template=False) for ref in item.refs]
+        answers.append({"source": item.source, "id": item.id, "results": records})
+        for record in records:
+            failures = (
+                [record["error"]] if record["error"] else [d["error"] for d in record["deliveries"] if d["error"]]
+            )
+            for failure in failures:
+                if failure["retryable"] and retry is None:
+                    retry = ERROR_CLASSES[ERROR_KINDS_BY_CODE[failure["code"]]](
+                        f"task {record['task_id']}: {failure['message']}", retryable=True
+                    )
+    if retry is not None:
+        raise retry
+    return {"events": answers}
+
+
+def remaining_ms(context: Any, started: float) -> Any:
+    """A clock of the time left in the invocation: FC's own when it has one, else its configured timeout."""
+    import time
+
+    own = getattr(context, "get_remaining_time_in_millis", None)
+    if callable(own):
+        return own
+    timeout_s = getattr(getattr(context, "function", None), "timeout", None)
+    budget_ms = int(timeout_s) * 1000 if isinstance(timeout_s, int | float) and timeout_s > 0 else 60_000
+    return lambda: max(0, int(budget_ms - (time.monotonic() - started) * 1000))
+
+
+@contextmanager
+def invocation(context: Any, trigger: str) -> Iterator[None]:
+    """One FC invocation's logging: the FC request id on every line, and a rejected event logged with its
+    reason (then raised: FC reports the error)."""
+    from ..observability import logger
+
+    logger.append_keys(fc_request_id=getattr(context, "request_id", None), trigger=trigger)
+    try:
+        yield
+    except InvalidInput as exc:
+        logger.warning(f"event rejected: {exc}", extra={"error": {"code": exc.code, "retryable": False}})
+        raise
+    finally:
+        logger.remove_keys(["fc_request_id", "trigger"])
