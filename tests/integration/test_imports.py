@@ -50,3 +50,44 @@ def test_an_s3_only_deployment_delivers_without_loading_pika_redis_or_the_oss_sd
     assert outcome == "created"
     assert "boto3" in modules
     assert not set(modules) & {"pika", "redis", "alibabacloud_oss_v2", "aitask_relay.ledger", "aws_xray_sdk"}
+
+
+AWS_ONLY = {
+    "boto3",
+    "botocore.session",
+    "botocore.client",
+    "aws_xray_sdk",
+    "aitask_relay.aws",
+    "aws_lambda_powertools.utilities.batch",
+    "aws_lambda_powertools.utilities.data_classes",
+    "aws_lambda_powertools.utilities.idempotency",
+    "aws_lambda_powertools.utilities.parameters",
+    "aws_lambda_powertools.event_handler",
+}  # Powertools' package __init__ itself imports its tracing and metrics modules (no X-Ray, no boto3)
+
+
+def test_the_function_compute_entry_imports_nothing_aws_only(emulator, aws):
+    # Given an FC deployment delivering to OSS (moto), and a finished task
+    import os
+
+    emulator.add_task({"TaskId": "t-fc-imports", "Status": "SUCCESS", "TaskOutput": {"Result": "Resources: {}\n"}})
+    bucket = aws.bucket("relay-fc")
+    env = dict(
+        os.environ,
+        ROS_ENDPOINT=emulator.endpoint,
+        ROS_PROTOCOL="http",
+        RELAY_DESTINATIONS=f"oss://{bucket}/?region=cn-hangzhou&endpoint={aws.endpoint}",
+    )
+    code = (
+        "import json, sys; sys.path.insert(0, 'tools'); from relay_local import load_fc_handler, FcContext; "
+        "h = load_fc_handler('event'); "
+        "event = {'id': 'e', 'source': 's', 'specversion': '1.0', 'data': {'TaskId': 't-fc-imports'}}; "
+        "r = json.loads(h(json.dumps(event).encode(), FcContext())); "
+        "print(json.dumps([r['events'][0]['results'][0]['deliveries'][0]['outcome'], sorted(sys.modules)]))"
+    )
+    # When the event handler runs in a fresh process
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, env=env, check=True)
+    outcome, modules = json.loads(proc.stdout.strip().splitlines()[-1])
+    # Then it delivered through the OSS SDK and loaded no AWS SDK, X-Ray or Lambda-only utility
+    assert outcome == "created" and "alibabacloud_oss_v2" in modules
+    assert not {m for m in modules if m in AWS_ONLY or m.startswith(tuple(f"{a}." for a in AWS_ONLY))}
