@@ -7,10 +7,11 @@ TOOLS := .venv-tools
 SAM   := $(TOOLS)/sam/bin/sam
 CHECKOV := $(TOOLS)/checkov/bin/checkov
 BUILD_DIR := .aws-sam/build
+WHEELHOUSE := .wheelhouse
 export SAM_CLI_TELEMETRY := 0
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help demo test unit integration lint build replay emulator clean
+.PHONY: help demo test unit integration lint build fc-package replay emulator clean
 
 help:
 	@echo "make demo      run the relay against the bundled ROS emulator, deliver to a local directory"
@@ -19,6 +20,7 @@ help:
 	@echo "make emulator  run the ROS emulator standalone on 127.0.0.1:8790 (Ctrl-C to stop)"
 	@echo "make lint      ruff, cfn-lint (+ serverless rules), sam validate --lint, checkov"
 	@echo "make build     sam build (arm64, no Docker) into $(BUILD_DIR)"
+	@echo "make fc-package  Function Compute code.zip and layer.zip into out/aliyun/"
 
 $(STAMP): pyproject.toml requirements-dev.txt layers/relay/requirements.txt
 	@py=$$(./scripts/find-python312.sh) || exit 1; \
@@ -34,10 +36,17 @@ $(TOOLS)/%/.stamp: requirements-%.txt
 	$(TOOLS)/$*/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-$*.txt
 	@touch $@
 
+# The layer's wheels (this machine's platform), fetched once at install time, so that the built-artifact
+# tests and `make fc-package` build offline (pip --no-index --find-links).
+$(WHEELHOUSE)/.stamp: layers/relay/requirements.txt $(STAMP)
+	$(PY) -m pip download --quiet --disable-pip-version-check -d $(WHEELHOUSE) \
+	  -r layers/relay/requirements.txt setuptools==80.9.0 wheel==0.48.0
+	@touch $@
+
 demo: $(STAMP)
 	$(PY) tools/demo.py
 
-test: lint
+test: lint $(WHEELHOUSE)/.stamp
 	$(PY) -m pytest
 
 unit: $(STAMP)
@@ -57,6 +66,10 @@ build: $(TOOLS)/sam/.stamp
 	@py=$$(./scripts/find-python312.sh) || exit 1; \
 	  PATH="$$(dirname $$py):$$PATH" $(SAM) build --template template.yaml --build-dir $(BUILD_DIR)
 
+# Function Compute: out/aliyun/code.zip (index.py) and out/aliyun/layer.zip (python/...), for x86_64 FC.
+fc-package: $(STAMP) $(WHEELHOUSE)/.stamp
+	$(PY) tools/fc_package.py --out out/aliyun --wheelhouse $(WHEELHOUSE)
+
 replay: $(STAMP)
 	$(PY) tools/replay.py $(EVENT)
 
@@ -64,4 +77,4 @@ emulator: $(STAMP)
 	$(PY) -m ros_emulator --port 8790 --scenario emulator/scenarios/demo.json --access-key demo-key-id:demo-key-secret
 
 clean:
-	rm -rf $(VENV) $(TOOLS) .aws-sam out
+	rm -rf $(VENV) $(TOOLS) $(WHEELHOUSE) .aws-sam out

@@ -1,0 +1,103 @@
+"""The built artifact: `sam build` (no Docker), then each built handler, with only its built layer and the
+standard library on sys.path (python -S, as in Lambda), replays its events/ samples against the emulator.
+
+`sam local` needs Docker, which these machines do not have, so this is how the package that gets deployed
+is checked. The template targets arm64; the layer holds compiled wheels (cryptography, aiohttp) that only
+load on their own architecture, so the test builds the same template for this machine's architecture.
+`make build` builds the arm64 artifact itself.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+
+import pytest
+
+from relay_local import EVENTS, ROOT, built_resource
+
+pytestmark = [pytest.mark.build, pytest.mark.timeout(900)]
+
+SAM = ROOT / ".venv-tools" / "sam" / "bin" / "sam"
+HOST_ARCH = {"x86_64": "x86_64", "amd64": "x86_64", "aarch64": "arm64", "arm64": "arm64"}[platform.machine().lower()]
+FUNCTIONS = sorted(p.parent.name for p in (ROOT / "functions").glob("*/app.py"))
+
+
+def python312() -> str:
+    return subprocess.run(
+        [str(ROOT / "scripts" / "find-python312.sh")], capture_output=True, text=True, check=True
+    ).stdout.strip()
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    if not SAM.exists():
+        pytest.skip("the SAM CLI is installed by `make lint` / `make test` (.venv-tools/sam)")
+    work = tmp_path_factory.mktemp("sam")
+    template = (ROOT / "template.yaml").read_text().replace("arm64", HOST_ARCH)
+    (work / "template.yaml").write_text(template)
+    py = python312()
+    env = dict(os.environ, PATH=f"{os.path.dirname(py)}{os.pathsep}{os.environ['PATH']}", SAM_CLI_TELEMETRY="0")
+    build_dir = work / "build"
+    proc = subprocess.run(
+        [str(SAM), "build", "--template", str(work / "template.yaml"), "--base-dir", str(ROOT),
+         "--build-dir", str(build_dir), "--cached", "--cache-dir", str(ROOT / ".aws-sam" / "test-cache")],
+        capture_output=True, text=True, env=env, timeout=900, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return build_dir
+
+
+def test_the_build_holds_every_function_and_the_layer(built):
+    assert (built / "RelayLayer" / "python" / "aitask_relay" / "relay.py").is_file()
+    assert (built / "RelayLayer" / "python" / "aitask_relay" / "schema" / "task_result.v1.json").is_file()
+    assert not (built / "RelayLayer" / "python" / "ros_emulator").exists()
+    for function in FUNCTIONS:
+        assert (built / built_resource(function) / "app.py").is_file(), function
+        assert not (built / built_resource(function) / "aitask_relay").exists()  # the layer carries it
+
+
+@pytest.mark.parametrize("function", FUNCTIONS)
+def test_each_built_handler_replays_its_samples(built, tmp_path, function):
+    samples = sorted((EVENTS / function).glob("*.json"))
+    assert samples
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ALIBABA_CLOUD_", "ROS_", "RELAY_", "PYTHON"))}
+    env |= {"RELAY_DESTINATIONS": tmp_path.as_uri(), "POWERTOOLS_LOG_LEVEL": "ERROR"}
+    proc = subprocess.run(
+        [python312(), "-S", str(ROOT / "tools" / "replay.py"), "--built", str(built), *map(str, samples)],
+        capture_output=True, text=True, env=env, timeout=300, cwd=tmp_path, check=False,
+    )  # fmt: skip
+    outputs = _objects(proc.stdout)
+    assert sorted(os.path.basename(o["event"]) for o in outputs) == [p.name for p in samples], proc.stderr[-3000:]
+    for output in outputs:
+        name = os.path.basename(output["event"])
+        if name.startswith("invalid-"):
+            assert output["rejected"] == "InvalidInput", name
+        else:
+            assert "response" in output, name
+    assert "site-packages" not in proc.stderr  # nothing came from a venv
+
+
+def _objects(text):
+    decoder, found = json.JSONDecoder(), []
+    while text.strip():
+        text = text.lstrip()
+        if not text.startswith("{"):
+            text = text.split("\n", 1)[1] if "\n" in text else ""
+            continue
+        obj, end = decoder.raw_decode(text)
+        text = text[end:]
+        if "event" in obj:
+            found.append(obj)
+    return found
+
+
+def test_the_built_handlers_run_without_the_venv():
+    # The replay above runs with python -S: prove that -S really leaves the venv's packages out.
+    code = "import sys; print(any('site-packages' in p for p in sys.path))"
+    out = subprocess.run([python312(), "-S", "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert out == "False"
+    assert sys.prefix  # the test itself runs in the venv
