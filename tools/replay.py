@@ -35,11 +35,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--built",
         type=Path,
-        help="run the handlers of a `sam build` directory (with its layer) instead of functions/ (use python -S)",
+        help="run the handlers of a `sam build` directory or an unzipped FC package instead of functions/ "
+        "(with python -S, so that only the built layer is importable)",
     )
     args = parser.parse_args(argv)
-    if args.built is not None:
-        sys.path[:0] = [str(args.built / "RelayLayer" / "python")]
+    if args.built is not None:  # a `sam build` dir (RelayLayer/python) or an unzipped FC package (python/)
+        sys.path[:0] = [str(p) for p in (args.built / "RelayLayer" / "python", args.built / "python") if p.is_dir()]
     emulator = None
     if not (os.environ.get("ROS_ENDPOINT") or os.environ.get("ALIBABA_CLOUD_ACCESS_KEY_ID")):
         emulator = EmulatorProcess()
@@ -53,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
             function = args.function or function_of(path)
             try:
                 if function == "aliyun":  # Function Compute: the exact bytes FC delivers, and an FC context
-                    response = load_fc_handler(fc_trigger_of(path))(path.read_bytes(), FcContext())
+                    response = load_fc_handler(fc_trigger_of(path), args.built)(path.read_bytes(), FcContext())
                     response = json.loads(response)
                 else:
                     handler = load_handler(function, args.built)

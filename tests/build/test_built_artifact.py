@@ -22,6 +22,7 @@ from relay_local import EVENTS, ROOT, built_resource
 pytestmark = [pytest.mark.build, pytest.mark.timeout(900)]
 
 SAM = ROOT / ".venv-tools" / "sam" / "bin" / "sam"
+WHEELHOUSE = ROOT / ".wheelhouse"
 HOST_ARCH = {"x86_64": "x86_64", "amd64": "x86_64", "aarch64": "arm64", "arm64": "arm64"}[platform.machine().lower()]
 FUNCTIONS = sorted(p.parent.name for p in (ROOT / "functions").glob("*/app.py"))
 
@@ -34,13 +35,14 @@ def python312() -> str:
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
-    if not SAM.exists():
-        pytest.skip("the SAM CLI is installed by `make lint` / `make test` (.venv-tools/sam)")
+    if not SAM.exists() or not (WHEELHOUSE / ".stamp").exists():
+        pytest.skip("`make test` installs the SAM CLI (.venv-tools/sam) and the wheelhouse (.wheelhouse) first")
     work = tmp_path_factory.mktemp("sam")
     template = (ROOT / "template.yaml").read_text().replace("arm64", HOST_ARCH)
     (work / "template.yaml").write_text(template)
     py = python312()
     env = dict(os.environ, PATH=f"{os.path.dirname(py)}{os.pathsep}{os.environ['PATH']}", SAM_CLI_TELEMETRY="0")
+    env |= {"PIP_NO_INDEX": "1", "PIP_FIND_LINKS": str(WHEELHOUSE)}  # offline: the wheels fetched at install time
     build_dir = work / "build"
     proc = subprocess.run(
         [str(SAM), "build", "--template", str(work / "template.yaml"), "--base-dir", str(ROOT),
@@ -101,3 +103,32 @@ def test_the_built_handlers_run_without_the_venv():
     out = subprocess.run([python312(), "-S", "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == "False"
     assert sys.prefix  # the test itself runs in the venv
+
+
+def test_the_function_compute_package_replays_the_aliyun_samples(tmp_path):
+    # Given the FC package, built offline from the wheelhouse, unzipped as FC lays it out (/code, /opt/python)
+    import zipfile
+
+    if not (WHEELHOUSE / ".stamp").exists():
+        pytest.skip("`make test` fetches the wheelhouse (.wheelhouse) first")
+    package = [sys.executable, str(ROOT / "tools" / "fc_package.py"), "--out", str(tmp_path / "zips")]
+    subprocess.run([*package, "--wheelhouse", str(WHEELHOUSE)], check=True, capture_output=True, timeout=600)
+    unpacked = tmp_path / "fc"
+    for name in ("code.zip", "layer.zip"):
+        with zipfile.ZipFile(tmp_path / "zips" / name) as archive:
+            archive.extractall(unpacked)
+    assert (unpacked / "index.py").is_file() and (unpacked / "python" / "aitask_relay" / "triggers" / "fc.py").is_file()
+    # When every events/aliyun sample is replayed through it with only the standard library and the layer
+    samples = sorted(p for p in (EVENTS / "aliyun").iterdir() if p.suffix in (".json", ".bin"))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ALIBABA_CLOUD_", "ROS_", "RELAY_", "PYTHON"))}
+    env |= {"RELAY_DESTINATIONS": (tmp_path / "out").as_uri(), "POWERTOOLS_LOG_LEVEL": "ERROR"}
+    proc = subprocess.run(
+        [python312(), "-S", str(ROOT / "tools" / "replay.py"), "--built", str(unpacked), *map(str, samples)],
+        capture_output=True, text=True, env=env, timeout=300, cwd=tmp_path, check=False,
+    )  # fmt: skip
+    # Then each gets its answer (or its typed rejection), as from the source tree
+    outputs = {os.path.basename(o["event"]): o for o in _objects(proc.stdout)}
+    assert sorted(outputs) == sorted(p.name for p in samples), proc.stderr[-3000:]
+    for name, output in outputs.items():
+        assert ("rejected" in output) == name.startswith("invalid-"), name
+    assert outputs["http-get-task.json"]["response"]["statusCode"] == 200
