@@ -1,0 +1,84 @@
+"""aliyun/template.yaml (ROS, Function Compute 3.0): what it names exists, and the RAM policy is scoped."""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+import yaml
+
+from aitask_relay.destinations import parse_destination
+
+ROOT = Path(__file__).resolve().parents[2]
+TEMPLATE = yaml.safe_load((ROOT / "aliyun" / "template.yaml").read_text())
+RESOURCES = TEMPLATE["Resources"]
+FUNCTIONS = {n: r["Properties"] for n, r in RESOURCES.items() if r["Type"] == "ALIYUN::FC3::Function"}
+ENTRY = ROOT / "functions" / "aliyun_fc" / "index.py"
+
+
+def test_it_is_a_ros_template_with_the_three_handlers():
+    assert TEMPLATE["ROSTemplateFormatVersion"] == "2015-09-01"
+    defined = {n.name for n in ast.parse(ENTRY.read_text()).body if isinstance(n, ast.FunctionDef)}
+    handlers = {props["Handler"] for props in FUNCTIONS.values()}
+    assert handlers == {"index.timer_handler", "index.event_handler", "index.http_handler"}
+    for handler in handlers:
+        module, _, function = handler.partition(".")
+        assert module == ENTRY.stem and function in defined
+
+
+def test_every_function_runs_python_312_with_the_layer_and_the_role():
+    for props in FUNCTIONS.values():
+        assert props["Runtime"] == "python3.12"
+        assert props["Layers"] == [{"Fn::GetAtt": ["RelayLayer", "LayerVersionArn"]}]
+        assert props["Role"] == {"Fn::GetAtt": ["RelayRole", "Arn"]}
+    assert RESOURCES["RelayLayer"]["Properties"]["CompatibleRuntime"] == ["python3.12"]
+
+
+def test_the_code_objects_are_what_fc_package_builds():
+    from fc_package import CODE_ZIP, LAYER_SOURCE, LAYER_ZIP
+    from fc_package import ENTRY as PACKAGED_ENTRY
+
+    parameters = TEMPLATE["Parameters"]
+    assert Path(parameters["CodeObject"]["Default"]).name == CODE_ZIP
+    assert Path(parameters["LayerObject"]["Default"]).name == LAYER_ZIP
+    assert PACKAGED_ENTRY == ENTRY and (LAYER_SOURCE / "requirements.txt").is_file()
+    for props in FUNCTIONS.values():
+        assert props["Code"]["OssObjectName"] == {"Ref": "CodeObject"}
+    assert RESOURCES["RelayLayer"]["Properties"]["Code"]["OssObjectName"] == {"Ref": "LayerObject"}
+
+
+def test_the_ram_role_is_for_fc_and_allows_only_the_four_actions_scoped():
+    role = RESOURCES["RelayRole"]["Properties"]
+    (trust,) = role["AssumeRolePolicyDocument"]["Statement"]
+    assert trust["Principal"] == {"Service": ["fc.aliyuncs.com"]} and trust["Action"] == "sts:AssumeRole"
+    (policy,) = role["Policies"]
+    statements = policy["PolicyDocument"]["Statement"]
+    actions = {a for s in statements for a in s["Action"]}
+    assert actions == {"ros:GetAITask", "ros:ListAITasks", "ros:CreateAITask", "oss:PutObject"}
+    assert all(s["Effect"] == "Allow" for s in statements)
+    for statement in statements:
+        if statement["Action"] == ["oss:PutObject"]:
+            assert statement["Resource"] == [{"Fn::Sub": "acs:oss:*:*:${TemplateBucketName}/templates/*"}]
+        else:
+            assert all(a.startswith("ros:") for a in statement["Action"]) and statement["Resource"] == ["*"]
+
+
+def test_the_sweep_has_a_timer_and_destinations_are_valid_oss_uris_in_the_created_bucket():
+    timers = [r["Properties"] for r in RESOURCES.values() if r["Type"] == "ALIYUN::FC3::Trigger"
+              and r["Properties"]["TriggerType"] == "timer"]  # fmt: skip
+    assert [t["FunctionName"] for t in timers] == [{"Fn::GetAtt": ["TimerFunction", "FunctionName"]}]
+    assert RESOURCES["TemplatesBucket"]["Properties"]["BucketName"] == {"Ref": "TemplateBucketName"}
+    for props in FUNCTIONS.values():
+        uri = props["EnvironmentVariables"]["RELAY_DESTINATIONS"]["Fn::Sub"]
+        concrete = re.sub(r"\$\{ALIYUN::Region\}", "cn-hangzhou", uri).replace("${TemplateBucketName}", "relay-bucket")
+        spec = parse_destination(concrete)
+        assert (spec.scheme, spec.bucket, spec.prefix) == ("oss", "relay-bucket", "templates/")
+
+
+def test_every_ref_names_a_parameter_a_resource_or_a_pseudo_parameter():
+    names = set(TEMPLATE["Parameters"]) | set(RESOURCES) | {"ALIYUN::Region", "ALIYUN::AccountId", "ALIYUN::StackName"}
+    text = (ROOT / "aliyun" / "template.yaml").read_text()
+    refs = set(re.findall(r"Ref: ([A-Za-z:]+)", text)) | set(re.findall(r"\$\{([A-Za-z:]+)\}", text))
+    refs |= {m for m in re.findall(r"Fn::GetAtt: \[(\w+),", text)}
+    assert refs and refs <= names, refs - names
