@@ -71,16 +71,7 @@ def fc_trigger_of(event_path: Path) -> str:
 def load_fc_handler(trigger: str, built: Path | None = None) -> Any:
     """A handler of functions/aliyun_fc/index.py (timer, event or http)."""
     path = ROOT / "functions" / "aliyun_fc" / "index.py" if built is None else built / "index.py"
-    name = "relay_function_aliyun_fc"
-    module = sys.modules.get(name)
-    if module is None:
-        spec = importlib.util.spec_from_file_location(name, path)
-        if spec is None or spec.loader is None:
-            raise FileNotFoundError(path)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return getattr(module, FC_TRIGGERS[trigger])
+    return getattr(_load_module("relay_function_aliyun_fc", path), FC_TRIGGERS[trigger])
 
 
 def function_of(event_path: Path) -> str:
@@ -114,7 +105,11 @@ def load_handler(function: str, built: Path | None = None) -> Any:
     path = ROOT / "functions" / function / "app.py"
     if built is not None:
         path = built / built_resource(function) / "app.py"
-    name = f"relay_function_{function}"
+    return _load_module(f"relay_function_{function}", path).lambda_handler
+
+
+def _load_module(name: str, path: Path) -> Any:
+    """Import a handler file once per process, under a name of its own (every function has an app.py)."""
     module = sys.modules.get(name)
     if module is None:
         spec = importlib.util.spec_from_file_location(name, path)
@@ -123,7 +118,22 @@ def load_handler(function: str, built: Path | None = None) -> Any:
         module = importlib.util.module_from_spec(spec)
         sys.modules[name] = module
         spec.loader.exec_module(module)
-    return module.lambda_handler
+    return module
+
+
+def replay_outputs(text: str) -> list[dict[str, Any]]:
+    """The per-event JSON objects in replay.py's output (skipping the handlers' own log lines)."""
+    decoder, found = json.JSONDecoder(), []
+    while text.strip():
+        text = text.lstrip()
+        if not text.startswith("{"):
+            text = text.split("\n", 1)[1] if "\n" in text else ""
+            continue
+        obj, end = decoder.raw_decode(text)
+        text = text[end:]
+        if "event" in obj:
+            found.append(obj)
+    return found
 
 
 def built_resource(function: str) -> str:

@@ -9,7 +9,6 @@ load on their own architecture, so the test builds the same template for this ma
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 import subprocess
@@ -17,7 +16,7 @@ import sys
 
 import pytest
 
-from relay_local import EVENTS, ROOT, built_resource
+from relay_local import EVENTS, ROOT, built_resource, replay_outputs
 
 pytestmark = [pytest.mark.build, pytest.mark.timeout(900)]
 
@@ -72,7 +71,7 @@ def test_each_built_handler_replays_its_samples(built, tmp_path, function):
         [python312(), "-S", str(ROOT / "tools" / "replay.py"), "--built", str(built), *map(str, samples)],
         capture_output=True, text=True, env=env, timeout=300, cwd=tmp_path, check=False,
     )  # fmt: skip
-    outputs = _objects(proc.stdout)
+    outputs = replay_outputs(proc.stdout)
     assert sorted(os.path.basename(o["event"]) for o in outputs) == [p.name for p in samples], proc.stderr[-3000:]
     for output in outputs:
         name = os.path.basename(output["event"])
@@ -81,20 +80,6 @@ def test_each_built_handler_replays_its_samples(built, tmp_path, function):
         else:
             assert "response" in output, name
     assert "site-packages" not in proc.stderr  # nothing came from a venv
-
-
-def _objects(text):
-    decoder, found = json.JSONDecoder(), []
-    while text.strip():
-        text = text.lstrip()
-        if not text.startswith("{"):
-            text = text.split("\n", 1)[1] if "\n" in text else ""
-            continue
-        obj, end = decoder.raw_decode(text)
-        text = text[end:]
-        if "event" in obj:
-            found.append(obj)
-    return found
 
 
 def test_the_built_handlers_run_without_the_venv():
@@ -127,7 +112,7 @@ def test_the_function_compute_package_replays_the_aliyun_samples(tmp_path):
         capture_output=True, text=True, env=env, timeout=300, cwd=tmp_path, check=False,
     )  # fmt: skip
     # Then each gets its answer (or its typed rejection), as from the source tree
-    outputs = {os.path.basename(o["event"]): o for o in _objects(proc.stdout)}
+    outputs = {os.path.basename(o["event"]): o for o in replay_outputs(proc.stdout)}
     assert sorted(outputs) == sorted(p.name for p in samples), proc.stderr[-3000:]
     for name, output in outputs.items():
         assert ("rejected" in output) == name.startswith("invalid-"), name

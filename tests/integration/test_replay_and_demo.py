@@ -3,12 +3,11 @@ processes with their own emulator process, as a user would run them."""
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
 
-from relay_local import EVENTS, ROOT, function_of
+from relay_local import EVENTS, ROOT, function_of, replay_outputs
 
 
 def clean_env():
@@ -33,16 +32,7 @@ def test_every_sample_event_replays(tmp_path):
         check=False,
     )
     # Then each valid sample gets a response and each invalid-* sample a typed rejection
-    decoder, text, outputs = json.JSONDecoder(), proc.stdout, []
-    while text.strip():
-        text = text.lstrip()
-        if not text.startswith("{"):  # a log or metrics line from the handler
-            text = text.split("\n", 1)[1] if "\n" in text else ""
-            continue
-        obj, end = decoder.raw_decode(text)
-        text = text[end:]
-        if "event" in obj:
-            outputs.append(obj)
+    outputs = replay_outputs(proc.stdout)
     by_name = {os.path.basename(o["event"]): o for o in outputs}
     assert sorted(by_name) == sorted(p.name for p in samples), proc.stderr
     for output in outputs:
