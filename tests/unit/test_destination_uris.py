@@ -17,7 +17,14 @@ from aitask_relay.errors import ConfigurationError
         ("sqs://relay-events", "sqs", "queue", "relay-events", ""),
         ("sqs://relay-events.fifo", "sqs", "queue", "relay-events.fifo", ""),
         ("https://sqs.eu-west-1.amazonaws.com/123456789012/q1", "sqs", "queue", "q1", ""),
-        ("amqp://u:p@mq.example:5672/vh?exchange=ros&routing_key=done", "amqp", "queue", "done", ""),
+        (
+            "amqp://u:p@mq.example:5672/vh?exchange=ros&routing_key=done&allow_plaintext=true",
+            "amqp",
+            "queue",
+            "done",
+            "",
+        ),
+        ("amqp://u:p@127.0.0.1/vh?routing_key=done", "amqp", "queue", "done", ""),
         ("amqps://u:p@mq.example/%2F?routing_key=done", "amqps", "queue", "done", ""),
     ],
 )
@@ -47,7 +54,9 @@ def test_accepted_uris(uri, scheme, kind, bucket, prefix):
         ("amqp://mq.example/%2F?routing_key=q&max_message_bytes=1", "max_message_bytes must be"),
         ("amqp://mq.example:99999/%2F?routing_key=q", "is not a valid URI"),
         ("amqp://mq.example/%2F?routing_key=q&heartbeat=often", "heartbeat must be a number"),
-        ("amqp://mq.example/%2F?routing_key=q&ssl_options=x", "unknown query parameter 'ssl_options'"),
+        ("amqps://mq.example/%2F?routing_key=q&ssl_options=x", "unknown query parameter 'ssl_options'"),
+        ("amqp://mq.example/%2F?routing_key=q", "amqp:// sends the broker password and every template in clear text"),
+        ("amqp://mq.example/%2F?routing_key=q&allow_plaintext=yes", "allow_plaintext must be true or false"),
         ("s3://my-bucket/?sse=AES256&sse=aws:kms", "gives 'sse' twice"),
         ("nats://x", "unknown scheme"),
     ],
@@ -65,12 +74,13 @@ def test_passwords_never_appear_in_names_or_errors():
     with pytest.raises(ConfigurationError) as caught:
         parse_destination(uri)
     assert "TopSecret" not in str(caught.value) and "relay:***@" in str(caught.value)
-    spec = parse_destination("amqp://relay:TopSecret@mq.example/vh?routing_key=q")
+    spec = parse_destination("amqps://relay:TopSecret@mq.example/vh?routing_key=q")
     assert "TopSecret" not in spec.name and "TopSecret" not in repr(spec)
 
 
 def test_pika_gets_the_uri_without_the_relays_own_parameters():
-    spec = parse_destination("amqp://u:p@mq.example/vh?exchange=e&routing_key=k&heartbeat=30&max_message_bytes=2048")
+    uri = "amqp://u:p@mq.example/vh?exchange=e&routing_key=k&heartbeat=30&max_message_bytes=2048&allow_plaintext=true"
+    spec = parse_destination(uri)
     assert amqp_connection_uri(spec) == "amqp://u:p@mq.example/vh?heartbeat=30"
     assert spec.params["max_message_bytes"] == "2048" and spec.params["exchange"] == "e"
 
@@ -102,3 +112,10 @@ def test_ledger_errors_hide_the_password_and_expiry_is_bounded():
     assert load_config({"RELAY_LEDGER_EXPIRY_SECONDS": "3600"}).ledger_expiry_seconds == 3600
     with pytest.raises(ConfigurationError, match="RELAY_LEDGER_EXPIRY_SECONDS"):
         load_config({"RELAY_LEDGER_EXPIRY_SECONDS": "5"})
+
+
+def test_plain_http_to_ros_needs_an_explicit_opt_in_off_loopback():
+    env = {"ROS_ENDPOINT": "ros.internal.example:80", "ROS_PROTOCOL": "http"}
+    with pytest.raises(ConfigurationError, match="ROS_ALLOW_PLAINTEXT=true"):
+        load_config(env)
+    assert load_config(env | {"ROS_ALLOW_PLAINTEXT": "true"}).ros.protocol == "http"

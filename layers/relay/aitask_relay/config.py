@@ -71,7 +71,7 @@ def load_config(environ: Mapping[str, str]) -> RelayConfig:
         max_attempts=env.integer("ROS_MAX_ATTEMPTS", 3, low=1, high=10),
         max_idle_conns=max(max_concurrency, 4),
     )
-    _check_endpoint(ros)
+    _check_endpoint(ros, allow_plaintext=env.choice("ROS_ALLOW_PLAINTEXT", "false", ("true", "false")) == "true")
     destinations = tuple(
         part.strip() for part in env.text("RELAY_DESTINATIONS", DEFAULT_DESTINATION).split(",") if part.strip()
     )
@@ -143,7 +143,7 @@ def _check_ledger(uri: str) -> None:
         raise ConfigurationError(f"RELAY_LEDGER {shown!r}: the ledger is dynamodb://<table> or redis://host:port/db")
 
 
-def _check_endpoint(ros: RosSettings) -> None:
+def _check_endpoint(ros: RosSettings, *, allow_plaintext: bool = False) -> None:
     if ros.endpoint is None:
         if ros.protocol == "http":
             raise ConfigurationError("ROS_PROTOCOL=http is allowed only with a loopback ROS_ENDPOINT")
@@ -155,10 +155,11 @@ def _check_endpoint(ros: RosSettings) -> None:
         raise ConfigurationError(f"ROS_ENDPOINT {ros.endpoint!r} is not host[:port]") from exc
     if not host or parts.path or parts.query or parts.username:
         raise ConfigurationError(f"ROS_ENDPOINT {ros.endpoint!r} is not host[:port] (no scheme, no path)")
-    if ros.protocol == "http" and not is_loopback(host):
+    if ros.protocol == "http" and not is_loopback(host) and not allow_plaintext:
         raise ConfigurationError(
             f"ROS_PROTOCOL=http is allowed only with a loopback ROS_ENDPOINT, not {host!r}: "
-            "credentials-signed requests must not cross a network in clear text"
+            "credentials-signed requests must not cross a network in clear text (ROS_ALLOW_PLAINTEXT=true "
+            "overrides this for a private network)"
         )
 
 

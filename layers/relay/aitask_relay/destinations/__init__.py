@@ -67,7 +67,7 @@ _QUEUE_NAME = re.compile(r"^[A-Za-z0-9_-]{1,75}(\.fifo)?$")
 _ACCOUNT = re.compile(r"^[0-9]{12}$")
 _REGION = re.compile(r"^[a-z]{2,}(-[a-z0-9]+)+$")
 _S3_SSE = ("AES256", "aws:kms", "aws:kms:dsse")
-_AMQP_OWN_PARAMS = ("exchange", "routing_key", "max_message_bytes")
+_AMQP_OWN_PARAMS = ("exchange", "routing_key", "max_message_bytes", "allow_plaintext")
 # pika's own URI parameters that are passed through (numbers only, so they are checked at cold start).
 _PIKA_PARAMS = ("heartbeat", "socket_timeout", "blocked_connection_timeout", "connection_attempts", "retry_delay")
 DEFAULT_AMQP_MAX_BYTES = 4 * 1024 * 1024  # ApsaraMQ for RabbitMQ's body limit, the smallest common one
@@ -215,6 +215,17 @@ def _amqp(uri: str, parts: Any, params: dict[str, str]) -> DestinationSpec:
     for key in _PIKA_PARAMS:
         if key in params and not re.fullmatch(r"[0-9]+(\.[0-9]+)?", params[key]):
             raise _bad(uri, f"{key} must be a number")
+    from ..config import is_loopback
+
+    allow = params.get("allow_plaintext", "false")
+    if allow not in ("true", "false"):
+        raise _bad(uri, "allow_plaintext must be true or false")
+    if parts.scheme.lower() == "amqp" and not is_loopback(parts.hostname) and allow != "true":
+        raise _bad(
+            uri,
+            "amqp:// sends the broker password and every template in clear text: use amqps://, or add "
+            "allow_plaintext=true for a broker reached over a private network",
+        )
     return DestinationSpec(
         parts.scheme.lower(), "queue", uri, redact(uri), bucket=routing_key, params=params | {"max_message_bytes": raw}
     )
