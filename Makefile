@@ -11,7 +11,7 @@ WHEELHOUSE := .wheelhouse
 export SAM_CLI_TELEMETRY := 0
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help demo test unit integration lint build fc-package replay emulator clean
+.PHONY: audit lock help demo test unit integration lint build fc-package replay emulator clean
 
 help:
 	@echo "make demo      run the relay against the bundled ROS emulator, deliver to a local directory"
@@ -22,10 +22,11 @@ help:
 	@echo "make build     sam build (arm64, no Docker) into $(BUILD_DIR)"
 	@echo "make fc-package  Function Compute code.zip and layer.zip into out/aliyun/"
 
-$(STAMP): pyproject.toml requirements-dev.txt layers/relay/requirements.txt
+$(STAMP): pyproject.toml requirements-dev.txt layers/relay/requirements.txt layers/relay/requirements.in
 	@py=$$(./scripts/find-python312.sh) || exit 1; \
 	  if [ ! -x $(PY) ]; then echo "creating $(VENV) with $$py"; $$py -m venv $(VENV) || exit 1; fi
-	$(PY) -m pip install --quiet --disable-pip-version-check -r layers/relay/requirements.txt -r requirements-dev.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check --require-hashes -r layers/relay/requirements.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	@touch $@
 
@@ -39,8 +40,8 @@ $(TOOLS)/%/.stamp: requirements-%.txt
 # The layer's wheels (this machine's platform), fetched once at install time, so that the built-artifact
 # tests and `make fc-package` build offline (pip --no-index --find-links).
 $(WHEELHOUSE)/.stamp: layers/relay/requirements.txt $(STAMP)
-	$(PY) -m pip download --quiet --disable-pip-version-check -d $(WHEELHOUSE) \
-	  -r layers/relay/requirements.txt setuptools==80.9.0 wheel==0.48.0
+	$(PY) -m pip download --quiet --disable-pip-version-check -d $(WHEELHOUSE) --require-hashes -r layers/relay/requirements.txt
+	$(PY) -m pip download --quiet --disable-pip-version-check -d $(WHEELHOUSE) setuptools==80.9.0 wheel==0.48.0
 	@touch $@
 
 demo: $(STAMP)
@@ -57,9 +58,19 @@ integration: $(STAMP)
 
 lint: $(STAMP) $(TOOLS)/sam/.stamp $(TOOLS)/checkov/.stamp
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/bandit -q -r layers functions
 	$(VENV)/bin/cfn-lint template.yaml -a cfn_lint_serverless.rules
 	$(SAM) validate --lint --template template.yaml
 	$(CHECKOV) -f template.yaml --framework cloudformation --quiet --compact --skip-download
+
+# Recompile the layer's locked requirements (full closure, with hashes) from requirements.in.
+lock: $(STAMP)
+	$(VENV)/bin/pip-compile --quiet --generate-hashes --allow-unsafe --strip-extras --no-emit-index-url \
+	  --no-emit-find-links --output-file layers/relay/requirements.txt layers/relay/requirements.in
+
+# Known vulnerabilities in the pinned dependencies (needs the vulnerability service: PyPI's JSON API).
+audit: $(STAMP)
+	$(PY) tools/audit.py
 
 # sam build runs pip for python3.12 without Docker when a python3.12 is first on PATH.
 build: $(TOOLS)/sam/.stamp

@@ -42,9 +42,17 @@ def test_the_layer_is_built_from_the_pinned_requirements_with_python_312():
     assert layer["Metadata"]["BuildMethod"] == "python3.12"
     content = ROOT / layer["Properties"]["ContentUri"]
     assert (content / "requirements.txt").is_file() and (content / "aitask_relay" / "__init__.py").is_file()
-    for line in (content / "requirements.txt").read_text().splitlines():
-        if line.strip() and not line.startswith("#"):
-            assert "==" in line, f"unpinned: {line}"
+    # The layer installs a lock: every requirement of the closure pinned, with hashes (pip-compile).
+    import re
+
+    text = (content / "requirements.txt").read_text()
+    entries = re.findall(r"^([A-Za-z0-9][^\s\\]*)((?:\s*\\\n\s+--hash=sha256:[0-9a-f]{64})+)", text, re.MULTILINE)
+    requirements = [line for line in text.splitlines() if line and not line[0].isspace() and not line.startswith("#")]
+    assert len(entries) == len(requirements) > 20
+    assert all("==" in name for name, _hashes in entries)
+    top_level = {line.split("==")[0].split("[")[0] for line in (content / "requirements.in").read_text().splitlines()
+                 if line.strip() and not line.startswith("#")}  # fmt: skip
+    assert top_level <= {name.split("==")[0] for name, _ in entries}
 
 
 def test_the_emulator_is_not_in_the_layer():

@@ -6,15 +6,13 @@ Credentials come from the same alibabacloud-credentials chain as ROS.
 
 from __future__ import annotations
 
-import base64
-import hashlib
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
 from ..config import is_loopback
 from ..errors import destination_error
-from .store import BucketStore
+from .store import BucketStore, content_md5
 
 
 class OssDestination(BucketStore):
@@ -66,7 +64,7 @@ class OssDestination(BucketStore):
             body=body,
             forbid_overwrite=True,
             content_type=content_type,
-            content_md5=base64.b64encode(hashlib.md5(body).digest()).decode("ascii"),  # noqa: S324 - integrity
+            content_md5=content_md5(body),
             metadata=dict(metadata),
         )
         try:

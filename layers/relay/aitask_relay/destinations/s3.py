@@ -6,14 +6,12 @@ concurrent write to the same key is in flight: retried a few times, then reporte
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import time
 from collections.abc import Mapping
 from typing import Any
 
 from ..errors import destination_error
-from .store import BucketStore
+from .store import BucketStore, content_md5
 
 CONFLICT_RETRIES = 3
 
@@ -65,7 +63,7 @@ class S3Destination(BucketStore):
             "Body": body,
             "IfNoneMatch": "*",
             "ContentType": content_type,
-            "ContentMD5": base64.b64encode(hashlib.md5(body).digest()).decode("ascii"),  # noqa: S324 - integrity
+            "ContentMD5": content_md5(body),
             "Metadata": dict(metadata),
             **self._encryption,
         }

@@ -8,6 +8,8 @@ writes an object only if its key is free and says whether it did.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
@@ -74,6 +76,11 @@ class BucketStore(ObjectStore):
 
     def uri_of(self, key: str) -> str:
         return f"{self.scheme}://{self.bucket}/{key}"
+
+
+def content_md5(body: bytes) -> str:
+    """The Content-MD5 header value: an integrity check of the upload, not a security function."""
+    return base64.b64encode(hashlib.md5(body, usedforsecurity=False).digest()).decode("ascii")
 
 
 def object_metadata(result: TaskResult) -> dict[str, str]:
