@@ -10,4 +10,4 @@ runtime.config()  # validate the environment at cold start: a bad variable fails
 
 @instrumented(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
 def lambda_handler(event, context):
-    return runtime.http_app().resolve(event, context)
+    return runtime.handle_http_api(event, context)

@@ -163,6 +163,13 @@ def task_api() -> TaskApi:
     )
 
 
+def handle_http_api(event: Any, context: Any) -> Any:
+    """An API Gateway / Function URL event through the checked envelope and the resolver."""
+    from .triggers.http import resolve
+
+    return resolve(http_app(), event, context, task_api())
+
+
 @cache
 def http_app() -> Any:
     """The API Gateway resolver over :func:`task_api`."""

@@ -170,6 +170,50 @@ def build_http_app(api: TaskApi, *, on_rejected: Callable[[InvalidInput], None] 
     return app
 
 
+def resolve(app: Any, event: Any, context: Any, api: TaskApi) -> dict[str, Any]:
+    """Check the API Gateway payload 2.0 envelope, then let the resolver route it.
+
+    API Gateway never sends a malformed envelope, but the resolver assumes one (headers a dict of strings,
+    and so on); a hand-made or replayed event that is not one gets a 400, not an exception.
+    """
+    try:
+        _check_envelope(event)
+    except InvalidInput as exc:
+        answer = api.error(exc)
+        return {
+            "statusCode": answer.status,
+            "headers": {"Content-Type": JSON},
+            "body": answer.text(),
+            "isBase64Encoded": False,
+        }
+    return app.resolve(dict(event), context)  # type: ignore[no-any-return]
+
+
+def _check_envelope(event: Any) -> None:
+    if not isinstance(event, Mapping) or event.get("version") != "2.0":
+        raise InvalidInput("not an HTTP API payload 2.0 event (version 2.0)")
+    context = event.get("requestContext")
+    http = context.get("http") if isinstance(context, Mapping) else None
+    if not isinstance(event.get("rawPath"), str) or not isinstance(http, Mapping):
+        raise InvalidInput("an HTTP API event has rawPath and requestContext.http")
+    if not isinstance(http.get("method"), str) or not isinstance(context.get("stage", "$default"), str):
+        raise InvalidInput("requestContext.http.method must be a string")
+    for field_name in ("headers", "queryStringParameters", "pathParameters", "stageVariables"):
+        value = event.get(field_name)
+        if value is not None and not (
+            isinstance(value, Mapping) and all(isinstance(k, str) and isinstance(v, str) for k, v in value.items())
+        ):
+            raise InvalidInput(f"{field_name} must be an object of strings")
+    for field_name in ("rawQueryString", "body"):
+        if event.get(field_name) is not None and not isinstance(event.get(field_name), str):
+            raise InvalidInput(f"{field_name} must be a string")
+    if not isinstance(event.get("isBase64Encoded", False), bool):
+        raise InvalidInput("isBase64Encoded must be true or false")
+    cookies = event.get("cookies")
+    if cookies is not None and not (isinstance(cookies, list) and all(isinstance(c, str) for c in cookies)):
+        raise InvalidInput("cookies must be a list of strings")
+
+
 def _track(tracker: Any, task_id: str, first_delay_seconds: int) -> str:
     """Put a new task on the tracking queue: "queued", "not_configured", or "failed" (the sweeper still
     finds it; the task exists, so the request must not fail and invite a duplicate CreateAITask)."""

@@ -63,8 +63,14 @@ class QueueConsumer:
         from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
         from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSEvent
 
-        if not isinstance(event, Mapping) or not isinstance(event.get("Records"), list):
-            raise InvalidInput("an SQS event must be an object with a Records list")
+        if not isinstance(event, Mapping) or not isinstance(event.get("Records"), list) or not event["Records"]:
+            raise InvalidInput("an SQS event must be an object with a non-empty Records list")
+        for index, record in enumerate(event["Records"]):
+            # Lambda always sends these; without a messageId no record could even be reported as failed.
+            if not isinstance(record, Mapping) or not isinstance(record.get("messageId"), str):
+                raise InvalidInput(f"Records[{index}] is not an SQS record (an object with a messageId string)")
+            if not isinstance(record.get("body"), str):
+                raise InvalidInput(f"Records[{index}] has no body string")
         verdicts = self._settle_batch(list(SQSEvent(dict(event)).records))
 
         def record_handler(record: Any) -> None:
