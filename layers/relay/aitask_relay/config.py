@@ -51,6 +51,7 @@ class RelayConfig:
     tracking_queue: str | None = None
     ledger: str | None = None
     ledger_expiry_seconds: int = 7 * 24 * 3600
+    ledger_lease_seconds: int = 120
     tracking_deadline_seconds: int = 24 * 3600
     tracking_first_delay_seconds: int = 30
     failure_queue: str | None = None
@@ -94,6 +95,7 @@ def load_config(environ: Mapping[str, str]) -> RelayConfig:
         tracking_queue=env.optional("RELAY_TRACKING_QUEUE"),
         ledger=ledger,
         ledger_expiry_seconds=env.integer("RELAY_LEDGER_EXPIRY_SECONDS", 7 * 24 * 3600, low=60, high=366 * 24 * 3600),
+        ledger_lease_seconds=env.integer("RELAY_LEDGER_LEASE_SECONDS", 120, low=5, high=3600),
         tracking_deadline_seconds=env.integer("RELAY_TRACKING_DEADLINE_SECONDS", 24 * 3600, low=60, high=14 * 86400),
         tracking_first_delay_seconds=env.integer("RELAY_TRACKING_FIRST_DELAY_SECONDS", 30, low=0, high=900),
         failure_queue=env.optional("RELAY_FAILURE_QUEUE"),

@@ -19,26 +19,36 @@ from .errors import DestinationFailure
 
 KEY_PREFIX = "aitask-relay.delivery"
 DEFAULT_EXPIRY_SECONDS = 7 * 24 * 3600
-LEASE_MS = 120_000  # longer than any publish (connect + write timeouts), shorter than an SQS retry cycle
+DEFAULT_LEASE_SECONDS = 120  # longer than any publish (connect + write timeouts), shorter than a retry cycle
 
 
 class _Lease:
     """Stands in for the Lambda context Powertools reads the in-progress expiry from."""
 
+    def __init__(self, seconds: int) -> None:
+        self.millis = seconds * 1000
+
     def get_remaining_time_in_millis(self) -> int:
-        return LEASE_MS
+        return self.millis
 
 
 class Ledger:
     """Run a publish at most once per (destination, event id) within the expiry."""
 
-    def __init__(self, persistence_layer: Any, *, name: str, expires_after_seconds: int = DEFAULT_EXPIRY_SECONDS):
+    def __init__(
+        self,
+        persistence_layer: Any,
+        *,
+        name: str,
+        expires_after_seconds: int = DEFAULT_EXPIRY_SECONDS,
+        lease_seconds: int = DEFAULT_LEASE_SECONDS,
+    ):
         from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig, idempotent_function
 
         self.name = name
         config = IdempotencyConfig(
             expires_after_seconds=expires_after_seconds,
-            lambda_context=_Lease(),
+            lambda_context=_Lease(lease_seconds),
             response_hook=_replayed,
         )
         self._once = idempotent_function(
@@ -73,7 +83,9 @@ def _replayed(response: dict[str, Any], _record: Any) -> dict[str, Any]:
     return {**response, "replayed": True}
 
 
-def build_ledger(uri: str, *, expires_after_seconds: int = DEFAULT_EXPIRY_SECONDS) -> Ledger:
+def build_ledger(
+    uri: str, *, expires_after_seconds: int = DEFAULT_EXPIRY_SECONDS, lease_seconds: int = DEFAULT_LEASE_SECONDS
+) -> Ledger:
     """The ledger for a RELAY_LEDGER URI (validated by the configuration)."""
     from .destinations import redact
 
@@ -90,4 +102,4 @@ def build_ledger(uri: str, *, expires_after_seconds: int = DEFAULT_EXPIRY_SECOND
 
         client = redis.Redis.from_url(uri, socket_timeout=5, socket_connect_timeout=5, decode_responses=True)
         layer = CachePersistenceLayer(client=client)
-    return Ledger(layer, name=redact(uri), expires_after_seconds=expires_after_seconds)
+    return Ledger(layer, name=redact(uri), expires_after_seconds=expires_after_seconds, lease_seconds=lease_seconds)

@@ -85,7 +85,11 @@ def relay() -> Relay:
     if settings.ledger is not None:
         from .ledger import build_ledger
 
-        ledger = build_ledger(settings.ledger, expires_after_seconds=settings.ledger_expiry_seconds)
+        ledger = build_ledger(
+            settings.ledger,
+            expires_after_seconds=settings.ledger_expiry_seconds,
+            lease_seconds=settings.ledger_lease_seconds,
+        )
     return Relay(
         ros(),
         [build_destination(uri, ledger=ledger, credential=credential()) for uri in settings.destinations],

@@ -56,7 +56,6 @@ class QueueConsumer:
         self._logger = logger or logging.getLogger("aitask_relay")
         self._metrics = metrics
         self._clock = clock
-        self._rescheduled: set[str] = set()
 
     def handle(self, event: Any, context: Any = None) -> dict[str, Any]:
         """Process one SQS event; returns ``{"batchItemFailures": [...]}`` for the transient records."""
@@ -91,7 +90,7 @@ class QueueConsumer:
                 parsed[record.message_id] = parse_tracking_body(record.body)
             except InvalidInput as exc:
                 parsed[record.message_id] = exc
-        self._rescheduled: set[str] = set()
+        rescheduled: set[str] = set()  # the same task twice in one batch gets one successor
         refs = [m.ref for messages in parsed.values() if isinstance(messages, list) for m in messages]
         observed = dict(zip(refs, self._relay.process_many(refs), strict=True))
         verdicts: dict[str, str | None] = {}
@@ -102,20 +101,20 @@ class QueueConsumer:
                     self._permanent(None, "invalid_input", messages.message, record)
                 else:
                     for message in messages:
-                        self._settle(message, observed[message.ref], record)
+                        self._settle(message, observed[message.ref], record, rescheduled)
                 verdicts[record.message_id] = None
             except RetryLater as exc:
                 verdicts[record.message_id] = str(exc)
         return verdicts
 
-    def _settle(self, message: TrackingMessage, observation: Observation, record: Any) -> None:
+    def _settle(self, message: TrackingMessage, observation: Observation, record: Any, rescheduled: set[str]) -> None:
         result = observation.result
         if result.error is not None and result.error["retryable"]:
             self._transient(message.task_id, result.error["message"])
         elif result.error is not None:
             self._permanent(message.task_id, result.error["code"], result.error["message"], record)
         elif not result.terminal:
-            self._pending(message, record)
+            self._pending(message, record, rescheduled)
         else:
             failed = result.failed_deliveries
             if any(d.error and d.error.get("retryable") for d in failed):
@@ -123,7 +122,7 @@ class QueueConsumer:
             for delivery in failed:
                 self._permanent(message.task_id, "destination_failure", (delivery.error or {}).get("message"), record)
 
-    def _pending(self, message: TrackingMessage, record: Any) -> None:
+    def _pending(self, message: TrackingMessage, record: Any, rescheduled: set[str]) -> None:
         first_seen = message.first_seen or _sent_at(record)
         age = age_seconds(first_seen, self._clock())
         if age >= self._deadline:
@@ -134,7 +133,7 @@ class QueueConsumer:
             )
             self._report(message.task_id, "timed_out", f"still pending after {int(age)} s", record, first_seen)
             return
-        if message.task_id in self._rescheduled:  # the same task twice in one batch: one successor is enough
+        if message.task_id in rescheduled:
             return
         if self._tracker is None:
             self._transient(message.task_id, "pending; no RELAY_TRACKING_QUEUE, so SQS redelivers it")
@@ -143,7 +142,7 @@ class QueueConsumer:
             self._tracker.send(message.next(first_seen).to_json(), delay_seconds=delay)
         except RelayError as exc:
             self._transient(message.task_id, f"cannot re-schedule: {exc.message}")
-        self._rescheduled.add(message.task_id)
+        rescheduled.add(message.task_id)
         self._count("rescheduled")
         self._logger.info(
             "task pending: re-scheduled",
