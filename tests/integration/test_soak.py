@@ -1,0 +1,36 @@
+"""The fault-injection soak at a reduced size (200 tasks; `make soak` runs 2,000): no task lost or duplicated
+with every fault class active. See tools/soak.py for the parts and the faults."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from relay_local import ROOT
+
+pytestmark = pytest.mark.timeout(900)
+
+
+def test_the_soak_loses_and_duplicates_nothing():
+    from servers import answering
+
+    if not answering(5672) or shutil.which("redis-server") is None or shutil.which("rabbitmqctl") is None:
+        pytest.skip("the soak needs RabbitMQ on 5672 (with rabbitmqctl) and redis-server (.ci/run starts them)")
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "tools" / "soak.py"), "--tasks", "200", "--timeout", "400"],
+        capture_output=True, text=True, timeout=880, check=False, cwd=ROOT,
+    )  # fmt: skip
+    print(proc.stdout)
+    rows = [
+        line.split("|")[1:-1]
+        for line in proc.stdout.splitlines()
+        if line.startswith("| baseline") or line.startswith("| faults")
+    ]
+    assert [r[0].strip() for r in rows] == ["baseline", "faults"], proc.stdout + proc.stderr[-3000:]
+    for row in rows:
+        scenario, tasks, delivered, duplicates, lost = (cell.strip() for cell in row[:5])
+        assert (tasks, delivered, duplicates, lost) == ("200", "200", "0", "0"), (scenario, proc.stderr[-3000:])
+    assert proc.returncode == 0
