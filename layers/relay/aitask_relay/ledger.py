@@ -66,11 +66,21 @@ class Ledger:
             IdempotencyAlreadyInProgressError,
         )
 
+        published: list[str] = []
+
+        def publish_once() -> str:
+            published.append(publish())
+            return published[-1]
+
         try:
-            pointer = self._once(key={"destination": destination, "event_id": event_id}, publish=publish)
+            pointer = self._once(key={"destination": destination, "event_id": event_id}, publish=publish_once)
         except IdempotencyAlreadyInProgressError as exc:
             raise DestinationFailure(f"{destination}: event {event_id} is being published by another worker") from exc
-        except BaseError as exc:  # the ledger itself is unreachable or inconsistent: nothing was published
+        except BaseError as exc:
+            if published:
+                # The message went out; only recording it failed (the ledger went away in between). Reporting a
+                # failure would make the trigger retry and publish it again once the lease expires.
+                return published[-1], False
             raise DestinationFailure(f"{destination}: ledger {self.name} unavailable ({type(exc).__name__})") from exc
         return pointer["location"], bool(pointer.get("replayed"))
 
