@@ -11,13 +11,14 @@ WHEELHOUSE := .wheelhouse
 export SAM_CLI_TELEMETRY := 0
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: audit fuzz lock soak help demo test unit integration lint build fc-package replay emulator clean
+.PHONY: audit bench fuzz lock soak help demo test unit integration lint build fc-package replay emulator clean
 
 help:
 	@echo "make demo      run the relay against the bundled ROS emulator, deliver to a local directory"
 	@echo "make test      lint + the whole test suite (unit, integration, infra)"
 	@echo "make replay EVENT=events/fetch_task/one-task.json   run one sample event through its handler"
 	@echo "make emulator  run the ROS emulator standalone on 127.0.0.1:8790 (Ctrl-C to stop)"
+	@echo "make bench     benchmarks as ratios against baselines (bench/results.md)"
 	@echo "make soak      fault-injection soak, 2,000 tasks: prints lost / duplicated per scenario"
 	@echo "make fuzz      hypothesis over every event shape, 10,000 examples per target"
 	@echo "make lint      ruff, cfn-lint (+ serverless rules), sam validate --lint, checkov"
@@ -51,6 +52,10 @@ demo: $(STAMP)
 
 test: lint $(WHEELHOUSE)/.stamp
 	$(PY) -m pytest
+
+# Benchmarks: ratios against baselines measured in the same run; writes bench/results.md.
+bench: $(STAMP)
+	$(PY) bench/run.py $(BENCH)
 
 # Fault-injection soak: 2,000 tasks through the queue consumer with faults everywhere (200 in make test).
 soak: $(STAMP)

@@ -61,6 +61,7 @@ class Task:
     task_output: Any = None
     status_reason: str | None = None
     extra_fields: dict[str, Any] = field(default_factory=dict)
+    pending_output: bool = False  # answer OutputOption=Enabled with TaskOutput even while running
     _output_json: str | None = None
 
     def state(self, now: float) -> tuple[str, float]:
@@ -169,8 +170,7 @@ class Emulator:
     # --- lifecycle -------------------------------------------------------------------------------
     def start(self) -> Emulator:
         handler = type("Handler", (_Handler,), {"emulator": self})
-        server = ThreadingHTTPServer((self._host, self._port), handler)
-        server.daemon_threads = True
+        server = _Server((self._host, self._port), handler)
         self._server = server
         self._thread = threading.Thread(
             target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="ros-emulator", daemon=True
@@ -212,6 +212,7 @@ class Emulator:
             task_output=expand(spec.get("TaskOutput")),
             status_reason=spec.get("StatusReason"),
             extra_fields=dict(spec.get("ExtraFields", {})),
+            pending_output=bool(spec.get("PendingOutput", False)),
         )
         with self._lock:
             self.tasks[task.task_id] = task
@@ -355,7 +356,9 @@ class Emulator:
             "StatusReason": task.reason(status),
             **task.extra_fields,
         }
-        with_output = option == "Enabled" and status in TERMINAL and task.task_output is not None
+        # A task with PendingOutput answers Enabled with it while it runs (ROS may return partial output).
+        ready = status in TERMINAL or task.pending_output
+        with_output = option == "Enabled" and ready and task.task_output is not None
         return payload, task.output_json() if with_output else None
 
     def _list_tasks(self, params: dict[str, str]) -> tuple[dict[str, Any], None]:
@@ -480,8 +483,16 @@ def _encode(payload: dict[str, Any], output_json: str | None) -> bytes:
     return text.encode("utf-8")
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    # The default listen backlog (5) drops connection bursts from a pooled client with many threads, and a
+    # dropped SYN is retried only after a second.
+    request_queue_size = 128
+
+
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, as the SDK's pooled connections expect
+    disable_nagle_algorithm = True  # headers and body go out in two writes: no 40 ms delayed-ACK stall
     emulator: Emulator
 
     def log_message(self, format: str, *args: Any) -> None:  # quiet: tests read stats, not logs

@@ -1,0 +1,434 @@
+"""`make bench`: the relay against baselines measured in the same run, as ratios (medians of repetitions).
+
+Baselines (bench/baselines.py): *floor* is the raw official SDK call(s); *naive* is the relay a user would
+write by hand (a sequential loop, a client per task, always OutputOption=Enabled, TaskOutput written to a
+file); *physical* is latency x the sequential round trips the work needs at the configured concurrency.
+The emulator runs in its own process, so its work does not share the measured process's GIL.
+Prints one table and writes it to bench/results.md.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT / "tools"), str(ROOT / "bench"), str(ROOT / "tests" / "integration")]
+
+from baselines import floor_fetch, naive_relay, sdk_client  # noqa: E402
+
+from relay_local import DEMO_KEY_ID, DEMO_KEY_SECRET, EmulatorProcess, LambdaContext  # noqa: E402
+
+YAML = "ROSTemplateFormatVersion: '2015-09-01'\nResources:\n  Vpc:\n    Type: ALIYUN::ECS::VPC\n"
+ROWS: list[dict] = []
+
+
+def row(bench, measure, value, baseline, target, met):
+    ratio = value / baseline if baseline else float("inf")
+    ROWS.append(
+        {"bench": bench, "measure": measure, "value": _seconds(value), "baseline": _seconds(baseline),
+         "ratio": f"{ratio:.2f}x", "target": target, "met": "yes" if met(ratio) else "NO"}
+    )  # fmt: skip
+    print(f"{bench:<13} {measure:<48} {ratio:6.2f}x  {ROWS[-1]['met']}", flush=True)
+
+
+def _seconds(value: float) -> str:
+    return f"{value * 1000:.2f} ms" if value < 1 else f"{value:.2f} s"
+
+
+def emulator(tasks, faults=(), page=None) -> EmulatorProcess:
+    scenario = {"Tasks": tasks, "Faults": list(faults)}
+    path = Path(tempfile.mkdtemp(prefix="bench-")) / "scenario.json"
+    path.write_text(json.dumps(scenario))
+    return EmulatorProcess(scenario=path)
+
+
+def relay_env(endpoint: str, out: Path, **extra) -> dict[str, str]:
+    return {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("ROS_", "RELAY_", "ALIBABA_CLOUD_"))},
+        "ALIBABA_CLOUD_ACCESS_KEY_ID": DEMO_KEY_ID,
+        "ALIBABA_CLOUD_ACCESS_KEY_SECRET": DEMO_KEY_SECRET,
+        "ALIBABA_CLOUD_ECS_METADATA_DISABLED": "true",
+        "ALIBABA_CLOUD_CLI_PROFILE_DISABLED": "true",
+        "ROS_ENDPOINT": endpoint,
+        "ROS_PROTOCOL": "http",
+        "RELAY_DESTINATIONS": out.as_uri(),
+        "POWERTOOLS_LOG_LEVEL": "ERROR",
+        "POWERTOOLS_METRICS_DISABLED": "true",
+        **extra,
+    }
+
+
+def in_process(env: dict[str, str]):
+    """The relay runtime configured from ``env`` in this process."""
+    from aitask_relay import runtime
+
+    os.environ.clear()
+    os.environ.update(env)
+    runtime.reset()
+    return runtime
+
+
+def median_time(fn, repeat: int) -> float:
+    times = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+def run_child(code: str, env: dict[str, str]) -> str:
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True, cwd=ROOT)
+    return proc.stdout.strip().splitlines()[-1]
+
+
+# --- the benches ----------------------------------------------------------------------------------------
+
+
+def bench_cold_start(tmp: Path) -> None:
+    emu = emulator([{"TaskId": f"t-cold-{i}", "Status": "SUCCESS", "TaskOutput": {"Result": YAML}} for i in range(20)])
+    try:
+        relay_code = (
+            "import sys; sys.path.insert(0, 'tools'); from relay_local import load_handler, LambdaContext; "
+            "import os; h = load_handler('fetch_task'); "
+            "r = h({'TaskId': os.environ['TASK']}, LambdaContext()); assert r['results'][0]['deliveries'][0]['outcome'] == 'created'"
+        )
+        floor_code = "import os, sys; sys.path.insert(0, 'bench'); from baselines import floor_cold; floor_cold(os.environ['ROS_ENDPOINT'], os.environ['TASK'])"
+        relay_times, floor_times = [], []
+        for i in range(7):  # alternate, so drift hits both alike
+            env = relay_env(emu.endpoint, tmp / f"cold-{i}", TASK=f"t-cold-{i}")
+            started = time.perf_counter()
+            run_child(relay_code + "; print('ok')", env)
+            relay_times.append(time.perf_counter() - started)
+            env = relay_env(emu.endpoint, tmp / f"cold-floor-{i}", TASK=f"t-cold-{i + 10}")
+            started = time.perf_counter()
+            run_child(floor_code + "; print('ok')", env)
+            floor_times.append(time.perf_counter() - started)
+        relay, floor = statistics.median(relay_times), statistics.median(floor_times)
+        row(
+            "cold start",
+            "fresh process: import fetch_task + 1 task vs SDK import + 1 call",
+            relay,
+            floor,
+            "<= 1.25x floor",
+            lambda r: r <= 1.25,
+        )
+    finally:
+        emu.stop()
+
+
+def bench_warm(tmp: Path) -> None:
+    n = 60
+    tasks = [{"TaskId": f"t-warm-{i}", "Status": "SUCCESS", "TaskOutput": {"Result": YAML}} for i in range(2 * n)]
+    emu = emulator(tasks)
+    try:
+        runtime = in_process(relay_env(emu.endpoint, tmp / "warm"))
+        from relay_local import load_handler
+
+        handler = load_handler("fetch_task")
+        handler({"TaskId": "t-warm-0"}, LambdaContext())  # warm
+        ids = iter(range(1, n))
+        relay = median_time(lambda: handler({"TaskId": f"t-warm-{next(ids)}"}, LambdaContext()), n - 2)
+        client = sdk_client(emu.endpoint)
+        floor_fetch(client, "t-warm-60", tmp / "warm-floor")
+        ids = iter(range(61, 2 * n))
+        floor = median_time(lambda: floor_fetch(client, f"t-warm-{next(ids)}", tmp / "warm-floor"), n - 2)
+        row(
+            "warm",
+            "1 finished task end to end vs raw SDK call + file write",
+            relay,
+            floor,
+            "<= 1.5x",
+            lambda r: r <= 1.5,
+        )
+        runtime.reset()
+    finally:
+        emu.stop()
+
+
+def bench_concurrency(tmp: Path) -> None:
+    n, latency, workers = 100, 0.05, 32
+    tasks = [{"TaskId": f"t-conc-{i}", "Status": "SUCCESS", "TaskOutput": {"Result": YAML}} for i in range(2 * n)]
+    emu = emulator(tasks, [{"LatencyMs": int(latency * 1000), "Times": None}])
+    try:
+        runtime = in_process(relay_env(emu.endpoint, tmp / "conc", RELAY_MAX_CONCURRENCY=str(workers)))
+        from relay_local import load_handler
+
+        handler = load_handler("fetch_task")
+        started = time.perf_counter()
+        handler({"TaskIds": [f"t-conc-{i}" for i in range(n)]}, LambdaContext())
+        relay = time.perf_counter() - started
+        started = time.perf_counter()
+        naive_relay(emu.endpoint, [f"t-conc-{i}" for i in range(n, 2 * n)], tmp / "conc-naive")
+        naive = time.perf_counter() - started
+        physical = latency * 2 * -(-n // workers)  # probe + output, in waves of `workers`
+        row(
+            "concurrency",
+            f"{n} ids, 50 ms latency: naive / relay (speed-up)",
+            naive,
+            relay,
+            ">= 8x faster",
+            lambda r: r >= 8,
+        )
+        row(
+            "concurrency",
+            f"{n} ids, 50 ms latency, {workers} at once vs physical",
+            relay,
+            physical,
+            "<= 1.5x physical",
+            lambda r: r <= 1.5,
+        )
+        runtime.reset()
+    finally:
+        emu.stop()
+
+
+def bench_batch(tmp: Path) -> None:
+    from servers import sqs_record
+
+    latency = 0.05
+    emu = emulator([{"TaskId": f"t-batch-{i}", "Status": "SUCCESS", "TaskOutput": {"Result": YAML}} for i in range(50)],
+                   [{"LatencyMs": int(latency * 1000), "Times": None}])  # fmt: skip
+    try:
+        runtime = in_process(relay_env(emu.endpoint, tmp / "batch", RELAY_MAX_CONCURRENCY="10"))
+        from relay_local import load_handler
+
+        handler = load_handler("queue_consumer")
+        times = []
+        for round_ in range(5):
+            event = {"Records": [sqs_record(f"t-batch-{round_ * 10 + i}") for i in range(10)]}
+            started = time.perf_counter()
+            answer = handler(event, LambdaContext())
+            times.append(time.perf_counter() - started)
+            assert answer == {"batchItemFailures": []}
+        physical = latency * 2  # 10 records at once: probe + output
+        row(
+            "batch",
+            "SQS batch of 10, 50 ms latency vs physical",
+            statistics.median(times),
+            physical,
+            "<= 1.5x physical",
+            lambda r: r <= 1.5,
+        )
+        runtime.reset()
+    finally:
+        emu.stop()
+
+
+def bench_bytes(tmp: Path) -> None:
+    output = {"Result": YAML * 200}
+    tasks = [
+        {"TaskId": f"t-bytes-{i}", "Status": "RUNNING", "PendingOutput": True, "TaskOutput": output} for i in range(100)
+    ]
+    emu = emulator(tasks)
+    try:
+        runtime = in_process(relay_env(emu.endpoint, tmp / "bytes"))
+        from aitask_relay.taskref import TaskRef
+
+        relay = runtime.relay()
+        base = emu_stats(emu)["task_output_bytes"]
+        for i in range(100):
+            relay.process(TaskRef(f"t-bytes-{i}"))
+        relay_bytes = emu_stats(emu)["task_output_bytes"] - base
+        naive_relay(emu.endpoint, [f"t-bytes-{i}" for i in range(100)], tmp / "bytes-naive")
+        naive_bytes = emu_stats(emu)["task_output_bytes"] - base - relay_bytes
+        ROWS.append({"bench": "bytes", "measure": "100 polls of pending tasks: TaskOutput bytes", "value": f"{relay_bytes} B",
+                     "baseline": f"{naive_bytes} B (naive)", "ratio": f"{relay_bytes / naive_bytes:.2f}x",
+                     "target": "0 bytes", "met": "yes" if relay_bytes == 0 else "NO"})  # fmt: skip
+        print(f"bytes         relay {relay_bytes} B, naive {naive_bytes} B", flush=True)
+        runtime.reset()
+    finally:
+        emu.stop()
+
+
+def emu_stats(emu) -> dict:
+    import urllib.request
+
+    with urllib.request.urlopen(f"http://{emu.endpoint}/_emulator/stats") as answer:
+        return json.loads(answer.read())
+
+
+def bench_large(tmp: Path) -> None:
+    size = 5 * 1024 * 1024
+    body = ("# " + "x" * 97 + "\n") * (size // 100)
+    tasks = [{"TaskId": f"t-large-{i}", "Status": "SUCCESS", "TaskOutput": {"Result": body}} for i in range(12)]
+    tasks += [{"TaskId": f"t-small-{i}", "Status": "SUCCESS", "TaskOutput": {"Result": YAML}} for i in range(2)]
+    emu = emulator(tasks)
+    try:
+        code = (
+            "import os, sys, resource, time, json; sys.path[:0] = ['tools', 'bench']; from relay_local import load_handler, LambdaContext; "
+            "from baselines import sdk_client, floor_fetch; h = load_handler('fetch_task'); c = sdk_client(os.environ['ROS_ENDPOINT']); "
+            "h({'TaskId': 't-small-0'}, LambdaContext()); floor_fetch(c, 't-small-1', os.environ['OUT'] + '-f');"
+            "status = lambda key: int(open('/proc/self/status').read().split(key + ':')[1].split()[0]); "
+            "before = status('VmRSS'); "
+            "t = time.perf_counter(); h({'TaskId': os.environ['TASK']}, LambdaContext()); relay = time.perf_counter() - t; "
+            "after = status('VmHWM'); "
+            "t = time.perf_counter(); floor_fetch(c, os.environ['FLOOR_TASK'], os.environ['OUT'] + '-f'); floor = time.perf_counter() - t; "
+            "print(json.dumps([relay, floor, (after - before) * 1024]))"
+        )
+        results = []
+        for i in range(2, 12, 2):
+            env = relay_env(
+                emu.endpoint,
+                tmp / f"large-{i}",
+                TASK=f"t-large-{i}",
+                FLOOR_TASK=f"t-large-{i + 1}",
+                OUT=str(tmp / f"large-{i}"),
+            )
+            results.append(json.loads(run_child(code, env)))
+        relay = statistics.median(r[0] for r in results)
+        floor = statistics.median(r[1] for r in results)
+        growth = statistics.median(r[2] for r in results)
+        row("large", "5 MiB template end to end vs SDK call + write", relay, floor, "<= 2x floor", lambda r: r <= 2)
+        ROWS.append({"bench": "large", "measure": "peak RSS growth for a 5 MiB template", "value": f"{growth / 2**20:.1f} MiB",
+                     "baseline": "5.0 MiB (template)", "ratio": f"{growth / size:.2f}x", "target": "<= 4x template",
+                     "met": "yes" if growth <= 4 * size else "NO"})  # fmt: skip
+        print(f"large         RSS growth {growth / 2**20:.1f} MiB", flush=True)
+    finally:
+        emu.stop()
+
+
+def bench_sweep(tmp: Path) -> None:
+    n, finished, latency = 10_000, 2_000, 0.005
+    tasks = [
+        {"TaskId": f"t-sw-{i:05d}", "Status": "SUCCESS" if i % 5 == 0 else "RUNNING", "TaskOutput": {"Result": YAML}}
+        for i in range(n)
+    ]
+    emu = emulator(tasks, [{"LatencyMs": int(latency * 1000), "Times": None}])
+    try:
+        code = (
+            "import os, sys, resource, time, json; sys.path.insert(0, 'tools'); from relay_local import load_handler, LambdaContext; "
+            "h = load_handler('sweeper'); import aitask_relay.runtime as r; r.relay(); r.ros(); "
+            "status = lambda key: int(open('/proc/self/status').read().split(key + ':')[1].split()[0]); before = status('VmRSS'); "
+            "t = time.perf_counter(); s = h({}, LambdaContext(timeout_ms=900000)); took = time.perf_counter() - t; "
+            "after = status('VmHWM'); print(json.dumps([took, (after - before) * 1024, s]))"
+        )
+        env = relay_env(emu.endpoint, tmp / "sweep", RELAY_SWEEP_PAGE_SIZE="50")
+        took, growth, summary = json.loads(run_child(code, env))
+        assert summary["listed"] == n and summary["delivered"] == finished, summary
+        physical = latency * (n // 50) + latency * -(-finished // 8)  # pages one by one, finished tasks 8 at a time
+        row(
+            "sweep",
+            f"{n} listed ({n // 50} pages), {finished} finished vs physical",
+            took,
+            physical,
+            "<= 1.5x physical",
+            lambda r: r <= 1.5,
+        )
+        ROWS.append({"bench": "sweep", "measure": f"peak RSS growth over {n // 50} pages", "value": f"{growth / 2**20:.1f} MiB",
+                     "baseline": "-", "ratio": "-", "target": "< 50 MB", "met": "yes" if growth < 50e6 else "NO"})  # fmt: skip
+        print(f"sweep         RSS growth {growth / 2**20:.1f} MiB", flush=True)
+    finally:
+        emu.stop()
+
+
+def bench_destinations(tmp: Path) -> None:
+    import boto3
+    import pika
+    from servers import MotoServer, unique
+
+    from aitask_relay.destinations import build_destination
+    from aitask_relay.normalize import normalize
+
+    n = 200
+    moto = MotoServer().start()
+    os.environ.update(
+        AWS_ACCESS_KEY_ID="bench",
+        AWS_SECRET_ACCESS_KEY="bench",
+        AWS_DEFAULT_REGION="us-east-1",
+        AWS_ENDPOINT_URL=moto.endpoint,
+    )
+    from aitask_relay import aws
+
+    aws.reset()
+    s3 = boto3.client("s3", endpoint_url=moto.endpoint)
+    bucket, bare_bucket = unique("bench"), unique("bare")
+    s3.create_bucket(Bucket=bucket)
+    s3.create_bucket(Bucket=bare_bucket)
+    observations = [
+        normalize(
+            {"TaskId": f"t-d-{i}", "Status": "SUCCESS", "TaskOutput": {"Result": YAML}},
+            task_id=f"t-d-{i}",
+            observed_at="x",
+        )
+        for i in range(n)
+    ]
+    dest = build_destination(f"s3://{bucket}/")
+    dest.deliver(observations[0])
+    pending, numbers = iter(observations[1:]), iter(range(n))
+    relay = median_time(lambda: dest.deliver(next(pending)), n - 1)
+    bare = median_time(lambda: _bare_s3(s3, bare_bucket, next(numbers), observations[0]), n - 1)
+    row(
+        "destinations",
+        "S3 delivery (template + task.json) vs 2 bare boto3 puts",
+        relay,
+        bare,
+        "<= 1.3x",
+        lambda r: r <= 1.3,
+    )
+    queue = unique("bench")
+    connection = pika.BlockingConnection(pika.URLParameters("amqp://guest:guest@127.0.0.1:5672/%2F"))
+    channel = connection.channel()
+    channel.queue_declare(queue, arguments={"x-expires": 600_000})
+    channel.confirm_delivery()
+    amqp = build_destination(f"amqp://guest:guest@127.0.0.1:5672/%2F?routing_key={queue}")
+    amqp.deliver(observations[0])
+    pending = iter(observations[1:])
+    relay = median_time(lambda: amqp.deliver(next(pending)), n - 1)
+    body = json.dumps(observations[0].result.to_dict()).encode()
+    props = pika.BasicProperties(delivery_mode=2, content_type="application/json")
+    bare = median_time(lambda: channel.basic_publish("", queue, body, props, mandatory=True), n)
+    row("destinations", "AMQP delivery vs bare pika publish (confirmed)", relay, bare, "<= 1.3x", lambda r: r <= 1.3)
+    channel.queue_delete(queue)
+    connection.close()
+    amqp.close()
+    moto.stop()
+
+
+def _bare_s3(s3, bucket, i, observation):
+    s3.put_object(Bucket=bucket, Key=f"t-{i}/template.yaml", Body=observation.template.body)
+    s3.put_object(Bucket=bucket, Key=f"t-{i}/task.json", Body=observation.result.to_json_bytes())
+
+
+BENCHES = {
+    "cold": bench_cold_start, "warm": bench_warm, "concurrency": bench_concurrency, "batch": bench_batch,
+    "bytes": bench_bytes, "large": bench_large, "sweep": bench_sweep, "destinations": bench_destinations,
+}  # fmt: skip
+
+
+def main(argv: list[str]) -> int:
+    import logging
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    chosen = argv or list(BENCHES)
+    saved = dict(os.environ)
+    with tempfile.TemporaryDirectory(prefix="bench-out-") as tmp:
+        for name in chosen:
+            BENCHES[name](Path(tmp))
+            os.environ.clear()
+            os.environ.update(saved)
+    header = "| bench | measure | value | baseline | ratio | target | met? |\n|---|---|---|---|---|---|---|\n"
+    lines = "".join(
+        f"| {r['bench']} | {r['measure']} | {r['value']} | {r['baseline']} | {r['ratio']} | {r['target']} | {r['met']} |\n"
+        for r in ROWS
+    )
+    machine = (
+        f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, {time.strftime('%Y-%m-%d')}"
+    )
+    text = f"Measured on: {machine}\n\n{header}{lines}"
+    print("\n" + text)
+    if set(chosen) == set(BENCHES):
+        (ROOT / "bench" / "results.md").write_text(f"# make bench\n\n{text}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
