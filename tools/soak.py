@@ -27,6 +27,7 @@ import hashlib
 import json
 import os
 import random
+import re
 import shutil
 import signal
 import socket
@@ -59,6 +60,7 @@ class Result:
     tasks: int
     delivered: int = 0
     duplicates: int = 0
+    explained: int = 0  # duplicates of events the relay logged as republished after an unconfirmed publish
     lost: int = 0
     retries: int = 0
     elapsed: float = 0.0
@@ -189,11 +191,14 @@ def ros_faults(emulator, expected: list[Expected], rng: random.Random) -> None:
 
 def worker(stats_path: str, double_every: int) -> None:
     """One Lambda-like SQS poller: receive, invoke queue_consumer, delete what did not fail."""
+    import logging
+
     import boto3
     from servers import lambda_event_from
 
     from relay_local import LambdaContext, load_handler
 
+    logging.basicConfig(level=logging.WARNING, format="%(name)s %(message)s")  # the AMQP ambiguity notes
     handler = load_handler("queue_consumer")
     sqs = boto3.client("sqs", endpoint_url=os.environ["AWS_ENDPOINT_URL"])
     url = os.environ["RELAY_TRACKING_QUEUE"]
@@ -232,7 +237,8 @@ class Workers:
         self.started += 1
         stats = self.stats_dir / f"worker-{self.started}.json"
         command = [sys.executable, __file__, "worker", "--stats", str(stats), "--double-every", str(self.double_every)]
-        self.procs.append(subprocess.Popen(command, env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        log = open(self.stats_dir / f"worker-{self.started}.log", "w")  # noqa: SIM115 - the process writes it
+        self.procs.append(subprocess.Popen(command, env=self.env, stdout=subprocess.DEVNULL, stderr=log))
 
     def kill_one(self, rng: random.Random) -> None:
         alive = [p for p in self.procs if p.poll() is None]
@@ -248,6 +254,13 @@ class Workers:
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
+
+    def republished(self) -> set[str]:
+        """Event ids the relay logged as sent again after a connection lost before the broker's confirm."""
+        found = set()
+        for log in self.stats_dir.glob("worker-*.log"):
+            found |= set(re.findall(r"AMQP publish of event (\S+) unconfirmed", log.read_text(errors="replace")))
+        return found
 
     def retries(self) -> int:
         return sum(json.loads(p.read_text())["failures"] for p in self.stats_dir.glob("worker-*.json"))
@@ -335,7 +348,7 @@ def _run(name, count, faults, seed, timeout, rng, started, result, outage, endpo
             outage.down = False
             workers.stop()
         result.retries = workers.retries()
-        reconcile(result, expected, s3, bucket, settled, amqp_queue)
+        reconcile(result, expected, s3, bucket, settled, amqp_queue, workers.republished())
         if faults:
             done = ", ".join(f"{k} x{v}" for k, v in sorted(CHAOS.items()))
             result.problems.append(f"(chaos: {done}; ROS faults on a fifth of the tasks)")
@@ -415,7 +428,9 @@ def _keys(s3, bucket) -> list[str]:
     return [o["Key"] for page in pages for o in page.get("Contents", [])]
 
 
-def reconcile(result: Result, expected: list[Expected], s3, bucket: str, reports, amqp_queue: str) -> None:
+def reconcile(
+    result: Result, expected: list[Expected], s3, bucket: str, reports, amqp_queue: str, republished=()
+) -> None:
     import pika
 
     keys = set(_keys(s3, bucket))
@@ -458,7 +473,12 @@ def reconcile(result: Result, expected: list[Expected], s3, bucket: str, reports
             result.delivered += 1
         if count > 1:
             result.duplicates += count - 1
-            result.problems.append(f"duplicate: {item.task_id} ({count} messages)")
+            status = "SUCCESS" if item.kind in ("success", "later") else "FAILURE"
+            if f"{item.task_id}:{status}" in republished:
+                result.explained += count - 1
+                result.problems.append(f"duplicate, logged by the relay as republished: {item.task_id}")
+            else:
+                result.problems.append(f"duplicate: {item.task_id} ({count} messages)")
 
 
 # --- the table --------------------------------------------------------------------------------------------
@@ -501,7 +521,12 @@ def main(argv: list[str] | None = None) -> int:
         for note in result.problems:
             if note.startswith("(chaos"):
                 print(f"{result.scenario}: {note[1:-1]}")
-    return 1 if any(r.lost or r.duplicates for r in results) else 0
+        if result.duplicates:
+            print(
+                f"{result.scenario}: {result.explained} of {result.duplicates} duplicates were logged by the relay as "
+                "republished after an unconfirmed publish (a lost connection); the others are unexplained"
+            )
+    return 1 if any(r.lost or r.duplicates > r.explained for r in results) else 0
 
 
 if __name__ == "__main__":

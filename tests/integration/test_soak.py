@@ -1,5 +1,6 @@
-"""The fault-injection soak at a reduced size (200 tasks; `make soak` runs 2,000): no task lost or duplicated
-with every fault class active. See tools/soak.py for the parts and the faults."""
+"""The fault-injection soak at a reduced size (200 tasks; `make soak` runs 2,000): no task lost, and no task
+duplicated except where the relay logged an AMQP publish whose confirm was lost with the connection, with
+every fault class active. See tools/soak.py for the parts and the faults."""
 
 from __future__ import annotations
 
@@ -32,5 +33,10 @@ def test_the_soak_loses_and_duplicates_nothing():
     assert [r[0].strip() for r in rows] == ["baseline", "faults"], proc.stdout + proc.stderr[-3000:]
     for row in rows:
         scenario, tasks, delivered, duplicates, lost = (cell.strip() for cell in row[:5])
-        assert (tasks, delivered, duplicates, lost) == ("200", "200", "0", "0"), (scenario, proc.stderr[-3000:])
+        assert (tasks, delivered, lost) == ("200", "200", "0"), (scenario, proc.stderr[-3000:])
+        if duplicates != "0":
+            # The one duplicate AMQP cannot rule out: the connection lost after the message was sent but before
+            # the broker's confirm. The relay sends it again (not sending could lose it) and logs the event id.
+            # Any other duplicate fails.
+            assert f"{scenario}: {duplicates} of {duplicates} duplicates were logged by the relay" in proc.stdout
     assert proc.returncode == 0

@@ -10,6 +10,7 @@ broker restart) is reopened once, then the delivery fails retryably.
 from __future__ import annotations
 
 import contextlib
+import logging
 import threading
 import time
 from typing import Any
@@ -17,6 +18,8 @@ from typing import Any
 from ..errors import destination_error
 from .message import CONTENT_TYPE, Message
 from .queue import QueueDestination
+
+_log = logging.getLogger("aitask_relay.amqp")
 
 
 class AmqpDestination(QueueDestination):
@@ -73,14 +76,23 @@ class AmqpDestination(QueueDestination):
             for attempt in (1, 2):
                 try:
                     channel = self._open()
+                except Exception as exc:  # refused, unreachable, bad credentials: nothing was sent
+                    self._close()
+                    if attempt == 2:
+                        raise destination_error(exc, self.name) from exc
+                    continue
+                try:
                     channel.basic_publish(self.exchange, self.routing_key, message.body, properties, mandatory=True)
                     return f"{self.name}#{message.id}"
                 except (UnroutableError, NackError) as exc:  # the broker answered: no reconnecting helps
                     raise destination_error(exc, self.name) from exc
-                except Exception as exc:  # connection or channel lost or refused: reopen once
+                except Exception as exc:  # the connection went away with the message sent but not confirmed
                     self._close()
                     if attempt == 2:
                         raise destination_error(exc, self.name) from exc
+                    # The broker may have the message already; not sending it again could lose it, so it is
+                    # sent again, and consumers may see this event id twice (they dedupe on message_id).
+                    _log.warning(f"AMQP publish of event {message.id} unconfirmed, connection lost: publishing again")
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _open(self) -> Any:
