@@ -24,7 +24,7 @@ sys.path[:0] = [str(ROOT / "tools"), str(ROOT / "bench"), str(ROOT / "tests" / "
 
 from baselines import floor_fetch, naive_relay, sdk_client  # noqa: E402
 
-from relay_local import DEMO_KEY_ID, DEMO_KEY_SECRET, EmulatorProcess, LambdaContext  # noqa: E402
+from relay_local import EmulatorProcess, LambdaContext, emulator_environment  # noqa: E402
 
 YAML = "ROSTemplateFormatVersion: '2015-09-01'\nResources:\n  Vpc:\n    Type: ALIYUN::ECS::VPC\n"
 ROWS: list[dict] = []
@@ -53,13 +53,7 @@ def emulator(tasks, faults=(), page=None) -> EmulatorProcess:
 def relay_env(endpoint: str, out: Path, **extra) -> dict[str, str]:
     return {
         **{k: v for k, v in os.environ.items() if not k.startswith(("ROS_", "RELAY_", "ALIBABA_CLOUD_"))},
-        "ALIBABA_CLOUD_ACCESS_KEY_ID": DEMO_KEY_ID,
-        "ALIBABA_CLOUD_ACCESS_KEY_SECRET": DEMO_KEY_SECRET,
-        "ALIBABA_CLOUD_ECS_METADATA_DISABLED": "true",
-        "ALIBABA_CLOUD_CLI_PROFILE_DISABLED": "true",
-        "ROS_ENDPOINT": endpoint,
-        "ROS_PROTOCOL": "http",
-        "RELAY_DESTINATIONS": out.as_uri(),
+        **emulator_environment(endpoint, out.as_uri()),
         "POWERTOOLS_LOG_LEVEL": "ERROR",
         "POWERTOOLS_METRICS_DISABLED": "true",
         **extra,
