@@ -231,7 +231,6 @@ class Workers:
         self.env, self.stats_dir, self.double_every = env, stats_dir, double_every
         self.procs: list[subprocess.Popen] = []
         self.started = 0
-        self.killed = 0
 
     def spawn(self) -> None:
         self.started += 1
@@ -246,7 +245,6 @@ class Workers:
             victim = rng.choice(alive)
             victim.send_signal(signal.SIGKILL)
             victim.wait()
-            self.killed += 1
             self.spawn()
 
     def stop(self) -> None:
