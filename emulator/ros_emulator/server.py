@@ -155,6 +155,7 @@ class Emulator:
         self.secrets.update(access_keys or {})
         self.create_timeline = scenario.get("CreateTimeline", DEFAULT_CREATE_TIMELINE)
         self.tasks: dict[str, Task] = {}
+        self._listing: list[Task] | None = None  # tasks in ListAITasks order, rebuilt after a task is added
         self.faults: list[Fault] = []
         self.requests: list[dict[str, Any]] = []
         self._lock = threading.Lock()
@@ -216,6 +217,7 @@ class Emulator:
         )
         with self._lock:
             self.tasks[task.task_id] = task
+            self._listing = None
         return task
 
     def add_fault(self, spec: dict[str, Any] | Fault) -> Fault:
@@ -364,13 +366,18 @@ class Emulator:
     def _list_tasks(self, params: dict[str, str]) -> tuple[dict[str, Any], None]:
         now = self.clock.now()
         with self._lock:
-            tasks = [t for t in self.tasks.values() if t.created_at <= now]
-        tasks = [
-            t
-            for t in tasks
-            if params.get("TaskType") in (None, "", t.task_type) and params.get("TaskId") in (None, "", t.task_id)
-        ]
-        tasks.sort(key=lambda t: (-t.created_at, t.task_id))
+            # Sorted once, not per page: a 10,000-task sweep re-sorting on every page measured the
+            # emulator (4 ms a page), not the client.
+            if self._listing is None:
+                self._listing = sorted(self.tasks.values(), key=lambda t: (-t.created_at, t.task_id))
+            tasks = self._listing
+        task_type, task_id = params.get("TaskType") or None, params.get("TaskId") or None
+        if task_type or task_id or (tasks and tasks[0].created_at > now):  # newest first: [0] is the latest
+            tasks = [
+                t
+                for t in tasks
+                if t.created_at <= now and task_type in (None, t.task_type) and task_id in (None, t.task_id)
+            ]
         page, token = _page(tasks, params, default=10)
         items = []
         for task in page:

@@ -110,6 +110,55 @@ def test_many_tasks_run_with_bounded_concurrency_and_keep_their_order():
     assert 2 <= source.peak <= 5
 
 
+def test_the_stream_is_a_sliding_window_so_one_slow_task_holds_up_nobody():
+    # Given 2 workers, one task that takes 0.5 s and 10 that take 0.02 s
+    ids = ["t-slow"] + [f"t-{i}" for i in range(10)]
+
+    class Slow(FakeSource):
+        def get_task(self, task_id, *, with_output):
+            time.sleep(0.5 if task_id == "t-slow" else 0.02)
+            return super().get_task(task_id, with_output=with_output)
+
+    source = Slow(dict.fromkeys(ids, "PENDING"))
+    # When they are streamed
+    order = [ref.task_id for ref, _ in Relay(source, [], max_concurrency=2).process_stream(TaskRef(i) for i in ids)]
+    # Then the 10 quick ones all went through the other worker while the slow one ran (waves of 2 would
+    # have yielded the slow one second), and every task was yielded once
+    assert order[-1] == "t-slow" and sorted(order) == sorted(ids)
+    assert source.peak <= 2
+
+
+def test_the_stream_stops_taking_tasks_when_told_and_finishes_those_started():
+    # Given a stream whose `more` says no after 3 tasks were taken
+    ids = [f"t-{i}" for i in range(10)]
+    source, taken = FakeSource(dict.fromkeys(ids, "PENDING"), delay=0.01), []
+    refs = (taken.append(i) or TaskRef(i) for i in ids)
+    relay = Relay(source, [], max_concurrency=2)
+    # When it runs
+    done = [ref.task_id for ref, _ in relay.process_stream(refs, more=lambda: len(taken) < 3)]
+    # Then exactly the 3 taken were fetched and yielded, and nothing else was asked of ROS
+    assert sorted(done) == taken == ids[:3]
+    assert sorted(c[0] for c in source.calls) == ids[:3]
+
+
+def test_an_error_from_the_task_source_comes_after_the_started_tasks_finish():
+    # Given refs that fail (a listing error) after 4 tasks
+    def refs():
+        yield from (TaskRef(f"t-{i}") for i in range(4))
+        raise NotFound("listing failed")
+
+    source = FakeSource({f"t-{i}": "PENDING" for i in range(4)}, delay=0.05)
+    done = []
+    # When they are streamed
+    try:
+        for ref, _ in Relay(source, [], max_concurrency=3).process_stream(refs()):
+            done.append(ref.task_id)
+    except NotFound as exc:
+        error = exc
+    # Then all 4 were yielded before the error arrived
+    assert sorted(done) == [f"t-{i}" for i in range(4)] and error.message == "listing failed"
+
+
 def test_a_repeated_id_is_fetched_once_and_answered_twice():
     source = FakeSource({"t-1": "PENDING", "t-2": "PENDING"})
     results = Relay(source, []).process_many([TaskRef("t-1"), TaskRef("t-2"), TaskRef("t-1")])

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from typing import Any, Protocol
 
 from .destinations import Destination
@@ -44,6 +45,8 @@ class Relay:
         self._logger = logger or logging.getLogger("aitask_relay")
         self._recorder = recorder
         self._clock = clock
+        self._executor: ThreadPoolExecutor | None = None
+        self._pool_lock = threading.Lock()
 
     def observe(self, ref: TaskRef) -> Observation:
         """Learn a task's state. Probe without TaskOutput; ask for it only for a SUCCESS task.
@@ -87,17 +90,59 @@ class Relay:
         """
         ordered = list(refs)
         unique = list(dict.fromkeys(ordered))
-        if len(unique) <= 1 or self._max_concurrency == 1:
-            done = {ref: self.process(ref) for ref in unique}
+        if len(unique) == 1:  # one task runs on the caller's thread
+            done = dict([self._recorded(unique[0], self.process(unique[0]))])
         else:
-            workers = min(self._max_concurrency, len(unique))
-            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="relay") as pool:
-                done = dict(zip(unique, pool.map(self.process, unique), strict=True))
-        observations = [done[ref] for ref in ordered]
+            done = dict(self.process_stream(unique))
+        return [done[ref] for ref in ordered]
+
+    def process_stream(
+        self, refs: Iterable[TaskRef], *, more: Callable[[], bool] = lambda: True
+    ) -> Iterator[tuple[TaskRef, Observation]]:
+        """Process tasks as ``refs`` yields them, ``max_concurrency`` at a time, yielding ``(ref, result)``
+        as each finishes (completion order).
+
+        A sliding window, not waves: a new task starts as soon as one ends, so one slow task holds up
+        nobody. ``more`` is asked before each task is taken; once it says no (time is short), the tasks
+        already started finish and nothing else starts. An error raised by ``refs`` itself is raised after
+        the started tasks have finished and been yielded.
+        """
+        source, running = iter(refs), {}
+        failure: BaseException | None = None
+        while True:
+            while failure is None and len(running) < self._max_concurrency and more():
+                try:
+                    ref = next(source)
+                except StopIteration:
+                    break
+                except Exception as exc:  # re-raised once the running tasks are done
+                    failure = exc
+                    break
+                if self._max_concurrency == 1:  # no thread for a sequential relay
+                    yield self._recorded(ref, self.process(ref))
+                    continue
+                running[self._pool().submit(self.process, ref)] = ref
+            if not running:
+                break
+            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in finished:
+                yield self._recorded(running.pop(future), future.result())
+        if failure is not None:
+            raise failure
+
+    def _recorded(self, ref: TaskRef, observation: Observation) -> tuple[TaskRef, Observation]:
+        # Counted on the caller's thread: Powertools Metrics is not safe to add to from several threads.
         if self._recorder is not None:
-            for ref in unique:
-                self._recorder.record(done[ref].result)
-        return observations
+            self._recorder.record(observation.result)
+        return ref, observation
+
+    def _pool(self) -> ThreadPoolExecutor:
+        # One pool per relay, kept across invocations (threads are started only as tasks need them);
+        # its threads end when the relay is dropped.
+        with self._pool_lock:
+            if self._executor is None:
+                self._executor = ThreadPoolExecutor(self._max_concurrency, thread_name_prefix="relay")
+            return self._executor
 
     def run_fetch(self, request: FetchRequest) -> dict[str, Any]:
         """The fetch_task response: ``{"results": [TaskResult, ...]}``, one per id, in order."""

@@ -146,7 +146,6 @@ def sweeper() -> Sweeper:
         relay(),
         settings=settings.sweep,
         tracker=tracker(),
-        concurrency=settings.max_concurrency,
         logger=_logger(),
         metrics=_metrics(),
     )

@@ -5,15 +5,18 @@
 - Pending tasks go to the tracking queue, when there is one, to be followed by the queue consumer.
 - In ``fanout`` mode nothing is fetched here: every task in the window goes to the tracking queue.
 
-One page is held in memory at a time. Before each page and each group of tasks the sweep checks the
-time left in the invocation and stops cleanly, ``safety_ms`` before the timeout, with a summary of what
-is left (the NextToken of the page it stopped in; the next sweep covers it again).
+At most two pages are held in memory (the one being delivered and the next, asked for ahead). Finished
+tasks are delivered through a sliding window of ``max_concurrency``. Before each page and each task the
+sweep checks the time left in the invocation and stops cleanly, ``safety_ms`` before the timeout (the
+tasks already started finish), with a summary of what is left (the NextToken of the page it stopped in;
+the next sweep covers it again).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -56,7 +59,6 @@ class Sweeper:
         *,
         settings: SweepSettings,
         tracker: Any = None,
-        concurrency: int = 8,
         logger: Any = None,
         metrics: Any = None,
         clock: Callable[[], datetime] = now_utc,
@@ -65,7 +67,6 @@ class Sweeper:
         self._relay = relay
         self._settings = settings
         self._tracker = tracker
-        self._chunk = max(1, concurrency)
         self._logger = logger or logging.getLogger("aitask_relay")
         self._metrics = metrics
         self._clock = clock
@@ -76,25 +77,21 @@ class Sweeper:
         if settings.mode == "fanout" and self._tracker is None:
             raise InvalidInput("RELAY_SWEEP_MODE=fanout needs RELAY_TRACKING_QUEUE")
         cutoff = self._clock() - timedelta(seconds=lookback_seconds or settings.lookback_seconds)
-        summary, token = SweepSummary(), None
+        summary, cursor = SweepSummary(), _Cursor()
+
+        def keep_going() -> bool:
+            return remaining_ms() >= settings.safety_ms
+
         try:
-            while True:
-                if remaining_ms() < settings.safety_ms:
-                    summary.stopped_reason, summary.resume_token = "time", token
-                    break
-                page = self._lister.list_tasks(next_token=token, max_results=settings.page_size)
-                summary.pages += 1
-                if not self._settle_page(page.get("Tasks") or [], cutoff, summary, remaining_ms):
-                    summary.stopped_reason, summary.resume_token = "time", token
-                    break
-                token = page.get("NextToken") or None
-                if token is None:
-                    summary.complete = True
-                    break
+            finished = self._finished_tasks(cutoff, summary, cursor, keep_going)
+            for _ref, observation in self._relay.process_stream(finished, more=keep_going):
+                _count(observation.result, summary)
         except RelayError as exc:
-            summary.stopped_reason, summary.resume_token = f"{exc.code}: {exc.message}", token
+            summary.stopped_reason, summary.resume_token = f"{exc.code}: {exc.message}", cursor.token
             self._logger.error("sweep stopped by an error", extra={"sweep": summary.to_dict()})
             raise
+        if not summary.complete:
+            summary.stopped_reason, summary.resume_token = "time", cursor.token
         self._logger.info(
             "sweep finished" if summary.complete else "sweep stopped early", extra={"sweep": summary.to_dict()}
         )
@@ -106,10 +103,44 @@ class Sweeper:
             self._metrics.add_metric(name="sweep_incomplete", unit=MetricUnit.Count, value=int(not summary.complete))
         return summary.to_dict()
 
-    def _settle_page(
-        self, tasks: list[Any], cutoff: datetime, summary: SweepSummary, remaining_ms: Callable[[], int]
-    ) -> bool:
-        """Settle one page's tasks; False when time ran short before all were settled."""
+    def _finished_tasks(
+        self, cutoff: datetime, summary: SweepSummary, cursor: _Cursor, keep_going: Callable[[], bool]
+    ) -> Iterator[TaskRef]:
+        """The finished tasks in the window, page after page, for the relay to deliver as they come.
+
+        A page's pending tasks go to the tracking queue once all its finished ones have been taken. The
+        next page is asked for while this one is delivered (one page ahead, so at most two are held): the
+        listing's round trips overlap the deliveries instead of adding to them. ``cursor.token`` is the
+        token of the page being read: where a sweep stopped early resumes.
+        """
+        pages = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sweep-pages")
+        upcoming: Future[Mapping[str, Any]] | None = None
+        try:
+            while keep_going():
+                page = (upcoming or pages.submit(self._list, cursor.token)).result()
+                summary.pages += 1
+                following = page.get("NextToken") or None
+                upcoming = pages.submit(self._list, following) if following is not None else None
+                finished, pending = self._sort_page(page.get("Tasks") or [], cutoff, summary)
+                yield from finished
+                for message in pending:
+                    self._tracker.send(message.to_json())
+                    summary.enqueued += 1
+                if following is None:
+                    summary.complete = True
+                    return
+                cursor.token = following
+        finally:
+            # An abandoned read-ahead (time ran short, or an error) is not waited for: it only reads.
+            pages.shutdown(wait=False, cancel_futures=True)
+
+    def _list(self, token: str | None) -> Mapping[str, Any]:
+        return self._lister.list_tasks(next_token=token, max_results=self._settings.page_size)  # type: ignore[no-any-return]
+
+    def _sort_page(
+        self, tasks: list[Any], cutoff: datetime, summary: SweepSummary
+    ) -> tuple[list[TaskRef], list[TrackingMessage]]:
+        """One page's tasks in the window: (finished ones to deliver, pending ones to track)."""
         finished: list[TaskRef] = []
         pending: list[TrackingMessage] = []
         for item in tasks:
@@ -130,15 +161,12 @@ class Sweeper:
                 summary.pending += 1
                 if self._tracker is not None:
                     pending.append(TrackingMessage(ref.task_id, 0, created))
-        for start in range(0, len(finished), self._chunk):
-            if remaining_ms() < self._settings.safety_ms:
-                return False
-            for observation in self._relay.process_many(finished[start : start + self._chunk]):
-                _count(observation.result, summary)
-        for message in pending:
-            self._tracker.send(message.to_json())
-            summary.enqueued += 1
-        return True
+        return finished, pending
+
+
+@dataclass(slots=True)
+class _Cursor:
+    token: str | None = None
 
 
 def _listed(item: Any) -> tuple[TaskRef, datetime | None, str | None] | None:
