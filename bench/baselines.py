@@ -22,10 +22,12 @@ def sdk_client(endpoint: str) -> Any:
     return Client(Config(credential=Credentials(), endpoint=endpoint, protocol="http", region_id="cn-hangzhou"))
 
 
-def floor_fetch(client: Any, task_id: str, out: Path | str) -> None:
-    """One GetAITask with the output, and the template written to a file."""
+def floor_fetch(client: Any, task_id: str, out: Path | str, *, probe: bool = False) -> None:
+    """One GetAITask with the output (after one without it, with ``probe``), and the template written to a file."""
     from alibabacloud_ros20190910 import models
 
+    if probe:
+        client.get_aitask(models.GetAITaskRequest(task_id=task_id, output_option="Disabled"))
     body = client.get_aitask(models.GetAITaskRequest(task_id=task_id, output_option="Enabled")).body.to_map()
     folder = Path(out)
     folder.mkdir(parents=True, exist_ok=True)
