@@ -90,6 +90,10 @@ class Queue:
     def send(self, body, **_):
         self.sent.append(body)
 
+    def send_many(self, bodies, **_):
+        self.sent.extend(bodies)
+        return {}
+
 
 def fakes():
     source, store = Source(), Store()

@@ -94,6 +94,39 @@ def test_re_scheduling_uses_growing_delays(wired, aws, emulator, invoke, relay_e
     assert aws.receive_all(wired["tracking"]) == []
 
 
+def test_a_batch_of_pending_tasks_is_re_scheduled_in_one_request(wired, aws, emulator, invoke):
+    # Given 10 pending tasks on different looks, and the SQS calls counted on the real client
+    from collections import Counter
+
+    calls = Counter()
+    runtime.tracker().client.meta.events.register("before-call.sqs.*", lambda model, **_: calls.update([model.name]))
+    records = []
+    for i in range(10):
+        emulator.add_task({"TaskId": f"t-wait-{i}", "Status": "RUNNING"})
+        body = {"TaskId": f"t-wait-{i}", "attempt": i % 3, "first_seen": "2099-01-01T00:00:00Z"}
+        records.append(sqs_record(json.dumps(body), f"m-{i}"))
+    # When the consumer handles the batch
+    assert invoke("queue_consumer", {"Records": records}) == {"batchItemFailures": []}
+    # Then the 10 successors, each one look further on, went out in one SendMessageBatch
+    assert calls["SendMessageBatch"] == 1 and calls["SendMessage"] == 0
+    successors = {json.loads(m["Body"])["TaskId"]: json.loads(m["Body"]) for m in aws.receive_all(wired["tracking"])}
+    assert {task: s["attempt"] for task, s in successors.items()} == {f"t-wait-{i}": i % 3 + 1 for i in range(10)}
+
+
+def test_a_tracking_queue_that_refuses_makes_the_pending_records_retry(wired, aws, emulator, invoke, relay_env):
+    # Given a tracking queue that does not exist, a pending task and a finished one
+    relay_env.setenv("RELAY_TRACKING_QUEUE", "relay-no-such-queue")
+    runtime.reset()
+    emulator.add_task({"TaskId": "t-wait", "Status": "RUNNING"})
+    emulator.add_task({"TaskId": "t-done", "Status": "SUCCESS", "TaskOutput": {"Result": YAML}})
+    records = [sqs_record("t-wait", "m-wait"), sqs_record("t-done", "m-done")]
+    # When the consumer handles them
+    response = invoke("queue_consumer", {"Records": records})
+    # Then only the pending record comes back (its task must stay tracked); the finished one is delivered
+    assert response == {"batchItemFailures": [{"itemIdentifier": "m-wait"}]}
+    assert keys(aws, wired["bucket"]) == ["t-done/task.json", "t-done/template.yaml"]
+
+
 def test_a_task_pending_past_the_deadline_times_out(wired, aws, emulator, invoke, captured_logs):
     # Given a task first seen 25 hours ago and still running
     emulator.add_task({"TaskId": "t-stuck", "Status": "RUNNING"})

@@ -98,6 +98,21 @@ def test_fanout_sends_every_task_to_the_tracking_queue_without_fetching(fleet, w
     assert Counter(t.get("known_status") for t in tracked) == {"SUCCESS": 40, "FAILURE": 20, "RUNNING": 30}
 
 
+def test_fanout_sends_ten_messages_to_a_request(fleet, wired, emulator, aws, invoke, relay_env):
+    # Given fan-out with pages of 10 (90 tasks in the window), and the SQS calls counted on the real client
+    relay_env.setenv("RELAY_SWEEP_MODE", "fanout")
+    runtime.reset()
+    calls = Counter()
+    tracker = runtime.tracker()
+    tracker.client.meta.events.register("before-call.sqs.*", lambda model, **_: calls.update([model.name]))
+    # When the sweep runs
+    summary = invoke("sweeper", {})
+    # Then the 90 messages went out in 9 SendMessageBatch requests and none one by one
+    assert summary["enqueued"] == 90
+    assert calls == {"SendMessageBatch": 9}
+    assert len(aws.receive_all(wired["tracking"])) == 90
+
+
 def test_a_listing_error_fails_the_invocation_so_the_scheduler_retries(fleet, wired, emulator, invoke, relay_env):
     from aitask_relay.errors import UpstreamUnavailable
 

@@ -7,11 +7,12 @@ or ledger never loads it. Endpoints follow boto3's own AWS_ENDPOINT_URL / AWS_EN
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
 from . import __version__
-from .errors import destination_error
+from .errors import DestinationFailure, destination_error
 
 _lock = threading.Lock()
 _clients: dict[tuple[str, str | None], Any] = {}
@@ -83,6 +84,32 @@ class SqsQueue:
             return self.client.send_message(**request)["MessageId"]  # type: ignore[no-any-return]
         except Exception as exc:  # ClientError or a transport error
             raise destination_error(exc, self.name) from exc
+
+    def send_many(self, bodies: Sequence[str], *, delays: Sequence[int] | None = None) -> dict[int, DestinationFailure]:
+        """Send messages ten to a request (SendMessageBatch), each with its own delay if given.
+
+        Returns the failures by index in ``bodies`` (empty: all were sent). A request that fails as a whole
+        fails its ten; the other requests are still made.
+        """
+        failures: dict[int, DestinationFailure] = {}
+        for start in range(0, len(bodies), 10):
+            entries = [{"Id": str(i), "MessageBody": bodies[i]} for i in range(start, min(start + 10, len(bodies)))]
+            if delays is not None:
+                for entry in entries:
+                    entry["DelaySeconds"] = delays[int(entry["Id"])]
+            try:
+                refused = self.client.send_message_batch(QueueUrl=self.url, Entries=entries).get("Failed") or []
+            except Exception as exc:  # ClientError or a transport error
+                error = destination_error(exc, self.name)
+                failures.update((int(entry["Id"]), error) for entry in entries)
+                continue
+            for entry in refused:
+                failures[int(entry["Id"])] = DestinationFailure(
+                    f"{self.name}: message refused ({entry.get('Code')}: {entry.get('Message')})",
+                    upstream_code=entry.get("Code"),
+                    retryable=not entry.get("SenderFault"),
+                )
+        return failures
 
 
 def _region_of(queue_url: str) -> str | None:

@@ -123,9 +123,11 @@ class Sweeper:
                 upcoming = pages.submit(self._list, following) if following is not None else None
                 finished, pending = self._sort_page(page.get("Tasks") or [], cutoff, summary)
                 yield from finished
-                for message in pending:
-                    self._tracker.send(message.to_json())
-                    summary.enqueued += 1
+                if pending:  # ten to a request: a page of pending tasks is a few round trips, not fifty
+                    failures = self._tracker.send_many([message.to_json() for message in pending])
+                    summary.enqueued += len(pending) - len(failures)
+                    if failures:
+                        raise next(iter(failures.values()))
                 if following is None:
                     summary.complete = True
                     return

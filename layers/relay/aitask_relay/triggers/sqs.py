@@ -3,7 +3,8 @@
 Every record is settled one of five ways:
 
 - done: the task finished and every destination has it. SQS deletes the record.
-- rescheduled: the task is pending; a successor record is sent with a growing delay. Deleted.
+- rescheduled: the task is pending; a successor record is sent with a growing delay (a batch's successors
+  ten to a request, once every record is settled). Deleted.
 - timed_out: still pending past the tracking deadline. Deleted; logged, counted, sent to the failure queue.
 - permanent: an invalid body, an unknown task, access denied, a destination error no retry can fix.
   Deleted; logged with the reason, counted, sent to the failure queue (when configured).
@@ -18,10 +19,11 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from ..errors import DestinationFailure, InvalidInput, RelayError
+from ..errors import DestinationFailure, InvalidInput
 from ..model import Observation
 from ..relay import Relay
 from ..tracking import TrackingMessage, age_seconds, delay_for, now_utc, parse_tracking_body
@@ -90,7 +92,7 @@ class QueueConsumer:
                 parsed[record.message_id] = parse_tracking_body(record.body)
             except InvalidInput as exc:
                 parsed[record.message_id] = exc
-        rescheduled: set[str] = set()  # the same task twice in one batch gets one successor
+        successors: dict[str, _Successor] = {}  # by task: the same task twice in one batch gets one successor
         refs = [m.ref for messages in parsed.values() if isinstance(messages, list) for m in messages]
         observed = dict(zip(refs, self._relay.process_many(refs), strict=True))
         verdicts: dict[str, str | None] = {}
@@ -101,20 +103,42 @@ class QueueConsumer:
                     self._permanent(None, "invalid_input", messages.message, record)
                 else:
                     for message in messages:
-                        self._settle(message, observed[message.ref], record, rescheduled)
+                        self._settle(message, observed[message.ref], record, successors)
                 verdicts[record.message_id] = None
             except RetryLater as exc:
                 verdicts[record.message_id] = str(exc)
+        self._reschedule(list(successors.values()), verdicts)
         return verdicts
 
-    def _settle(self, message: TrackingMessage, observation: Observation, record: Any, rescheduled: set[str]) -> None:
+    def _reschedule(self, successors: list[_Successor], verdicts: dict[str, str | None]) -> None:
+        """Send the pending tasks' successors, ten to a request; a record whose successor was not sent is
+        retried (its task would otherwise stop being tracked)."""
+        if not successors:
+            return
+        failures = self._tracker.send_many([s.body for s in successors], delays=[s.delay for s in successors])
+        for index, successor in enumerate(successors):
+            error = failures.get(index)
+            if error is not None:
+                verdicts[successor.message_id] = self._retry_reason(
+                    successor.task_id, f"cannot re-schedule: {error.message}"
+                )
+                continue
+            self._count("rescheduled")
+            self._logger.info(
+                "task pending: re-scheduled",
+                extra={"task_id": successor.task_id, "attempt": successor.attempt, "delay_seconds": successor.delay},
+            )
+
+    def _settle(
+        self, message: TrackingMessage, observation: Observation, record: Any, successors: dict[str, _Successor]
+    ) -> None:
         result = observation.result
         if result.error is not None and result.error["retryable"]:
             self._transient(message.task_id, result.error["message"])
         elif result.error is not None:
             self._permanent(message.task_id, result.error["code"], result.error["message"], record)
         elif not result.terminal:
-            self._pending(message, record, rescheduled)
+            self._pending(message, record, successors)
         else:
             failed = result.failed_deliveries
             if any(d.error and d.error.get("retryable") for d in failed):
@@ -122,7 +146,7 @@ class QueueConsumer:
             for delivery in failed:
                 self._permanent(message.task_id, "destination_failure", (delivery.error or {}).get("message"), record)
 
-    def _pending(self, message: TrackingMessage, record: Any, rescheduled: set[str]) -> None:
+    def _pending(self, message: TrackingMessage, record: Any, successors: dict[str, _Successor]) -> None:
         first_seen = message.first_seen or _sent_at(record)
         age = age_seconds(first_seen, self._clock())
         if age >= self._deadline:
@@ -133,26 +157,27 @@ class QueueConsumer:
             )
             self._report(message.task_id, "timed_out", f"still pending after {int(age)} s", record, first_seen)
             return
-        if message.task_id in rescheduled:
+        if message.task_id in successors:
             return
         if self._tracker is None:
             self._transient(message.task_id, "pending; no RELAY_TRACKING_QUEUE, so SQS redelivers it")
-        delay = delay_for(message.attempt, self._first_delay)
-        try:
-            self._tracker.send(message.next(first_seen).to_json(), delay_seconds=delay)
-        except RelayError as exc:
-            self._transient(message.task_id, f"cannot re-schedule: {exc.message}")
-        rescheduled.add(message.task_id)
-        self._count("rescheduled")
-        self._logger.info(
-            "task pending: re-scheduled",
-            extra={"task_id": message.task_id, "attempt": message.attempt + 1, "delay_seconds": delay},
+        successor = message.next(first_seen)
+        successors[message.task_id] = _Successor(
+            record.message_id,
+            message.task_id,
+            successor.attempt,
+            successor.to_json(),
+            delay_for(message.attempt, self._first_delay),
         )
 
     def _transient(self, task_id: str | None, reason: str) -> None:
+        raise RetryLater(self._retry_reason(task_id, reason))
+
+    def _retry_reason(self, task_id: str | None, reason: str) -> str:
+        """Count and log a record that SQS must deliver again; returns the reason."""
         self._count("transient_failures")
         self._logger.warning(f"record will be retried: {reason}", extra={"task_id": task_id})
-        raise RetryLater(reason)
+        return reason
 
     def _permanent(self, task_id: str | None, code: str, reason: str | None, record: Any) -> None:
         self._count("permanent_failures")
@@ -185,6 +210,17 @@ class QueueConsumer:
             from aws_lambda_powertools.metrics import MetricUnit
 
             self._metrics.add_metric(name=name, unit=MetricUnit.Count, value=1)
+
+
+@dataclass(frozen=True, slots=True)
+class _Successor:
+    """A pending task's next tracking message, sent once the whole batch is settled."""
+
+    message_id: str  # of the record it continues
+    task_id: str
+    attempt: int
+    body: str
+    delay: int
 
 
 def _sent_at(record: Any) -> str | None:
