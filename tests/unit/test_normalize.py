@@ -66,6 +66,12 @@ def test_object_template_is_rendered_as_utf8_json_with_2_space_indent_in_origina
         ("Just some words.\n", "text"),
         ("{ not json", "text"),
         ("  indented: key\n", "text"),
+        ("# c\r\n\r\n%YAML 1.2\r\n---\r\nResources:\r\n  A: 1\r\n", "yaml"),
+        ("--- # not a bare document start\nResources: {}\n", "text"),
+        ('Resources: {}\nresource "a" "b" {\n}\n', "hcl"),
+        ("# c\n" * 200_000 + "locals {\n}\n", "hcl"),
+        ("#" * 100 + "\n" + "# c\n" * 200_000 + "Outputs:\n", "yaml"),
+        ("# only comments\n---\n", "text"),
     ],
 )
 def test_string_template_formats_are_detected(text, fmt):
