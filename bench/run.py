@@ -45,9 +45,10 @@ def _seconds(value: float) -> str:
 
 def emulator(tasks, faults=(), page=None) -> EmulatorProcess:
     scenario = {"Tasks": tasks, "Faults": list(faults)}
-    path = Path(tempfile.mkdtemp(prefix="bench-")) / "scenario.json"
-    path.write_text(json.dumps(scenario))
-    return EmulatorProcess(scenario=path)
+    with tempfile.TemporaryDirectory(prefix="bench-") as folder:  # read at start-up, then not needed
+        path = Path(folder) / "scenario.json"
+        path.write_text(json.dumps(scenario))
+        return EmulatorProcess(scenario=path)
 
 
 def relay_env(endpoint: str, out: Path, **extra) -> dict[str, str]:
