@@ -43,6 +43,11 @@ def test_a_full_configuration():
         ({"RELAY_DESTINATIONS": "ftp://x/y"}, "RELAY_DESTINATIONS entry 'ftp://x/y': unknown scheme"),
         ({"RELAY_DESTINATIONS": "file://relative/dir"}, "RELAY_DESTINATIONS entry 'file://relative/dir'"),
         ({"RELAY_DESTINATIONS": "file:///ok,file:///x?y=1"}, "RELAY_DESTINATIONS entry 'file:///x?y=1'"),
+        ({"RELAY_TRACKING_QUEUE": "track.fifo"}, "RELAY_TRACKING_QUEUE 'track.fifo': must be a standard queue"),
+        (
+            {"RELAY_FAILURE_QUEUE": "https://sqs.eu-west-1.amazonaws.com/123456789012/f.fifo"},
+            "RELAY_FAILURE_QUEUE 'https://sqs.eu-west-1.amazonaws.com/123456789012/f.fifo': must be a standard queue",
+        ),
     ],
 )
 def test_bad_values_fail_fast_naming_the_variable(env, fragment):

@@ -120,6 +120,11 @@ def _check_queue(variable: str, value: str | None) -> None:
     except ConfigurationError as exc:
         problem = exc.message.partition(": ")[2]
         raise ConfigurationError(f"{variable} {value!r}: {problem}") from None
+    if value.rstrip("/").endswith(".fifo"):  # what the relay sends there has no group and may carry a delay
+        raise ConfigurationError(
+            f"{variable} {value!r}: must be a standard queue (a FIFO queue cannot delay single messages "
+            "and needs a message group)"
+        )
 
 
 _DYNAMODB_TABLE = re.compile(r"^[A-Za-z0-9_.-]{3,255}$")
