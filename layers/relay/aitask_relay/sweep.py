@@ -82,14 +82,16 @@ class Sweeper:
         def keep_going() -> bool:
             return remaining_ms() >= settings.safety_ms
 
+        finished = self._finished_tasks(cutoff, summary, cursor, keep_going)
         try:
-            finished = self._finished_tasks(cutoff, summary, cursor, keep_going)
             for _ref, observation in self._relay.process_stream(finished, more=keep_going):
                 _count(observation.result, summary)
         except RelayError as exc:
             summary.stopped_reason, summary.resume_token = f"{exc.code}: {exc.message}", cursor.token
             self._logger.error("sweep stopped by an error", extra={"sweep": summary.to_dict()})
             raise
+        finally:
+            finished.close()  # a sweep stopped in a page lets go of its read-ahead now, not when collected
         if not summary.complete:
             summary.stopped_reason, summary.resume_token = "time", cursor.token
         self._logger.info(
