@@ -95,21 +95,25 @@ def run_child(code: str, env: dict[str, str]) -> str:
 
 
 def bench_cold_start(tmp: Path) -> None:
-    emu = emulator([{"TaskId": f"t-cold-{i}", "Status": "SUCCESS", "TaskOutput": {"Result": YAML}} for i in range(20)])
+    emu = emulator([{"TaskId": f"t-cold-{i}", "Status": "SUCCESS", "TaskOutput": {"Result": YAML}} for i in range(30)])
     try:
+        # The handler is imported the way the Lambda runtime does (its folder on sys.path, `import app`), not
+        # through relay_local, whose own imports (subprocess, uuid, ...) Lambda would not pay for.
         relay_code = (
-            "import sys; sys.path.insert(0, 'tools'); from relay_local import load_handler, LambdaContext; "
-            "import os; h = load_handler('fetch_task'); "
-            "r = h({'TaskId': os.environ['TASK']}, LambdaContext()); assert r['results'][0]['deliveries'][0]['outcome'] == 'created'"
+            "import os, sys, types; sys.path[:0] = ['functions/fetch_task', 'layers/relay']; import app; "
+            "ctx = types.SimpleNamespace(function_name='cold', memory_limit_in_mb=512, aws_request_id='r-1', "
+            "invoked_function_arn='arn:aws:lambda:us-east-1:000000000000:function:cold'); "
+            "r = app.lambda_handler({'TaskId': os.environ['TASK']}, ctx); "
+            "assert r['results'][0]['deliveries'][0]['outcome'] == 'created'"
         )
         floor_code = "import os, sys; sys.path.insert(0, 'bench'); from baselines import floor_cold; floor_cold(os.environ['ROS_ENDPOINT'], os.environ['TASK'])"
         relay_times, floor_times = [], []
-        for i in range(7):  # alternate, so drift hits both alike
+        for i in range(11):  # alternate, so drift hits both alike
             env = relay_env(emu.endpoint, tmp / f"cold-{i}", TASK=f"t-cold-{i}")
             started = time.perf_counter()
             run_child(relay_code + "; print('ok')", env)
             relay_times.append(time.perf_counter() - started)
-            env = relay_env(emu.endpoint, tmp / f"cold-floor-{i}", TASK=f"t-cold-{i + 10}")
+            env = relay_env(emu.endpoint, tmp / f"cold-floor-{i}", TASK=f"t-cold-{i + 15}")
             started = time.perf_counter()
             run_child(floor_code + "; print('ok')", env)
             floor_times.append(time.perf_counter() - started)
