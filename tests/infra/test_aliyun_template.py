@@ -55,10 +55,10 @@ def test_the_ram_role_is_for_fc_and_allows_only_the_four_actions_scoped():
     (policy,) = role["Policies"]
     statements = policy["PolicyDocument"]["Statement"]
     actions = {a for s in statements for a in s["Action"]}
-    assert actions == {"ros:GetAITask", "ros:ListAITasks", "ros:CreateAITask", "oss:PutObject"}
+    assert actions == {"ros:GetAITask", "ros:ListAITasks", "ros:CreateAITask", "oss:PutObject", "oss:GetObject"}
     assert all(s["Effect"] == "Allow" for s in statements)
     for statement in statements:
-        if statement["Action"] == ["oss:PutObject"]:
+        if statement["Action"] == ["oss:PutObject", "oss:GetObject"]:
             assert statement["Resource"] == [{"Fn::Sub": "acs:oss:*:*:${TemplateBucketName}/templates/*"}]
         else:
             assert all(a.startswith("ros:") for a in statement["Action"]) and statement["Resource"] == ["*"]

@@ -66,6 +66,24 @@ def test_repeated_sweeps_deliver_every_finished_task_exactly_once(fleet, wired, 
     assert all(t["attempt"] == 0 and t["first_seen"] for t in tracked)
 
 
+def test_a_repeated_sweep_to_stores_only_does_not_fetch_what_they_hold(fleet, wired, aws, emulator, invoke, relay_env):
+    # Given S3 as the only destination, and a first sweep that delivered the 60 finished tasks
+    relay_env.setenv("RELAY_DESTINATIONS", f"s3://{wired['bucket']}/")
+    runtime.reset()
+    first = invoke("sweeper", {})
+    emulator.reset_stats()
+    # When the sweep runs again
+    second = invoke("sweeper", {})
+    # Then it asked ROS for the listing only: each task.json was found with a HEAD, nothing was fetched
+    assert (first["delivered"], second["delivered"], second["already_delivered"]) == (60, 0, 60)
+    assert emulator.stats()["by_action"] == {"ListAITasks": 12}
+    # and a task whose task.json is gone (a half delivery) is fetched and completed
+    aws.s3.delete_object(Bucket=wired["bucket"], Key="t-ok-007/task.json")
+    third = invoke("sweeper", {})
+    assert (third["delivered"], third["already_delivered"]) == (1, 59)
+    assert emulator.stats()["by_action"] == {"ListAITasks": 24, "GetAITask": 1}
+
+
 def test_a_longer_lookback_reaches_older_tasks(fleet, wired, aws, invoke):
     summary = invoke("sweeper", {"LookbackSeconds": 3 * 3600})
     assert summary["in_window"] == 120 and summary["delivered"] == 90

@@ -5,6 +5,7 @@ import time
 
 from aitask_relay.errors import DestinationFailure, NotFound, Throttled
 from aitask_relay.model import Delivery
+from aitask_relay.observability import MetricsRecorder
 from aitask_relay.relay import Relay
 from aitask_relay.taskref import TaskRef
 from aitask_relay.triggers.direct import FetchRequest
@@ -38,8 +39,13 @@ class FakeSource:
 
 
 class RecordingDestination:
-    def __init__(self, name="mem://a", fail=None, kind="store"):
+    def __init__(self, name="mem://a", fail=None, kind="store", holds=()):
         self.name, self.fail, self.kind, self.seen, self.stored = name, fail, kind, [], []
+        self.holds, self.asked = set(holds), []
+
+    def delivered_at(self, task_id):
+        self.asked.append(task_id)
+        return f"{self.name}/{task_id}/task.json" if task_id in self.holds else None
 
     def deliver(self, observation, stored=()):
         self.seen.append(observation.result.task_id)
@@ -47,6 +53,14 @@ class RecordingDestination:
         if self.fail is not None:
             raise self.fail
         return Delivery(self.name, f"{self.name}/{observation.result.task_id}", "created")
+
+
+class MetricSink:
+    def __init__(self):
+        self.counts = {}
+
+    def add_metric(self, name, unit, value):
+        self.counts[name] = self.counts.get(name, 0) + value
 
 
 def test_a_pending_task_is_probed_without_output_and_never_delivered():
@@ -73,6 +87,40 @@ def test_a_caller_that_knows_the_task_succeeded_skips_the_probe():
     source = FakeSource({"t-s": "SUCCESS"})
     Relay(source, [RecordingDestination()]).process(TaskRef("t-s", known_status="SUCCESS"))
     assert source.calls == [("t-s", True)]
+
+
+def test_a_finished_task_every_store_already_holds_is_not_fetched_again():
+    # Given a task the listing says succeeded, whose task.json both stores already hold
+    source, sink = FakeSource({"t-s": "SUCCESS"}), MetricSink()
+    stores = [RecordingDestination("mem://a", holds={"t-s"}), RecordingDestination("mem://b", holds={"t-s"})]
+    relay = Relay(source, stores, recorder=MetricsRecorder(sink))
+    # When the relay processes it
+    (obs,) = relay.process_many([TaskRef("t-s", "SUCCESS")])
+    # Then ROS is not asked, nothing is written, and the record says where each store holds it
+    assert source.calls == [] and [d.seen for d in stores] == [[], []]
+    assert obs.fetched is False and obs.result.status == "SUCCESS" and obs.result.terminal
+    assert [(d.destination, d.location, d.outcome) for d in obs.result.deliveries] == [
+        ("mem://a", "mem://a/t-s/task.json", "already_present"),
+        ("mem://b", "mem://b/t-s/task.json", "already_present"),
+    ]
+    assert sink.counts == {"not_refetched": 1, "already_delivered": 2}
+
+
+def test_a_task_is_fetched_when_a_store_lacks_it_a_queue_is_configured_or_its_status_is_unknown():
+    # A store without it: fetched and delivered (the check stops at the first store that lacks it)
+    source = FakeSource({"t-s": "SUCCESS"})
+    lacking, holding = RecordingDestination("mem://a"), RecordingDestination("mem://b", holds={"t-s"})
+    Relay(source, [lacking, holding]).process(TaskRef("t-s", "SUCCESS"))
+    assert source.calls == [("t-s", True)] and lacking.seen == ["t-s"] and holding.asked == []
+    # A queue among the destinations: it cannot say whether it announced the task, so the task is fetched
+    source = FakeSource({"t-s": "SUCCESS"})
+    store, queue = RecordingDestination("mem://a", holds={"t-s"}), RecordingDestination("q://", kind="queue")
+    Relay(source, [store, queue]).process(TaskRef("t-s", "SUCCESS"))
+    assert source.calls == [("t-s", True)] and store.asked == []
+    # No status known (a direct request): probed as always, the stores are not asked
+    source, store = FakeSource({"t-s": "SUCCESS"}), RecordingDestination("mem://a", holds={"t-s"})
+    Relay(source, [store]).process(TaskRef("t-s"))
+    assert source.calls == [("t-s", False), ("t-s", True)] and store.asked == []
 
 
 def test_errors_become_records_and_the_other_tasks_still_run():
@@ -176,16 +224,7 @@ def test_the_template_is_in_the_response_only_when_asked_for():
 
 
 def test_outcomes_are_counted_once_per_task():
-    class Sink:
-        def __init__(self):
-            self.counts = {}
-
-        def add_metric(self, name, unit, value):
-            self.counts[name] = self.counts.get(name, 0) + value
-
-    from aitask_relay.observability import MetricsRecorder
-
-    sink = Sink()
+    sink = MetricSink()
     source = FakeSource({"t-s": "SUCCESS", "t-p": "PENDING", "t-f": "FAILURE"}, errors={"t-x": NotFound("x")})
     relay = Relay(source, [RecordingDestination()], recorder=MetricsRecorder(sink))
     relay.process_many([TaskRef(i) for i in ("t-s", "t-p", "t-f", "t-x", "t-s")])

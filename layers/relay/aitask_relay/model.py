@@ -99,7 +99,12 @@ class TaskResult:
 
 @dataclass(frozen=True, slots=True)
 class Observation:
-    """A normalized task: its record and, for a finished task with output, its template."""
+    """A normalized task: its record and, for a finished task with output, its template.
+
+    ``fetched`` is False for a finished task that was not fetched again because every destination already
+    held its delivery (see Relay.process).
+    """
 
     result: TaskResult
     template: Template | None = None
+    fetched: bool = True

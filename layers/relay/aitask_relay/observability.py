@@ -45,18 +45,19 @@ def capture_lambda_handler(handler: Callable[..., Any]) -> Callable[..., Any]:
 
 
 class MetricsRecorder:
-    """Adds one set of counts per TaskResult: fetched, pending, failed, delivered, errors by code."""
+    """Adds one set of counts per TaskResult: fetched (or not_refetched: every store already held it),
+    pending, failed, delivered, already_delivered, delivery_failed, errors by code."""
 
     def __init__(self, sink: Any) -> None:
         self._sink = sink
 
-    def record(self, result: Any) -> None:
+    def record(self, result: Any, *, fetched: bool = True) -> None:
         counts: dict[str, int] = {}
         if result.error is not None:
             counts["errors"] = 1
             counts[f"errors_{result.error['code']}"] = 1
         else:
-            counts["fetched"] = 1
+            counts["fetched" if fetched else "not_refetched"] = 1
             if not result.terminal:
                 counts["pending"] = 1
             elif result.status == "FAILURE":

@@ -11,17 +11,17 @@ from typing import Any, Protocol
 
 from .destinations import Destination
 from .errors import DestinationFailure, RelayError
-from .model import Delivery, Observation
+from .model import Delivery, Observation, TaskResult
 from .normalize import error_observation, normalize, now_iso
 from .ros import TaskSource
-from .taskref import TaskRef
+from .taskref import TERMINAL_STATUSES, TaskRef
 from .triggers.direct import FetchRequest
 
 
 class Recorder(Protocol):
     """Counts outcomes (metrics); see observability.MetricsRecorder."""
 
-    def record(self, result: Any) -> None: ...
+    def record(self, result: Any, *, fetched: bool = True) -> None: ...
 
 
 class Relay:
@@ -79,10 +79,34 @@ class Relay:
         return Observation(result.with_deliveries(tuple(deliveries)), observation.template)
 
     def process(self, ref: TaskRef) -> Observation:
-        """Observe then deliver one task, logging one line with the outcome."""
-        observation = self.deliver(self.observe(ref))
+        """Observe then deliver one task, logging one line with the outcome.
+
+        A task the caller knows has finished (``known_status``, from a listing) is not fetched again when
+        every destination is a store that already holds its ``task.json``: a repeated sweep then costs a
+        HEAD per task, not a GetAITask with the whole output and a refused write per object. Its record
+        says ``already_present`` at each store, with the ``task.json`` location, and nothing else.
+        """
+        observation = self._already_held(ref) or self.deliver(self.observe(ref))
         self._log(observation)
         return observation
+
+    def _already_held(self, ref: TaskRef) -> Observation | None:
+        if ref.known_status not in TERMINAL_STATUSES or not 0 < self._store_count == len(self._destinations):
+            return None  # a queue cannot say whether it announced the task: fetch and deliver as usual
+        deliveries = []
+        for store in self._destinations:
+            location = store.delivered_at(ref.task_id)  # type: ignore[attr-defined]
+            if location is None:
+                return None
+            deliveries.append(Delivery(store.name, location, "already_present"))
+        result = TaskResult(
+            task_id=ref.task_id,
+            observed_at=self._clock(),
+            status=ref.known_status,
+            terminal=True,
+            deliveries=tuple(deliveries),
+        )
+        return Observation(result, fetched=False)
 
     def process_many(self, refs: Iterable[TaskRef]) -> list[Observation]:
         """Process many tasks, at most ``max_concurrency`` at a time; results in the order given.
@@ -137,7 +161,7 @@ class Relay:
     def _recorded(self, ref: TaskRef, observation: Observation) -> tuple[TaskRef, Observation]:
         # Counted on the caller's thread: Powertools Metrics is not safe to add to from several threads.
         if self._recorder is not None:
-            self._recorder.record(observation.result)
+            self._recorder.record(observation.result, fetched=observation.fetched)
         return ref, observation
 
     def _pool(self) -> ThreadPoolExecutor:

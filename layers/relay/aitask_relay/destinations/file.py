@@ -31,6 +31,9 @@ class FileDestination(ObjectStore):
     def uri_of(self, key: str) -> str:
         return (self.root / key).as_uri()
 
+    def _exists(self, key: str) -> bool:
+        return (self.root / key).is_file()
+
     def _create(self, key: str, body: bytes, content_type: str, metadata: Mapping[str, str]) -> bool:
         path = self.root / key
         try:

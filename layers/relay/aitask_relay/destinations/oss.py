@@ -55,6 +55,9 @@ class OssDestination(BucketStore):
             self._client = build_oss_client(self._region, self._endpoint, self._credential)
         return self._client
 
+    def _exists(self, key: str) -> bool:
+        return bool(self.client.is_object_exist(self.bucket, key))  # False on NoSuchKey; raises otherwise
+
     def _create(self, key: str, body: bytes, content_type: str, metadata: Mapping[str, str]) -> bool:
         import alibabacloud_oss_v2 as oss
 

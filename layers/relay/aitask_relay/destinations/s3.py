@@ -56,6 +56,15 @@ class S3Destination(BucketStore):
             self._client = aws.client("s3")
         return self._client
 
+    def _exists(self, key: str) -> bool:
+        try:
+            self.client.head_object(Bucket=self.bucket, Key=key)
+        except Exception as exc:  # a 404 says "not there"; anything else, that we cannot tell
+            if destination_error(exc, self.name).http_status == 404:
+                return False
+            raise
+        return True
+
     def _create(self, key: str, body: bytes, content_type: str, metadata: Mapping[str, str]) -> bool:
         request = {
             "Bucket": self.bucket,

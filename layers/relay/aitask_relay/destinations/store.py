@@ -46,8 +46,21 @@ class ObjectStore:
         location = self.uri_of(folder + (template.filename if template is not None else TASK_JSON))
         return Delivery(self.name, location, "created" if created else "already_present")
 
+    def delivered_at(self, task_id: str) -> str | None:
+        """The URI of the task's ``task.json`` if this store holds it (it is written last, so the delivery
+        is complete); None if it does not, or if the store cannot tell (the delivery then runs as usual)."""
+        try:
+            key = self.prefix + validate_task_id(task_id) + "/" + TASK_JSON
+            return self.uri_of(key) if self._exists(key) else None
+        except Exception:  # any doubt (access denied, network): deliver, which reports the real error
+            return None
+
     def uri_of(self, key: str) -> str:
         """The URI of an object (what deliveries and claim checks point at)."""
+        raise NotImplementedError
+
+    def _exists(self, key: str) -> bool:
+        """Whether an object is at ``key``; raises when the store cannot tell."""
         raise NotImplementedError
 
     def _create(self, key: str, body: bytes, content_type: str, metadata: Mapping[str, str]) -> bool:
