@@ -30,11 +30,13 @@ YAML = "ROSTemplateFormatVersion: '2015-09-01'\nResources:\n  Vpc:\n    Type: AL
 ROWS: list[dict] = []
 
 
-def row(bench, measure, value, baseline, target, met):
+def row(bench, measure, value, baseline, target="(context)", met=None):
+    """One timed row; without ``met`` it is context (it says where a row's time goes) and has no verdict."""
     ratio = value / baseline if baseline else float("inf")
+    verdict = "-" if met is None else "yes" if met(ratio) else "NO"
     ROWS.append(
         {"bench": bench, "measure": measure, "value": _seconds(value), "baseline": _seconds(baseline),
-         "ratio": f"{ratio:.2f}x", "target": target, "met": "yes" if met(ratio) else "NO"}
+         "ratio": f"{ratio:.2f}x", "target": target, "met": verdict}
     )  # fmt: skip
     print(f"{bench:<13} {measure:<48} {ratio:6.2f}x  {ROWS[-1]['met']}", flush=True)
 
@@ -160,10 +162,7 @@ def bench_warm(tmp: Path) -> None:
             "<= 1.5x",
             lambda r: r <= 1.5,
         )
-        ROWS.append({"bench": "warm", "measure": "same, vs the same 2 raw SDK calls (probe + output) + file write",
-                     "value": _seconds(relay), "baseline": _seconds(two_calls), "ratio": f"{relay / two_calls:.2f}x",
-                     "target": "(context)", "met": "-"})  # fmt: skip
-        print(f"warm          vs probe + output floor {relay / two_calls:.2f}x", flush=True)
+        row("warm", "same, vs the same 2 raw SDK calls (probe + output) + file write", relay, two_calls)
         runtime.reset()
     finally:
         emu.stop()
@@ -395,13 +394,10 @@ def bench_sweep(tmp: Path) -> None:
         )
         # Context: CPU seconds the sweeping process used (all threads) against its wall time; near 1.0 the
         # sweep is bound by one core (the GIL), not by round trips, and no concurrency setting helps.
-        ROWS.append({"bench": "sweep", "measure": "CPU time of the sweeping process vs its wall time", "value": _seconds(cpu),
-                     "baseline": _seconds(took), "ratio": f"{cpu / took:.2f}x", "target": "(context)", "met": "-"})  # fmt: skip
+        row("sweep", "CPU time of the sweeping process vs its wall time", cpu, took)
         # Context: the next sweep over the same window, every finished task already delivered: the stores
         # say so (a stat per task here, a HEAD on S3/OSS), so only the pages are round trips.
-        ROWS.append({"bench": "sweep", "measure": "the same sweep again (all delivered) vs physical (pages only)",
-                     "value": _seconds(again_took), "baseline": _seconds(latency * (n // 50)),
-                     "ratio": f"{again_took / (latency * (n // 50)):.2f}x", "target": "(context)", "met": "-"})  # fmt: skip
+        row("sweep", "the same sweep again (all delivered) vs physical (pages only)", again_took, latency * (n // 50))
         ROWS.append({"bench": "sweep", "measure": f"peak RSS growth over {n // 50} pages", "value": f"{growth / 2**20:.1f} MiB",
                      "baseline": "-", "ratio": "-", "target": "< 50 MB", "met": "yes" if growth < 50e6 else "NO"})  # fmt: skip
         print(f"sweep         RSS growth {growth / 2**20:.1f} MiB", flush=True)

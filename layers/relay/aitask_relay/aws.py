@@ -93,15 +93,15 @@ class SqsQueue:
         """
         failures: dict[int, DestinationFailure] = {}
         for start in range(0, len(bodies), 10):
-            entries = [{"Id": str(i), "MessageBody": bodies[i]} for i in range(start, min(start + 10, len(bodies)))]
+            indexes = range(start, min(start + 10, len(bodies)))
+            entries = [{"Id": str(i), "MessageBody": bodies[i]} for i in indexes]
             if delays is not None:
-                for entry in entries:
-                    entry["DelaySeconds"] = delays[int(entry["Id"])]
+                for i, entry in zip(indexes, entries, strict=True):
+                    entry["DelaySeconds"] = delays[i]
             try:
                 refused = self.client.send_message_batch(QueueUrl=self.url, Entries=entries).get("Failed") or []
             except Exception as exc:  # ClientError or a transport error
-                error = destination_error(exc, self.name)
-                failures.update((int(entry["Id"]), error) for entry in entries)
+                failures.update(dict.fromkeys(indexes, destination_error(exc, self.name)))
                 continue
             for entry in refused:
                 failures[int(entry["Id"])] = DestinationFailure(

@@ -115,18 +115,17 @@ class QueueConsumer:
         retried (its task would otherwise stop being tracked)."""
         if not successors:
             return
-        failures = self._tracker.send_many([s.body for s in successors], delays=[s.delay for s in successors])
+        bodies = [s.message.to_json() for s in successors]
+        failures = self._tracker.send_many(bodies, delays=[s.delay for s in successors])
         for index, successor in enumerate(successors):
-            error = failures.get(index)
+            task_id, error = successor.message.task_id, failures.get(index)
             if error is not None:
-                verdicts[successor.message_id] = self._retry_reason(
-                    successor.task_id, f"cannot re-schedule: {error.message}"
-                )
+                verdicts[successor.record_id] = self._retry_reason(task_id, f"cannot re-schedule: {error.message}")
                 continue
             self._count("rescheduled")
             self._logger.info(
                 "task pending: re-scheduled",
-                extra={"task_id": successor.task_id, "attempt": successor.attempt, "delay_seconds": successor.delay},
+                extra={"task_id": task_id, "attempt": successor.message.attempt, "delay_seconds": successor.delay},
             )
 
     def _settle(
@@ -161,14 +160,8 @@ class QueueConsumer:
             return
         if self._tracker is None:
             self._transient(message.task_id, "pending; no RELAY_TRACKING_QUEUE, so SQS redelivers it")
-        successor = message.next(first_seen)
-        successors[message.task_id] = _Successor(
-            record.message_id,
-            message.task_id,
-            successor.attempt,
-            successor.to_json(),
-            delay_for(message.attempt, self._first_delay),
-        )
+        delay = delay_for(message.attempt, self._first_delay)
+        successors[message.task_id] = _Successor(record.message_id, message.next(first_seen), delay)
 
     def _transient(self, task_id: str | None, reason: str) -> None:
         raise RetryLater(self._retry_reason(task_id, reason))
@@ -216,10 +209,8 @@ class QueueConsumer:
 class _Successor:
     """A pending task's next tracking message, sent once the whole batch is settled."""
 
-    message_id: str  # of the record it continues
-    task_id: str
-    attempt: int
-    body: str
+    record_id: str  # the message id of the record it continues
+    message: TrackingMessage
     delay: int
 
 
