@@ -140,21 +140,28 @@ def test_a_store_says_it_holds_a_task_once_its_task_json_is_there(aws, kind, tmp
     uri = {"s3": f"s3://{bucket}/t/", "oss": oss_uri(aws, bucket, "t/"), "file": tmp_path.as_uri()}[kind]
     dest, key = build_destination(uri), "t-dest-1/task.json"
     # When asked before and after the task is delivered, and after only its template is there
-    before = dest.delivered_at("t-dest-1")
+    before = dest.delivered_at("t-dest-1", "SUCCESS")
     dest.deliver(finished())
-    after = dest.delivered_at("t-dest-1")
+    after = dest.delivered_at("t-dest-1", "SUCCESS")
     dest._create("t-dest-2/template.yaml", b"Resources: {}\n", "application/yaml", {})  # a crash before task.json
-    half = dest.delivered_at("t-dest-2")
-    # Then only a complete delivery (task.json is written last) counts, and it names task.json
-    assert (before, half) == (None, None)
+    half = dest.delivered_at("t-dest-2", "SUCCESS")
+    other_status = dest.delivered_at("t-dest-1", "FAILURE")
+    # Then only a complete delivery (task.json is written last) in the status asked for counts, and it names task.json
+    assert (before, half, other_status) == (None, None, None)
     assert after == dest.uri_of(dest.prefix + key)
+    # and a SUCCESS whose template is gone is not held
+    if kind == "file":
+        (tmp_path / "t-dest-1" / "template.yaml").unlink()
+    else:
+        aws.s3.delete_object(Bucket=bucket, Key="t/t-dest-1/template.yaml")
+    assert dest.delivered_at("t-dest-1", "SUCCESS") is None
 
 
 def test_a_store_that_cannot_tell_says_it_does_not_hold_the_task(aws):
     # Given a bucket that does not exist (the delivery would report NoSuchBucket)
     dest = build_destination("s3://no-such-bucket-for-holds/")
     # Then the store does not claim the task, so the relay fetches and delivers, which reports the error
-    assert dest.delivered_at("t-dest-1") is None
+    assert dest.delivered_at("t-dest-1", "SUCCESS") is None
 
 
 # --- SQS ----------------------------------------------------------------------------------------------
