@@ -49,10 +49,13 @@ def test_s3_first_delivery_creates_both_objects_with_type_md5_and_metadata(aws):
     assert got["Metadata"] == {
         "task-id": "t-dest-1",
         "task-type": "GenerateTemplate",
+        "status": "SUCCESS",
+        "template": "template.yaml",
         "sha256": obs.result.template_sha256,
     }
     task = aws.s3.get_object(Bucket=bucket, Key="templates/t-dest-1/task.json")
     assert task["Body"].read() == obs.result.to_json_bytes() and task["ContentType"] == "application/json"
+    assert task["Metadata"] == got["Metadata"]  # a HEAD of task.json says what it records
 
 
 def test_s3_is_create_only_a_repeat_is_already_present_and_changes_nothing(aws):
