@@ -37,6 +37,10 @@ class Destination(Protocol):
         """
         ...
 
+    # Optional: ``delivered_at(task_id, status) -> str | None`` says, without fetching the task, where this
+    # destination already holds it in that status (Relay's already-held shortcut); stores and queues with a
+    # record of their announcements have it.
+
 
 @dataclass(frozen=True, slots=True)
 class DestinationSpec:
