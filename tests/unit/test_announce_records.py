@@ -162,3 +162,13 @@ def test_a_task_json_without_status_metadata_is_not_held_but_a_file_store_reads_
         store.objects["t-1/task.json"] = (old, {})
     assert bucket.delivered_at("t-1", "FAILURE") is None  # a HEAD that says nothing: deliver as before
     assert directory.delivered_at("t-1", "FAILURE") == "mem://s/t-1/task.json"  # the file itself says FAILURE
+
+
+def test_a_garbled_task_json_is_neither_held_nor_an_error_and_a_success_replaces_it():
+    # Given a task.json that is not JSON (truncated by hand, or by another writer), without metadata
+    store = MemoryStore()
+    store.objects["t-1/task.json"] = (b'{"status": "SUC', {})
+    # Then it is not held, and a SUCCESS delivery writes the real record over it
+    assert store.delivered_at("t-1", "SUCCESS") is None
+    assert store.deliver(observed("SUCCESS")).outcome == "created"
+    assert json.loads(store.objects["t-1/task.json"][0])["status"] == "SUCCESS"

@@ -111,17 +111,17 @@ class ObjectStore:
     def record_announcement(self, task_id: str, status: str | None, destination: str, location: str) -> str:
         """Create the marker of an announcement (create-only: a marker already there is kept); its URI."""
         key = self._marker_key(task_id, status, destination)
+        # ASCII JSON: a name or location with characters UTF-8 cannot hold still makes a valid marker.
         body = json.dumps(
-            {"task_id": task_id, "status": status, "destination": destination, "location": location},
-            ensure_ascii=False,
-        ).encode("utf-8")
+            {"task_id": task_id, "status": status, "destination": destination, "location": location}
+        ).encode("ascii")
         metadata = {"task-id": _ascii(task_id), "status": _ascii(status or "")}
         self._create(key, body, CONTENT_TYPES["json"], metadata)
         return self.uri_of(key)
 
     def _marker_key(self, task_id: str, status: str | None, destination: str) -> str:
         # The destination's name (its URI, password redacted) as a digest: short, and safe in any key.
-        digest = hashlib.sha256(destination.encode("utf-8")).hexdigest()[:16]
+        digest = hashlib.sha256(destination.encode("utf-8", "surrogatepass")).hexdigest()[:16]
         return f"{self.prefix}{validate_task_id(task_id)}/{ANNOUNCED}{status or 'UNKNOWN'}.{digest}.json"
 
     def _record(self, key: str, *, read_body: bool) -> StoredRecord | None:
@@ -135,7 +135,10 @@ class ObjectStore:
             return StoredRecord(metadata["status"], metadata.get("template") or None)
         if not read_body:
             return StoredRecord(None, None)
-        record = json.loads(self._read(key))
+        try:
+            record = json.loads(self._read(key))
+        except ValueError:  # not a record this relay wrote (truncated, edited): it records nothing usable
+            return StoredRecord(None, None)
         fmt = record.get("template_format") if isinstance(record, Mapping) else None
         status = record.get("status") if isinstance(record, Mapping) else None
         return StoredRecord(status if isinstance(status, str) else None, template_filename(fmt))
