@@ -62,7 +62,7 @@ class OssDestination(BucketStore):
 
     def _head(self, key: str) -> Mapping[str, str] | None:
         # HeadObject returns the x-oss-meta-* headers (the SDK strips the prefix into ``metadata``):
-        # https://www.alibabacloud.com/help/en/oss/developer-reference/headobject
+        # https://help.aliyun.com/en/oss/developer-reference/manage-object-metadata-1
         import alibabacloud_oss_v2 as oss
 
         try:
@@ -85,8 +85,9 @@ class OssDestination(BucketStore):
             raise destination_error(exc, self.name) from exc
 
     def _create(self, key: str, body: bytes, content_type: str, metadata: Mapping[str, str]) -> bool:
-        # x-oss-forbid-overwrite: true makes the put create-only (409 FileAlreadyExists when the key exists):
-        # https://www.alibabacloud.com/help/en/oss/developer-reference/putobject
+        # x-oss-forbid-overwrite: true makes the put create-only (409 FileAlreadyExists when the key exists): see
+        # https://www.alibabacloud.com/help/en/object-storage-service/latest/disable-overwriting-object-with-the-same-name
+        # and https://help.aliyun.com/en/oss/user-guide/0026-00000201
         try:
             self.client.put_object(self._request(key, body, content_type, metadata, forbid_overwrite=True))
         except Exception as exc:  # OperationError wrapping a ServiceError, or a transport error

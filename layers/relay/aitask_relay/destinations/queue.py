@@ -11,7 +11,9 @@ destination and event id (``<task_id>:<status>``):
   Two duplicate windows remain, both with the same event id for consumers (or SQS FIFO deduplication) to
   drop: a crash (or a failed marker write) between the publish and the marker, and two workers that
   publish the same event at the same time (each finds no marker).
-- with neither, a retry or a repeated sweep publishes again (at-least-once) with the same event id.
+- with neither, a retry or a repeated sweep publishes again (at-least-once) with the same event id. SQS
+  FIFO deduplication does not make up for it: it lasts 5 minutes, and sweeps run 10 minutes apart
+  (https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/FIFO-key-terms.html).
 """
 
 from __future__ import annotations
