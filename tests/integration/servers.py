@@ -4,8 +4,9 @@ RabbitMQ and Redis on loopback.
 moto stands in for OSS with two adjustments, both on the server side of a real HTTP connection:
 - ``SIGNING_ALIASES["oss"] = "s3"`` routes OSS V4-signed requests to moto's S3 backend;
 - ``OssDialect`` makes moto honour OSS's ``x-oss-forbid-overwrite: true`` the way OSS does, by turning it
-  into S3's ``If-None-Match: *`` (which moto enforces) and S3's 412 into OSS's 409 FileAlreadyExists.
-What moto does not check for OSS: signatures, Content-MD5, and x-oss-meta-* (not stored).
+  into S3's ``If-None-Match: *`` (which moto enforces) and S3's 412 into OSS's 409 FileAlreadyExists, and
+  stores OSS user metadata (``x-oss-meta-*``) as S3's, returning it under OSS's names.
+What moto does not check for OSS: signatures and Content-MD5.
 """
 
 from __future__ import annotations
@@ -21,15 +22,20 @@ OSS_EXISTS = (
 
 
 class OssDialect:
-    """WSGI middleware in front of moto: OSS forbid-overwrite semantics on top of S3 conditional writes."""
+    """WSGI middleware in front of moto: OSS forbid-overwrite semantics on top of S3 conditional writes, and
+    OSS user metadata (x-oss-meta-*, stored with the object and returned by HEAD and GET) as S3's x-amz-meta-*."""
 
     def __init__(self, app):
         self.app = app
 
     def __call__(self, environ, start_response):
-        if environ.get("REQUEST_METHOD") != "PUT" or environ.get("HTTP_X_OSS_FORBID_OVERWRITE", "") != "true":
-            return self.app(environ, start_response)
-        environ["HTTP_IF_NONE_MATCH"] = "*"
+        if not environ.get("HTTP_AUTHORIZATION", "").startswith("OSS4-"):
+            return self.app(environ, start_response)  # an S3 request (boto3): moto as it is
+        for name in [n for n in environ if n.startswith("HTTP_X_OSS_META_")]:
+            environ["HTTP_X_AMZ_META_" + name.removeprefix("HTTP_X_OSS_META_")] = environ.pop(name)
+        forbid = environ.get("REQUEST_METHOD") == "PUT" and environ.get("HTTP_X_OSS_FORBID_OVERWRITE", "") == "true"
+        if forbid:
+            environ["HTTP_IF_NONE_MATCH"] = "*"
         seen = {}
 
         def capture(status, headers, exc_info=None):
@@ -37,10 +43,14 @@ class OssDialect:
             return lambda _data: None
 
         body = b"".join(self.app(environ, capture))
-        if seen["status"].startswith("412"):
+        if forbid and seen["status"].startswith("412"):
             start_response("409 Conflict", [("Content-Type", "application/xml"), ("x-oss-request-id", "moto")])
             return [OSS_EXISTS]
-        start_response(seen["status"], seen["headers"])
+        headers = [
+            ("x-oss-meta-" + k[len("x-amz-meta-") :] if k.lower().startswith("x-amz-meta-") else k, v)
+            for k, v in seen["headers"]
+        ]
+        start_response(seen["status"], headers)
         return [body]
 
 

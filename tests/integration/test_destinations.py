@@ -49,10 +49,13 @@ def test_s3_first_delivery_creates_both_objects_with_type_md5_and_metadata(aws):
     assert got["Metadata"] == {
         "task-id": "t-dest-1",
         "task-type": "GenerateTemplate",
+        "status": "SUCCESS",
+        "template": "template.yaml",
         "sha256": obs.result.template_sha256,
     }
     task = aws.s3.get_object(Bucket=bucket, Key="templates/t-dest-1/task.json")
     assert task["Body"].read() == obs.result.to_json_bytes() and task["ContentType"] == "application/json"
+    assert task["Metadata"] == got["Metadata"]  # a HEAD of task.json says what it records
 
 
 def test_s3_is_create_only_a_repeat_is_already_present_and_changes_nothing(aws):
@@ -140,21 +143,28 @@ def test_a_store_says_it_holds_a_task_once_its_task_json_is_there(aws, kind, tmp
     uri = {"s3": f"s3://{bucket}/t/", "oss": oss_uri(aws, bucket, "t/"), "file": tmp_path.as_uri()}[kind]
     dest, key = build_destination(uri), "t-dest-1/task.json"
     # When asked before and after the task is delivered, and after only its template is there
-    before = dest.delivered_at("t-dest-1")
+    before = dest.delivered_at("t-dest-1", "SUCCESS")
     dest.deliver(finished())
-    after = dest.delivered_at("t-dest-1")
+    after = dest.delivered_at("t-dest-1", "SUCCESS")
     dest._create("t-dest-2/template.yaml", b"Resources: {}\n", "application/yaml", {})  # a crash before task.json
-    half = dest.delivered_at("t-dest-2")
-    # Then only a complete delivery (task.json is written last) counts, and it names task.json
-    assert (before, half) == (None, None)
+    half = dest.delivered_at("t-dest-2", "SUCCESS")
+    other_status = dest.delivered_at("t-dest-1", "FAILURE")
+    # Then only a complete delivery (task.json is written last) in the status asked for counts, and it names task.json
+    assert (before, half, other_status) == (None, None, None)
     assert after == dest.uri_of(dest.prefix + key)
+    # and a SUCCESS whose template is gone is not held
+    if kind == "file":
+        (tmp_path / "t-dest-1" / "template.yaml").unlink()
+    else:
+        aws.s3.delete_object(Bucket=bucket, Key="t/t-dest-1/template.yaml")
+    assert dest.delivered_at("t-dest-1", "SUCCESS") is None
 
 
 def test_a_store_that_cannot_tell_says_it_does_not_hold_the_task(aws):
     # Given a bucket that does not exist (the delivery would report NoSuchBucket)
     dest = build_destination("s3://no-such-bucket-for-holds/")
     # Then the store does not claim the task, so the relay fetches and delivers, which reports the error
-    assert dest.delivered_at("t-dest-1") is None
+    assert dest.delivered_at("t-dest-1", "SUCCESS") is None
 
 
 # --- SQS ----------------------------------------------------------------------------------------------

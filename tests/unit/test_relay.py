@@ -43,7 +43,7 @@ class RecordingDestination:
         self.name, self.fail, self.kind, self.seen, self.stored = name, fail, kind, [], []
         self.holds, self.asked = set(holds), []
 
-    def delivered_at(self, task_id):
+    def delivered_at(self, task_id, status=None):
         self.asked.append(task_id)
         return f"{self.name}/{task_id}/task.json" if task_id in self.holds else None
 
@@ -112,11 +112,17 @@ def test_a_task_is_fetched_when_a_store_lacks_it_a_queue_is_configured_or_its_st
     lacking, holding = RecordingDestination("mem://a"), RecordingDestination("mem://b", holds={"t-s"})
     Relay(source, [lacking, holding]).process(TaskRef("t-s", "SUCCESS"))
     assert source.calls == [("t-s", True)] and lacking.seen == ["t-s"] and holding.asked == []
-    # A queue among the destinations: it cannot say whether it announced the task, so the task is fetched
+    # A queue among the destinations that has no record of announcing it: the task is fetched
     source = FakeSource({"t-s": "SUCCESS"})
     store, queue = RecordingDestination("mem://a", holds={"t-s"}), RecordingDestination("q://", kind="queue")
-    Relay(source, [store, queue]).process(TaskRef("t-s", "SUCCESS"))
-    assert source.calls == [("t-s", True)] and store.asked == []
+    Relay(source, [queue, store]).process(TaskRef("t-s", "SUCCESS"))
+    assert source.calls == [("t-s", True)] and (store.asked, queue.asked) == (["t-s"], ["t-s"])
+    # A queue with no delivered_at at all (no way to tell): fetched too
+    source, store = FakeSource({"t-s": "SUCCESS"}), RecordingDestination("mem://a", holds={"t-s"})
+    bare = type("Bare", (), {"name": "q://bare", "kind": "queue", "deliver": RecordingDestination.deliver})()
+    bare.seen, bare.stored, bare.fail = [], [], None
+    Relay(source, [store, bare]).process(TaskRef("t-s", "SUCCESS"))
+    assert source.calls == [("t-s", True)] and bare.seen == ["t-s"]
     # No status known (a direct request): probed as always, the stores are not asked
     source, store = FakeSource({"t-s": "SUCCESS"}), RecordingDestination("mem://a", holds={"t-s"})
     Relay(source, [store]).process(TaskRef("t-s"))

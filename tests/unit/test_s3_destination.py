@@ -21,8 +21,13 @@ def error(code, status):
 
 
 class StubS3:
-    def __init__(self, answers):
+    def __init__(self, answers, stored=None):
         self.answers, self.calls = list(answers), []
+        # What a HEAD of an existing task.json returns: this version's metadata of a SUCCESS with its template
+        self.stored = stored if stored is not None else {"status": "SUCCESS", "template": "template.json"}
+
+    def head_object(self, **request):
+        return {"Metadata": dict(self.stored)}
 
     def put_object(self, **request):
         self.calls.append(request)
@@ -53,6 +58,21 @@ def test_every_put_is_conditional_with_md5_type_metadata_and_encryption():
 def test_412_on_both_keys_is_already_present():
     stub = StubS3([error("PreconditionFailed", 412), error("PreconditionFailed", 412)])
     assert build_destination("s3://bucket-a/", client=stub).deliver(obs()).outcome == "already_present"
+
+
+def test_a_stored_failure_record_is_replaced_by_the_success_record_after_its_template():
+    # Given a bucket whose task.json records a FAILURE (the task has succeeded since)
+    stub = StubS3([None, error("PreconditionFailed", 412)], stored={"status": "FAILURE"})
+    # When the SUCCESS is delivered
+    delivery = build_destination("s3://bucket-a/", client=stub).deliver(obs())
+    # Then the template is created, then task.json is written again without the create-only condition
+    assert delivery.outcome == "created"
+    assert [(c["Key"], c.get("IfNoneMatch")) for c in stub.calls] == [
+        ("t-u/template.json", "*"),
+        ("t-u/task.json", "*"),
+        ("t-u/task.json", None),
+    ]
+    assert stub.calls[2]["Metadata"]["status"] == "SUCCESS" and stub.calls[2]["Metadata"]["template"] == "template.json"
 
 
 def test_409_conflict_is_retried_then_succeeds(monkeypatch):

@@ -10,7 +10,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Protocol
 
 from .destinations import Destination
-from .errors import DestinationFailure, RelayError
+from .errors import BadUpstreamResponse, DestinationFailure, RelayError
 from .model import Delivery, Observation, TaskResult
 from .normalize import error_observation, normalize, now_iso
 from .ros import TaskSource
@@ -53,12 +53,22 @@ class Relay:
         """Learn a task's state. Probe without TaskOutput; ask for it only for a SUCCESS task.
 
         A caller that already knows the task succeeded (``known_status``) skips the probe.
+
+        A SUCCESS whose output holds no usable template (no ``Result``, or an empty one) is a retryable
+        ``bad_upstream_response``: storing its ``task.json`` alone would count it as delivered for good,
+        and a later sweep would never fetch the template once ROS has it.
         """
         try:
             with_output = ref.known_status == "SUCCESS"
             observation = self._fetch(ref.task_id, with_output)
             if not with_output and observation.result.status == "SUCCESS":
                 observation = self._fetch(ref.task_id, True)
+            result = observation.result
+            if result.status == "SUCCESS" and result.error is None and observation.template is None:
+                raise BadUpstreamResponse(
+                    "GetAITask answered SUCCESS without a usable template (TaskOutput.Result)",
+                    request_id=result.request_id,
+                )
         except RelayError as exc:
             observation = error_observation(ref.task_id, exc, self._clock())
         return observation
@@ -82,23 +92,27 @@ class Relay:
         """Observe then deliver one task, logging one line with the outcome.
 
         A task the caller knows has finished (``known_status``, from a listing) is not fetched again when
-        every destination is a store that already holds its ``task.json``: a repeated sweep then costs a
-        HEAD per task, not a GetAITask with the whole output and a refused write per object. Its record
-        says ``already_present`` at each store, with the ``task.json`` location, and nothing else.
+        every destination already holds it in that status: each store's ``task.json`` records the status
+        (and, for a SUCCESS, the template is there), and each queue's announcement marker exists. A repeated
+        sweep then costs a HEAD or two per destination, not a GetAITask with the whole output and a refused
+        write per object. Its record says ``already_present`` at each destination, with the ``task.json``
+        (or marker) location, and nothing else. A queue whose record is a ledger, or that has none, cannot
+        say: the task is fetched and delivered as usual.
         """
         observation = self._already_held(ref) or self.deliver(self.observe(ref))
         self._log(observation)
         return observation
 
     def _already_held(self, ref: TaskRef) -> Observation | None:
-        if ref.known_status not in TERMINAL_STATUSES or not 0 < self._store_count == len(self._destinations):
-            return None  # a queue cannot say whether it announced the task: fetch and deliver as usual
+        if ref.known_status not in TERMINAL_STATUSES or not self._destinations:
+            return None
         deliveries = []
-        for store in self._destinations:
-            location = store.delivered_at(ref.task_id)  # type: ignore[attr-defined]
+        for destination in self._destinations:
+            held_at = getattr(destination, "delivered_at", None)
+            location = held_at(ref.task_id, ref.known_status) if held_at is not None else None
             if location is None:
                 return None
-            deliveries.append(Delivery(store.name, location, "already_present"))
+            deliveries.append(Delivery(destination.name, location, "already_present"))
         result = TaskResult(
             task_id=ref.task_id,
             observed_at=self._clock(),

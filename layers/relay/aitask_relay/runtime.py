@@ -78,7 +78,7 @@ def ros() -> RosClient:
 @cache
 def relay() -> Relay:
     """The process-wide relay: one SDK client and one set of destinations, reused across invocations."""
-    from .destinations import build_destination
+    from .destinations import build_destination, keep_announcement_records
 
     settings = config()
     ledger = None
@@ -90,9 +90,15 @@ def relay() -> Relay:
             expires_after_seconds=settings.ledger_expiry_seconds,
             lease_seconds=settings.ledger_lease_seconds,
         )
+    destinations = [build_destination(uri, ledger=ledger, credential=credential()) for uri in settings.destinations]
+    if keep_announcement_records(destinations):
+        _logger().warning(
+            "queue delivery is at-least-once: with neither RELAY_LEDGER nor a store in RELAY_DESTINATIONS to "
+            "record announcements, a retry or a repeated sweep announces a finished task again (same event id)"
+        )
     return Relay(
         ros(),
-        [build_destination(uri, ledger=ledger, credential=credential()) for uri in settings.destinations],
+        destinations,
         max_concurrency=settings.max_concurrency,
         logger=_logger(),
         recorder=_recorder(),

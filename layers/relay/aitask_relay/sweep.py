@@ -1,7 +1,9 @@
 """The scheduled sweep: page through ListAITasks and settle every task updated within the lookback window.
 
 - Finished tasks are delivered (the relay skips the status probe: the listing already said SUCCESS);
-  delivery is create-only, so a task an earlier sweep delivered counts as ``already_delivered``.
+  stores are create-only and queues keep a record of what they announced (a ledger, or markers in a
+  store), so a task an earlier sweep delivered counts as ``already_delivered`` (every destination says
+  ``already_present``), and is not even fetched when every destination can say so from a HEAD.
 - Pending tasks go to the tracking queue, when there is one, to be followed by the queue consumer.
 - In ``fanout`` mode nothing is fetched here: every task in the window goes to the tracking queue.
 

@@ -37,6 +37,10 @@ class Destination(Protocol):
         """
         ...
 
+    # Optional: ``delivered_at(task_id, status) -> str | None`` says, without fetching the task, where this
+    # destination already holds it in that status (Relay's already-held shortcut); stores and queues with a
+    # record of their announcements have it.
+
 
 @dataclass(frozen=True, slots=True)
 class DestinationSpec:
@@ -113,6 +117,24 @@ def build_destination(uri: str, **dependencies: Any) -> Destination:
     for part in attr.split("."):
         target = getattr(target, part)
     return target(spec, **dependencies)  # type: ignore[operator,no-any-return]
+
+
+def keep_announcement_records(destinations: Sequence[Any]) -> bool:
+    """Give each queue without a ledger a store to record its announcements in; True when a queue is left
+    with no record at all (its delivery is at-least-once).
+
+    The record store is the first S3 or OSS store in the list, else the first file store: a bucket is seen
+    by every function instance, a directory only by the processes that share it (on Lambda, one instance).
+    """
+    stores = [d for d in destinations if d.kind == "store"]
+    shared = [d for d in stores if getattr(d, "scheme", "file") in ("s3", "oss")]
+    record = (shared or stores or [None])[0]
+    left_alone = False
+    for queue in (d for d in destinations if d.kind == "queue"):
+        if record is not None:
+            queue.record_in(record)
+        left_alone |= bool(getattr(queue, "at_least_once", False))
+    return left_alone
 
 
 def _bad(uri: str, problem: str) -> ConfigurationError:

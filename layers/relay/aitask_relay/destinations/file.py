@@ -31,8 +31,19 @@ class FileDestination(ObjectStore):
     def uri_of(self, key: str) -> str:
         return (self.root / key).as_uri()
 
+    keeps_metadata = False  # a file has no user metadata: what task.json records is read from it
+
     def _exists(self, key: str) -> bool:
         return (self.root / key).is_file()
+
+    def _head(self, key: str) -> Mapping[str, str] | None:
+        return {} if self._exists(key) else None
+
+    def _read(self, key: str) -> bytes:
+        try:
+            return (self.root / key).read_bytes()
+        except OSError as exc:
+            raise self._failure(exc) from exc
 
     def _create(self, key: str, body: bytes, content_type: str, metadata: Mapping[str, str]) -> bool:
         path = self.root / key
@@ -40,13 +51,30 @@ class FileDestination(ObjectStore):
             path.parent.mkdir(parents=True, exist_ok=True)
             return _create_file(path, body)
         except OSError as exc:
-            raise DestinationFailure(f"cannot write to {self.name}: {exc.strerror or type(exc).__name__}") from exc
+            raise self._failure(exc) from exc
+
+    def _put(self, key: str, body: bytes, content_type: str, metadata: Mapping[str, str]) -> None:
+        path = self.root / key
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            _write_file(path, body, replace=True)
+        except OSError as exc:
+            raise self._failure(exc) from exc
+
+    def _failure(self, exc: OSError) -> DestinationFailure:
+        return DestinationFailure(f"cannot write to {self.name}: {exc.strerror or type(exc).__name__}")
 
 
 def _create_file(path: Path, data: bytes) -> bool:
     """Atomically create ``path`` with ``data``; False (and no change) if it already exists."""
     if path.exists():
         return False
+    return _write_file(path, data, replace=False)
+
+
+def _write_file(path: Path, data: bytes, *, replace: bool) -> bool:
+    """Write ``data`` to a temporary file, then link it to ``path`` (create-only) or rename it over ``path``
+    (``replace``: atomic, a reader sees the old file or the new one)."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".part")
     try:
         os.fchmod(fd, 0o644)  # mkstemp makes 0600; delivered files are for other readers (pipelines)
@@ -54,10 +82,14 @@ def _create_file(path: Path, data: bytes) -> bool:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
+        if replace:
+            os.replace(tmp, path)
+            return True
         try:
             os.link(tmp, path)
         except FileExistsError:
             return False
         return True
     finally:
-        os.unlink(tmp)
+        if os.path.lexists(tmp):
+            os.unlink(tmp)

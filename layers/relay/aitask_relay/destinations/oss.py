@@ -56,28 +56,67 @@ class OssDestination(BucketStore):
         return self._client
 
     def _exists(self, key: str) -> bool:
-        return bool(self.client.is_object_exist(self.bucket, key))  # False on NoSuchKey; raises otherwise
+        # False on NoSuchKey; raises otherwise. oss:GetObject is the permission it needs:
+        # https://help.aliyun.com/en/oss/developer-reference/determine-whether-an-object-exists
+        return bool(self.client.is_object_exist(self.bucket, key))
 
-    def _create(self, key: str, body: bytes, content_type: str, metadata: Mapping[str, str]) -> bool:
+    def _head(self, key: str) -> Mapping[str, str] | None:
+        # HeadObject returns the x-oss-meta-* headers (the SDK strips the prefix into ``metadata``):
+        # https://help.aliyun.com/en/oss/developer-reference/manage-object-metadata-1
         import alibabacloud_oss_v2 as oss
 
-        request = oss.PutObjectRequest(
-            bucket=self.bucket,
-            key=key,
-            body=body,
-            forbid_overwrite=True,
-            content_type=content_type,
-            content_md5=content_md5(body),
-            metadata=dict(metadata),
-        )
         try:
-            self.client.put_object(request)
+            answer = self.client.head_object(oss.HeadObjectRequest(bucket=self.bucket, key=key))
+        except Exception as exc:  # 404 NoSuchKey says "not there"; anything else, that we cannot tell
+            error = destination_error(exc, self.name)
+            if error.http_status == 404:
+                return None
+            raise error from exc
+        return {str(k).lower(): str(v) for k, v in (answer.metadata or {}).items()}
+
+    def _read(self, key: str) -> bytes:
+        import alibabacloud_oss_v2 as oss
+
+        try:
+            answer = self.client.get_object(oss.GetObjectRequest(bucket=self.bucket, key=key))
+            with answer.body as body:
+                return body.read()  # type: ignore[no-any-return]
+        except Exception as exc:
+            raise destination_error(exc, self.name) from exc
+
+    def _create(self, key: str, body: bytes, content_type: str, metadata: Mapping[str, str]) -> bool:
+        # x-oss-forbid-overwrite: true makes the put create-only (409 FileAlreadyExists when the key exists): see
+        # https://www.alibabacloud.com/help/en/object-storage-service/latest/disable-overwriting-object-with-the-same-name
+        # and https://help.aliyun.com/en/oss/user-guide/0026-00000201
+        try:
+            self.client.put_object(self._request(key, body, content_type, metadata, forbid_overwrite=True))
         except Exception as exc:  # OperationError wrapping a ServiceError, or a transport error
             error = destination_error(exc, self.name)
             if error.http_status == 409 and error.upstream_code == "FileAlreadyExists":
                 return False
             raise error from exc
         return True
+
+    def _put(self, key: str, body: bytes, content_type: str, metadata: Mapping[str, str]) -> None:
+        try:
+            self.client.put_object(self._request(key, body, content_type, metadata, forbid_overwrite=False))
+        except Exception as exc:
+            raise destination_error(exc, self.name) from exc
+
+    def _request(
+        self, key: str, body: bytes, content_type: str, metadata: Mapping[str, str], *, forbid_overwrite: bool
+    ) -> Any:
+        import alibabacloud_oss_v2 as oss
+
+        return oss.PutObjectRequest(
+            bucket=self.bucket,
+            key=key,
+            body=body,
+            forbid_overwrite=forbid_overwrite,
+            content_type=content_type,
+            content_md5=content_md5(body),
+            metadata=dict(metadata),
+        )
 
 
 def build_oss_client(region: str, endpoint: str | None, credential: Any = None) -> Any:

@@ -1,17 +1,32 @@
 """What every queue destination (SQS, AMQP) shares: encode the CloudEvent, publish it once in effect.
 
-With a ledger, publishing goes through it: a repeat of an event already published to this destination
-is ``already_present`` and not sent again. Without one, a retry publishes again (at-least-once) with the
-same event id, for consumers (or SQS FIFO deduplication) to drop.
+A queue cannot say what it was sent, so the record of an announcement is kept elsewhere, keyed by
+destination and event id (``<task_id>:<status>``):
+- with a ledger (RELAY_LEDGER), publishing goes through it: a repeat is ``already_present`` and not sent
+  again. The ledger wins when it is configured: no marker is written or read.
+- without a ledger, with a store among the destinations (``record_in``), a create-only marker object in
+  that store records the announcement, written after the publish succeeded (store.py). A repeat finds the
+  marker and is ``already_present``. The queue publishes only when that store delivered the task in the
+  same run: while it fails, the marker could not be written, and publishing would announce again on retry.
+  Two duplicate windows remain, both with the same event id for consumers (or SQS FIFO deduplication) to
+  drop: a crash (or a failed marker write) between the publish and the marker, and two workers that
+  publish the same event at the same time (each finds no marker).
+- with neither, a retry or a repeated sweep publishes again (at-least-once) with the same event id. SQS
+  FIFO deduplication does not make up for it: it lasts 5 minutes, and sweeps run 10 minutes apart
+  (https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/FIFO-key-terms.html).
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from typing import Any, Literal
 
+from ..errors import DestinationFailure, RelayError, destination_error
 from ..model import Delivery, Observation
 from .message import Message, build_message
+
+_log = logging.getLogger("aitask_relay.queue")
 
 
 class QueueDestination:
@@ -23,14 +38,74 @@ class QueueDestination:
 
     def __init__(self, *, ledger: Any = None) -> None:
         self._ledger = ledger
+        self._record: Any = None  # the ObjectStore that keeps the announcement markers (no ledger)
+
+    def record_in(self, store: Any) -> None:
+        """Keep the record of this queue's announcements in ``store`` (an ObjectStore), when there is no ledger."""
+        if self._ledger is None:
+            self._record = store
+
+    @property
+    def at_least_once(self) -> bool:
+        """True when nothing records this queue's announcements: a repeat is published again."""
+        return self._ledger is None and self._record is None
+
+    def delivered_at(self, task_id: str, status: str | None) -> str | None:
+        """The marker URI if the task's event in ``status`` was announced here; None when it was not, when
+        the record is a ledger or there is none, or when the store cannot tell (then deliver as usual)."""
+        if self._record is None:
+            return None
+        try:
+            return self._record.announced_at(task_id, status, self.name)  # type: ignore[no-any-return]
+        except Exception:  # any doubt: deliver, which reports the real error
+            return None
 
     def deliver(self, observation: Observation, stored: Sequence[Delivery] = ()) -> Delivery:
-        """Publish the task's event (with a claim check when it is too large); once per event with a ledger."""
+        """Publish the task's event (with a claim check when it is too large), once per event when a ledger or
+        a store keeps the record."""
         message = build_message(observation, stored, limit=self._body_limit(observation), where=self.name)
-        if self._ledger is None:
+        if self._ledger is not None:
+            location, replayed = self._ledger.once(self.name, message.id, lambda: self._publish(message))
+            return Delivery(self.name, location, "already_present" if replayed else "created")
+        if self._record is None:
             return Delivery(self.name, self._publish(message), "created")
-        location, replayed = self._ledger.once(self.name, message.id, lambda: self._publish(message))
-        return Delivery(self.name, location, "already_present" if replayed else "created")
+        return self._deliver_once(observation, stored, message)
+
+    def _deliver_once(self, observation: Observation, stored: Sequence[Delivery], message: Message) -> Delivery:
+        result, store = observation.result, self._record
+        own = next((d for d in stored if d.destination == store.name), None)
+        if own is not None and own.outcome == "failed":
+            retryable = bool(own.error.get("retryable", True)) if own.error else True
+            raise DestinationFailure(
+                f"{self.name}: not announced while {store.name}, which keeps the record of announcements, "
+                "failed; the retry announces it",
+                retryable=retryable,
+            )
+        try:
+            marker = store.announced_at(result.task_id, result.status, self.name)
+        except Exception as exc:
+            error = exc if isinstance(exc, RelayError) else destination_error(exc, store.name)
+            if error.retryable:  # a retry can tell whether it was announced; publishing now might repeat it
+                raise DestinationFailure(
+                    f"{self.name}: cannot read the record of announcements in {store.name} ({error.message})"
+                ) from exc
+            # No retry can tell (e.g. no read permission): announce at least once rather than never.
+            _log.warning(
+                f"cannot read the record of announcements in {store.name} ({error.code}): "
+                f"event {message.id} is announced to {self.name} at least once"
+            )
+            marker = None
+        if marker is not None:
+            return Delivery(self.name, marker, "already_present")
+        location = self._publish(message)
+        try:
+            store.record_announcement(result.task_id, result.status, self.name, location)
+        except Exception:  # the message went out: failing now would only make the retry announce it again
+            _log.warning(
+                f"event {message.id} published to {self.name} but not recorded in {store.name}: "
+                "a later sweep may announce it again (same event id)"
+            )
+        return Delivery(self.name, location, "created")
 
     def _body_limit(self, observation: Observation) -> int:
         """The largest body this queue accepts for the task (what attributes leave of max_bytes)."""

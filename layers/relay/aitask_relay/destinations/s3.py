@@ -57,25 +57,48 @@ class S3Destination(BucketStore):
         return self._client
 
     def _exists(self, key: str) -> bool:
-        try:
-            self.client.head_object(Bucket=self.bucket, Key=key)
-        except Exception as exc:  # a 404 says "not there"; anything else, that we cannot tell
-            if destination_error(exc, self.name).http_status == 404:
-                return False
-            raise
-        return True
+        return self._head(key) is not None
 
-    def _create(self, key: str, body: bytes, content_type: str, metadata: Mapping[str, str]) -> bool:
-        request = {
+    def _head(self, key: str) -> Mapping[str, str] | None:
+        # HeadObject returns the x-amz-meta-* headers as Metadata (botocore strips the prefix). It needs
+        # s3:GetObject, and a missing key is a 404 only with s3:ListBucket on the bucket (a 403 without it,
+        # which reads as "cannot tell"): https://docs.aws.amazon.com/AmazonS3/latest/API/API_HeadObject.html
+        try:
+            answer = self.client.head_object(Bucket=self.bucket, Key=key)
+        except Exception as exc:  # a 404 says "not there"; anything else, that we cannot tell
+            error = destination_error(exc, self.name)
+            if error.http_status == 404:
+                return None
+            raise error from exc
+        return {str(k).lower(): str(v) for k, v in (answer.get("Metadata") or {}).items()}
+
+    def _read(self, key: str) -> bytes:
+        try:
+            return self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read()  # type: ignore[no-any-return]
+        except Exception as exc:
+            raise destination_error(exc, self.name) from exc
+
+    def _put(self, key: str, body: bytes, content_type: str, metadata: Mapping[str, str]) -> None:
+        try:
+            self.client.put_object(**self._request(key, body, content_type, metadata))
+        except Exception as exc:
+            raise destination_error(exc, self.name) from exc
+
+    def _request(self, key: str, body: bytes, content_type: str, metadata: Mapping[str, str]) -> dict[str, Any]:
+        return {
             "Bucket": self.bucket,
             "Key": key,
             "Body": body,
-            "IfNoneMatch": "*",
             "ContentType": content_type,
             "ContentMD5": content_md5(body),
             "Metadata": dict(metadata),
             **self._encryption,
         }
+
+    def _create(self, key: str, body: bytes, content_type: str, metadata: Mapping[str, str]) -> bool:
+        # If-None-Match: * makes the put create-only: 412 when the key exists. S3 conditional writes:
+        # https://docs.aws.amazon.com/AmazonS3/latest/userguide/conditional-writes.html
+        request = {**self._request(key, body, content_type, metadata), "IfNoneMatch": "*"}
         for attempt in range(CONFLICT_RETRIES + 1):
             try:
                 self.client.put_object(**request)

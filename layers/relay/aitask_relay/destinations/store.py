@@ -2,19 +2,33 @@
 
 Layout: ``<prefix><task_id>/template.<ext>`` then ``<prefix><task_id>/task.json``. The template goes
 first and ``task.json`` last, so a ``task.json`` means the delivery is complete; a retry after a crash
-between the two creates only what is missing. A subclass supplies one primitive, ``_create``, which
-writes an object only if its key is free and says whether it did.
+between the two creates only what is missing. Both objects carry the task's ``status`` and the template's
+file name (``template``) as user metadata (x-amz-meta-* / x-oss-meta-*), so a HEAD of ``task.json`` says
+which delivery a store holds without reading it.
+
+Every write is create-only, with one exception: a ``task.json`` that records a FAILURE (or, written by an
+older version, a SUCCESS without a template) is replaced by the record of a SUCCESS with its template, once
+that template is stored. Nothing else ever replaces a ``task.json``, so a stale FAILURE observation cannot
+overwrite a SUCCESS, and consumers keep reading ``task.json`` for the task's latest finished state.
+
+Queue announcements are recorded here too when there is no ledger: one create-only marker per queue and
+event, ``<prefix><task_id>/announced/<STATUS>.<digest of the queue's name>.json``, written after the
+publish succeeded (see queue.py). Its name cannot collide with ``template.<ext>`` or ``task.json``.
+
+A subclass supplies the primitives: ``_create`` (write only if the key is free, say whether it did),
+``_put`` (write unconditionally), ``_head`` (user metadata, or None when absent), ``_read`` and ``_exists``.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
+import json
 from collections.abc import Mapping, Sequence
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from ..errors import DestinationFailure, InvalidInput
-from ..model import Delivery, Observation, TaskResult
+from ..model import EXTENSIONS, Delivery, Observation, TaskResult
 from ..taskref import validate_task_id
 
 CONTENT_TYPES: dict[str, str] = {
@@ -24,6 +38,14 @@ CONTENT_TYPES: dict[str, str] = {
     "text": "text/plain; charset=utf-8",
 }
 TASK_JSON = "task.json"
+ANNOUNCED = "announced/"
+
+
+class StoredRecord(NamedTuple):
+    """What a stored ``task.json`` says: the task's status and its template's file name (None: no template)."""
+
+    status: str | None
+    template: str | None
 
 
 class ObjectStore:
@@ -33,8 +55,15 @@ class ObjectStore:
     name: str
     prefix: str = ""
 
+    #: S3 and OSS keep user metadata, so a HEAD tells what a task.json records; a file store reads the file.
+    keeps_metadata = True
+
     def deliver(self, observation: Observation, stored: Sequence[Delivery] = ()) -> Delivery:
-        """Create the template (if any) and task.json; ``already_present`` when both were there."""
+        """Create the template (if any) and task.json; ``already_present`` when both were there.
+
+        A task.json already there that records less than this delivery (a FAILURE, or a SUCCESS without
+        a template, and this is a SUCCESS with one) is replaced, after the template was stored.
+        """
         result, template = observation.result, observation.template
         folder = self.prefix + self._folder(result)
         metadata = object_metadata(result)
@@ -42,18 +71,77 @@ class ObjectStore:
         if template is not None:
             key = folder + template.filename
             created |= self._create(key, template.body, CONTENT_TYPES[template.format], metadata)
-        created |= self._create(folder + TASK_JSON, result.to_json_bytes(), CONTENT_TYPES["json"], metadata)
+        record, record_key = result.to_json_bytes(), folder + TASK_JSON
+        if self._create(record_key, record, CONTENT_TYPES["json"], metadata):
+            created = True
+        elif template is not None and result.status == "SUCCESS":
+            held = self._record(record_key, read_body=True)
+            if held is None or held.status != "SUCCESS" or held.template is None:
+                self._put(record_key, record, CONTENT_TYPES["json"], metadata)
+                created = True
         location = self.uri_of(folder + (template.filename if template is not None else TASK_JSON))
         return Delivery(self.name, location, "created" if created else "already_present")
 
-    def delivered_at(self, task_id: str) -> str | None:
-        """The URI of the task's ``task.json`` if this store holds it (it is written last, so the delivery
-        is complete); None if it does not, or if the store cannot tell (the delivery then runs as usual)."""
+    def delivered_at(self, task_id: str, status: str | None) -> str | None:
+        """The URI of the task's ``task.json`` if this store holds the task's delivery in ``status``: the
+        ``task.json`` records that status and, for a SUCCESS, its template is there. None if not, or if
+        the store cannot tell (the delivery then runs as usual).
+
+        On S3 and OSS the status is read from the metadata the HEAD returns; a ``task.json`` without it
+        (written by an older version, which could store a SUCCESS without its template) is not taken as
+        held. A file store reads ``task.json`` itself.
+        """
         try:
-            key = self.prefix + validate_task_id(task_id) + "/" + TASK_JSON
-            return self.uri_of(key) if self._exists(key) else None
-        except Exception:  # any doubt (access denied, network): deliver, which reports the real error
+            folder = self.prefix + validate_task_id(task_id) + "/"
+            held = self._record(folder + TASK_JSON, read_body=not self.keeps_metadata)
+            if held is None or held.status is None or held.status != status:
+                return None
+            if status == "SUCCESS" and (held.template is None or not self._exists(folder + held.template)):
+                return None
+            return self.uri_of(folder + TASK_JSON)
+        except Exception:  # any doubt (access denied, network, a garbled file): deliver, which reports the real error
             return None
+
+    def announced_at(self, task_id: str, status: str | None, destination: str) -> str | None:
+        """The URI of the marker that records ``destination``'s announcement of the task in ``status``,
+        or None when there is none; raises when the store cannot tell."""
+        key = self._marker_key(task_id, status, destination)
+        return self.uri_of(key) if self._exists(key) else None
+
+    def record_announcement(self, task_id: str, status: str | None, destination: str, location: str) -> str:
+        """Create the marker of an announcement (create-only: a marker already there is kept); its URI."""
+        key = self._marker_key(task_id, status, destination)
+        # ASCII JSON: a name or location with characters UTF-8 cannot hold still makes a valid marker.
+        body = json.dumps(
+            {"task_id": task_id, "status": status, "destination": destination, "location": location}
+        ).encode("ascii")
+        metadata = {"task-id": _ascii(task_id), "status": _ascii(status or "")}
+        self._create(key, body, CONTENT_TYPES["json"], metadata)
+        return self.uri_of(key)
+
+    def _marker_key(self, task_id: str, status: str | None, destination: str) -> str:
+        # The destination's name (its URI, password redacted) as a digest: short, and safe in any key.
+        digest = hashlib.sha256(destination.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+        return f"{self.prefix}{validate_task_id(task_id)}/{ANNOUNCED}{status or 'UNKNOWN'}.{digest}.json"
+
+    def _record(self, key: str, *, read_body: bool) -> StoredRecord | None:
+        """What the task.json at ``key`` records; None when there is none. Without status metadata (an older
+        version's object, or a file store), the body is read when ``read_body`` says so, else both fields
+        are None. Raises when the store cannot tell."""
+        metadata = self._head(key)
+        if metadata is None:
+            return None
+        if metadata.get("status"):
+            return StoredRecord(metadata["status"], metadata.get("template") or None)
+        if not read_body:
+            return StoredRecord(None, None)
+        try:
+            record = json.loads(self._read(key))
+        except ValueError:  # not a record this relay wrote (truncated, edited): it records nothing usable
+            return StoredRecord(None, None)
+        fmt = record.get("template_format") if isinstance(record, Mapping) else None
+        status = record.get("status") if isinstance(record, Mapping) else None
+        return StoredRecord(status if isinstance(status, str) else None, template_filename(fmt))
 
     def uri_of(self, key: str) -> str:
         """The URI of an object (what deliveries and claim checks point at)."""
@@ -63,8 +151,21 @@ class ObjectStore:
         """Whether an object is at ``key``; raises when the store cannot tell."""
         raise NotImplementedError
 
+    def _head(self, key: str) -> Mapping[str, str] | None:
+        """The user metadata of the object at ``key`` (lower-case names, no prefix), None if there is no
+        object; raises when the store cannot tell."""
+        raise NotImplementedError
+
+    def _read(self, key: str) -> bytes:
+        """The body of the object at ``key``."""
+        raise NotImplementedError
+
     def _create(self, key: str, body: bytes, content_type: str, metadata: Mapping[str, str]) -> bool:
         """Write ``body`` at ``key`` only if nothing is there; False (and no change) if something is."""
+        raise NotImplementedError
+
+    def _put(self, key: str, body: bytes, content_type: str, metadata: Mapping[str, str]) -> None:
+        """Write ``body`` at ``key`` whatever is there (only to replace a superseded task.json)."""
         raise NotImplementedError
 
     def _folder(self, result: TaskResult) -> str:
@@ -97,9 +198,25 @@ def content_md5(body: bytes) -> str:
 
 
 def object_metadata(result: TaskResult) -> dict[str, str]:
-    """User metadata stored with each object (x-amz-meta-* / x-oss-meta-*): ASCII values only."""
-    values = {"task-id": result.task_id, "task-type": result.task_type, "sha256": result.template_sha256}
+    """User metadata stored with each object (x-amz-meta-* / x-oss-meta-*): ASCII values only.
+
+    ``status`` and ``template`` (the template's file name) let a HEAD of task.json say what it records.
+    """
+    values = {
+        "task-id": result.task_id,
+        "task-type": result.task_type,
+        "status": result.status,
+        "template": template_filename(result.template_format),
+        "sha256": result.template_sha256,
+    }
     return {key: _ascii(value) for key, value in values.items() if value}
+
+
+def template_filename(template_format: object) -> str | None:
+    """``template.<ext>`` for a template format, None for none (or one this version does not know)."""
+    if not isinstance(template_format, str) or template_format not in EXTENSIONS:
+        return None
+    return f"template.{EXTENSIONS[template_format]}"
 
 
 def _ascii(value: str) -> str:
