@@ -197,29 +197,12 @@ def redis_url():
 # --- triggers -------------------------------------------------------------------------------------------
 
 
-def template_timeouts_ms():
-    """Each function's timeout in template.yaml (by its code directory), in milliseconds."""
-    from pathlib import Path
-
-    from cfnlint.decode import cfn_yaml
-
-    template = cfn_yaml.load(str(Path(__file__).resolve().parents[2] / "template.yaml"))
-    default = int(template["Globals"]["Function"]["Timeout"])
-    return {
-        Path(r["Properties"]["CodeUri"]).name: int(r["Properties"].get("Timeout", default)) * 1000
-        for r in template["Resources"].values()
-        if r["Type"] == "AWS::Serverless::Function"
-    }
-
-
 @pytest.fixture
 def invoke(relay_env):
     """Invoke any function's real handler the way Lambda does: invoke("queue_consumer", event), with the
     function's timeout from template.yaml unless the test gives its own timeout_ms."""
-    timeouts = template_timeouts_ms()
 
     def call(function, event, **context):
-        context.setdefault("timeout_ms", timeouts.get(function, 60_000))
         return load_handler(function)(event, LambdaContext(function_name=function, **context))
 
     return call
