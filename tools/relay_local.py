@@ -13,6 +13,7 @@ import sys
 import time
 import uuid
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -29,8 +30,12 @@ class LambdaContext:
     function_name: str = "local"
     memory_limit_in_mb: int = 512
     aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
-    timeout_ms: int = 60_000
+    timeout_ms: int | None = None  # None: the function's Timeout in template.yaml (60 s for an unknown name)
     _started: float = field(default_factory=time.monotonic)
+
+    def __post_init__(self) -> None:
+        if self.timeout_ms is None:
+            self.timeout_ms = lambda_timeouts_ms().get(self.function_name, 60_000)
 
     @property
     def invoked_function_arn(self) -> str:
@@ -41,6 +46,32 @@ class LambdaContext:
 
 
 FC_TRIGGERS = {"timer": "timer_handler", "event": "event_handler", "http": "http_handler"}
+
+
+@cache
+def lambda_timeouts_ms() -> dict[str, int]:
+    """Each function's Timeout in template.yaml (by its code directory, e.g. "sweeper"), in milliseconds: a
+    local run gets the time budget the deployed function has."""
+    from cfnlint.decode import cfn_yaml
+
+    template = cfn_yaml.load(str(ROOT / "template.yaml"))
+    default = int(template["Globals"]["Function"]["Timeout"])
+    return {
+        Path(r["Properties"]["CodeUri"]).name: int(r["Properties"].get("Timeout", default)) * 1000
+        for r in template["Resources"].values()
+        if r["Type"] == "AWS::Serverless::Function"
+    }
+
+
+def fc_function(trigger: str) -> FcFunctionMeta:
+    """The function meta FC gives the handler of ``trigger``, with its Timeout from aliyun/template.yaml."""
+    import yaml
+
+    template = yaml.safe_load((ROOT / "aliyun" / "template.yaml").read_text())
+    handler = f"index.{FC_TRIGGERS[trigger]}"
+    (props,) = [r["Properties"] for r in template["Resources"].values()
+                if r["Type"] == "ALIYUN::FC3::Function" and r["Properties"]["Handler"] == handler]  # fmt: skip
+    return FcFunctionMeta(handler=handler, memory=int(props["MemorySize"]), timeout=int(props["Timeout"]))
 
 
 @dataclass

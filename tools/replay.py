@@ -20,6 +20,7 @@ from relay_local import (
     FcContext,
     LambdaContext,
     emulator_environment,
+    fc_function,
     fc_trigger_of,
     function_of,
     load_event,
@@ -54,7 +55,9 @@ def main(argv: list[str] | None = None) -> int:
             function = args.function or function_of(path)
             try:
                 if function == "aliyun":  # Function Compute: the exact bytes FC delivers, and an FC context
-                    response = load_fc_handler(fc_trigger_of(path), args.built)(path.read_bytes(), FcContext())
+                    trigger = fc_trigger_of(path)
+                    context = FcContext(function=fc_function(trigger))
+                    response = load_fc_handler(trigger, args.built)(path.read_bytes(), context)
                     response = json.loads(response)
                 else:
                     handler = load_handler(function, args.built)

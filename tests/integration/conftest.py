@@ -199,7 +199,8 @@ def redis_url():
 
 @pytest.fixture
 def invoke(relay_env):
-    """Invoke any function's real handler the way Lambda does: invoke("queue_consumer", event)."""
+    """Invoke any function's real handler the way Lambda does: invoke("queue_consumer", event), with the
+    function's timeout from template.yaml unless the test gives its own timeout_ms."""
 
     def call(function, event, **context):
         return load_handler(function)(event, LambdaContext(function_name=function, **context))

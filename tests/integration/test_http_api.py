@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 
 import pytest
 
@@ -104,7 +105,8 @@ def test_post_creates_the_task_tracks_it_and_answers_202(call, emulator, aws, re
     # Given a tracking queue
     _name, url = aws.queue()
     relay_env.setenv("RELAY_TRACKING_QUEUE", url)
-    relay_env.setenv("RELAY_TRACKING_FIRST_DELAY_SECONDS", "0")  # default 30 s: moto would hide it that long
+    # the least delay (0 means 1 s; the default 30 s would have moto hide the message that long)
+    relay_env.setenv("RELAY_TRACKING_FIRST_DELAY_SECONDS", "0")
     runtime.reset()
     # When a task is asked for (base64 body, as a Function URL may send it)
     prompt = "A VPC with two vSwitches"
@@ -112,6 +114,7 @@ def test_post_creates_the_task_tracks_it_and_answers_202(call, emulator, aws, re
     # Then ROS created it, it is on the tracking queue, and the answer says where to look
     assert status == 202 and body["tracking"] == "queued" and headers["Location"] == f"/tasks/{body['TaskId']}"
     assert emulator.tasks[body["TaskId"]].prompt == prompt
+    time.sleep(1.2)  # the tracking message's 1 s delay
     (tracked,) = [json.loads(m["Body"]) for m in aws.receive_all(url)]
     assert tracked["TaskId"] == body["TaskId"] and tracked["attempt"] == 0
 

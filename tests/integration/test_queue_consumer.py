@@ -17,7 +17,8 @@ YAML = "ROSTemplateFormatVersion: '2015-09-01'\nResources: {}\n"
 
 @pytest.fixture
 def wired(relay_env, aws, emulator):
-    """S3 destination, tracking and failure queues on moto; delays of 0 s so successors are visible at once."""
+    """S3 destination, tracking and failure queues on moto; a first delay of 0, which means the least SQS
+    delay the relay uses, 1 s (see tracked)."""
     bucket, (tracking, tracking_url), (_failures, failures_url) = aws.bucket(), aws.queue(), aws.queue()
     relay_env.setenv("RELAY_DESTINATIONS", f"s3://{bucket}/")
     relay_env.setenv("RELAY_TRACKING_QUEUE", tracking)
@@ -26,6 +27,13 @@ def wired(relay_env, aws, emulator):
     relay_env.setenv("ROS_MAX_ATTEMPTS", "1")
     runtime.reset()
     return {"bucket": bucket, "tracking": tracking_url, "failures": failures_url}
+
+
+def tracked(aws, url, delay=1):
+    """The tracking queue's messages once successors delayed by ``delay`` s are visible (moto honours
+    DelaySeconds)."""
+    time.sleep(delay + 0.2)
+    return aws.receive_all(url)
 
 
 def keys(aws, bucket):
@@ -53,7 +61,7 @@ def test_a_mixed_batch_fails_exactly_the_transient_records(wired, aws, emulator,
     assert response == {"batchItemFailures": [{"itemIdentifier": "m-throttled"}]}
     # and the finished tasks were delivered, the pending one re-scheduled, the permanent ones reported
     assert keys(aws, wired["bucket"]) == ["t-done/task.json", "t-done/template.yaml", "t-failed/task.json"]
-    (successor,) = aws.receive_all(wired["tracking"])
+    (successor,) = tracked(aws, wired["tracking"])
     body = json.loads(successor["Body"])
     assert body["TaskId"] == "t-pending" and body["attempt"] == 1 and body["first_seen"].endswith("Z")
     reports = {json.loads(m["Body"])["reason"]: json.loads(m["Body"]) for m in aws.receive_all(wired["failures"])}
@@ -70,13 +78,13 @@ def test_a_pending_task_comes_back_and_is_delivered_once_it_finishes(wired, aws,
     # When its record is consumed while it runs
     assert invoke("queue_consumer", {"Records": [sqs_record("t-slow")]}) == {"batchItemFailures": []}
     assert keys(aws, wired["bucket"]) == []
-    first = aws.receive_all(wired["tracking"])
+    first = tracked(aws, wired["tracking"])
     # and again (its successor) after it finished
     emulator.advance(150)
     assert invoke("queue_consumer", lambda_event_from(first)) == {"batchItemFailures": []}
     # Then it is delivered once, and nothing more is tracked
     assert keys(aws, wired["bucket"]) == ["t-slow/task.json", "t-slow/template.yaml"]
-    assert aws.receive_all(wired["tracking"]) == []
+    assert tracked(aws, wired["tracking"]) == []
     assert json.loads(first[0]["Body"])["attempt"] == 1
 
 
@@ -109,7 +117,9 @@ def test_a_batch_of_pending_tasks_is_re_scheduled_in_one_request(wired, aws, emu
     assert invoke("queue_consumer", {"Records": records}) == {"batchItemFailures": []}
     # Then the 10 successors, each one look further on, went out in one SendMessageBatch
     assert calls["SendMessageBatch"] == 1 and calls["SendMessage"] == 0
-    successors = {json.loads(m["Body"])["TaskId"]: json.loads(m["Body"]) for m in aws.receive_all(wired["tracking"])}
+    # (delays of 1, 2 and 4 s: attempts 0, 1 and 2 with a first delay of 0, i.e. 1 s)
+    messages = tracked(aws, wired["tracking"], delay=4)
+    successors = {json.loads(m["Body"])["TaskId"]: json.loads(m["Body"]) for m in messages}
     assert {task: s["attempt"] for task, s in successors.items()} == {f"t-wait-{i}": i % 3 + 1 for i in range(10)}
 
 
@@ -136,7 +146,7 @@ def test_a_task_pending_past_the_deadline_times_out(wired, aws, emulator, invoke
     response = invoke("queue_consumer", {"Records": [sqs_record(body)]})
     # Then it is not retried, not re-scheduled, and reported as timed out (log and failure queue)
     assert response == {"batchItemFailures": []}
-    assert aws.receive_all(wired["tracking"]) == []
+    assert tracked(aws, wired["tracking"]) == []
     (report,) = [json.loads(m["Body"]) for m in aws.receive_all(wired["failures"])]
     assert report["reason"] == "timed_out" and report["TaskId"] == "t-stuck" and report["first_seen"] == first_seen
     assert any("timed out" in line["message"] and line.get("task_id") == "t-stuck" for line in captured_logs())

@@ -59,3 +59,22 @@ def test_bad_values_fail_fast_naming_the_variable(env, fragment):
 @pytest.mark.parametrize("endpoint", ["127.0.0.1:1", "localhost:8790", "[::1]:8790", "127.9.9.9"])
 def test_http_is_allowed_for_loopback_endpoints(endpoint):
     assert load_config({"ROS_PROTOCOL": "http", "ROS_ENDPOINT": endpoint}).ros.protocol == "http"
+
+
+def test_the_sweep_safety_margin_is_derived_from_the_ros_settings():
+    # Given the defaults / Then the margin covers one task at its worst (2 calls x 3 attempts x 15 s +
+    # 2 x 2 backoffs of 5 s) plus the 3 s reserve
+    assert load_config({}).sweep.safety_ms == 113_000
+    # and it follows the ROS settings: 2 x (1 attempt x (1 s + 2 s)) + 3 s
+    small = {"ROS_MAX_ATTEMPTS": "1", "ROS_CONNECT_TIMEOUT_MS": "1000", "ROS_READ_TIMEOUT_MS": "2000"}
+    assert load_config(small).sweep.safety_ms == 9_000
+    assert load_config(small | {"RELAY_SWEEP_SAFETY_MS": "20000"}).sweep.safety_ms == 20_000
+
+
+def test_a_sweep_safety_margin_below_one_tasks_worst_case_is_refused():
+    with pytest.raises(ConfigurationError, match=r"RELAY_SWEEP_SAFETY_MS=10000 is below .* \(113000 ms"):
+        load_config({"RELAY_SWEEP_SAFETY_MS": "10000"})
+
+
+def test_a_first_tracking_delay_of_zero_is_accepted_and_means_the_minimum():
+    assert load_config({"RELAY_TRACKING_FIRST_DELAY_SECONDS": "0"}).tracking_first_delay_seconds == 0

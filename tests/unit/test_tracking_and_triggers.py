@@ -7,7 +7,7 @@ import pytest
 
 from aitask_relay.errors import InvalidInput
 from aitask_relay.sweep import parse_sweep_event
-from aitask_relay.tracking import TrackingMessage, age_seconds, delay_for, parse_tracking_body
+from aitask_relay.tracking import TrackingMessage, age_seconds, delay_for, first_seen_of, parse_tracking_body
 from aitask_relay.triggers.direct import parse_fetch_event
 from aitask_relay.triggers.http import parse_create_request
 
@@ -60,13 +60,33 @@ def test_bad_record_bodies_are_invalid_input(body, says):
 
 def test_delays_grow_and_stop_at_sqs_maximum():
     assert [delay_for(a) for a in range(7)] == [30, 60, 120, 240, 480, 900, 900]
-    assert delay_for(100) == 900 and delay_for(3, first=0) == 0
+    assert delay_for(100) == 900
+
+
+def test_a_first_delay_of_zero_still_waits_and_grows():
+    # Given a first delay of 0 (accepted by the config) / Then every delay is at least 1 s, and doubles
+    assert [delay_for(a, first=0) for a in range(4)] == [1, 2, 4, 8]
+    assert delay_for(20, first=0) == 900
 
 
 def test_age_of_first_seen():
     now = datetime(2026, 1, 2, tzinfo=UTC)
     assert age_seconds("2026-01-01T00:00:00Z", now) == 86400
     assert age_seconds("garbage", now) == 0 and age_seconds(None, now) == 0
+
+
+def test_first_seen_falls_back_to_the_sent_time_and_is_never_in_the_future():
+    now = datetime(2026, 1, 2, tzinfo=UTC)
+    sent = datetime(2026, 1, 1, 12, tzinfo=UTC)
+    # A readable past first_seen is kept exactly as written (old messages round-trip unchanged)
+    assert first_seen_of("2026-01-01T00:00:00+00:00", sent, now) == "2026-01-01T00:00:00+00:00"
+    # Unreadable or in the future: the record's SentTimestamp
+    assert first_seen_of("garbage", sent, now) == "2026-01-01T12:00:00.000Z"
+    assert first_seen_of("2999-01-01T00:00:00Z", sent, now) == "2026-01-01T12:00:00.000Z"
+    assert first_seen_of(None, sent, now) == "2026-01-01T12:00:00.000Z"
+    # No SentTimestamp, or one in the future: now (the clock is the upper bound)
+    assert first_seen_of("garbage", None, now) == "2026-01-02T00:00:00.000Z"
+    assert first_seen_of(None, datetime(2027, 1, 1, tzinfo=UTC), now) == "2026-01-02T00:00:00.000Z"
 
 
 def test_fetch_task_takes_an_eventbridge_event():

@@ -17,6 +17,15 @@ from .errors import ConfigurationError
 DEFAULT_REGION = "cn-hangzhou"
 DEFAULT_DESTINATION = "file:///tmp/aitask-relay"
 
+# The longest the SDK sleeps between two attempts of a call: its backoff is capped at this, and so is the
+# server's x-acs-retry-after hint (darabonba.policy.retry.get_backoff_delay: min(retry_after, maxDelay)).
+RETRY_MAX_DELAY_MS = 5000
+# GetAITask calls one task may take: the probe without TaskOutput, then the call with it.
+CALLS_PER_TASK = 2
+# Time an invocation keeps for what follows its ROS calls: deliveries' last steps, the successor and report
+# sends, the response. ROS calls are bounded so that this much is left (see RosSettings.task_budget_ms).
+INVOCATION_RESERVE_MS = 3000
+
 
 @dataclass(frozen=True, slots=True)
 class RosSettings:
@@ -30,6 +39,29 @@ class RosSettings:
     max_attempts: int = 3
     max_idle_conns: int = 16
 
+    # The time arithmetic below is the one place where budgets are derived: the queue consumer's time guard,
+    # the ROS client's per-call bounds, the sweeper's safety margin and tests/infra all use it.
+
+    def call_worst_case_ms(self, attempts: int | None = None) -> int:
+        """The longest one ROS call can take with ``attempts`` (default: max_attempts): each attempt waits at
+        most connect + read timeout, and the SDK sleeps at most RETRY_MAX_DELAY_MS between attempts."""
+        n = self.max_attempts if attempts is None else attempts
+        return n * (self.connect_timeout_ms + self.read_timeout_ms) + (n - 1) * RETRY_MAX_DELAY_MS
+
+    def task_worst_case_ms(self) -> int:
+        """The longest the ROS side of one task can take: CALLS_PER_TASK calls, each with every attempt."""
+        return CALLS_PER_TASK * self.call_worst_case_ms()
+
+    def task_minimum_ms(self) -> int:
+        """The time one more task needs to be worth starting: one full attempt of each call, plus the
+        reserve. Retries beyond that happen only while the invocation's remaining time allows them."""
+        return CALLS_PER_TASK * self.call_worst_case_ms(1) + INVOCATION_RESERVE_MS
+
+    def task_budget_ms(self) -> int:
+        """The time an invocation needs so that one task never has its retries cut short: the worst case
+        plus the reserve. A function's timeout must be at least this (tests/infra checks the templates)."""
+        return self.task_worst_case_ms() + INVOCATION_RESERVE_MS
+
 
 @dataclass(frozen=True, slots=True)
 class SweepSettings:
@@ -38,7 +70,7 @@ class SweepSettings:
     lookback_seconds: int = 3600
     page_size: int = 50
     mode: str = "inline"  # or "fanout": every task goes to the tracking queue instead of being fetched here
-    safety_ms: int = 10_000
+    safety_ms: int = RosSettings().task_budget_ms()  # load_config derives it from the ROS settings
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,9 +136,24 @@ def load_config(environ: Mapping[str, str]) -> RelayConfig:
             lookback_seconds=env.integer("RELAY_SWEEP_LOOKBACK_SECONDS", 3600, low=60, high=30 * 86400),
             page_size=env.integer("RELAY_SWEEP_PAGE_SIZE", 50, low=1, high=100),
             mode=env.choice("RELAY_SWEEP_MODE", "inline", ("inline", "fanout")),
-            safety_ms=env.integer("RELAY_SWEEP_SAFETY_MS", 10_000, low=0, high=600_000),
+            safety_ms=_sweep_safety_ms(env, ros),
         ),
     )
+
+
+def _sweep_safety_ms(env: _Env, ros: RosSettings) -> int:
+    """The sweep stops starting tasks this long before its timeout: enough for one task's worst case (every
+    attempt of both GetAITask calls) and the reserve, so a task it starts is never cut off by the timeout.
+    The default is derived from the ROS settings; a smaller explicit value is refused."""
+    needed = ros.task_budget_ms()
+    value = env.integer("RELAY_SWEEP_SAFETY_MS", needed, low=0, high=3_600_000)
+    if value < needed:
+        raise ConfigurationError(
+            f"RELAY_SWEEP_SAFETY_MS={value} is below the worst case of one task with these ROS settings "
+            f"({needed} ms: {CALLS_PER_TASK} GetAITask calls x ROS_MAX_ATTEMPTS={ros.max_attempts} x "
+            f"(ROS_CONNECT_TIMEOUT_MS + ROS_READ_TIMEOUT_MS) + backoff + {INVOCATION_RESERVE_MS} ms reserve)"
+        )
+    return value
 
 
 def _check_queue(variable: str, value: str | None) -> None:

@@ -49,10 +49,11 @@ class Relay:
         self._executor: ThreadPoolExecutor | None = None
         self._pool_lock = threading.Lock()
 
-    def observe(self, ref: TaskRef) -> Observation:
+    def observe(self, ref: TaskRef, deadline: float | None = None) -> Observation:
         """Learn a task's state. Probe without TaskOutput; ask for it only for a SUCCESS task.
 
-        A caller that already knows the task succeeded (``known_status``) skips the probe.
+        A caller that already knows the task succeeded (``known_status``) skips the probe. With a
+        ``deadline`` (time.monotonic()), every ROS call ends by then (fewer attempts, shorter timeouts).
 
         A SUCCESS whose output holds no usable template (no ``Result``, or an empty one) is a retryable
         ``bad_upstream_response``: storing its ``task.json`` alone would count it as delivered for good,
@@ -60,9 +61,9 @@ class Relay:
         """
         try:
             with_output = ref.known_status == "SUCCESS"
-            observation = self._fetch(ref.task_id, with_output)
+            observation = self._fetch(ref.task_id, with_output, deadline)
             if not with_output and observation.result.status == "SUCCESS":
-                observation = self._fetch(ref.task_id, True)
+                observation = self._fetch(ref.task_id, True, deadline)
             result = observation.result
             if result.status == "SUCCESS" and result.error is None and observation.template is None:
                 raise BadUpstreamResponse(
@@ -73,8 +74,11 @@ class Relay:
             observation = error_observation(ref.task_id, exc, self._clock())
         return observation
 
-    def _fetch(self, task_id: str, with_output: bool) -> Observation:
-        body = self._source.get_task(task_id, with_output=with_output)
+    def _fetch(self, task_id: str, with_output: bool, deadline: float | None) -> Observation:
+        if deadline is None:  # a TaskSource need not know about deadlines unless one is given
+            body = self._source.get_task(task_id, with_output=with_output)
+        else:
+            body = self._source.get_task(task_id, with_output=with_output, deadline=deadline)
         return normalize(body, task_id=task_id, observed_at=self._clock())
 
     def deliver(self, observation: Observation) -> Observation:
@@ -88,7 +92,7 @@ class Relay:
             deliveries.append(self._deliver_one(destination, observation, stored))
         return Observation(result.with_deliveries(tuple(deliveries)), observation.template)
 
-    def process(self, ref: TaskRef) -> Observation:
+    def process(self, ref: TaskRef, deadline: float | None = None) -> Observation:
         """Observe then deliver one task, logging one line with the outcome.
 
         A task the caller knows has finished (``known_status``, from a listing) is not fetched again when
@@ -99,7 +103,7 @@ class Relay:
         (or marker) location, and nothing else. A queue whose record is a ledger, or that has none, cannot
         say: the task is fetched and delivered as usual.
         """
-        observation = self._already_held(ref) or self.deliver(self.observe(ref))
+        observation = self._already_held(ref) or self.deliver(self.observe(ref, deadline))
         self._log(observation)
         return observation
 
@@ -125,18 +129,24 @@ class Relay:
     def process_many(self, refs: Iterable[TaskRef]) -> list[Observation]:
         """Process many tasks, at most ``max_concurrency`` at a time; results in the order given.
 
-        A task id given twice is processed once and its result repeated.
+        A task given twice is processed once and its result repeated; ``unique_by_task`` says which of
+        two references to the same task id is the one processed.
         """
         ordered = list(refs)
-        unique = list(dict.fromkeys(ordered))
+        unique = unique_by_task(ordered)
+        by_id = {ref.task_id: ref for ref in unique}
         if len(unique) == 1:  # one task runs on the caller's thread
             done = dict([self._recorded(unique[0], self.process(unique[0]))])
         else:
             done = dict(self.process_stream(unique))
-        return [done[ref] for ref in ordered]
+        return [done[chosen] for chosen in (by_id[ref.task_id] for ref in ordered)]
 
     def process_stream(
-        self, refs: Iterable[TaskRef], *, more: Callable[[], bool] = lambda: True
+        self,
+        refs: Iterable[TaskRef],
+        *,
+        more: Callable[[], bool] = lambda: True,
+        deadline: float | None = None,
     ) -> Iterator[tuple[TaskRef, Observation]]:
         """Process tasks as ``refs`` yields them, ``max_concurrency`` at a time, yielding ``(ref, result)``
         as each finishes (completion order).
@@ -144,7 +154,7 @@ class Relay:
         A sliding window, not waves: a new task starts as soon as one ends, so one slow task holds up
         nobody. ``more`` is asked before each task is taken; once it says no (time is short), the tasks
         already started finish and nothing else starts. An error raised by ``refs`` itself is raised after
-        the started tasks have finished and been yielded.
+        the started tasks have finished and been yielded. ``deadline`` bounds each task's ROS calls.
         """
         source, running = iter(refs), 0
         finished: queue.SimpleQueue[tuple[TaskRef, Future[Observation]]] = queue.SimpleQueue()
@@ -159,10 +169,11 @@ class Relay:
                     failure = exc
                     break
                 if self._max_concurrency == 1:  # no thread for a sequential relay
-                    yield self._recorded(ref, self.process(ref))
+                    yield self._recorded(ref, self.process(ref, deadline))
                     continue
                 # Completions arrive on a queue: cheaper per task than wait(FIRST_COMPLETED) over the window.
-                self._pool().submit(self.process, ref).add_done_callback(lambda f, ref=ref: finished.put((ref, f)))
+                future = self._pool().submit(self.process, ref, deadline)
+                future.add_done_callback(lambda f, ref=ref: finished.put((ref, f)))
                 running += 1
             if not running:
                 break
@@ -230,6 +241,23 @@ class Relay:
             self._logger.warning("task delivery incomplete", extra=extra)
         else:
             self._logger.info("task observed", extra=extra)
+
+
+def unique_by_task(refs: Iterable[TaskRef]) -> list[TaskRef]:
+    """One reference per task id, in first-seen order.
+
+    Two references to one task that differ only in ``known_status`` (a sweep's fan-out message beside a
+    consumer's successor) are one task: it is fetched once. When they disagree, the task is probed (no
+    ``known_status``): what a listing said may be stale, a GetAITask is not.
+    """
+    by_id: dict[str, TaskRef] = {}
+    for ref in refs:
+        held = by_id.get(ref.task_id)
+        if held is None:
+            by_id[ref.task_id] = ref
+        elif held.known_status != ref.known_status:
+            by_id[ref.task_id] = TaskRef(ref.task_id)
+    return list(by_id.values())
 
 
 def response_record(observation: Observation, *, include_template: bool) -> dict[str, Any]:

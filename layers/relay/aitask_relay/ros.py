@@ -6,12 +6,17 @@ types without paying for it. Every SDK exception is translated here, and only he
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any, Protocol
 
 from . import __version__
-from .config import RosSettings
-from .errors import translate
+from .config import RETRY_MAX_DELAY_MS, RosSettings
+from .errors import UpstreamUnavailable, translate
+
+MIN_CALL_MS = 200  # below this, a call is not started: it could not connect and read an answer
 
 # Gateway and API throttling codes; a 4xx/5xx with x-acs-retry-after arrives as ThrottlingException and
 # the SDK then waits for the server's hint instead of the backoff.
@@ -22,8 +27,8 @@ UNAVAILABLE_CODES = ["ServiceUnavailable", "InternalError"]
 class TaskSource(Protocol):
     """What the relay needs from ROS."""
 
-    def get_task(self, task_id: str, *, with_output: bool) -> Mapping[str, Any]:
-        """The GetAITask body (API field names) for one task."""
+    def get_task(self, task_id: str, *, with_output: bool, deadline: float | None = None) -> Mapping[str, Any]:
+        """The GetAITask body (API field names) for one task, finished by ``deadline`` (time.monotonic())."""
         ...
 
 
@@ -40,6 +45,11 @@ class RosClient:
         self._settings, self._credential = settings, credential
         self._client = client if client is not None else build_sdk_client(settings, credential=credential)
         self._create_client = create_client
+        # Clients with fewer attempts, for calls near the end of an invocation (by attempt count; built on
+        # first need). The SDK takes retry options only from its Config: a per-call RuntimeOptions carries
+        # timeouts, but tea-openapi's do_rpc_request always uses the client's own retry options.
+        self._fewer_attempts: dict[int, Any] = {settings.max_attempts: self._client}
+        self._lock = threading.Lock()
 
     def list_tasks(self, *, next_token: str | None = None, max_results: int = 50) -> Mapping[str, Any]:
         """One ListAITasks page: ``{"Tasks": [...], "NextToken": ...}`` (API field names)."""
@@ -67,15 +77,51 @@ class RosClient:
         except Exception as exc:
             raise translate(exc, "CreateAITask") from exc
 
-    def get_task(self, task_id: str, *, with_output: bool) -> Mapping[str, Any]:
-        """Call GetAITask; ``with_output`` asks for TaskOutput (OutputOption=Enabled)."""
+    def get_task(self, task_id: str, *, with_output: bool, deadline: float | None = None) -> Mapping[str, Any]:
+        """Call GetAITask; ``with_output`` asks for TaskOutput (OutputOption=Enabled).
+
+        With a ``deadline`` (time.monotonic()), the call's attempts and timeouts are cut so that it ends by
+        then (see :meth:`bounded`); too little time left is a retryable UpstreamUnavailable, and no call.
+        """
         from alibabacloud_ros20190910 import models
 
         request = models.GetAITaskRequest(task_id=task_id, output_option="Enabled" if with_output else "Disabled")
         try:
-            return self._client.get_aitask(request).body.to_map()  # type: ignore[no-any-return]
+            if deadline is None:
+                return self._client.get_aitask(request).body.to_map()  # type: ignore[no-any-return]
+            attempts, runtime = self.bounded(deadline)
+            client = self._client_with(attempts)
+            return client.get_aitask_with_options(request, runtime).body.to_map()  # type: ignore[no-any-return]
+        except UpstreamUnavailable:
+            raise
         except Exception as exc:  # every SDK failure, translated once, here
             raise translate(exc, "GetAITask") from exc
+
+    def bounded(self, deadline: float) -> tuple[int, Any]:
+        """(attempts, RuntimeOptions) for a call that must end by ``deadline``: as many attempts as fit
+        whole (RosSettings.call_worst_case_ms); if not even one does, one attempt with its connect and read
+        timeouts shrunk to the time left. Per-request timeouts in RuntimeOptions take precedence over the
+        client's Config (https://www.alibabacloud.com/help/en/sdk/developer-reference/configure-a-timeout-period).
+        """
+        from darabonba.runtime import RuntimeOptions
+
+        settings = self._settings
+        left = int((deadline - time.monotonic()) * 1000)
+        for attempts in range(settings.max_attempts, 0, -1):
+            if settings.call_worst_case_ms(attempts) <= left:
+                return attempts, RuntimeOptions()
+        if left < MIN_CALL_MS:
+            raise UpstreamUnavailable(f"GetAITask not called: {max(left, 0)} ms left in the invocation")
+        connect = min(settings.connect_timeout_ms, left // 2)
+        return 1, RuntimeOptions(connect_timeout=connect, read_timeout=left - connect)
+
+    def _client_with(self, attempts: int) -> Any:
+        with self._lock:
+            client = self._fewer_attempts.get(attempts)
+            if client is None:
+                limited = replace(self._settings, max_attempts=attempts)
+                client = self._fewer_attempts[attempts] = build_sdk_client(limited, credential=self._credential)
+            return client
 
 
 def build_sdk_client(settings: RosSettings, *, credential: Any = None, for_create: bool = False) -> Any:
@@ -109,17 +155,19 @@ def build_sdk_client(settings: RosSettings, *, credential: Any = None, for_creat
 def retry_options(max_attempts: int, *, idempotent: bool = True) -> Any:
     """Retry throttling always; 5xx and transport failures only for ``idempotent`` calls (not
     CreateAITask: a 500 or a lost answer may hide a task that was created). Exponential backoff with
-    jitter; the server's x-acs-retry-after wins."""
+    jitter; the server's x-acs-retry-after wins, up to RETRY_MAX_DELAY_MS (the SDK sleeps
+    min(retry_after, maxDelay)): a longer wait is better spent by SQS or the next sweep than by a function
+    whose timeout must cover it (RosSettings.call_worst_case_ms)."""
     from darabonba.policy.retry import RetryOptions
 
-    backoff = {"policy": "ExponentialWithEqualJitter", "period": 100, "cap": 5000}
+    backoff = {"policy": "ExponentialWithEqualJitter", "period": 100, "cap": RETRY_MAX_DELAY_MS}
     conditions = [
         {
             "maxAttempts": max_attempts,
             "exception": ["ThrottlingException"],
             "errorCode": THROTTLING_CODES,
             "backoff": backoff,
-            "maxDelay": 20000,
+            "maxDelay": RETRY_MAX_DELAY_MS,
         }
     ]
     if idempotent:
@@ -130,7 +178,7 @@ def retry_options(max_attempts: int, *, idempotent: bool = True) -> Any:
                 "exception": ["ServerException", "RetryError"],
                 "errorCode": UNAVAILABLE_CODES,
                 "backoff": backoff,
-                "maxDelay": 20000,
+                "maxDelay": RETRY_MAX_DELAY_MS,
             }
         )
     return RetryOptions({"retryable": max_attempts > 1, "retryCondition": conditions})

@@ -138,6 +138,7 @@ def consumer() -> QueueConsumer:
         first_delay_seconds=config().tracking_first_delay_seconds,
         logger=_logger(),
         metrics=_metrics(),
+        ros=config().ros,
     )
 
 

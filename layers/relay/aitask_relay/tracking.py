@@ -35,8 +35,8 @@ class TrackingMessage:
         return TaskRef(self.task_id, self.known_status)
 
     def next(self, first_seen: str) -> TrackingMessage:
-        """The message that re-schedules this task once more."""
-        return TrackingMessage(self.task_id, self.attempt + 1, self.first_seen or first_seen)
+        """The message that re-schedules this task once more, from ``first_seen`` (see first_seen_of)."""
+        return TrackingMessage(self.task_id, self.attempt + 1, first_seen)
 
     def to_json(self) -> str:
         body: dict[str, Any] = {"TaskId": self.task_id, "attempt": self.attempt}
@@ -49,21 +49,49 @@ class TrackingMessage:
 
 def delay_for(attempt: int, first: int = FIRST_DELAY_SECONDS) -> int:
     """Seconds to wait before looking at a pending task again, after ``attempt`` looks: first, 2×, 4×, ...
-    up to SQS's 900 s maximum."""
-    return min(MAX_DELAY_SECONDS, first * 2 ** min(attempt, 10))
+    up to SQS's 900 s maximum.
+
+    Never below 1 s: a first delay of 0 would stay 0 when doubled, and the task would be polled as fast as
+    SQS delivers for the whole tracking deadline.
+    """
+    return min(MAX_DELAY_SECONDS, max(1, first) * 2 ** min(attempt, 10))
+
+
+def parse_time(value: str | None) -> datetime | None:
+    """An ISO 8601 time as an aware datetime (UTC when it names no zone); None when absent or unreadable."""
+    if not value:
+        return None
+    try:
+        seen = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return seen if seen.tzinfo is not None else seen.replace(tzinfo=UTC)
+
+
+def iso(moment: datetime) -> str:
+    """A time as the ISO 8601 UTC text the tracking messages carry (millisecond precision, ``Z``)."""
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def first_seen_of(first_seen: str | None, sent_at: datetime | None, now: datetime) -> str:
+    """The ``first_seen`` a task's tracking goes on with: the message's own when it can be read and is not in
+    the future; else the record's SentTimestamp (when SQS first took the record); else now. A time in the
+    future is clamped to now.
+
+    An unreadable or future ``first_seen`` must not make a task immortal: its age would read 0 on every look,
+    and it would never reach the tracking deadline.
+    """
+    seen = parse_time(first_seen)
+    if seen is not None and seen <= now:
+        return first_seen  # type: ignore[return-value]  # kept as written: old messages round-trip unchanged
+    candidate = sent_at if sent_at is not None else now
+    return iso(min(candidate, now))
 
 
 def age_seconds(first_seen: str | None, now: datetime) -> float:
-    """How long ago the task was first seen (0 when unknown or unreadable)."""
-    if not first_seen:
-        return 0.0
-    try:
-        seen = datetime.fromisoformat(first_seen.replace("Z", "+00:00"))
-    except ValueError:
-        return 0.0
-    if seen.tzinfo is None:
-        seen = seen.replace(tzinfo=UTC)
-    return max(0.0, (now - seen).total_seconds())
+    """How long ago the task was first seen (0 when unknown or unreadable; see first_seen_of)."""
+    seen = parse_time(first_seen)
+    return 0.0 if seen is None else max(0.0, (now - seen).total_seconds())
 
 
 def parse_tracking_body(body: str | None) -> list[TrackingMessage]:

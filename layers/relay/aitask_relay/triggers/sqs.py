@@ -8,25 +8,34 @@ Every record is settled one of five ways:
 - timed_out: still pending past the tracking deadline. Deleted; logged, counted, sent to the failure queue.
 - permanent: an invalid body, an unknown task, access denied, a destination error no retry can fix.
   Deleted; logged with the reason, counted, sent to the failure queue (when configured).
-- transient: throttled, 5xx, network, a destination down, the tracking or failure queue unreachable.
-  A batch item failure: SQS delivers it again, and in the end the queue's redrive policy sends it to the DLQ.
+- transient: throttled, 5xx, network, a destination down, the tracking or failure queue unreachable, or
+  not started for lack of time. A batch item failure: SQS delivers it again, and in the end the queue's
+  redrive policy sends it to the DLQ.
 
-All the tasks of a batch are fetched together with the relay's bounded concurrency.
+A record settles as a whole: one that names several tasks (an EventBridge event's TaskIds) and is retried
+for any of them sends nothing (no successor, no report) on that delivery, so redeliveries never fork its
+pending tasks' trackers nor repeat its reports.
+
+All the tasks of a batch are fetched together with the relay's bounded concurrency, each task id once. A
+task is started only while the invocation has time for it (RosSettings.task_minimum_ms), and every ROS call
+ends INVOCATION_RESERVE_MS before the invocation's timeout.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from ..config import INVOCATION_RESERVE_MS, RosSettings
 from ..errors import DestinationFailure, InvalidInput
 from ..model import Observation
-from ..relay import Relay
-from ..tracking import TrackingMessage, age_seconds, delay_for, now_utc, parse_tracking_body
+from ..relay import Relay, unique_by_task
+from ..tracking import TrackingMessage, age_seconds, delay_for, first_seen_of, iso, now_utc, parse_tracking_body
 
 MAX_FAILURE_RECORD = 2048  # characters of an invalid body kept in the failure message
 
@@ -49,8 +58,10 @@ class QueueConsumer:
         logger: Any = None,
         metrics: Any = None,
         clock: Callable[[], datetime] = now_utc,
+        ros: RosSettings | None = None,
     ) -> None:
         self._relay = relay
+        self._ros = ros or RosSettings()
         self._tracker = tracker
         self._failures = failures
         self._deadline = deadline_seconds
@@ -72,7 +83,8 @@ class QueueConsumer:
                 raise InvalidInput(f"Records[{index}] is not an SQS record (an object with a messageId string)")
             if not isinstance(record.get("body"), str):
                 raise InvalidInput(f"Records[{index}] has no body string")
-        verdicts = self._settle_batch(list(SQSEvent(dict(event)).records))
+        remaining = getattr(context, "get_remaining_time_in_millis", None)
+        verdicts = self._settle_batch(list(SQSEvent(dict(event)).records), remaining if callable(remaining) else None)
 
         def record_handler(record: Any) -> None:
             verdict = verdicts.get(record.message_id)
@@ -84,31 +96,71 @@ class QueueConsumer:
 
     # --- settling -------------------------------------------------------------------------------
 
-    def _settle_batch(self, records: Sequence[Any]) -> dict[str, str | None]:
-        """message id -> None (settled) or the reason it must be retried."""
+    def _settle_batch(self, records: Sequence[Any], remaining_ms: Callable[[], int] | None) -> dict[str, str | None]:
+        """message id -> None (settled) or the reason it must be retried.
+
+        First every record is judged (nothing is sent); then the reports of the records that settled go to
+        the failure queue, then their successors to the tracking queue. A record that is retried commits
+        nothing: its successors and reports are sent when it settles, on a later delivery.
+        """
         parsed: dict[str, list[TrackingMessage] | InvalidInput] = {}
         for record in records:
             try:
                 parsed[record.message_id] = parse_tracking_body(record.body)
             except InvalidInput as exc:
                 parsed[record.message_id] = exc
-        successors: dict[str, _Successor] = {}  # by task: the same task twice in one batch gets one successor
         refs = [m.ref for messages in parsed.values() if isinstance(messages, list) for m in messages]
-        observed = dict(zip(refs, self._relay.process_many(refs), strict=True))
+        more, deadline = self._time_guard(remaining_ms)
+        # One fetch per task id in the invocation, whatever known_status its copies carry.
+        observed = {
+            ref.task_id: observation
+            for ref, observation in self._relay.process_stream(unique_by_task(refs), more=more, deadline=deadline)
+        }
         verdicts: dict[str, str | None] = {}
+        plans: dict[str, _Plan] = {}
         for record in records:
-            messages = parsed[record.message_id]
+            messages, plan = parsed[record.message_id], _Plan(record)
             try:
                 if isinstance(messages, InvalidInput):
-                    self._permanent(None, "invalid_input", messages.message, record)
+                    plan.reports.append(_Report(None, "invalid_input", messages.message))
                 else:
                     for message in messages:
-                        self._settle(message, observed[message.ref], record, successors)
-                verdicts[record.message_id] = None
+                        observation = observed.get(message.task_id)
+                        if observation is None:
+                            raise RetryLater(self._not_started(message.task_id))
+                        self._settle(message, observation, record, plan)
+                plans[record.message_id] = plan
             except RetryLater as exc:
                 verdicts[record.message_id] = str(exc)
+        for message_id, plan in plans.items():
+            try:
+                for report in plan.reports:
+                    self._commit_report(report, plan.record)
+                verdicts[message_id] = None
+            except RetryLater as exc:
+                verdicts[message_id] = str(exc)
+        successors: dict[str, _Successor] = {}  # by task: the same task in two records gets one successor
+        for message_id, plan in plans.items():
+            if verdicts[message_id] is None:
+                for successor in plan.successors:
+                    successors.setdefault(successor.message.task_id, successor)
         self._reschedule(list(successors.values()), verdicts)
         return verdicts
+
+    def _time_guard(self, remaining_ms: Callable[[], int] | None) -> tuple[Callable[[], bool], float | None]:
+        """(more, deadline) for the relay: a task is started only while the invocation has time for one full
+        attempt of each of its ROS calls plus the reserve; every ROS call ends by ``deadline`` (the timeout
+        less the reserve kept to send successors and reports). Without a clock, no limit."""
+        if remaining_ms is None:
+            return (lambda: True), None
+        deadline = time.monotonic() + (remaining_ms() - INVOCATION_RESERVE_MS) / 1000
+        needed = self._ros.task_minimum_ms()
+        return (lambda: remaining_ms() >= needed), deadline
+
+    def _not_started(self, task_id: str) -> str:
+        self._count("not_started")
+        self._logger.info("record not started: too little time left in the invocation", extra={"task_id": task_id})
+        return "not started: too little time left in the invocation"
 
     def _reschedule(self, successors: list[_Successor], verdicts: dict[str, str | None]) -> None:
         """Send the pending tasks' successors, ten to a request; a record whose successor was not sent is
@@ -128,40 +180,34 @@ class QueueConsumer:
                 extra={"task_id": task_id, "attempt": successor.message.attempt, "delay_seconds": successor.delay},
             )
 
-    def _settle(
-        self, message: TrackingMessage, observation: Observation, record: Any, successors: dict[str, _Successor]
-    ) -> None:
+    def _settle(self, message: TrackingMessage, observation: Observation, record: Any, plan: _Plan) -> None:
         result = observation.result
         if result.error is not None and result.error["retryable"]:
             self._transient(message.task_id, result.error["message"])
         elif result.error is not None:
-            self._permanent(message.task_id, result.error["code"], result.error["message"], record)
+            plan.reports.append(_Report(message.task_id, result.error["code"], result.error["message"]))
         elif not result.terminal:
-            self._pending(message, record, successors)
+            self._pending(message, record, plan)
         else:
             failed = result.failed_deliveries
             if any(d.error and d.error.get("retryable") for d in failed):
                 self._transient(message.task_id, "; ".join(d.error["message"] for d in failed if d.error))
             for delivery in failed:
-                self._permanent(message.task_id, "destination_failure", (delivery.error or {}).get("message"), record)
+                plan.reports.append(
+                    _Report(message.task_id, "destination_failure", (delivery.error or {}).get("message"))
+                )
 
-    def _pending(self, message: TrackingMessage, record: Any, successors: dict[str, _Successor]) -> None:
-        first_seen = message.first_seen or _sent_at(record)
-        age = age_seconds(first_seen, self._clock())
+    def _pending(self, message: TrackingMessage, record: Any, plan: _Plan) -> None:
+        now = self._clock()
+        first_seen = first_seen_of(message.first_seen, _sent_at(record), now)
+        age = age_seconds(first_seen, now)
         if age >= self._deadline:
-            self._count("timed_out")
-            self._logger.warning(
-                "task still pending past the tracking deadline: timed out",
-                extra={"task_id": message.task_id, "first_seen": first_seen, "deadline_seconds": self._deadline},
-            )
-            self._report(message.task_id, "timed_out", f"still pending after {int(age)} s", record, first_seen)
-            return
-        if message.task_id in successors:
+            plan.reports.append(_Report(message.task_id, "timed_out", f"still pending after {int(age)} s", first_seen))
             return
         if self._tracker is None:
             self._transient(message.task_id, "pending; no RELAY_TRACKING_QUEUE, so SQS redelivers it")
         delay = delay_for(message.attempt, self._first_delay)
-        successors[message.task_id] = _Successor(record.message_id, message.next(first_seen), delay)
+        plan.successors.append(_Successor(record.message_id, message.next(first_seen), delay))
 
     def _transient(self, task_id: str | None, reason: str) -> None:
         raise RetryLater(self._retry_reason(task_id, reason))
@@ -172,37 +218,61 @@ class QueueConsumer:
         self._logger.warning(f"record will be retried: {reason}", extra={"task_id": task_id})
         return reason
 
-    def _permanent(self, task_id: str | None, code: str, reason: str | None, record: Any) -> None:
-        self._count("permanent_failures")
-        self._logger.error(
-            f"record dropped, retrying cannot help: {reason}",
-            extra={"task_id": task_id, "reason": code, "message_id": record.message_id},
-        )
-        self._report(task_id, code, reason, record)
-
-    def _report(self, task_id: str | None, code: str, reason: str | None, record: Any, first_seen: str | None = None):
-        """Send the outcome to the failure queue when one is configured; if that fails, retry the record."""
+    def _commit_report(self, report: _Report, record: Any) -> None:
+        """Log and count a settled record's outcome, and send it to the failure queue when one is
+        configured; if that fails, the record is retried."""
+        if report.code == "timed_out":
+            self._count("timed_out")
+            self._logger.warning(
+                "task still pending past the tracking deadline: timed out",
+                extra={"task_id": report.task_id, "first_seen": report.first_seen, "deadline_seconds": self._deadline},
+            )
+        else:
+            self._count("permanent_failures")
+            self._logger.error(
+                f"record dropped, retrying cannot help: {report.message}",
+                extra={"task_id": report.task_id, "reason": report.code, "message_id": record.message_id},
+            )
         if self._failures is None:
             return
         body = {
-            "TaskId": task_id,
-            "reason": code,
-            "message": reason,
-            "first_seen": first_seen,
+            "TaskId": report.task_id,
+            "reason": report.code,
+            "message": report.message,
+            "first_seen": report.first_seen,
             "source_message_id": record.message_id,
-            "record_body": None if task_id else (record.body or "")[:MAX_FAILURE_RECORD],
-            "reported_at": self._clock().isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "record_body": None if report.task_id else (record.body or "")[:MAX_FAILURE_RECORD],
+            "reported_at": iso(self._clock()),
         }
         try:
             self._failures.send(json.dumps(body, ensure_ascii=False))
         except DestinationFailure as exc:
-            self._transient(task_id, f"cannot report to the failure queue: {exc.message}")
+            self._transient(report.task_id, f"cannot report to the failure queue: {exc.message}")
 
     def _count(self, name: str) -> None:
         if self._metrics is not None:
             from aws_lambda_powertools.metrics import MetricUnit
 
             self._metrics.add_metric(name=name, unit=MetricUnit.Count, value=1)
+
+
+@dataclass(frozen=True, slots=True)
+class _Report:
+    """An outcome for the failure queue (and the log), committed once its record settles."""
+
+    task_id: str | None
+    code: str
+    message: str | None
+    first_seen: str | None = None
+
+
+@dataclass(slots=True)
+class _Plan:
+    """What settling one record will send, held back until the whole record has settled."""
+
+    record: Any
+    reports: list[_Report] = field(default_factory=list)
+    successors: list[_Successor] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,10 +284,9 @@ class _Successor:
     delay: int
 
 
-def _sent_at(record: Any) -> str | None:
-    """When SQS first accepted the record (its SentTimestamp), as ISO 8601."""
+def _sent_at(record: Any) -> datetime | None:
+    """When SQS accepted the record (its SentTimestamp attribute, epoch milliseconds)."""
     try:
-        millis = int(record.attributes.sent_timestamp)
-    except (TypeError, ValueError, KeyError):
+        return datetime.fromtimestamp(int(record.attributes.sent_timestamp) / 1000, UTC)
+    except (TypeError, ValueError, KeyError, OverflowError, OSError):
         return None
-    return datetime.fromtimestamp(millis / 1000, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
