@@ -1,15 +1,23 @@
 """Real servers for destination tests: moto's server (S3, SQS, DynamoDB, and OSS through its S3 API),
 RabbitMQ and Redis on loopback.
 
-moto stands in for OSS with two adjustments, both on the server side of a real HTTP connection:
+moto stands in for OSS with these adjustments, all on the server side of a real HTTP connection:
 - ``SIGNING_ALIASES["oss"] = "s3"`` routes OSS V4-signed requests to moto's S3 backend;
 - ``OssDialect`` makes moto honour OSS's ``x-oss-forbid-overwrite: true`` the way OSS does, by turning it
-  into S3's ``If-None-Match: *`` (which moto enforces) and S3's 412 into OSS's 409 FileAlreadyExists.
+  into S3's ``If-None-Match: *`` (which moto enforces) and S3's 412 into OSS's 409 FileAlreadyExists;
+- on a bucket whose versioning is Enabled or Suspended, ``OssDialect`` ignores ``x-oss-forbid-overwrite``
+  (the put overwrites, or adds a version), as OSS documents: "If versioning for a bucket is enabled or
+  suspended ... the x-oss-forbid-overwrite request header ... does not take effect during uploads"
+  (https://help.aliyun.com/en/oss/user-guide/overview-78/, "Mutually exclusive features");
+- OSS's GetBucketVersioning answers ``<VersioningConfiguration>``; moto answers S3's
+  ``<GetBucketVersioningResponse>``, which the OSS SDK refuses, so the root element is rewritten.
 What moto does not check for OSS: signatures, Content-MD5, and x-oss-meta-* (not stored).
 """
 
 from __future__ import annotations
 
+import io
+import re
 import socket
 import uuid
 
@@ -27,9 +35,31 @@ class OssDialect:
         self.app = app
 
     def __call__(self, environ, start_response):
-        if environ.get("REQUEST_METHOD") != "PUT" or environ.get("HTTP_X_OSS_FORBID_OVERWRITE", "") != "true":
+        is_oss = environ.get("HTTP_AUTHORIZATION", "").startswith("OSS")
+        method, query = environ.get("REQUEST_METHOD"), environ.get("QUERY_STRING", "")
+        if is_oss and method == "GET" and "versioning" in query.split("&")[0].split("="):
+            status, headers, body = self._call(environ)
+            if status.startswith("200"):
+                found = re.search(rb"<Status>(\w+)</Status>", body)
+                inner = b"<Status>" + found.group(1) + b"</Status>" if found else b""
+                body = b'<?xml version="1.0" encoding="UTF-8"?>\n<VersioningConfiguration>' + inner
+                body += b"</VersioningConfiguration>"
+                headers = [(k, v) for k, v in headers if k.lower() != "content-length"]
+            start_response(status, headers)
+            return [body]
+        if method != "PUT" or environ.get("HTTP_X_OSS_FORBID_OVERWRITE", "") != "true":
             return self.app(environ, start_response)
+        if self._versioning(environ) in ("Enabled", "Suspended"):
+            return self.app(environ, start_response)  # OSS ignores forbid-overwrite here: a plain put
         environ["HTTP_IF_NONE_MATCH"] = "*"
+        status, headers, body = self._call(environ)
+        if status.startswith("412"):
+            start_response("409 Conflict", [("Content-Type", "application/xml"), ("x-oss-request-id", "moto")])
+            return [OSS_EXISTS]
+        start_response(status, headers)
+        return [body]
+
+    def _call(self, environ):
         seen = {}
 
         def capture(status, headers, exc_info=None):
@@ -37,11 +67,25 @@ class OssDialect:
             return lambda _data: None
 
         body = b"".join(self.app(environ, capture))
-        if seen["status"].startswith("412"):
-            start_response("409 Conflict", [("Content-Type", "application/xml"), ("x-oss-request-id", "moto")])
-            return [OSS_EXISTS]
-        start_response(seen["status"], seen["headers"])
-        return [body]
+        return seen["status"], seen["headers"], body
+
+    def _versioning(self, environ):
+        """The versioning status of the bucket a path-style request names, asked of moto itself (a GET
+        ?versioning on the same connection's credentials, so the same moto account)."""
+        bucket = environ.get("PATH_INFO", "/").lstrip("/").split("/", 1)[0]
+        probe = {k: v for k, v in environ.items() if not k.startswith("HTTP_X_OSS_FORBID")}
+        probe.update(
+            REQUEST_METHOD="GET",
+            PATH_INFO=f"/{bucket}",
+            QUERY_STRING="versioning",
+            CONTENT_LENGTH="0",
+            **{"wsgi.input": io.BytesIO(b"")},
+        )
+        probe.pop("CONTENT_TYPE", None)
+        probe.pop("HTTP_CONTENT_MD5", None)
+        status, _headers, body = self._call(probe)
+        found = re.search(rb"<Status>(\w+)</Status>", body) if status.startswith("200") else None
+        return found.group(1).decode() if found else None
 
 
 class MotoServer:
