@@ -58,11 +58,12 @@ def test_get_returns_the_task_result_and_delivers_it(call, emulator, out_dir):
 
 
 def test_include_template_leaves_out_a_template_that_would_pass_lambdas_6_mb(invoke, emulator, out_dir):
-    # Given a finished task with a 5.6 MiB YAML template: under 6 MB as text, over it once its body is a JSON
-    # string inside the JSON envelope Lambda returns (each newline escaped twice), and a 2 MiB one
+    # Given a finished task with a 5.8 MiB YAML template: 6.08 MB as text (under the 6,291,556 bytes Lambda
+    # enforces), over it once its body is a JSON string inside the JSON envelope Lambda returns (each newline
+    # escaped twice); and one of 2 MiB
     from ros_emulator.generate import generate
 
-    sizes = {"t-huge": 5_600 * 1024, "t-large": 2 * 1024 * 1024}
+    sizes = {"t-huge": 5_800 * 1024, "t-large": 2 * 1024 * 1024}
     for task_id, size in sizes.items():
         result = {"$generate": {"format": "yaml", "bytes": size}}
         emulator.add_task({"TaskId": task_id, "Status": "SUCCESS", "TaskOutput": {"Result": result}})
