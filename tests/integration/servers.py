@@ -9,8 +9,9 @@ moto stands in for OSS with these adjustments, all on the server side of a real 
   (the put overwrites, or adds a version), as OSS documents: "If versioning for a bucket is enabled or
   suspended ... the x-oss-forbid-overwrite request header ... does not take effect during uploads"
   (https://help.aliyun.com/en/oss/user-guide/overview-78/, "Mutually exclusive features");
-- OSS's GetBucketVersioning answers ``<VersioningConfiguration>``; moto answers S3's
-  ``<GetBucketVersioningResponse>``, which the OSS SDK refuses, so the root element is rewritten.
+- OSS's GetBucketVersioning answers ``<VersioningConfiguration>`` (with a namespace and no Status for a
+  bucket never versioned); moto answers S3's ``<GetBucketVersioningResponse>``, which the OSS SDK refuses,
+  so the answer is rewritten in OSS's shape.
 What moto does not check for OSS: signatures, Content-MD5, and x-oss-meta-* (not stored).
 """
 
@@ -40,10 +41,15 @@ class OssDialect:
         if is_oss and method == "GET" and "versioning" in query.split("&")[0].split("="):
             status, headers, body = self._call(environ)
             if status.startswith("200"):
+                # As OSS's GetBucketVersioning reference shows: the Status element, or for a bucket that was
+                # never versioned an empty element with a namespace
+                # (https://alibabacloud.com/help/en/oss/developer-reference/getbucketversioning).
                 found = re.search(rb"<Status>(\w+)</Status>", body)
-                inner = b"<Status>" + found.group(1) + b"</Status>" if found else b""
-                body = b'<?xml version="1.0" encoding="UTF-8"?>\n<VersioningConfiguration>' + inner
-                body += b"</VersioningConfiguration>"
+                body = b'<?xml version="1.0" encoding="UTF-8"?>\n' + (
+                    b"<VersioningConfiguration><Status>" + found.group(1) + b"</Status></VersioningConfiguration>"
+                    if found
+                    else b'<VersioningConfiguration xmlns="http://doc.oss-cn-hangzhou.aliyuncs.com"/>'
+                )
                 headers = [(k, v) for k, v in headers if k.lower() != "content-length"]
             start_response(status, headers)
             return [body]
