@@ -30,6 +30,7 @@ from ..taskref import TaskRef
 from ..tracking import parse_tracking_body
 
 MAX_EVENT_BYTES = 6 * 1024 * 1024
+_TASK_PATH = re.compile(r"^/tasks/([^/]+)$")
 # A synchronous Function Compute invocation's payload is at most 32 MB ("The maximum payload for a
 # synchronous invocation is 32 MB", https://www.alibabacloud.com/help/doc-detail/2527064.html); the HTTP
 # trigger documents no smaller limit for a response body, only 8 KB of response headers
@@ -43,9 +44,6 @@ def fc_http_response_limit() -> ResponseLimit:
     from .http import http_response_limit
 
     return http_response_limit(FC_RESPONSE_BYTES, ensure_ascii=False)
-
-
-_TASK_PATH = re.compile(r"^/tasks/([^/]+)$")
 
 
 def decode_event(event: bytes | str | Any) -> Any:
