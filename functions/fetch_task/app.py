@@ -2,7 +2,7 @@
 
 from aitask_relay import runtime
 from aitask_relay.observability import instrumented
-from aitask_relay.triggers.direct import parse_fetch_event
+from aitask_relay.triggers.direct import FETCH_RESPONSE_LIMIT, parse_fetch_event
 
 runtime.config()  # validate the environment at cold start: a bad variable fails the init, by name
 
@@ -10,4 +10,4 @@ runtime.config()  # validate the environment at cold start: a bad variable fails
 @instrumented()
 def lambda_handler(event, context):
     request = parse_fetch_event(event)
-    return runtime.relay().run_fetch(request)
+    return runtime.relay().run_fetch(request, limit=FETCH_RESPONSE_LIMIT)

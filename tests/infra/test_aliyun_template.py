@@ -48,18 +48,27 @@ def test_the_code_objects_are_what_fc_package_builds():
     assert RESOURCES["RelayLayer"]["Properties"]["Code"]["OssObjectName"] == {"Ref": "LayerObject"}
 
 
-def test_the_ram_role_is_for_fc_and_allows_only_the_four_actions_scoped():
+def test_the_ram_role_is_for_fc_and_allows_only_the_six_actions_scoped():
     role = RESOURCES["RelayRole"]["Properties"]
     (trust,) = role["AssumeRolePolicyDocument"]["Statement"]
     assert trust["Principal"] == {"Service": ["fc.aliyuncs.com"]} and trust["Action"] == "sts:AssumeRole"
     (policy,) = role["Policies"]
     statements = policy["PolicyDocument"]["Statement"]
     actions = {a for s in statements for a in s["Action"]}
-    assert actions == {"ros:GetAITask", "ros:ListAITasks", "ros:CreateAITask", "oss:PutObject", "oss:GetObject"}
+    assert actions == {
+        "ros:GetAITask",
+        "ros:ListAITasks",
+        "ros:CreateAITask",
+        "oss:PutObject",
+        "oss:GetObject",
+        "oss:GetBucketVersioning",
+    }
     assert all(s["Effect"] == "Allow" for s in statements)
     for statement in statements:
         if statement["Action"] == ["oss:PutObject", "oss:GetObject"]:
             assert statement["Resource"] == [{"Fn::Sub": "acs:oss:*:*:${TemplateBucketName}/templates/*"}]
+        elif statement["Action"] == ["oss:GetBucketVersioning"]:  # a bucket-level action: the bucket itself
+            assert statement["Resource"] == [{"Fn::Sub": "acs:oss:*:*:${TemplateBucketName}"}]
         else:
             assert all(a.startswith("ros:") for a in statement["Action"]) and statement["Resource"] == ["*"]
 
@@ -74,6 +83,14 @@ def test_the_sweep_has_a_timer_and_destinations_are_valid_oss_uris_in_the_create
         concrete = re.sub(r"\$\{ALIYUN::Region\}", "cn-hangzhou", uri).replace("${TemplateBucketName}", "relay-bucket")
         spec = parse_destination(concrete)
         assert (spec.scheme, spec.bucket, spec.prefix) == ("oss", "relay-bucket", "templates/")
+
+
+def test_the_templates_bucket_is_not_versioned_so_forbid_overwrite_holds():
+    # OSS ignores x-oss-forbid-overwrite on a bucket whose versioning is enabled or suspended
+    # (https://help.aliyun.com/en/oss/user-guide/overview-78/): create-only delivery needs it never versioned.
+    bucket = RESOURCES["TemplatesBucket"]["Properties"]
+    assert "VersioningConfiguration" not in bucket
+    assert bucket["AccessControl"] == "private" and bucket["ServerSideEncryptionConfiguration"]
 
 
 def test_every_ref_names_a_parameter_a_resource_or_a_pseudo_parameter():

@@ -1,16 +1,25 @@
 """Real servers for destination tests: moto's server (S3, SQS, DynamoDB, and OSS through its S3 API),
 RabbitMQ and Redis on loopback.
 
-moto stands in for OSS with two adjustments, both on the server side of a real HTTP connection:
+moto stands in for OSS with these adjustments, all on the server side of a real HTTP connection:
 - ``SIGNING_ALIASES["oss"] = "s3"`` routes OSS V4-signed requests to moto's S3 backend;
 - ``OssDialect`` makes moto honour OSS's ``x-oss-forbid-overwrite: true`` the way OSS does, by turning it
   into S3's ``If-None-Match: *`` (which moto enforces) and S3's 412 into OSS's 409 FileAlreadyExists, and
-  stores OSS user metadata (``x-oss-meta-*``) as S3's, returning it under OSS's names.
+  stores OSS user metadata (``x-oss-meta-*``) as S3's, returning it under OSS's names;
+- on a bucket whose versioning is Enabled or Suspended, ``OssDialect`` ignores ``x-oss-forbid-overwrite``
+  (the put overwrites, or adds a version), as OSS documents: "If versioning for a bucket is enabled or
+  suspended ... the x-oss-forbid-overwrite request header ... does not take effect during uploads"
+  (https://help.aliyun.com/en/oss/user-guide/overview-78/, "Mutually exclusive features");
+- OSS's GetBucketVersioning answers ``<VersioningConfiguration>`` (with a namespace and no Status for a
+  bucket never versioned); moto answers S3's ``<GetBucketVersioningResponse>``, which the OSS SDK refuses,
+  so the answer is rewritten in OSS's shape.
 What moto does not check for OSS: signatures and Content-MD5.
 """
 
 from __future__ import annotations
 
+import io
+import re
 import socket
 import uuid
 
@@ -29,13 +38,43 @@ class OssDialect:
         self.app = app
 
     def __call__(self, environ, start_response):
-        if not environ.get("HTTP_AUTHORIZATION", "").startswith("OSS4-"):
+        if not environ.get("HTTP_AUTHORIZATION", "").startswith("OSS"):
             return self.app(environ, start_response)  # an S3 request (boto3): moto as it is
+        method, query = environ.get("REQUEST_METHOD"), environ.get("QUERY_STRING", "")
+        if method == "GET" and "versioning" in query.split("&")[0].split("="):
+            status, headers, body = self._call(environ)
+            if status.startswith("200"):
+                # As OSS's GetBucketVersioning reference shows: the Status element, or for a bucket that was
+                # never versioned an empty element with a namespace
+                # (https://alibabacloud.com/help/en/oss/developer-reference/getbucketversioning).
+                found = re.search(rb"<Status>(\w+)</Status>", body)
+                body = b'<?xml version="1.0" encoding="UTF-8"?>\n' + (
+                    b"<VersioningConfiguration><Status>" + found.group(1) + b"</Status></VersioningConfiguration>"
+                    if found
+                    else b'<VersioningConfiguration xmlns="http://doc.oss-cn-hangzhou.aliyuncs.com"/>'
+                )
+                headers = [(k, v) for k, v in headers if k.lower() != "content-length"]
+            start_response(status, headers)
+            return [body]
         for name in [n for n in environ if n.startswith("HTTP_X_OSS_META_")]:
             environ["HTTP_X_AMZ_META_" + name.removeprefix("HTTP_X_OSS_META_")] = environ.pop(name)
-        forbid = environ.get("REQUEST_METHOD") == "PUT" and environ.get("HTTP_X_OSS_FORBID_OVERWRITE", "") == "true"
+        forbid = method == "PUT" and environ.get("HTTP_X_OSS_FORBID_OVERWRITE", "") == "true"
+        if forbid and self._versioning(environ) in ("Enabled", "Suspended"):
+            forbid = False  # OSS ignores forbid-overwrite here: a plain put
         if forbid:
             environ["HTTP_IF_NONE_MATCH"] = "*"
+        status, headers, body = self._call(environ)
+        if forbid and status.startswith("412"):
+            start_response("409 Conflict", [("Content-Type", "application/xml"), ("x-oss-request-id", "moto")])
+            return [OSS_EXISTS]
+        headers = [
+            ("x-oss-meta-" + k[len("x-amz-meta-") :] if k.lower().startswith("x-amz-meta-") else k, v)
+            for k, v in headers
+        ]
+        start_response(status, headers)
+        return [body]
+
+    def _call(self, environ):
         seen = {}
 
         def capture(status, headers, exc_info=None):
@@ -43,15 +82,25 @@ class OssDialect:
             return lambda _data: None
 
         body = b"".join(self.app(environ, capture))
-        if forbid and seen["status"].startswith("412"):
-            start_response("409 Conflict", [("Content-Type", "application/xml"), ("x-oss-request-id", "moto")])
-            return [OSS_EXISTS]
-        headers = [
-            ("x-oss-meta-" + k[len("x-amz-meta-") :] if k.lower().startswith("x-amz-meta-") else k, v)
-            for k, v in seen["headers"]
-        ]
-        start_response(seen["status"], headers)
-        return [body]
+        return seen["status"], seen["headers"], body
+
+    def _versioning(self, environ):
+        """The versioning status of the bucket a path-style request names, asked of moto itself (a GET
+        ?versioning on the same connection's credentials, so the same moto account)."""
+        bucket = environ.get("PATH_INFO", "/").lstrip("/").split("/", 1)[0]
+        probe = {k: v for k, v in environ.items() if not k.startswith("HTTP_X_OSS_FORBID")}
+        probe.update(
+            REQUEST_METHOD="GET",
+            PATH_INFO=f"/{bucket}",
+            QUERY_STRING="versioning",
+            CONTENT_LENGTH="0",
+            **{"wsgi.input": io.BytesIO(b"")},
+        )
+        probe.pop("CONTENT_TYPE", None)
+        probe.pop("HTTP_CONTENT_MD5", None)
+        status, _headers, body = self._call(probe)
+        found = re.search(rb"<Status>(\w+)</Status>", body) if status.startswith("200") else None
+        return found.group(1).decode() if found else None
 
 
 class MotoServer:

@@ -161,3 +161,33 @@ def test_fc_logs_are_powertools_json_with_the_fc_request_id(fc, emulator, captur
     fc("event", cloud_event("e-log", {"TaskId": "t-log"}))
     lines = [line for line in captured_logs() if line.get("task_id") == "t-log"]
     assert lines and all(line["fc_request_id"] and line["trigger"] == "event" for line in lines)
+
+
+def test_the_http_trigger_leaves_out_a_template_that_would_pass_fcs_32_mb(fc, aws, emulator):
+    # Given a finished task with a 24 MiB Terraform template: under 32 MB as text, over it once its JSON body
+    # is a JSON string inside the envelope the handler returns (each quote and newline escaped twice)
+    from ros_emulator.generate import generate
+
+    size = 24 * 1024 * 1024
+    result = {"$generate": {"format": "hcl", "bytes": size}}
+    emulator.add_task({"TaskId": "t-huge", "Status": "SUCCESS", "TaskOutput": {"Result": result}})
+    event = {
+        "version": "v1",
+        "rawPath": "/tasks/t-huge",
+        "body": "",
+        "isBase64Encoded": False,
+        "headers": {},
+        "queryParameters": {"include": "template"},
+        "requestContext": {"http": {"method": "GET", "path": "/tasks/t-huge"}},
+    }
+    # When it is asked for with ?include=template through the real FC HTTP handler
+    raw = load_fc_handler("http")(json.dumps(event).encode(), FcContext())
+    # Then what the handler returns (sent as UTF-8) is within 32 MB
+    assert len(raw.encode("utf-8")) <= 32_000_000
+    answer = json.loads(raw)
+    body = json.loads(answer["body"])
+    # And the record says the template was left out, and the delivery stands: OSS holds the template
+    assert answer["statusCode"] == 200 and body["deliveries"][0]["outcome"] == "created"
+    assert (body["template"], body["template_omitted"]) == (None, "response_size")
+    stored = aws.s3.get_object(Bucket=fc.bucket, Key="ros/t-huge/template.tf")["Body"].read()
+    assert stored == generate("hcl", size).encode()

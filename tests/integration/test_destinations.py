@@ -136,6 +136,81 @@ def test_oss_a_missing_bucket_is_a_permanent_failure(aws):
     assert caught.value.retryable is False and caught.value.upstream_code == "NoSuchBucket"
 
 
+@pytest.mark.parametrize("state", ["Enabled", "Suspended"])
+def test_oss_refuses_a_versioned_or_suspended_bucket_before_writing_anything(aws, state):
+    # Given a bucket whose versioning is on (OSS then ignores x-oss-forbid-overwrite)
+    bucket = aws.bucket()
+    aws.s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": state})
+    dest = build_destination(oss_uri(aws, bucket))
+    # When a finished task is delivered to it, twice
+    for _ in range(2):
+        with pytest.raises(DestinationFailure) as caught:
+            dest.deliver(finished())
+        # Then each delivery is refused, for good, naming the bucket and why
+        assert caught.value.retryable is False
+        assert bucket in caught.value.message and f"versioning {state}" in caught.value.message
+        assert "forbid-overwrite" in caught.value.message
+    # And nothing was written (no object, no version)
+    listed = aws.s3.list_object_versions(Bucket=bucket)
+    assert listed.get("Versions", []) == [] and listed.get("DeleteMarkers", []) == []
+
+
+def test_oss_on_a_never_versioned_bucket_asks_once_and_create_only_holds(aws):
+    # Given a bucket that was never versioned
+    bucket = aws.bucket()
+    dest = build_destination(oss_uri(aws, bucket))
+    # When two tasks are delivered, then the first again with other content
+    outcomes = [dest.deliver(finished("t-a")).outcome, dest.deliver(finished("t-b")).outcome]
+    outcomes.append(dest.deliver(finished("t-a", result="Resources: {}\n")).outcome)
+    # Then the repeat is refused by forbid-overwrite and the bucket holds one version of each object
+    assert outcomes == ["created", "created", "already_present"]
+    versions = aws.s3.list_object_versions(Bucket=bucket)["Versions"]
+    assert sorted(v["Key"] for v in versions) == [
+        "templates/t-a/task.json",
+        "templates/t-a/template.yaml",
+        "templates/t-b/task.json",
+        "templates/t-b/template.yaml",
+    ]
+
+
+@pytest.mark.parametrize("state", ["Enabled", "Suspended"])
+def test_the_oss_shim_ignores_forbid_overwrite_on_a_versioned_bucket_as_oss_documents(aws, state):
+    # Given a bucket with versioning on, written through the OSS SDK with forbid-overwrite
+    import alibabacloud_oss_v2 as oss
+
+    from aitask_relay.destinations.oss import build_oss_client
+
+    bucket = aws.bucket()
+    aws.s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": state})
+    client = build_oss_client("cn-hangzhou", aws.endpoint)
+    # When the same key is put twice with x-oss-forbid-overwrite: true
+    for body in (b"first", b"second"):
+        client.put_object(oss.PutObjectRequest(bucket=bucket, key="k", body=body, forbid_overwrite=True))
+    # Then the second put was not refused: it overwrote (Suspended) or added a version (Enabled)
+    assert aws.s3.get_object(Bucket=bucket, Key="k")["Body"].read() == b"second"
+    versions = aws.s3.list_object_versions(Bucket=bucket)["Versions"]
+    assert len(versions) == (2 if state == "Enabled" else 1)
+    # And GetBucketVersioning through the OSS SDK reads the state
+    answer = client.get_bucket_versioning(oss.GetBucketVersioningRequest(bucket=bucket))
+    assert answer.version_status == state
+
+
+def test_s3_if_none_match_still_refuses_an_existing_key_on_a_versioned_bucket(aws):
+    # Given a versioned S3 bucket (the SAM template's bucket is versioned)
+    bucket = aws.bucket()
+    aws.s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    dest = build_destination(f"s3://{bucket}/t/")
+    # When a task is delivered twice, the second time with other content
+    outcomes = [dest.deliver(finished()).outcome, dest.deliver(finished(result="Resources: {}\n")).outcome]
+    # Then If-None-Match: * checked the current version: the repeat got 412 and wrote no new version
+    assert outcomes == ["created", "already_present"]
+    with pytest.raises(Exception) as refused:
+        aws.s3.put_object(Bucket=bucket, Key="t/t-dest-1/task.json", Body=b"{}", IfNoneMatch="*")
+    assert refused.value.response["ResponseMetadata"]["HTTPStatusCode"] == 412
+    versions = aws.s3.list_object_versions(Bucket=bucket)["Versions"]
+    assert sorted(v["Key"] for v in versions) == ["t/t-dest-1/task.json", "t/t-dest-1/template.yaml"]
+
+
 @pytest.mark.parametrize("kind", ["s3", "oss", "file"])
 def test_a_store_says_it_holds_a_task_once_its_task_json_is_there(aws, kind, tmp_path):
     # Given a store of each kind (S3 and OSS through their SDKs on moto, a directory)

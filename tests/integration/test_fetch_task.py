@@ -304,3 +304,29 @@ def test_log_lines_carry_task_and_request_ids_and_never_the_secret(emulator, fet
     for line in lines:
         assert line["function_request_id"] and "ros_request_id" in line
     assert os.environ["ALIBABA_CLOUD_ACCESS_KEY_SECRET"] not in json.dumps(lines)
+
+
+def test_include_template_over_large_templates_leaves_out_what_would_pass_lambdas_6_mb(emulator, fetch_task, out_dir):
+    # Given three finished tasks with 2.5 MiB YAML templates (7.5 MiB of text, more once JSON-escaped)
+    size = 5 * 1024 * 1024 // 2
+    ids = ["t-big-1", "t-big-2", "t-big-3"]
+    for task_id in ids:
+        result = {"$generate": {"format": "yaml", "bytes": size}}
+        emulator.add_task({"TaskId": task_id, "Status": "SUCCESS", "TaskOutput": {"Result": result}})
+    expected = generate("yaml", size)
+    # When fetched in one invocation with IncludeTemplate
+    response = fetch_task({"TaskIds": ids, "IncludeTemplate": True})
+    # Then the answer, serialized as the Lambda runtime sends it (escaped or UTF-8), is within 6 MB
+    assert len(json.dumps(response, ensure_ascii=True)) <= 6_000_000
+    assert len(json.dumps(response, ensure_ascii=False).encode()) <= 6_000_000
+    # And the templates that fit are in it; the one that did not is left out and the record says so
+    results = response["results"]
+    for record in results:
+        jsonschema.validate(record, SCHEMA)
+    assert [r["template"] == expected for r in results] == [True, True, False]
+    assert "template_omitted" not in results[0] and "template_omitted" not in results[1]
+    assert (results[2]["template"], results[2]["template_omitted"]) == (None, "response_size")
+    # And every delivery stands: the store holds all three templates
+    assert [[d["outcome"] for d in r["deliveries"]] for r in results] == [["created"]] * 3
+    for task_id in ids:
+        assert (out_dir / task_id / "template.yaml").read_text() == expected

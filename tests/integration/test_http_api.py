@@ -58,6 +58,31 @@ def test_get_returns_the_task_result_and_delivers_it(call, emulator, out_dir):
     assert body["deliveries"][0]["outcome"] == "created" and (out_dir / "t-h1" / "template.yaml").exists()
 
 
+def test_include_template_leaves_out_a_template_that_would_pass_lambdas_6_mb(invoke, emulator, out_dir):
+    # Given a finished task with a 5.8 MiB YAML template: 6.08 MB as text (under the 6,291,556 bytes Lambda
+    # enforces), over it once its body is a JSON string inside the JSON envelope Lambda returns (each newline
+    # escaped twice); and one of 2 MiB
+    from ros_emulator.generate import generate
+
+    sizes = {"t-huge": 5_800 * 1024, "t-large": 2 * 1024 * 1024}
+    for task_id, size in sizes.items():
+        result = {"$generate": {"format": "yaml", "bytes": size}}
+        emulator.add_task({"TaskId": task_id, "Status": "SUCCESS", "TaskOutput": {"Result": result}})
+    for task_id, size in sizes.items():
+        # When each is asked for with ?include=template
+        response = invoke("http_api", request("GET", f"/tasks/{task_id}", query={"include": "template"}))
+        # Then the envelope, as the Lambda runtime serializes it, is within 6 MB
+        assert len(json.dumps(response, ensure_ascii=True)) <= 6_000_000
+        body = json.loads(response["body"])
+        assert response["statusCode"] == 200 and body["deliveries"][0]["outcome"] == "created"
+        # And the store holds the template whether or not the answer carries it
+        assert (out_dir / task_id / "template.yaml").read_text() == generate("yaml", size)
+        if task_id == "t-huge":
+            assert (body["template"], body["template_omitted"]) == (None, "response_size")
+        else:
+            assert body["template"] == generate("yaml", size) and "template_omitted" not in body
+
+
 def test_get_with_include_template_adds_the_body(call, emulator):
     emulator.add_task({"TaskId": "t-h2", "Status": "SUCCESS", "TaskOutput": {"Result": YAML}})
     status, body, _ = call("GET", "/tasks/t-h2", query={"include": "template"})

@@ -273,3 +273,35 @@ def test_stores_are_delivered_before_queues_and_queues_see_what_the_stores_did()
     assert [d.outcome for d in obs.result.deliveries] == ["created", "failed", "created"]
     assert store.stored == [()] and broken.stored == [(obs.result.deliveries[0],)]
     assert queue.stored == [obs.result.deliveries[:2]]
+
+
+def _observation(task_id, text):
+    from aitask_relay.normalize import normalize
+
+    body = {"TaskId": task_id, "Status": "SUCCESS", "TaskOutput": {"Result": text}}
+    return normalize(body, task_id=task_id, observed_at="2026-11-29T00:00:00.000Z")
+
+
+def test_templates_that_would_pass_the_limit_are_left_out_and_a_later_smaller_one_still_fits():
+    import json
+
+    from aitask_relay.model import ResponseLimit
+    from aitask_relay.relay import response_records
+
+    # Given three tasks with templates of 40, 40 and 5 KB of quotes, and a 100 KB answer limit counted as
+    # a JSON document (each quote costs 2 bytes)
+    observations = [
+        _observation("t-a", '"' * 40_000),
+        _observation("t-b", '"' * 40_000),
+        _observation("t-c", "x" * 5_000),
+    ]
+    limit = ResponseLimit(100_000, lambda records: len(json.dumps({"results": records})))
+    # When the answer's records are made with their templates
+    records = response_records(observations, include_template=True, limit=limit)
+    # Then the first fits (80 KB), the second would not, the third (5 KB) still does, and the total fits
+    assert [r["template"] is not None for r in records] == [True, False, True]
+    assert records[1]["template_omitted"] == "response_size" and "template_omitted" not in records[0]
+    assert limit.size(records) <= 100_000
+    # And without the limit, or without asking for templates, nothing is left out
+    assert all(r["template"] for r in response_records(observations, include_template=True))
+    assert all("template" not in r for r in response_records(observations, include_template=False, limit=limit))

@@ -62,3 +62,12 @@ def test_the_schema_rejects_a_record_missing_a_field():
     del record["terminal"]
     with pytest.raises(jsonschema.ValidationError):
         VALIDATOR.validate(record)
+
+
+def test_a_record_whose_template_was_left_out_of_the_answer_validates_and_only_with_the_known_reason():
+    record = normalize({"TaskId": "t-1", "Status": "RUNNING"}, task_id="t-1", observed_at=T).result.to_dict()
+    record.update(template=None, template_omitted="response_size")
+    VALIDATOR.validate(record)
+    record["template_omitted"] = "other"
+    with pytest.raises(jsonschema.ValidationError):
+        VALIDATOR.validate(record)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
@@ -108,3 +109,19 @@ class Observation:
     result: TaskResult
     template: Template | None = None
     fetched: bool = True
+
+
+TEMPLATE_OMITTED = "response_size"  # a record's ``template_omitted``: the answer had no room for the template
+
+
+@dataclass(frozen=True, slots=True)
+class ResponseLimit:
+    """The largest answer a platform carries back, and how it counts one.
+
+    ``size(records)`` is the byte count of the serialized answer that carries ``records``, as the platform
+    sends it (its envelope and its JSON escaping: a quote in a template costs 2 bytes in a JSON answer and
+    4 in a JSON string that holds a JSON body). The triggers define one per platform.
+    """
+
+    max_bytes: int
+    size: Callable[[list[dict[str, Any]]], int]

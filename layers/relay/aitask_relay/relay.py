@@ -11,7 +11,7 @@ from typing import Any, Protocol
 
 from .destinations import Destination
 from .errors import BadUpstreamResponse, DestinationFailure, RelayError
-from .model import Delivery, Observation, TaskResult
+from .model import TEMPLATE_OMITTED, Delivery, Observation, ResponseLimit, TaskResult
 from .normalize import error_observation, normalize, now_iso
 from .ros import TaskSource
 from .taskref import TERMINAL_STATUSES, TaskRef
@@ -197,14 +197,14 @@ class Relay:
                 self._executor = ThreadPoolExecutor(self._max_concurrency, thread_name_prefix="relay")
             return self._executor
 
-    def run_fetch(self, request: FetchRequest) -> dict[str, Any]:
-        """The fetch_task response: ``{"results": [TaskResult, ...]}``, one per id, in order."""
-        return {
-            "results": [
-                response_record(observation, include_template=request.include_template)
-                for observation in self.process_many(request.refs)
-            ]
-        }
+    def run_fetch(self, request: FetchRequest, *, limit: ResponseLimit | None = None) -> dict[str, Any]:
+        """The fetch_task response: ``{"results": [TaskResult, ...]}``, one per id, in order.
+
+        With ``limit``, templates that would take the answer past it are left out (see response_records);
+        the deliveries are done before, whatever the answer carries.
+        """
+        observations = self.process_many(request.refs)
+        return {"results": response_records(observations, include_template=request.include_template, limit=limit)}
 
     def _deliver_one(
         self, destination: Destination, observation: Observation, stored: tuple[Delivery, ...]
@@ -258,6 +258,38 @@ def unique_by_task(refs: Iterable[TaskRef]) -> list[TaskRef]:
         elif held.known_status != ref.known_status:
             by_id[ref.task_id] = TaskRef(ref.task_id)
     return list(by_id.values())
+
+
+def response_records(
+    observations: Sequence[Observation], *, include_template: bool, limit: ResponseLimit | None = None
+) -> list[dict[str, Any]]:
+    """The records of an answer; with ``include_template``, each with its template text, but never more
+    template text than ``limit`` allows.
+
+    The templates are put in, in order, while the answer stays within ``limit.max_bytes``; a record whose
+    template would take it past says ``"template_omitted": "response_size"`` (and ``"template": null``). A
+    later, smaller template may still fit. The deliveries are not affected: the stores hold every template.
+    """
+    records = [response_record(observation, include_template=include_template) for observation in observations]
+    if not include_template or limit is None:
+        return records
+    texts = [record["template"] for record in records]
+    for record, text in zip(records, texts, strict=True):
+        if text is not None:
+            record["template"], record["template_omitted"] = None, TEMPLATE_OMITTED
+    # JSON escaping is per character, so a template adds the same bytes wherever it sits in the answer: its
+    # cost is measured once, alone, and the answer is serialized whole only once.
+    used = limit.size(records)
+    omitted = limit.size([{"template": None, "template_omitted": TEMPLATE_OMITTED}])
+    for record, text in zip(records, texts, strict=True):
+        if text is None:
+            continue
+        cost = limit.size([{"template": text}]) - omitted
+        if used + cost <= limit.max_bytes:
+            record["template"] = text
+            del record["template_omitted"]
+            used += cost
+    return records
 
 
 def response_record(observation: Observation, *, include_template: bool) -> dict[str, Any]:

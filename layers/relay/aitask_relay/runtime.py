@@ -163,6 +163,14 @@ def task_api() -> TaskApi:
     """The HTTP routes' logic; the relay, ROS client and tracking queue are built on the first request."""
     from .triggers.http import TaskApi
 
+    if _platform == "fc":
+        from .triggers.fc import fc_http_response_limit
+
+        limit = fc_http_response_limit()
+    else:
+        from .triggers.http import aws_http_response_limit
+
+        limit = aws_http_response_limit()
     return TaskApi(
         relay=relay,
         ros=ros,
@@ -170,6 +178,7 @@ def task_api() -> TaskApi:
         logger=_logger(),
         metrics=_metrics(),
         first_delay_seconds=config().tracking_first_delay_seconds,
+        response_limit=limit,
     )
 
 

@@ -2,16 +2,26 @@
 
 ``forbid_overwrite=True`` makes every put create-only: 409 FileAlreadyExists means already delivered.
 Credentials come from the same alibabacloud-credentials chain as ROS.
+
+Create-only needs a bucket that has never been versioned: "If versioning for a bucket is enabled or
+suspended ... the x-oss-forbid-overwrite request header ... does not take effect during uploads"
+(https://help.aliyun.com/en/oss/user-guide/overview-78/, "Mutually exclusive features"; the API reference
+https://www.alibabacloud.com/help/en/oss/developer-reference/putbucketversioning lists the three states,
+disabled by default). On such a bucket every redelivery would write a new version and ``already_present``
+would never happen, so the store asks GetBucketVersioning once per process, before its first write, and
+refuses a versioned or suspended bucket (and a role that may not ask) with a non-retryable error.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import threading
+from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
 from ..config import is_loopback
-from ..errors import destination_error
+from ..errors import DestinationFailure, destination_error
+from ..model import Delivery, Observation
 from .store import BucketStore, content_md5
 
 
@@ -35,6 +45,8 @@ class OssDestination(BucketStore):
         self._region = region
         self._endpoint = endpoint
         self._credential = credential
+        self._unversioned = False  # set once GetBucketVersioning said the bucket was never versioned
+        self._versioning_lock = threading.Lock()
 
     @classmethod
     def from_spec(cls, spec: Any, *, client: Any = None, credential: Any = None, **_: Any) -> OssDestination:
@@ -54,6 +66,55 @@ class OssDestination(BucketStore):
         if self._client is None:
             self._client = build_oss_client(self._region, self._endpoint, self._credential)
         return self._client
+
+    def deliver(self, observation: Observation, stored: Sequence[Delivery] = ()) -> Delivery:
+        self._require_unversioned()  # before any write: nothing is written to a bucket that would duplicate
+        return super().deliver(observation, stored)
+
+    def _require_unversioned(self) -> None:
+        """Raise a non-retryable DestinationFailure unless the bucket's versioning was never turned on.
+
+        Only the good answer is kept: once versioning is on it can only be suspended, never disabled
+        again (PutBucketVersioning above), so a refusal would stand too, but asking again costs one
+        request per delivery and lets a role that was just granted the permission start working. A
+        transient failure is raised as translated (retryable) and asked again next time.
+        """
+        if self._unversioned:
+            return
+        with self._versioning_lock:  # deliveries run on several threads; one asks, the others wait
+            if self._unversioned:
+                return
+            import alibabacloud_oss_v2 as oss
+
+            try:
+                status = self.client.get_bucket_versioning(oss.GetBucketVersioningRequest(bucket=self.bucket))
+            except Exception as exc:  # OperationError wrapping a ServiceError, or a transport error
+                error = destination_error(exc, self.name)
+                if error.http_status == 403 or error.upstream_code == "AccessDenied":
+                    # A role made from a template before this check lacks oss:GetBucketVersioning. Writing
+                    # anyway could duplicate silently on a versioned bucket; refusing is loud and loses
+                    # nothing the sweeper cannot find again once the grant is added.
+                    raise DestinationFailure(
+                        f"{self.name}: may not read the versioning state of bucket {self.bucket} "
+                        f"({error.upstream_code or error.http_status}); grant oss:GetBucketVersioning on it "
+                        "(a RAM role from an older template lacks it). Nothing was written: create-only "
+                        "delivery cannot be trusted without knowing the bucket is unversioned",
+                        upstream_code=error.upstream_code,
+                        http_status=error.http_status,
+                        request_id=error.request_id,
+                        retryable=False,
+                    ) from exc
+                raise error from exc
+            state = getattr(status, "version_status", None)
+            if state:  # "Enabled" or "Suspended"
+                raise DestinationFailure(
+                    f"{self.name}: bucket {self.bucket} has versioning {state}; OSS ignores "
+                    "x-oss-forbid-overwrite on a versioned or suspended bucket, so every redelivery would "
+                    "write a new copy. Use a bucket whose versioning was never enabled. Nothing was written",
+                    upstream_code=f"Versioning{state}",
+                    retryable=False,
+                )
+            self._unversioned = True
 
     def _exists(self, key: str) -> bool:
         # False on NoSuchKey; raises otherwise. oss:GetObject is the permission it needs:

@@ -2,13 +2,37 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from ..errors import InvalidInput
+from ..model import ResponseLimit
 from ..taskref import TaskRef, validate_task_id
 
 MAX_TASK_IDS = 1000
+
+# A synchronous Lambda response is at most 6 MB: "Invocation payload (request and response): 6 MB each for
+# request and response (synchronous)" (https://docs.aws.amazon.com/lambda/latest/dg/gettingstarted-limits.html;
+# the Invoke API: "For synchronous invocations, the maximum payload size is 6 MB",
+# https://docs.aws.amazon.com/lambda/latest/dg/API_Invoke.html). Read as 6,000,000 bytes, the smaller
+# reading of "MB" (Lambda's own error message names 6,291,556). A larger answer fails the invocation after
+# the deliveries are done, so templates that do not fit are left out of it (relay.response_records).
+LAMBDA_RESPONSE_BYTES = 6_000_000
+
+
+def lambda_json_bytes(value: Any) -> int:
+    """The bytes of ``value`` as the Lambda Python runtime (awslambdaric) serializes a handler's return.
+
+    awslambdaric escapes non-ASCII as ``\\uXXXX`` on every Python runtime but python3.12, which sends UTF-8;
+    the escaped form is never shorter than UTF-8, so this count never falls short on either.
+    """
+    return len(json.dumps(value, ensure_ascii=True))
+
+
+# fetch_task's answer is {"results": [record, ...]}, returned as is.
+FETCH_RESPONSE_LIMIT = ResponseLimit(LAMBDA_RESPONSE_BYTES, lambda records: lambda_json_bytes({"results": records}))
 
 
 @dataclass(frozen=True, slots=True)

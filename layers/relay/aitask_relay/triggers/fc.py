@@ -25,11 +25,25 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import InvalidInput, RelayError
+from ..model import ResponseLimit
 from ..taskref import TaskRef
 from ..tracking import parse_tracking_body
 
 MAX_EVENT_BYTES = 6 * 1024 * 1024
 _TASK_PATH = re.compile(r"^/tasks/([^/]+)$")
+# A synchronous Function Compute invocation's payload is at most 32 MB ("The maximum payload for a
+# synchronous invocation is 32 MB", https://www.alibabacloud.com/help/doc-detail/2527064.html); the HTTP
+# trigger documents no smaller limit for a response body, only 8 KB of response headers
+# (https://help.aliyun.com/document_detail/191345.html). Read as 32,000,000 bytes, the smaller reading.
+FC_RESPONSE_BYTES = 32_000_000
+
+
+def fc_http_response_limit() -> ResponseLimit:
+    """The HTTP handler returns ``json.dumps(envelope, ensure_ascii=False)``: the body, a JSON text, is a
+    JSON string in that envelope (escaped twice), sent as UTF-8."""
+    from .http import http_response_limit
+
+    return http_response_limit(FC_RESPONSE_BYTES, ensure_ascii=False)
 
 
 def decode_event(event: bytes | str | Any) -> Any:

@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import ERROR_KINDS_BY_CODE, BadUpstreamResponse, InvalidInput, RelayError
-from ..relay import Relay, response_record
+from ..model import ResponseLimit
+from ..relay import Relay, response_records
 from ..taskref import TaskRef, validate_task_id
 from ..tracking import TrackingMessage, delay_for, now_utc
 
@@ -25,6 +26,31 @@ MAX_TEMPLATE = 512 * 1024  # ROS's template body limit
 TASK_TYPES = ("GenerateTemplate", "FixTemplate")
 TEMPLATE_TYPES = ("ROS", "Terraform")
 JSON = "application/json"
+# Room for what the platform puts around the body (statusCode, headers, isBase64Encoded, cookies).
+ENVELOPE_RESERVE = 8192
+
+
+def http_response_limit(max_bytes: int, *, ensure_ascii: bool) -> ResponseLimit:
+    """The limit of an HTTP answer carrying one record: its JSON body (``Answer.text``) is itself a JSON
+    string in the envelope the function returns, so every escape in the body is escaped again."""
+
+    def size(records: list[dict[str, Any]]) -> int:
+        (record,) = records
+        body = json.dumps(record, ensure_ascii=False)
+        # surrogatepass: a count never fails, whatever text a record holds
+        return len(json.dumps(body, ensure_ascii=ensure_ascii).encode("utf-8", "surrogatepass")) + ENVELOPE_RESERVE
+
+    return ResponseLimit(max_bytes, size)
+
+
+def aws_http_response_limit() -> ResponseLimit:
+    """API Gateway HTTP API payloads are up to 10 MB
+    (https://docs.aws.amazon.com/apigateway/latest/developerguide/http-api-quotas.html), a Function URL's
+    (BUFFERED) 6 MB: Lambda's own 6 MB response limit is the smaller, on the envelope as awslambdaric sends
+    it (see direct.lambda_json_bytes)."""
+    from .direct import LAMBDA_RESPONSE_BYTES
+
+    return http_response_limit(LAMBDA_RESPONSE_BYTES, ensure_ascii=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,9 +120,11 @@ class TaskApi:
         logger: Any = None,
         metrics: Any = None,
         first_delay_seconds: int = 30,
+        response_limit: ResponseLimit | None = None,
     ) -> None:
         self._relay, self._ros, self._tracker = relay, ros, tracker
         self._logger, self._metrics, self._first_delay = logger, metrics, first_delay_seconds
+        self._response_limit = response_limit
 
     def get(self, task_id: str, include: str | None) -> Answer:
         """GET /tasks/{id}[?include=template]."""
@@ -104,7 +132,7 @@ class TaskApi:
         if include not in (None, "template"):
             raise InvalidInput("include may only be 'template'")
         (observation,) = self._relay().process_many([TaskRef(task_id)])
-        record = response_record(observation, include_template=include == "template")
+        (record,) = response_records([observation], include_template=include == "template", limit=self._response_limit)
         status = 200 if record["error"] is None else ERROR_KINDS_BY_CODE[record["error"]["code"]].http_status
         return Answer(status, record)
 
