@@ -1,6 +1,9 @@
 """The fault-injection soak at a reduced size (200 tasks; `make soak` runs 2,000): no task lost, and no task
 duplicated except where the relay logged an AMQP publish whose confirm was lost with the connection, with
-every fault class active. See tools/soak.py for the parts and the faults."""
+every fault class active. Its mix includes an SQS output queue at MaximumMessageSize=262144 (400 KB templates
+go by claim check), tasks with lone UTF-16 surrogates outside Result, multi-task tracking records, and a FIFO
+output queue of a ledger-less deployment swept repeatedly; each is reconciled on its own row (s3, s3 swept,
+amqp, sqs 256 KiB, sqs fifo swept, reports, sweep counts). See tools/soak.py for the parts and the faults."""
 
 from __future__ import annotations
 
@@ -39,4 +42,17 @@ def test_the_soak_loses_and_duplicates_nothing():
             # the broker's confirm. The relay sends it again (not sending could lose it) and logs the event id.
             # Any other duplicate fails.
             assert f"{scenario}: {duplicates} of {duplicates} duplicates were logged by the relay" in proc.stdout
+    # Given the per-check table (check, scenario, expected, ok, lost, duplicates, explained)
+    # Then every check of the mix ran in both scenarios, lost nothing and duplicated nothing unexplained.
+    checks = {
+        (cells[0], cells[1]): cells[2:]
+        for line in proc.stdout.splitlines()
+        if line.startswith("| ") and len(cells := [c.strip() for c in line.split("|")[1:-1]]) == 7
+        and cells[1] in ("baseline", "faults")
+    }  # fmt: skip
+    names = ("s3", "s3 swept", "amqp", "sqs 256 KiB", "sqs fifo swept", "reports", "sweep counts")
+    assert {(name, scenario) for name in names for scenario in ("baseline", "faults")} <= set(checks), proc.stdout
+    for (name, scenario), (expected, ok, lost, duplicates, explained) in checks.items():
+        assert int(expected) > 0 and ok == expected and lost == "0", (name, scenario, proc.stdout)
+        assert duplicates == explained, (name, scenario, proc.stdout)
     assert proc.returncode == 0
