@@ -534,8 +534,11 @@ def _run(name, count, faults, seed, timeout, rng, started, result, outage, endpo
             "POWERTOOLS_METRICS_DISABLED": "true",
             "POWERTOOLS_TRACE_DISABLED": "true",
             "PYTHONPATH": os.pathsep.join(
-                [str(ROOT / "tools"), str(ROOT / "tests" / "integration")]
-                + os.environ.get("PYTHONPATH", "").split(os.pathsep)
+                [
+                    str(ROOT / "tools"),
+                    str(ROOT / "tests" / "integration"),
+                    *os.environ.get("PYTHONPATH", "").split(os.pathsep),
+                ]
             ).rstrip(os.pathsep),
         }
         swept_env = {key: value for key, value in env.items() if key != "RELAY_LEDGER"}
