@@ -575,6 +575,9 @@ def _run(name, count, faults, seed, timeout, rng, started, result, outage, endpo
             workers.stop()
             swept_workers.stop()
         result.retries = workers.retries()
+        keep = os.environ.get("SOAK_KEEP_LOGS")  # a directory: the workers' logs are kept there, for a post-mortem
+        if keep:
+            shutil.copytree(tmp, Path(keep) / tag, ignore=shutil.ignore_patterns("*.json"), dirs_exist_ok=True)
         outputs = {
             "amqp": ("", False, drain_amqp(amqp_queue)),
             "sqs 256 KiB": ("", False, queue_bodies(small)),

@@ -7,9 +7,11 @@ amqp, sqs 256 KiB, sqs fifo swept, reports, sweep counts). See tools/soak.py for
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -56,3 +58,45 @@ def test_the_soak_loses_and_duplicates_nothing():
         assert int(expected) > 0 and ok == expected and lost == "0", (name, scenario, proc.stdout)
         assert duplicates == explained, (name, scenario, proc.stdout)
     assert proc.returncode == 0
+
+
+def test_the_soak_moto_front_refuses_what_sqs_would():
+    """The soak's moto front keeps SQS's SendMessage rules that moto's server does not: the size counts the
+    body's bytes and every attribute's name, type and value against the queue's MaximumMessageSize, and a lone
+    surrogate is not a character SQS accepts."""
+    import boto3
+    from botocore.exceptions import ClientError
+
+    sys.path.insert(0, str(ROOT / "tools"))
+    import soak
+
+    # Given the soak's moto with a queue of the smallest size SQS allows (1,024 bytes)
+    server, _front, endpoint = soak.start_moto()
+    try:
+        sqs = boto3.client(
+            "sqs", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x"
+        )
+        url = sqs.create_queue(
+            QueueName=f"front-{os.getpid()}-{time.time_ns()}", Attributes={"MaximumMessageSize": "1024"}
+        )["QueueUrl"]
+        attributes = {"task_id": {"DataType": "String", "StringValue": "t" * 20}}  # 7 + 6 + 20 = 33 bytes
+        # When a 1,000-byte body goes with 33 bytes of attributes (moto alone accepts it: 1,000 < 1,024)
+        # Then it is refused as SQS would; 990 + 33 fits and is accepted
+        with pytest.raises(ClientError) as refused:
+            sqs.send_message(QueueUrl=url, MessageBody="a" * 1000, MessageAttributes=attributes)
+        assert refused.value.response["Error"]["Code"] == "InvalidParameterValue"
+        sqs.send_message(QueueUrl=url, MessageBody="a" * 990, MessageAttributes=attributes)
+        # When a body holds a lone surrogate, Then InvalidMessageContents
+        with pytest.raises(ClientError) as invalid:
+            sqs.send_message(QueueUrl=url, MessageBody="half a pair \ud800")
+        assert invalid.value.response["Error"]["Code"] == "InvalidMessageContents"
+        assert (
+            int(
+                sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"][
+                    "ApproximateNumberOfMessages"
+                ]
+            )
+            == 1
+        )
+    finally:
+        server.shutdown()
