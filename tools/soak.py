@@ -366,8 +366,16 @@ def ros_faults(main, swept_emulator, expected: list[Expected], rng: random.Rando
 # --- the workers ------------------------------------------------------------------------------------------
 
 
-def worker(stats_path: str, double_every: int) -> None:
-    """One Lambda-like SQS poller: receive, invoke queue_consumer, delete what did not fail."""
+def worker(stats_path: str, double_every: int, hold: bool = False) -> None:
+    """One Lambda-like SQS poller: receive, invoke queue_consumer, delete what did not fail.
+
+    With ``hold`` (the baseline) the batch's visibility is extended while the handler runs, as a deployment
+    whose queue visibility timeout is at least six times the function's timeout never sees a record again
+    while its invocation runs ("set the source queue's visibility timeout to at least six times the
+    configuration timeout on your function", https://docs.aws.amazon.com/lambda/latest/dg/services-sqs-configure.html).
+    The soak's short VISIBILITY would otherwise redeliver a batch that a loaded machine takes longer than 6 s
+    over, and count that SQS redelivery against the relay. A failed record still comes back after VISIBILITY.
+    Without ``hold`` (the faults scenario) such redeliveries stay, as one more fault."""
     import logging
 
     import boto3
@@ -388,10 +396,16 @@ def worker(stats_path: str, double_every: int) -> None:
         if not messages:
             continue
         event = lambda_event_from(messages)
+        held = threading.Event()
+        if hold:
+            handles = [{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"], "VisibilityTimeout": VISIBILITY}
+                       for i, m in enumerate(messages)]  # fmt: skip
+            threading.Thread(target=_hold, args=(sqs, url, handles, held), daemon=True).start()
         answer = handler(event, LambdaContext(function_name="queue_consumer", timeout_ms=60_000))
         batches += 1
         if double_every and batches % double_every == 0:  # the same batch processed twice
             answer = handler(event, LambdaContext(function_name="queue_consumer", timeout_ms=60_000))
+        held.set()
         failed = {f["itemIdentifier"] for f in answer["batchItemFailures"]}
         failures += len(failed)
         done = [m for m in messages if m["MessageId"] not in failed]
@@ -412,9 +426,15 @@ def sweep_once() -> None:
     print(json.dumps(summary))
 
 
+def _hold(sqs, url: str, handles: list[dict], done: threading.Event) -> None:
+    while not done.wait(VISIBILITY / 3):
+        with contextlib.suppress(Exception):  # a deleted message's handle: nothing left to hold
+            sqs.change_message_visibility_batch(QueueUrl=url, Entries=handles)
+
+
 class Workers:
-    def __init__(self, env: dict[str, str], stats_dir: Path, double_every: int) -> None:
-        self.env, self.stats_dir, self.double_every = env, stats_dir, double_every
+    def __init__(self, env: dict[str, str], stats_dir: Path, double_every: int, hold: bool = False) -> None:
+        self.env, self.stats_dir, self.double_every, self.hold = env, stats_dir, double_every, hold
         self.procs: list[subprocess.Popen] = []
         self.started = 0
 
@@ -422,6 +442,7 @@ class Workers:
         self.started += 1
         stats = self.stats_dir / f"worker-{self.started}.json"
         command = [sys.executable, __file__, "worker", "--stats", str(stats), "--double-every", str(self.double_every)]
+        command += ["--hold"] if self.hold else []
         log = open(self.stats_dir / f"worker-{self.started}.log", "w")  # noqa: SIM115 - the process writes it
         self.procs.append(subprocess.Popen(command, env=self.env, stdout=subprocess.DEVNULL, stderr=log))
 
@@ -548,9 +569,9 @@ def _run(name, count, faults, seed, timeout, rng, started, result, outage, endpo
             RELAY_TRACKING_QUEUE=swept_tracking["QueueUrl"],
             RELAY_FAILURE_QUEUE=swept_failures["QueueUrl"],
         )
-        workers = Workers(env, Path(tmp), double_every=7 if faults else 0)
+        workers = Workers(env, Path(tmp), double_every=7 if faults else 0, hold=not faults)
         (Path(tmp) / "swept").mkdir()
-        swept_workers = Workers(swept_env, Path(tmp) / "swept", double_every=0)
+        swept_workers = Workers(swept_env, Path(tmp) / "swept", double_every=0, hold=not faults)
         for _ in range(WORKERS):
             workers.spawn()
         swept_workers.spawn()
@@ -951,9 +972,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scenarios", default="baseline,faults")
     parser.add_argument("--stats")
     parser.add_argument("--double-every", type=int, default=0)
+    parser.add_argument("--hold", action="store_true")
     args = parser.parse_args(argv)
     if args.mode == "worker":
-        worker(args.stats, args.double_every)
+        worker(args.stats, args.double_every, args.hold)
         return 0
     if args.mode == "sweep":
         sweep_once()
