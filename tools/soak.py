@@ -483,7 +483,6 @@ def explained_by(logs: str) -> dict[str, set[str]]:
 # --- a scenario -------------------------------------------------------------------------------------------
 
 SWEEPS = 4  # at least this many sweeper runs over the same window, the last after every "later" task finished
-FIFO_DEDUP_MS = 300_000  # SQS FIFO's deduplication interval (5 minutes)
 SWEEP_INTERVAL_MS = 600_000  # the template's SweepSchedule default, rate(10 minutes)
 
 
