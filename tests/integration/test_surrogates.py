@@ -283,3 +283,28 @@ def test_a_surrogate_pair_escape_is_valid_text_and_creates_the_task(invoke, emul
     assert response["statusCode"] == 202, response["body"]
     task_id = json.loads(response["body"])["TaskId"]
     assert emulator.tasks[task_id].prompt == "a vpc \U0001f600"
+
+
+# --- sweeper: the emulator's scenario tasks, listed then fetched ------------------------------------------
+
+
+def test_repeated_sweeps_deliver_tasks_with_lone_surrogates_once_and_stop_fetching_them(
+    relay_env, aws, emulator, invoke
+):
+    # Given S3 only, and scenario tasks whose StatusReason / output keys hold lone surrogates (the emulator
+    # sends them as \udXXX escapes in ListAITasks and GetAITask)
+    bucket = aws.bucket()
+    relay_env.setenv("RELAY_DESTINATIONS", f"s3://{bucket}/")
+    runtime.reset()
+    emulator.add_task({"TaskId": "t-sw-fail", "Status": "FAILURE", "StatusReason": "quota \ud800"})
+    emulator.add_task({"TaskId": "t-sw-ok", "Status": "SUCCESS", "TaskOutput": {"Result": YAML, "K\udc00": "v"}})
+    # When the sweeper runs twice
+    first = invoke("sweeper", {})
+    emulator.reset_stats()
+    second = invoke("sweeper", {})
+    # Then the first run delivered both (nothing failed), and the second found both in S3 without a GetAITask
+    assert (first["delivered"], first["failed"]) == (2, 0), first
+    assert (second["delivered"], second["already_delivered"], second["failed"]) == (0, 2, 0), second
+    assert emulator.stats()["by_action"].get("GetAITask", 0) == 0
+    stored = utf8_json(aws.s3.get_object(Bucket=bucket, Key="t-sw-ok/task.json")["Body"].read())
+    assert stored["output_extra"] == {f"K{FFFD}": "v"} and stored["unicode_repaired"] == [f"/output_extra/K{FFFD}"]
