@@ -308,3 +308,24 @@ def test_repeated_sweeps_deliver_tasks_with_lone_surrogates_once_and_stop_fetchi
     assert emulator.stats()["by_action"].get("GetAITask", 0) == 0
     stored = utf8_json(aws.s3.get_object(Bucket=bucket, Key="t-sw-ok/task.json")["Body"].read())
     assert stored["output_extra"] == {f"K{FFFD}": "v"} and stored["unicode_repaired"] == [f"/output_extra/K{FFFD}"]
+
+
+def test_an_fc_cloudevent_batch_with_a_lone_surrogate_in_an_id_is_reported_alone_in_utf8(relay_env, emulator, out_dir):
+    # Given a batch of two CloudEvents: one whose id and source hold lone surrogates, one naming a real task
+    emulator.add_task({"TaskId": "t-ev", "Status": "FAILURE", "StatusReason": "no \ud800"})
+    handler = load_fc_handler("event")
+    runtime.use_platform("fc")
+    bad = {"id": "e\ud800", "source": "s\udc00", "specversion": "1.0", "type": "x", "data": {"TaskId": "t-ev"}}
+    good = {"id": "e-2", "source": "s", "specversion": "1.0", "type": "x", "data": {"TaskId": "t-ev"}}
+    try:
+        # When the FC event handler runs it
+        answer = utf8_json(handler(json.dumps([bad, good]).encode(), FcContext()).encode("utf-8"))
+    finally:
+        runtime.use_platform("aws")
+    # Then the answer is UTF-8: the bad event is an invalid_input with its id shown with U+FFFD, the good
+    # one delivered (its record repaired too)
+    first, second = answer["events"]
+    assert (first["id"], first["source"], first["error"]["code"]) == (f"e{FFFD}", f"s{FFFD}", "invalid_input")
+    (record,) = second["results"]
+    assert record["deliveries"][0]["outcome"] == "created" and record["unicode_repaired"] == ["/status_reason"]
+    assert utf8_json((out_dir / "t-ev" / "task.json").read_bytes())["status_reason"] == f"no {FFFD}"

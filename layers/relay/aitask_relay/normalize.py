@@ -165,6 +165,11 @@ def _bad(task_id: str, message: str, request_id: str | None, observed_at: str) -
     return error_observation(task_id, BadUpstreamResponse(message, request_id=request_id), observed_at)
 
 
+def replace_surrogates(text: str) -> str:
+    """``text`` with each lone UTF-16 surrogate replaced by U+FFFD (for echoing untrusted text)."""
+    return _SURROGATE.sub(REPLACEMENT, text)
+
+
 def _repaired(result: TaskResult) -> TaskResult:
     """The record with every lone surrogate outside the template replaced by U+FFFD, and listed."""
     where: list[str] = []
@@ -181,12 +186,12 @@ def _repair(value: Any, pointer: str, where: list[str]) -> Any:
         if _SURROGATE.search(value) is None:
             return value
         where.append(pointer)
-        return _SURROGATE.sub(REPLACEMENT, value)
+        return replace_surrogates(value)
     if isinstance(value, Mapping):
         repaired: dict[Any, Any] = {}
         for key, item in value.items():
             if isinstance(key, str) and _SURROGATE.search(key) is not None:
-                key = _free_key(_SURROGATE.sub(REPLACEMENT, key), value, repaired)
+                key = _free_key(replace_surrogates(key), value, repaired)
                 where.append(_pointer(pointer, key))
             repaired[key] = _repair(item, _pointer(pointer, key), where)
         return repaired
