@@ -329,3 +329,21 @@ def test_an_fc_cloudevent_batch_with_a_lone_surrogate_in_an_id_is_reported_alone
     (record,) = second["results"]
     assert record["deliveries"][0]["outcome"] == "created" and record["unicode_repaired"] == ["/status_reason"]
     assert utf8_json((out_dir / "t-ev" / "task.json").read_bytes())["status_reason"] == f"no {FFFD}"
+
+
+def test_an_answer_nested_too_deeply_to_store_is_not_retried(emulator, fetch_task, out_dir):
+    # Given a SUCCESS answer whose extra output nests 1,200 levels deep (the SDK's json.loads accepts it; no
+    # Python walk or json.dumps can handle it under the default recursion limit)
+    text = json.dumps({"RequestId": "R-d", "TaskId": "t-deep", "Status": "SUCCESS", "TaskType": "GenerateTemplate"})
+    emulator.add_fault(
+        {"Action": "GetAITask", "TaskId": "t-deep", "OutputOption": "Disabled", "Times": None, "Body": text}
+    )
+    deep = text[:-1] + ', "TaskOutput": {"Result": "A: 1", "Deep": ' + "[" * 1200 + "1" + "]" * 1200 + "}}"
+    emulator.add_fault(
+        {"Action": "GetAITask", "TaskId": "t-deep", "OutputOption": "Enabled", "Times": None, "Body": deep}
+    )
+    # When fetch_task fetches it
+    (record,) = fetch_task({"TaskId": "t-deep"})["results"]
+    # Then it is a non-retryable bad_upstream_response (not a retryable delivery failure repeated forever)
+    assert record["error"]["code"] == "bad_upstream_response" and record["error"]["retryable"] is False
+    assert record["request_id"] == "R-d" and not (out_dir / "t-deep").exists()

@@ -205,4 +205,11 @@ def test_an_encoding_failure_at_a_destination_is_never_retryable():
     for exc in (bare, Wrapped()):
         error = destination_error(exc, "sqs://out")
         assert error.retryable is False and error.code == "destination_failure"
-        assert error.message == "sqs://out: text that cannot be encoded (UnicodeEncodeError)"
+        assert error.message == "sqs://out: a record that cannot be encoded (UnicodeEncodeError)"
+
+
+def test_a_record_nested_too_deeply_to_encode_is_never_retryable():
+    from aitask_relay.errors import destination_error
+
+    error = destination_error(RecursionError("maximum recursion depth exceeded"), "file:///out")
+    assert error.retryable is False and "cannot be encoded (RecursionError)" in error.message

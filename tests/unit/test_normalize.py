@@ -297,3 +297,16 @@ def test_no_body_shape_crashes_the_normalizer_and_hashes_match_bytes(
 @given(body=json_values)
 def test_arbitrary_json_bodies_never_crash(body):
     normalize(body, task_id="t-1", observed_at=T)
+
+
+def test_an_answer_nested_too_deeply_to_store_is_a_non_retryable_bad_response():
+    # Given an answer whose TaskOutput nests deeper than Python code and json.dumps can walk (the SDK's C
+    # json.loads accepts it), outside and inside the template
+    deep = json.loads("[" * 1400 + '"x"' + "]" * 1400)
+    for output in ({"Result": "A: 1", "Deep": deep}, {"Result": {"A": deep}}):
+        # When normalized
+        record = normalize(ok(TaskOutput=output), task_id="t-1", observed_at=T).result
+        # Then it is an error record no retry can fix, not an exception, and it encodes
+        assert record.error["code"] == "bad_upstream_response" and record.error["retryable"] is False
+        assert "nests too deeply" in record.error["message"] and record.request_id == "R-1"
+        record.to_json_bytes()

@@ -57,6 +57,17 @@ def now_iso() -> str:
 
 def normalize(body: object, *, task_id: str, observed_at: str) -> Observation:
     """Normalize one GetAITask response body (API field names, as ``body.to_map()`` gives them)."""
+    try:
+        return _normalize(body, task_id, observed_at)
+    except RecursionError:
+        # The SDK's json.loads (C) accepts deeper nesting than Python code and json.dumps can walk: such an
+        # answer can never be written as task.json or a message, and ROS sends the same one on every retry.
+        request_id = body.get("RequestId") if isinstance(body, Mapping) else None
+        error = BadUpstreamResponse("GetAITask answer nests too deeply to store as JSON", retryable=False)
+        return error_observation(task_id, error, observed_at, request_id=_opt_str(request_id))
+
+
+def _normalize(body: object, task_id: str, observed_at: str) -> Observation:
     if not isinstance(body, Mapping):
         return error_observation(
             task_id, BadUpstreamResponse(f"GetAITask body is {type(body).__name__}, not an object"), observed_at
