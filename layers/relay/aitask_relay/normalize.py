@@ -4,11 +4,12 @@ Whatever ROS sends, the answer is an :class:`Observation`: a record with the tas
 with an ``error`` when the body is an API error (any body that carries a ``Code``, whatever its
 ``Status``, ``Success`` or ``HttpStatusCode`` say) or is not a usable GetAITask answer.
 
-Every text of a record is valid Unicode, so that task.json and every message encode as UTF-8. ROS's JSON may
-carry ``\ud800``-style escapes of lone UTF-16 surrogates, which the SDK's ``json.loads`` turns into lone
-surrogates (Python's json module accepts them: https://docs.python.org/3/library/json.html#standard-compliance-and-interoperability);
-no UTF-8 text can hold one (RFC 3629 section 3: https://www.rfc-editor.org/rfc/rfc3629#section-3). Outside the
-template they are replaced by U+FFFD and the record's ``unicode_repaired`` lists where (JSON Pointers, RFC 6901,
+Every text of a record is valid Unicode, so that task.json and every message encode as UTF-8. JSON's grammar
+allows ``\ud800``-style escapes of lone UTF-16 surrogates (https://www.rfc-editor.org/rfc/rfc8259#section-8.2),
+the SDK parses answers with ``json.loads`` (darabonba-core's ``Stream.read_as_json``), and Python's json module
+accepts them as lone surrogates (https://docs.python.org/3/library/json.html#character-encodings); no UTF-8
+text can hold one (https://www.rfc-editor.org/rfc/rfc3629#section-3). Outside the template they are replaced by
+U+FFFD and the record's ``unicode_repaired`` lists where (JSON Pointers, https://www.rfc-editor.org/rfc/rfc6901,
 into the record). The template (``TaskOutput.Result``) is never altered: a template with lone surrogates is a
 non-retryable ``bad_upstream_response``.
 """

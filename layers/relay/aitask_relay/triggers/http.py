@@ -74,9 +74,10 @@ _NOT_UTF8 = "cannot be UTF-8 text: it holds a lone UTF-16 surrogate (a \\ud800-\
 def _check_utf8(body: Mapping[Any, Any]) -> None:
     """InvalidInput naming the first field (or field name) that no UTF-8 text can hold.
 
-    json.loads accepts a lone surrogate escape and returns a str that the SDK, the record and the answer
-    would all fail to encode later (a 500 or 502, after the task may have been created); refused here,
-    nothing is created. A field name is shown escaped (repr), so the answer itself is valid UTF-8.
+    json.loads accepts a lone surrogate escape (https://docs.python.org/3/library/json.html#character-encodings)
+    and returns a str that the SDK and the answer would fail to encode later (a 502 from CreateAITask's request,
+    a 500 from the answer). Refused here, before CreateAITask. A field name is shown escaped (repr), so the
+    answer itself is valid UTF-8.
     """
     for key in body:
         if isinstance(key, str) and not _encodes(key):
