@@ -205,6 +205,7 @@ BAD_BODIES = [
     ('{"Prompt": "vpc", "TaskType": "Fix\\ud800"}', "TaskType"),
     ('{"Prompt": "vpc", "\\ud800": "x"}', "field name"),
 ]
+DEEP_BODY = '{"Prompt": "vpc", "X": ' + "[" * 5000 + "]" * 5000 + "}"
 
 
 def http_api_request(body: str) -> dict:
@@ -274,6 +275,19 @@ def test_fc_http_post_with_a_lone_surrogate_is_400_naming_the_field(fc_http, emu
     answer = json.loads(fc_http(body, b64))
     # Then it is a 400 invalid_input naming the field, and no task was created
     assert_rejected(answer["statusCode"], answer["body"], field, emulator)
+
+
+def test_a_post_body_nested_too_deeply_to_parse_is_400_on_aws_and_fc(invoke, fc_http, emulator):
+    # Given a body nested 5,000 levels deep (json.loads raises RecursionError, not ValueError)
+    # When it is posted to http_api and to the FC HTTP trigger
+    aws = invoke("http_api", http_api_request(DEEP_BODY))
+    fc = json.loads(fc_http(DEEP_BODY, False))
+    # Then each is a 400 that says so, and nothing is created
+    for status, raw in ((aws["statusCode"], aws["body"]), (fc["statusCode"], fc["body"])):
+        answer = utf8_json(raw.encode("utf-8"))
+        assert status == 400 and answer["error"]["code"] == "invalid_input", answer
+        assert answer["error"]["message"] == "the body nests too deeply"
+    assert emulator.stats()["by_action"].get("CreateAITask", 0) == 0
 
 
 def test_a_surrogate_pair_escape_is_valid_text_and_creates_the_task(invoke, emulator):

@@ -193,7 +193,8 @@ class Relay:
                 "destination raised an unexpected error",
                 extra={"task_id": observation.result.task_id, "destination": destination.name},
             )
-            # The one mapping: unknown failures are retryable, encoding failures (UnicodeError) are not.
+            # The one mapping: unknown failures are retryable, encoding failures (UnicodeError, RecursionError)
+            # are not.
             error = destination_error(exc, destination.name)
         return Delivery(destination.name, None, "failed", error.to_record())
 

@@ -83,7 +83,11 @@ def _check_utf8(body: Mapping[Any, Any]) -> None:
         if isinstance(key, str) and not _encodes(key):
             raise InvalidInput(f"a field name ({key!r}) {_NOT_UTF8}")
     for key, value in body.items():
-        if not _encodes(value):
+        try:
+            encodes = _encodes(value)
+        except RecursionError:  # json.loads (C) accepts deeper nesting than json.dumps may write back
+            raise InvalidInput(f"{key} nests too deeply") from None
+        if not encodes:
             raise InvalidInput(f"{key} {_NOT_UTF8}")
 
 
@@ -145,6 +149,8 @@ class TaskApi:
             body = json.loads(body_text or "")
         except ValueError:
             raise InvalidInput("the body is not valid JSON") from None
+        except RecursionError:
+            raise InvalidInput("the body nests too deeply") from None
         request = parse_create_request(body)
         created = self._ros().create_task(
             task_type=request.task_type,
