@@ -288,7 +288,7 @@ class Emulator:
                     record["http_status"] = injected.status
                     return injected
             status, payload, output = self._dispatch(action, params, request_id)
-            record["task_output_bytes"] = len(output.encode()) if output else 0
+            record["task_output_bytes"] = len(_wire(output)) if output else 0
         except ApiError as exc:
             status, payload, output = exc.status, _error(request_id, exc.code, exc.message), None
         record["http_status"] = status
@@ -319,7 +319,7 @@ class Emulator:
         if fault.truncate:
             status, payload, output = self._dispatch(action, params, request_id)
             whole = _encode(payload, output)
-            record["task_output_bytes"] = len(output.encode()) if output else 0
+            record["task_output_bytes"] = len(_wire(output)) if output else 0
             return Answer(status, whole[: max(1, len(whole) // 2)])
         return None  # latency only: answer normally
 
@@ -487,7 +487,14 @@ def _encode(payload: dict[str, Any], output_json: str | None) -> bytes:
     text = json.dumps(payload, ensure_ascii=False)
     if output_json is not None:  # splice the cached TaskOutput in rather than re-serializing megabytes
         text = f'{text[:-1]}, "TaskOutput": {output_json}}}'
-    return text.encode("utf-8")
+    return _wire(text)
+
+
+def _wire(text: str) -> bytes:
+    """JSON text as UTF-8 bytes. A lone surrogate in a scenario's text (StatusReason, ExtraFields, TaskOutput)
+    goes out as its JSON escape (backslash-u and 4 hex digits), as a JSON encoder that escapes does: it can
+    only stand inside a JSON string, where that escape is exactly what backslashreplace writes."""
+    return text.encode("utf-8", "backslashreplace")
 
 
 class _Server(ThreadingHTTPServer):

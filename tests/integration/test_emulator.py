@@ -89,3 +89,25 @@ def test_an_unsigned_request_is_refused(emulator):
     with pytest.raises(urllib.error.HTTPError) as caught:
         urllib.request.urlopen(request, timeout=5)
     assert caught.value.code == 400 and json.loads(caught.value.read())["Code"] == "IncompleteSignature"
+
+
+def test_scenario_text_with_lone_surrogates_goes_out_as_json_escapes(emulator, sdk):
+    # Given a scenario task whose StatusReason, an extra field and TaskOutput hold lone UTF-16 surrogates
+    emulator.add_task(
+        {
+            "TaskId": "t-sur",
+            "Status": "FAILURE",
+            "StatusReason": "quota \ud800",
+            "ExtraFields": {"Note": "x\udfff"},
+            "TaskOutput": {"Result": "A: 1\n", "K\udc00": ["y\udbff"]},
+        }
+    )
+    # When the official SDK asks for it, with and without TaskOutput
+    for option in ("Enabled", "Disabled"):
+        body = sdk.get_aitask(models.GetAITaskRequest(task_id="t-sur", output_option=option)).body.to_map()
+        # Then the answer is 200 and the SDK's json.loads turned the \udXXX escapes back into lone surrogates
+        assert body["StatusReason"] == "quota \ud800" and body["Status"] == "FAILURE"
+    assert body.get("TaskOutput") is None
+    full = sdk.get_aitask(models.GetAITaskRequest(task_id="t-sur", output_option="Enabled")).body.to_map()
+    assert full["TaskOutput"] == {"Result": "A: 1\n", "K\udc00": ["y\udbff"]}
+    assert emulator.stats()["by_status"] == {"200": 3}

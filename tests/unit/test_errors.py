@@ -189,3 +189,27 @@ def test_transport_errors_are_retryable_and_show_no_exception_text():
 
     error = destination_error(EndpointConnectionError(endpoint_url="http://user:pw@host/"), "s3://b/")
     assert error.retryable is True and error.message == "s3://b/: EndpointConnectionError" and "pw" not in error.message
+
+
+def test_an_encoding_failure_at_a_destination_is_never_retryable():
+    # Given text that no UTF-8 encoder accepts, raised bare or wrapped the way the OSS SDK wraps errors
+    from aitask_relay.errors import destination_error
+
+    bare = UnicodeEncodeError("utf-8", "a\ud800", 1, 2, "surrogates not allowed")
+
+    class Wrapped(Exception):
+        def unwrap(self):
+            return bare
+
+    # When translated / Then it is a non-retryable DestinationFailure naming the destination, not the text
+    for exc in (bare, Wrapped()):
+        error = destination_error(exc, "sqs://out")
+        assert error.retryable is False and error.code == "destination_failure"
+        assert error.message == "sqs://out: a record that cannot be encoded (UnicodeEncodeError)"
+
+
+def test_a_record_nested_too_deeply_to_encode_is_never_retryable():
+    from aitask_relay.errors import destination_error
+
+    error = destination_error(RecursionError("maximum recursion depth exceeded"), "file:///out")
+    assert error.retryable is False and "cannot be encoded (RecursionError)" in error.message

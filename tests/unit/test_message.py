@@ -55,3 +55,15 @@ def test_fifo_dedup_ids_fit_sqs():
     assert dedup_id("t-1:SUCCESS") == "t-1:SUCCESS"
     long_id = "t" * 128 + ":SUCCESS"
     assert len(dedup_id(long_id)) == 64 and dedup_id(long_id) == dedup_id(long_id)
+
+
+def test_noncharacters_sqs_refuses_go_as_json_escapes_and_decode_to_the_same_text():
+    # Given a template and a StatusReason holding U+FFFE and U+FFFF (valid UTF-8, outside SQS's character set)
+    observation = success("Resources: {}\n# \ufffe \uffff\n")
+    # When the message is built
+    message = build_message(observation, (), limit=10_000, where="q")
+    # Then the body holds neither character raw, and decodes to exactly the template that was hashed
+    text = message.body.decode("utf-8")
+    assert "\ufffe" not in text and "\uffff" not in text and "\\ufffe" in text
+    template = json.loads(text)["data"]["template"]
+    assert template.encode() == observation.template.body

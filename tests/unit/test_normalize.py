@@ -138,6 +138,117 @@ def test_a_template_with_lone_surrogates_is_a_non_retryable_bad_response():
     assert obs.result.error["code"] == "bad_upstream_response" and obs.result.error["retryable"] is False
 
 
+FFFD = "\ufffd"
+
+
+def test_lone_surrogates_outside_the_template_become_fffd_and_are_listed():
+    # Given a SUCCESS body with lone surrogates in TaskType, StatusReason, RequestId, an output key, a nested
+    # value, and two keys that differ only in their surrogates
+    body = ok(
+        TaskType="Gen\ud800",
+        StatusReason="why \udfff",
+        RequestId="R-\udc00",
+        TaskOutput={
+            "Result": "Resources: {}\n",
+            "Note\ud800": "v",
+            "Note\udc00": "w",  # noqa: F601 (ruff reads both surrogates as U+FFFD; Python does not)
+            "Deep": {"a/b~c": [1, {"x": "y\udbff"}]},
+            "Fine": "专有网络 \U0001f600",
+        },
+    )
+    # When normalized
+    obs = normalize(body, task_id="t-1", observed_at=T)
+    record = obs.result
+    # Then every text is valid UTF-8 with U+FFFD, no value is lost, the template is untouched
+    assert (record.task_type, record.status_reason, record.request_id) == (f"Gen{FFFD}", f"why {FFFD}", f"R-{FFFD}")
+    assert record.output_extra == {
+        f"Note{FFFD}": "v",
+        f"Note{FFFD}~2": "w",
+        "Deep": {"a/b~c": [1, {"x": f"y{FFFD}"}]},
+        "Fine": "专有网络 \U0001f600",
+    }
+    assert obs.template.body == b"Resources: {}\n" and record.error is None
+    # and the record lists each repaired text as a JSON Pointer into itself (RFC 6901 escapes ~ and /)
+    assert record.unicode_repaired == (
+        "/task_type",
+        "/status_reason",
+        "/request_id",
+        f"/output_extra/Note{FFFD}",
+        f"/output_extra/Note{FFFD}~02",
+        "/output_extra/Deep/a~1b~0c/1/x",
+    )
+    assert json.loads(record.to_json_bytes().decode("utf-8"))["unicode_repaired"] == list(record.unicode_repaired)
+
+
+def test_a_record_without_lone_surrogates_has_no_unicode_repaired_field():
+    record = normalize(ok(StatusReason="fine 专有网络"), task_id="t-1", observed_at=T).result
+    assert record.unicode_repaired == () and "unicode_repaired" not in record.to_dict()
+
+
+def test_an_api_error_message_and_code_with_lone_surrogates_are_repaired():
+    # Given an API error body whose Message and Code carry lone surrogates
+    body = {"RequestId": "R-1", "Code": "Weird\ud800", "Message": "bad \udc00", "HttpStatusCode": 400}
+    # When normalized
+    record = normalize(body, task_id="t-1", observed_at=T).result
+    # Then the error record's texts are repaired and listed
+    assert record.error["message"] == f"ROS Weird{FFFD}: bad {FFFD}"
+    assert record.error["upstream_code"] == f"Weird{FFFD}" and record.error["code"] == "invalid_input"
+    assert record.unicode_repaired == ("/error/upstream_code", "/error/message")
+    record.to_json_bytes()
+
+
+def test_an_error_raised_with_lone_surrogates_is_repaired_in_its_record():
+    # Given a RelayError built by the SDK adapter from an HTTP error body's Message
+    from aitask_relay.errors import api_error
+    from aitask_relay.normalize import error_observation
+
+    error = api_error("InvalidParameter", "no \ud800", 400, "R-\udfff")
+    # When it becomes a record
+    record = error_observation("t-1", error, T).result
+    # Then it encodes, and says where it was repaired
+    assert record.error["message"].endswith(f"no {FFFD}") and record.request_id == f"R-{FFFD}"
+    assert record.unicode_repaired == ("/request_id", "/error/message", "/error/request_id")
+    record.to_json_bytes()
+
+
+with_surrogates = st.text(alphabet=st.characters(exclude_categories=()), max_size=12)
+values_with_surrogates = st.recursive(
+    st.none() | st.integers() | with_surrogates,
+    lambda children: st.lists(children, max_size=3) | st.dictionaries(with_surrogates, children, max_size=3),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    status=st.sampled_from(["SUCCESS", "FAILURE", "RUNNING"]),
+    texts=st.lists(with_surrogates, min_size=4, max_size=4),
+    extra=st.dictionaries(with_surrogates, values_with_surrogates, max_size=3),
+    code=st.sampled_from([None, "Forbidden"]),
+)
+def test_every_record_encodes_as_utf8_whatever_text_ros_sends(status, texts, extra, code):
+    # Given a body whose texts outside the template may hold any code point, lone surrogates included
+    task_type, reason, request_id, message = texts
+    body = {
+        "TaskId": "t-1",
+        "Status": status,
+        "TaskType": task_type,
+        "StatusReason": reason,
+        "RequestId": request_id,
+        "TaskOutput": {"Result": "Resources: {}\n", **extra},
+        "Code": code,
+        "Message": message,
+    }
+    # When normalized
+    record = normalize(body, task_id="t-1", observed_at=T).result
+    # Then the record encodes as strict UTF-8, and it lists a repair exactly when some text needed one
+    text = record.to_json_bytes().decode("utf-8")
+    if not any("\ud800" <= ch <= "\udfff" for ch in json.dumps(body, ensure_ascii=False)):
+        assert record.unicode_repaired == ()
+    for pointer in record.unicode_repaired:
+        assert pointer.startswith("/") and FFFD in text
+
+
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
     lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4),
@@ -186,3 +297,16 @@ def test_no_body_shape_crashes_the_normalizer_and_hashes_match_bytes(
 @given(body=json_values)
 def test_arbitrary_json_bodies_never_crash(body):
     normalize(body, task_id="t-1", observed_at=T)
+
+
+def test_an_answer_nested_too_deeply_to_store_is_a_non_retryable_bad_response():
+    # Given an answer whose TaskOutput nests deeper than Python code and json.dumps can walk (the SDK's C
+    # json.loads accepts it), outside and inside the template
+    deep = json.loads("[" * 1400 + '"x"' + "]" * 1400)
+    for output in ({"Result": "A: 1", "Deep": deep}, {"Result": {"A": deep}}):
+        # When normalized
+        record = normalize(ok(TaskOutput=output), task_id="t-1", observed_at=T).result
+        # Then it is an error record no retry can fix, not an exception, and it encodes
+        assert record.error["code"] == "bad_upstream_response" and record.error["retryable"] is False
+        assert "nests too deeply" in record.error["message"] and record.request_id == "R-1"
+        record.to_json_bytes()

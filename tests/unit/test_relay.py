@@ -305,3 +305,22 @@ def test_templates_that_would_pass_the_limit_are_left_out_and_a_later_smaller_on
     # And without the limit, or without asking for templates, nothing is left out
     assert all(r["template"] for r in response_records(observations, include_template=True))
     assert all("template" not in r for r in response_records(observations, include_template=False, limit=limit))
+
+
+def test_a_destination_that_fails_to_encode_is_a_non_retryable_failure_and_the_others_still_deliver():
+    # Given a store that raises UnicodeEncodeError (an encoding failure anywhere in delivery) and a queue
+    encoding = UnicodeEncodeError("utf-8", "\udc00", 0, 1, "surrogates not allowed")
+    broken, queue = RecordingDestination("mem://a", fail=encoding), RecordingDestination("q://", kind="queue")
+    # When a finished task is delivered
+    obs = Relay(FakeSource({"t-f": "FAILURE"}), [broken, queue]).process(TaskRef("t-f"))
+    # Then the store's failure is not retryable (a retry would encode the same text), and the queue delivered
+    failed, sent = obs.result.deliveries
+    assert failed.outcome == "failed" and failed.error["retryable"] is False
+    assert failed.error["code"] == "destination_failure" and "cannot be encoded" in failed.error["message"]
+    assert sent.outcome == "created"
+
+
+def test_an_unexpected_destination_error_stays_retryable():
+    obs = Relay(FakeSource({"t-f": "FAILURE"}), [RecordingDestination(fail=KeyError("x"))]).process(TaskRef("t-f"))
+    (failed,) = obs.result.deliveries
+    assert failed.error["retryable"] is True and failed.error["message"] == "mem://a: KeyError"

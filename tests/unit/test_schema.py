@@ -29,6 +29,14 @@ def test_the_schema_is_valid_and_matches_the_record_version():
         {"TaskId": "t-1", "Status": "FAILURE", "StatusReason": "no"},
         {"Code": "Forbidden", "HttpStatusCode": 200, "Status": "FAILURE"},
         "<html>",
+        # lone surrogates (from "\ud800" escapes) outside the template: repaired, listed in unicode_repaired
+        {
+            "TaskId": "t-1",
+            "Status": "SUCCESS",
+            "StatusReason": "x\ud800",
+            "TaskOutput": {"Result": "A: 1", "K\udc00": 1},
+        },
+        {"Code": "InvalidParameter", "Message": "bad \udfff", "RequestId": "R-1"},
     ],
 )
 def test_records_validate(body):
@@ -71,3 +79,16 @@ def test_a_record_whose_template_was_left_out_of_the_answer_validates_and_only_w
     record["template_omitted"] = "other"
     with pytest.raises(jsonschema.ValidationError):
         VALIDATOR.validate(record)
+
+
+def test_unicode_repaired_is_optional_and_never_empty():
+    # Given a record without repairs (as every record before the field) and one with
+    plain = normalize({"TaskId": "t-1", "Status": "FAILURE"}, task_id="t-1", observed_at=T).result.to_dict()
+    repaired = normalize({"TaskId": "t-1", "Status": "FAILURE", "StatusReason": "\ud800"}, task_id="t-1", observed_at=T)
+    record = repaired.result.to_dict()
+    # Then both validate, the repaired one says where, and an empty list is refused
+    assert "unicode_repaired" not in plain and record["unicode_repaired"] == ["/status_reason"]
+    VALIDATOR.validate(plain)
+    VALIDATOR.validate(record)
+    with pytest.raises(jsonschema.ValidationError):
+        VALIDATOR.validate({**plain, "unicode_repaired": []})

@@ -113,3 +113,21 @@ def test_create_request_defaults_and_object_templates():
     assert (request.task_type, request.template_type, request.template) == ("GenerateTemplate", None, None)
     fix = parse_create_request({"Prompt": "fix", "TaskType": "FixTemplate", "Template": {"A": "é"}})
     assert fix.template == '{"A": "é"}'
+
+
+def test_a_create_request_with_a_lone_surrogate_or_too_deep_a_template_is_invalid_input_naming_the_field():
+    # Given a Template object nested deeper than json.dumps can write (built here, not parsed)
+    deep: list = []
+    for _ in range(100_000):
+        deep = [deep]
+    cases = [
+        ({"Prompt": "fix", "TaskType": "FixTemplate", "Template": {"A": deep}}, "Template nests too deeply"),
+        ({"Prompt": "a \ud800"}, "Prompt cannot be UTF-8 text"),
+        ({"Prompt": "fix", "TaskType": "FixTemplate", "Template": {"K": {"\udc00": 1}}}, "Template cannot be UTF-8"),
+        ({"\ud800": 1, "Prompt": "x"}, "a field name ('\\ud800') cannot be UTF-8 text"),
+    ]
+    for body, says in cases:
+        # When parsed / Then InvalidInput names the field (a field name shown escaped, as ASCII)
+        with pytest.raises(InvalidInput) as caught:
+            parse_create_request(body)
+        assert says in caught.value.message and caught.value.message.isascii()

@@ -259,7 +259,9 @@ _DESTINATION_RETRYABLE_CODES = frozenset(
 
 
 def destination_error(exc: BaseException, where: str) -> DestinationFailure:
-    """Translate a failure of an SDK call made by a destination (boto3, OSS, pika, redis).
+    """Translate a failure of a destination: of an SDK call it made (boto3, OSS, pika, redis), or any
+    exception it raised (the relay sends every unexpected one here). An encoding failure (UnicodeError, or
+    RecursionError from json.dumps) is never retryable.
 
     The message names the destination (``where``, already free of credentials), the upstream code and
     the server's own message; never the exception text of a client library, which may echo a URI.
@@ -269,6 +271,12 @@ def destination_error(exc: BaseException, where: str) -> DestinationFailure:
     inner = getattr(exc, "unwrap", None)
     cause = inner() if callable(inner) else exc  # the OSS SDK wraps service errors in OperationError
     cause = cause if isinstance(cause, BaseException) else exc
+    if isinstance(cause, UnicodeError | RecursionError):
+        # Text that cannot be encoded (a lone surrogate), or nesting too deep to serialize, is the same on
+        # every retry: retrying would only carry the task into a DLQ and make every sweep fetch it again.
+        return DestinationFailure(
+            _clip(f"{where}: a record that cannot be encoded ({type(cause).__name__})"), retryable=False
+        )
     code, message, status, request_id = _service_error_fields(cause)
     names = {cls.__name__ for cls in type(cause).__mro__}
     if code in _DESTINATION_RETRYABLE_CODES or "Throttl" in (code or ""):

@@ -67,6 +67,10 @@ class TaskResult:
     error: dict[str, Any] | None = None
     deliveries: tuple[Delivery, ...] = ()
     schema_version: str = SCHEMA_VERSION
+    # JSON Pointers (RFC 6901) into this record of the texts in which lone UTF-16 surrogates from ROS were
+    # replaced by U+FFFD (see normalize). Written only when there is one, so every other record stays valid
+    # under a schema copy that predates the field.
+    unicode_repaired: tuple[str, ...] = ()
 
     @property
     def failed_deliveries(self) -> tuple[Delivery, ...]:
@@ -76,7 +80,7 @@ class TaskResult:
         return replace(self, deliveries=deliveries)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        record: dict[str, Any] = {
             "schema_version": self.schema_version,
             "task_id": self.task_id,
             "task_type": self.task_type,
@@ -92,6 +96,9 @@ class TaskResult:
             "observed_at": self.observed_at,
             "deliveries": [d.to_dict() for d in self.deliveries],
         }
+        if self.unicode_repaired:
+            record["unicode_repaired"] = list(self.unicode_repaired)
+        return record
 
     def to_json_bytes(self) -> bytes:
         """The record as stored in ``task.json``: UTF-8 JSON, 2-space indent."""

@@ -3,6 +3,15 @@
 Whatever ROS sends, the answer is an :class:`Observation`: a record with the task's fields, or a record
 with an ``error`` when the body is an API error (any body that carries a ``Code``, whatever its
 ``Status``, ``Success`` or ``HttpStatusCode`` say) or is not a usable GetAITask answer.
+
+Every text of a record is valid Unicode, so that task.json and every message encode as UTF-8. JSON's grammar
+allows ``\ud800``-style escapes of lone UTF-16 surrogates (https://www.rfc-editor.org/rfc/rfc8259#section-8.2),
+the SDK parses answers with ``json.loads`` (darabonba-core's ``Stream.read_as_json``), and Python's json module
+accepts them as lone surrogates (https://docs.python.org/3/library/json.html#character-encodings); no UTF-8
+text can hold one (https://www.rfc-editor.org/rfc/rfc3629#section-3). Outside the template they are replaced by
+U+FFFD and the record's ``unicode_repaired`` lists where (JSON Pointers, https://www.rfc-editor.org/rfc/rfc6901,
+into the record). The template (``TaskOutput.Result``) is never altered: a template with lone surrogates is a
+non-retryable ``bad_upstream_response``.
 """
 
 from __future__ import annotations
@@ -11,6 +20,7 @@ import hashlib
 import json
 import re
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -33,6 +43,12 @@ _SKIPPED_LINES = re.compile(r"(?:[^\S\n]*+(?:[#%][^\n]*+|---[^\S\n]*+)?+\n)*+")
 # A top-level YAML mapping key: `ROSTemplateFormatVersion: '2015-09-01'`, `"Resources":`, `Outputs:`.
 _YAML_KEY = re.compile(r"""(?:"[^"\n]+"|'[^'\n]+'|[A-Za-z_$][^:#\n]*?)[ \t]*:(?:[ \t]|$)""")
 _FALSE = (False, "false", "False", "FALSE")
+# Any UTF-16 surrogate code point in a Python str is a lone one: json.loads joins a valid pair into one
+# character. The encoder refuses each of them (UnicodeEncodeError), so each becomes U+FFFD.
+_SURROGATE = re.compile("[\ud800-\udfff]")
+REPLACEMENT = "\ufffd"
+# The record's fields that hold text from ROS (or built from it): checked in this order.
+_TEXT_FIELDS = ("task_type", "status_reason", "request_id", "output_extra", "error")
 
 
 def now_iso() -> str:
@@ -42,6 +58,17 @@ def now_iso() -> str:
 
 def normalize(body: object, *, task_id: str, observed_at: str) -> Observation:
     """Normalize one GetAITask response body (API field names, as ``body.to_map()`` gives them)."""
+    try:
+        return _normalize(body, task_id, observed_at)
+    except RecursionError:
+        # The SDK's json.loads (C) accepts deeper nesting than Python code and json.dumps can walk: such an
+        # answer can never be written as task.json or a message, and ROS sends the same one on every retry.
+        request_id = body.get("RequestId") if isinstance(body, Mapping) else None
+        error = BadUpstreamResponse("GetAITask answer nests too deeply to store as JSON", retryable=False)
+        return error_observation(task_id, error, observed_at, request_id=_opt_str(request_id))
+
+
+def _normalize(body: object, task_id: str, observed_at: str) -> Observation:
     if not isinstance(body, Mapping):
         return error_observation(
             task_id, BadUpstreamResponse(f"GetAITask body is {type(body).__name__}, not an object"), observed_at
@@ -82,7 +109,7 @@ def normalize(body: object, *, task_id: str, observed_at: str) -> Observation:
         template_bytes=template.size if template else None,
         output_extra=output_extra,
     )
-    return Observation(result, template)
+    return Observation(_repaired(result), template)
 
 
 def error_observation(
@@ -93,7 +120,7 @@ def error_observation(
     if record["request_id"] is None:
         record["request_id"] = request_id
     return Observation(
-        TaskResult(task_id=task_id, observed_at=observed_at, request_id=record["request_id"], error=record)
+        _repaired(TaskResult(task_id=task_id, observed_at=observed_at, request_id=record["request_id"], error=record))
     )
 
 
@@ -148,6 +175,55 @@ def _template(body: bytes, fmt: TemplateFormat) -> Template:
 
 def _bad(task_id: str, message: str, request_id: str | None, observed_at: str) -> Observation:
     return error_observation(task_id, BadUpstreamResponse(message, request_id=request_id), observed_at)
+
+
+def replace_surrogates(text: str) -> str:
+    """``text`` with each lone UTF-16 surrogate replaced by U+FFFD (for echoing untrusted text)."""
+    return _SURROGATE.sub(REPLACEMENT, text)
+
+
+def _repaired(result: TaskResult) -> TaskResult:
+    """The record with every lone surrogate outside the template replaced by U+FFFD, and listed."""
+    where: list[str] = []
+    changes = {name: _repair(getattr(result, name), "/" + name, where) for name in _TEXT_FIELDS}
+    if not where:
+        return result
+    return replace(result, **changes, unicode_repaired=tuple(dict.fromkeys(where)))
+
+
+def _repair(value: Any, pointer: str, where: list[str]) -> Any:
+    """``value`` with lone surrogates replaced, at any depth; appends the JSON Pointer of each repaired text
+    (a repaired key is listed as the member it now names)."""
+    if isinstance(value, str):
+        if _SURROGATE.search(value) is None:
+            return value
+        where.append(pointer)
+        return replace_surrogates(value)
+    if isinstance(value, Mapping):
+        repaired: dict[Any, Any] = {}
+        for key, item in value.items():
+            if isinstance(key, str) and _SURROGATE.search(key) is not None:
+                key = _free_key(replace_surrogates(key), value, repaired)
+                where.append(_pointer(pointer, key))
+            repaired[key] = _repair(item, _pointer(pointer, key), where)
+        return repaired
+    if isinstance(value, list | tuple):
+        return [_repair(item, f"{pointer}/{index}", where) for index, item in enumerate(value)]
+    return value
+
+
+def _free_key(key: str, original: Mapping[Any, Any], taken: Mapping[Any, Any]) -> str:
+    # Two keys that differ only in their surrogates ("a\ud800", "a\udc00") would both become "a\ufffd":
+    # the later one gets a suffix, so that no value is lost.
+    candidate, n = key, 1
+    while candidate in taken or candidate in original:
+        n += 1
+        candidate = f"{key}~{n}"
+    return candidate
+
+
+def _pointer(parent: str, key: object) -> str:
+    return f"{parent}/{str(key).replace('~', '~0').replace('/', '~1')}"
 
 
 def _opt_str(value: object) -> str | None:

@@ -10,7 +10,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Protocol
 
 from .destinations import Destination
-from .errors import BadUpstreamResponse, DestinationFailure, RelayError
+from .errors import BadUpstreamResponse, RelayError, destination_error
 from .model import TEMPLATE_OMITTED, Delivery, Observation, ResponseLimit, TaskResult
 from .normalize import error_observation, normalize, now_iso
 from .ros import TaskSource
@@ -218,7 +218,9 @@ class Relay:
                 "destination raised an unexpected error",
                 extra={"task_id": observation.result.task_id, "destination": destination.name},
             )
-            error = DestinationFailure(f"unexpected {type(exc).__name__} at {destination.name}")
+            # The one mapping: unknown failures are retryable, encoding failures (UnicodeError, RecursionError)
+            # are not.
+            error = destination_error(exc, destination.name)
         return Delivery(destination.name, None, "failed", error.to_record())
 
     def _log(self, observation: Observation) -> None:

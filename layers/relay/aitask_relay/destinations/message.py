@@ -96,4 +96,12 @@ def build_message(observation: Observation, stored: Sequence[Delivery], *, limit
 
 
 def _encode(envelope: dict[str, Any]) -> bytes:
-    return json.dumps(envelope, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    text = json.dumps(envelope, ensure_ascii=False, separators=(",", ":"))
+    # SQS takes only #x9 | #xA | #xD | #x20-#xD7FF | #xE000-#xFFFD | #x10000-#x10FFFF in a body
+    # (https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_SendMessage.html); it refuses
+    # (InvalidMessageContents) or alters anything else. json.dumps already escapes the controls below #x20, the
+    # record holds no lone surrogate (normalize), so U+FFFE and U+FFFF are all that is left: they go as JSON
+    # escapes, which decode to the same text, so the template's sha256 still holds.
+    if "\ufffe" in text or "\uffff" in text:
+        text = text.replace("\ufffe", "\\ufffe").replace("\uffff", "\\uffff")
+    return text.encode("utf-8")

@@ -26,6 +26,7 @@ from typing import Any
 
 from ..errors import InvalidInput, RelayError
 from ..model import ResponseLimit
+from ..normalize import replace_surrogates
 from ..taskref import TaskRef
 from ..tracking import parse_tracking_body
 
@@ -123,6 +124,10 @@ def _cloud_event(item: Any) -> EventTasks:
     try:
         if not source or not event_id or item.get("specversion") != "1.0":
             raise InvalidInput("a CloudEvent needs specversion 1.0, source and id")
+        shown = replace_surrogates(source), replace_surrogates(event_id)
+        if shown != (source, event_id):  # echoed in the answer, which must encode as UTF-8
+            source, event_id = shown
+            raise InvalidInput("a CloudEvent's source and id must be UTF-8 text (no lone UTF-16 surrogate)")
         if item.get("data") is None:
             raise InvalidInput(f"CloudEvent {event_id} from {source} has no data")
         return EventTasks(source, event_id, refs=_refs_of_data(item["data"]))

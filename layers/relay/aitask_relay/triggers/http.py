@@ -5,7 +5,8 @@
   task, 429 throttled, 502 bad upstream response, 503 upstream unavailable, 403 access denied.
 - ``POST /tasks`` with ``{"Prompt", "TaskType", "TemplateType", "Template"}`` → CreateAITask, the new task
   on the tracking queue, 202 ``{"TaskId", "tracking"}`` and ``Location: /tasks/{id}``.
-- Invalid input → 400 ``{"error": {...}}`` naming the field; nothing is created or fetched.
+- Invalid input → 400 ``{"error": {...}}`` naming the field; nothing is created or fetched. Text that
+  cannot be UTF-8 (a lone UTF-16 surrogate escape) is invalid input.
 """
 
 from __future__ import annotations
@@ -65,6 +66,7 @@ def parse_create_request(body: Any) -> CreateRequest:
     """Validate a POST /tasks body; InvalidInput names the field and the problem."""
     if not isinstance(body, Mapping):
         raise InvalidInput(f"the body must be a JSON object, got {type(body).__name__}")
+    _check_utf8(body)
     unknown = sorted(set(body) - {"Prompt", "TaskType", "TemplateType", "Template"})
     if unknown:
         raise InvalidInput(f"unknown field {unknown[0]!r} (accepted: Prompt, TaskType, TemplateType, Template)")
@@ -90,6 +92,39 @@ def parse_create_request(body: Any) -> CreateRequest:
         if len(template.encode("utf-8")) > MAX_TEMPLATE:
             raise InvalidInput(f"Template is larger than {MAX_TEMPLATE} bytes")
     return CreateRequest(task_type, prompt, template_type, template)
+
+
+_NOT_UTF8 = "cannot be UTF-8 text: it holds a lone UTF-16 surrogate (a \\ud800-\\udfff escape not in a pair)"
+
+
+def _check_utf8(body: Mapping[Any, Any]) -> None:
+    """InvalidInput naming the first field (or field name) that no UTF-8 text can hold.
+
+    json.loads accepts a lone surrogate escape (https://docs.python.org/3/library/json.html#character-encodings)
+    and returns a str that the SDK and the answer would fail to encode later (a 502 from CreateAITask's request,
+    a 500 from the answer). Refused here, before CreateAITask. A field name is shown escaped (repr), so the
+    answer itself is valid UTF-8.
+    """
+    for key in body:
+        if isinstance(key, str) and not _encodes(key):
+            raise InvalidInput(f"a field name ({key!r}) {_NOT_UTF8}")
+    for key, value in body.items():
+        try:
+            encodes = _encodes(value)
+        except RecursionError:  # json.loads (C) accepts deeper nesting than json.dumps may write back
+            raise InvalidInput(f"{key} nests too deeply") from None
+        if not encodes:
+            raise InvalidInput(f"{key} {_NOT_UTF8}")
+
+
+def _encodes(value: Any) -> bool:
+    # ensure_ascii=False keeps a lone surrogate as itself (not a \u escape), so strict UTF-8 refuses it,
+    # in a key or a value at any depth.
+    try:
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,6 +177,8 @@ class TaskApi:
             body = json.loads(body_text or "")
         except ValueError:
             raise InvalidInput("the body is not valid JSON") from None
+        except RecursionError:
+            raise InvalidInput("the body nests too deeply") from None
         request = parse_create_request(body)
         created = self._ros().create_task(
             task_type=request.task_type,
