@@ -59,3 +59,13 @@ def test_bad_values_fail_fast_naming_the_variable(env, fragment):
 @pytest.mark.parametrize("endpoint", ["127.0.0.1:1", "localhost:8790", "[::1]:8790", "127.9.9.9"])
 def test_http_is_allowed_for_loopback_endpoints(endpoint):
     assert load_config({"ROS_PROTOCOL": "http", "ROS_ENDPOINT": endpoint}).ros.protocol == "http"
+
+
+def test_the_sweep_catch_up_maximum_defaults_to_a_day_or_the_lookback_and_is_never_below_it():
+    # An older configuration with a 2-day lookback and no maximum stays valid: the maximum follows it
+    assert load_config({}).sweep.max_catch_up_seconds == 86400
+    assert load_config({"RELAY_SWEEP_LOOKBACK_SECONDS": "172800"}).sweep.max_catch_up_seconds == 172800
+    assert load_config({"RELAY_TRACKING_DEADLINE_SECONDS": "7200"}).sweep.horizon_seconds == 7200
+    with pytest.raises(ConfigurationError) as caught:
+        load_config({"RELAY_SWEEP_LOOKBACK_SECONDS": "7200", "RELAY_SWEEP_MAX_CATCH_UP_SECONDS": "3600"})
+    assert "RELAY_SWEEP_MAX_CATCH_UP_SECONDS" in caught.value.message
