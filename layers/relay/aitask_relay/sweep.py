@@ -204,9 +204,9 @@ class Sweeper:
                 summary.pages += 1
                 following = page.get("NextToken") or None
                 finished, pending = self._sort_page(page.get("Tasks") or [], cutoff, summary, order)
-                summary.early_stop = self._early_stop(order, summary) if following is not None else None
-                if summary.early_stop is not None:
-                    following = None  # the rest of the listing is older than the window can hold
+                stop = self._early_stop(order, summary)
+                if stop is not None and following is not None:
+                    summary.early_stop, following = stop, None  # the rest is older than the window can hold
                 upcoming = pages.submit(self._list, following) if following is not None else None
                 yield from finished
                 if pending:  # ten to a request: a page of pending tasks is a few round trips, not fifty
