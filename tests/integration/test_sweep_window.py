@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import pytest
 
@@ -82,43 +83,51 @@ def test_a_listing_that_is_not_newest_first_is_read_whole_and_logged_once(
 # --- the watermark ---------------------------------------------------------------------------------
 
 
-KEY = "aitask-relay.sweep-watermark"  # in the ledger
-OBJECT = "_aitask-relay/sweep-watermark.json"  # under a store's prefix
-
-
 class Home:
     """Where the watermark lives, read and written here with the backends' own clients (the stored form
-    is part of the contract: a newer relay must read what an older one wrote)."""
+    is part of the contract: a newer relay must read what an older one wrote). ``found`` takes its place
+    from the ``watermark`` a sweep's summary names."""
 
     def __init__(self, kind, out_dir, aws=None, bucket=None, redis_url=None, table=None):
         self.kind, self.out_dir, self.aws, self.bucket, self.table = kind, out_dir, aws, bucket, table
-        if redis_url is not None:
-            import redis
+        self.redis_url, self.where = redis_url, None
 
-            self.redis = redis.Redis.from_url(redis_url)
-            self.redis.delete(KEY)  # a fresh start on the shared server
+    def found(self, summary):
+        name = summary["watermark"]
+        if self.kind == "file":
+            assert name.startswith("file://") and "/_aitask-relay/sweep-watermark-" in name, name
+            self.where = Path(name.removeprefix("file://"))
+        elif self.kind == "s3":
+            assert name.startswith(f"s3://{self.bucket}/templates/_aitask-relay/sweep-watermark-"), name
+            self.where = name.removeprefix(f"s3://{self.bucket}/")
+        else:  # "<ledger> key <key>" / "dynamodb://<table> item <key>"
+            assert " key aitask-relay.sweep-watermark:" in name or " item aitask-relay.sweep-watermark:" in name
+            self.where = name.rpartition(" ")[2]
 
     def write(self, when):
         body = json.dumps({"last_complete_sweep_start": when.isoformat(timespec="seconds")})
         if self.kind == "file":
-            (self.out_dir / OBJECT).parent.mkdir(parents=True, exist_ok=True)
-            (self.out_dir / OBJECT).write_text(body)
+            self.where.write_text(body)
         elif self.kind == "s3":
-            self.aws.s3.put_object(Bucket=self.bucket, Key=f"templates/{OBJECT}", Body=body.encode())
+            self.aws.s3.put_object(Bucket=self.bucket, Key=self.where, Body=body.encode())
         elif self.kind == "redis":
-            self.redis.set(KEY, body)
+            import redis
+
+            redis.Redis.from_url(self.redis_url).set(self.where, body)
         else:
-            self.aws.dynamodb.put_item(TableName=self.table, Item={"id": {"S": KEY}, "data": {"S": body}})
+            self.aws.dynamodb.put_item(TableName=self.table, Item={"id": {"S": self.where}, "data": {"S": body}})
 
     def read(self):
         if self.kind == "file":
-            body = (self.out_dir / OBJECT).read_text()
+            body = self.where.read_text()
         elif self.kind == "s3":
-            body = self.aws.s3.get_object(Bucket=self.bucket, Key=f"templates/{OBJECT}")["Body"].read()
+            body = self.aws.s3.get_object(Bucket=self.bucket, Key=self.where)["Body"].read()
         elif self.kind == "redis":
-            body = self.redis.get(KEY)
+            import redis
+
+            body = redis.Redis.from_url(self.redis_url).get(self.where)
         else:
-            item = self.aws.dynamodb.get_item(TableName=self.table, Key={"id": {"S": KEY}})["Item"]
+            item = self.aws.dynamodb.get_item(TableName=self.table, Key={"id": {"S": self.where}})["Item"]
             body = item["data"]["S"]
         return datetime.fromisoformat(json.loads(body)["last_complete_sweep_start"])
 
@@ -147,8 +156,12 @@ def home(request, relay_env, out_dir):
     return found
 
 
-def missed_three_hours(emulator, home):
-    """The last complete sweep started 3 h ago; a task finished 2 h ago, another just now."""
+def missed_three_hours(emulator, home, invoke):
+    """The last complete sweep started 3 h ago (a first sweep ran, and its watermark is set back 3 h); a
+    task finished 2 h ago, another just now."""
+    first = invoke("sweeper", {})
+    assert first["watermark_saved"] is True
+    home.found(first)
     home.write(now_utc() - timedelta(hours=3))
     emulator.add_task(
         {
@@ -163,7 +176,7 @@ def missed_three_hours(emulator, home):
 
 def test_a_sweeper_that_missed_three_hours_delivers_what_finished_meanwhile(emulator, home, out_dir, invoke):
     # Given a 1 h lookback, a watermark 3 h old, and a task that finished 2 h ago
-    missed_three_hours(emulator, home)
+    missed_three_hours(emulator, home, invoke)
     before = now_utc()
     # When the sweeper runs
     summary = invoke("sweeper", {})
@@ -181,7 +194,7 @@ def test_a_sweeper_that_missed_three_hours_delivers_what_finished_meanwhile(emul
 def test_an_incomplete_sweep_does_not_move_the_watermark(emulator, home, out_dir, invoke):
     # Given a watermark 3 h old, a task that finished 2 h ago, and an invocation with less time left than
     # the sweeper's safety margin
-    missed_three_hours(emulator, home)
+    missed_three_hours(emulator, home, invoke)
     mark = home.read()
     # When the sweep stops for time before it finished
     stopped = invoke("sweeper", {}, timeout_ms=5000)
@@ -197,7 +210,9 @@ def test_the_catch_up_is_bounded_by_its_maximum(emulator, relay_env, out_dir, in
     # Given RELAY_SWEEP_MAX_CATCH_UP_SECONDS=7200, a watermark 3 h old and a task that finished 2.5 h ago
     relay_env.setenv("RELAY_SWEEP_MAX_CATCH_UP_SECONDS", "7200")
     runtime.reset()
-    Home("file", out_dir).write(now_utc() - timedelta(hours=3))
+    home = Home("file", out_dir)
+    home.found(invoke("sweeper", {}))
+    home.write(now_utc() - timedelta(hours=3))
     emulator.add_task({"TaskId": "t-too-old", "CreatedSecondsAgo": 9000, "Status": "SUCCESS"})
     # When the sweeper runs
     summary = invoke("sweeper", {})
@@ -209,8 +224,9 @@ def test_the_catch_up_is_bounded_by_its_maximum(emulator, relay_env, out_dir, in
 
 def test_a_watermark_that_is_not_readable_json_is_ignored_and_replaced(emulator, relay_env, out_dir, invoke):
     # Given a watermark file that holds garbage
-    path = out_dir / "_aitask-relay" / "sweep-watermark.json"
-    path.parent.mkdir(parents=True)
+    home = Home("file", out_dir)
+    home.found(invoke("sweeper", {}))
+    path = home.where
     path.write_text("{not json")
     emulator.add_task({"TaskId": "t-now", "Status": "SUCCESS", "TaskOutput": {"Result": YAML}})
     # When the sweeper runs

@@ -145,11 +145,15 @@ def consumer() -> QueueConsumer:
 @cache
 def sweeper() -> Sweeper:
     """The sweeper over the process-wide ROS client and relay."""
+    from .destinations import redact
     from .sweep import Sweeper
-    from .watermark import build_watermark
+    from .watermark import build_watermark, scope
 
     settings = config()
-    watermark = build_watermark(settings.ledger, list(destinations()))
+    names = [redact(uri) for uri in settings.destinations]
+    watermark = build_watermark(
+        settings.ledger, list(destinations()), scope(settings.ros.region_id, settings.ros.endpoint, names)
+    )
     if watermark is None:
         _logger().warning(
             "no RELAY_LEDGER and no store in RELAY_DESTINATIONS to keep the sweep watermark in: a sweeper that "

@@ -74,6 +74,7 @@ class SweepSummary:
     caught_up_from: str | None = None  # the watermark a window wider than the lookback reached back to
     early_stop: str | None = None  # why paging stopped before the listing's last page (the rest is older)
     full_scan_reason: str | None = None  # why paging could not stop early
+    watermark: str | None = None  # where the start of the last complete sweep is kept (no password)
     watermark_saved: bool = False
 
     def to_dict(self) -> dict[str, Any]:
@@ -148,6 +149,7 @@ class Sweeper:
         summary.window_seconds = lookback
         if self._watermark is None:
             return lookback
+        summary.watermark = self._watermark.name
         try:
             mark = self._watermark.load()
         except Exception as exc:  # unreadable (denied, down, garbage): sweep the lookback, as without one

@@ -4,8 +4,8 @@ A sweep covers ``max(lookback, now - watermark)`` (bounded by ``RELAY_SWEEP_MAX_
 sweeper that missed runs for longer than its lookback catches up on its next complete run; only a complete
 sweep moves the watermark. It lives in the delivery ledger (``RELAY_LEDGER``: one Redis key, or one
 DynamoDB item beside Powertools' records), else in a store of ``RELAY_DESTINATIONS`` as one small object,
-``<prefix>_aitask-relay/sweep-watermark.json``: task ids start with a letter or a digit, so no task's folder
-can ever be named ``_aitask-relay``.
+``<prefix>_aitask-relay/sweep-watermark-<scope>.json``: task ids start with a letter or a digit, so no
+task's folder can ever be named ``_aitask-relay``. ``<scope>`` is in every name (see ``scope``).
 
 It is one value, overwritten by each complete sweep (stores otherwise write create-only). An overwrite is
 a single atomic write on each backend, S3 and OSS PUTs included (a reader sees the old object or the new
@@ -17,6 +17,7 @@ window, never narrows it, so no compare-and-swap is needed.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -27,9 +28,18 @@ from urllib.parse import urlsplit
 
 from .errors import destination_error
 
-LEDGER_KEY = "aitask-relay.sweep-watermark"
-STORE_KEY = "_aitask-relay/sweep-watermark.json"
+LEDGER_KEY = "aitask-relay.sweep-watermark"  # + ":<scope>"
+STORE_KEY = "_aitask-relay/sweep-watermark"  # + "-<scope>.json"
 FIELD = "last_complete_sweep_start"
+
+
+def scope(region: str, endpoint: str | None, destinations: list[str]) -> str:
+    """What the watermark's name carries, so that deployments sharing a Redis database, a table or a store
+    prefix (staging and production on one Redis, say) never read each other's: a digest of the ROS region
+    and endpoint and of the destinations (passwords removed). Changing them starts afresh: the first sweep
+    after the change covers the lookback."""
+    text = json.dumps([region, endpoint or "", sorted(destinations)])
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 class Watermark(Protocol):
@@ -67,8 +77,8 @@ def decode(raw: bytes | str | None) -> datetime | None:
 class FileWatermark:
     """A file beside the task folders of a ``file://`` store, replaced atomically (``os.replace``)."""
 
-    def __init__(self, root: Path) -> None:
-        self.path = root / STORE_KEY
+    def __init__(self, root: Path, scope: str) -> None:
+        self.path = root / f"{STORE_KEY}-{scope}.json"
         self.name = self.path.as_uri()
 
     def load(self) -> datetime | None:
@@ -101,8 +111,8 @@ class S3Watermark:
     then logs the watermark as unreadable and uses the lookback, and saves it.
     """
 
-    def __init__(self, store: Any) -> None:
-        self._store, self.key = store, store.prefix + STORE_KEY
+    def __init__(self, store: Any, scope: str) -> None:
+        self._store, self.key = store, f"{store.prefix}{STORE_KEY}-{scope}.json"
         self.name = store.uri_of(self.key)
 
     def load(self) -> datetime | None:
@@ -127,8 +137,8 @@ class S3Watermark:
 class OssWatermark:
     """One object in an ``oss://`` store's bucket, under its prefix (a plain PUT: it overwrites)."""
 
-    def __init__(self, store: Any) -> None:
-        self._store, self.key = store, store.prefix + STORE_KEY
+    def __init__(self, store: Any, scope: str) -> None:
+        self._store, self.key = store, f"{store.prefix}{STORE_KEY}-{scope}.json"
         self.name = store.uri_of(self.key)
 
     def load(self) -> datetime | None:
@@ -159,10 +169,11 @@ class OssWatermark:
 class RedisWatermark:
     """One key in the Redis ledger's database (no expiry: it is overwritten every sweep)."""
 
-    def __init__(self, uri: str, *, client: Any = None) -> None:
+    def __init__(self, uri: str, scope: str, *, client: Any = None) -> None:
         from .destinations import redact
 
-        self.name = f"{redact(uri)} key {LEDGER_KEY}"
+        self.key = f"{LEDGER_KEY}:{scope}"
+        self.name = f"{redact(uri)} key {self.key}"
         if client is None:
             import redis
 
@@ -170,10 +181,10 @@ class RedisWatermark:
         self._client = client
 
     def load(self) -> datetime | None:
-        return decode(self._client.get(LEDGER_KEY))
+        return decode(self._client.get(self.key))
 
     def save(self, started: datetime) -> None:
-        self._client.set(LEDGER_KEY, encode(started))
+        self._client.set(self.key, encode(started))
 
 
 class DynamoDbWatermark:
@@ -181,8 +192,9 @@ class DynamoDbWatermark:
     attribute, so the table's TTL never removes it (Powertools' own keys carry its ``key_prefix`` and a
     hash, so they cannot be this id)."""
 
-    def __init__(self, table: str, *, client: Any = None) -> None:
-        self.table, self.name = table, f"dynamodb://{table} item {LEDGER_KEY}"
+    def __init__(self, table: str, scope: str, *, client: Any = None) -> None:
+        self.table, self.key = table, f"{LEDGER_KEY}:{scope}"
+        self.name = f"dynamodb://{table} item {self.key}"
         self._client = client
 
     @property
@@ -194,29 +206,29 @@ class DynamoDbWatermark:
         return self._client
 
     def load(self) -> datetime | None:
-        item = self.client.get_item(TableName=self.table, Key={"id": {"S": LEDGER_KEY}}, ConsistentRead=True)
+        item = self.client.get_item(TableName=self.table, Key={"id": {"S": self.key}}, ConsistentRead=True)
         value = item.get("Item", {}).get("data", {}).get("S")
         return decode(value)
 
     def save(self, started: datetime) -> None:
-        item = {"id": {"S": LEDGER_KEY}, "data": {"S": encode(started).decode()}}
+        item = {"id": {"S": self.key}, "data": {"S": encode(started).decode()}}
         self.client.put_item(TableName=self.table, Item=item)
 
 
-def build_watermark(ledger: str | None, destinations: list[Any]) -> Watermark | None:
+def build_watermark(ledger: str | None, destinations: list[Any], scope: str) -> Watermark | None:
     """The ledger's watermark if there is a ledger, else one in the first S3 or OSS store, else in the first
     file store (a local directory may not outlive the function instance), else None."""
     if ledger is not None:
         parts = urlsplit(ledger)
-        return DynamoDbWatermark(parts.netloc) if parts.scheme == "dynamodb" else RedisWatermark(ledger)
+        return DynamoDbWatermark(parts.netloc, scope) if parts.scheme == "dynamodb" else RedisWatermark(ledger, scope)
     by_scheme: dict[str, Any] = {}
     for destination in destinations:
         if getattr(destination, "kind", None) == "store":
             by_scheme.setdefault(destination.name.partition("://")[0], destination)
     if "s3" in by_scheme:
-        return S3Watermark(by_scheme["s3"])
+        return S3Watermark(by_scheme["s3"], scope)
     if "oss" in by_scheme:
-        return OssWatermark(by_scheme["oss"])
+        return OssWatermark(by_scheme["oss"], scope)
     if "file" in by_scheme:
-        return FileWatermark(by_scheme["file"].root)
+        return FileWatermark(by_scheme["file"].root, scope)
     return None
