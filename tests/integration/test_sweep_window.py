@@ -97,9 +97,9 @@ class Home:
         if self.kind == "file":
             assert name.startswith("file://") and "/_aitask-relay/sweep-watermark-" in name, name
             self.where = Path(name.removeprefix("file://"))
-        elif self.kind == "s3":
-            assert name.startswith(f"s3://{self.bucket}/templates/_aitask-relay/sweep-watermark-"), name
-            self.where = name.removeprefix(f"s3://{self.bucket}/")
+        elif self.kind in ("s3", "oss"):
+            assert name.startswith(f"{self.kind}://{self.bucket}/templates/_aitask-relay/sweep-watermark-"), name
+            self.where = name.removeprefix(f"{self.kind}://{self.bucket}/")
         else:  # "<ledger> key <key>" / "dynamodb://<table> item <key>"
             assert " key aitask-relay.sweep-watermark:" in name or " item aitask-relay.sweep-watermark:" in name
             self.where = name.rpartition(" ")[2]
@@ -108,7 +108,7 @@ class Home:
         body = json.dumps({"last_complete_sweep_start": when.isoformat(timespec="seconds")})
         if self.kind == "file":
             self.where.write_text(body)
-        elif self.kind == "s3":
+        elif self.kind in ("s3", "oss"):  # moto's S3 API holds the OSS bucket too (servers.py)
             self.aws.s3.put_object(Bucket=self.bucket, Key=self.where, Body=body.encode())
         elif self.kind == "redis":
             import redis
@@ -120,7 +120,7 @@ class Home:
     def read(self):
         if self.kind == "file":
             body = self.where.read_text()
-        elif self.kind == "s3":
+        elif self.kind in ("s3", "oss"):
             body = self.aws.s3.get_object(Bucket=self.bucket, Key=self.where)["Body"].read()
         elif self.kind == "redis":
             import redis
@@ -132,14 +132,17 @@ class Home:
         return datetime.fromisoformat(json.loads(body)["last_complete_sweep_start"])
 
 
-@pytest.fixture(params=["file", "s3", "redis", "dynamodb"])
+@pytest.fixture(params=["file", "s3", "oss", "redis", "dynamodb"])
 def home(request, relay_env, out_dir):
-    """A file store, an S3 store (moto) beside it, the Redis ledger, the DynamoDB ledger (moto)."""
+    """A file store, an S3 or OSS store (moto) beside it, the Redis ledger, the DynamoDB ledger (moto)."""
     kind = request.param
-    if kind == "s3":
+    if kind in ("s3", "oss"):
         aws = request.getfixturevalue("aws")
         bucket = aws.bucket()
-        relay_env.setenv("RELAY_DESTINATIONS", f"{out_dir.as_uri()},s3://{bucket}/templates/")
+        store = f"s3://{bucket}/templates/"
+        if kind == "oss":
+            store = f"oss://{bucket}/templates/?region=cn-hangzhou&endpoint={aws.endpoint}"
+        relay_env.setenv("RELAY_DESTINATIONS", f"{out_dir.as_uri()},{store}")
         found = Home(kind, out_dir, aws=aws, bucket=bucket)
     elif kind == "redis":
         url = request.getfixturevalue("redis_url")
