@@ -142,7 +142,7 @@ class OssWatermark:
         self.name = store.uri_of(self.key)
 
     def load(self) -> datetime | None:
-        import alibabacloud_oss_v2 as oss
+        import alibabacloud_oss_v2 as oss  # type: ignore[import-untyped,unused-ignore]
 
         try:
             answer = self._store.client.get_object(oss.GetObjectRequest(bucket=self._store.bucket, key=self.key))
@@ -155,7 +155,7 @@ class OssWatermark:
         return decode(body)
 
     def save(self, started: datetime) -> None:
-        import alibabacloud_oss_v2 as oss
+        import alibabacloud_oss_v2 as oss  # type: ignore[import-untyped,unused-ignore]
 
         request = oss.PutObjectRequest(
             bucket=self._store.bucket, key=self.key, body=encode(started), content_type="application/json"
