@@ -11,8 +11,13 @@ It is one value, overwritten by each complete sweep (stores otherwise write crea
 a single atomic write on each backend, S3 and OSS PUTs included (a reader sees the old object or the new
 one, never a mix), needs no listing permission, and leaves nothing to clean up, where one object per sweep
 would need ``ListBucket`` to find the newest and a lifecycle rule to expire the rest. Two overlapping
-sweeps may write in either order; the later write can only set an *earlier* start, which widens the next
-window, never narrows it, so no compare-and-swap is needed.
+sweeps may write in either order: each covered everything back to the watermark it read, so whichever
+start is left, the windows taken together still reach back without a gap; the next window is at worst
+wider than needed. No compare-and-swap is needed.
+
+S3: PUT replaces an object atomically and reads after it are strongly consistent
+(https://docs.aws.amazon.com/AmazonS3/latest/userguide/Welcome.html#ConsistencyModel). OSS: a PUT without
+``x-oss-forbid-overwrite`` overwrites (https://www.alibabacloud.com/help/en/oss/developer-reference/putobject).
 """
 
 from __future__ import annotations
