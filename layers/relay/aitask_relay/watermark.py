@@ -17,7 +17,8 @@ wider than needed. No compare-and-swap is needed.
 
 S3: PUT replaces an object atomically and reads after it are strongly consistent
 (https://docs.aws.amazon.com/AmazonS3/latest/userguide/Welcome.html#ConsistencyModel). OSS: a PUT without
-``x-oss-forbid-overwrite`` overwrites (https://www.alibabacloud.com/help/en/oss/developer-reference/putobject).
+``x-oss-forbid-overwrite`` overwrites an object of the same name
+(https://www.alibabacloud.com/help/en/object-storage-service/latest/disable-overwriting-object-with-the-same-name).
 """
 
 from __future__ import annotations
