@@ -30,6 +30,11 @@ API_VERSION = "2019-09-10"
 TERMINAL = ("SUCCESS", "FAILURE")
 DEFAULT_CREATE_TIMELINE = [["PENDING", 0], ["WAITING", 1], ["RUNNING", 2], ["SUCCESS", 4]]
 MAX_PROMPT = 10_000
+# The order ListAITasks lists tasks in. ROS's reference for ListAITasks documents none (nor does the SDK's
+# model: https://www.alibabacloud.com/help/en/ros/developer-reference/api-ros-2019-09-10-listaitasks), so the
+# emulator lists the most plausible one by default, newest CreateTime first (ties by TaskId), and can list
+# oldest first instead, for tests that prove the relay does not depend on the order blindly.
+LIST_ORDERS = ("newest-first", "oldest-first")
 
 
 class Clock:
@@ -51,7 +56,7 @@ class Clock:
         return datetime.fromtimestamp(self.epoch + at, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-@dataclass
+@dataclass(slots=True)
 class Task:
     task_id: str
     task_type: str
@@ -156,12 +161,16 @@ class Emulator:
         self.create_timeline = scenario.get("CreateTimeline", DEFAULT_CREATE_TIMELINE)
         self.tasks: dict[str, Task] = {}
         self._listing: list[Task] | None = None  # tasks in ListAITasks order, rebuilt after a task is added
+        self.list_order = "newest-first"
         self.faults: list[Fault] = []
         self.requests: list[dict[str, Any]] = []
         self._lock = threading.Lock()
+        self.set_list_order(scenario.get("ListOrder", "newest-first"))
         self._nonces = NonceCache()
         for spec in scenario.get("Tasks", []):
             self.add_task(spec)
+        for block in scenario.get("History", []):
+            self.add_history(block)
         for spec in scenario.get("Faults", []):
             self.add_fault(spec)
         self._host, self._port = host, port
@@ -219,6 +228,38 @@ class Emulator:
             self.tasks[task.task_id] = task
             self._listing = None
         return task
+
+    def add_history(self, spec: dict[str, Any]) -> int:
+        """Add ``Count`` finished tasks cheaply (no output, one shared timeline): an account's old history.
+
+        ``{"Count": 100000, "CreatedSecondsAgo": 259200, "SpacingSeconds": 1, "Status": "SUCCESS",
+        "TaskIdPrefix": "t-hist-"}``: task ``i`` is created ``CreatedSecondsAgo + i * SpacingSeconds`` ago and
+        is in ``Status`` from then on (its UpdateTime is its CreateTime).
+        """
+        count, prefix = int(spec["Count"]), str(spec.get("TaskIdPrefix", "t-hist-"))
+        start, spacing = (
+            self.clock.now() - float(spec.get("CreatedSecondsAgo", 0)),
+            float(spec.get("SpacingSeconds", 1)),
+        )
+        timeline = [(str(spec.get("Status", "SUCCESS")), 0.0)]
+        width = len(str(max(count - 1, 0)))
+        tasks = {
+            f"{prefix}{i:0{width}d}": Task(
+                f"{prefix}{i:0{width}d}", "GenerateTemplate", "history", start - i * spacing, timeline
+            )
+            for i in range(count)
+        }
+        with self._lock:
+            self.tasks.update(tasks)
+            self._listing = None
+        return count
+
+    def set_list_order(self, order: str) -> None:
+        """List tasks newest first (the default) or oldest first (see LIST_ORDERS)."""
+        if order not in LIST_ORDERS:
+            raise ValueError(f"ListOrder {order!r} is not one of {', '.join(LIST_ORDERS)}")
+        with self._lock:
+            self.list_order, self._listing = order, None
 
     def add_fault(self, spec: dict[str, Any] | Fault) -> Fault:
         fault = spec if isinstance(spec, Fault) else Fault.from_dict(spec)
@@ -370,9 +411,12 @@ class Emulator:
             # emulator (4 ms a page), not the client.
             if self._listing is None:
                 self._listing = sorted(self.tasks.values(), key=lambda t: (-t.created_at, t.task_id))
+                if self.list_order == "oldest-first":
+                    self._listing.reverse()
             tasks = self._listing
         task_type, task_id = params.get("TaskType") or None, params.get("TaskId") or None
-        if task_type or task_id or (tasks and tasks[0].created_at > now):  # newest first: [0] is the latest
+        latest = tasks[0 if self.list_order == "newest-first" else -1].created_at if tasks else now
+        if task_type or task_id or latest > now:
             tasks = [
                 t
                 for t in tasks

@@ -78,3 +78,13 @@ def test_a_sweep_safety_margin_below_one_tasks_worst_case_is_refused():
 
 def test_a_first_tracking_delay_of_zero_is_accepted_and_means_the_minimum():
     assert load_config({"RELAY_TRACKING_FIRST_DELAY_SECONDS": "0"}).tracking_first_delay_seconds == 0
+
+
+def test_the_sweep_catch_up_maximum_defaults_to_a_day_or_the_lookback_and_is_never_below_it():
+    # An older configuration with a 2-day lookback and no maximum stays valid: the maximum follows it
+    assert load_config({}).sweep.max_catch_up_seconds == 86400
+    assert load_config({"RELAY_SWEEP_LOOKBACK_SECONDS": "172800"}).sweep.max_catch_up_seconds == 172800
+    assert load_config({"RELAY_TRACKING_DEADLINE_SECONDS": "7200"}).sweep.horizon_seconds == 7200
+    with pytest.raises(ConfigurationError) as caught:
+        load_config({"RELAY_SWEEP_LOOKBACK_SECONDS": "7200", "RELAY_SWEEP_MAX_CATCH_UP_SECONDS": "3600"})
+    assert "RELAY_SWEEP_MAX_CATCH_UP_SECONDS" in caught.value.message

@@ -115,3 +115,92 @@ def test_a_listing_error_fails_the_sweep_after_the_started_deliveries_finish():
     # And pages 0-2 were delivered and tracked in full before it surfaced
     assert sorted(sweep._relay._source.fetched) == sorted(f"t-{p}-{i}" for p in range(3) for i in range(2))
     assert sorted(tracker.sent) == sorted(f"t-{p}-{i}" for p in range(3) for i in (2, 3))
+
+
+# --- the window: early stop (issue 13, item 7) and the watermark (item D) ------------------------------
+
+from datetime import timedelta  # noqa: E402
+
+
+class Dated:
+    """Pages of finished tasks with given CreateTimes (hours before now); UpdateTime = CreateTime."""
+
+    def __init__(self, pages):
+        self.pages, self.calls = pages, []
+
+    def list_tasks(self, *, next_token=None, max_results=50):
+        index = int(next_token[1:]) if next_token else 0
+        self.calls.append(index)
+        now = now_utc()
+        tasks = [
+            {"TaskId": f"t-{index}-{i}", "Status": "SUCCESS", "CreateTime": (now - timedelta(hours=h)).isoformat()}
+            for i, h in enumerate(self.pages[index])
+        ]
+        return {"Tasks": tasks, "NextToken": f"p{index + 1}" if index + 1 < len(self.pages) else ""}
+
+
+class Mark:
+    def __init__(self, value=None, *, broken=False):
+        self.value, self.broken, self.saved, self.name = value, broken, [], "mem://mark"
+
+    def load(self):
+        if self.broken:
+            raise OSError("down")
+        return self.value
+
+    def save(self, started):
+        self.saved.append(started)
+
+
+def dated_sweeper(pages, mark=None, **settings):
+    listing = Dated(pages)
+    relay = Relay(Source(listing, sequential=False), [Store()], max_concurrency=2)
+    return listing, Sweeper(listing, relay, settings=SweepSettings(safety_ms=1000, **settings), watermark=mark)
+
+
+def test_paging_stops_after_the_first_page_older_than_the_window_minus_the_horizon():
+    # Given newest-first pages reaching back 0.5 h, 10 h, 30 h, 40 h (lookback 1 h, horizon 24 h)
+    listing, sweep = dated_sweeper([[0, 0.5], [2, 10], [20, 30], [35, 40]])
+    # When the sweep runs
+    summary = sweep.run(lambda: 60_000)
+    # Then it read 3 pages: the third ended 30 h back, before 1 h + 24 h; the fourth was never asked for
+    assert listing.calls == [0, 1, 2] and summary["pages"] == 3 and summary["complete"]
+    assert summary["early_stop"] and summary["full_scan_reason"] is None
+
+
+def test_a_rise_in_create_time_turns_the_early_stop_off_for_the_process():
+    # Given a listing whose second page holds a task newer than the end of the first
+    listing, sweep = dated_sweeper([[0, 2], [1, 30], [60, 70]])
+    # When two sweeps run
+    first = sweep.run(lambda: 60_000)
+    listing.pages = [[0, 30], [50, 60], [70, 80]]  # now in order, but the process has seen it out of order
+    second = sweep.run(lambda: 60_000)
+    # Then both read every page, and say why
+    assert (first["pages"], second["pages"], first["early_stop"], second["early_stop"]) == (3, 3, None, None)
+    assert "rose" in first["full_scan_reason"] and second["full_scan_reason"] == first["full_scan_reason"]
+
+
+@pytest.mark.parametrize(
+    ("hours_ago", "window", "caught_up"),
+    [
+        (None, 3600, False),  # no watermark yet: the lookback
+        (0.2, 3600, False),  # on schedule: the lookback
+        (-5, 3600, False),  # in the future (a wrong clock): the lookback
+        (3, 3 * 3600 + 300, True),  # missed 3 h: back to it, plus the overlap
+        (100, 86400, True),  # missed 100 h: bounded by the maximum
+    ],
+)
+def test_the_window_follows_the_watermark(hours_ago, window, caught_up):
+    mark = Mark(None if hours_ago is None else now_utc() - timedelta(hours=hours_ago))
+    _listing, sweep = dated_sweeper([[0]], mark)
+    summary = sweep.run(lambda: 60_000)
+    assert abs(summary["window_seconds"] - window) <= 2 and (summary["caught_up_from"] is not None) == caught_up
+    assert summary["watermark_saved"] and len(mark.saved) == 1
+
+
+def test_an_unreadable_watermark_means_the_lookback_and_a_stopped_sweep_saves_nothing():
+    mark = Mark(broken=True)
+    _listing, sweep = dated_sweeper([[0], [1]], mark)
+    assert sweep.run(lambda: 60_000)["window_seconds"] == 3600 and len(mark.saved) == 1
+    stopped = sweep.run(lambda: 0)
+    assert not stopped["complete"] and not stopped["watermark_saved"] and len(mark.saved) == 1

@@ -71,6 +71,8 @@ class SweepSettings:
     page_size: int = 50
     mode: str = "inline"  # or "fanout": every task goes to the tracking queue instead of being fetched here
     safety_ms: int = RosSettings().task_budget_ms()  # load_config derives it from the ROS settings
+    max_catch_up_seconds: int = 24 * 3600  # the widest window a sweep after missed runs may cover
+    horizon_seconds: int = 24 * 3600  # the tracking deadline: how long a task may run (see sweep.py)
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +122,14 @@ def load_config(environ: Mapping[str, str]) -> RelayConfig:
         _check_ledger(ledger)
     for variable in ("RELAY_TRACKING_QUEUE", "RELAY_FAILURE_QUEUE"):
         _check_queue(variable, env.optional(variable))
+    tracking_deadline = env.integer("RELAY_TRACKING_DEADLINE_SECONDS", 24 * 3600, low=60, high=14 * 86400)
+    lookback = env.integer("RELAY_SWEEP_LOOKBACK_SECONDS", 3600, low=60, high=30 * 86400)
+    # The default follows a lookback set above it, so that an older configuration stays valid.
+    max_catch_up = env.integer("RELAY_SWEEP_MAX_CATCH_UP_SECONDS", max(24 * 3600, lookback), low=60, high=30 * 86400)
+    if max_catch_up < lookback:
+        raise ConfigurationError(
+            f"RELAY_SWEEP_MAX_CATCH_UP_SECONDS={max_catch_up} is below RELAY_SWEEP_LOOKBACK_SECONDS={lookback}"
+        )
     return RelayConfig(
         ros=ros,
         destinations=destinations,
@@ -128,15 +138,17 @@ def load_config(environ: Mapping[str, str]) -> RelayConfig:
         ledger=ledger,
         ledger_expiry_seconds=env.integer("RELAY_LEDGER_EXPIRY_SECONDS", 7 * 24 * 3600, low=60, high=366 * 24 * 3600),
         ledger_lease_seconds=env.integer("RELAY_LEDGER_LEASE_SECONDS", 120, low=5, high=3600),
-        tracking_deadline_seconds=env.integer("RELAY_TRACKING_DEADLINE_SECONDS", 24 * 3600, low=60, high=14 * 86400),
+        tracking_deadline_seconds=tracking_deadline,
         tracking_first_delay_seconds=env.integer("RELAY_TRACKING_FIRST_DELAY_SECONDS", 30, low=0, high=900),
         failure_queue=env.optional("RELAY_FAILURE_QUEUE"),
         credentials_secret=env.optional("ALIBABA_CLOUD_CREDENTIALS_SECRET"),
         sweep=SweepSettings(
-            lookback_seconds=env.integer("RELAY_SWEEP_LOOKBACK_SECONDS", 3600, low=60, high=30 * 86400),
+            lookback_seconds=lookback,
             page_size=env.integer("RELAY_SWEEP_PAGE_SIZE", 50, low=1, high=100),
             mode=env.choice("RELAY_SWEEP_MODE", "inline", ("inline", "fanout")),
             safety_ms=_sweep_safety_ms(env, ros),
+            max_catch_up_seconds=max_catch_up,
+            horizon_seconds=tracking_deadline,
         ),
     )
 

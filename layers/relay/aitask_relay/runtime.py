@@ -78,6 +78,19 @@ def ros() -> RosClient:
 @cache
 def relay() -> Relay:
     """The process-wide relay: one SDK client and one set of destinations, reused across invocations."""
+    settings = config()
+    return Relay(
+        ros(),
+        list(destinations()),
+        max_concurrency=settings.max_concurrency,
+        logger=_logger(),
+        recorder=_recorder(),
+    )
+
+
+@cache
+def destinations() -> tuple[Any, ...]:
+    """The configured destinations (built once: the relay and the sweep watermark share their clients)."""
     from .destinations import build_destination, keep_announcement_records
 
     settings = config()
@@ -90,19 +103,13 @@ def relay() -> Relay:
             expires_after_seconds=settings.ledger_expiry_seconds,
             lease_seconds=settings.ledger_lease_seconds,
         )
-    destinations = [build_destination(uri, ledger=ledger, credential=credential()) for uri in settings.destinations]
-    if keep_announcement_records(destinations):
+    built = [build_destination(uri, ledger=ledger, credential=credential()) for uri in settings.destinations]
+    if keep_announcement_records(built):
         _logger().warning(
             "queue delivery is at-least-once: with neither RELAY_LEDGER nor a store in RELAY_DESTINATIONS to "
             "record announcements, a retry or a repeated sweep announces a finished task again (same event id)"
         )
-    return Relay(
-        ros(),
-        destinations,
-        max_concurrency=settings.max_concurrency,
-        logger=_logger(),
-        recorder=_recorder(),
-    )
+    return tuple(built)
 
 
 @cache
@@ -145,9 +152,20 @@ def consumer() -> QueueConsumer:
 @cache
 def sweeper() -> Sweeper:
     """The sweeper over the process-wide ROS client and relay."""
+    from .destinations import redact
     from .sweep import Sweeper
+    from .watermark import build_watermark, scope
 
     settings = config()
+    names = [redact(uri) for uri in settings.destinations]
+    watermark = build_watermark(
+        settings.ledger, list(destinations()), scope(settings.ros.region_id, settings.ros.endpoint, names)
+    )
+    if watermark is None:
+        _logger().warning(
+            "no RELAY_LEDGER and no store in RELAY_DESTINATIONS to keep the sweep watermark in: a sweeper that "
+            "misses runs for longer than RELAY_SWEEP_LOOKBACK_SECONDS does not catch up"
+        )
     return Sweeper(
         ros(),
         relay(),
@@ -155,6 +173,7 @@ def sweeper() -> Sweeper:
         tracker=tracker(),
         logger=_logger(),
         metrics=_metrics(),
+        watermark=watermark,
     )
 
 
@@ -202,6 +221,7 @@ def reset() -> None:
     """Forget the cached configuration, relay and clients (tests, or a process whose environment changed)."""
     from . import aws
 
-    for factory in (http_app, task_api, sweeper, consumer, failures, tracker, relay, ros, credential, config):
+    factories = (http_app, task_api, sweeper, consumer, failures, tracker, relay, destinations, ros, credential, config)
+    for factory in factories:
         factory.cache_clear()
     aws.reset()

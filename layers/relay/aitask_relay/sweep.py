@@ -12,11 +12,32 @@ tasks are delivered through a sliding window of ``max_concurrency``. Before each
 sweep checks the time left in the invocation and stops cleanly, ``safety_ms`` before the timeout (the
 tasks already started finish), with a summary of what is left (the NextToken of the page it stopped in;
 the next sweep covers it again).
+
+The window. A sweep covers tasks whose UpdateTime is within ``window_seconds`` of its start: the lookback,
+or, when a watermark (see watermark.py) says the last complete sweep started longer ago than that, back to
+that start (plus ``CATCH_UP_OVERLAP_SECONDS``), bounded by ``max_catch_up_seconds``. Only a complete sweep
+moves the watermark, to its own start.
+
+Paging stops early. ROS's ListAITasks reference states no order
+(https://www.alibabacloud.com/help/en/ros/developer-reference/api-ros-2019-09-10-listaitasks: MaxResults,
+NextToken, TaskType and TaskId filters, nothing on sorting; the SDK model says no more). The sweep assumes
+the most plausible order, newest CreateTime first, and trusts it only as far as the pages it read show it:
+CreateTime never rises from one task to the next. Under that order every task not yet listed was created no
+later than the last one read. The window is about UpdateTime, and a task created long ago may have finished
+just now, so CreateTime alone proves nothing; what bounds UpdateTime is how long a task may run. The relay
+already gives a pending task up ``RELAY_TRACKING_DEADLINE_SECONDS`` after its CreateTime (the tracking
+message's ``first_seen`` is the CreateTime, and the consumer reports it ``timed_out``), so the sweep uses the
+same horizon: once the last task read was created before ``window start - horizon``, no later task can
+have an UpdateTime in the window unless it ran longer than the relay follows any task, and paging stops
+(``early_stop`` in the summary says where). A rise in CreateTime anywhere in what was read contradicts the
+assumption: that sweep and every later one in the process read the whole listing, and the process logs it
+once (``full_scan_reason``). Entries without a readable CreateTime neither confirm nor contradict the order.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass
@@ -28,6 +49,11 @@ from .errors import InvalidInput, RelayError
 from .relay import Relay
 from .taskref import STATUSES, TERMINAL_STATUSES, TaskRef, validate_task_id
 from .tracking import TrackingMessage, now_utc
+
+# A catch-up window reaches this far behind the last complete sweep's start: a task's new status may show in
+# the listing a little after its UpdateTime (clock skew, listing lag). A sweep on schedule has the lookback's
+# overlap with the previous one for that; a catch-up window reaching back exactly to it would have none.
+CATCH_UP_OVERLAP_SECONDS = 300
 
 
 @dataclass(slots=True)
@@ -46,6 +72,12 @@ class SweepSummary:
     complete: bool = False
     stopped_reason: str | None = None
     resume_token: str | None = None
+    window_seconds: int = 0
+    caught_up_from: str | None = None  # the watermark a window wider than the lookback reached back to
+    early_stop: str | None = None  # why paging stopped before the listing's last page (the rest is older)
+    full_scan_reason: str | None = None  # why paging could not stop early
+    watermark: str | None = None  # where the start of the last complete sweep is kept (no password)
+    watermark_saved: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -64,6 +96,7 @@ class Sweeper:
         logger: Any = None,
         metrics: Any = None,
         clock: Callable[[], datetime] = now_utc,
+        watermark: Any = None,
     ) -> None:
         self._lister = lister
         self._relay = relay
@@ -72,19 +105,23 @@ class Sweeper:
         self._logger = logger or logging.getLogger("aitask_relay")
         self._metrics = metrics
         self._clock = clock
+        self._watermark = watermark
+        self._full_scan_reason: str | None = None  # set once the listing was seen out of order, for good
 
     def run(self, remaining_ms: Callable[[], int], *, lookback_seconds: int | None = None) -> dict[str, Any]:
         """Sweep until the listing ends or time runs short; the summary says which."""
         settings = self._settings
         if settings.mode == "fanout" and self._tracker is None:
             raise InvalidInput("RELAY_SWEEP_MODE=fanout needs RELAY_TRACKING_QUEUE")
-        cutoff = self._clock() - timedelta(seconds=lookback_seconds or settings.lookback_seconds)
-        summary, cursor = SweepSummary(), _Cursor()
+        started, summary, cursor = self._clock(), SweepSummary(), _Cursor()
+        window = self._window(started, lookback_seconds or settings.lookback_seconds, summary)
+        cutoff = started - timedelta(seconds=window)
+        order = _Order(stop_before=cutoff - timedelta(seconds=settings.horizon_seconds))
 
         def keep_going() -> bool:
             return remaining_ms() >= settings.safety_ms
 
-        finished = self._finished_tasks(cutoff, summary, cursor, keep_going)
+        finished = self._finished_tasks(cutoff, summary, cursor, keep_going, order)
         try:
             for _ref, observation in self._relay.process_stream(finished, more=keep_going):
                 _count(observation.result, summary)
@@ -96,6 +133,8 @@ class Sweeper:
             finished.close()  # a sweep stopped in a page lets go of its read-ahead now, not when collected
         if not summary.complete:
             summary.stopped_reason, summary.resume_token = "time", cursor.token
+        elif self._watermark is not None:
+            self._save_watermark(started, summary)
         self._logger.info(
             "sweep finished" if summary.complete else "sweep stopped early", extra={"sweep": summary.to_dict()}
         )
@@ -107,8 +146,52 @@ class Sweeper:
             self._metrics.add_metric(name="sweep_incomplete", unit=MetricUnit.Count, value=int(not summary.complete))
         return summary.to_dict()
 
+    def _window(self, started: datetime, lookback: int, summary: SweepSummary) -> int:
+        """The seconds this sweep covers: the lookback, or back to the watermark when that is further."""
+        summary.window_seconds = lookback
+        if self._watermark is None:
+            return lookback
+        summary.watermark = self._watermark.name
+        try:
+            mark = self._watermark.load()
+        except Exception as exc:  # unreadable (denied, down, garbage): sweep the lookback, as without one
+            self._logger.warning(
+                "the sweep watermark could not be read: this sweep covers the lookback only",
+                extra={"watermark": self._watermark.name, "error": getattr(exc, "message", type(exc).__name__)},
+            )
+            return lookback
+        if mark is None or mark >= started:  # none yet, or in the future (a clock set wrong): no catch-up
+            return lookback
+        missed = math.ceil((started - mark).total_seconds()) + CATCH_UP_OVERLAP_SECONDS
+        if missed <= lookback:
+            return lookback
+        limit = max(self._settings.max_catch_up_seconds, lookback)
+        if missed > limit:
+            self._logger.warning(
+                "the last complete sweep is older than RELAY_SWEEP_MAX_CATCH_UP_SECONDS: tasks that finished "
+                "before this sweep's window are not swept",
+                extra={"last_complete_sweep_start": mark.isoformat(), "window_seconds": limit},
+            )
+        summary.window_seconds, summary.caught_up_from = min(missed, limit), mark.isoformat()
+        return summary.window_seconds
+
+    def _save_watermark(self, started: datetime, summary: SweepSummary) -> None:
+        try:
+            self._watermark.save(started)
+            summary.watermark_saved = True
+        except Exception as exc:  # the next sweep reads the older mark and covers more: nothing is lost
+            self._logger.error(
+                "the sweep watermark could not be saved",
+                extra={"watermark": self._watermark.name, "error": getattr(exc, "message", type(exc).__name__)},
+            )
+
     def _finished_tasks(
-        self, cutoff: datetime, summary: SweepSummary, cursor: _Cursor, keep_going: Callable[[], bool]
+        self,
+        cutoff: datetime,
+        summary: SweepSummary,
+        cursor: _Cursor,
+        keep_going: Callable[[], bool],
+        order: _Order,
     ) -> Iterator[TaskRef]:
         """The finished tasks in the window, page after page, for the relay to deliver as they come.
 
@@ -124,8 +207,11 @@ class Sweeper:
                 page = (upcoming or pages.submit(self._list, cursor.token)).result()
                 summary.pages += 1
                 following = page.get("NextToken") or None
+                finished, pending = self._sort_page(page.get("Tasks") or [], cutoff, summary, order)
+                stop = self._early_stop(order, summary)
+                if stop is not None and following is not None:
+                    summary.early_stop, following = stop, None  # the rest is older than the window can hold
                 upcoming = pages.submit(self._list, following) if following is not None else None
-                finished, pending = self._sort_page(page.get("Tasks") or [], cutoff, summary)
                 yield from finished
                 if pending:  # ten to a request: a page of pending tasks is a few round trips, not fifty
                     failures = self._tracker.send_many([message.to_json() for message in pending])
@@ -143,8 +229,24 @@ class Sweeper:
     def _list(self, token: str | None) -> Mapping[str, Any]:
         return self._lister.list_tasks(next_token=token, max_results=self._settings.page_size)  # type: ignore[no-any-return]
 
+    def _early_stop(self, order: _Order, summary: SweepSummary) -> str | None:
+        """Why paging may stop after this page (see the module's docstring), or None to read on."""
+        if order.contradiction is not None and self._full_scan_reason is None:
+            self._full_scan_reason = f"ListAITasks is not newest-first: {order.contradiction}"
+            self._logger.warning(
+                "the listing contradicts the newest-first order: every sweep of this process reads all of it",
+                extra={"reason": self._full_scan_reason},
+            )
+        summary.full_scan_reason = self._full_scan_reason
+        if self._full_scan_reason is not None or order.last is None or order.last >= order.stop_before:
+            return None
+        return (
+            f"newest-first listing reached CreateTime {order.last.isoformat()}, before the window start minus "
+            f"the {self._settings.horizon_seconds} s task horizon ({order.stop_before.isoformat()})"
+        )
+
     def _sort_page(
-        self, tasks: list[Any], cutoff: datetime, summary: SweepSummary
+        self, tasks: list[Any], cutoff: datetime, summary: SweepSummary, order: _Order | None = None
     ) -> tuple[list[TaskRef], list[TrackingMessage]]:
         """One page's tasks in the window: (finished ones to deliver, pending ones to track)."""
         finished: list[TaskRef] = []
@@ -156,6 +258,8 @@ class Sweeper:
                 summary.skipped_invalid += 1
                 continue
             ref, updated, created = entry
+            if order is not None:
+                order.see(_time(created))
             if updated is not None and updated < cutoff:
                 continue
             summary.in_window += 1
@@ -173,6 +277,22 @@ class Sweeper:
 @dataclass(slots=True)
 class _Cursor:
     token: str | None = None
+
+
+@dataclass(slots=True)
+class _Order:
+    """What one sweep has seen of the listing's order: the last CreateTime read, and the first rise."""
+
+    stop_before: datetime
+    last: datetime | None = None
+    contradiction: str | None = None
+
+    def see(self, created: datetime | None) -> None:
+        if created is None:
+            return
+        if self.last is not None and created > self.last and self.contradiction is None:
+            self.contradiction = f"CreateTime rose from {self.last.isoformat()} to {created.isoformat()}"
+        self.last = created
 
 
 def _listed(item: Any) -> tuple[TaskRef, datetime | None, str | None] | None:

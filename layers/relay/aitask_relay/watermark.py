@@ -1,0 +1,240 @@
+"""The sweep watermark: the start of the last complete sweep, kept where the relay already keeps state.
+
+A sweep covers ``max(lookback, now - watermark)`` (bounded by ``RELAY_SWEEP_MAX_CATCH_UP_SECONDS``), so a
+sweeper that missed runs for longer than its lookback catches up on its next complete run; only a complete
+sweep moves the watermark. It lives in the delivery ledger (``RELAY_LEDGER``: one Redis key, or one
+DynamoDB item beside Powertools' records), else in a store of ``RELAY_DESTINATIONS`` as one small object,
+``<prefix>_aitask-relay/sweep-watermark-<scope>.json``: task ids start with a letter or a digit, so no
+task's folder can ever be named ``_aitask-relay``. ``<scope>`` is in every name (see ``scope``).
+
+It is one value, overwritten by each complete sweep (stores otherwise write create-only). An overwrite is
+a single atomic write on each backend, S3 and OSS PUTs included (a reader sees the old object or the new
+one, never a mix), needs no listing permission, and leaves nothing to clean up, where one object per sweep
+would need ``ListBucket`` to find the newest and a lifecycle rule to expire the rest. Two overlapping
+sweeps may write in either order: each covered everything back to the watermark it read, so whichever
+start is left, the windows taken together still reach back without a gap; the next window is at worst
+wider than needed. No compare-and-swap is needed.
+
+S3: PUT replaces an object atomically and reads after it are strongly consistent
+(https://docs.aws.amazon.com/AmazonS3/latest/userguide/Welcome.html#ConsistencyModel). OSS: a PUT without
+``x-oss-forbid-overwrite`` overwrites an object of the same name
+(https://www.alibabacloud.com/help/en/object-storage-service/latest/disable-overwriting-object-with-the-same-name).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol
+from urllib.parse import urlsplit
+
+from .errors import destination_error
+
+LEDGER_KEY = "aitask-relay.sweep-watermark"  # + ":<scope>"
+STORE_KEY = "_aitask-relay/sweep-watermark"  # + "-<scope>.json"
+FIELD = "last_complete_sweep_start"
+
+
+def scope(region: str, endpoint: str | None, destinations: list[str]) -> str:
+    """What the watermark's name carries, so that deployments sharing a Redis database, a table or a store
+    prefix (staging and production on one Redis, say) never read each other's: a digest of the ROS region
+    and endpoint and of the destinations (passwords removed). Changing them starts afresh: the first sweep
+    after the change covers the lookback."""
+    text = json.dumps([region, endpoint or "", sorted(destinations)])
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+class Watermark(Protocol):
+    """Where the start of the last complete sweep is kept."""
+
+    name: str  # safe to log (no password)
+
+    def load(self) -> datetime | None:
+        """The saved start, or None if none was saved; raises when the backend cannot be read."""
+        ...
+
+    def save(self, started: datetime) -> None:
+        """Overwrite the saved start; raises when the backend cannot be written."""
+        ...
+
+
+def encode(started: datetime) -> bytes:
+    return json.dumps({FIELD: started.astimezone(UTC).isoformat(timespec="seconds")}).encode()
+
+
+def decode(raw: bytes | str | None) -> datetime | None:
+    """The saved start; ValueError for anything that is not the JSON ``encode`` writes."""
+    if raw is None:
+        return None
+    try:
+        value = json.loads(raw)[FIELD]
+        parsed = datetime.fromisoformat(value)
+    except (ValueError, TypeError, KeyError) as exc:
+        raise ValueError("the sweep watermark is not a JSON object with an ISO 8601 time") from exc
+    if parsed.tzinfo is None:
+        raise ValueError("the sweep watermark has no time zone")
+    return parsed
+
+
+class FileWatermark:
+    """A file beside the task folders of a ``file://`` store, replaced atomically (``os.replace``)."""
+
+    def __init__(self, root: Path, scope: str) -> None:
+        self.path = root / f"{STORE_KEY}-{scope}.json"
+        self.name = self.path.as_uri()
+
+    def load(self) -> datetime | None:
+        try:
+            return decode(self.path.read_bytes())
+        except FileNotFoundError:
+            return None
+
+    def save(self, started: datetime) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".tmp-", suffix=".part")
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(encode(started))
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, self.path)  # atomic on POSIX: a reader sees the old file or the new one
+        except BaseException:
+            os.unlink(tmp)
+            raise
+
+
+class S3Watermark:
+    """One object in an ``s3://`` store's bucket, under its prefix, with the store's encryption settings.
+
+    S3 PUTs are atomic and reads after them are strongly consistent
+    (https://docs.aws.amazon.com/AmazonS3/latest/userguide/Welcome.html#ConsistencyModel). Without
+    ``s3:ListBucket`` a missing object reads as 403, not 404
+    (https://docs.aws.amazon.com/AmazonS3/latest/API/API_GetObject.html): the first sweep of a deployment
+    then logs the watermark as unreadable and uses the lookback, and saves it.
+    """
+
+    def __init__(self, store: Any, scope: str) -> None:
+        self._store, self.key = store, f"{store.prefix}{STORE_KEY}-{scope}.json"
+        self.name = store.uri_of(self.key)
+
+    def load(self) -> datetime | None:
+        try:
+            answer = self._store.client.get_object(Bucket=self._store.bucket, Key=self.key)
+        except Exception as exc:
+            error = destination_error(exc, self.name)
+            if error.http_status == 404:
+                return None
+            raise error from exc
+        return decode(answer["Body"].read())
+
+    def save(self, started: datetime) -> None:
+        body = encode(started)
+        request = {"Bucket": self._store.bucket, "Key": self.key, "Body": body, "ContentType": "application/json"}
+        try:
+            self._store.client.put_object(**request, **getattr(self._store, "_encryption", {}))
+        except Exception as exc:
+            raise destination_error(exc, self.name) from exc
+
+
+class OssWatermark:
+    """One object in an ``oss://`` store's bucket, under its prefix (a plain PUT: it overwrites)."""
+
+    def __init__(self, store: Any, scope: str) -> None:
+        self._store, self.key = store, f"{store.prefix}{STORE_KEY}-{scope}.json"
+        self.name = store.uri_of(self.key)
+
+    def load(self) -> datetime | None:
+        import alibabacloud_oss_v2 as oss  # type: ignore[import-untyped,unused-ignore]
+
+        try:
+            answer = self._store.client.get_object(oss.GetObjectRequest(bucket=self._store.bucket, key=self.key))
+            body = answer.body.read()
+        except Exception as exc:
+            error = destination_error(exc, self.name)
+            if error.http_status == 404:
+                return None
+            raise error from exc
+        return decode(body)
+
+    def save(self, started: datetime) -> None:
+        import alibabacloud_oss_v2 as oss  # type: ignore[import-untyped,unused-ignore]
+
+        request = oss.PutObjectRequest(
+            bucket=self._store.bucket, key=self.key, body=encode(started), content_type="application/json"
+        )
+        try:
+            self._store.client.put_object(request)
+        except Exception as exc:
+            raise destination_error(exc, self.name) from exc
+
+
+class RedisWatermark:
+    """One key in the Redis ledger's database (no expiry: it is overwritten every sweep)."""
+
+    def __init__(self, uri: str, scope: str, *, client: Any = None) -> None:
+        from .destinations import redact
+
+        self.key = f"{LEDGER_KEY}:{scope}"
+        self.name = f"{redact(uri)} key {self.key}"
+        if client is None:
+            import redis
+
+            client = redis.Redis.from_url(uri, socket_timeout=5, socket_connect_timeout=5)
+        self._client = client
+
+    def load(self) -> datetime | None:
+        return decode(self._client.get(self.key))
+
+    def save(self, started: datetime) -> None:
+        self._client.set(self.key, encode(started))
+
+
+class DynamoDbWatermark:
+    """One item in the DynamoDB ledger table, keyed ``id`` like Powertools' records, with no ``expiration``
+    attribute, so the table's TTL never removes it (Powertools' own keys carry its ``key_prefix`` and a
+    hash, so they cannot be this id)."""
+
+    def __init__(self, table: str, scope: str, *, client: Any = None) -> None:
+        self.table, self.key = table, f"{LEDGER_KEY}:{scope}"
+        self.name = f"dynamodb://{table} item {self.key}"
+        self._client = client
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            from . import aws
+
+            self._client = aws.client("dynamodb")
+        return self._client
+
+    def load(self) -> datetime | None:
+        item = self.client.get_item(TableName=self.table, Key={"id": {"S": self.key}}, ConsistentRead=True)
+        value = item.get("Item", {}).get("data", {}).get("S")
+        return decode(value)
+
+    def save(self, started: datetime) -> None:
+        item = {"id": {"S": self.key}, "data": {"S": encode(started).decode()}}
+        self.client.put_item(TableName=self.table, Item=item)
+
+
+def build_watermark(ledger: str | None, destinations: list[Any], scope: str) -> Watermark | None:
+    """The ledger's watermark if there is a ledger, else one in the first S3 or OSS store, else in the first
+    file store (a local directory may not outlive the function instance), else None."""
+    if ledger is not None:
+        parts = urlsplit(ledger)
+        return DynamoDbWatermark(parts.netloc, scope) if parts.scheme == "dynamodb" else RedisWatermark(ledger, scope)
+    by_scheme: dict[str, Any] = {}
+    for destination in destinations:
+        if getattr(destination, "kind", None) == "store":
+            by_scheme.setdefault(destination.name.partition("://")[0], destination)
+    if "s3" in by_scheme:
+        return S3Watermark(by_scheme["s3"], scope)
+    if "oss" in by_scheme:
+        return OssWatermark(by_scheme["oss"], scope)
+    if "file" in by_scheme:
+        return FileWatermark(by_scheme["file"].root, scope)
+    return None
