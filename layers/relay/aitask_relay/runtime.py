@@ -89,10 +89,14 @@ def relay() -> Relay:
             settings.ledger,
             expires_after_seconds=settings.ledger_expiry_seconds,
             lease_seconds=settings.ledger_lease_seconds,
+            environ=os.environ,
         )
     return Relay(
         ros(),
-        [build_destination(uri, ledger=ledger, credential=credential()) for uri in settings.destinations],
+        [
+            build_destination(uri, ledger=ledger, credential=credential(), environ=os.environ)
+            for uri in settings.destinations
+        ],
         max_concurrency=settings.max_concurrency,
         logger=_logger(),
         recorder=_recorder(),
