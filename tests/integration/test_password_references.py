@@ -172,7 +172,7 @@ def test_a_wrong_referenced_password_is_refused_by_redis(relay_env, aws, redis_u
     ("variable", "uri", "says"),
     [
         ("RELAY_DESTINATIONS", "amqp://u@127.0.0.1/%2F?routing_key=q&password_secret=no-such-secret", "no-such-secret"),
-        ("RELAY_DESTINATIONS", "amqp://u@127.0.0.1/%2F?routing_key=q&password_env=NO_SUCH_VARIABLE", "NO_SUCH_VARIABLE"),
+        ("RELAY_DESTINATIONS", "amqp://u@127.0.0.1/%2F?routing_key=q&password_env=NO_SUCH_VAR", "NO_SUCH_VAR"),
         ("RELAY_LEDGER", "redis://u@127.0.0.1:6379/0?password_secret=no-such-secret", "no-such-secret"),
     ],
 )

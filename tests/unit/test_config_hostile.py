@@ -3,6 +3,7 @@ or together) fail the cold start with a ConfigurationError naming the variable."
 
 from __future__ import annotations
 
+import json
 import logging
 import traceback
 import uuid
@@ -138,7 +139,7 @@ def test_a_cold_start_through_a_handler_module_shows_no_password(caplog, capsys,
 @pytest.mark.parametrize(
     ("env", "fragment"),
     [
-        ({"RELAY_DESTINATIONS": "s3://my-bucket/a/,s3://my-bucket/a"}, "RELAY_DESTINATIONS entries 1 and 2 name the same"),
+        ({"RELAY_DESTINATIONS": "s3://my-bucket/a/,s3://my-bucket/a"}, "RELAY_DESTINATIONS entries 1 and 2 name"),
         ({"RELAY_DESTINATIONS": "file:///tmp/x/,file:///tmp/x"}, "RELAY_DESTINATIONS entries 1 and 2"),
         (
             {"RELAY_DESTINATIONS": "sqs://out,https://sqs.eu-west-1.amazonaws.com/123456789012/out"},
@@ -216,7 +217,7 @@ def test_a_password_reference_is_resolved_when_built_and_never_shown():
     assert caught.value.retryable is False and "RELAY_LEDGER" in caught.value.message
     with pytest.raises(ConfigurationError, match="password_secret 'gone' cannot be read") as caught:
         resolver({"password_secret": "gone"}, where="w", fetch=secrets.__getitem__)
-    not_a_password = '{"pass": "%s"}' % HALVES[0]
+    not_a_password = json.dumps({"pass": HALVES[0]})
     with pytest.raises(ConfigurationError, match="must hold the password") as caught:
         resolver({"password_secret": "bad"}, where="w", fetch=lambda _: not_a_password)
     assert_hidden(shown(caught.value))

@@ -95,7 +95,7 @@ def _secret(secret: str, where: str, fetch: Any) -> str:
     password = _password_of(value)
     if not password:
         raise ConfigurationError(
-            f"{where}: password_secret {secret!r} must hold the password, or JSON with a \"password\" string"
+            f'{where}: password_secret {secret!r} must hold the password, or JSON with a "password" string'
         )
     return password
 

@@ -250,7 +250,7 @@ def _amqp(uri: str, parts: Any, params: dict[str, str]) -> DestinationSpec:
     if "@" in uri.replace(parts.netloc, "", 1):
         raise _bad(uri, f"has an '@' outside user:password@host: {ENCODE_HINT}")
     if not parts.hostname:
-        raise _bad(uri, "names no broker host (amqp://user:pass@host:port/vhost?exchange=...&routing_key=...)")
+        raise _bad(uri, "names no broker host (amqps://user@host:port/vhost?exchange=...&routing_key=...)")
     exchange, routing_key = params.get("exchange", ""), params.get("routing_key", "")
     if not exchange and not routing_key:
         raise _bad(uri, "needs exchange=... and/or routing_key=... (the default exchange routes by queue name)")

@@ -1,6 +1,7 @@
 """AMQP 0-9-1 brokers (RabbitMQ, ApsaraMQ for RabbitMQ, Amazon MQ) with pika.
 
-``amqp://user:pass@host:port/vhost?exchange=...&routing_key=...`` (``amqps://`` for TLS, verified).
+``amqps://user@host:port/vhost?exchange=...&routing_key=...&password_secret=...`` (TLS, verified; the
+password by reference, see aitask_relay.passwords, or percent-encoded in the URI).
 Messages are persistent, published with ``mandatory`` under publisher confirms, so a return from the
 broker means the message is stored or refused — never silently dropped. One connection per process,
 kept open between invocations; a connection found lost (heartbeat missed while the function was frozen,
