@@ -90,6 +90,18 @@ def test_no_error_or_name_shows_any_part_of_a_ledger_password(password):
             assert_hidden(redact(uri))
 
 
+@pytest.mark.parametrize("variable", ["RELAY_TRACKING_QUEUE", "RELAY_FAILURE_QUEUE"])
+@pytest.mark.parametrize("password", PASSWORDS)
+def test_a_queue_url_with_userinfo_is_refused_without_showing_it(variable, password):
+    # Given a tracking or failure queue URL that carries user:password@
+    url = f"https://relay:{password}@sqs.eu-west-1.amazonaws.com/123456789012/track"
+    # When the configuration is loaded; Then it is refused by name, with no part of the password
+    with pytest.raises(ConfigurationError) as caught:
+        load_config({variable: url})
+    assert caught.value.message.startswith(variable)
+    assert_hidden(shown(caught.value))
+
+
 def test_a_comma_in_a_password_splits_the_entry_and_neither_half_shows():
     # Given a password with an unencoded comma: RELAY_DESTINATIONS splits the URI in two
     uri = "amqps://relay:LEFTHALF,RIGHTHALF@mq.example/vh?routing_key=q"

@@ -156,16 +156,17 @@ def _check_queue(variable: str, value: str | None) -> None:
     """An SQS queue name or URL, checked by the same rules as an sqs:// destination."""
     if value is None:
         return
-    from .destinations import parse_destination
+    from .destinations import mask, parse_destination
 
+    shown = mask(value)
     try:
         parse_destination(value if "://" in value else f"sqs://{value}")
     except ConfigurationError as exc:
         problem = exc.message.partition(": ")[2]
-        raise ConfigurationError(f"{variable} {value!r}: {problem}") from None
+        raise ConfigurationError(f"{variable} {shown!r}: {problem}") from None
     if value.rstrip("/").endswith(".fifo"):  # what the relay sends there has no group and may carry a delay
         raise ConfigurationError(
-            f"{variable} {value!r}: must be a standard queue (a FIFO queue cannot delay single messages "
+            f"{variable} {shown!r}: must be a standard queue (a FIFO queue cannot delay single messages "
             "and needs a message group)"
         )
 
