@@ -102,6 +102,14 @@ def test_a_queue_url_with_userinfo_is_refused_without_showing_it(variable, passw
     assert_hidden(shown(caught.value))
 
 
+@pytest.mark.parametrize("password", PASSWORDS)
+def test_a_ros_endpoint_with_userinfo_is_refused_without_showing_it(password):
+    with pytest.raises(ConfigurationError) as caught:
+        load_config({"ROS_ENDPOINT": f"relay:{password}@ros.example:443"})
+    assert caught.value.message.startswith("ROS_ENDPOINT")
+    assert_hidden(shown(caught.value))
+
+
 def test_a_comma_in_a_password_splits_the_entry_and_neither_half_shows():
     # Given a password with an unencoded comma: RELAY_DESTINATIONS splits the URI in two
     uri = "amqps://relay:LEFTHALF,RIGHTHALF@mq.example/vh?routing_key=q"

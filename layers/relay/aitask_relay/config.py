@@ -238,13 +238,16 @@ def _check_endpoint(ros: RosSettings, *, allow_plaintext: bool = False) -> None:
         if ros.protocol == "http":
             raise ConfigurationError("ROS_PROTOCOL=http is allowed only with a loopback ROS_ENDPOINT")
         return
+    from .destinations import mask
+
     parts = urlsplit(f"//{ros.endpoint}")
+    shown = mask(ros.endpoint)  # a user:password@ in it is never echoed
     try:
         host, _port = parts.hostname, parts.port
-    except ValueError as exc:
-        raise ConfigurationError(f"ROS_ENDPOINT {ros.endpoint!r} is not host[:port]") from exc
-    if not host or parts.path or parts.query or parts.username:
-        raise ConfigurationError(f"ROS_ENDPOINT {ros.endpoint!r} is not host[:port] (no scheme, no path)")
+    except ValueError:
+        raise ConfigurationError(f"ROS_ENDPOINT {shown!r} is not host[:port]") from None
+    if not host or parts.path or parts.query or parts.username or "@" in ros.endpoint:
+        raise ConfigurationError(f"ROS_ENDPOINT {shown!r} is not host[:port] (no scheme, no path)")
     if ros.protocol == "http" and not is_loopback(host) and not allow_plaintext:
         raise ConfigurationError(
             f"ROS_PROTOCOL=http is allowed only with a loopback ROS_ENDPOINT, not {host!r}: "
