@@ -144,8 +144,8 @@ def build_ledger(
 
 
 class _RedisPassword:
-    """redis-py's CredentialProvider protocol: asked on each new connection, so a rotated secret is used
-    (https://redis.readthedocs.io/en/stable/examples/connection_examples.html#Connecting-to-a-redis-instance-with-standard-credential-provider)."""
+    """redis-py's CredentialProvider protocol (redis.credentials): redis.connection.AbstractConnection.on_connect
+    asks it on each new connection, so a rotated secret is used without rebuilding the client."""
 
     def __init__(self, username: str | None, password: Callable[[], str]) -> None:
         self._username = username

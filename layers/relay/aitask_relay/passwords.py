@@ -85,7 +85,8 @@ def _secret(secret: str, where: str, fetch: Any) -> str:
         else:
             from aws_lambda_powertools.utilities import parameters
 
-            # https://docs.powertools.aws.dev/lambda/python/latest/utilities/parameters/#fetching-secrets
+            # get_secret returns the SecretString (or SecretBinary) and caches it for max_age seconds:
+            # https://docs.aws.amazon.com/powertools/python/3.3.0/api/utilities/parameters/secrets.html
             value = parameters.get_secret(secret, max_age=SECRET_MAX_AGE_SECONDS)
     except Exception as exc:  # no such secret, no permission, Secrets Manager unreachable: never the value
         cause = type(exc.__cause__ or exc).__name__
