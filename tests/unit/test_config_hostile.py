@@ -221,6 +221,16 @@ def test_good_configuration_still_loads(env):
     load_config(env)
 
 
+def test_an_unset_ledger_expiry_follows_a_long_lookback_instead_of_failing():
+    # Given a 30-day lookback (the SAM template allows it) and a ledger, with no explicit expiry
+    env = {"RELAY_LEDGER": "dynamodb://ledger", "RELAY_SWEEP_LOOKBACK_SECONDS": str(30 * 86400)}
+    # Then the expiry covers the lookback plus the tracking deadline; an explicit shorter one is refused
+    assert load_config(env).ledger_expiry_seconds == 30 * 86400 + 86400
+    with pytest.raises(ConfigurationError, match="RELAY_LEDGER_EXPIRY_SECONDS=604800 is shorter"):
+        load_config(env | {"RELAY_LEDGER_EXPIRY_SECONDS": "604800"})
+    assert load_config({}).ledger_expiry_seconds == 7 * 86400
+
+
 def test_a_password_reference_is_resolved_when_built_and_never_shown():
     # Given references to a secret and to an environment variable
     secrets = {"prod/mq": "s3cr/t#?,@%:ä", "json": '{"username": "u", "password": "from-json"}'}

@@ -83,20 +83,25 @@ def load_config(environ: Mapping[str, str]) -> RelayConfig:
         _check_ledger(ledger)
     for variable in ("RELAY_TRACKING_QUEUE", "RELAY_FAILURE_QUEUE"):
         _check_queue(variable, env.optional(variable))
+    lookback = env.integer("RELAY_SWEEP_LOOKBACK_SECONDS", 3600, low=60, high=30 * 86400)
+    deadline = env.integer("RELAY_TRACKING_DEADLINE_SECONDS", 24 * 3600, low=60, high=14 * 86400)
+    # Unset, the ledger's expiry follows the window a task can be seen in (a long lookback raises it);
+    # set explicitly, a value shorter than that window is refused (_check_together).
+    default_expiry = max(7 * 24 * 3600, lookback + deadline)
     config = RelayConfig(
         ros=ros,
         destinations=destinations,
         max_concurrency=max_concurrency,
         tracking_queue=env.optional("RELAY_TRACKING_QUEUE"),
         ledger=ledger,
-        ledger_expiry_seconds=env.integer("RELAY_LEDGER_EXPIRY_SECONDS", 7 * 24 * 3600, low=60, high=366 * 24 * 3600),
+        ledger_expiry_seconds=env.integer("RELAY_LEDGER_EXPIRY_SECONDS", default_expiry, low=60, high=366 * 24 * 3600),
         ledger_lease_seconds=env.integer("RELAY_LEDGER_LEASE_SECONDS", 120, low=5, high=3600),
-        tracking_deadline_seconds=env.integer("RELAY_TRACKING_DEADLINE_SECONDS", 24 * 3600, low=60, high=14 * 86400),
+        tracking_deadline_seconds=deadline,
         tracking_first_delay_seconds=env.integer("RELAY_TRACKING_FIRST_DELAY_SECONDS", 30, low=0, high=900),
         failure_queue=env.optional("RELAY_FAILURE_QUEUE"),
         credentials_secret=env.optional("ALIBABA_CLOUD_CREDENTIALS_SECRET"),
         sweep=SweepSettings(
-            lookback_seconds=env.integer("RELAY_SWEEP_LOOKBACK_SECONDS", 3600, low=60, high=30 * 86400),
+            lookback_seconds=lookback,
             page_size=env.integer("RELAY_SWEEP_PAGE_SIZE", 50, low=1, high=100),
             mode=env.choice("RELAY_SWEEP_MODE", "inline", ("inline", "fanout")),
             safety_ms=env.integer("RELAY_SWEEP_SAFETY_MS", 10_000, low=0, high=600_000),
