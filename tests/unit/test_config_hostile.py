@@ -186,7 +186,7 @@ def test_a_cold_start_through_a_handler_module_shows_no_password(caplog, capsys,
         ({"RELAY_LEDGER": "rediss://cache.example/0?password_env=1X"}, "password_env must be a variable name"),
         ({"RELAY_DESTINATIONS": "amqps://mq/%2F?routing_key=q&heartbeat=1.5"}, "heartbeat must be an integer"),
         ({"RELAY_DESTINATIONS": "amqps://mq/%2F?routing_key=q&connection_attempts=2.0"}, "connection_attempts must"),
-        ({"RELAY_DESTINATIONS": "amqps://mq/%2F?routing_key=q&connection_attempts=50"}, "from 1 to 3"),
+        ({"RELAY_DESTINATIONS": "amqps://mq/%2F?routing_key=q&connection_attempts=3"}, "from 1 to 2"),
         ({"RELAY_DESTINATIONS": "amqps://mq/%2F?routing_key=q&retry_delay=600"}, "retry_delay must be a number"),
         (
             {"RELAY_DESTINATIONS": "amqps://mq/%2F?routing_key=q&password_secret=a&password_env=B"},

@@ -75,14 +75,16 @@ _S3_SSE = ("AES256", "aws:kms", "aws:kms:dsse")
 _AMQP_OWN_PARAMS = ("exchange", "routing_key", "max_message_bytes", "allow_plaintext", *REFERENCE_PARAMS)
 # pika's own URI parameters that are passed through, checked at cold start as pika will parse them
 # (pika.connection.URLParameters: _set_url_heartbeat and _set_url_connection_attempts call int(),
-# the others float()) and bounded, so that one delivery's connection time stays bounded: at most
-# connection_attempts x (socket_timeout + the TLS/AMQP handshake) + (connection_attempts - 1) x retry_delay.
+# the others float()) and bounded, so that one publish stays bounded. A connection open takes at most
+# connection_attempts x stack_timeout (pika's 15 s for TCP + TLS + AMQP) + (connection_attempts - 1) x
+# retry_delay, i.e. 35 s at these bounds (15 s by default); a publish opens at most two connections and
+# then waits at most blocked_connection_timeout for a blocked broker.
 _PIKA_PARAMS: dict[str, tuple[type, float, float]] = {
     "heartbeat": (int, 0, 3600),
-    "connection_attempts": (int, 1, 3),
+    "connection_attempts": (int, 1, 2),
     "socket_timeout": (float, 0.1, 30),
-    "retry_delay": (float, 0, 10),
-    "blocked_connection_timeout": (float, 0.1, 300),
+    "retry_delay": (float, 0, 5),
+    "blocked_connection_timeout": (float, 0.1, 60),
 }
 DEFAULT_AMQP_MAX_BYTES = 4 * 1024 * 1024  # ApsaraMQ for RabbitMQ's body limit, the smallest common one
 MAX_AMQP_MAX_BYTES = 128 * 1024 * 1024
