@@ -8,6 +8,7 @@ from pathlib import Path
 
 import yaml
 
+from aitask_relay.config import load_config
 from aitask_relay.destinations import parse_destination
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -79,10 +80,28 @@ def test_the_sweep_has_a_timer_and_destinations_are_valid_oss_uris_in_the_create
     assert [t["FunctionName"] for t in timers] == [{"Fn::GetAtt": ["TimerFunction", "FunctionName"]}]
     assert RESOURCES["TemplatesBucket"]["Properties"]["BucketName"] == {"Ref": "TemplateBucketName"}
     for props in FUNCTIONS.values():
-        uri = props["EnvironmentVariables"]["RELAY_DESTINATIONS"]["Fn::Sub"]
+        uri, extra = props["EnvironmentVariables"]["RELAY_DESTINATIONS"]["Fn::Sub"].split(",")
         concrete = re.sub(r"\$\{ALIYUN::Region\}", "cn-hangzhou", uri).replace("${TemplateBucketName}", "relay-bucket")
         spec = parse_destination(concrete)
         assert (spec.scheme, spec.bucket, spec.prefix) == ("oss", "relay-bucket", "templates/")
+        assert extra == "${ExtraDestinations}"  # empty by default: load_config skips an empty entry
+        assert load_config({"RELAY_DESTINATIONS": f"{concrete},"}).destinations == (concrete,)
+
+
+def test_parameters_that_may_carry_credentials_are_no_echo_and_reach_the_functions_by_reference():
+    # Given the parameters that may hold a password or a URI with one
+    parameters = TEMPLATE["Parameters"]
+    for name in ("ExtraDestinations", "RelayLedger", "BrokerPassword", "LedgerPassword"):
+        # Then each is NoEcho, and no example holds a literal user:password@
+        assert parameters[name].get("NoEcho") is True, name
+    for name, parameter in parameters.items():
+        assert not re.search(r"://[^\s/@]+:[^\s/@]+@", str(parameter.get("Description", ""))), name
+    # And the passwords reach every function as the variables the URIs name with password_env=
+    for props in FUNCTIONS.values():
+        env = props["EnvironmentVariables"]
+        assert env["RELAY_BROKER_PASSWORD"] == {"Ref": "BrokerPassword"}
+        assert env["RELAY_LEDGER_PASSWORD"] == {"Ref": "LedgerPassword"}
+        assert env["RELAY_LEDGER"] == {"Ref": "RelayLedger"}
 
 
 def test_the_templates_bucket_is_not_versioned_so_forbid_overwrite_holds():

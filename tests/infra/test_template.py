@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -120,10 +121,29 @@ def policy_statements():
                 yield name, policy
 
 
+# The one parameter a policy may name: the secrets the operator's URIs name with password_secret=, granted
+# GetSecretValue only (test_password_secrets_are_granted_read_only_and_uris_are_no_echo).
+OPERATOR_NAMED = {"PasswordSecretArns"}
+
+
 def test_every_policy_names_only_resources_defined_in_the_template():
     for owner, statement in policy_statements():
         for ref in references(statement):
-            assert ref in RESOURCES or ref in PSEUDO, f"{owner} names {ref}, which the template does not define"
+            assert ref in RESOURCES or ref in PSEUDO or ref in OPERATOR_NAMED, (
+                f"{owner} names {ref}, which the template does not define"
+            )
+
+
+def test_password_secrets_are_granted_read_only_and_uris_are_no_echo():
+    # Given the parameters that may carry a broker or Redis password, and the grant on named secrets
+    parameters = TEMPLATE["Parameters"]
+    for name in ("RelayDestinations", "RelayLedger"):
+        # Then each is NoEcho, and no description holds a literal user:password@ example
+        assert parameters[name].get("NoEcho") is True, name
+    for name, parameter in parameters.items():
+        assert not re.search(r"://[^\s/@]+:[^\s/@]+@", str(parameter.get("Description", ""))), name
+    (grant,) = [s for _, s in policy_statements() if s.get("Resource") == {"Ref": "PasswordSecretArns"}]
+    assert grant["Action"] == "secretsmanager:GetSecretValue" and grant["Effect"] == "Allow"
 
 
 def test_no_policy_grants_a_wildcard_action_or_resource():

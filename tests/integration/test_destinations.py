@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import subprocess
+import time
 
 import pytest
 from servers import closed_port
@@ -377,6 +378,20 @@ def test_amqp_a_connection_closed_by_the_broker_is_reopened_once(rabbitmq):
     ids = [props.message_id for props, _ in rabbitmq.get_all(queue)]
     assert ids == ["t-before:SUCCESS", "t-after:SUCCESS"]
     dest.close()
+
+
+def test_amqp_connection_attempts_and_retry_delay_reach_pika_and_stay_bounded():
+    # Given a broker address that refuses connections, and pika told to try twice 0.6 s apart
+    uri = f"amqp://guest:guest@127.0.0.1:{closed_port()}/%2F?routing_key=q&connection_attempts=2&retry_delay=0.6"
+    dest = build_destination(uri)
+    started = time.monotonic()
+    # When a delivery is tried
+    with pytest.raises(DestinationFailure):
+        dest.deliver(finished())
+    elapsed = time.monotonic() - started
+    # Then pika waited between its attempts (one wait in each of the publish's 2 connection opens: 1.2 s),
+    # as README says the options do, and no more than they allow
+    assert 1.1 <= elapsed < 5, elapsed
 
 
 def test_amqp_unreachable_broker_is_a_retryable_failure():

@@ -5,11 +5,15 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from collections import Counter
+from pathlib import Path
 
 import pytest
 
 from aitask_relay import runtime
+from aitask_relay.errors import ConfigurationError
+from relay_local import _load_module
 
 YAML = "ROSTemplateFormatVersion: '2015-09-01'\nResources: {}\n"
 
@@ -117,6 +121,21 @@ def test_fanout_sends_every_task_to_the_tracking_queue_without_fetching(fleet, w
     assert "GetAITask" not in emulator.stats()["by_action"]
     tracked = [json.loads(m["Body"]) for m in aws.receive_all(wired["tracking"])]
     assert Counter(t.get("known_status") for t in tracked) == {"SUCCESS": 40, "FAILURE": 20, "RUNNING": 30}
+
+
+def test_fanout_without_a_tracking_queue_fails_the_cold_start_not_each_sweep(fleet, relay_env, emulator, aws):
+    # Given fan-out mode and no RELAY_TRACKING_QUEUE
+    relay_env.setenv("RELAY_SWEEP_MODE", "fanout")
+    relay_env.delenv("RELAY_TRACKING_QUEUE", raising=False)
+    runtime.reset()
+    emulator.reset_stats()
+    # When the sweeper function is loaded afresh (its module's import is the cold start)
+    path = Path(__file__).resolve().parents[2] / "functions" / "sweeper" / "app.py"
+    with pytest.raises(ConfigurationError) as caught:
+        _load_module(f"sweeper_cold_start_{uuid.uuid4().hex}", path)
+    # Then the init fails naming both variables, before any ROS call (not an InvalidInput counted per sweep)
+    assert "RELAY_SWEEP_MODE=fanout needs RELAY_TRACKING_QUEUE" in caught.value.message
+    assert emulator.stats()["by_action"] == {}
 
 
 def test_fanout_sends_ten_messages_to_a_request(fleet, wired, emulator, aws, invoke, relay_env):

@@ -10,9 +10,13 @@ import ipaddress
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, parse_qsl, urlsplit
 
 from .errors import ConfigurationError
+from .passwords import REFERENCE_PARAMS
+from .passwords import check as check_password_reference
+
+ENCODE_HINT = "percent-encode a password's reserved characters (%2F / %23 # %3F ? %40 @ %2C , %25 % %3A :)"
 
 DEFAULT_REGION = "cn-hangzhou"
 DEFAULT_DESTINATION = "file:///tmp/aitask-relay"
@@ -107,16 +111,7 @@ def load_config(environ: Mapping[str, str]) -> RelayConfig:
         max_idle_conns=max(max_concurrency, 4),
     )
     _check_endpoint(ros, allow_plaintext=env.choice("ROS_ALLOW_PLAINTEXT", "false", ("true", "false")) == "true")
-    destinations = tuple(
-        part.strip() for part in env.text("RELAY_DESTINATIONS", DEFAULT_DESTINATION).split(",") if part.strip()
-    )
-    if not destinations:
-        raise ConfigurationError("RELAY_DESTINATIONS names no destination")
-    # Imported here so that parsing destination URIs stays in the module that owns them.
-    from .destinations import parse_destination
-
-    for uri in destinations:
-        parse_destination(uri)
+    destinations = _destinations(env.text("RELAY_DESTINATIONS", DEFAULT_DESTINATION))
     ledger = env.optional("RELAY_LEDGER")
     if ledger is not None:
         _check_ledger(ledger)
@@ -130,13 +125,16 @@ def load_config(environ: Mapping[str, str]) -> RelayConfig:
         raise ConfigurationError(
             f"RELAY_SWEEP_MAX_CATCH_UP_SECONDS={max_catch_up} is below RELAY_SWEEP_LOOKBACK_SECONDS={lookback}"
         )
-    return RelayConfig(
+    # Unset, the ledger's expiry follows the window a task can be seen in (a long lookback raises it);
+    # set explicitly, a value shorter than that window is refused (_check_together).
+    default_expiry = max(7 * 24 * 3600, lookback + tracking_deadline)
+    config = RelayConfig(
         ros=ros,
         destinations=destinations,
         max_concurrency=max_concurrency,
         tracking_queue=env.optional("RELAY_TRACKING_QUEUE"),
         ledger=ledger,
-        ledger_expiry_seconds=env.integer("RELAY_LEDGER_EXPIRY_SECONDS", 7 * 24 * 3600, low=60, high=366 * 24 * 3600),
+        ledger_expiry_seconds=env.integer("RELAY_LEDGER_EXPIRY_SECONDS", default_expiry, low=60, high=366 * 24 * 3600),
         ledger_lease_seconds=env.integer("RELAY_LEDGER_LEASE_SECONDS", 120, low=5, high=3600),
         tracking_deadline_seconds=tracking_deadline,
         tracking_first_delay_seconds=env.integer("RELAY_TRACKING_FIRST_DELAY_SECONDS", 30, low=0, high=900),
@@ -151,6 +149,54 @@ def load_config(environ: Mapping[str, str]) -> RelayConfig:
             horizon_seconds=tracking_deadline,
         ),
     )
+    _check_together(config)
+    return config
+
+
+def _destinations(value: str) -> tuple[str, ...]:
+    """The RELAY_DESTINATIONS entries, each valid, none twice; an error shows no userinfo of any entry."""
+    pieces = [part.strip() for part in value.split(",")]
+    entries = tuple(piece for piece in pieces if piece)
+    if not entries:
+        raise ConfigurationError("RELAY_DESTINATIONS names no destination")
+    for number, entry in enumerate(entries, 1):
+        if "://" not in entry:
+            # Every destination has a scheme, so this is the rest of a URI cut at a comma, most likely one
+            # inside a password (amqp://user:pa,ss@host): neither half is shown, both may hold the password.
+            raise ConfigurationError(
+                f"RELAY_DESTINATIONS entry {number} of {len(entries)} has no scheme://; the entries are split "
+                "at commas, so a comma inside a URI (in a password, say) must be written %2C"
+            )
+    # Imported here so that parsing destination URIs stays in the module that owns them.
+    from .destinations import parse_destination
+
+    seen: dict[str, int] = {}
+    for number, entry in enumerate(entries, 1):
+        spec = parse_destination(entry)
+        if spec.target in seen:
+            raise ConfigurationError(
+                f"RELAY_DESTINATIONS entries {seen[spec.target]} and {number} name the same destination "
+                f"({spec.name!r}): it would be written twice"
+            )
+        seen[spec.target] = number
+    return entries
+
+
+def _check_together(config: RelayConfig) -> None:
+    """Settings that are each valid but wrong together."""
+    if config.sweep.mode == "fanout" and config.tracking_queue is None:
+        raise ConfigurationError(
+            "RELAY_SWEEP_MODE=fanout needs RELAY_TRACKING_QUEUE: fan-out sends every task to the tracking queue"
+        )
+    # A finished task is announced again for as long as a sweep or a tracker can still see it: the ledger
+    # entry that stops the repeat must outlive the lookback window plus the tracking deadline.
+    needed = config.sweep.lookback_seconds + config.tracking_deadline_seconds
+    if config.ledger is not None and config.ledger_expiry_seconds < needed:
+        raise ConfigurationError(
+            f"RELAY_LEDGER_EXPIRY_SECONDS={config.ledger_expiry_seconds} is shorter than "
+            f"RELAY_SWEEP_LOOKBACK_SECONDS + RELAY_TRACKING_DEADLINE_SECONDS ({needed}): an announcement "
+            "would be repeated once its ledger entry expired"
+        )
 
 
 def _sweep_safety_ms(env: _Env, ros: RosSettings) -> int:
@@ -172,41 +218,81 @@ def _check_queue(variable: str, value: str | None) -> None:
     """An SQS queue name or URL, checked by the same rules as an sqs:// destination."""
     if value is None:
         return
-    from .destinations import parse_destination
+    from .destinations import mask, parse_destination
 
+    shown = mask(value)
     try:
         parse_destination(value if "://" in value else f"sqs://{value}")
     except ConfigurationError as exc:
         problem = exc.message.partition(": ")[2]
-        raise ConfigurationError(f"{variable} {value!r}: {problem}") from None
+        raise ConfigurationError(f"{variable} {shown!r}: {problem}") from None
     if value.rstrip("/").endswith(".fifo"):  # what the relay sends there has no group and may carry a delay
         raise ConfigurationError(
-            f"{variable} {value!r}: must be a standard queue (a FIFO queue cannot delay single messages "
+            f"{variable} {shown!r}: must be a standard queue (a FIFO queue cannot delay single messages "
             "and needs a message group)"
         )
 
 
 _DYNAMODB_TABLE = re.compile(r"^[A-Za-z0-9_.-]{3,255}$")
+# The query options a Redis ledger URI accepts: the relay's own, and redis-py's TLS options that can only make
+# verification stricter or name the CA (redis.connection.parse_url passes every other option to the
+# connection as is, so an unknown one is refused rather than passed on).
+REDIS_OWN_PARAMS = ("allow_plaintext", *REFERENCE_PARAMS)
+_REDIS_TLS_PARAMS = ("ssl_cert_reqs", "ssl_check_hostname", "ssl_ca_certs", "ssl_ca_path", "ssl_min_version")
 
 
 def _check_ledger(uri: str) -> None:
-    from .destinations import redact
+    from .destinations import mask
 
-    shown = redact(uri)
+    shown = mask(uri)
     try:
         parts = urlsplit(uri)
         db = parts.path.strip("/")
         parts.port  # noqa: B018 - raises ValueError for a malformed port
+        params = parse_qsl(parts.query, keep_blank_values=True, strict_parsing=bool(parts.query))
     except ValueError:
-        raise ConfigurationError(f"RELAY_LEDGER {shown!r} is not a valid URI") from None
+        raise ConfigurationError(f"RELAY_LEDGER {shown!r} is not a valid URI ({ENCODE_HINT})") from None
     if parts.scheme == "dynamodb":
         if not _DYNAMODB_TABLE.match(parts.netloc) or db or parts.query:
             raise ConfigurationError(f"RELAY_LEDGER {shown!r}: expected dynamodb://<table-name>")
     elif parts.scheme in ("redis", "rediss"):
+        if "@" in uri.replace(parts.netloc, "", 1) or parts.fragment:
+            raise ConfigurationError(f"RELAY_LEDGER {shown!r}: an '@' or '#' outside user:password@host: {ENCODE_HINT}")
         if not parts.hostname or (db and not db.isdigit()):
-            raise ConfigurationError(f"RELAY_LEDGER {shown!r}: expected redis://[:password@]host:port/<db number>")
+            raise ConfigurationError(f"RELAY_LEDGER {shown!r}: expected redis://[user:password@]host:port/<db number>")
+        _check_redis_options(shown, parts, params)
     else:
         raise ConfigurationError(f"RELAY_LEDGER {shown!r}: the ledger is dynamodb://<table> or redis://host:port/db")
+
+
+def _check_redis_options(shown: str, parts: SplitResult, pairs: list[tuple[str, str]]) -> None:
+    params = dict(pairs)
+    if len(params) < len(pairs):
+        raise ConfigurationError(f"RELAY_LEDGER {shown!r} gives a query option twice")
+    unknown = sorted(set(params) - {*REDIS_OWN_PARAMS, *_REDIS_TLS_PARAMS})
+    if unknown:
+        accepted = ", ".join((*REDIS_OWN_PARAMS, *_REDIS_TLS_PARAMS))
+        raise ConfigurationError(f"RELAY_LEDGER {shown!r}: unknown option {unknown[0]!r} (accepted: {accepted})")
+    # redis-py: ssl_cert_reqs none/optional and a false ssl_check_hostname turn certificate or host name checks
+    # off (redis.connection.SSLConnection); the relay's ledger entries decide what is published, so a
+    # man in the middle must not be able to answer for the server.
+    if params.get("ssl_cert_reqs", "required") != "required":
+        raise ConfigurationError(f"RELAY_LEDGER {shown!r}: ssl_cert_reqs must be required (TLS verification stays on)")
+    if params.get("ssl_check_hostname", "true").lower() not in ("true", "1", "yes", "y"):
+        raise ConfigurationError(f"RELAY_LEDGER {shown!r}: ssl_check_hostname cannot be turned off")
+    if parts.scheme == "redis" and any(key.startswith("ssl_") for key in params):
+        raise ConfigurationError(f"RELAY_LEDGER {shown!r}: ssl_ options need rediss://")
+    allow = params.get("allow_plaintext", "false")
+    if allow not in ("true", "false"):
+        raise ConfigurationError(f"RELAY_LEDGER {shown!r}: allow_plaintext must be true or false")
+    if parts.scheme == "redis" and not is_loopback(parts.hostname or "") and allow != "true":
+        raise ConfigurationError(
+            f"RELAY_LEDGER {shown!r}: redis:// sends the password and every ledger entry in clear text: use "
+            "rediss://, or add allow_plaintext=true for a server reached over a private network"
+        )
+    problem = check_password_reference(params, literal_password=parts.password is not None)
+    if problem:
+        raise ConfigurationError(f"RELAY_LEDGER {shown!r}: {problem}")
 
 
 def _check_endpoint(ros: RosSettings, *, allow_plaintext: bool = False) -> None:
@@ -214,13 +300,16 @@ def _check_endpoint(ros: RosSettings, *, allow_plaintext: bool = False) -> None:
         if ros.protocol == "http":
             raise ConfigurationError("ROS_PROTOCOL=http is allowed only with a loopback ROS_ENDPOINT")
         return
+    from .destinations import mask
+
     parts = urlsplit(f"//{ros.endpoint}")
+    shown = mask(ros.endpoint)  # a user:password@ in it is never echoed
     try:
         host, _port = parts.hostname, parts.port
-    except ValueError as exc:
-        raise ConfigurationError(f"ROS_ENDPOINT {ros.endpoint!r} is not host[:port]") from exc
-    if not host or parts.path or parts.query or parts.username:
-        raise ConfigurationError(f"ROS_ENDPOINT {ros.endpoint!r} is not host[:port] (no scheme, no path)")
+    except ValueError:
+        raise ConfigurationError(f"ROS_ENDPOINT {shown!r} is not host[:port]") from None
+    if not host or parts.path or parts.query or parts.username or "@" in ros.endpoint:
+        raise ConfigurationError(f"ROS_ENDPOINT {shown!r} is not host[:port] (no scheme, no path)")
     if ros.protocol == "http" and not is_loopback(host) and not allow_plaintext:
         raise ConfigurationError(
             f"ROS_PROTOCOL=http is allowed only with a loopback ROS_ENDPOINT, not {host!r}: "

@@ -11,9 +11,9 @@ mid-publish does not block the event until the whole entry expires.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 from .errors import DestinationFailure
 
@@ -94,9 +94,17 @@ def _replayed(response: dict[str, Any], _record: Any) -> dict[str, Any]:
 
 
 def build_ledger(
-    uri: str, *, expires_after_seconds: int = DEFAULT_EXPIRY_SECONDS, lease_seconds: int = DEFAULT_LEASE_SECONDS
+    uri: str,
+    *,
+    expires_after_seconds: int = DEFAULT_EXPIRY_SECONDS,
+    lease_seconds: int = DEFAULT_LEASE_SECONDS,
+    environ: Mapping[str, str] | None = None,
 ) -> Ledger:
-    """The ledger for a RELAY_LEDGER URI (validated by the configuration)."""
+    """The ledger for a RELAY_LEDGER URI (validated by the configuration).
+
+    A password named by reference (``password_secret`` / ``password_env``) is read here, at the first
+    invocation, and again (through the five-minute cache) by each new Redis connection.
+    """
     from .destinations import redact
 
     parts = urlsplit(uri)
@@ -107,9 +115,61 @@ def build_ledger(
 
         layer: Any = DynamoDBPersistenceLayer(table_name=parts.netloc, boto3_client=aws.client("dynamodb"))
     else:
-        import redis
         from aws_lambda_powertools.utilities.idempotency.persistence.cache import CachePersistenceLayer
 
-        client = redis.Redis.from_url(uri, socket_timeout=5, socket_connect_timeout=5, decode_responses=True)
+        client = redis_client(uri, environ=environ)
         layer = CachePersistenceLayer(client=client)
     return Ledger(layer, name=redact(uri), expires_after_seconds=expires_after_seconds, lease_seconds=lease_seconds)
+
+
+def redis_client(uri: str, *, environ: Mapping[str, str] | None = None) -> Any:
+    """A redis-py client for a RELAY_LEDGER URI (validated by the configuration): the ledger's and the sweep
+    watermark's, so both reach the same database with the same credentials.
+
+    A password named by reference (``password_secret`` / ``password_env``) is read here, and again (through
+    the five-minute cache) by each new connection.
+    """
+    import redis
+
+    from .config import REDIS_OWN_PARAMS
+    from .destinations import redact
+    from .passwords import resolver
+
+    parts = urlsplit(uri)
+    params = dict(parse_qsl(parts.query, keep_blank_values=True))
+    password = resolver(params, where=f"RELAY_LEDGER {redact(uri)!r}", environ=environ)
+    # redis.connection.parse_url hands every query option it does not know to the connection: the relay's
+    # own must not reach it.
+    query = urlencode([(k, v) for k, v in params.items() if k not in REDIS_OWN_PARAMS])
+    options: dict[str, Any] = {}
+    netloc = parts.netloc
+    if password is not None:
+        # redis-py refuses a user name in the URL beside a credential provider: the provider gives both.
+        options["credential_provider"] = _RedisPassword(unquote(parts.username or "") or None, password)
+        netloc = netloc.rpartition("@")[2]
+    return redis.Redis.from_url(
+        urlunsplit(parts._replace(netloc=netloc, query=query)),
+        socket_timeout=5,
+        socket_connect_timeout=5,
+        decode_responses=True,
+        **options,
+    )
+
+
+class _RedisPassword:
+    """redis-py's CredentialProvider protocol (redis.credentials): redis.connection.AbstractConnection.on_connect
+    asks it on each new connection, so a rotated secret is used without rebuilding the client."""
+
+    def __init__(self, username: str | None, password: Callable[[], str]) -> None:
+        self._username = username
+        self._password = password
+
+    def get_credentials(self) -> tuple[str] | tuple[str, str]:
+        password = self._password()
+        return (self._username, password) if self._username else (password,)
+
+    async def get_credentials_async(self) -> tuple[str] | tuple[str, str]:
+        return self.get_credentials()
+
+    def __repr__(self) -> str:
+        return f"_RedisPassword(username={self._username!r})"

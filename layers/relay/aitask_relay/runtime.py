@@ -102,8 +102,12 @@ def destinations() -> tuple[Any, ...]:
             settings.ledger,
             expires_after_seconds=settings.ledger_expiry_seconds,
             lease_seconds=settings.ledger_lease_seconds,
+            environ=os.environ,
         )
-    built = [build_destination(uri, ledger=ledger, credential=credential()) for uri in settings.destinations]
+    built = [
+        build_destination(uri, ledger=ledger, credential=credential(), environ=os.environ)
+        for uri in settings.destinations
+    ]
     if keep_announcement_records(built):
         _logger().warning(
             "queue delivery is at-least-once: with neither RELAY_LEDGER nor a store in RELAY_DESTINATIONS to "
@@ -159,7 +163,10 @@ def sweeper() -> Sweeper:
     settings = config()
     names = [redact(uri) for uri in settings.destinations]
     watermark = build_watermark(
-        settings.ledger, list(destinations()), scope(settings.ros.region_id, settings.ros.endpoint, names)
+        settings.ledger,
+        list(destinations()),
+        scope(settings.ros.region_id, settings.ros.endpoint, names),
+        environ=os.environ,
     )
     if watermark is None:
         _logger().warning(

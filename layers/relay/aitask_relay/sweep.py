@@ -45,7 +45,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from .config import SweepSettings
-from .errors import InvalidInput, RelayError
+from .errors import ConfigurationError, InvalidInput, RelayError
 from .relay import Relay
 from .taskref import STATUSES, TERMINAL_STATUSES, TaskRef, validate_task_id
 from .tracking import TrackingMessage, now_utc
@@ -112,7 +112,8 @@ class Sweeper:
         """Sweep until the listing ends or time runs short; the summary says which."""
         settings = self._settings
         if settings.mode == "fanout" and self._tracker is None:
-            raise InvalidInput("RELAY_SWEEP_MODE=fanout needs RELAY_TRACKING_QUEUE")
+            # load_config refuses this at cold start; a Sweeper built by hand gets the same typed error
+            raise ConfigurationError("RELAY_SWEEP_MODE=fanout needs RELAY_TRACKING_QUEUE")
         started, summary, cursor = self._clock(), SweepSummary(), _Cursor()
         window = self._window(started, lookback_seconds or settings.lookback_seconds, summary)
         cutoff = started - timedelta(seconds=window)

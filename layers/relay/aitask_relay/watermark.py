@@ -27,6 +27,7 @@ import hashlib
 import json
 import os
 import tempfile
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
@@ -175,15 +176,15 @@ class OssWatermark:
 class RedisWatermark:
     """One key in the Redis ledger's database (no expiry: it is overwritten every sweep)."""
 
-    def __init__(self, uri: str, scope: str, *, client: Any = None) -> None:
+    def __init__(self, uri: str, scope: str, *, client: Any = None, environ: Mapping[str, str] | None = None) -> None:
         from .destinations import redact
 
         self.key = f"{LEDGER_KEY}:{scope}"
         self.name = f"{redact(uri)} key {self.key}"
         if client is None:
-            import redis
+            from .ledger import redis_client  # the ledger's own client: same options, same password reference
 
-            client = redis.Redis.from_url(uri, socket_timeout=5, socket_connect_timeout=5)
+            client = redis_client(uri, environ=environ)
         self._client = client
 
     def load(self) -> datetime | None:
@@ -221,12 +222,16 @@ class DynamoDbWatermark:
         self.client.put_item(TableName=self.table, Item=item)
 
 
-def build_watermark(ledger: str | None, destinations: list[Any], scope: str) -> Watermark | None:
+def build_watermark(
+    ledger: str | None, destinations: list[Any], scope: str, *, environ: Mapping[str, str] | None = None
+) -> Watermark | None:
     """The ledger's watermark if there is a ledger, else one in the first S3 or OSS store, else in the first
     file store (a local directory may not outlive the function instance), else None."""
     if ledger is not None:
         parts = urlsplit(ledger)
-        return DynamoDbWatermark(parts.netloc, scope) if parts.scheme == "dynamodb" else RedisWatermark(ledger, scope)
+        if parts.scheme == "dynamodb":
+            return DynamoDbWatermark(parts.netloc, scope)
+        return RedisWatermark(ledger, scope, environ=environ)
     by_scheme: dict[str, Any] = {}
     for destination in destinations:
         if getattr(destination, "kind", None) == "store":

@@ -11,6 +11,7 @@ S3-only deployment never loads pika, redis or the OSS SDK.
 
 from __future__ import annotations
 
+import posixpath
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -18,8 +19,11 @@ from importlib import import_module
 from typing import Any, Literal, Protocol
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
+from ..config import ENCODE_HINT
 from ..errors import ConfigurationError
 from ..model import Delivery, Observation
+from ..passwords import REFERENCE_PARAMS
+from ..passwords import check as check_password_reference
 
 Kind = Literal["store", "queue"]
 
@@ -50,6 +54,7 @@ class DestinationSpec:
     kind: Kind
     uri: str = field(repr=False)  # may hold a password (AMQP): never logged
     name: str  # the URI with any password redacted
+    target: str = ""  # what the destination writes to, normalized: two entries with one target are duplicates
     bucket: str = ""  # stores: bucket (or directory); SQS: the queue name; AMQP: the routing key
     prefix: str = ""  # stores: key prefix ending in "/" (or "")
     params: Mapping[str, str] = field(default_factory=dict)
@@ -71,19 +76,53 @@ _QUEUE_NAME = re.compile(r"^[A-Za-z0-9_-]{1,75}(\.fifo)?$")
 _ACCOUNT = re.compile(r"^[0-9]{12}$")
 _REGION = re.compile(r"^[a-z]{2,}(-[a-z0-9]+)+$")
 _S3_SSE = ("AES256", "aws:kms", "aws:kms:dsse")
-_AMQP_OWN_PARAMS = ("exchange", "routing_key", "max_message_bytes", "allow_plaintext")
-# pika's own URI parameters that are passed through (numbers only, so they are checked at cold start).
-_PIKA_PARAMS = ("heartbeat", "socket_timeout", "blocked_connection_timeout", "connection_attempts", "retry_delay")
+_AMQP_OWN_PARAMS = ("exchange", "routing_key", "max_message_bytes", "allow_plaintext", *REFERENCE_PARAMS)
+# pika's own URI parameters that are passed through, checked at cold start as pika will parse them
+# (pika.connection.URLParameters: _set_url_heartbeat and _set_url_connection_attempts call int(),
+# the others float()) and bounded, so that one publish stays bounded. A connection open takes at most
+# connection_attempts x stack_timeout (pika's 15 s for TCP + TLS + AMQP) + (connection_attempts - 1) x
+# retry_delay, i.e. 35 s at these bounds (15 s by default); a publish opens at most two connections and
+# then waits at most blocked_connection_timeout for a blocked broker.
+_PIKA_PARAMS: dict[str, tuple[type, float, float]] = {
+    "heartbeat": (int, 0, 3600),
+    "connection_attempts": (int, 1, 2),
+    "socket_timeout": (float, 0.1, 30),
+    "retry_delay": (float, 0, 5),
+    "blocked_connection_timeout": (float, 0.1, 60),
+}
 DEFAULT_AMQP_MAX_BYTES = 4 * 1024 * 1024  # ApsaraMQ for RabbitMQ's body limit, the smallest common one
 MAX_AMQP_MAX_BYTES = 128 * 1024 * 1024
 
 
+def mask(text: str) -> str:
+    """``text`` with everything between ``://`` (or its start) and its last ``@`` replaced by ``***``.
+
+    What an error shows of a URI that may not parse: a password holding an unencoded ``/ # ? @`` moves the
+    parser's idea of where the userinfo ends, so the text is masked before (and without) any parsing.
+    """
+    at = text.rfind("@")
+    if at < 0:
+        return text
+    start = text.find("://")
+    start = start + 3 if 0 <= start < at else 0
+    return f"{text[:start]}***{text[at:]}"
+
+
 def redact(uri: str) -> str:
-    """The URI with its password (if any) replaced by ``***``: what logs, errors and records show."""
-    parts = urlsplit(uri)
+    """The URI with its password (if any) replaced by ``***``: what logs, records and ledger keys show.
+
+    A URI whose ``@`` is not where the parser puts the end of its userinfo is masked whole (see mask).
+    """
+    try:
+        parts = urlsplit(uri)
+        netloc = parts.netloc
+    except ValueError:
+        return mask(uri)
+    if "@" in uri.replace(netloc, "", 1):
+        return mask(uri)
     if parts.password is None:
         return uri
-    host = parts.netloc.rpartition("@")[2]
+    host = netloc.rpartition("@")[2]
     return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{host}"))
 
 
@@ -93,7 +132,7 @@ def parse_destination(uri: str) -> DestinationSpec:
         parts = urlsplit(uri)
         parts.port  # noqa: B018 - raises ValueError for a malformed port
     except ValueError:
-        raise _bad(uri, "is not a valid URI") from None
+        raise _bad(uri, f"is not a valid URI{f' ({ENCODE_HINT})' if '@' in uri else ''}") from None
     scheme = parts.scheme.lower()
     if scheme in ("https", "http") and len(parts.path.strip("/").split("/")) == 2:
         return _sqs_url(uri, parts)
@@ -138,7 +177,7 @@ def keep_announcement_records(destinations: Sequence[Any]) -> bool:
 
 
 def _bad(uri: str, problem: str) -> ConfigurationError:
-    return ConfigurationError(f"RELAY_DESTINATIONS entry {redact(uri)!r}: {problem}")
+    return ConfigurationError(f"RELAY_DESTINATIONS entry {mask(uri)!r}: {problem}")
 
 
 def _query(uri: str, query: str) -> dict[str, str]:
@@ -175,7 +214,8 @@ def _file(uri: str, parts: Any, params: dict[str, str]) -> DestinationSpec:
     if parts.netloc not in ("", "localhost") or not parts.path.startswith("/"):
         raise _bad(uri, "a file destination is file:///absolute/dir")
     _only(uri, params, ())
-    return DestinationSpec("file", "store", uri, uri, bucket=unquote(parts.path))
+    directory = unquote(parts.path)
+    return DestinationSpec("file", "store", uri, uri, posixpath.normpath(directory) + "/", bucket=directory)
 
 
 def _s3(uri: str, parts: Any, params: dict[str, str]) -> DestinationSpec:
@@ -189,7 +229,8 @@ def _s3(uri: str, parts: Any, params: dict[str, str]) -> DestinationSpec:
         raise _bad(uri, "kms_key_id needs sse=aws:kms")
     prefix = _prefix(parts.path)
     _check_prefix(uri, prefix)
-    return DestinationSpec("s3", "store", uri, uri, bucket=bucket, prefix=prefix, params=params)
+    target = f"s3://{bucket}/{prefix}"
+    return DestinationSpec("s3", "store", uri, uri, target, bucket=bucket, prefix=prefix, params=params)
 
 
 def _oss(uri: str, parts: Any, params: dict[str, str]) -> DestinationSpec:
@@ -205,7 +246,8 @@ def _oss(uri: str, parts: Any, params: dict[str, str]) -> DestinationSpec:
         _check_endpoint(uri, endpoint if "://" in endpoint else f"https://{endpoint}")
     prefix = _prefix(parts.path)
     _check_prefix(uri, prefix)
-    return DestinationSpec("oss", "store", uri, uri, bucket=bucket, prefix=prefix, params=params)
+    target = f"oss://{bucket}/{prefix}"
+    return DestinationSpec("oss", "store", uri, uri, target, bucket=bucket, prefix=prefix, params=params)
 
 
 def _sqs(uri: str, parts: Any, params: dict[str, str]) -> DestinationSpec:
@@ -213,20 +255,26 @@ def _sqs(uri: str, parts: Any, params: dict[str, str]) -> DestinationSpec:
     if parts.path.strip("/") or not _QUEUE_NAME.match(name or ""):
         raise _bad(uri, "names no valid SQS queue (sqs://<queue-name>, up to 80 characters)")
     _only(uri, params, ())
-    return DestinationSpec("sqs", "queue", uri, uri, bucket=name)
+    return DestinationSpec("sqs", "queue", uri, uri, f"sqs://{name}", bucket=name)
 
 
 def _sqs_url(uri: str, parts: Any) -> DestinationSpec:
     account, name = parts.path.strip("/").split("/")
+    if "@" in uri:
+        raise _bad(uri, "an SQS queue URL takes no user:password@")
     if not _ACCOUNT.match(account) or not _QUEUE_NAME.match(name) or parts.query or parts.fragment:
         raise _bad(uri, "is not an SQS queue URL (https://sqs.<region>.amazonaws.com/<account>/<queue-name>)")
     _check_endpoint(uri, uri)
-    return DestinationSpec("sqs", "queue", uri, uri, bucket=name, params={"queue_url": uri})
+    # The same queue named by name (in the function's own account and region) and by URL is one queue: a queue
+    # name is what tells them apart, so two entries with one name are refused as duplicates.
+    return DestinationSpec("sqs", "queue", uri, uri, f"sqs://{name}", bucket=name, params={"queue_url": uri})
 
 
 def _amqp(uri: str, parts: Any, params: dict[str, str]) -> DestinationSpec:
+    if "@" in uri.replace(parts.netloc, "", 1):
+        raise _bad(uri, f"has an '@' outside user:password@host: {ENCODE_HINT}")
     if not parts.hostname:
-        raise _bad(uri, "names no broker host (amqp://user:pass@host:port/vhost?exchange=...&routing_key=...)")
+        raise _bad(uri, "names no broker host (amqps://user@host:port/vhost?exchange=...&routing_key=...)")
     exchange, routing_key = params.get("exchange", ""), params.get("routing_key", "")
     if not exchange and not routing_key:
         raise _bad(uri, "needs exchange=... and/or routing_key=... (the default exchange routes by queue name)")
@@ -234,9 +282,16 @@ def _amqp(uri: str, parts: Any, params: dict[str, str]) -> DestinationSpec:
     if not raw.isdigit() or not 1024 <= int(raw) <= MAX_AMQP_MAX_BYTES:
         raise _bad(uri, f"max_message_bytes must be an integer from 1024 to {MAX_AMQP_MAX_BYTES}")
     _only(uri, params, (*_AMQP_OWN_PARAMS, *_PIKA_PARAMS))
-    for key in _PIKA_PARAMS:
-        if key in params and not re.fullmatch(r"[0-9]+(\.[0-9]+)?", params[key]):
-            raise _bad(uri, f"{key} must be a number")
+    for key, (kind, low, high) in _PIKA_PARAMS.items():
+        if key not in params:
+            continue
+        pattern = r"[0-9]+" if kind is int else r"[0-9]+(\.[0-9]+)?"
+        if not re.fullmatch(pattern, params[key]) or not low <= float(params[key]) <= high:
+            what = "an integer" if kind is int else "a number"
+            raise _bad(uri, f"{key} must be {what} from {low:g} to {high:g}")
+    problem = check_password_reference(params, literal_password=parts.password is not None)
+    if problem:
+        raise _bad(uri, problem)
     from ..config import is_loopback
 
     allow = params.get("allow_plaintext", "false")
@@ -248,15 +303,31 @@ def _amqp(uri: str, parts: Any, params: dict[str, str]) -> DestinationSpec:
             "amqp:// sends the broker password and every template in clear text: use amqps://, or add "
             "allow_plaintext=true for a broker reached over a private network",
         )
+    vhost = unquote(parts.path[1:]) if len(parts.path) > 1 else "/"  # pika's default vhost is "/"
+    port = parts.port or (5671 if parts.scheme.lower() == "amqps" else 5672)
+    target = f"amqp://{parts.hostname}:{port}/{vhost!r}?exchange={exchange!r}&routing_key={routing_key!r}"
     return DestinationSpec(
-        parts.scheme.lower(), "queue", uri, redact(uri), bucket=routing_key, params=params | {"max_message_bytes": raw}
+        parts.scheme.lower(),
+        "queue",
+        uri,
+        redact(uri),
+        target,
+        bucket=routing_key,
+        params=params | {"max_message_bytes": raw},
     )
 
 
 def amqp_connection_uri(spec: DestinationSpec) -> str:
-    """The broker URI pika is given: the destination URI without the relay's own query parameters."""
+    """The broker URI pika is given: the destination URI without the relay's own query parameters.
+
+    A password named by reference is not in it: a placeholder keeps pika's URLParameters (which needs a
+    password beside a user name) working, and the destination sets the real credentials on each connection.
+    """
     parts = urlsplit(spec.uri)
     rest = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k not in _AMQP_OWN_PARAMS]
+    if any(key in spec.params for key in REFERENCE_PARAMS):
+        host = parts.netloc.rpartition("@")[2]
+        parts = parts._replace(netloc=f"{parts.username or 'guest'}:by-reference@{host}")
     return urlunsplit(parts._replace(query=urlencode(rest)))
 
 

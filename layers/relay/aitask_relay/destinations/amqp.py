@@ -1,6 +1,7 @@
 """AMQP 0-9-1 brokers (RabbitMQ, ApsaraMQ for RabbitMQ, Amazon MQ) with pika.
 
-``amqp://user:pass@host:port/vhost?exchange=...&routing_key=...`` (``amqps://`` for TLS, verified).
+``amqps://user@host:port/vhost?exchange=...&routing_key=...&password_secret=...`` (TLS, verified; the
+password by reference, see aitask_relay.passwords, or percent-encoded in the URI).
 Messages are persistent, published with ``mandatory`` under publisher confirms, so a return from the
 broker means the message is stored or refused — never silently dropped. One connection per process,
 kept open between invocations; a connection found lost (heartbeat missed while the function was frozen,
@@ -13,6 +14,7 @@ import contextlib
 import logging
 import threading
 import time
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from ..errors import destination_error
@@ -34,6 +36,7 @@ class AmqpDestination(QueueDestination):
         max_bytes: int,
         name: str,
         ledger: Any = None,
+        password: Callable[[], str] | None = None,
     ) -> None:
         super().__init__(ledger=ledger)
         self.name = name
@@ -41,15 +44,20 @@ class AmqpDestination(QueueDestination):
         self.routing_key = routing_key
         self.max_bytes = max_bytes
         self._connection_uri = connection_uri
+        self._password = password  # a password named by reference: read at each new connection (cached)
         self._connection: Any = None
         self._channel: Any = None
         # A pika BlockingConnection is not thread-safe; the relay delivers from several threads.
         self._lock = threading.Lock()
 
     @classmethod
-    def from_spec(cls, spec: Any, *, ledger: Any = None, **_: Any) -> AmqpDestination:
+    def from_spec(
+        cls, spec: Any, *, ledger: Any = None, environ: Mapping[str, str] | None = None, **_: Any
+    ) -> AmqpDestination:
+        from ..passwords import resolver
         from . import amqp_connection_uri
 
+        where = f"RELAY_DESTINATIONS entry {spec.name!r}"
         return cls(
             amqp_connection_uri(spec),
             exchange=spec.params.get("exchange", ""),
@@ -57,6 +65,7 @@ class AmqpDestination(QueueDestination):
             max_bytes=int(spec.params["max_message_bytes"]),
             name=spec.name,
             ledger=ledger,
+            password=resolver(spec.params, where=where, environ=environ),
         )
 
     def _publish(self, message: Message) -> str:
@@ -102,7 +111,9 @@ class AmqpDestination(QueueDestination):
 
         self._close()
         parameters = pika.URLParameters(self._connection_uri)
-        parameters.connection_attempts = 1
+        if self._password is not None:
+            user = parameters.credentials.username
+            parameters.credentials = pika.PlainCredentials(user, self._password())
         if parameters.blocked_connection_timeout is None:
             parameters.blocked_connection_timeout = 30  # a broker under a memory alarm must not hang us
         parameters.client_properties = {"connection_name": "aitask-relay"}

@@ -1,0 +1,115 @@
+"""A broker or Redis password named by reference, so that it does not sit in the functions' environment.
+
+A URI of an AMQP destination or of a Redis ledger may leave the password out and name where it is kept:
+
+- ``password_secret=<name or ARN>``: an AWS Secrets Manager secret whose SecretString is the password (or a
+  JSON object with a ``password`` string, the shape of Secrets Manager's key/value secrets). Read through
+  Powertools Parameters and cached for five minutes, like the AccessKey secret, so a rotated password is
+  picked up at the next connection without a redeploy.
+- ``password_env=<VARIABLE>``: an environment variable (Function Compute, where there is no Secrets Manager).
+
+The reference is checked at cold start (syntax only) and resolved when the destination or ledger is built
+(first invocation), never at import. A reference that cannot be resolved is a ConfigurationError naming
+the reference and never the value; nothing here logs or echoes a password.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from .errors import ConfigurationError
+
+REFERENCE_PARAMS = ("password_secret", "password_env")
+SECRET_MAX_AGE_SECONDS = 300
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,254}$")
+# Secret names: 1-512 of A-Za-z0-9 /_+=.@-; an ARN adds ':' (CreateSecret, Name; DescribeSecret, SecretId:
+# https://docs.aws.amazon.com/secretsmanager/latest/apireference/API_GetSecretValue.html).
+_SECRET_ID = re.compile(r"^[A-Za-z0-9/_+=.@:-]{1,2048}$")
+
+
+def check(params: Mapping[str, str], *, literal_password: bool) -> str | None:
+    """What is wrong with a URI's password reference (cold start, no I/O), or None."""
+    given = [key for key in REFERENCE_PARAMS if key in params]
+    if not given:
+        return None
+    if len(given) > 1:
+        return "give password_secret or password_env, not both"
+    if literal_password:
+        return f"gives a password and {given[0]}: leave the password out of the URI (user@host)"
+    value = params[given[0]]
+    pattern = _SECRET_ID if given[0] == "password_secret" else _ENV_NAME
+    if not pattern.match(value):
+        return f"{given[0]} must be {'a secret name or ARN' if given[0] == 'password_secret' else 'a variable name'}"
+    return None
+
+
+def resolver(
+    params: Mapping[str, str], *, where: str, environ: Mapping[str, str] | None = None, fetch: Any = None
+) -> Callable[[], str] | None:
+    """A function returning the current password for the URI's reference, or None when it names none.
+
+    It is called once here, so a missing secret or variable fails the build (a ConfigurationError naming
+    ``where`` and the reference); later calls (each new connection) read through the five-minute cache.
+    """
+    if "password_secret" in params:
+        secret = params["password_secret"]
+
+        def from_secret() -> str:
+            return _secret(secret, where, fetch)
+
+        read = from_secret
+    elif "password_env" in params:
+        variable = params["password_env"]
+        env = environ if environ is not None else {}
+
+        def from_env() -> str:
+            value = env.get(variable, "")
+            if not value:
+                raise ConfigurationError(f"{where}: password_env {variable!r} is not set or is empty")
+            return value
+
+        read = from_env
+    else:
+        return None
+    read()
+    return read
+
+
+def _secret(secret: str, where: str, fetch: Any) -> str:
+    try:
+        if fetch is not None:
+            value = fetch(secret)
+        else:
+            from aws_lambda_powertools.utilities import parameters
+
+            # get_secret returns the SecretString (or SecretBinary) and caches it for max_age seconds:
+            # https://docs.aws.amazon.com/powertools/python/3.3.0/api/utilities/parameters/secrets.html
+            value = parameters.get_secret(secret, max_age=SECRET_MAX_AGE_SECONDS)
+    except Exception as exc:  # no such secret, no permission, Secrets Manager unreachable: never the value
+        cause = type(exc.__cause__ or exc).__name__
+        raise ConfigurationError(f"{where}: password_secret {secret!r} cannot be read ({cause})") from None
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", "replace")
+    password = _password_of(value)
+    if not password:
+        raise ConfigurationError(
+            f'{where}: password_secret {secret!r} must hold the password, or JSON with a "password" string'
+        )
+    return password
+
+
+def _password_of(value: Any) -> str:
+    if not isinstance(value, str):
+        return ""
+    if value.startswith("{"):
+        try:
+            document = json.loads(value)
+        except ValueError:
+            return value  # a password that starts with "{"
+        if isinstance(document, dict):
+            password = document.get("password")
+            return password if isinstance(password, str) else ""
+    return value
