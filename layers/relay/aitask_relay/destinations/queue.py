@@ -15,7 +15,8 @@ from .message import Message, build_message
 
 
 class QueueDestination:
-    """Base of the queues; subclasses set ``name`` and ``max_bytes`` and implement ``_publish``."""
+    """Base of the queues; subclasses set ``name`` and ``max_bytes`` (or override ``_body_limit``) and implement
+    ``_publish``."""
 
     kind: Literal["queue"] = "queue"
     name: str
@@ -26,15 +27,19 @@ class QueueDestination:
 
     def deliver(self, observation: Observation, stored: Sequence[Delivery] = ()) -> Delivery:
         """Publish the task's event (with a claim check when it is too large); once per event with a ledger."""
-        message = build_message(observation, stored, limit=self._body_limit(observation), where=self.name)
+        message = build_message(observation, stored, limit=self._body_limit(observation, stored), where=self.name)
         if self._ledger is None:
-            return Delivery(self.name, self._publish(message), "created")
-        location, replayed = self._ledger.once(self.name, message.id, lambda: self._publish(message))
+            return Delivery(self.name, self._send(message, observation, stored), "created")
+        location, replayed = self._ledger.once(self.name, message.id, lambda: self._send(message, observation, stored))
         return Delivery(self.name, location, "already_present" if replayed else "created")
 
-    def _body_limit(self, observation: Observation) -> int:
+    def _body_limit(self, observation: Observation, stored: Sequence[Delivery]) -> int:
         """The largest body this queue accepts for the task (what attributes leave of max_bytes)."""
         return self.max_bytes
+
+    def _send(self, message: Message, observation: Observation, stored: Sequence[Delivery]) -> str:
+        """Publish the message (a queue may fall back to a claim check when the broker refuses it)."""
+        return self._publish(message)
 
     def _publish(self, message: Message) -> str:
         """Send the message; return where it went (the queue and the broker's message id)."""
