@@ -92,11 +92,14 @@ def test_a_refused_size_is_not_asked_again_but_a_transient_failure_is(caplog):
     flaky = StubAttributes(errors=[client_error("RequestThrottled", 400)])
     denied = StubAttributes(errors=[client_error("AccessDenied", 403)] * 5)
     flaky_queue, denied_queue = SqsQueue(URL, client=flaky), SqsQueue(URL, client=denied, name="sqs://denied")
-    # When each is asked three times
-    flaky_sizes = [flaky_queue.max_message_bytes() for _ in range(3)]
+    # When each is asked three times, the throttled one twice within a minute and once after it
+    flaky_sizes = [flaky_queue.max_message_bytes(), flaky_queue.max_message_bytes()]
+    flaky_queue.size_retry_seconds = 0  # the minute has passed
+    flaky_sizes += [flaky_queue.max_message_bytes(), flaky_queue.max_message_bytes()]
     denied_sizes = [denied_queue.max_message_bytes() for _ in range(3)]
-    # Then the throttled one is asked again and learns its size; the denied one is asked once, logged once
-    assert flaky_sizes == [None, 262_144, 262_144] and flaky.calls == 2
+    # Then the throttled one is asked again after the minute and learns its size; the denied one is asked
+    # once and logged once
+    assert flaky_sizes == [None, None, 262_144, 262_144] and flaky.calls == 2
     assert denied_sizes == [None, None, None] and denied.calls == 1
     logged = [r.getMessage() for r in caplog.records if r.getMessage().startswith("sqs://denied")]
     assert len(logged) == 1 and "AccessDenied" in logged[0] and "262144" in logged[0]

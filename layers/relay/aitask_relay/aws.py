@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urlsplit
@@ -52,7 +53,8 @@ def reset() -> None:
 # API_CreateQueue.html), the message quotas in
 # https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/quotas-messages.html, the 2025
 # change in https://aws.amazon.com/blogs/compute/more-room-to-build-serverless-services-now-support-payloads-up-to-1-mb
-# ("Amazon SQS increases maximum message payload size to 1 MiB"), attributes in the size in
+# ("Amazon SQS increases maximum message payload size to 1 MiB"; an older queue still refusing above 256 KiB
+# after it: https://github.com/aws/aws-sdk-net/issues/4001), attributes in the size in
 # https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_MessageAttributeValue.html.
 SQS_MAX_MESSAGE_BYTES = 1_048_576
 SQS_OLD_DEFAULT_MESSAGE_BYTES = 262_144
@@ -64,6 +66,10 @@ class SqsQueue:
 
     Failures are translated into DestinationFailure (retryable or not, by the one table in errors.py).
     """
+
+    # After a transient failure to read the size, the next minute's messages do not ask again: during an SQS
+    # outage every delivery would otherwise wait out the SDK's retries twice (here and at SendMessage).
+    size_retry_seconds = 60.0
 
     def __init__(self, name_or_url: str, *, client: Any = None, name: str | None = None) -> None:
         is_url = "://" in name_or_url
@@ -77,6 +83,7 @@ class SqsQueue:
         self._size_lock = threading.Lock()
         self._max_bytes: int | None = None
         self._size_unreadable = False  # GetQueueAttributes was refused for good: do not ask again
+        self._size_asked_at: float | None = None  # when a transient failure last answered
         self._size_warned = False
 
     @property
@@ -99,7 +106,7 @@ class SqsQueue:
         """The queue's MaximumMessageSize, asked once per process (GetQueueAttributes) and kept.
 
         None when it cannot be read: refused (no sqs:GetQueueAttributes, a permanent answer, not asked again)
-        or failed for now (throttled, unreachable: asked again at the next message). The first time, one
+        or failed for now (throttled, unreachable: asked again a minute later). The first time, one
         warning says so; the caller then assumes the old default, and a size refusal at SendMessage still
         falls back to a claim check. An attribute changed later (it takes up to 60 s to propagate) shows in
         a refusal, after which ``forget_max_message_bytes`` makes the next message ask again.
@@ -107,6 +114,8 @@ class SqsQueue:
         with self._size_lock:
             if self._max_bytes is not None or self._size_unreadable:
                 return self._max_bytes
+            if self._size_asked_at is not None and time.monotonic() - self._size_asked_at < self.size_retry_seconds:
+                return None
             url = self.url  # a missing queue fails the delivery here, as its SendMessage would
             try:
                 answer = self.client.get_queue_attributes(QueueUrl=url, AttributeNames=["MaximumMessageSize"])
@@ -115,6 +124,7 @@ class SqsQueue:
             except Exception as exc:  # ClientError, a transport error, or an answer without the attribute
                 failure = destination_error(exc, self.name)
                 self._size_unreadable = not failure.retryable
+                self._size_asked_at = time.monotonic()
                 if not self._size_warned:
                     self._size_warned = True
                     _log.warning(
