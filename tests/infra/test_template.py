@@ -170,6 +170,20 @@ def test_functions_get_the_delivery_policy_and_only_the_queues_they_send_to():
         assert {"Fn::If": ["GrantsDelivery", {"Ref": "DeliveryPolicy"}, {"Ref": "AWS::NoValue"}]} in props["Policies"]
 
 
+def test_whoever_may_announce_on_an_output_queue_may_read_its_message_size():
+    # The SQS destination reads the queue's MaximumMessageSize (GetQueueAttributes) before it sends to it.
+    announcing = [(owner, s) for owner, s in policy_statements() if "sqs:SendMessage" in _actions(s)
+                  and "OutputQueue" in set(references(s.get("Resource")))]  # fmt: skip
+    assert announcing, "no statement lets the functions send to the output queue"
+    for owner, statement in announcing:
+        assert "sqs:GetQueueAttributes" in _actions(statement), owner
+
+
+def _actions(statement):
+    actions = statement.get("Action", [])
+    return [actions] if isinstance(actions, str) else actions
+
+
 def test_the_schedule_retries_and_dead_letters_and_the_api_requires_iam():
     (event,) = FUNCTIONS["SweeperFunction"]["Events"].values()
     assert event["Type"] == "ScheduleV2"

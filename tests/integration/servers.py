@@ -14,11 +14,20 @@ moto stands in for OSS with these adjustments, all on the server side of a real 
   bucket never versioned); moto answers S3's ``<GetBucketVersioningResponse>``, which the OSS SDK refuses,
   so the answer is rewritten in OSS's shape.
 What moto does not check for OSS: signatures and Content-MD5.
+
+moto enforces a queue's own ``MaximumMessageSize`` at SendMessage (InvalidParameterValue, "Message must be
+shorter than N bytes", as SQS answers), but it measures the body in characters and leaves the message
+attributes out. SQS counts bytes, attributes included (name, type and value of each: MessageAttributeValue,
+https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_MessageAttributeValue.html), so
+``SqsEdges`` checks SendMessage the way SQS documents it before moto sees the request. It can also refuse an
+action on one queue, as IAM does for a role without the permission (``MotoServer.deny``). SendMessageBatch
+keeps moto's own (character) check: the relay sends only small tracking messages in batches.
 """
 
 from __future__ import annotations
 
 import io
+import json
 import re
 import socket
 import uuid
@@ -103,8 +112,64 @@ class OssDialect:
         return found.group(1).decode() if found else None
 
 
+class SqsEdges:
+    """WSGI middleware in front of moto for SQS (JSON protocol): the documented size rule, and IAM refusals.
+
+    A SendMessage whose body (UTF-8 bytes) plus attributes exceeds the queue's MaximumMessageSize is refused
+    with 400 InvalidParameterValue, as SQS does; an action denied on a queue answers 403 AccessDenied.
+    """
+
+    def __init__(self, app):
+        self.app = app
+        self.denied = set()  # (action, queue name)
+
+    def __call__(self, environ, start_response):
+        action = environ.get("HTTP_X_AMZ_TARGET", "").removeprefix("AmazonSQS.")
+        if action not in ("SendMessage", "GetQueueAttributes"):
+            return self.app(environ, start_response)
+        raw = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+        environ["wsgi.input"] = io.BytesIO(raw)
+        request = json.loads(raw or b"{}")
+        account, _, name = request.get("QueueUrl", "").rstrip("/").rpartition("/")
+        if (action, name) in self.denied:
+            return _sqs_error(
+                start_response, "403 Forbidden", "AccessDenied", "com.amazon.coral.service#AccessDeniedException",
+                f"User is not authorized to perform: sqs:{action} on resource {name}",
+            )  # fmt: skip
+        if action == "SendMessage":
+            limit = self._limit(environ, account.rpartition("/")[2], name)
+            size = len(request.get("MessageBody", "").encode("utf-8", "surrogatepass")) + sum(
+                len(key.encode()) + len(value.get("DataType", "").encode())
+                + len((value.get("StringValue") or value.get("BinaryValue") or "").encode())
+                for key, value in (request.get("MessageAttributes") or {}).items()
+            )  # fmt: skip
+            if limit is not None and size > limit:
+                reason = f"One or more parameters are invalid. Reason: Message must be shorter than {limit} bytes."
+                code = "InvalidParameterValue"
+                return _sqs_error(start_response, "400 Bad Request", code, f"com.amazonaws.sqs#{code}", reason)
+        return self.app(environ, start_response)
+
+    @staticmethod
+    def _limit(environ, account, name):
+        from moto.sqs.models import sqs_backends
+
+        scope = re.search(r"Credential=[^/]+/[0-9]+/([^/]+)/sqs/", environ.get("HTTP_AUTHORIZATION", ""))
+        queue = sqs_backends[account][scope.group(1) if scope else "us-east-1"].queues.get(name)
+        return None if queue is None else int(queue.maximum_message_size)
+
+
+def _sqs_error(start_response, status, query_code, error_type, message):
+    headers = [
+        ("Content-Type", "application/x-amz-json-1.0"),
+        ("x-amzn-query-error", f"{query_code};Sender"),
+        ("x-amzn-RequestId", "moto-sqs-edges"),
+    ]
+    start_response(status, headers)
+    return [json.dumps({"__type": error_type, "message": message}).encode()]
+
+
 class MotoServer:
-    """moto's threaded server on 127.0.0.1, a free port, with the OSS dialect in front."""
+    """moto's threaded server on 127.0.0.1, a free port, with the OSS dialect and the SQS edges in front."""
 
     def __init__(self):
         from moto.moto_server import werkzeug_app
@@ -112,11 +177,12 @@ class MotoServer:
 
         werkzeug_app.SIGNING_ALIASES["oss"] = "s3"
         server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        self.sqs_edges = sqs_edges = SqsEdges(werkzeug_app.DomainDispatcherApplication(werkzeug_app.create_backend_app))
 
         def entry():
             from werkzeug.serving import make_server
 
-            app = OssDialect(werkzeug_app.DomainDispatcherApplication(werkzeug_app.create_backend_app))
+            app = OssDialect(sqs_edges)
             server._server = make_server("127.0.0.1", 0, app, True, request_handler=werkzeug_app.MotoRequestHandler)
             server._server_ready_event.set()
             server._server.serve_forever()
@@ -132,6 +198,10 @@ class MotoServer:
 
     def stop(self):
         self._server.stop()
+
+    def deny(self, action, queue_name):
+        """Refuse ``action`` (e.g. "GetQueueAttributes") on one queue, as IAM refuses a role without it."""
+        self.sqs_edges.denied.add((action, queue_name))
 
 
 def answering(port: int, host: str = "127.0.0.1") -> bool:

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from aitask_relay.destinations.message import build_message
+from aitask_relay.destinations.message import build_message, claim_ref
 from aitask_relay.destinations.sqs import dedup_id
 from aitask_relay.errors import DestinationFailure
 from aitask_relay.model import Delivery
@@ -49,6 +49,31 @@ def test_oversize_without_a_stored_copy_is_never_truncated(stored, retryable, sa
         build_message(success({"A": "x" * 5000}), stored, limit=2000, where="sqs://q")
     assert caught.value.retryable is retryable and says in caught.value.message
     assert caught.value.message.startswith("sqs://q: the message (")
+
+
+FILE = Delivery("file:///srv/out", "file:///srv/out/t-m/template.json", "created")
+OSS = Delivery("oss://o/?region=cn-hangzhou", "oss://o/t-m/template.json", "already_present")
+S3_DOWN = Delivery("s3://b/", None, "failed", {"code": "destination_failure"})
+
+
+@pytest.mark.parametrize(
+    ("stored", "ref"),
+    [
+        ((FILE, STORED), "s3://b/t-m/template.json"),  # a shared copy wins over the node-local file
+        ((FILE, OSS, STORED), "oss://o/t-m/template.json"),  # the first shared copy, in configured order
+        ((FILE,), "file:///srv/out/t-m/template.json"),  # file stores only: the file it is
+        ((FILE, S3_DOWN), None),  # the shared store failed this time: wait for it, never name the file
+        ((), None),
+    ],
+)
+def test_the_claim_check_names_a_copy_every_consumer_can_read(stored, ref):
+    assert claim_ref(stored) == ref
+
+
+def test_a_message_the_queue_refused_is_rebuilt_as_a_claim_check_even_below_the_limit():
+    message = build_message(success({"A": "x"}), (FILE, STORED), limit=1_000_000, where="q", refused=True)
+    data = json.loads(message.body)["data"]
+    assert message.claim_check and data["template_ref"] == "s3://b/t-m/template.json" and "template" not in data
 
 
 def test_fifo_dedup_ids_fit_sqs():

@@ -6,7 +6,9 @@ or ledger never loads it. Endpoints follow boto3's own AWS_ENDPOINT_URL / AWS_EN
 
 from __future__ import annotations
 
+import logging
 import threading
+import time
 from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urlsplit
@@ -14,6 +16,7 @@ from urllib.parse import urlsplit
 from . import __version__
 from .errors import DestinationFailure, destination_error
 
+_log = logging.getLogger("aitask_relay.sqs")
 _lock = threading.Lock()
 _clients: dict[tuple[str, str | None], Any] = {}
 
@@ -43,11 +46,30 @@ def reset() -> None:
         _clients.clear()
 
 
+# A queue takes messages up to its own MaximumMessageSize: 1,024 bytes to 1 MiB, body plus every message
+# attribute's name, type and value. Queues created since August 2025 default to 1 MiB; older ones keep the
+# old default of 256 KiB unless raised. MaximumMessageSize in
+# https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_SetQueueAttributes.html (and
+# API_CreateQueue.html), the message quotas in
+# https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/quotas-messages.html, the 2025
+# change in https://aws.amazon.com/blogs/compute/more-room-to-build-serverless-services-now-support-payloads-up-to-1-mb
+# ("Amazon SQS increases maximum message payload size to 1 MiB"; an older queue still refusing above 256 KiB
+# after it: https://github.com/aws/aws-sdk-net/issues/4001), attributes in the size in
+# https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_MessageAttributeValue.html.
+SQS_MAX_MESSAGE_BYTES = 1_048_576
+SQS_OLD_DEFAULT_MESSAGE_BYTES = 262_144
+
+
 class SqsQueue:
-    """One SQS queue, named by its name or its URL; the URL of a name is looked up once.
+    """One SQS queue, named by its name or its URL; the URL of a name is looked up once, and so is the
+    queue's MaximumMessageSize (``max_message_bytes``).
 
     Failures are translated into DestinationFailure (retryable or not, by the one table in errors.py).
     """
+
+    # After a transient failure to read the size, the next minute's messages do not ask again: during an SQS
+    # outage every delivery would otherwise wait out the SDK's retries twice (here and at SendMessage).
+    size_retry_seconds = 60.0
 
     def __init__(self, name_or_url: str, *, client: Any = None, name: str | None = None) -> None:
         is_url = "://" in name_or_url
@@ -58,6 +80,11 @@ class SqsQueue:
         self._region = _region_of(name_or_url) if is_url else None
         self._client = client
         self._lock = threading.Lock()
+        self._size_lock = threading.Lock()
+        self._max_bytes: int | None = None
+        self._size_unreadable = False  # GetQueueAttributes was refused for good: do not ask again
+        self._size_asked_at: float | None = None  # when a transient failure last answered
+        self._size_warned = False
 
     @property
     def client(self) -> Any:
@@ -74,6 +101,43 @@ class SqsQueue:
                 except Exception as exc:
                     raise destination_error(exc, self.name) from exc
             return self._url
+
+    def max_message_bytes(self) -> int | None:
+        """The queue's MaximumMessageSize, asked once per process (GetQueueAttributes) and kept.
+
+        None when it cannot be read: refused (no sqs:GetQueueAttributes, a permanent answer, not asked again)
+        or failed for now (throttled, unreachable: asked again a minute later). The first time, one
+        warning says so; the caller then assumes the old default, and a size refusal at SendMessage still
+        falls back to a claim check. An attribute changed later (it takes up to 60 s to propagate) shows in
+        a refusal, after which ``forget_max_message_bytes`` makes the next message ask again.
+        """
+        with self._size_lock:
+            if self._max_bytes is not None or self._size_unreadable:
+                return self._max_bytes
+            if self._size_asked_at is not None and time.monotonic() - self._size_asked_at < self.size_retry_seconds:
+                return None
+            url = self.url  # a missing queue fails the delivery here, as its SendMessage would
+            try:
+                answer = self.client.get_queue_attributes(QueueUrl=url, AttributeNames=["MaximumMessageSize"])
+                self._max_bytes = int(answer["Attributes"]["MaximumMessageSize"])
+                return self._max_bytes
+            except Exception as exc:  # ClientError, a transport error, or an answer without the attribute
+                failure = destination_error(exc, self.name)
+                self._size_unreadable = not failure.retryable
+                self._size_asked_at = time.monotonic()
+                if not self._size_warned:
+                    self._size_warned = True
+                    _log.warning(
+                        f"{self.name}: cannot read the queue's MaximumMessageSize with GetQueueAttributes "
+                        f"({failure.upstream_code or 'error'}); assuming {SQS_OLD_DEFAULT_MESSAGE_BYTES} bytes, "
+                        "and a message the queue refuses as too large goes by claim check"
+                    )
+                return None
+
+    def forget_max_message_bytes(self) -> None:
+        """Ask the queue again at the next message (it refused one the kept size allowed)."""
+        with self._size_lock:
+            self._max_bytes = None
 
     def send(self, body: str, *, delay_seconds: int = 0, **extra: Any) -> str:
         """Send one message; returns its MessageId."""

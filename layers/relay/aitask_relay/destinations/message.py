@@ -4,7 +4,10 @@
 ``type`` is ``com.aliyun.ros.aitask.succeeded`` / ``.failed``, ``subject`` the task id, ``time`` when
 the relay observed the task, and ``data`` the TaskResult (with ``deliveries: []``, as in task.json) plus
 ``template`` (the text, inline) — or ``template_ref`` (the URI of the stored template) when the inline
-message would exceed the queue's limit (claim check).
+message would exceed the queue's limit or the queue refused it (claim check).
+
+A claim check names a copy every consumer can read: an S3 or OSS object. A ``file://`` path is on the
+function's own disk, so it is named only when file stores are the only stores configured.
 """
 
 from __future__ import annotations
@@ -51,12 +54,28 @@ def message_attributes(result: TaskResult) -> dict[str, str]:
     return attributes
 
 
-def build_message(observation: Observation, stored: Sequence[Delivery], *, limit: int, where: str) -> Message:
-    """Encode the event; above ``limit`` bytes replace the template with a reference to a stored copy.
+_SHARED_STORES = ("s3", "oss")  # readable from anywhere; file:// is node-local
 
-    A message is never truncated: with no store that delivered the template, an oversize message is a
-    DestinationFailure — retryable when a configured store failed this time (its retry will store the
-    template), not retryable when no store is configured at all.
+
+def claim_ref(stored: Sequence[Delivery]) -> str | None:
+    """The stored copy a claim check names: the first S3/OSS copy delivered, or, when no S3/OSS store is
+    configured, the first file copy. None when the store it should name failed this time."""
+    shared = [d for d in stored if d.destination.partition("://")[0] in _SHARED_STORES]
+    for delivery in shared or stored:
+        if delivery.outcome != "failed" and delivery.location:
+            return delivery.location
+    return None
+
+
+def build_message(
+    observation: Observation, stored: Sequence[Delivery], *, limit: int, where: str, refused: bool = False
+) -> Message:
+    """Encode the event; above ``limit`` bytes (or ``refused``: the queue already refused it inline) replace
+    the template with a reference to a stored copy (see ``claim_ref``).
+
+    A message is never truncated: with no store copy to name, an oversize message is a DestinationFailure —
+    retryable when a configured store failed this time (its retry will store the template), not retryable
+    when no store is configured at all.
     """
     result, template = observation.result, observation.template
     data: dict[str, Any] = result.with_deliveries(()).to_dict()
@@ -73,22 +92,27 @@ def build_message(observation: Observation, stored: Sequence[Delivery], *, limit
         "data": data,
     }
     body = _encode(envelope)
-    if len(body) <= limit:
+    if len(body) <= limit and not refused:
         return Message(envelope["id"], envelope["type"], body, attributes, claim_check=False)
-    stored_refs = [d.location for d in stored if d.outcome != "failed" and d.location]
-    size = f"the message ({len(body)} bytes) exceeds the limit of {limit} bytes"
+    ref = claim_ref(stored)
+    if refused:
+        size = f"the queue refused the message ({len(body)} bytes)"
+    else:
+        size = f"the message ({len(body)} bytes) exceeds the limit of {limit} bytes"
     if template is None:
         raise DestinationFailure(f"{where}: {size} even without a template", retryable=False)
-    if not stored_refs:
+    if ref is None:
         if stored:
-            raise DestinationFailure(f"{where}: {size} and the template store failed; a retry can refer to it")
+            raise DestinationFailure(
+                f"{where}: {size} and the template store failed this time; a retry can refer to its copy"
+            )
         raise DestinationFailure(
             f"{where}: {size}; configure an object destination (s3://, oss://, file://) in RELAY_DESTINATIONS "
             "so the message can carry template_ref instead",
             retryable=False,
         )
     del data["template"]
-    data["template_ref"] = stored_refs[0]
+    data["template_ref"] = ref
     body = _encode(envelope)
     if len(body) > limit:
         raise DestinationFailure(f"{where}: {size} even with template_ref", retryable=False)

@@ -30,7 +30,8 @@ _log = logging.getLogger("aitask_relay.queue")
 
 
 class QueueDestination:
-    """Base of the queues; subclasses set ``name`` and ``max_bytes`` and implement ``_publish``."""
+    """Base of the queues; subclasses set ``name`` and ``max_bytes`` (or override ``_body_limit``) and implement
+    ``_publish``."""
 
     kind: Literal["queue"] = "queue"
     name: str
@@ -63,12 +64,12 @@ class QueueDestination:
     def deliver(self, observation: Observation, stored: Sequence[Delivery] = ()) -> Delivery:
         """Publish the task's event (with a claim check when it is too large), once per event when a ledger or
         a store keeps the record."""
-        message = build_message(observation, stored, limit=self._body_limit(observation), where=self.name)
+        message = build_message(observation, stored, limit=self._body_limit(observation, stored), where=self.name)
         if self._ledger is not None:
-            location, replayed = self._ledger.once(self.name, message.id, lambda: self._publish(message))
+            location, replayed = self._ledger.once(self.name, message.id, lambda: self._send(message, observation, stored))
             return Delivery(self.name, location, "already_present" if replayed else "created")
         if self._record is None:
-            return Delivery(self.name, self._publish(message), "created")
+            return Delivery(self.name, self._send(message, observation, stored), "created")
         return self._deliver_once(observation, stored, message)
 
     def _deliver_once(self, observation: Observation, stored: Sequence[Delivery], message: Message) -> Delivery:
@@ -97,7 +98,7 @@ class QueueDestination:
             marker = None
         if marker is not None:
             return Delivery(self.name, marker, "already_present")
-        location = self._publish(message)
+        location = self._send(message, observation, stored)
         try:
             store.record_announcement(result.task_id, result.status, self.name, location)
         except Exception:  # the message went out: failing now would only make the retry announce it again
@@ -107,9 +108,13 @@ class QueueDestination:
             )
         return Delivery(self.name, location, "created")
 
-    def _body_limit(self, observation: Observation) -> int:
+    def _body_limit(self, observation: Observation, stored: Sequence[Delivery]) -> int:
         """The largest body this queue accepts for the task (what attributes leave of max_bytes)."""
         return self.max_bytes
+
+    def _send(self, message: Message, observation: Observation, stored: Sequence[Delivery]) -> str:
+        """Publish the message (a queue may fall back to a claim check when the broker refuses it)."""
+        return self._publish(message)
 
     def _publish(self, message: Message) -> str:
         """Send the message; return where it went (the queue and the broker's message id)."""

@@ -3,26 +3,40 @@
 Messages are CloudEvents (see message.py) with String attributes task_id, status and template_format so
 consumers can filter. On a FIFO queue the group is the task id and the deduplication id the event id,
 so SQS itself drops a repeat within its 5-minute window.
+
+The size limit is the queue's own MaximumMessageSize (1,024 bytes to 1 MiB; 256 KiB is the default of
+queues created before August 2025), read once per process; see aws.SqsQueue.max_message_bytes. When it
+cannot be read, a queue is assumed to take 256 KiB if a store holds the template (so a larger message goes
+by claim check), and 1 MiB if none does (SQS then judges; a refusal fails the delivery as before). Either
+way, an inline message that SQS refuses (InvalidParameterValue "Message must be shorter than N bytes", or
+InvalidMessageContents) is sent again as a claim check when a store holds the template: a task is never
+dropped while a stored copy exists.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
+from collections.abc import Sequence
 from typing import Any
 
-from ..aws import SqsQueue
-from ..model import Observation
-from .message import Message, message_attributes
+from ..aws import SQS_MAX_MESSAGE_BYTES, SQS_OLD_DEFAULT_MESSAGE_BYTES, SqsQueue
+from ..errors import DestinationFailure
+from ..model import Delivery, Observation
+from .message import Message, build_message, claim_ref, message_attributes
 from .queue import QueueDestination
 
-MAX_MESSAGE_BYTES = 1_048_576  # SQS counts the body plus every attribute's name, type and value
 MAX_DEDUP_ID = 128
+# What SQS answers when it refuses a message's body: too large for the queue (InvalidParameterValue, "Message
+# must be shorter than N bytes"), or characters outside the allowed set (InvalidMessageContents); see
+# https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_SendMessage.html
+_BODY_REFUSED = frozenset({"InvalidParameterValue", "InvalidMessageContents"})
+
+_log = logging.getLogger("aitask_relay.sqs")
 
 
 class SqsDestination(QueueDestination):
     """Publishes each finished task's event to one SQS queue."""
-
-    max_bytes = MAX_MESSAGE_BYTES
 
     def __init__(self, queue: SqsQueue, *, ledger: Any = None) -> None:
         super().__init__(ledger=ledger)
@@ -33,9 +47,24 @@ class SqsDestination(QueueDestination):
     def from_spec(cls, spec: Any, *, client: Any = None, ledger: Any = None, **_: Any) -> SqsDestination:
         return cls(SqsQueue(spec.params.get("queue_url") or spec.bucket, client=client, name=spec.name), ledger=ledger)
 
-    def _body_limit(self, observation: Observation) -> int:
+    def _body_limit(self, observation: Observation, stored: Sequence[Delivery]) -> int:
+        limit = self.queue.max_message_bytes()
+        if limit is None:
+            limit = SQS_OLD_DEFAULT_MESSAGE_BYTES if claim_ref(stored) else SQS_MAX_MESSAGE_BYTES
         attributes = message_attributes(observation.result)
-        return self.max_bytes - sum(len(k.encode()) + len("String") + len(v.encode()) for k, v in attributes.items())
+        return limit - sum(len(k.encode()) + len("String") + len(v.encode()) for k, v in attributes.items())
+
+    def _send(self, message: Message, observation: Observation, stored: Sequence[Delivery]) -> str:
+        try:
+            return self._publish(message)
+        except DestinationFailure as refusal:
+            if message.claim_check or observation.template is None or refusal.upstream_code not in _BODY_REFUSED:
+                raise
+            self.queue.forget_max_message_bytes()  # the queue may have been made smaller: ask again next time
+            _log.warning(f"{self.name}: the queue refused event {message.id} inline ({refusal.upstream_code})")
+            # SQS judges the referring message too (the refusal may have been for content, not size)
+            referring = build_message(observation, stored, limit=SQS_MAX_MESSAGE_BYTES, where=self.name, refused=True)
+            return self._publish(referring)
 
     def _publish(self, message: Message) -> str:
         extra: dict[str, Any] = {
