@@ -65,11 +65,15 @@ class QueueDestination:
         """Publish the task's event (with a claim check when it is too large), once per event when a ledger or
         a store keeps the record."""
         message = build_message(observation, stored, limit=self._body_limit(observation, stored), where=self.name)
+
+        def publish() -> str:
+            return self._send(message, observation, stored)
+
         if self._ledger is not None:
-            location, replayed = self._ledger.once(self.name, message.id, lambda: self._send(message, observation, stored))
+            location, replayed = self._ledger.once(self.name, message.id, publish)
             return Delivery(self.name, location, "already_present" if replayed else "created")
         if self._record is None:
-            return Delivery(self.name, self._send(message, observation, stored), "created")
+            return Delivery(self.name, publish(), "created")
         return self._deliver_once(observation, stored, message)
 
     def _deliver_once(self, observation: Observation, stored: Sequence[Delivery], message: Message) -> Delivery:
