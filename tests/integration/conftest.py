@@ -40,6 +40,18 @@ def relay_env(emulator, out_dir, monkeypatch):
 
 
 @pytest.fixture
+def configure(relay_env, aws):
+    """Set environment variables (with boto3 on moto) and rebuild the relay's configuration."""
+
+    def apply(**env):
+        for name, value in env.items():
+            relay_env.setenv(name, value)
+        runtime.reset()
+
+    return apply
+
+
+@pytest.fixture
 def fetch_task(relay_env):
     """Invoke the real fetch_task handler the way Lambda does."""
     handler = load_handler("fetch_task")

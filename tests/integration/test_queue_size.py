@@ -13,7 +13,6 @@ import pytest
 from servers import sqs_record, unique
 
 from aitask_relay import aws as aws_clients
-from aitask_relay import runtime
 
 
 def big_yaml(size):
@@ -25,16 +24,6 @@ def small_queue(aws, size):
     name = unique("relay-out")
     url = aws.sqs.create_queue(QueueName=name, Attributes={"MaximumMessageSize": str(size)})["QueueUrl"]
     return name, url
-
-
-@pytest.fixture
-def configure(relay_env, aws):
-    def apply(**env):
-        for name, value in env.items():
-            relay_env.setenv(name, value)
-        runtime.reset()
-
-    return apply
 
 
 def count_sqs_calls():

@@ -14,16 +14,6 @@ from aitask_relay.errors import ConfigurationError
 YAML = "ROSTemplateFormatVersion: '2015-09-01'\nResources: {}\n"
 
 
-@pytest.fixture
-def configure(relay_env, aws):
-    def apply(**env):
-        for name, value in env.items():
-            relay_env.setenv(name, value)
-        runtime.reset()
-
-    return apply
-
-
 def test_store_then_announce_then_retry_completes_only_the_missing_delivery(
     emulator, fetch_task, configure, aws, redis_url
 ):
