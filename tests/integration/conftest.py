@@ -6,6 +6,7 @@ import io
 import json
 import logging
 import os
+import traceback
 
 import pytest
 
@@ -77,6 +78,38 @@ def captured_logs():
 
     yield lines
     logger.removeHandler(handler)
+
+
+@pytest.fixture
+def watch_for_leaks(caplog, capsys, captured_logs):
+    """``watch_for_leaks(secrets)`` gives ``seen``: ``seen(obj)`` gathers an answer or an exception (and returns
+    it); ``seen.check()`` asserts that none of ``secrets`` is in what was gathered, logged (at INFO and up, as
+    a Lambda logs) or printed, and returns that text."""
+
+    def watch(secrets):
+        caplog.set_level(logging.INFO)
+        gathered: list[str] = []
+
+        def seen(obj):
+            if isinstance(obj, BaseException):
+                gathered.append("".join(traceback.format_exception(obj)) + repr(obj))
+            else:
+                gathered.append(json.dumps(obj, default=repr, ensure_ascii=False))
+            return obj
+
+        def check():
+            out = capsys.readouterr()
+            logs = json.dumps(captured_logs(), ensure_ascii=False)
+            text = "\n".join([*gathered, caplog.text, out.out, out.err, logs])
+            assert text.strip()
+            for secret in secrets:
+                assert secret not in text, f"a secret leaked: {secret[:3]}..."
+            return text
+
+        seen.check = check
+        return seen
+
+    return watch
 
 
 # --- destination servers --------------------------------------------------------------------------

@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import base64
 import json
-import logging
 import os
-import traceback
 
 import pytest
 from servers import closed_port, sqs_record, unique
@@ -38,27 +36,9 @@ def emulator():
 
 
 @pytest.fixture
-def seen(caplog, capsys, captured_logs):
+def seen(watch_for_leaks):
     """Everything a secret could leak into, gathered; ``check()`` asserts none of the secrets is in it."""
-    caplog.set_level(logging.INFO)
-    gathered: list[str] = []
-
-    def add(obj):
-        if isinstance(obj, BaseException):
-            gathered.append("".join(traceback.format_exception(obj)) + repr(obj))
-        else:
-            gathered.append(json.dumps(obj, default=repr, ensure_ascii=False))
-
-    def check():
-        out = capsys.readouterr()
-        text = "\n".join([*gathered, caplog.text, out.out, out.err, json.dumps(captured_logs())])
-        assert text.strip()
-        for secret in SECRETS:
-            assert secret not in text, f"a secret leaked: {secret}"
-        return text
-
-    add.check = check
-    return add
+    return watch_for_leaks(SECRETS)
 
 
 @pytest.fixture
