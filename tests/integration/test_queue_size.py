@@ -186,3 +186,52 @@ def test_with_the_remote_store_down_the_claim_check_waits_instead_of_naming_the_
     assert [d["outcome"] for d in second["deliveries"]] == ["already_present", "created", "created"]
     ((_props, body),) = rabbitmq.get_all(queue)
     assert json.loads(body)["data"]["template_ref"] == f"s3://{bucket}/t-wait-ref/template.yaml"
+
+
+@pytest.fixture
+def broker_max_message_size():
+    """RabbitMQ's node-wide ``max_message_size`` set for one test, restored afterwards."""
+    import re
+    import subprocess
+
+    def evaluate(expression):
+        done = subprocess.run(["rabbitmqctl", "-q", "eval", expression], capture_output=True, text=True, timeout=60)
+        return done.stdout.strip()
+
+    found = re.search(r"\{ok,(\d+)\}", evaluate("application:get_env(rabbit, max_message_size)."))
+    if found is None:
+        pytest.skip("rabbitmqctl cannot read the broker's max_message_size")
+    original = found.group(1)
+
+    def set_to(size):
+        evaluate(f"application:set_env(rabbit, max_message_size, {int(size)}).")
+
+    try:
+        yield set_to
+    finally:
+        set_to(original)
+
+
+def test_a_broker_that_refuses_the_body_gets_a_claim_check_and_the_record_is_not_lost(
+    emulator, configure, aws, fetch_task, rabbitmq, broker_max_message_size, caplog
+):
+    # Given a broker whose own max_message_size (8 KiB) is below the destination's max_message_bytes (the
+    # default 4 MiB), S3, and a 20 KB template
+    emulator.add_task({"TaskId": "t-big", "Status": "SUCCESS", "TaskOutput": {"Result": big_yaml(20_000)}})
+    queue, bucket = rabbitmq.queue(), aws.bucket()
+    configure(RELAY_DESTINATIONS=f"s3://{bucket}/,{rabbitmq.uri}?routing_key={queue}")
+    broker_max_message_size(8192)
+    # When fetched
+    (result,) = fetch_task({"TaskId": "t-big"})["results"]
+    # Then the broker refused the inline message (406), and the relay announced the stored copy instead
+    assert [d["outcome"] for d in result["deliveries"]] == ["created", "created"], result["deliveries"]
+    ((_props, body),) = rabbitmq.get_all(queue)
+    data = json.loads(body)["data"]
+    assert data["template_ref"] == f"s3://{bucket}/t-big/template.yaml" and "template" not in data
+    assert "refused event t-big:SUCCESS inline (AMQP-406)" in caplog.text
+    # And a task whose message fits is still sent inline on the same destination (a new channel)
+    emulator.add_task({"TaskId": "t-small", "Status": "SUCCESS", "TaskOutput": {"Result": "Resources: {}\n"}})
+    (small,) = fetch_task({"TaskId": "t-small"})["results"]
+    assert [d["outcome"] for d in small["deliveries"]] == ["created", "created"]
+    ((_props, body),) = rabbitmq.get_all(queue)
+    assert json.loads(body)["data"]["template"] == "Resources: {}\n"

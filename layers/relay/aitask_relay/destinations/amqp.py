@@ -27,6 +27,11 @@ _log = logging.getLogger("aitask_relay.amqp")
 class AmqpDestination(QueueDestination):
     """Publishes each finished task's event to one exchange with one routing key."""
 
+    # A broker refuses a body over its own max_message_size (which may be below max_message_bytes) by closing
+    # the channel with 406 PRECONDITION_FAILED (https://www.rabbitmq.com/docs/limits, "Message size"): the
+    # message then goes as a claim check when a store holds the template.
+    body_refused_codes = frozenset({"AMQP-406"})
+
     def __init__(
         self,
         connection_uri: str,
@@ -70,7 +75,7 @@ class AmqpDestination(QueueDestination):
 
     def _publish(self, message: Message) -> str:
         import pika
-        from pika.exceptions import NackError, UnroutableError
+        from pika.exceptions import ChannelClosedByBroker, NackError, UnroutableError
 
         properties = pika.BasicProperties(
             content_type=CONTENT_TYPE,
@@ -93,7 +98,9 @@ class AmqpDestination(QueueDestination):
                 try:
                     channel.basic_publish(self.exchange, self.routing_key, message.body, properties, mandatory=True)
                     return f"{self.name}#{message.id}"
-                except (UnroutableError, NackError) as exc:  # the broker answered: no reconnecting helps
+                except (UnroutableError, NackError, ChannelClosedByBroker) as exc:
+                    # The broker answered (a channel it closes says why: 406 for a body over its max_message_size):
+                    # reconnecting would get the same answer. The next publish opens a new channel.
                     raise destination_error(exc, self.name) from exc
                 except Exception as exc:  # the connection went away with the message sent but not confirmed
                     self._close()

@@ -116,9 +116,31 @@ class QueueDestination:
         """The largest body this queue accepts for the task (what attributes leave of max_bytes)."""
         return self.max_bytes
 
+    # What the broker answers (DestinationFailure.upstream_code) when it refuses a message's body: larger than
+    # its own limit, or content it will not take. Such a message goes again as a claim check.
+    body_refused_codes: frozenset[str] = frozenset()
+
     def _send(self, message: Message, observation: Observation, stored: Sequence[Delivery]) -> str:
-        """Publish the message (a queue may fall back to a claim check when the broker refuses it)."""
-        return self._publish(message)
+        """Publish the message. When the broker refuses the inline body (``body_refused_codes``) and a store
+        holds the template, publish a claim check instead: a task is never dropped while a stored copy exists
+        (with none, build_message says why, retryable when the store failed this time)."""
+        try:
+            return self._publish(message)
+        except DestinationFailure as refusal:
+            inline = not message.claim_check and observation.template is not None
+            if not inline or refusal.upstream_code not in self.body_refused_codes:
+                raise
+            self._body_refused()
+            _log.warning(f"{self.name}: the broker refused event {message.id} inline ({refusal.upstream_code})")
+            referring = build_message(observation, stored, limit=self._refused_limit(), where=self.name, refused=True)
+            return self._publish(referring)
+
+    def _body_refused(self) -> None:
+        """Called after a body refusal: forget what the broker's limit was taken to be (SQS reads it)."""
+
+    def _refused_limit(self) -> int:
+        """The limit a claim check is built against after a refusal (the broker judges it too)."""
+        return self.max_bytes
 
     def _publish(self, message: Message) -> str:
         """Send the message; return where it went (the queue and the broker's message id)."""

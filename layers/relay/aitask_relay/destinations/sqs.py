@@ -16,14 +16,12 @@ dropped while a stored copy exists.
 from __future__ import annotations
 
 import hashlib
-import logging
 from collections.abc import Sequence
 from typing import Any
 
 from ..aws import SQS_MAX_MESSAGE_BYTES, SQS_OLD_DEFAULT_MESSAGE_BYTES, SqsQueue
-from ..errors import DestinationFailure
 from ..model import Delivery, Observation
-from .message import Message, build_message, claim_ref, message_attributes
+from .message import Message, claim_ref, message_attributes
 from .queue import QueueDestination
 
 MAX_DEDUP_ID = 128
@@ -32,11 +30,12 @@ MAX_DEDUP_ID = 128
 # https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_SendMessage.html
 _BODY_REFUSED = frozenset({"InvalidParameterValue", "InvalidMessageContents"})
 
-_log = logging.getLogger("aitask_relay.sqs")
 
 
 class SqsDestination(QueueDestination):
     """Publishes each finished task's event to one SQS queue."""
+
+    body_refused_codes = _BODY_REFUSED
 
     def __init__(self, queue: SqsQueue, *, ledger: Any = None) -> None:
         super().__init__(ledger=ledger)
@@ -54,17 +53,11 @@ class SqsDestination(QueueDestination):
         attributes = message_attributes(observation.result)
         return limit - sum(len(k.encode()) + len("String") + len(v.encode()) for k, v in attributes.items())
 
-    def _send(self, message: Message, observation: Observation, stored: Sequence[Delivery]) -> str:
-        try:
-            return self._publish(message)
-        except DestinationFailure as refusal:
-            if message.claim_check or observation.template is None or refusal.upstream_code not in _BODY_REFUSED:
-                raise
-            self.queue.forget_max_message_bytes()  # the queue may have been made smaller: ask again next time
-            _log.warning(f"{self.name}: the queue refused event {message.id} inline ({refusal.upstream_code})")
-            # SQS judges the referring message too (the refusal may have been for content, not size)
-            referring = build_message(observation, stored, limit=SQS_MAX_MESSAGE_BYTES, where=self.name, refused=True)
-            return self._publish(referring)
+    def _body_refused(self) -> None:
+        self.queue.forget_max_message_bytes()  # the queue may have been made smaller: ask again next time
+
+    def _refused_limit(self) -> int:
+        return SQS_MAX_MESSAGE_BYTES  # SQS judges the referring message (the refusal may be for content)
 
     def _publish(self, message: Message) -> str:
         extra: dict[str, Any] = {
