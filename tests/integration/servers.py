@@ -22,6 +22,10 @@ https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_Messag
 ``SqsEdges`` checks SendMessage the way SQS documents it before moto sees the request. It can also refuse an
 action on one queue, as IAM does for a role without the permission (``MotoServer.deny``). SendMessageBatch
 keeps moto's own (character) check: the relay sends only small tracking messages in batches.
+
+``Outage`` answers S3 requests for one object with 503 ServiceUnavailable for a while (``MotoServer.outage``),
+as S3 does when it cannot serve a request (https://docs.aws.amazon.com/AmazonS3/latest/API/ErrorResponses.html):
+an outage that a retry, later, gets past.
 """
 
 from __future__ import annotations
@@ -168,6 +172,25 @@ def _sqs_error(start_response, status, query_code, error_type, message):
     return [json.dumps({"__type": error_type, "message": message}).encode()]
 
 
+class Outage:
+    """WSGI middleware: requests ``method`` on a path ending in ``key`` answer 503 while ``left`` > 0."""
+
+    def __init__(self, app):
+        self.app, self.failing = app, {}  # (method, key) -> how many requests still fail
+
+    def __call__(self, environ, start_response):
+        method, path = environ.get("REQUEST_METHOD", ""), environ.get("PATH_INFO", "")
+        for (failing_method, key), left in self.failing.items():
+            if left > 0 and method == failing_method and path.endswith(key):
+                self.failing[(failing_method, key)] = left - 1
+                start_response("503 Service Unavailable", [("Content-Type", "application/xml")])
+                return [
+                    b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>ServiceUnavailable</Code>'
+                    b"<Message>Please reduce your request rate.</Message><RequestId>moto-outage</RequestId></Error>"
+                ]
+        return self.app(environ, start_response)
+
+
 class MotoServer:
     """moto's threaded server on 127.0.0.1, a free port, with the OSS dialect and the SQS edges in front."""
 
@@ -178,11 +201,12 @@ class MotoServer:
         werkzeug_app.SIGNING_ALIASES["oss"] = "s3"
         server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
         self.sqs_edges = sqs_edges = SqsEdges(werkzeug_app.DomainDispatcherApplication(werkzeug_app.create_backend_app))
+        self.outages = outages = Outage(sqs_edges)
 
         def entry():
             from werkzeug.serving import make_server
 
-            app = OssDialect(sqs_edges)
+            app = OssDialect(outages)
             server._server = make_server("127.0.0.1", 0, app, True, request_handler=werkzeug_app.MotoRequestHandler)
             server._server_ready_event.set()
             server._server.serve_forever()
@@ -202,6 +226,10 @@ class MotoServer:
     def deny(self, action, queue_name):
         """Refuse ``action`` (e.g. "GetQueueAttributes") on one queue, as IAM refuses a role without it."""
         self.sqs_edges.denied.add((action, queue_name))
+
+    def outage(self, method, key, times):
+        """The next ``times`` ``method`` requests for an object whose path ends in ``key`` answer 503 (0 ends it)."""
+        self.outages.failing[(method, key)] = times
 
 
 def answering(port: int, host: str = "127.0.0.1") -> bool:

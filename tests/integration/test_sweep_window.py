@@ -194,15 +194,22 @@ def test_a_sweeper_that_missed_three_hours_delivers_what_finished_meanwhile(emul
     assert (again["window_seconds"], again["caught_up_from"], again["delivered"]) == (3600, None, 0)
 
 
-def test_an_incomplete_sweep_does_not_move_the_watermark(emulator, home, out_dir, invoke):
-    # Given a watermark 3 h old, a task that finished 2 h ago, and an invocation with less time left than
-    # the sweeper's safety margin
+def test_an_incomplete_sweep_does_not_move_the_watermark(emulator, home, relay_env, out_dir, invoke):
+    # Given a watermark 3 h old, a task that finished 2 h ago, ROS calls of 0.1 s connect + 3 s read, one
+    # attempt (a safety margin of 2 x 3.1 s + the 3 s reserve = 9.2 s), an invocation of 10.7 s, and a
+    # listing page that takes 2.5 s: after it, less than the margin is left
     missed_three_hours(emulator, home, invoke)
     mark = home.read()
+    relay_env.setenv("ROS_MAX_ATTEMPTS", "1")
+    relay_env.setenv("ROS_CONNECT_TIMEOUT_MS", "100")
+    relay_env.setenv("ROS_READ_TIMEOUT_MS", "3000")
+    runtime.reset()
+    emulator.add_fault({"Action": "ListAITasks", "LatencyMs": 2500, "Times": 1})
     # When the sweep stops for time before it finished
-    stopped = invoke("sweeper", {}, timeout_ms=5000)
+    stopped = invoke("sweeper", {}, timeout_ms=10_700)
     # Then the watermark did not move
     assert stopped["complete"] is False and stopped["stopped_reason"] == "time"
+    assert stopped["watermark_not_saved"] == "the sweep stopped before the end of its window"
     assert home.read() == mark
     # and the next, complete, sweep still catches up from it
     summary = invoke("sweeper", {})
@@ -252,3 +259,153 @@ def test_without_a_ledger_or_a_store_the_sweep_behaves_as_before_and_says_so_onc
     assert [(s["window_seconds"], s["watermark_saved"]) for s in (first, second)] == [(3600, False)] * 2
     notes = [line for line in captured_logs() if "sweep watermark in" in line["message"]]
     assert len(notes) == 1 and notes[0]["level"] == "WARNING"
+
+
+# --- what holds the watermark back (issue 13, hostile review: a catch-up that failed was never repeated) ---
+
+
+def one_attempt(relay_env):
+    """One attempt per ROS call: a GetAITask fault fails at once instead of after the SDK's backoff."""
+    relay_env.setenv("ROS_MAX_ATTEMPTS", "1")
+    runtime.reset()
+
+
+def test_a_catch_up_whose_task_failed_retryably_keeps_the_watermark_until_it_is_delivered(
+    emulator, home, relay_env, out_dir, invoke
+):
+    # Given a watermark 3 h old, a task that finished 2 h ago, and GetAITask answering 503 for that task
+    one_attempt(relay_env)
+    missed_three_hours(emulator, home, invoke)
+    mark = home.read()
+    emulator.add_fault({"Action": "GetAITask", "TaskId": "t-missed", "Status": 503, "Code": "ServiceUnavailable",
+                        "Times": None})  # fmt: skip
+    # When the sweeper runs
+    failed = invoke("sweeper", {})
+    # Then the task failed, retryably, and the watermark stayed where it was, saying why
+    assert failed["complete"] is True and failed["failed"] == 1 and failed["retryable_failures"] == 1
+    assert failed["caught_up_from"] == mark.isoformat() and delivered(out_dir) == ["t-now"]
+    assert failed["watermark_saved"] is False and "a retry can fix" in failed["watermark_not_saved"]
+    assert home.read() == mark
+    # and once GetAITask answers again, the next sweep covers the gap again and delivers the task
+    emulator.clear_faults()
+    summary = invoke("sweeper", {})
+    assert summary["caught_up_from"] == mark.isoformat() and summary["delivered"] == 1
+    assert delivered(out_dir) == ["t-missed", "t-now"] and summary["watermark_saved"] is True
+    assert home.read() > mark
+
+
+def test_a_task_that_failed_for_good_does_not_hold_the_watermark(emulator, relay_env, out_dir, invoke):
+    # Given a watermark 3 h old, and a task that finished 2 h ago whose GetAITask answers 404 TaskNotFound
+    one_attempt(relay_env)
+    home = Home("file", out_dir)
+    missed_three_hours(emulator, home, invoke)
+    mark = home.read()
+    emulator.add_fault({"Action": "GetAITask", "TaskId": "t-missed", "Status": 404, "Code": "TaskNotFound",
+                        "Times": None})  # fmt: skip
+    # When the sweeper runs
+    summary = invoke("sweeper", {})
+    # Then the task is reported failed, but no retry could fix it: the watermark moved on
+    assert summary["failed"] == 1 and summary["retryable_failures"] == 0 and delivered(out_dir) == ["t-now"]
+    assert summary["watermark_saved"] is True and summary["watermark_not_saved"] is None and home.read() > mark
+
+
+class Gate:
+    """A TCP port in front of RabbitMQ that can be closed (connections refused: the broker is down) and
+    opened again (connections forwarded to 127.0.0.1:5672), so a destination URI stays the same."""
+
+    def __init__(self):
+        from servers import closed_port
+
+        self.port, self._server = closed_port(), None
+
+    def open(self):
+        import socket
+        import threading
+
+        server = socket.create_server(("127.0.0.1", self.port), reuse_port=False)
+        self._server = server
+
+        def pipe(source, sink):
+            try:
+                while data := source.recv(65536):
+                    sink.sendall(data)
+            except OSError:
+                pass
+            finally:
+                for end in (source, sink):
+                    end.close()
+
+        def accept():
+            while True:
+                try:
+                    client, _ = server.accept()
+                except OSError:
+                    return
+                upstream = socket.create_connection(("127.0.0.1", 5672))
+                threading.Thread(target=pipe, args=(client, upstream), daemon=True).start()
+                threading.Thread(target=pipe, args=(upstream, client), daemon=True).start()
+
+        threading.Thread(target=accept, daemon=True).start()
+
+    def close(self):
+        if self._server is not None:
+            self._server.close()
+            self._server = None
+
+
+@pytest.fixture
+def gate():
+    opened = Gate()
+    yield opened
+    opened.close()
+
+
+def test_a_catch_up_with_a_destination_down_keeps_the_watermark_until_it_is_delivered(
+    emulator, relay_env, out_dir, invoke, rabbitmq, gate
+):
+    # Given a file store and an AMQP queue whose broker is down (connections refused), a watermark 3 h
+    # old, and a task that finished 2 h ago
+    queue = rabbitmq.queue()
+    relay_env.setenv("RELAY_DESTINATIONS", f"{out_dir.as_uri()},amqp://guest:guest@127.0.0.1:{gate.port}/%2F"
+                     f"?routing_key={queue}")  # fmt: skip
+    runtime.reset()
+    home = Home("file", out_dir)
+    missed_three_hours(emulator, home, invoke)
+    mark = home.read()
+    # When the sweeper runs while the broker is down
+    failed = invoke("sweeper", {})
+    # Then both tasks failed at the queue, retryably, and the watermark stayed
+    assert failed["complete"] is True and failed["failed"] == 2 and failed["retryable_failures"] == 2
+    assert failed["watermark_saved"] is False and home.read() == mark
+    # and once the broker is back, the next sweep covers the gap again and announces both tasks
+    gate.open()
+    summary = invoke("sweeper", {})
+    assert summary["caught_up_from"] == mark.isoformat() and summary["watermark_saved"] is True
+    announced = sorted(json.loads(body)["id"].partition(":")[0] for _props, body in rabbitmq.get_all(queue))
+    assert announced == ["t-missed", "t-now"]
+
+
+def test_a_watermark_that_could_not_be_read_for_an_outage_is_kept_for_the_next_sweep(
+    emulator, relay_env, out_dir, invoke, aws, moto_server
+):
+    # Given the watermark in an S3 store, 3 h old, a task that finished 2 h ago, and S3 answering 503 to
+    # every GET of the watermark object for now (more than boto3's 3 attempts)
+    bucket = aws.bucket()
+    relay_env.setenv("RELAY_DESTINATIONS", f"{out_dir.as_uri()},s3://{bucket}/templates/")
+    runtime.reset()
+    home = Home("s3", out_dir, aws=aws, bucket=bucket)
+    missed_three_hours(emulator, home, invoke)
+    mark = home.read()
+    moto_server.outage("GET", home.where, times=10)
+    # When the sweeper runs
+    try:
+        blind = invoke("sweeper", {})
+    finally:
+        moto_server.outage("GET", home.where, times=0)
+    # Then it swept the lookback only (it could not know better), and did not overwrite the stored mark
+    assert blind["complete"] is True and blind["window_seconds"] == 3600 and blind["caught_up_from"] is None
+    assert blind["watermark_saved"] is False and "could not be read" in blind["watermark_not_saved"]
+    assert home.read() == mark and "t-missed" not in delivered(out_dir)
+    # and the next sweep, with S3 back, catches up from it and delivers the task the blind one could not see
+    summary = invoke("sweeper", {})
+    assert summary["caught_up_from"] == mark.isoformat() and "t-missed" in delivered(out_dir)

@@ -11,6 +11,7 @@ from aitask_relay.model import Delivery
 from aitask_relay.relay import Relay
 from aitask_relay.sweep import Sweeper
 from aitask_relay.tracking import now_utc
+from aitask_relay.watermark import NotAWatermark
 
 NOW = now_utc().isoformat()
 
@@ -140,12 +141,12 @@ class Dated:
 
 
 class Mark:
-    def __init__(self, value=None, *, broken=False):
+    def __init__(self, value=None, *, broken=None):
         self.value, self.broken, self.saved, self.name = value, broken, [], "mem://mark"
 
     def load(self):
-        if self.broken:
-            raise OSError("down")
+        if self.broken is not None:
+            raise self.broken
         return self.value
 
     def save(self, started):
@@ -198,9 +199,28 @@ def test_the_window_follows_the_watermark(hours_ago, window, caught_up):
     assert summary["watermark_saved"] and len(mark.saved) == 1
 
 
-def test_an_unreadable_watermark_means_the_lookback_and_a_stopped_sweep_saves_nothing():
-    mark = Mark(broken=True)
+def test_an_unreadable_watermark_means_the_lookback_and_only_garbage_is_replaced():
+    # Given a watermark whose backend is down (a retry may read it), then one that holds garbage
+    down = Mark(broken=OSError("down"))
+    _listing, sweep = dated_sweeper([[0], [1]], down)
+    # When a sweep runs
+    summary = sweep.run(lambda: 60_000)
+    # Then it covered the lookback and kept the stored watermark for the next sweep (saving would erase it)
+    assert summary["window_seconds"] == 3600 and summary["complete"] and down.saved == []
+    assert not summary["watermark_saved"] and "could not be read" in summary["watermark_not_saved"]
+    garbage = Mark(broken=NotAWatermark("garbage"))
+    _listing, sweep = dated_sweeper([[0], [1]], garbage)
+    summary = sweep.run(lambda: 60_000)
+    assert summary["window_seconds"] == 3600 and summary["watermark_saved"] and len(garbage.saved) == 1
+
+
+def test_a_stopped_sweep_saves_nothing():
+    # Given an invocation whose time runs out after its start
+    mark = Mark()
     _listing, sweep = dated_sweeper([[0], [1]], mark)
-    assert sweep.run(lambda: 60_000)["window_seconds"] == 3600 and len(mark.saved) == 1
-    stopped = sweep.run(lambda: 0)
-    assert not stopped["complete"] and not stopped["watermark_saved"] and len(mark.saved) == 1
+    clock = iter([60_000])
+    # When the sweep runs
+    stopped = sweep.run(lambda: next(clock, 0))
+    # Then it stopped early and the watermark stayed
+    assert not stopped["complete"] and not stopped["watermark_saved"] and mark.saved == []
+    assert stopped["watermark_not_saved"] == "the sweep stopped before the end of its window"

@@ -16,7 +16,22 @@ the next sweep covers it again).
 The window. A sweep covers tasks whose UpdateTime is within ``window_seconds`` of its start: the lookback,
 or, when a watermark (see watermark.py) says the last complete sweep started longer ago than that, back to
 that start (plus ``CATCH_UP_OVERLAP_SECONDS``), bounded by ``max_catch_up_seconds``. Only a complete sweep
-moves the watermark, to its own start.
+that left nothing for a retry to fix moves the watermark, to its own start; the summary's
+``watermark_not_saved`` says why one did not. The watermark stays where it was when:
+
+- the sweep stopped early (time, or an error);
+- a task of the window failed in a way a retry can fix (GetAITask 503, a destination down: the error's
+  ``retryable``), or the listing called it finished and GetAITask did not yet: moving the watermark past it
+  would leave it to the lookback alone, and a catch-up window would never be swept again. A task that
+  failed permanently (``retryable`` false: a task that is gone, a message no queue accepts) does not hold
+  it back: no later sweep could fix it, and its failure is reported (log line, ``failed`` count);
+- the watermark could not be read for a reason a retry can fix (the store or ledger down, throttled): this
+  sweep covers the lookback, and saving its own start would erase the gap the stored value still marks.
+  Content that is not a watermark (garbage) can never be read: it is replaced. So is one that reads as
+  denied (an S3 store without ``s3:ListBucket`` answers 403 for a missing object).
+
+A sweep held back this way is repeated by the next one, over the same window and more; the window is still
+bounded by ``max_catch_up_seconds``, so a failure that lasts longer than that is logged as such.
 
 Paging stops early. ROS's ListAITasks reference states no order
 (https://www.alibabacloud.com/help/en/ros/developer-reference/api-ros-2019-09-10-listaitasks: MaxResults,
@@ -45,10 +60,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from .config import SweepSettings
-from .errors import ConfigurationError, InvalidInput, RelayError
+from .errors import ConfigurationError, InvalidInput, RelayError, destination_error
 from .relay import Relay
 from .taskref import STATUSES, TERMINAL_STATUSES, TaskRef, validate_task_id
 from .tracking import TrackingMessage, now_utc
+from .watermark import NotAWatermark
 
 # A catch-up window reaches this far behind the last complete sweep's start: a task's new status may show in
 # the listing a little after its UpdateTime (clock skew, listing lag). A sweep on schedule has the lookback's
@@ -78,6 +94,8 @@ class SweepSummary:
     full_scan_reason: str | None = None  # why paging could not stop early
     watermark: str | None = None  # where the start of the last complete sweep is kept (no password)
     watermark_saved: bool = False
+    watermark_not_saved: str | None = None  # why the watermark stayed where it was (see the module docstring)
+    retryable_failures: int = 0  # tasks whose failure a later sweep may fix: they hold the watermark back
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -115,7 +133,7 @@ class Sweeper:
             # load_config refuses this at cold start; a Sweeper built by hand gets the same typed error
             raise ConfigurationError("RELAY_SWEEP_MODE=fanout needs RELAY_TRACKING_QUEUE")
         started, summary, cursor = self._clock(), SweepSummary(), _Cursor()
-        window = self._window(started, lookback_seconds or settings.lookback_seconds, summary)
+        window, unread = self._window(started, lookback_seconds or settings.lookback_seconds, summary)
         cutoff = started - timedelta(seconds=window)
         order = _Order(stop_before=cutoff - timedelta(seconds=settings.horizon_seconds))
 
@@ -128,14 +146,23 @@ class Sweeper:
                 _count(observation.result, summary)
         except RelayError as exc:
             summary.stopped_reason, summary.resume_token = f"{exc.code}: {exc.message}", cursor.token
+            if self._watermark is not None:
+                summary.watermark_not_saved = "the sweep stopped by an error"
             self._logger.error("sweep stopped by an error", extra={"sweep": summary.to_dict()})
             raise
         finally:
             finished.close()  # a sweep stopped in a page lets go of its read-ahead now, not when collected
         if not summary.complete:
             summary.stopped_reason, summary.resume_token = "time", cursor.token
-        elif self._watermark is not None:
-            self._save_watermark(started, summary)
+        if self._watermark is not None:
+            summary.watermark_not_saved = _hold_reason(summary, unread)
+            if summary.watermark_not_saved is None:
+                self._save_watermark(started, summary)
+            else:
+                self._logger.warning(
+                    "the sweep watermark was not moved: the next sweep covers this window again",
+                    extra={"watermark": self._watermark.name, "reason": summary.watermark_not_saved},
+                )
         self._logger.info(
             "sweep finished" if summary.complete else "sweep stopped early", extra={"sweep": summary.to_dict()}
         )
@@ -147,25 +174,34 @@ class Sweeper:
             self._metrics.add_metric(name="sweep_incomplete", unit=MetricUnit.Count, value=int(not summary.complete))
         return summary.to_dict()
 
-    def _window(self, started: datetime, lookback: int, summary: SweepSummary) -> int:
-        """The seconds this sweep covers: the lookback, or back to the watermark when that is further."""
+    def _window(self, started: datetime, lookback: int, summary: SweepSummary) -> tuple[int, str | None]:
+        """(the seconds this sweep covers, why the watermark could not be read if a retry may fix it): the
+        lookback, or back to the watermark when that is further."""
         summary.window_seconds = lookback
         if self._watermark is None:
-            return lookback
+            return lookback, None
         summary.watermark = self._watermark.name
         try:
             mark = self._watermark.load()
-        except Exception as exc:  # unreadable (denied, down, garbage): sweep the lookback, as without one
+        except NotAWatermark:  # garbage can never be read: sweep the lookback, and replace it
+            self._logger.warning(
+                "the sweep watermark is not a watermark: this sweep covers the lookback only, and replaces it",
+                extra={"watermark": self._watermark.name},
+            )
+            return lookback, None
+        except Exception as exc:  # denied, down: sweep the lookback, as without one
+            error = destination_error(exc, self._watermark.name)
             self._logger.warning(
                 "the sweep watermark could not be read: this sweep covers the lookback only",
-                extra={"watermark": self._watermark.name, "error": getattr(exc, "message", type(exc).__name__)},
+                extra={"watermark": self._watermark.name, "error": error.message, "retryable": error.retryable},
             )
-            return lookback
+            # A store or ledger that is down still holds the mark: keep it for the next sweep (not saved).
+            return lookback, f"the watermark could not be read ({error.message})" if error.retryable else None
         if mark is None or mark >= started:  # none yet, or in the future (a clock set wrong): no catch-up
-            return lookback
+            return lookback, None
         missed = math.ceil((started - mark).total_seconds()) + CATCH_UP_OVERLAP_SECONDS
         if missed <= lookback:
-            return lookback
+            return lookback, None
         limit = max(self._settings.max_catch_up_seconds, lookback)
         if missed > limit:
             self._logger.warning(
@@ -174,13 +210,14 @@ class Sweeper:
                 extra={"last_complete_sweep_start": mark.isoformat(), "window_seconds": limit},
             )
         summary.window_seconds, summary.caught_up_from = min(missed, limit), mark.isoformat()
-        return summary.window_seconds
+        return summary.window_seconds, None
 
     def _save_watermark(self, started: datetime, summary: SweepSummary) -> None:
         try:
             self._watermark.save(started)
             summary.watermark_saved = True
         except Exception as exc:  # the next sweep reads the older mark and covers more: nothing is lost
+            summary.watermark_not_saved = "the watermark could not be saved"
             self._logger.error(
                 "the sweep watermark could not be saved",
                 extra={"watermark": self._watermark.name, "error": getattr(exc, "message", type(exc).__name__)},
@@ -318,12 +355,27 @@ def _time(value: Any) -> datetime | None:
     return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=now_utc().tzinfo)
 
 
+def _hold_reason(summary: SweepSummary, unread: str | None) -> str | None:
+    """Why this sweep must not move the watermark (see the module docstring), or None."""
+    if not summary.complete:
+        return "the sweep stopped before the end of its window"
+    if unread is not None:
+        return unread
+    if summary.retryable_failures:
+        return f"{summary.retryable_failures} task(s) of the window failed in a way a retry can fix"
+    return None
+
+
 def _count(result: Any, summary: SweepSummary) -> None:
     outcomes = {d.outcome for d in result.deliveries}
     if result.error is not None or "failed" in outcomes:
         summary.failed += 1
+        errors = [result.error] if result.error is not None else [d.error for d in result.failed_deliveries]
+        if any(error is None or error.get("retryable", True) for error in errors):
+            summary.retryable_failures += 1
     elif not result.terminal:  # finished by the listing, but GetAITask disagrees: leave it to the next sweep
         summary.pending += 1
+        summary.retryable_failures += 1
     elif "created" in outcomes:
         summary.delivered += 1
     else:

@@ -55,7 +55,8 @@ class Watermark(Protocol):
     name: str  # safe to log (no password)
 
     def load(self) -> datetime | None:
-        """The saved start, or None if none was saved; raises when the backend cannot be read."""
+        """The saved start, or None if none was saved; NotAWatermark for garbage; raises any other error when
+        the backend cannot be read (the sweep asks destination_error whether a retry may fix it)."""
         ...
 
     def save(self, started: datetime) -> None:
@@ -63,21 +64,25 @@ class Watermark(Protocol):
         ...
 
 
+class NotAWatermark(ValueError):
+    """What is stored there is not a watermark (garbage): no retry can read it, so a sweep replaces it."""
+
+
 def encode(started: datetime) -> bytes:
     return json.dumps({FIELD: started.astimezone(UTC).isoformat(timespec="seconds")}).encode()
 
 
 def decode(raw: bytes | str | None) -> datetime | None:
-    """The saved start; ValueError for anything that is not the JSON ``encode`` writes."""
+    """The saved start; NotAWatermark for anything that is not the JSON ``encode`` writes."""
     if raw is None:
         return None
     try:
         value = json.loads(raw)[FIELD]
         parsed = datetime.fromisoformat(value)
     except (ValueError, TypeError, KeyError) as exc:
-        raise ValueError("the sweep watermark is not a JSON object with an ISO 8601 time") from exc
+        raise NotAWatermark("the sweep watermark is not a JSON object with an ISO 8601 time") from exc
     if parsed.tzinfo is None:
-        raise ValueError("the sweep watermark has no time zone")
+        raise NotAWatermark("the sweep watermark has no time zone")
     return parsed
 
 
