@@ -12,6 +12,7 @@ import pytest
 from servers import sqs_record
 
 from aitask_relay import runtime
+from aitask_relay.errors import ConfigurationError
 
 YAML = "ROSTemplateFormatVersion: '2015-09-01'\nResources: {}\n"
 
@@ -171,7 +172,10 @@ def test_little_time_left_leaves_unstarted_records_to_sqs_and_bounds_the_ros_cal
 
 
 def test_too_little_time_for_one_task_starts_nothing(tight, emulator, invoke):
+    # Given ROS settings with which one task needs 9 s, and an invocation that starts with 8 s
     emulator.add_task({"TaskId": "t-b", "Status": "SUCCESS", "TaskOutput": {"Result": YAML}})
-    response = invoke("queue_consumer", {"Records": [sqs_record("t-b", "m-b")]}, timeout_ms=8_000)
-    assert response == {"batchItemFailures": [{"itemIdentifier": "m-b"}]}
+    # When a batch arrives, Then it fails as a configuration error (no invocation could ever start a task:
+    # every record would go round "not started" to the DLQ), naming what to change, and calls nothing
+    with pytest.raises(ConfigurationError, match=r"ROS_CONNECT_TIMEOUT_MS.*ROS_READ_TIMEOUT_MS.*timeout"):
+        invoke("queue_consumer", {"Records": [sqs_record("t-b", "m-b")]}, timeout_ms=8_000)
     assert emulator.stats()["requests"] == 0

@@ -6,7 +6,7 @@ import threading
 import pytest
 
 from aitask_relay.config import SweepSettings
-from aitask_relay.errors import Throttled
+from aitask_relay.errors import ConfigurationError, Throttled
 from aitask_relay.model import Delivery
 from aitask_relay.relay import Relay
 from aitask_relay.sweep import Sweeper
@@ -224,3 +224,11 @@ def test_a_stopped_sweep_saves_nothing():
     # Then it stopped early and the watermark stayed
     assert not stopped["complete"] and not stopped["watermark_saved"] and mark.saved == []
     assert stopped["watermark_not_saved"] == "the sweep stopped before the end of its window"
+
+
+def test_an_invocation_shorter_than_the_safety_margin_is_a_configuration_error():
+    # Given a sweeper whose safety margin is 1 s
+    _listing, sweep = dated_sweeper([[0]], Mark())
+    # When an invocation starts with less than that, Then it fails loudly, naming the variables
+    with pytest.raises(ConfigurationError, match=r"RELAY_SWEEP_SAFETY_MS=1000.*ROS_READ_TIMEOUT_MS"):
+        sweep.run(lambda: 999)

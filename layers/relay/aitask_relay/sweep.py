@@ -132,6 +132,7 @@ class Sweeper:
         if settings.mode == "fanout" and self._tracker is None:
             # load_config refuses this at cold start; a Sweeper built by hand gets the same typed error
             raise ConfigurationError("RELAY_SWEEP_MODE=fanout needs RELAY_TRACKING_QUEUE")
+        self._check_budget(remaining_ms())
         started, summary, cursor = self._clock(), SweepSummary(), _Cursor()
         window, unread = self._window(started, lookback_seconds or settings.lookback_seconds, summary)
         cutoff = started - timedelta(seconds=window)
@@ -173,6 +174,20 @@ class Sweeper:
                 self._metrics.add_metric(name=f"sweep_{name}", unit=MetricUnit.Count, value=getattr(summary, name))
             self._metrics.add_metric(name="sweep_incomplete", unit=MetricUnit.Count, value=int(not summary.complete))
         return summary.to_dict()
+
+    def _check_budget(self, remaining: int) -> None:
+        """An invocation whose whole time cannot cover the safety margin would stop before its first page,
+        every time: a configuration error, raised (and logged) so the invocation fails loudly (Scheduler
+        retries, its dead-letter queue, the errors alarm) instead of reporting an empty sweep."""
+        if remaining >= self._settings.safety_ms:
+            return
+        error = ConfigurationError(
+            f"the sweeper's invocation has {remaining} ms, less than RELAY_SWEEP_SAFETY_MS="
+            f"{self._settings.safety_ms} (at least one task's worst case with ROS_CONNECT_TIMEOUT_MS, "
+            "ROS_READ_TIMEOUT_MS and ROS_MAX_ATTEMPTS): raise the function's timeout or lower those"
+        )
+        self._logger.error("the sweep cannot start: " + error.message, extra={"error": error.to_record()})
+        raise error
 
     def _window(self, started: datetime, lookback: int, summary: SweepSummary) -> tuple[int, str | None]:
         """(the seconds this sweep covers, why the watermark could not be read if a retry may fix it): the

@@ -18,7 +18,9 @@ pending tasks' trackers nor repeat its reports.
 
 All the tasks of a batch are fetched together with the relay's bounded concurrency, each task id once. A
 task is started only while the invocation has time for it (RosSettings.task_minimum_ms), and every ROS call
-ends INVOCATION_RESERVE_MS before the invocation's timeout.
+ends INVOCATION_RESERVE_MS before the invocation's timeout. An invocation that starts with less than that
+raises ConfigurationError (the function's timeout is too short for the ROS settings): no record could ever
+be started, and a silent round of "not started" until the DLQ would hide it.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ..config import INVOCATION_RESERVE_MS, RosSettings
-from ..errors import DestinationFailure, InvalidInput
+from ..errors import ConfigurationError, DestinationFailure, InvalidInput
 from ..model import Observation
 from ..relay import Relay, unique_by_task
 from ..tracking import TrackingMessage, age_seconds, delay_for, first_seen_of, iso, now_utc, parse_tracking_body
@@ -153,8 +155,20 @@ class QueueConsumer:
         less the reserve kept to send successors and reports). Without a clock, no limit."""
         if remaining_ms is None:
             return (lambda: True), None
-        deadline = time.monotonic() + (remaining_ms() - INVOCATION_RESERVE_MS) / 1000
+        whole = remaining_ms()
+        deadline = time.monotonic() + (whole - INVOCATION_RESERVE_MS) / 1000
         needed = self._ros.task_minimum_ms()
+        if whole < needed:
+            # Checked when the invocation starts, i.e. against the function's whole timeout: no invocation
+            # could ever start a task, and every record would go round to the DLQ "not started". A
+            # configuration error, raised so the invocation fails loudly (the errors alarm), not silently.
+            error = ConfigurationError(
+                f"the queue consumer's invocation has {whole} ms, less than the {needed} ms one task needs "
+                "(one attempt of each GetAITask call with ROS_CONNECT_TIMEOUT_MS + ROS_READ_TIMEOUT_MS, and "
+                f"the {INVOCATION_RESERVE_MS} ms reserve): raise the function's timeout or lower those"
+            )
+            self._logger.error("the batch cannot start: " + error.message, extra={"error": error.to_record()})
+            raise error
         return (lambda: remaining_ms() >= needed), deadline
 
     def _not_started(self, task_id: str) -> str:
