@@ -1,7 +1,7 @@
 """ROS timeouts that the configuration accepts but the function's timeout cannot hold (issue 13, hostile
 review): the sweeper and the queue consumer used to do nothing, every invocation, logged at INFO; each now
-fails its invocation with a ConfigurationError naming the variables, logged at ERROR, so Scheduler's retries
-and dead-letter queue, SQS's redrive and the errors alarm see it."""
+fails its invocation with a ConfigurationError naming the variables, logged at ERROR, so Lambda's Errors
+metric, its asynchronous retries (the sweeper) and SQS's redrive to the DLQ (the consumer) see it."""
 
 from __future__ import annotations
 
@@ -40,8 +40,8 @@ def test_a_consumer_whose_timeout_cannot_hold_one_task_fails_loudly(emulator, re
     relay_env.setenv("ROS_READ_TIMEOUT_MS", "60000")
     runtime.reset()
     emulator.reset_stats()
-    # When a batch arrives, Then the invocation fails (SQS redelivers the batch, then redrives it to the DLQ;
-    # the errors alarm sees it), naming what to change, and calls nothing
+    # When a batch arrives, Then the invocation fails (SQS redelivers the batch, then redrives it to the DLQ),
+    # naming what to change, and calls nothing
     with pytest.raises(ConfigurationError, match=r"133000 ms.*ROS_READ_TIMEOUT_MS"):
         invoke("queue_consumer", {"Records": [sqs_record(json.dumps({"TaskId": "t-b"}), "m-1")]})
     assert emulator.stats()["requests"] == 0

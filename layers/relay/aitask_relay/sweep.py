@@ -177,8 +177,10 @@ class Sweeper:
 
     def _check_budget(self, remaining: int) -> None:
         """An invocation whose whole time cannot cover the safety margin would stop before its first page,
-        every time: a configuration error, raised (and logged) so the invocation fails loudly (Scheduler
-        retries, its dead-letter queue, the errors alarm) instead of reporting an empty sweep."""
+        every time: a configuration error, raised (and logged at ERROR) so the invocation fails loudly
+        (Lambda's Errors metric; Scheduler invokes asynchronously, so Lambda retries it twice:
+        https://docs.aws.amazon.com/lambda/latest/dg/invocation-async-error-handling.html) instead of
+        reporting an empty sweep."""
         if remaining >= self._settings.safety_ms:
             return
         error = ConfigurationError(

@@ -161,7 +161,9 @@ class QueueConsumer:
         if whole < needed:
             # Checked when the invocation starts, i.e. against the function's whole timeout: no invocation
             # could ever start a task, and every record would go round to the DLQ "not started". A
-            # configuration error, raised so the invocation fails loudly (the errors alarm), not silently.
+            # configuration error, raised so the invocation fails loudly: the whole batch returns to the queue
+            # and in the end to its DLQ (and its alarm), and Lambda's Errors metric counts it
+            # (https://docs.aws.amazon.com/lambda/latest/dg/services-sqs-errorhandling.html).
             error = ConfigurationError(
                 f"the queue consumer's invocation has {whole} ms, less than the {needed} ms one task needs "
                 "(one attempt of each GetAITask call with ROS_CONNECT_TIMEOUT_MS + ROS_READ_TIMEOUT_MS, and "
