@@ -2,7 +2,8 @@
 
 A sweep covers ``max(lookback, now - watermark)`` (bounded by ``RELAY_SWEEP_MAX_CATCH_UP_SECONDS``), so a
 sweeper that missed runs for longer than its lookback catches up on its next complete run; only a complete
-sweep moves the watermark. It lives in the delivery ledger (``RELAY_LEDGER``: one Redis key, or one
+sweep that left nothing for a retry to fix moves the watermark (sweep.py says when one does not). It
+lives in the delivery ledger (``RELAY_LEDGER``: one Redis key, or one
 DynamoDB item beside Powertools' records), else in a store of ``RELAY_DESTINATIONS`` as one small object,
 ``<prefix>_aitask-relay/sweep-watermark-<scope>.json``: task ids start with a letter or a digit, so no
 task's folder can ever be named ``_aitask-relay``. ``<scope>`` is in every name (see ``scope``).
