@@ -80,12 +80,18 @@ class QueueDestination:
         result, store = observation.result, self._record
         own = next((d for d in stored if d.destination == store.name), None)
         if own is not None and own.outcome == "failed":
-            retryable = bool(own.error.get("retryable", True)) if own.error else True
-            raise DestinationFailure(
-                f"{self.name}: not announced while {store.name}, which keeps the record of announcements, "
-                "failed; the retry announces it",
-                retryable=retryable,
+            if own.error is None or own.error.get("retryable", True):
+                raise DestinationFailure(
+                    f"{self.name}: not announced while {store.name}, which keeps the record of announcements, "
+                    "failed; the retry announces it"
+                )
+            # No retry can fix that store (a missing bucket, no permission): waiting for it would never announce
+            # the task, although another store may hold the template. Announce at least once, without a record.
+            _log.warning(
+                f"{store.name}, which keeps the record of announcements, failed for good: event {message.id} is "
+                f"announced to {self.name} at least once"
             )
+            return Delivery(self.name, self._send(message, observation, stored), "created")
         try:
             marker = store.announced_at(result.task_id, result.status, self.name)
         except Exception as exc:
