@@ -71,6 +71,7 @@ class QueueDestination:
 
         if self._ledger is not None:
             location, replayed = self._ledger.once(self.name, message.id, publish)
+            _log.debug("event %s to %s recorded", message.id, self.name)
             return Delivery(self.name, location, "already_present" if replayed else "created")
         if self._record is None:
             return Delivery(self.name, publish(), "created")
@@ -111,6 +112,7 @@ class QueueDestination:
         location = self._send(message, observation, stored)
         try:
             store.record_announcement(result.task_id, result.status, self.name, location)
+            _log.debug("event %s to %s recorded", message.id, self.name)
         except Exception:  # the message went out: failing now would only make the retry announce it again
             _log.warning(
                 f"event {message.id} published to {self.name} but not recorded in {store.name}: "
@@ -130,6 +132,9 @@ class QueueDestination:
         """Publish the message. When the broker refuses the inline body (``body_refused_codes``) and a store
         holds the template, publish a claim check instead: a task is never dropped while a stored copy exists
         (with none, build_message says why, retryable when the store failed this time)."""
+        # DEBUG lines around a publish and its record show where a process stopped (the soak reads them to tell
+        # a worker killed between the two, the one duplicate window a record cannot close, from any other).
+        _log.debug("publishing event %s to %s", message.id, self.name)
         try:
             return self._publish(message)
         except DestinationFailure as refusal:
