@@ -150,7 +150,8 @@ def test_a_failure_the_queue_refused_goes_again_as_a_record_claim_check():
     ],
 )
 def test_an_oversize_failure_without_a_stored_record_is_never_truncated(stored, retryable, says):
-    observation = normalize({"TaskId": "t-m", "Status": "FAILURE", "StatusReason": "x" * 900}, task_id="t-m", observed_at=T)
+    body = {"TaskId": "t-m", "Status": "FAILURE", "StatusReason": "x" * 900}
+    observation = normalize(body, task_id="t-m", observed_at=T)
     with pytest.raises(DestinationFailure) as caught:
         build_message(observation, stored, limit=1000, where="q")
     assert caught.value.retryable is retryable and says in caught.value.message

@@ -108,7 +108,7 @@ def build_message(
     data: dict[str, Any] = result.with_deliveries(()).to_dict()
     data["template"] = template.body.decode("utf-8") if template is not None else None
     attributes = message_attributes(result)
-    envelope = {
+    envelope: dict[str, Any] = {
         "specversion": SPEC_VERSION,
         "id": event_id(result.task_id, result.status),
         "source": SOURCE,
