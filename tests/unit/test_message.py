@@ -111,7 +111,7 @@ def test_a_message_too_large_even_with_template_ref_refers_to_the_stored_record(
     message = build_message(observation, (FILE, STORED), limit=2000, where="q")
     # Then it keeps the fixed fields and the template's reference, and names the stored task.json for the rest
     data = json.loads(message.body)["data"]
-    assert message.claim_check and len(message.body) <= 2000
+    assert message.claim_check and message.record_claim_check and len(message.body) <= 2000
     assert set(data) == KEPT | {"template_ref", "record_ref", "omitted"}
     assert data["template_ref"] == "s3://b/t-m/template.json" and data["record_ref"] == "s3://b/t-m/task.json"
     assert data["omitted"] == ["status_reason", "output_extra"]
@@ -169,3 +169,16 @@ def test_with_a_128_character_task_id_not_even_a_record_claim_check_fits_1024_by
     with pytest.raises(DestinationFailure) as caught:
         build_message(observation, stored, limit=1024 - 190, where="q")
     assert caught.value.retryable is False and "even with record_ref" in caught.value.message
+
+
+def test_a_template_ref_the_queue_refused_goes_again_as_a_record_claim_check():
+    # Given a SUCCESS whose template_ref message fits the limit, but the queue refused it (its real limit is lower)
+    observation = success({"A": "x"})
+    first = build_message(observation, (STORED,), limit=1_000_000, where="q", refused=True)
+    assert first.claim_check and not first.record_claim_check
+    # When it is built again as a record claim check
+    message = build_message(observation, (STORED,), limit=1_000_000, where="q", record=True)
+    # Then it keeps template_ref and names the stored record
+    data = json.loads(message.body)["data"]
+    assert message.record_claim_check and data["record_ref"] == "s3://b/t-m/task.json"
+    assert data["template_ref"] == "s3://b/t-m/template.json" and "output_extra" not in data

@@ -46,7 +46,8 @@ class Message:
     type: str
     body: bytes
     attributes: dict[str, str]
-    claim_check: bool
+    claim_check: bool  # the template (or, for a FAILURE, the record's unbounded fields) is left out
+    record_claim_check: bool = False  # the smallest form: it names the stored record (record_ref)
 
 
 def event_id(task_id: str, status: str | None) -> str:
@@ -94,11 +95,18 @@ def record_ref(stored: Sequence[Delivery]) -> str | None:
 
 
 def build_message(
-    observation: Observation, stored: Sequence[Delivery], *, limit: int, where: str, refused: bool = False
+    observation: Observation,
+    stored: Sequence[Delivery],
+    *,
+    limit: int,
+    where: str,
+    refused: bool = False,
+    record: bool = False,
 ) -> Message:
     """Encode the event; above ``limit`` bytes (or ``refused``: the queue already refused it inline) replace
     the template with a reference to a stored copy (see ``claim_ref``), then, if that is still too large (or
-    there is no template), leave out the unbounded fields and refer to the stored record (``record_ref``).
+    there is no template, or ``record``: the queue refused the template_ref form too), leave out the unbounded
+    fields and refer to the stored record (``record_ref``).
 
     A message is never truncated: with no store copy to name, an oversize message is a DestinationFailure —
     retryable when a configured store failed this time (its retry will store the copy), not retryable when
@@ -119,10 +127,10 @@ def build_message(
         "data": data,
     }
     body = _encode(envelope)
-    if len(body) <= limit and not refused:
+    if len(body) <= limit and not (refused or record):
         return Message(envelope["id"], envelope["type"], body, attributes, claim_check=False)
     ref = claim_ref(stored)
-    if refused:
+    if refused or record:
         size = f"the queue refused the message ({len(body)} bytes)"
     else:
         size = f"the message ({len(body)} bytes) exceeds the limit of {limit} bytes"
@@ -141,7 +149,7 @@ def build_message(
         del data["template"]
         data["template_ref"] = ref
         body = _encode(envelope)
-        if len(body) <= limit:
+        if len(body) <= limit and not record:
             return Message(envelope["id"], envelope["type"], body, attributes, claim_check=True)
     omitted = [name for name in UNBOUNDED_FIELDS if name in data]
     for name in omitted:
@@ -150,7 +158,7 @@ def build_message(
     body = _encode(envelope)
     if len(body) > limit:
         raise DestinationFailure(f"{where}: {size}, and {len(body)} bytes even with record_ref", retryable=False)
-    return Message(envelope["id"], envelope["type"], body, attributes, claim_check=True)
+    return Message(envelope["id"], envelope["type"], body, attributes, claim_check=True, record_claim_check=True)
 
 
 def _encode(envelope: dict[str, Any]) -> bytes:
