@@ -334,3 +334,25 @@ def test_a_1024_byte_queue_gets_a_record_claim_check_when_the_record_alone_is_to
     record = stored_record(aws, data["record_ref"], bucket)
     assert holds_it_all(record)
     assert_refers_to_the_full_record(data, record)
+
+
+@pytest.mark.parametrize("task_kind", [sixty_steps, long_reason], ids=["success-60-steps", "failure-900-char-reason"])
+def test_a_refused_get_queue_attributes_and_a_1024_byte_queue_still_get_a_record_claim_check(
+    emulator, configure, aws, fetch_task, moto_server, task_kind
+):
+    # Given S3 and a 1,024-byte queue whose GetQueueAttributes IAM refuses (the relay assumes 256 KiB), and a
+    # task whose record alone is over 1 KB
+    task, holds_it_all = task_kind(emulator)
+    bucket, (out, out_url) = aws.bucket(), small_queue(aws, 1024)
+    moto_server.deny("GetQueueAttributes", out)
+    configure(RELAY_DESTINATIONS=f"s3://{bucket}/,sqs://{out}")
+    # When fetched: SQS refuses the inline message (and, for the SUCCESS, the template_ref one too)
+    (result,) = fetch_task({"TaskId": task})["results"]
+    # Then the queue gets the record claim check, whose record_ref resolves to the full record
+    assert [d["outcome"] for d in result["deliveries"]] == ["created", "created"], result["deliveries"]
+    (message,) = aws.receive_all(out_url)
+    data = json.loads(message["Body"])["data"]
+    assert data["record_ref"] == f"s3://{bucket}/{task}/task.json"
+    record = stored_record(aws, data["record_ref"], bucket)
+    assert holds_it_all(record)
+    assert_refers_to_the_full_record(data, record)
