@@ -256,3 +256,20 @@ def test_a_store_and_a_queue_log_no_such_warning(relay_env, aws, invoke, capture
     runtime.reset()
     invoke("sweeper", {})
     assert not [line for line in captured_logs() if "at-least-once" in line.get("message", "")]
+
+
+def test_a_record_store_that_fails_for_good_does_not_silence_the_queue(relay_env, emulator, aws, invoke):
+    # Given the store that keeps the record of announcements is a bucket that does not exist (no retry can fix
+    # it), a second bucket that holds the template, and a queue; a template too large to go inline
+    big = YAML + "# padding to go by claim check\n" * 40_000
+    emulator.add_task({"TaskId": "t-gone", "Status": "SUCCESS", "TaskOutput": {"Result": big}})
+    held, (name, url) = aws.bucket(), aws.queue()
+    relay_env.setenv("RELAY_DESTINATIONS", f"s3://no-such-bucket-for-markers/,s3://{held}/,sqs://{name}")
+    runtime.reset()
+    # When the consumer gets the task
+    answer = invoke("queue_consumer", {"Records": [sqs_record(json.dumps({"TaskId": "t-gone"}), "m-gone")]})
+    # Then the missing bucket is a permanent failure (the record is not retried forever), and the queue was
+    # told anyway, once, by a claim check to the copy the other bucket holds
+    assert answer == {"batchItemFailures": []}
+    (message,) = aws.receive_all(url)
+    assert json.loads(message["Body"])["data"]["template_ref"] == f"s3://{held}/t-gone/template.yaml"

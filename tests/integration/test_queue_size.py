@@ -235,3 +235,124 @@ def test_a_broker_that_refuses_the_body_gets_a_claim_check_and_the_record_is_not
     assert [d["outcome"] for d in small["deliveries"]] == ["created", "created"]
     ((_props, body),) = rabbitmq.get_all(queue)
     assert json.loads(body)["data"]["template"] == "Resources: {}\n"
+
+
+# --- the record claim check: a message too large even without its template ---------------------------------
+
+
+def stored_record(aws, ref, bucket):
+    """The task.json a record_ref names, read from S3."""
+    assert ref.startswith(f"s3://{bucket}/"), ref
+    return json.loads(aws.s3.get_object(Bucket=bucket, Key=ref[len(f"s3://{bucket}/") :])["Body"].read())
+
+
+MESSAGE_ONLY = {"template", "template_ref", "record_ref", "omitted"}
+
+
+def assert_refers_to_the_full_record(data, record):
+    """The message keeps the record's fixed fields and leaves out the unbounded ones; the stored record has all."""
+    omitted = ["status_reason", "output_extra"]
+    assert data["omitted"] == omitted and not set(omitted) & set(data)
+    assert all(data[name] == record[name] for name in set(data) - MESSAGE_ONLY)
+    assert set(record) == (set(data) - MESSAGE_ONLY) | set(omitted)
+
+
+def test_a_256_kib_queue_and_a_320_kb_task_output_announce_the_stored_record_instead_of_dropping_it(
+    emulator, configure, aws, invoke
+):
+    # Given S3 and a queue at the pre-August-2025 default of 262,144 bytes, and a task with a small template
+    # and a 320 KB Explanation in its TaskOutput (the message is too large even with template_ref)
+    explanation = "because " * 40_000
+    output = {"Result": "Resources: {}\n", "Explanation": explanation}
+    emulator.add_task({"TaskId": "t-expl", "Status": "SUCCESS", "TaskOutput": output})
+    bucket, (out, out_url) = aws.bucket(), small_queue(aws, 262_144)
+    (_failures, failures_url) = aws.queue()
+    configure(RELAY_DESTINATIONS=f"s3://{bucket}/t/,sqs://{out}", RELAY_FAILURE_QUEUE=failures_url)
+    # When the real queue_consumer handles the task's tracking record
+    response = invoke("queue_consumer", {"Records": [sqs_record(json.dumps({"TaskId": "t-expl"}), "m-expl")]})
+    # Then the record settles, nothing is reported as failed, and the queue holds one record claim check
+    assert response == {"batchItemFailures": []}
+    assert aws.receive_all(failures_url) == []
+    (message,) = aws.receive_all(out_url)
+    data = json.loads(message["Body"])["data"]
+    assert data["template_ref"] == f"s3://{bucket}/t/t-expl/template.yaml"
+    assert data["record_ref"] == f"s3://{bucket}/t/t-expl/task.json"
+    # whose record_ref resolves to the full record, Explanation included
+    record = stored_record(aws, data["record_ref"], bucket)
+    assert record["output_extra"] == {"Explanation": explanation}
+    assert_refers_to_the_full_record(data, record)
+
+
+def sixty_steps(emulator):
+    steps = ["did a thing"] * 60
+    output = {"Result": "Resources: {}\n", "Steps": steps}
+    emulator.add_task({"TaskId": "t-steps", "Status": "SUCCESS", "TaskOutput": output})
+    return "t-steps", lambda record: record["output_extra"] == {"Steps": steps}
+
+
+def long_reason(emulator):
+    emulator.add_task({"TaskId": "t-reason", "Status": "FAILURE", "StatusReason": "x" * 900})
+    return "t-reason", lambda record: record["status_reason"] == "x" * 900
+
+
+@pytest.mark.parametrize("task_kind", [sixty_steps, long_reason], ids=["success-60-steps", "failure-900-char-reason"])
+@pytest.mark.parametrize("queue_kind", ["sqs", "amqp"])
+def test_a_1024_byte_queue_gets_a_record_claim_check_when_the_record_alone_is_too_large(
+    emulator, configure, aws, fetch_task, rabbitmq, queue_kind, task_kind
+):
+    # Given S3 and a queue that takes 1,024 bytes (SQS's smallest MaximumMessageSize, counting attributes; or
+    # AMQP with max_message_bytes=1024), and a task whose record alone is over 1 KB (a SUCCESS with 60 Steps
+    # in its TaskOutput, or a FAILURE with a 900-character StatusReason)
+    task, holds_it_all = task_kind(emulator)
+    bucket = aws.bucket()
+    if queue_kind == "sqs":
+        out, out_url = small_queue(aws, 1024)
+        queue = f"sqs://{out}"
+    else:
+        out = rabbitmq.queue()
+        queue = f"{rabbitmq.uri}?routing_key={out}&max_message_bytes=1024"
+    configure(RELAY_DESTINATIONS=f"s3://{bucket}/,{queue}")
+    # When fetched through the real fetch_task handler
+    (result,) = fetch_task({"TaskId": task})["results"]
+    # Then the queue is announced to: one message within 1,024 bytes that refers to the stored record
+    assert [d["outcome"] for d in result["deliveries"]] == ["created", "created"], result["deliveries"]
+    if queue_kind == "sqs":
+        (message,) = aws.receive_all(out_url)
+        body = message["Body"].encode()
+        attributes = message["MessageAttributes"].items()
+        assert len(body) + sum(len(k) + len("String") + len(v["StringValue"]) for k, v in attributes) <= 1024
+    else:
+        ((_props, body),) = rabbitmq.get_all(out)
+        assert len(body) <= 1024
+    data = json.loads(body)["data"]
+    assert data["record_ref"] == f"s3://{bucket}/{task}/task.json"
+    if result["status"] == "SUCCESS":
+        assert data["template_ref"] == f"s3://{bucket}/{task}/template.yaml" and "template" not in data
+    else:
+        assert data["template"] is None and "template_ref" not in data
+    # and the stored record it names is the full record
+    record = stored_record(aws, data["record_ref"], bucket)
+    assert holds_it_all(record)
+    assert_refers_to_the_full_record(data, record)
+
+
+@pytest.mark.parametrize("task_kind", [sixty_steps, long_reason], ids=["success-60-steps", "failure-900-char-reason"])
+def test_a_refused_get_queue_attributes_and_a_1024_byte_queue_still_get_a_record_claim_check(
+    emulator, configure, aws, fetch_task, moto_server, task_kind
+):
+    # Given S3 and a 1,024-byte queue whose GetQueueAttributes IAM refuses (the relay assumes 256 KiB), and a
+    # task whose record alone is over 1 KB
+    task, holds_it_all = task_kind(emulator)
+    bucket, (out, out_url) = aws.bucket(), small_queue(aws, 1024)
+    moto_server.deny("GetQueueAttributes", out)
+    configure(RELAY_DESTINATIONS=f"s3://{bucket}/,sqs://{out}")
+    # When fetched: SQS refuses the inline message (and, for the SUCCESS, the template_ref one too)
+    (result,) = fetch_task({"TaskId": task})["results"]
+    # Then the queue gets the record claim check, whose record_ref resolves to the full record
+    assert [d["outcome"] for d in result["deliveries"]] == ["created", "created"], result["deliveries"]
+    (message,) = aws.receive_all(out_url)
+    data = json.loads(message["Body"])["data"]
+    assert data["record_ref"] == f"s3://{bucket}/{task}/task.json"
+    record = stored_record(aws, data["record_ref"], bucket)
+    assert holds_it_all(record)
+    assert_refers_to_the_full_record(data, record)

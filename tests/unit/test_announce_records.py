@@ -86,15 +86,23 @@ def test_a_queue_announces_once_and_records_it_beside_the_tasks_objects():
     assert queue.delivered_at("t-1", "SUCCESS") == again.location and queue.delivered_at("t-1", "FAILURE") is None
 
 
-def test_a_queue_does_not_publish_while_its_record_store_fails():
-    # Given the record store's delivery failed in this run (retryable, then permanent)
+def test_a_queue_does_not_publish_while_its_record_store_fails_for_now():
+    # Given the record store's delivery failed in this run, for a reason a retry can fix
     store, queue = wired()
-    for retryable in (True, False):
-        failed = Delivery(store.name, None, "failed", {"retryable": retryable, "message": "down"})
-        # Then the queue fails the same way and sends nothing
-        with pytest.raises(DestinationFailure) as caught:
-            queue.deliver(observed(), (failed,))
-        assert caught.value.retryable is retryable and queue.sent == []
+    failed = Delivery(store.name, None, "failed", {"retryable": True, "message": "down"})
+    # Then the queue fails retryably and sends nothing (the retry announces it once, with its marker)
+    with pytest.raises(DestinationFailure) as caught:
+        queue.deliver(observed(), (failed,))
+    assert caught.value.retryable is True and queue.sent == []
+
+
+def test_a_queue_announces_at_least_once_when_its_record_store_fails_for_good():
+    # Given the record store's delivery failed for a reason no retry can fix (a missing bucket)
+    store, queue = wired()
+    failed = Delivery(store.name, None, "failed", {"retryable": False, "message": "NoSuchBucket"})
+    # Then the queue publishes anyway (waiting would never announce the task), without writing a marker
+    delivery = queue.deliver(observed(), (failed,))
+    assert delivery.outcome == "created" and len(queue.sent) == 1
 
 
 def test_a_marker_that_cannot_be_read_for_now_fails_retryably_and_publishes_nothing():

@@ -172,8 +172,8 @@ def test_a_cold_start_through_a_handler_module_shows_no_password(caplog, capsys,
         ({"RELAY_SWEEP_MODE": "fanout"}, "RELAY_SWEEP_MODE=fanout needs RELAY_TRACKING_QUEUE"),
         (
             {"RELAY_LEDGER": "dynamodb://ledger", "RELAY_LEDGER_EXPIRY_SECONDS": "3600"},
-            "RELAY_LEDGER_EXPIRY_SECONDS=3600 is shorter than RELAY_SWEEP_LOOKBACK_SECONDS + "
-            "RELAY_TRACKING_DEADLINE_SECONDS (90000)",
+            "RELAY_LEDGER_EXPIRY_SECONDS=3600 is shorter than the widest sweep window (RELAY_SWEEP_LOOKBACK_SECONDS, "
+            "RELAY_SWEEP_MAX_CATCH_UP_SECONDS) + RELAY_TRACKING_DEADLINE_SECONDS (172800)",
         ),
         ({"RELAY_LEDGER": "redis://cache.internal:6379/0"}, "RELAY_LEDGER 'redis://cache.internal:6379/0': redis://"),
         ({"RELAY_LEDGER": "rediss://cache.example:6380/0?ssl_cert_reqs=none"}, "ssl_cert_reqs must be required"),
@@ -194,6 +194,25 @@ def test_a_cold_start_through_a_handler_module_shows_no_password(caplog, capsys,
         ),
         ({"RELAY_DESTINATIONS": "amqps://u:p@mq/%2F?routing_key=q&password_env=B"}, "gives a password and"),
         ({"RELAY_DESTINATIONS": "https://u:p@sqs.eu-west-1.amazonaws.com/123456789012/out"}, "no user:password@"),
+        # The consumer would read its own announcements as tracking records (and reports as invalid ones)
+        ({"RELAY_DESTINATIONS": "s3://my-bucket/,sqs://out", "RELAY_TRACKING_QUEUE": "out"}, "RELAY_TRACKING_QUEUE"),
+        (
+            {
+                "RELAY_DESTINATIONS": "sqs://https-named",
+                "RELAY_FAILURE_QUEUE": "https://sqs.eu-west-1.amazonaws.com/123456789012/https-named",
+            },
+            "RELAY_FAILURE_QUEUE",
+        ),
+        ({"RELAY_TRACKING_QUEUE": "track", "RELAY_FAILURE_QUEUE": "track"}, "RELAY_FAILURE_QUEUE"),
+        # A catch-up sweep sees tasks as old as its widest window: their ledger entries must still be there
+        (
+            {
+                "RELAY_LEDGER": "dynamodb://ledger",
+                "RELAY_LEDGER_EXPIRY_SECONDS": "200000",
+                "RELAY_SWEEP_MAX_CATCH_UP_SECONDS": str(30 * 86400),
+            },
+            "RELAY_SWEEP_MAX_CATCH_UP_SECONDS",
+        ),
     ],
 )
 def test_bad_configuration_fails_the_cold_start_naming_the_variable(env, fragment):
@@ -207,7 +226,7 @@ def test_bad_configuration_fails_the_cold_start_naming_the_variable(env, fragmen
     "env",
     [
         {"RELAY_SWEEP_MODE": "fanout", "RELAY_TRACKING_QUEUE": "track"},
-        {"RELAY_LEDGER": "dynamodb://ledger", "RELAY_LEDGER_EXPIRY_SECONDS": "90000"},
+        {"RELAY_LEDGER": "dynamodb://ledger", "RELAY_LEDGER_EXPIRY_SECONDS": "172800"},
         {"RELAY_LEDGER": "redis://127.0.0.1:6379/0"},
         {"RELAY_LEDGER": "redis://cache.internal:6379/0?allow_plaintext=true"},
         {"RELAY_LEDGER": "rediss://relay@cache.example:6380/0?ssl_cert_reqs=required&password_secret=prod/redis"},
@@ -226,6 +245,9 @@ def test_an_unset_ledger_expiry_follows_a_long_lookback_instead_of_failing():
     env = {"RELAY_LEDGER": "dynamodb://ledger", "RELAY_SWEEP_LOOKBACK_SECONDS": str(30 * 86400)}
     # Then the expiry covers the lookback plus the tracking deadline; an explicit shorter one is refused
     assert load_config(env).ledger_expiry_seconds == 30 * 86400 + 86400
+    # and a long catch-up maximum raises it the same way
+    catch_up = {"RELAY_LEDGER": "dynamodb://ledger", "RELAY_SWEEP_MAX_CATCH_UP_SECONDS": str(20 * 86400)}
+    assert load_config(catch_up).ledger_expiry_seconds == 21 * 86400
     with pytest.raises(ConfigurationError, match="RELAY_LEDGER_EXPIRY_SECONDS=604800 is shorter"):
         load_config(env | {"RELAY_LEDGER_EXPIRY_SECONDS": "604800"})
     assert load_config({}).ledger_expiry_seconds == 7 * 86400

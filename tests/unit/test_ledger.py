@@ -53,7 +53,7 @@ def test_a_ledger_down_before_publishing_publishes_nothing():
     assert caught.value.retryable and sent == []
 
 
-def test_a_ledger_lost_after_publishing_reports_the_delivery_not_a_failure():
+def test_a_ledger_lost_after_publishing_reports_the_delivery_not_a_failure(caplog):
     # Given a publish that succeeds and a ledger that fails to record it
     sent = []
     location, replayed = Ledger(Memory(fail_update=True), name="mem").once(
@@ -61,6 +61,8 @@ def test_a_ledger_lost_after_publishing_reports_the_delivery_not_a_failure():
     )
     # Then the delivery counts as made: a failure would have the trigger retry and publish it again
     assert (location, replayed, sent) == ("q#1", False, [1])
+    # and the possible repeat is said, with the event id (a later retry for another reason publishes again)
+    assert "event t-1:SUCCESS published to q but not recorded in mem" in caplog.text
 
 
 def test_a_failed_publish_leaves_no_entry():

@@ -92,3 +92,93 @@ def test_noncharacters_sqs_refuses_go_as_json_escapes_and_decode_to_the_same_tex
     assert "\ufffe" not in text and "\uffff" not in text and "\\ufffe" in text
     template = json.loads(text)["data"]["template"]
     assert template.encode() == observation.template.body
+
+
+# --- the record claim check: when even template_ref does not fit ----------------------------------------
+
+KEPT = {
+    "schema_version", "task_id", "task_type", "status", "terminal", "request_id", "template_format",
+    "template_sha256", "template_bytes", "error", "observed_at", "deliveries",
+}  # fmt: skip
+
+
+def test_a_message_too_large_even_with_template_ref_refers_to_the_stored_record():
+    # Given a small template with a 5 KB TaskOutput beside it, stored in S3 (and in a file store)
+    body = {"TaskId": "t-m", "Status": "SUCCESS", "StatusReason": "done",
+            "TaskOutput": {"Result": "Resources: {}\n", "Steps": ["did a thing"] * 500}}  # fmt: skip
+    observation = normalize(body, task_id="t-m", observed_at=T)
+    # When the message is built for a 2,000-byte queue
+    message = build_message(observation, (FILE, STORED), limit=2000, where="q")
+    # Then it keeps the fixed fields and the template's reference, and names the stored task.json for the rest
+    data = json.loads(message.body)["data"]
+    assert message.claim_check and message.record_claim_check and len(message.body) <= 2000
+    assert set(data) == KEPT | {"template_ref", "record_ref", "omitted"}
+    assert data["template_ref"] == "s3://b/t-m/template.json" and data["record_ref"] == "s3://b/t-m/task.json"
+    assert data["omitted"] == ["status_reason", "output_extra"]
+    full = observation.result.to_dict()
+    assert all(data[name] == full[name] for name in KEPT)
+
+
+def test_a_failure_too_large_for_the_queue_refers_to_its_stored_record():
+    # Given a FAILURE with a 900-character StatusReason and lone surrogates repaired, whose store delivery is
+    # its task.json
+    body = {"TaskId": "t-m", "Status": "FAILURE", "StatusReason": "x" * 900 + "\ud800"}
+    observation = normalize(body, task_id="t-m", observed_at=T)
+    stored = (Delivery("s3://b/p/", "s3://b/p/t-m/task.json", "created"),)
+    # When the message is built for a 1,000-byte queue
+    message = build_message(observation, stored, limit=1000, where="q")
+    # Then the reason is left out and the message names the stored record; it still says template: null
+    data = json.loads(message.body)["data"]
+    assert message.claim_check and len(message.body) <= 1000 and data["template"] is None
+    assert data["record_ref"] == "s3://b/p/t-m/task.json" and "template_ref" not in data
+    assert data["omitted"] == ["status_reason", "output_extra", "unicode_repaired"]
+    assert "status_reason" not in data and "unicode_repaired" not in data
+
+
+def test_a_failure_the_queue_refused_goes_again_as_a_record_claim_check():
+    observation = normalize({"TaskId": "t-m", "Status": "FAILURE", "StatusReason": "no"}, task_id="t-m", observed_at=T)
+    message = build_message(observation, (FILE,), limit=1_000_000, where="q", refused=True)
+    data = json.loads(message.body)["data"]
+    assert message.claim_check and data["record_ref"] == "file:///srv/out/t-m/task.json"
+
+
+@pytest.mark.parametrize(
+    ("stored", "retryable", "says"),
+    [
+        ((), False, "so the message can carry record_ref instead"),
+        ((S3_DOWN,), True, "the record store failed this time"),
+    ],
+)
+def test_an_oversize_failure_without_a_stored_record_is_never_truncated(stored, retryable, says):
+    body = {"TaskId": "t-m", "Status": "FAILURE", "StatusReason": "x" * 900}
+    observation = normalize(body, task_id="t-m", observed_at=T)
+    with pytest.raises(DestinationFailure) as caught:
+        build_message(observation, stored, limit=1000, where="q")
+    assert caught.value.retryable is retryable and says in caught.value.message
+
+
+def test_with_a_128_character_task_id_not_even_a_record_claim_check_fits_1024_bytes():
+    # Given the longest task id there is: it appears six times (id, subject, task_id, both references, and
+    # the task_id attribute that SQS counts against the same limit)
+    task_id = "t" * 128
+    body = {"TaskId": task_id, "Status": "SUCCESS", "TaskOutput": {"Result": "Resources: {}\n", "Steps": ["x"] * 99}}
+    observation = normalize(body, task_id=task_id, observed_at=T)
+    stored = (Delivery("s3://b/", f"s3://b/{task_id}/template.yaml", "created"),)
+    # When built for SQS's smallest queue (1,024 bytes less its attributes: about 190 with this id)
+    # Then it fails, not retryably (a retry would build the same message), and says by how much
+    with pytest.raises(DestinationFailure) as caught:
+        build_message(observation, stored, limit=1024 - 190, where="q")
+    assert caught.value.retryable is False and "even with record_ref" in caught.value.message
+
+
+def test_a_template_ref_the_queue_refused_goes_again_as_a_record_claim_check():
+    # Given a SUCCESS whose template_ref message fits the limit, but the queue refused it (its real limit is lower)
+    observation = success({"A": "x"})
+    first = build_message(observation, (STORED,), limit=1_000_000, where="q", refused=True)
+    assert first.claim_check and not first.record_claim_check
+    # When it is built again as a record claim check
+    message = build_message(observation, (STORED,), limit=1_000_000, where="q", record=True)
+    # Then it keeps template_ref and names the stored record
+    data = json.loads(message.body)["data"]
+    assert message.record_claim_check and data["record_ref"] == "s3://b/t-m/task.json"
+    assert data["template_ref"] == "s3://b/t-m/template.json" and "output_extra" not in data

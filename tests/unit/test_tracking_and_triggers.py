@@ -131,3 +131,22 @@ def test_a_create_request_with_a_lone_surrogate_or_too_deep_a_template_is_invali
         with pytest.raises(InvalidInput) as caught:
             parse_create_request(body)
         assert says in caught.value.message and caught.value.message.isascii()
+
+
+def test_a_create_request_with_a_template_field_for_generate_or_a_repeated_key_is_invalid_input():
+    from aitask_relay.triggers.http import TaskApi
+
+    created = []
+    api = TaskApi(relay=lambda: None, ros=lambda: created.append(1), tracker=lambda: None)
+    # Given a GenerateTemplate request that names Template (even as null), and bodies that repeat a key
+    cases = {
+        '{"Prompt": "vpc", "Template": null}': "Template is only for TaskType FixTemplate",
+        '{"Prompt": "vpc", "Prompt": "ecs"}': "'Prompt' is given twice",
+        '{"Prompt": "fix", "TaskType": "FixTemplate", "Template": {"A": 1, "A": 2}}': "'A' is given twice",
+    }
+    for body, says in cases.items():
+        # When posted; Then each is refused by name, and nothing is created
+        with pytest.raises(InvalidInput) as caught:
+            api.create(body)
+        assert says in caught.value.message
+    assert created == []

@@ -127,7 +127,7 @@ def load_config(environ: Mapping[str, str]) -> RelayConfig:
         )
     # Unset, the ledger's expiry follows the window a task can be seen in (a long lookback raises it);
     # set explicitly, a value shorter than that window is refused (_check_together).
-    default_expiry = max(7 * 24 * 3600, lookback + tracking_deadline)
+    default_expiry = max(7 * 24 * 3600, max_catch_up + tracking_deadline)
     config = RelayConfig(
         ros=ros,
         destinations=destinations,
@@ -189,14 +189,37 @@ def _check_together(config: RelayConfig) -> None:
             "RELAY_SWEEP_MODE=fanout needs RELAY_TRACKING_QUEUE: fan-out sends every task to the tracking queue"
         )
     # A finished task is announced again for as long as a sweep or a tracker can still see it: the ledger
-    # entry that stops the repeat must outlive the lookback window plus the tracking deadline.
-    needed = config.sweep.lookback_seconds + config.tracking_deadline_seconds
+    # entry that stops the repeat must outlive the widest sweep window (the lookback, or a catch-up after
+    # missed runs, up to its maximum) plus the tracking deadline.
+    window = max(config.sweep.lookback_seconds, config.sweep.max_catch_up_seconds)
+    needed = window + config.tracking_deadline_seconds
     if config.ledger is not None and config.ledger_expiry_seconds < needed:
         raise ConfigurationError(
-            f"RELAY_LEDGER_EXPIRY_SECONDS={config.ledger_expiry_seconds} is shorter than "
-            f"RELAY_SWEEP_LOOKBACK_SECONDS + RELAY_TRACKING_DEADLINE_SECONDS ({needed}): an announcement "
-            "would be repeated once its ledger entry expired"
+            f"RELAY_LEDGER_EXPIRY_SECONDS={config.ledger_expiry_seconds} is shorter than the widest sweep window "
+            f"(RELAY_SWEEP_LOOKBACK_SECONDS, RELAY_SWEEP_MAX_CATCH_UP_SECONDS) + RELAY_TRACKING_DEADLINE_SECONDS "
+            f"({needed}): an announcement would be repeated once its ledger entry expired"
         )
+    _check_distinct_queues(config)
+
+
+def _check_distinct_queues(config: RelayConfig) -> None:
+    """The tracking queue, the failure queue and the output queues are different queues: a consumer reading
+    its own announcements or reports as tracking records would report each as invalid, for ever."""
+    from .destinations import mask, parse_destination
+
+    def target(queue: str) -> str:
+        return parse_destination(queue if "://" in queue else f"sqs://{queue}").target
+
+    outputs = {parse_destination(uri).target for uri in config.destinations}
+    tracking = target(config.tracking_queue) if config.tracking_queue else None
+    queues = (("RELAY_TRACKING_QUEUE", config.tracking_queue), ("RELAY_FAILURE_QUEUE", config.failure_queue))
+    for variable, queue in queues:
+        if queue is None:
+            continue
+        if target(queue) in outputs:
+            raise ConfigurationError(f"{variable} {mask(queue)!r} is also in RELAY_DESTINATIONS: use another queue")
+        if variable == "RELAY_FAILURE_QUEUE" and target(queue) == tracking:
+            raise ConfigurationError(f"{variable} {mask(queue)!r} is RELAY_TRACKING_QUEUE too: use another queue")
 
 
 def _sweep_safety_ms(env: _Env, ros: RosSettings) -> int:

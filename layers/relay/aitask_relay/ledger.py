@@ -11,11 +11,14 @@ mid-publish does not block the event until the whole entry expires.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 from .errors import DestinationFailure
+
+_log = logging.getLogger("aitask_relay.ledger")
 
 KEY_PREFIX = "aitask-relay.delivery"
 DEFAULT_EXPIRY_SECONDS = 7 * 24 * 3600
@@ -79,7 +82,12 @@ class Ledger:
         except BaseError as exc:
             if published:
                 # The message went out; only recording it failed (the ledger went away in between). Reporting a
-                # failure would make the trigger retry and publish it again once the lease expires.
+                # failure would make the trigger retry and publish it again once the lease expires. A later
+                # retry for another reason may still publish it again: said, for whoever counts repeats.
+                _log.warning(
+                    f"event {event_id} published to {destination} but not recorded in {self.name} "
+                    f"({type(exc).__name__}): a retry may publish it again (same event id)"
+                )
                 return published[-1], False
             raise DestinationFailure(f"{destination}: ledger {self.name} unavailable ({type(exc).__name__})") from exc
         return pointer["location"], bool(pointer.get("replayed"))

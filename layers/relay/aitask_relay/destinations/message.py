@@ -3,11 +3,23 @@
 ``id`` is ``<task_id>:<status>`` (stable across retries, so consumers and the ledger can dedupe),
 ``type`` is ``com.aliyun.ros.aitask.succeeded`` / ``.failed``, ``subject`` the task id, ``time`` when
 the relay observed the task, and ``data`` the TaskResult (with ``deliveries: []``, as in task.json) plus
-``template`` (the text, inline) — or ``template_ref`` (the URI of the stored template) when the inline
-message would exceed the queue's limit or the queue refused it (claim check).
+``template`` (the text, inline). When that message exceeds the queue's limit (or the queue refused it), it
+becomes a claim check, in two steps, each taken only when the one before does not fit:
+
+1. ``template`` is replaced by ``template_ref``, the URI of the stored template;
+2. (a record claim check) the record's unbounded fields (``status_reason``, ``output_extra`` and
+   ``unicode_repaired`` when present: ROS's text and TaskOutput, any size) are left out too; ``data`` keeps
+   the small fixed fields and gains ``record_ref``, the URI of the stored ``task.json`` that holds the full
+   record, and ``omitted``, the names of the fields left out. A FAILURE (``template: null``) takes this
+   step directly. ``record_ref`` and ``omitted`` are message-only fields; a record never holds them.
 
 A claim check names a copy every consumer can read: an S3 or OSS object. A ``file://`` path is on the
-function's own disk, so it is named only when file stores are the only stores configured.
+function's own disk, so it is named only when file stores are the only stores configured. Every store
+writes ``<prefix><task_id>/task.json`` next to the template, so ``record_ref`` names the same store.
+
+Even a record claim check holds the task id six times (attribute, id, subject, data, both references):
+with a 128-character id, a long store prefix, or SQS's 1,024-byte minimum less its attributes, it can still
+be too large, and the delivery then fails, not retryably (a retry would build the same message).
 """
 
 from __future__ import annotations
@@ -34,7 +46,8 @@ class Message:
     type: str
     body: bytes
     attributes: dict[str, str]
-    claim_check: bool
+    claim_check: bool  # the template (or, for a FAILURE, the record's unbounded fields) is left out
+    record_claim_check: bool = False  # the smallest form: it names the stored record (record_ref)
 
 
 def event_id(task_id: str, status: str | None) -> str:
@@ -67,21 +80,43 @@ def claim_ref(stored: Sequence[Delivery]) -> str | None:
     return None
 
 
+# The fields of a record whose size ROS decides; a record claim check leaves them out (record_ref has them).
+UNBOUNDED_FIELDS = ("status_reason", "output_extra", "unicode_repaired")
+
+
+def record_ref(stored: Sequence[Delivery]) -> str | None:
+    """The stored ``task.json`` a record claim check names, in the store ``claim_ref`` chooses; None as there.
+
+    A store's delivery location is its template (SUCCESS) or its ``task.json`` (no template), and both are in
+    the task's folder (store.py), so the record is the sibling ``task.json``.
+    """
+    ref = claim_ref(stored)
+    return None if ref is None else ref.rpartition("/")[0] + "/task.json"
+
+
 def build_message(
-    observation: Observation, stored: Sequence[Delivery], *, limit: int, where: str, refused: bool = False
+    observation: Observation,
+    stored: Sequence[Delivery],
+    *,
+    limit: int,
+    where: str,
+    refused: bool = False,
+    record: bool = False,
 ) -> Message:
     """Encode the event; above ``limit`` bytes (or ``refused``: the queue already refused it inline) replace
-    the template with a reference to a stored copy (see ``claim_ref``).
+    the template with a reference to a stored copy (see ``claim_ref``), then, if that is still too large (or
+    there is no template, or ``record``: the queue refused the template_ref form too), leave out the unbounded
+    fields and refer to the stored record (``record_ref``).
 
     A message is never truncated: with no store copy to name, an oversize message is a DestinationFailure —
-    retryable when a configured store failed this time (its retry will store the template), not retryable
-    when no store is configured at all.
+    retryable when a configured store failed this time (its retry will store the copy), not retryable when
+    no store is configured at all, nor when even the record claim check exceeds the limit.
     """
     result, template = observation.result, observation.template
     data: dict[str, Any] = result.with_deliveries(()).to_dict()
     data["template"] = template.body.decode("utf-8") if template is not None else None
     attributes = message_attributes(result)
-    envelope = {
+    envelope: dict[str, Any] = {
         "specversion": SPEC_VERSION,
         "id": event_id(result.task_id, result.status),
         "source": SOURCE,
@@ -92,31 +127,38 @@ def build_message(
         "data": data,
     }
     body = _encode(envelope)
-    if len(body) <= limit and not refused:
+    if len(body) <= limit and not (refused or record):
         return Message(envelope["id"], envelope["type"], body, attributes, claim_check=False)
     ref = claim_ref(stored)
-    if refused:
+    if refused or record:
         size = f"the queue refused the message ({len(body)} bytes)"
     else:
         size = f"the message ({len(body)} bytes) exceeds the limit of {limit} bytes"
-    if template is None:
-        raise DestinationFailure(f"{where}: {size} even without a template", retryable=False)
     if ref is None:
+        copy = "template" if template is not None else "record"
         if stored:
             raise DestinationFailure(
-                f"{where}: {size} and the template store failed this time; a retry can refer to its copy"
+                f"{where}: {size} and the {copy} store failed this time; a retry can refer to its copy"
             )
         raise DestinationFailure(
             f"{where}: {size}; configure an object destination (s3://, oss://, file://) in RELAY_DESTINATIONS "
-            "so the message can carry template_ref instead",
+            f"so the message can carry {copy}_ref instead",
             retryable=False,
         )
-    del data["template"]
-    data["template_ref"] = ref
+    if template is not None:
+        del data["template"]
+        data["template_ref"] = ref
+        body = _encode(envelope)
+        if len(body) <= limit and not record:
+            return Message(envelope["id"], envelope["type"], body, attributes, claim_check=True)
+    omitted = [name for name in UNBOUNDED_FIELDS if name in data]
+    for name in omitted:
+        del data[name]
+    data["record_ref"], data["omitted"] = record_ref(stored), omitted
     body = _encode(envelope)
     if len(body) > limit:
-        raise DestinationFailure(f"{where}: {size} even with template_ref", retryable=False)
-    return Message(envelope["id"], envelope["type"], body, attributes, claim_check=True)
+        raise DestinationFailure(f"{where}: {size}, and {len(body)} bytes even with record_ref", retryable=False)
+    return Message(envelope["id"], envelope["type"], body, attributes, claim_check=True, record_claim_check=True)
 
 
 def _encode(envelope: dict[str, Any]) -> bytes:

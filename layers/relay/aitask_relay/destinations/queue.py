@@ -71,6 +71,7 @@ class QueueDestination:
 
         if self._ledger is not None:
             location, replayed = self._ledger.once(self.name, message.id, publish)
+            _log.debug("event %s to %s recorded", message.id, self.name)
             return Delivery(self.name, location, "already_present" if replayed else "created")
         if self._record is None:
             return Delivery(self.name, publish(), "created")
@@ -80,12 +81,18 @@ class QueueDestination:
         result, store = observation.result, self._record
         own = next((d for d in stored if d.destination == store.name), None)
         if own is not None and own.outcome == "failed":
-            retryable = bool(own.error.get("retryable", True)) if own.error else True
-            raise DestinationFailure(
-                f"{self.name}: not announced while {store.name}, which keeps the record of announcements, "
-                "failed; the retry announces it",
-                retryable=retryable,
+            if own.error is None or own.error.get("retryable", True):
+                raise DestinationFailure(
+                    f"{self.name}: not announced while {store.name}, which keeps the record of announcements, "
+                    "failed; the retry announces it"
+                )
+            # No retry can fix that store (a missing bucket, no permission): waiting for it would never announce
+            # the task, although another store may hold the template. Announce at least once, without a record.
+            _log.warning(
+                f"{store.name}, which keeps the record of announcements, failed for good: event {message.id} is "
+                f"announced to {self.name} at least once"
             )
+            return Delivery(self.name, self._send(message, observation, stored), "created")
         try:
             marker = store.announced_at(result.task_id, result.status, self.name)
         except Exception as exc:
@@ -105,6 +112,7 @@ class QueueDestination:
         location = self._send(message, observation, stored)
         try:
             store.record_announcement(result.task_id, result.status, self.name, location)
+            _log.debug("event %s to %s recorded", message.id, self.name)
         except Exception:  # the message went out: failing now would only make the retry announce it again
             _log.warning(
                 f"event {message.id} published to {self.name} but not recorded in {store.name}: "
@@ -121,19 +129,30 @@ class QueueDestination:
     body_refused_codes: frozenset[str] = frozenset()
 
     def _send(self, message: Message, observation: Observation, stored: Sequence[Delivery]) -> str:
-        """Publish the message. When the broker refuses the inline body (``body_refused_codes``) and a store
-        holds the template, publish a claim check instead: a task is never dropped while a stored copy exists
-        (with none, build_message says why, retryable when the store failed this time)."""
+        """Publish the message. When the broker refuses its body (``body_refused_codes``) and a store holds the
+        task, publish the next smaller form instead (inline, then template_ref, then record_ref; see message.py):
+        a task is never dropped while a stored copy exists (with none, build_message says why, retryable when
+        the store failed this time)."""
+        # DEBUG lines around a publish and its record show where a process stopped (the soak reads them to tell
+        # a worker killed between the two, the one duplicate window a record cannot close, from any other).
+        _log.debug("publishing event %s to %s", message.id, self.name)
         try:
             return self._publish(message)
         except DestinationFailure as refusal:
-            inline = not message.claim_check and observation.template is not None
-            if not inline or refusal.upstream_code not in self.body_refused_codes:
+            if message.record_claim_check or refusal.upstream_code not in self.body_refused_codes:
                 raise
             self._body_refused()
-            _log.warning(f"{self.name}: the broker refused event {message.id} inline ({refusal.upstream_code})")
-            referring = build_message(observation, stored, limit=self._refused_limit(), where=self.name, refused=True)
-            return self._publish(referring)
+            form = "as a claim check" if message.claim_check else "inline"
+            _log.warning(f"{self.name}: the broker refused event {message.id} {form} ({refusal.upstream_code})")
+            smaller = build_message(
+                observation,
+                stored,
+                limit=self._refused_limit(),
+                where=self.name,
+                refused=True,
+                record=message.claim_check,
+            )
+            return self._send(smaller, observation, stored)  # at most two smaller forms
 
     def _body_refused(self) -> None:
         """Called after a body refusal: forget what the broker's limit was taken to be (SQS reads it)."""

@@ -18,6 +18,7 @@ from typing import Any
 
 from ..errors import ERROR_KINDS_BY_CODE, BadUpstreamResponse, InvalidInput, RelayError
 from ..model import ResponseLimit
+from ..normalize import replace_surrogates
 from ..relay import Relay, response_records
 from ..taskref import TaskRef, validate_task_id
 from ..tracking import TrackingMessage, delay_for, now_utc
@@ -62,6 +63,16 @@ class CreateRequest:
     template: str | None = None
 
 
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object whose keys are all different: json.loads would keep the last of two, silently."""
+    found: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in found:
+            raise InvalidInput(f"{replace_surrogates(key)!r} is given twice in one object")
+        found[key] = value
+    return found
+
+
 def parse_create_request(body: Any) -> CreateRequest:
     """Validate a POST /tasks body; InvalidInput names the field and the problem."""
     if not isinstance(body, Mapping):
@@ -82,7 +93,7 @@ def parse_create_request(body: Any) -> CreateRequest:
     if template_type is not None and template_type not in TEMPLATE_TYPES:
         raise InvalidInput(f"TemplateType must be one of {', '.join(TEMPLATE_TYPES)}")
     template = body.get("Template")
-    if task_type == "GenerateTemplate" and template is not None:
+    if task_type == "GenerateTemplate" and "Template" in body:  # even null: the caller meant something by it
         raise InvalidInput("Template is only for TaskType FixTemplate")
     if task_type == "FixTemplate":
         if isinstance(template, Mapping):
@@ -174,7 +185,7 @@ class TaskApi:
     def create(self, body_text: str | None) -> Answer:
         """POST /tasks with the request body (already base64-decoded)."""
         try:
-            body = json.loads(body_text or "")
+            body = json.loads(body_text or "", object_pairs_hook=_unique_keys)
         except ValueError:
             raise InvalidInput("the body is not valid JSON") from None
         except RecursionError:
