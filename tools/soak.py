@@ -491,13 +491,16 @@ EXPLAINED_AMQP = re.compile(r"AMQP publish of event (\S+) unconfirmed")
 # The message went out, but its record (ledger entry or marker) was not made: logged by the relay, or, for a
 # SIGKILLed worker, found by killed_between.
 EXPLAINED_UNRECORDED = re.compile(r"event (\S+) (?:published to|to) (\S+) (?:but not recorded in|unrecorded)")
+EXPLAINED_REPORTS = re.compile(r"reports for (\S+) sent, but record \S+ is retried")
 PUBLISHING = re.compile(r"publishing event (\S+) to (\S+)")
 RECORDED = re.compile(r"event (\S+) to (\S+) recorded")
 
 
 def explained_by(logs: str) -> dict[str, set[str]]:
     """The event ids whose repeat the logs explain, by output queue kind (amqp, sqs)."""
-    explained: dict[str, set[str]] = {"amqp": set(EXPLAINED_AMQP.findall(logs)), "sqs": set()}
+    explained: dict[str, set[str]] = {"amqp": set(EXPLAINED_AMQP.findall(logs)), "sqs": set(), "reports": set()}
+    for tasks in EXPLAINED_REPORTS.findall(logs):  # a record retried after its reports went out
+        explained["reports"].update(tasks.split(","))
     for event, queue in EXPLAINED_UNRECORDED.findall(logs):
         explained.setdefault(queue.partition("://")[0], set()).add(event)
     return explained
@@ -945,6 +948,8 @@ def reconcile(
         # twice, a worker killed) reports are at least once.
         if times > 1 and strict_reports:
             check.duplicates += times - 1
+            if item.task_id in (explained or {}).get("reports", ()):
+                check.explained += times - 1
             result.problems.append(f"reports: {item.task_id} reported {reason} {times} times"
                                    f"{' (a multi-task record)' if item.group is not None else ''}")  # fmt: skip
 

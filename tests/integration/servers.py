@@ -129,7 +129,7 @@ class SqsEdges:
 
     def __call__(self, environ, start_response):
         action = environ.get("HTTP_X_AMZ_TARGET", "").removeprefix("AmazonSQS.")
-        if action not in ("SendMessage", "GetQueueAttributes"):
+        if action not in ("SendMessage", "GetQueueAttributes") and not any(a == action for a, _ in self.denied):
             return self.app(environ, start_response)
         raw = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
         environ["wsgi.input"] = io.BytesIO(raw)

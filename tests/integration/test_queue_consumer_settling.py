@@ -179,3 +179,18 @@ def test_too_little_time_for_one_task_starts_nothing(tight, emulator, invoke):
     with pytest.raises(ConfigurationError, match=r"ROS_CONNECT_TIMEOUT_MS.*ROS_READ_TIMEOUT_MS.*timeout"):
         invoke("queue_consumer", {"Records": [sqs_record("t-b", "m-b")]}, timeout_ms=8_000)
     assert emulator.stats()["requests"] == 0
+
+
+def test_reports_sent_before_a_refused_successor_are_said_to_be_sent_again(
+    wired, aws, emulator, invoke, moto_server, caplog
+):
+    # Given one record naming an unknown task and a pending one, and a tracking queue that refuses the successor
+    emulator.add_task({"TaskId": "t-wait", "Status": "RUNNING"})
+    moto_server.deny("SendMessageBatch", wired["tracking"].rsplit("/", 1)[-1])
+    # When the consumer settles it
+    answer = invoke("queue_consumer", {"Records": [sqs_record(eventbridge("t-unknown", "t-wait"), "m-pair")]})
+    # Then the record is retried (its pending task must stay tracked), its report already went out, and the
+    # relay says that report will be sent again (for whoever counts reports: the soak does)
+    assert answer == {"batchItemFailures": [{"itemIdentifier": "m-pair"}]}
+    assert [json.loads(m["Body"])["TaskId"] for m in aws.receive_all(wired["failures"])] == ["t-unknown"]
+    assert "reports for t-unknown sent, but record m-pair is retried" in caplog.text

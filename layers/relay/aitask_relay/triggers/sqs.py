@@ -39,6 +39,8 @@ from ..model import Observation
 from ..relay import Relay, unique_by_task
 from ..tracking import TrackingMessage, age_seconds, delay_for, first_seen_of, iso, now_utc, parse_tracking_body
 
+_log = logging.getLogger("aitask_relay.consumer")
+
 MAX_FAILURE_RECORD = 2048  # characters of an invalid body kept in the failure message
 
 
@@ -134,10 +136,13 @@ class QueueConsumer:
                 plans[record.message_id] = plan
             except RetryLater as exc:
                 verdicts[record.message_id] = str(exc)
+        sent: dict[str, list[str | None]] = {}  # message id -> the tasks whose reports went out
         for message_id, plan in plans.items():
+            sent[message_id] = []
             try:
                 for report in plan.reports:
                     self._commit_report(report, plan.record)
+                    sent[message_id].append(report.task_id)
                 verdicts[message_id] = None
             except RetryLater as exc:
                 verdicts[message_id] = str(exc)
@@ -147,6 +152,13 @@ class QueueConsumer:
                 for successor in plan.successors:
                     successors.setdefault(successor.message.task_id, successor)
         self._reschedule(list(successors.values()), verdicts)
+        for message_id, tasks in sent.items():
+            if tasks and verdicts[message_id] is not None:
+                # Reports cannot be taken back: the retry sends them again (they carry source_message_id).
+                _log.warning(
+                    f"reports for {','.join(str(t) for t in tasks)} sent, but record {message_id} is retried: "
+                    "they will be sent again"
+                )
         return verdicts
 
     def _time_guard(self, remaining_ms: Callable[[], int] | None) -> tuple[Callable[[], bool], float | None]:
