@@ -26,15 +26,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlsplit
-
-from .errors import destination_error
 
 LEDGER_KEY = "aitask-relay.sweep-watermark"  # + ":<scope>"
 STORE_KEY = "_aitask-relay/sweep-watermark"  # + "-<scope>.json"
@@ -87,41 +82,16 @@ def decode(raw: bytes | str | None) -> datetime | None:
     return parsed
 
 
-class FileWatermark:
-    """A file beside the task folders of a ``file://`` store, replaced atomically (``os.replace``)."""
-
-    def __init__(self, root: Path, scope: str) -> None:
-        self.path = root / f"{STORE_KEY}-{scope}.json"
-        self.name = self.path.as_uri()
-
-    def load(self) -> datetime | None:
-        try:
-            return decode(self.path.read_bytes())
-        except FileNotFoundError:
-            return None
-
-    def save(self, started: datetime) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".tmp-", suffix=".part")
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(encode(started))
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, self.path)  # atomic on POSIX: a reader sees the old file or the new one
-        except BaseException:
-            os.unlink(tmp)
-            raise
-
-
-class S3Watermark:
-    """One object in an ``s3://`` store's bucket, under its prefix, with the store's encryption settings.
+class StoreWatermark:
+    """One object in a store of ``RELAY_DESTINATIONS``, under its prefix, read and overwritten through the
+    store's own primitives (its client, its encryption settings): ``_head`` says whether it is there (a 404,
+    or no file, is "never saved"), ``_read`` gets it, ``_put`` overwrites it (an atomic rename for a file).
 
     S3 PUTs are atomic and reads after them are strongly consistent
     (https://docs.aws.amazon.com/AmazonS3/latest/userguide/Welcome.html#ConsistencyModel). Without
     ``s3:ListBucket`` a missing object reads as 403, not 404
-    (https://docs.aws.amazon.com/AmazonS3/latest/API/API_GetObject.html): the first sweep of a deployment
-    then logs the watermark as unreadable and uses the lookback, and saves it.
+    (https://docs.aws.amazon.com/AmazonS3/latest/API/API_HeadObject.html): the first sweep of such a
+    deployment logs the watermark as unreadable, uses the lookback, and saves it.
     """
 
     def __init__(self, store: Any, scope: str) -> None:
@@ -129,54 +99,12 @@ class S3Watermark:
         self.name = store.uri_of(self.key)
 
     def load(self) -> datetime | None:
-        try:
-            answer = self._store.client.get_object(Bucket=self._store.bucket, Key=self.key)
-        except Exception as exc:
-            error = destination_error(exc, self.name)
-            if error.http_status == 404:
-                return None
-            raise error from exc
-        return decode(answer["Body"].read())
+        if self._store._head(self.key) is None:
+            return None
+        return decode(self._store._read(self.key))
 
     def save(self, started: datetime) -> None:
-        body = encode(started)
-        request = {"Bucket": self._store.bucket, "Key": self.key, "Body": body, "ContentType": "application/json"}
-        try:
-            self._store.client.put_object(**request, **getattr(self._store, "_encryption", {}))
-        except Exception as exc:
-            raise destination_error(exc, self.name) from exc
-
-
-class OssWatermark:
-    """One object in an ``oss://`` store's bucket, under its prefix (a plain PUT: it overwrites)."""
-
-    def __init__(self, store: Any, scope: str) -> None:
-        self._store, self.key = store, f"{store.prefix}{STORE_KEY}-{scope}.json"
-        self.name = store.uri_of(self.key)
-
-    def load(self) -> datetime | None:
-        import alibabacloud_oss_v2 as oss  # type: ignore[import-untyped,unused-ignore]
-
-        try:
-            answer = self._store.client.get_object(oss.GetObjectRequest(bucket=self._store.bucket, key=self.key))
-            body = answer.body.read()
-        except Exception as exc:
-            error = destination_error(exc, self.name)
-            if error.http_status == 404:
-                return None
-            raise error from exc
-        return decode(body)
-
-    def save(self, started: datetime) -> None:
-        import alibabacloud_oss_v2 as oss  # type: ignore[import-untyped,unused-ignore]
-
-        request = oss.PutObjectRequest(
-            bucket=self._store.bucket, key=self.key, body=encode(started), content_type="application/json"
-        )
-        try:
-            self._store.client.put_object(request)
-        except Exception as exc:
-            raise destination_error(exc, self.name) from exc
+        self._store._put(self.key, encode(started), "application/json", {})
 
 
 class RedisWatermark:
@@ -231,21 +159,14 @@ class DynamoDbWatermark:
 def build_watermark(
     ledger: str | None, destinations: list[Any], scope: str, *, environ: Mapping[str, str] | None = None
 ) -> Watermark | None:
-    """The ledger's watermark if there is a ledger, else one in the first S3 or OSS store, else in the first
-    file store (a local directory may not outlive the function instance), else None."""
+    """The ledger's watermark if there is a ledger, else one in the store that also keeps the announcement
+    markers (destinations.record_store: the first S3 or OSS store, else the first file store), else None."""
     if ledger is not None:
         parts = urlsplit(ledger)
         if parts.scheme == "dynamodb":
             return DynamoDbWatermark(parts.netloc, scope)
         return RedisWatermark(ledger, scope, environ=environ)
-    by_scheme: dict[str, Any] = {}
-    for destination in destinations:
-        if getattr(destination, "kind", None) == "store":
-            by_scheme.setdefault(destination.name.partition("://")[0], destination)
-    if "s3" in by_scheme:
-        return S3Watermark(by_scheme["s3"], scope)
-    if "oss" in by_scheme:
-        return OssWatermark(by_scheme["oss"], scope)
-    if "file" in by_scheme:
-        return FileWatermark(by_scheme["file"].root, scope)
-    return None
+    from .destinations import record_store
+
+    store = record_store(destinations)
+    return StoreWatermark(store, scope) if store is not None else None

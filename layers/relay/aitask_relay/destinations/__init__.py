@@ -158,16 +158,22 @@ def build_destination(uri: str, **dependencies: Any) -> Destination:
     return target(spec, **dependencies)  # type: ignore[operator,no-any-return]
 
 
+def record_store(destinations: Sequence[Any]) -> Any:
+    """The store that keeps the relay's own records (announcement markers, the sweep watermark): the first
+    S3 or OSS store in the list, else the first file store, else None. A bucket is seen by every function
+    instance, a directory only by the processes that share it (on Lambda, one instance)."""
+    stores = [d for d in destinations if d.kind == "store"]
+    shared = [d for d in stores if getattr(d, "scheme", "file") in ("s3", "oss")]
+    return (shared or stores or [None])[0]
+
+
 def keep_announcement_records(destinations: Sequence[Any]) -> bool:
     """Give each queue without a ledger a store to record its announcements in; True when a queue is left
     with no record at all (its delivery is at-least-once).
 
-    The record store is the first S3 or OSS store in the list, else the first file store: a bucket is seen
-    by every function instance, a directory only by the processes that share it (on Lambda, one instance).
+    The record store is ``record_store``'s.
     """
-    stores = [d for d in destinations if d.kind == "store"]
-    shared = [d for d in stores if getattr(d, "scheme", "file") in ("s3", "oss")]
-    record = (shared or stores or [None])[0]
+    record = record_store(destinations)
     left_alone = False
     for queue in (d for d in destinations if d.kind == "queue"):
         if record is not None:
