@@ -64,7 +64,7 @@ class Source:
     def __init__(self):
         self.asked = []
 
-    def get_task(self, task_id, *, with_output):
+    def get_task(self, task_id, *, with_output, deadline=None):
         self.asked.append(task_id)
         if task_id.endswith("0"):
             return {"Code": "Throttling.User", "Message": "slow", "HttpStatusCode": 400}

@@ -20,7 +20,7 @@ class FakeSource:
         self.active = self.peak = 0
         self._lock = threading.Lock()
 
-    def get_task(self, task_id, *, with_output):
+    def get_task(self, task_id, *, with_output, deadline=None):
         with self._lock:
             self.calls.append((task_id, with_output))
             self.active += 1
@@ -169,7 +169,7 @@ def test_the_stream_is_a_sliding_window_so_one_slow_task_holds_up_nobody():
     ids = ["t-slow"] + [f"t-{i}" for i in range(10)]
 
     class Slow(FakeSource):
-        def get_task(self, task_id, *, with_output):
+        def get_task(self, task_id, *, with_output, deadline=None):
             time.sleep(0.5 if task_id == "t-slow" else 0.02)
             return super().get_task(task_id, with_output=with_output)
 

@@ -40,7 +40,7 @@ class Source:
     def __init__(self, listing, *, sequential):
         self.listing, self.fetched, self.sequential = listing, [], sequential
 
-    def get_task(self, task_id, *, with_output):
+    def get_task(self, task_id, *, with_output, deadline=None):
         page = int(task_id.split("-")[1])
         if self.sequential:  # with workers a task may start after the next page was taken: checked alone
             # the read-ahead never runs more than one page past the page being delivered

@@ -75,10 +75,7 @@ class Relay:
         return observation
 
     def _fetch(self, task_id: str, with_output: bool, deadline: float | None) -> Observation:
-        if deadline is None:  # a TaskSource need not know about deadlines unless one is given
-            body = self._source.get_task(task_id, with_output=with_output)
-        else:
-            body = self._source.get_task(task_id, with_output=with_output, deadline=deadline)
+        body = self._source.get_task(task_id, with_output=with_output, deadline=deadline)
         return normalize(body, task_id=task_id, observed_at=self._clock())
 
     def deliver(self, observation: Observation) -> Observation:
