@@ -150,3 +150,11 @@ def test_a_create_request_with_a_template_field_for_generate_or_a_repeated_key_i
             api.create(body)
         assert says in caught.value.message
     assert created == []
+
+
+def test_a_prompt_is_capped_by_the_bytes_it_takes_in_the_request_line():
+    # Given prompts under 10,000 characters: 7,000 ASCII letters, and 7,300 non-ASCII ones (9 URL bytes each)
+    # When parsed / Then the ASCII one is accepted, the other refused naming Prompt and its encoded size
+    assert parse_create_request({"Prompt": "a" * 7000}).prompt == "a" * 7000
+    with pytest.raises(InvalidInput, match=r"Prompt takes \d+ bytes in the URL"):
+        parse_create_request({"Prompt": "云" * 7300})
