@@ -24,7 +24,7 @@ from ..model import ResponseLimit
 from ..normalize import replace_surrogates
 from ..relay import Relay, response_records
 from ..taskref import TaskRef, validate_task_id
-from ..tracking import TrackingMessage, delay_for, now_utc
+from ..tracking import TrackingMessage, delay_for, iso, now_utc
 
 MAX_PROMPT = 10_000
 # The SDK sends CreateAITask's Prompt (with TaskType and TemplateType) in the URL's query string, only Template
@@ -370,9 +370,11 @@ def _track(tracker: Any, task_id: str, first_delay_seconds: int) -> str:
     finds it; the task exists, so the request must not fail and invite a duplicate CreateAITask)."""
     if tracker is None:
         return "not_configured"
-    first_seen = now_utc().isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    first_seen = iso(now_utc())
+    # created_at: a task the relay itself created may answer not-found for a while (see the queue consumer)
+    message = TrackingMessage(task_id, 0, first_seen, created_at=first_seen)
     try:
-        tracker.send(TrackingMessage(task_id, 0, first_seen).to_json(), delay_seconds=delay_for(0, first_delay_seconds))
+        tracker.send(message.to_json(), delay_seconds=delay_for(0, first_delay_seconds))
     except RelayError:
         return "failed"
     return "queued"
