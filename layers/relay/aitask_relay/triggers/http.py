@@ -4,7 +4,9 @@
   delivered on the way, as with fetch_task. An error record answers with its kind's status: 404 unknown
   task, 429 throttled, 502 bad upstream response, 503 upstream unavailable, 403 access denied.
 - ``POST /tasks`` with ``{"Prompt", "TaskType", "TemplateType", "Template"}`` → CreateAITask, the new task
-  on the tracking queue, 202 ``{"TaskId", "tracking"}`` and ``Location: /tasks/{id}``.
+  on the tracking queue, 202 ``{"TaskId", "tracking"}`` and ``Location: /tasks/{id}``. When CreateAITask fails in
+  a way that may hide a created task (lost answer, 5xx, garbled body), the task found in ListAITasks is
+  answered the same way, with ``recovered``; if none is found, the failure, not retryable.
 - Invalid input → 400 ``{"error": {...}}`` naming the field; nothing is created or fetched. Text that
   cannot be UTF-8 (a lone UTF-16 surrogate escape) is invalid input.
 """
