@@ -67,6 +67,7 @@ class Task:
     status_reason: str | None = None
     extra_fields: dict[str, Any] = field(default_factory=dict)
     pending_output: bool = False  # answer OutputOption=Enabled with TaskOutput even while running
+    visible_at: float | None = None  # GetAITask/ListAITaskEvents answer 404 before this (read-after-create lag)
     _output_json: str | None = None
 
     def state(self, now: float) -> tuple[str, float]:
@@ -106,6 +107,9 @@ class Fault:
     json_body: Any = None
     truncate: bool = False
     reset: bool = False
+    # The request takes effect first (CreateAITask creates its task), then the fault replaces the answer: a
+    # reset or a 500 that hides a task that exists.
+    after_action: bool = False
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Fault:
@@ -123,6 +127,7 @@ class Fault:
             json_body=data.get("Json"),
             truncate=bool(data.get("Truncate", False)),
             reset=bool(data.get("Reset", False)),
+            after_action=bool(data.get("AfterAction", False)),
         )
 
     def matches(self, action: str, params: dict[str, str]) -> bool:
@@ -153,9 +158,15 @@ class Emulator:
         speed: float = 1.0,
         host: str = "127.0.0.1",
         port: int = 0,
+        read_after_create_lag: float | None = None,
     ) -> None:
         scenario = scenario or {}
         self.clock = Clock(speed)
+        # ROS documents no read-after-create guarantee: a task CreateAITask just made may answer GetAITask
+        # (and ListAITaskEvents) 404 TaskNotFound for this many emulator seconds. ListAITasks lists it at once.
+        self.read_after_create_lag = float(
+            read_after_create_lag if read_after_create_lag is not None else scenario.get("ReadAfterCreateLagSeconds", 0)
+        )
         self.secrets = dict(scenario.get("AccessKeys", {}))
         self.secrets.update(access_keys or {})
         self.create_timeline = scenario.get("CreateTimeline", DEFAULT_CREATE_TIMELINE)
@@ -302,16 +313,23 @@ class Emulator:
         request_id = str(uuid.uuid4()).upper()
         action = (headers.get("x-acs-action") or [""])[0]
         params = dict(parse_qsl(parts.query, keep_blank_values=True))
+        form: dict[str, str] = {}
         content_type = (headers.get("content-type") or [""])[0]
         if body and content_type.startswith("application/x-www-form-urlencoded"):
-            params.update(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
+            form = dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
         record = {
             "action": action,
+            # Where each parameter travelled (the SDK puts CreateAITask's Prompt in the URL, Template in the form)
+            # and the request line's size, as the server read it (http.server refuses one over 65,536 bytes).
+            "query_keys": sorted(params),
+            "form_keys": sorted(form),
+            "request_line_bytes": len(f"{method} {target} HTTP/1.1\r\n".encode()),
             "task_id": params.get("TaskId"),
             "output_option": params.get("OutputOption", "Disabled"),
             "http_status": 200,
             "task_output_bytes": 0,
         }
+        params.update(form)
         with self._lock:  # recorded on arrival: a slow or abandoned answer still counts as an attempt
             self.requests.append(record)
         try:
@@ -321,6 +339,8 @@ class Emulator:
             if (headers.get("x-acs-version") or [""])[0] != API_VERSION:
                 raise ApiError(400, "InvalidVersion", f"Specified version is not {API_VERSION}.")
             fault = self._take_fault(action, params)
+            if fault is not None and fault.after_action:
+                self._dispatch(action, params, request_id)  # its effect stays; its answer is lost
             if fault is not None:
                 if fault.latency_ms:
                     time.sleep(fault.latency_ms / 1000)
@@ -382,7 +402,8 @@ class Emulator:
             raise ApiError(400, "MissingParameter", "The input parameter TaskId that is mandatory is not supplied.")
         with self._lock:
             task = self.tasks.get(task_id)
-        if task is None or task.created_at > self.clock.now():
+        now = self.clock.now()
+        if task is None or task.created_at > now or (task.visible_at is not None and now < task.visible_at):
             raise ApiError(404, "TaskNotFound", f"The AI task ({task_id}) is not found.")
         return task
 
@@ -475,7 +496,7 @@ class Emulator:
         if task_type == "FixTemplate" and not params.get("Template"):
             raise ApiError(400, "MissingParameter", "FixTemplate needs the Template to fix.")
         task_id = f"t-{uuid.uuid4().hex[:20]}"
-        self.add_task(
+        task = self.add_task(
             {
                 "TaskId": task_id,
                 "TaskType": task_type,
@@ -484,6 +505,8 @@ class Emulator:
                 "TaskOutput": generated_output(prompt, template_type),
             }
         )
+        if self.read_after_create_lag > 0:
+            task.visible_at = task.created_at + self.read_after_create_lag
         return {"TaskId": task_id}, None
 
     # --- admin -----------------------------------------------------------------------------------

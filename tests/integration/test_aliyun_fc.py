@@ -191,3 +191,31 @@ def test_the_http_trigger_leaves_out_a_template_that_would_pass_fcs_32_mb(fc, aw
     assert (body["template"], body["template_omitted"]) == (None, "response_size")
     stored = aws.s3.get_object(Bucket=fc.bucket, Key="ros/t-huge/template.tf")["Body"].read()
     assert stored == generate("hcl", size).encode()
+
+
+def test_the_http_trigger_finds_a_task_created_before_a_lost_answer_and_caps_prompt_by_its_url(fc, emulator):
+    # Given CreateAITask that creates its task, then loses the answer (connection reset)
+    emulator.add_fault({"Action": "CreateAITask", "AfterAction": True, "Reset": True})
+
+    def post(prompt):
+        event = {
+            "version": "v1",
+            "rawPath": "/tasks",
+            "body": json.dumps({"Prompt": prompt}),
+            "isBase64Encoded": False,
+            "headers": {},
+            "queryParameters": {},
+            "requestContext": {"http": {"method": "POST", "path": "/tasks"}},
+        }
+        answer = fc("http", event)
+        return answer["statusCode"], json.loads(answer["body"])
+
+    # When a task is asked for through the FC HTTP trigger
+    status, body = post("a vpc")
+    # Then the answer is the task ROS created, found in ListAITasks (the same TaskApi as on AWS)
+    (created,) = emulator.tasks
+    assert status == 202 and body["TaskId"] == created and "ListAITasks" in body["recovered"]
+    # And a prompt too long for CreateAITask's URL is a 400 naming Prompt, with nothing more sent to ROS
+    sent = emulator.stats()["requests"]
+    status, body = post("云" * 7300)
+    assert status == 400 and "Prompt" in body["error"]["message"] and emulator.stats()["requests"] == sent

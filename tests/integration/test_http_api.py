@@ -189,3 +189,98 @@ def test_post_throttled_is_429_after_the_sdk_retries(call, emulator, relay_env):
     status, body, _ = call("POST", "/tasks", {"Prompt": "vpc"})
     assert status == 429 and body["error"]["code"] == "throttled"
     assert emulator.stats()["by_action"].get("CreateAITask") == 2
+
+
+# --- CreateAITask: Prompt travels in the URL; answers lost or failed after the task was created -------------
+
+
+def _request_line(prompt, task_type="GenerateTemplate", template_type=None):
+    """The bytes of the request line the SDK sends for CreateAITask (its query: Prompt, TaskType, TemplateType,
+    urlencoded by darabonba), CRLF included: what http.server reads and limits to 65,536 bytes."""
+    from urllib.parse import urlencode
+
+    query = {"Prompt": prompt, "TaskType": task_type, **({"TemplateType": template_type} if template_type else {})}
+    return len(f"POST /?{urlencode(query)} HTTP/1.1\r\n".encode())
+
+
+def test_post_puts_prompt_in_the_url_and_template_in_the_form(call, emulator):
+    # Given a FixTemplate request / When it is created
+    status, _body, _ = call("POST", "/tasks", {"Prompt": "fix it", "TaskType": "FixTemplate", "Template": YAML})
+    # Then the emulator received Prompt, TaskType and TemplateType in the query string, Template in the form body
+    (received,) = emulator.requests
+    assert status == 202 and received["query_keys"] == ["Prompt", "TaskType"] and received["form_keys"] == ["Template"]
+
+
+def test_post_a_prompt_whose_url_is_too_long_is_400_naming_prompt_and_creates_nothing(call, emulator):
+    # Given a non-ASCII prompt that fits the request line the emulator (http.server) accepts, to the byte,
+    # and the same prompt one character longer (9 bytes more in the URL; still far under 10,000 characters)
+    fill = "云" * 7270
+    prompt = fill + "a" * (65_536 - _request_line(fill))
+    assert _request_line(prompt) == 65_536 and len(prompt) < 10_000
+    # When the longer one is asked for
+    status, answer, _ = call("POST", "/tasks", {"Prompt": prompt + "云"})
+    # Then it is a 400 naming Prompt, and nothing was sent to ROS
+    assert status == 400 and answer["error"]["code"] == "invalid_input" and "Prompt" in answer["error"]["message"]
+    assert emulator.stats()["requests"] == 0
+    # And the one that fits exactly is created (the limit is the emulator's real one, not a guess below it)
+    status, body, _ = call("POST", "/tasks", {"Prompt": prompt})
+    assert status == 202 and emulator.tasks[body["TaskId"]].prompt == prompt
+    assert emulator.requests[-1]["request_line_bytes"] == 65_536
+
+
+def test_a_414_from_create_ai_task_is_invalid_input_naming_prompt(relay_env, emulator):
+    # Given the ROS client called directly with a prompt whose URL is over http.server's limit (the HTTP
+    # route refuses it before calling; this is the answer that still happens when a gateway's limit is lower)
+    from aitask_relay.errors import InvalidInput
+
+    # When CreateAITask is sent / Then the 414 (an HTML page) is invalid input naming Prompt, not a 502
+    with pytest.raises(InvalidInput, match="Prompt") as raised:
+        runtime.ros().create_task(task_type="GenerateTemplate", prompt="云" * 9000)
+    assert raised.value.http_status == 414 and raised.value.retryable is False
+
+
+def test_post_a_413_html_page_is_400_naming_prompt(call, emulator):
+    # Given a gateway that answers CreateAITask with an HTML 413 page
+    emulator.add_fault({"Action": "CreateAITask", "Status": 413, "Body": "<html><body>413 Too Large</body></html>"})
+    # When a task is asked for / Then the answer is 400 invalid_input naming Prompt, not 502
+    status, answer, _ = call("POST", "/tasks", {"Prompt": "vpc"})
+    assert status == 400 and answer["error"]["code"] == "invalid_input" and "Prompt" in answer["error"]["message"]
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [
+        {"Reset": True},  # the answer is lost: the connection is reset after the task was created
+        {"Status": 500, "Code": "InternalError"},  # ROS answers 500 after it created the task
+    ],
+    ids=["lost-answer", "500"],
+)
+def test_post_finds_the_task_created_before_a_failure(call, emulator, relay_env, captured_logs, fault):
+    # Given retries on, an older task with the same prompt, and CreateAITask that creates the task, then fails
+    relay_env.setenv("ROS_MAX_ATTEMPTS", "3")
+    runtime.reset()
+    emulator.add_task({"TaskId": "t-older", "Prompt": "vpc", "CreatedSecondsAgo": 3600})
+    emulator.add_fault({"Action": "CreateAITask", "AfterAction": True, **fault})
+    # When a task is asked for
+    status, body, headers = call("POST", "/tasks", {"Prompt": "vpc"})
+    # Then the relay found the task it created (one CreateAITask, then ListAITasks), not the older one
+    (created,) = [task_id for task_id in emulator.tasks if task_id != "t-older"]
+    assert status == 202 and body["TaskId"] == created and headers["Location"] == f"/tasks/{created}"
+    assert emulator.stats()["by_action"]["CreateAITask"] == 1 and emulator.stats()["by_action"]["ListAITasks"] >= 1
+    # And the answer and the log say it was found after a failure
+    assert "found" in body["recovered"] and "ListAITasks" in body["recovered"]
+    assert any("found" in line["message"] and line.get("task_id") == created for line in captured_logs())
+
+
+def test_post_a_failure_with_no_task_found_is_not_advertised_as_retryable(call, emulator, relay_env):
+    # Given a task created an hour ago with the same prompt, and CreateAITask answering 500 (nothing created)
+    emulator.add_task({"TaskId": "t-older", "Prompt": "vpc", "CreatedSecondsAgo": 3600})
+    emulator.add_fault({"Action": "CreateAITask", "Status": 500, "Code": "InternalError"})
+    # When a task is asked for
+    status, body, _ = call("POST", "/tasks", {"Prompt": "vpc"})
+    # Then the failure is answered (the older task is not taken for it), but not as safe to retry: the task
+    # may exist
+    error = body["error"]
+    assert status == 503 and error["code"] == "upstream_unavailable" and error["retryable"] is False
+    assert "may exist" in error["message"] and "GET /tasks" in error["message"]
+    assert emulator.stats()["by_action"]["ListAITasks"] >= 1

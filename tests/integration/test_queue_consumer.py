@@ -188,3 +188,64 @@ def test_an_event_without_records_is_rejected(relay_env, emulator, invoke, event
     with pytest.raises(InvalidInput, match="Records list"):
         invoke("queue_consumer", event)
     assert emulator.stats()["requests"] == 0
+
+
+# --- not found right after create: ROS documents no read-after-create guarantee ----------------------------
+
+
+def _post(invoke, prompt):
+    from test_http_api import request
+
+    response = invoke("http_api", request("POST", "/tasks", {"Prompt": prompt}))
+    assert response["statusCode"] == 202, response
+    return json.loads(response["body"])["TaskId"]
+
+
+def test_a_task_the_relay_created_that_is_not_found_yet_is_rescheduled_not_reported(wired, aws, emulator, invoke):
+    # Given an emulator whose new tasks answer GetAITask 404 for 60 s, and a task created through POST /tasks
+    emulator.read_after_create_lag = 60
+    task_id = _post(invoke, "vpc")
+    (message,) = tracked(aws, wired["tracking"])
+    assert json.loads(message["Body"])["created_at"].endswith("Z")  # the tracking message carries its creation
+    # When its tracking record is consumed while ROS still answers 404
+    assert invoke("queue_consumer", lambda_event_from([message])) == {"batchItemFailures": []}
+    # Then nothing is reported; it is re-scheduled (one look further on, its creation time carried along)
+    assert aws.receive_all(wired["failures"]) == []
+    (successor,) = tracked(aws, wired["tracking"], delay=2)
+    body = json.loads(successor["Body"])
+    assert body["TaskId"] == task_id and body["attempt"] == 1
+    assert body["created_at"] == json.loads(message["Body"])["created_at"]
+    # And once ROS shows it (and it finished), it is delivered
+    emulator.advance(120)
+    assert invoke("queue_consumer", lambda_event_from([successor])) == {"batchItemFailures": []}
+    assert keys(aws, wired["bucket"]) == [f"{task_id}/task.json", f"{task_id}/template.json"]
+
+
+def test_within_the_grace_period_a_created_task_is_rescheduled_after_it_or_from_outside_reported(
+    wired, aws, emulator, invoke, relay_env
+):
+    # Given a grace of 60 s; a task the relay created a second ago for which ROS answers 400 InvalidParameter
+    # naming TaskId; one it created 61 s ago that ROS does not find; and an id that came from outside (no
+    # creation time) that ROS does not find
+    relay_env.setenv("RELAY_CREATE_GRACE_SECONDS", "60")
+    runtime.reset()
+    emulator.add_task({"TaskId": "t-new", "Status": "RUNNING"})
+    emulator.add_fault(
+        {"TaskId": "t-new", "Status": 400, "Code": "InvalidParameter", "Message": "TaskId is invalid.", "Times": None}
+    )
+
+    def created(seconds_ago):
+        return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - seconds_ago))
+
+    records = [
+        sqs_record(json.dumps({"TaskId": "t-new", "first_seen": created(1), "created_at": created(1)}), "m-new"),
+        sqs_record(json.dumps({"TaskId": "t-lost", "first_seen": created(61), "created_at": created(61)}), "m-lost"),
+        sqs_record(json.dumps({"TaskId": "t-outside"}), "m-outside"),
+    ]
+    # When the batch is consumed
+    assert invoke("queue_consumer", {"Records": records}) == {"batchItemFailures": []}
+    # Then the new task is re-scheduled, not reported; the other two are reported not_found at once
+    (successor,) = tracked(aws, wired["tracking"])
+    assert json.loads(successor["Body"])["TaskId"] == "t-new"
+    reports = {json.loads(m["Body"])["TaskId"]: json.loads(m["Body"]) for m in aws.receive_all(wired["failures"])}
+    assert sorted(reports) == ["t-lost", "t-outside"] and {r["reason"] for r in reports.values()} == {"not_found"}

@@ -88,3 +88,12 @@ def test_the_sweep_catch_up_maximum_defaults_to_a_day_or_the_lookback_and_is_nev
     with pytest.raises(ConfigurationError) as caught:
         load_config({"RELAY_SWEEP_LOOKBACK_SECONDS": "7200", "RELAY_SWEEP_MAX_CATCH_UP_SECONDS": "3600"})
     assert "RELAY_SWEEP_MAX_CATCH_UP_SECONDS" in caught.value.message
+
+
+def test_the_create_grace_period_has_a_default_and_is_validated_at_cold_start():
+    # Given no setting, a valid one and out-of-range ones / Then 120 s, the value, and errors naming it
+    assert load_config({}).create_grace_seconds == 120
+    assert load_config({"RELAY_CREATE_GRACE_SECONDS": "30"}).create_grace_seconds == 30
+    for bad in ("-1", "soon", "100000"):
+        with pytest.raises(ConfigurationError, match="RELAY_CREATE_GRACE_SECONDS"):
+            load_config({"RELAY_CREATE_GRACE_SECONDS": bad})

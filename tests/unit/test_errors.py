@@ -213,3 +213,24 @@ def test_a_record_nested_too_deeply_to_encode_is_never_retryable():
 
     error = destination_error(RecursionError("maximum recursion depth exceeded"), "file:///out")
     assert error.retryable is False and "cannot be encoded (RecursionError)" in error.message
+
+
+
+@pytest.mark.parametrize(
+    ("status", "code", "kept"),
+    [(414, "invalid_input", 414), (413, "invalid_input", 413), (200, "bad_upstream_response", None)],
+)
+def test_an_unparseable_4xx_body_keeps_its_status_and_is_invalid_input(status, code, kept):
+    # Given the SDK's parse failure of an HTML page answered with ``status`` (the answer is kept only in the
+    # retry context the SDK raises UnretryableException with)
+    from types import SimpleNamespace
+
+    try:
+        raise RuntimeError('Failed to parse the value as json format, Value: "<html>414</html>"')
+    except RuntimeError as exc:
+        exc.__context__ = json.JSONDecodeError("x", "doc", 0)
+        answer = SimpleNamespace(status_code=status)
+        wrapped = UnretryableException(RetryPolicyContext(retries_attempted=1, http_response=answer, exception=exc))
+    # When translated / Then a 4xx is a refusal (invalid input, not retryable, its status kept); a 200 as before
+    err = translate(wrapped, "CreateAITask")
+    assert (err.code, err.http_status, err.retryable) == (code, kept, code != "invalid_input")

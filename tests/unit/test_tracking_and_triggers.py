@@ -150,3 +150,24 @@ def test_a_create_request_with_a_template_field_for_generate_or_a_repeated_key_i
             api.create(body)
         assert says in caught.value.message
     assert created == []
+
+
+def test_a_tracking_message_carries_the_creation_time_of_a_task_the_relay_created():
+    # Given a message for a task the relay created (with created_at), and an old message without it
+    body = '{"TaskId": "t-1", "attempt": 2, "first_seen": "2026-01-01T00:00:00Z", "created_at": "2026-01-01T00:00:00Z"}'
+    # When parsed and re-scheduled / Then the creation time survives; the old message still parses, without one
+    (message,) = parse_tracking_body(body)
+    assert message.created_at == "2026-01-01T00:00:00Z"
+    assert json.loads(message.next("2026-01-01T00:00:00Z").to_json())["created_at"] == "2026-01-01T00:00:00Z"
+    (old,) = parse_tracking_body('{"TaskId": "t-1", "attempt": 2}')
+    assert old.created_at is None and "created_at" not in json.loads(old.next("2026-01-01T00:00:00Z").to_json())
+    with pytest.raises(InvalidInput, match="created_at must be"):
+        parse_tracking_body('{"TaskId": "t-1", "created_at": 5}')
+
+
+def test_a_prompt_is_capped_by_the_bytes_it_takes_in_the_request_line():
+    # Given prompts under 10,000 characters: 7,000 ASCII letters, and 7,300 non-ASCII ones (9 URL bytes each)
+    # When parsed / Then the ASCII one is accepted, the other refused naming Prompt and its encoded size
+    assert parse_create_request({"Prompt": "a" * 7000}).prompt == "a" * 7000
+    with pytest.raises(InvalidInput, match=r"Prompt takes \d+ bytes in the URL"):
+        parse_create_request({"Prompt": "云" * 7300})

@@ -92,6 +92,7 @@ class RelayConfig:
     ledger_lease_seconds: int = 120
     tracking_deadline_seconds: int = 24 * 3600
     tracking_first_delay_seconds: int = 30
+    create_grace_seconds: int = 120
     failure_queue: str | None = None
     credentials_secret: str | None = None
     sweep: SweepSettings = SweepSettings()
@@ -138,6 +139,8 @@ def load_config(environ: Mapping[str, str]) -> RelayConfig:
         ledger_lease_seconds=env.integer("RELAY_LEDGER_LEASE_SECONDS", 120, low=5, high=3600),
         tracking_deadline_seconds=tracking_deadline,
         tracking_first_delay_seconds=env.integer("RELAY_TRACKING_FIRST_DELAY_SECONDS", 30, low=0, high=900),
+        # ROS documents no read-after-create guarantee: how long a task the relay created may answer not-found
+        create_grace_seconds=env.integer("RELAY_CREATE_GRACE_SECONDS", 120, low=0, high=3600),
         failure_queue=env.optional("RELAY_FAILURE_QUEUE"),
         credentials_secret=env.optional("ALIBABA_CLOUD_CREDENTIALS_SECRET"),
         sweep=SweepSettings(

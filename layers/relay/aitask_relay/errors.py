@@ -144,6 +144,10 @@ _BY_STATUS: dict[int, ErrorKind] = {
     403: ErrorKind.ACCESS_DENIED,
     404: ErrorKind.NOT_FOUND,
     408: ErrorKind.UPSTREAM_UNAVAILABLE,
+    # A request too large for the gateway (body, or URL: CreateAITask's Prompt travels in the query string);
+    # usually an HTML page, whose status translate() recovers. The same request fails again: bad input.
+    413: ErrorKind.INVALID_INPUT,
+    414: ErrorKind.INVALID_INPUT,
     429: ErrorKind.THROTTLED,
 }
 # Exception classes, by name along the MRO, so this module never imports an SDK. ``None`` means
@@ -209,6 +213,11 @@ def translate(exc: BaseException, action: str) -> RelayError:
     status = getattr(cause, "status_code", None)
     status = status if isinstance(status, int) else None
     request_id = _str_or_none(getattr(cause, "request_id", None))
+    if kind is ErrorKind.BAD_UPSTREAM_RESPONSE and status is None:
+        # A body that is not JSON: a 4xx is a refusal (a gateway's HTML 413/414 page), not a garbled answer.
+        answered = _response_status(exc)
+        if answered is not None and 400 <= answered < 500:
+            status, kind = answered, classify(None, answered)
     if kind is None:
         data = getattr(cause, "data", None)
         return api_error(code, data.get("Message") if isinstance(data, dict) else None, status, request_id)
@@ -331,6 +340,15 @@ def _kind_of_exception(exc: BaseException) -> ErrorKind | None:
                 return _BY_EXCEPTION[cls.__name__]
         seen = seen.__cause__ or seen.__context__
     return ErrorKind.UPSTREAM_UNAVAILABLE
+
+
+def _response_status(exc: BaseException) -> int | None:
+    """The HTTP status of the answer behind an SDK exception, where only the SDK kept it: darabonba raises
+    UnretryableException with its RetryPolicyContext as the argument (args[0]), whose ``http_response`` is the
+    last answer. It is how a body that is not JSON (an HTML error page) keeps its status."""
+    context = exc.args[0] if exc.args else None
+    status = getattr(getattr(context, "http_response", None), "status_code", None)
+    return status if isinstance(status, int) else None
 
 
 def _str_or_none(value: Any) -> str | None:

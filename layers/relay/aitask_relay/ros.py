@@ -10,11 +10,13 @@ import threading
 import time
 from collections.abc import Mapping
 from dataclasses import replace
+from datetime import datetime
 from typing import Any, Protocol
 
 from . import __version__
 from .config import RETRY_MAX_DELAY_MS, RosSettings
-from .errors import UpstreamUnavailable, translate
+from .errors import InvalidInput, UpstreamUnavailable, translate
+from .tracking import parse_time
 
 MIN_CALL_MS = 200  # below this, a call is not started: it could not connect and read an answer
 
@@ -22,6 +24,11 @@ MIN_CALL_MS = 200  # below this, a call is not started: it could not connect and
 # the SDK then waits for the server's hint instead of the backoff.
 THROTTLING_CODES = ["Throttling", "Throttling.User", "Throttling.Api", "Throttling.AK", "RequestLimitExceeded"]
 UNAVAILABLE_CODES = ["ServiceUnavailable", "InternalError"]
+# How far find_created looks: ListAITasks documents no order, no default and no range for MaxResults
+# (https://www.alibabacloud.com/help/en/ros/developer-reference/api-ros-2019-09-10-listaitasks), so a few
+# pages of 50 (its own example value), read whole, with no early stop on the times.
+FIND_PAGES = 3
+FIND_PAGE_SIZE = 50
 
 
 class TaskSource(Protocol):
@@ -75,7 +82,53 @@ class RosClient:
         try:
             return self._create_client.create_aitask(request).body.to_map()  # type: ignore[no-any-return]
         except Exception as exc:
-            raise translate(exc, "CreateAITask") from exc
+            error = translate(exc, "CreateAITask")
+            if isinstance(error, InvalidInput) and error.upstream_code is None:
+                # Refused with no ROS error code: by the gateway in front of ROS, for the request's size (413,
+                # 414, an HTML page). What grows is Prompt, in the URL (the SDK puts it in the query string),
+                # and for a 413 maybe Template, in the form body.
+                fields = "Prompt (in the URL) or Template" if template and error.http_status == 413 else "Prompt"
+                raise InvalidInput(
+                    f"CreateAITask was refused before ROS read it (HTTP {error.http_status}): {fields} is too "
+                    "large for the request ROS's gateway accepts; shorten it",
+                    http_status=error.http_status,
+                    request_id=error.request_id,
+                ) from exc
+            raise error from exc
+
+    def find_created(
+        self, *, task_type: str, prompt: str, since: datetime, deadline: float | None = None
+    ) -> list[str]:
+        """The ids of the tasks ListAITasks shows of ``task_type``, with exactly ``prompt``, created at or after
+        ``since``: the task a failed CreateAITask may have created (ROS takes no idempotency token for it).
+
+        At most FIND_PAGES pages, filtered by TaskType. A CreateTime without a zone is UTC, as the reference
+        says. With a ``deadline`` (time.monotonic()), each page's call ends by then (see :meth:`bounded`).
+        """
+        from alibabacloud_ros20190910 import models
+
+        found: list[str] = []
+        token: str | None = None
+        for _ in range(FIND_PAGES):
+            request = models.ListAITasksRequest(task_type=task_type, max_results=FIND_PAGE_SIZE, next_token=token)
+            try:
+                if deadline is None:
+                    body = self._client.list_aitasks(request).body.to_map()
+                else:
+                    attempts, runtime = self.bounded(deadline, action="ListAITasks")
+                    body = self._client_with(attempts).list_aitasks_with_options(request, runtime).body.to_map()
+            except Exception as exc:
+                raise translate(exc, "ListAITasks") from exc
+            for task in body.get("Tasks") or []:
+                if not isinstance(task, Mapping) or not isinstance(task.get("TaskId"), str):
+                    continue
+                created = parse_time(task.get("CreateTime")) if isinstance(task.get("CreateTime"), str) else None
+                if task.get("TaskType") == task_type and task.get("Prompt") == prompt and created and created >= since:
+                    found.append(task["TaskId"])
+            token = body.get("NextToken") or None
+            if token is None:
+                break
+        return found
 
     def get_task(self, task_id: str, *, with_output: bool, deadline: float | None = None) -> Mapping[str, Any]:
         """Call GetAITask; ``with_output`` asks for TaskOutput (OutputOption=Enabled).
@@ -97,7 +150,7 @@ class RosClient:
         except Exception as exc:  # every SDK failure, translated once, here
             raise translate(exc, "GetAITask") from exc
 
-    def bounded(self, deadline: float) -> tuple[int, Any]:
+    def bounded(self, deadline: float, *, action: str = "GetAITask") -> tuple[int, Any]:
         """(attempts, RuntimeOptions) for a call that must end by ``deadline``: as many attempts as fit
         whole (RosSettings.call_worst_case_ms); if not even one does, one attempt with its connect and read
         timeouts shrunk to the time left. Per-request timeouts in RuntimeOptions take precedence over the
@@ -111,7 +164,7 @@ class RosClient:
             if settings.call_worst_case_ms(attempts) <= left:
                 return attempts, RuntimeOptions()
         if left < MIN_CALL_MS:
-            raise UpstreamUnavailable(f"GetAITask not called: {max(left, 0)} ms left in the invocation")
+            raise UpstreamUnavailable(f"{action} not called: {max(left, 0)} ms left in the invocation")
         connect = min(settings.connect_timeout_ms, left // 2)
         return 1, RuntimeOptions(connect_timeout=connect, read_timeout=left - connect)
 

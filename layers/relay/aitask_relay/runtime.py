@@ -147,6 +147,7 @@ def consumer() -> QueueConsumer:
         failures=failures(),
         deadline_seconds=config().tracking_deadline_seconds,
         first_delay_seconds=config().tracking_first_delay_seconds,
+        create_grace_seconds=config().create_grace_seconds,
         logger=_logger(),
         metrics=_metrics(),
         ros=config().ros,

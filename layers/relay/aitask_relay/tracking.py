@@ -3,7 +3,8 @@
 A tracking message is ``{"TaskId": "t-...", "attempt": 3, "first_seen": "2026-...Z"}`` (``known_status``
 may say the sweeper saw it SUCCESS). A pending task's message is sent again with a growing delay
 (30 s, 60 s, 120 s, ... up to SQS's 900 s), until ``first_seen`` is older than the tracking deadline;
-then the task is reported ``timed_out``.
+then the task is reported ``timed_out``. ``created_at`` is set only for a task the relay itself created (POST
+/tasks): ROS documents no read-after-create guarantee, so such a task may answer not-found for a while.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ class TrackingMessage:
     attempt: int = 0
     first_seen: str | None = None
     known_status: str | None = None
+    created_at: str | None = None  # ISO 8601 UTC; only for a task the relay created (older messages lack it)
 
     @property
     def ref(self) -> TaskRef:
@@ -36,7 +38,7 @@ class TrackingMessage:
 
     def next(self, first_seen: str) -> TrackingMessage:
         """The message that re-schedules this task once more, from ``first_seen`` (see first_seen_of)."""
-        return TrackingMessage(self.task_id, self.attempt + 1, first_seen)
+        return TrackingMessage(self.task_id, self.attempt + 1, first_seen, created_at=self.created_at)
 
     def to_json(self) -> str:
         body: dict[str, Any] = {"TaskId": self.task_id, "attempt": self.attempt}
@@ -44,6 +46,8 @@ class TrackingMessage:
             body["first_seen"] = self.first_seen
         if self.known_status:
             body["known_status"] = self.known_status
+        if self.created_at:
+            body["created_at"] = self.created_at
         return json.dumps(body, separators=(",", ":"))
 
 
@@ -133,7 +137,10 @@ def _tracking_message(data: dict[str, Any]) -> TrackingMessage:
     known = data.get("known_status")
     if known is not None and known not in STATUSES:
         raise InvalidInput(f"known_status must be one of {', '.join(STATUSES)}")
-    return TrackingMessage(task_id, attempt, first_seen, known)
+    created_at = data.get("created_at")
+    if created_at is not None and not isinstance(created_at, str):
+        raise InvalidInput("created_at must be an ISO 8601 time")
+    return TrackingMessage(task_id, attempt, first_seen, known, created_at)
 
 
 def now_utc() -> datetime:

@@ -4,7 +4,9 @@
   delivered on the way, as with fetch_task. An error record answers with its kind's status: 404 unknown
   task, 429 throttled, 502 bad upstream response, 503 upstream unavailable, 403 access denied.
 - ``POST /tasks`` with ``{"Prompt", "TaskType", "TemplateType", "Template"}`` → CreateAITask, the new task
-  on the tracking queue, 202 ``{"TaskId", "tracking"}`` and ``Location: /tasks/{id}``.
+  on the tracking queue, 202 ``{"TaskId", "tracking"}`` and ``Location: /tasks/{id}``. When CreateAITask fails in
+  a way that may hide a created task (lost answer, 5xx, garbled body), the task found in ListAITasks is
+  answered the same way, with ``recovered``; if none is found, the failure, not retryable.
 - Invalid input → 400 ``{"error": {...}}`` naming the field; nothing is created or fetched. Text that
   cannot be UTF-8 (a lone UTF-16 surrogate escape) is invalid input.
 """
@@ -12,22 +14,36 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
-from ..errors import ERROR_KINDS_BY_CODE, BadUpstreamResponse, InvalidInput, RelayError
+from ..config import INVOCATION_RESERVE_MS
+from ..errors import ERROR_KINDS_BY_CODE, BadUpstreamResponse, InvalidInput, RelayError, UpstreamUnavailable
 from ..model import ResponseLimit
 from ..normalize import replace_surrogates
 from ..relay import Relay, response_records
 from ..taskref import TaskRef, validate_task_id
-from ..tracking import TrackingMessage, delay_for, now_utc
+from ..tracking import TrackingMessage, delay_for, iso, now_utc
 
 MAX_PROMPT = 10_000
+# The SDK sends CreateAITask's Prompt (with TaskType and TemplateType) in the URL's query string, only Template
+# in the form body (alibabacloud_ros20190910 3.7.0, Client.create_aitask_with_options; darabonba urlencodes the
+# query: a non-ASCII character takes 6 to 12 bytes). ROS's CreateAITask reference gives no length for Prompt,
+# and no Alibaba Cloud page found documents the URL or request-line limit of ROS's gateway
+# (https://www.alibabacloud.com/help/en/ros/developer-reference/api-ros-2019-09-10-createaitask). The cap is the
+# one the emulator really enforces: Python's http.server answers 414 to a request line over 65,536 bytes, CRLF
+# included. A gateway with a lower limit still answers 413/414, which ros.create_task turns into the same 400.
+MAX_REQUEST_LINE = 65_536
 MAX_TEMPLATE = 512 * 1024  # ROS's template body limit
 TASK_TYPES = ("GenerateTemplate", "FixTemplate")
 TEMPLATE_TYPES = ("ROS", "Terraform")
 JSON = "application/json"
+# How much earlier than our clock ROS's may put a task's CreateTime (clock skew, and CreateTime's whole seconds)
+# when looking for the task a failed CreateAITask may have created.
+CREATE_CLOCK_SKEW = timedelta(seconds=60)
 # Room for what the platform puts around the body (statusCode, headers, isBase64Encoded, cookies).
 ENVELOPE_RESERVE = 8192
 
@@ -92,6 +108,14 @@ def parse_create_request(body: Any) -> CreateRequest:
     template_type = body.get("TemplateType")
     if template_type is not None and template_type not in TEMPLATE_TYPES:
         raise InvalidInput(f"TemplateType must be one of {', '.join(TEMPLATE_TYPES)}")
+    line = create_request_line_bytes(prompt, task_type, template_type)
+    if line > MAX_REQUEST_LINE:
+        from urllib.parse import quote_plus
+
+        raise InvalidInput(
+            f"Prompt takes {len(quote_plus(prompt))} bytes in the URL (percent-encoded UTF-8): CreateAITask's "
+            f"request line would be {line} bytes, over the {MAX_REQUEST_LINE} accepted; shorten the Prompt"
+        )
     template = body.get("Template")
     if task_type == "GenerateTemplate" and "Template" in body:  # even null: the caller meant something by it
         raise InvalidInput("Template is only for TaskType FixTemplate")
@@ -103,6 +127,17 @@ def parse_create_request(body: Any) -> CreateRequest:
         if len(template.encode("utf-8")) > MAX_TEMPLATE:
             raise InvalidInput(f"Template is larger than {MAX_TEMPLATE} bytes")
     return CreateRequest(task_type, prompt, template_type, template)
+
+
+def create_request_line_bytes(prompt: str, task_type: str, template_type: str | None) -> int:
+    """The bytes of the request line the SDK sends for CreateAITask, CRLF included: ``POST /?<query> HTTP/1.1``
+    with the query urlencoded as darabonba does (DaraCore.compose_url; a None value is left out)."""
+    from urllib.parse import urlencode
+
+    query = {"Prompt": prompt, "TaskType": task_type}
+    if template_type is not None:
+        query["TemplateType"] = template_type
+    return len(f"POST /?{urlencode(query)} HTTP/1.1\r\n".encode())
 
 
 _NOT_UTF8 = "cannot be UTF-8 text: it holds a lone UTF-16 surrogate (a \\ud800-\\udfff escape not in a pair)"
@@ -182,8 +217,9 @@ class TaskApi:
         status = 200 if record["error"] is None else ERROR_KINDS_BY_CODE[record["error"]["code"]].http_status
         return Answer(status, record)
 
-    def create(self, body_text: str | None) -> Answer:
-        """POST /tasks with the request body (already base64-decoded)."""
+    def create(self, body_text: str | None, *, deadline: float | None = None) -> Answer:
+        """POST /tasks with the request body (already base64-decoded); the search after a failed CreateAITask
+        ends by ``deadline`` (time.monotonic()) when one is given."""
         try:
             body = json.loads(body_text or "", object_pairs_hook=_unique_keys)
         except ValueError:
@@ -191,12 +227,19 @@ class TaskApi:
         except RecursionError:
             raise InvalidInput("the body nests too deeply") from None
         request = parse_create_request(body)
-        created = self._ros().create_task(
-            task_type=request.task_type,
-            prompt=request.prompt,
-            template_type=request.template_type,
-            template=request.template,
-        )
+        ros, sent_at, recovered = self._ros(), now_utc(), None
+        try:
+            created = ros.create_task(
+                task_type=request.task_type,
+                prompt=request.prompt,
+                template_type=request.template_type,
+                template=request.template,
+            )
+        except (UpstreamUnavailable, BadUpstreamResponse) as failure:
+            # A lost answer, a 5xx or a garbled body may hide a task ROS created, and CreateAITask takes no
+            # idempotency token: look for it before answering a failure that would invite a second one.
+            created = {"TaskId": self._find_created(ros, request, sent_at, failure, deadline)}
+            recovered = f"CreateAITask failed ({failure.code}), and the task was then found in ListAITasks"
         try:
             task_id = validate_task_id(created.get("TaskId"), "CreateAITask's TaskId")
         except InvalidInput as exc:
@@ -208,7 +251,39 @@ class TaskApi:
         tracking = _track(self._tracker(), task_id, self._first_delay)
         if tracking == "failed" and self._logger is not None:
             self._logger.error("task created but not put on the tracking queue", extra={"task_id": task_id})
-        return Answer(202, {"TaskId": task_id, "tracking": tracking}, {"Location": f"/tasks/{task_id}"})
+        answer = {"TaskId": task_id, "tracking": tracking} | ({"recovered": recovered} if recovered else {})
+        return Answer(202, answer, {"Location": f"/tasks/{task_id}"})
+
+    def _find_created(
+        self, ros: Any, request: CreateRequest, sent_at: datetime, failure: RelayError, deadline: float | None
+    ) -> str:
+        """The id of the one task ListAITasks shows for this request since it was sent; else ``failure``, no
+        longer retryable: the task may exist, and a retry could create a second one."""
+        found: list[str] = []
+        try:
+            found = ros.find_created(
+                task_type=request.task_type, prompt=request.prompt, since=sent_at - CREATE_CLOCK_SKEW, deadline=deadline
+            )
+        except RelayError as exc:
+            if self._logger is not None:
+                error = exc.to_record()
+                self._logger.warning("cannot look for the task after CreateAITask failed", extra={"error": error})
+        if len(found) == 1:
+            if self._logger is not None:
+                self._logger.warning(
+                    "task found in ListAITasks after CreateAITask failed",
+                    extra={"task_id": found[0], "error": failure.to_record()},
+                )
+            return found[0]
+        shown = f" (ListAITasks shows {', '.join(found)} with this Prompt since the request)" if found else ""
+        raise type(failure)(
+            f"{failure.message}; the task may exist{shown}: CreateAITask takes no idempotency token, so check "
+            "GET /tasks/{id} or ListAITasks before creating it again",
+            upstream_code=failure.upstream_code,
+            http_status=failure.http_status,
+            request_id=failure.request_id,
+            retryable=False,
+        ) from failure
 
     @staticmethod
     def error(exc: RelayError) -> Answer:
@@ -235,7 +310,9 @@ def build_http_app(api: TaskApi, *, on_rejected: Callable[[InvalidInput], None] 
             text = app.current_event.decoded_body
         except (ValueError, UnicodeDecodeError):
             raise InvalidInput("the body is not valid base64 / UTF-8") from None
-        return respond(api.create(text))
+        remaining = getattr(app.lambda_context, "get_remaining_time_in_millis", None)
+        deadline = time.monotonic() + (remaining() - INVOCATION_RESERVE_MS) / 1000 if callable(remaining) else None
+        return respond(api.create(text, deadline=deadline))
 
     @app.exception_handler(RelayError)
     def relay_error(exc: RelayError) -> Response:
@@ -295,9 +372,11 @@ def _track(tracker: Any, task_id: str, first_delay_seconds: int) -> str:
     finds it; the task exists, so the request must not fail and invite a duplicate CreateAITask)."""
     if tracker is None:
         return "not_configured"
-    first_seen = now_utc().isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    first_seen = iso(now_utc())
+    # created_at: a task the relay itself created may answer not-found for a while (see the queue consumer)
+    message = TrackingMessage(task_id, 0, first_seen, created_at=first_seen)
     try:
-        tracker.send(TrackingMessage(task_id, 0, first_seen).to_json(), delay_seconds=delay_for(0, first_delay_seconds))
+        tracker.send(message.to_json(), delay_seconds=delay_for(0, first_delay_seconds))
     except RelayError:
         return "failed"
     return "queued"

@@ -7,7 +7,10 @@ Every record is settled one of five ways:
   ten to a request, once every record is settled). Deleted.
 - timed_out: still pending past the tracking deadline. Deleted; logged, counted, sent to the failure queue.
 - permanent: an invalid body, an unknown task, access denied, a destination error no retry can fix.
-  Deleted; logged with the reason, counted, sent to the failure queue (when configured).
+  Deleted; logged with the reason, counted, sent to the failure queue (when configured). Except a task the
+  relay created itself (its message has ``created_at``) answered not-found, or 400 on its TaskId, within
+  RELAY_CREATE_GRACE_SECONDS of its creation: ROS documents no read-after-create guarantee, so it is
+  rescheduled like a pending task until the grace period ends.
 - transient: throttled, 5xx, network, a destination down, the tracking or failure queue unreachable, or
   not started for lack of time. A batch item failure: SQS delivers it again, and in the end the queue's
   redrive policy sends it to the DLQ.
@@ -37,7 +40,16 @@ from ..config import INVOCATION_RESERVE_MS, RosSettings
 from ..errors import ConfigurationError, DestinationFailure, InvalidInput
 from ..model import Observation
 from ..relay import Relay, unique_by_task
-from ..tracking import TrackingMessage, age_seconds, delay_for, first_seen_of, iso, now_utc, parse_tracking_body
+from ..tracking import (
+    TrackingMessage,
+    age_seconds,
+    delay_for,
+    first_seen_of,
+    iso,
+    now_utc,
+    parse_time,
+    parse_tracking_body,
+)
 
 _log = logging.getLogger("aitask_relay.consumer")
 
@@ -59,6 +71,7 @@ class QueueConsumer:
         failures: Any = None,
         deadline_seconds: int = 24 * 3600,
         first_delay_seconds: int = 30,
+        create_grace_seconds: int = 120,
         logger: Any = None,
         metrics: Any = None,
         clock: Callable[[], datetime] = now_utc,
@@ -70,6 +83,7 @@ class QueueConsumer:
         self._failures = failures
         self._deadline = deadline_seconds
         self._first_delay = first_delay_seconds
+        self._create_grace = create_grace_seconds
         self._logger = logger or logging.getLogger("aitask_relay")
         self._metrics = metrics
         self._clock = clock
@@ -212,6 +226,12 @@ class QueueConsumer:
         result = observation.result
         if result.error is not None and result.error["retryable"]:
             self._transient(message.task_id, result.error["message"])
+        elif result.error is not None and self._not_readable_yet(message, result.error):
+            self._logger.info(
+                "task created by the relay not readable yet: re-scheduled within the grace period",
+                extra={"task_id": message.task_id, "created_at": message.created_at, "error": result.error},
+            )
+            self._pending(message, record, plan)
         elif result.error is not None:
             plan.reports.append(_Report(message.task_id, result.error["code"], result.error["message"]))
         elif not result.terminal:
@@ -224,6 +244,18 @@ class QueueConsumer:
                 plan.reports.append(
                     _Report(message.task_id, "destination_failure", (delivery.error or {}).get("message"))
                 )
+
+    def _not_readable_yet(self, message: TrackingMessage, error: Mapping[str, Any]) -> bool:
+        """A task the relay created less than RELAY_CREATE_GRACE_SECONDS ago, answered not-found or a 400 on
+        its TaskId: ROS documents no read-after-create guarantee. An id from outside (no created_at) is not."""
+        created = parse_time(message.created_at)
+        if created is None:
+            return False
+        refused = error["code"] == "not_found" or (
+            error["code"] == "invalid_input" and error.get("upstream_code") and "TaskId" in (error["message"] or "")
+        )
+        age = (self._clock() - created).total_seconds()
+        return bool(refused) and 0 <= age < self._create_grace
 
     def _pending(self, message: TrackingMessage, record: Any, plan: _Plan) -> None:
         now = self._clock()
