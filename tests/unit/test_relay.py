@@ -324,3 +324,48 @@ def test_an_unexpected_destination_error_stays_retryable():
     obs = Relay(FakeSource({"t-f": "FAILURE"}), [RecordingDestination(fail=KeyError("x"))]).process(TaskRef("t-f"))
     (failed,) = obs.result.deliveries
     assert failed.error["retryable"] is True and failed.error["message"] == "mem://a: KeyError"
+
+
+class TypedSource:
+    """Answers one task of a given TaskType, SUCCESS, with the given TaskOutput (None: without one)."""
+
+    def __init__(self, task_type, output):
+        self.task_type, self.output = task_type, output
+
+    def get_task(self, task_id, *, with_output, deadline=None):
+        body = {"TaskId": task_id, "Status": "SUCCESS", "TaskType": self.task_type, "RequestId": "R"}
+        if with_output and self.output is not None:
+            body["TaskOutput"] = self.output
+        return body
+
+
+def test_a_task_of_an_unknown_type_is_delivered_when_its_output_holds_a_template():
+    # Given a SUCCESS of a type ROS does not document (GenerateTemplate and FixTemplate are), with a template
+    sink, store = MetricSink(), RecordingDestination()
+    relay = Relay(TypedSource("DeployStack", {"Result": TEMPLATE}), [store], recorder=MetricsRecorder(sink))
+    # When processed
+    (obs,) = relay.process_many([TaskRef("t-new")])
+    # Then it is delivered like any other task
+    assert obs.result.error is None and obs.result.task_type == "DeployStack" and store.seen == ["t-new"]
+    assert sink.counts == {"fetched": 1, "delivered": 1}
+
+
+def test_a_task_of_an_unknown_type_without_a_template_is_a_permanent_counted_failure():
+    # Given a SUCCESS of an unknown type whose output holds no template (a type that may never make one)
+    sink, store = MetricSink(), RecordingDestination()
+    relay = Relay(TypedSource("DeployStack", {"StackId": "s-1"}), [store], recorder=MetricsRecorder(sink))
+    # When processed
+    (obs,) = relay.process_many([TaskRef("t-new")])
+    # Then nothing is delivered; the record is a non-retryable bad_upstream_response naming the type, and counted
+    assert store.seen == []
+    assert obs.result.error["code"] == "bad_upstream_response" and obs.result.error["retryable"] is False
+    assert "DeployStack" in obs.result.error["message"] and obs.result.task_type == "DeployStack"
+    assert sink.counts == {"errors": 1, "errors_bad_upstream_response": 1, "unknown_task_type": 1}
+
+
+def test_a_known_type_without_a_template_stays_retryable_and_is_not_counted_as_unknown():
+    sink = MetricSink()
+    relay = Relay(TypedSource("FixTemplate", {"Other": 1}), [RecordingDestination()], recorder=MetricsRecorder(sink))
+    (obs,) = relay.process_many([TaskRef("t-fix")])
+    assert obs.result.error["code"] == "bad_upstream_response" and obs.result.error["retryable"] is True
+    assert "unknown_task_type" not in sink.counts
