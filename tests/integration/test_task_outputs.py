@@ -214,6 +214,8 @@ def test_a_repeated_sweep_finds_a_workspace_task_held_and_does_not_fetch_it_agai
     emulator.add_task({"TaskId": "t-ws", "Status": "SUCCESS", "TaskOutput": {"Result": TERRAFORM}})
     use(relay_env, f"s3://{bucket}/t/")
     first = invoke("sweeper", {})
+    keys = {o["Key"] for o in aws.s3.list_objects_v2(Bucket=bucket)["Contents"]}
+    assert {f"t/t-ws/workspace/{p}" for p in WORKSPACE} < keys
     emulator.reset_stats()
     # When swept again
     second = invoke("sweeper", {})
@@ -249,30 +251,27 @@ def test_a_task_output_that_is_no_json_object_is_a_permanent_failure_and_nothing
 # --- item 11: task types ROS does not document -----------------------------------------------------------
 
 
-def test_an_unknown_task_type_with_a_template_is_delivered(emulator, fetch_task, out_dir):
-    emulator.add_task({"TaskId": "t-new", "TaskType": "DeployStack", "Status": "SUCCESS",
-                       "TaskOutput": {"Result": YAML}})
-    (record,) = fetch_task({"TaskId": "t-new"})["results"]
-    assert record["error"] is None and record["task_type"] == "DeployStack"
-    assert (out_dir / "t-new" / "template.yaml").read_text() == YAML
-
-
-def test_an_unknown_task_type_without_a_template_is_reported_once_logged_and_counted(
+def test_unknown_task_types_are_delivered_with_a_template_and_reported_logged_and_counted_without(
     emulator, invoke, relay_env, aws, out_dir, captured_logs, capsys
 ):
-    # Given a SUCCESS of an undocumented type whose output holds no template, tracked by the consumer
+    # Given two SUCCESS tasks of an undocumented type, tracked by the consumer: one whose output holds a
+    # template, one whose output holds none
     emulator.add_task({"TaskId": "t-new", "TaskType": "DeployStack", "Status": "SUCCESS",
                        "TaskOutput": {"StackId": "s-1"}})
+    emulator.add_task({"TaskId": "t-new-yaml", "TaskType": "DeployStack", "Status": "SUCCESS",
+                       "TaskOutput": {"Result": YAML}})
     _name, failures = aws.queue()
     relay_env.setenv("RELAY_FAILURE_QUEUE", failures)
     runtime.reset()
-    # When the queue consumer settles it
-    answer = invoke("queue_consumer", {"Records": [sqs_record("t-new")]})
-    # Then the record is settled (not retried), one report names the type, nothing is stored
+    # When the queue consumer settles them
+    answer = invoke("queue_consumer", {"Records": [sqs_record("t-new"), sqs_record("t-new-yaml")]})
+    # Then both records are settled (not retried); the one with a template is delivered
     assert answer == {"batchItemFailures": []}
+    assert (out_dir / "t-new-yaml" / "template.yaml").read_text() == YAML
+    # and the other is reported once, naming the type, with nothing stored
     (report,) = [json.loads(m["Body"]) for m in aws.receive_all(failures)]
     assert report["TaskId"] == "t-new" and "DeployStack" in report["message"]
-    assert not out_dir.exists() or list(out_dir.rglob("*")) == []
+    assert not (out_dir / "t-new").exists()
     # and it was logged with the type, and counted as unknown_task_type
     assert any("DeployStack" in line["message"] for line in captured_logs())
     emf = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]

@@ -123,9 +123,9 @@ def test_unusable_bodies_become_bad_response_records(body, fragment):
 
 def test_task_output_without_result_and_odd_shapes_are_kept_in_output_extra():
     assert normalize(ok(TaskOutput={"Other": [1]}), task_id="t-1", observed_at=T).result.output_extra == {"Other": [1]}
-    assert normalize(ok(TaskOutput="free text"), task_id="t-1", observed_at=T).result.output_extra == {
-        "TaskOutput": "free text"
-    }
+    # a TaskOutput that holds no object is kept as sent, except on a SUCCESS (refused: see the tests below)
+    failed = normalize(ok("FAILURE", TaskOutput="free text"), task_id="t-1", observed_at=T)
+    assert failed.result.output_extra == {"TaskOutput": "free text"}
     numeric = normalize(ok(TaskOutput={"Result": 42}), task_id="t-1", observed_at=T)
     assert numeric.template is None and numeric.result.output_extra == {"Result": 42}
     blank = normalize(ok(TaskOutput={"Result": "  \n"}), task_id="t-1", observed_at=T)

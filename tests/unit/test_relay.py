@@ -339,33 +339,27 @@ class TypedSource:
         return body
 
 
-def test_a_task_of_an_unknown_type_is_delivered_when_its_output_holds_a_template():
-    # Given a SUCCESS of a type ROS does not document (GenerateTemplate and FixTemplate are), with a template
-    sink, store = MetricSink(), RecordingDestination()
-    relay = Relay(TypedSource("DeployStack", {"Result": TEMPLATE}), [store], recorder=MetricsRecorder(sink))
-    # When processed
-    (obs,) = relay.process_many([TaskRef("t-new")])
-    # Then it is delivered like any other task
-    assert obs.result.error is None and obs.result.task_type == "DeployStack" and store.seen == ["t-new"]
-    assert sink.counts == {"fetched": 1, "delivered": 1}
+def test_a_task_of_an_unknown_type_is_delivered_with_a_template_and_is_a_permanent_counted_failure_without():
+    # Given SUCCESS tasks of a type ROS does not document (GenerateTemplate and FixTemplate are), one whose
+    # output holds a template and one whose output holds none (a type that may never make one)
+    def run(task_type, output):
+        sink, store = MetricSink(), RecordingDestination()
+        relay = Relay(TypedSource(task_type, output), [store], recorder=MetricsRecorder(sink))
+        (obs,) = relay.process_many([TaskRef("t-new")])
+        return obs.result, store.seen, sink.counts
 
-
-def test_a_task_of_an_unknown_type_without_a_template_is_a_permanent_counted_failure():
-    # Given a SUCCESS of an unknown type whose output holds no template (a type that may never make one)
-    sink, store = MetricSink(), RecordingDestination()
-    relay = Relay(TypedSource("DeployStack", {"StackId": "s-1"}), [store], recorder=MetricsRecorder(sink))
-    # When processed
-    (obs,) = relay.process_many([TaskRef("t-new")])
-    # Then nothing is delivered; the record is a non-retryable bad_upstream_response naming the type, and counted
-    assert store.seen == []
-    assert obs.result.error["code"] == "bad_upstream_response" and obs.result.error["retryable"] is False
-    assert "DeployStack" in obs.result.error["message"] and obs.result.task_type == "DeployStack"
-    assert sink.counts == {"errors": 1, "errors_bad_upstream_response": 1, "unknown_task_type": 1}
-
-
-def test_a_known_type_without_a_template_stays_retryable_and_is_not_counted_as_unknown():
-    sink = MetricSink()
-    relay = Relay(TypedSource("FixTemplate", {"Other": 1}), [RecordingDestination()], recorder=MetricsRecorder(sink))
-    (obs,) = relay.process_many([TaskRef("t-fix")])
-    assert obs.result.error["code"] == "bad_upstream_response" and obs.result.error["retryable"] is True
-    assert "unknown_task_type" not in sink.counts
+    # When each is processed
+    with_template, delivered_to, counted = run("DeployStack", {"Result": TEMPLATE})
+    without, stored, counts = run("DeployStack", {"StackId": "s-1"})
+    # Then the one with a template is delivered like any other task
+    assert with_template.error is None and with_template.task_type == "DeployStack" and delivered_to == ["t-new"]
+    assert counted == {"fetched": 1, "delivered": 1}
+    # and the other is not: a non-retryable bad_upstream_response naming the type, counted as unknown_task_type
+    assert stored == []
+    assert without.error["code"] == "bad_upstream_response" and without.error["retryable"] is False
+    assert "DeployStack" in without.error["message"] and without.task_type == "DeployStack"
+    assert counts == {"errors": 1, "errors_bad_upstream_response": 1, "unknown_task_type": 1}
+    # while a documented type without a template stays retryable (ROS may not have the output yet)
+    known, _, known_counts = run("FixTemplate", {"Other": 1})
+    assert known.error["code"] == "bad_upstream_response" and known.error["retryable"] is True
+    assert "unknown_task_type" not in known_counts
