@@ -170,6 +170,7 @@ class Emulator:
         self.secrets = dict(scenario.get("AccessKeys", {}))
         self.secrets.update(access_keys or {})
         self.create_timeline = scenario.get("CreateTimeline", DEFAULT_CREATE_TIMELINE)
+        self._terraform_created = 0  # created Terraform tasks alternate between the two shapes (generate.py)
         self.tasks: dict[str, Task] = {}
         self._listing: list[Task] | None = None  # tasks in ListAITasks order, rebuilt after a task is added
         self.list_order = "newest-first"
@@ -496,13 +497,16 @@ class Emulator:
         if task_type == "FixTemplate" and not params.get("Template"):
             raise ApiError(400, "MissingParameter", "FixTemplate needs the Template to fix.")
         task_id = f"t-{uuid.uuid4().hex[:20]}"
+        with self._lock:
+            terraform = self._terraform_created
+            self._terraform_created += template_type == "Terraform"
         task = self.add_task(
             {
                 "TaskId": task_id,
                 "TaskType": task_type,
                 "Prompt": prompt,
                 "Timeline": self.create_timeline,
-                "TaskOutput": generated_output(prompt, template_type),
+                "TaskOutput": generated_output(prompt, template_type, task_type, params.get("Template"), n=terraform),
             }
         )
         if self.read_after_create_lag > 0:

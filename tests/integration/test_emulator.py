@@ -111,3 +111,59 @@ def test_scenario_text_with_lone_surrogates_goes_out_as_json_escapes(emulator, s
     full = sdk.get_aitask(models.GetAITaskRequest(task_id="t-sur", output_option="Enabled")).body.to_map()
     assert full["TaskOutput"] == {"Result": "A: 1\n", "K\udc00": ["y\udbff"]}
     assert emulator.stats()["by_status"] == {"200": 3}
+
+
+# --- TaskOutput shapes for Terraform and FixTemplate tasks (issue 14, item 3) -----------------------------
+
+
+def _created_output(emulator, sdk, **request_args):
+    task_id = sdk.create_aitask(models.CreateAITaskRequest(**request_args)).body.task_id
+    emulator.advance(10)
+    get = models.GetAITaskRequest(task_id=task_id, output_option="Enabled")
+    body = sdk.get_aitask(get).body
+    assert body.status == "SUCCESS"
+    return body.task_output
+
+
+def test_terraform_tasks_come_in_both_shapes_ros_workspace_object_and_hcl_text(emulator, sdk):
+    # Given the emulator's default for created Terraform tasks (both shapes, in turn)
+    # When two GenerateTemplate tasks are created with TemplateType Terraform
+    first = _created_output(emulator, sdk, task_type="GenerateTemplate", prompt="a VPC", template_type="Terraform")
+    second = _created_output(emulator, sdk, task_type="GenerateTemplate", prompt="a VPC", template_type="Terraform")
+    # Then one Result is ROS's Terraform template object (Transform + Workspace of .tf files), the other HCL text
+    (workspace,) = [o["Result"] for o in (first, second) if isinstance(o["Result"], dict)]
+    (hcl,) = [o["Result"] for o in (first, second) if isinstance(o["Result"], str)]
+    assert workspace["ROSTemplateFormatVersion"] == "2015-09-01"
+    assert workspace["Transform"].startswith("Aliyun::Terraform-v1.")
+    assert {"main.tf", "variables.tf", "outputs.tf"} <= set(workspace["Workspace"])
+    assert all(isinstance(text, str) and text for text in workspace["Workspace"].values())
+    assert hcl.startswith(("resource ", "terraform ", "#"))
+    # and a scenario may ask for a large workspace with $generate
+    emulator.add_task({"TaskId": "t-big", "Status": "SUCCESS",
+                       "TaskOutput": {"Result": {"$generate": {"format": "terraform-workspace", "bytes": 50_000}}}})
+    big = sdk.get_aitask(models.GetAITaskRequest(task_id="t-big", output_option="Enabled")).body.task_output
+    assert len(big["Result"]["Workspace"]["main.tf"]) >= 40_000
+
+
+@pytest.mark.parametrize(
+    ("template_type", "template", "shape"),
+    [
+        ("ROS", '{"ROSTemplateFormatVersion": "2015-09-01"}', dict),  # the reference's own example
+        ("Terraform", 'resource "alicloud_vpc" "v" {\n  cidr_block = "10.0.0.0/8"\n}\n', str),
+        ("Terraform", json.dumps({"ROSTemplateFormatVersion": "2015-09-01", "Transform": "Aliyun::Terraform-v1.5",
+                                  "Workspace": {"main.tf": "locals {}\n"}}), dict),
+    ],
+)
+def test_fix_template_answers_a_fixed_template_in_the_shape_it_was_given(emulator, sdk, template_type, template, shape):
+    # Given a FixTemplate task for a template (the docs' example is {"ROSTemplateFormatVersion": "2015-09-01"})
+    output = _created_output(
+        emulator, sdk, task_type="FixTemplate", prompt="fix it", template=template, template_type=template_type
+    )
+    # Then TaskOutput.Result is that template, fixed, in its own shape (an object stays an object)
+    result = output["Result"]
+    assert isinstance(result, shape)
+    if shape is dict:
+        assert result["ROSTemplateFormatVersion"] == "2015-09-01"
+        assert {k: v for k, v in result.items() if k != "Description"} == json.loads(template)
+    else:
+        assert template in result

@@ -182,3 +182,18 @@ def test_a_template_ref_the_queue_refused_goes_again_as_a_record_claim_check():
     data = json.loads(message.body)["data"]
     assert message.record_claim_check and data["record_ref"] == "s3://b/t-m/task.json"
     assert data["template_ref"] == "s3://b/t-m/template.json" and "output_extra" not in data
+
+
+def test_a_terraform_workspace_goes_with_its_file_list_which_a_record_claim_check_leaves_out():
+    # Given a Terraform template in ROS's format with 40 files (a listing of about 4 KB)
+    workspace = {f"modules/m{i}/main.tf": f"locals {{ n = {i} }}\n" for i in range(40)}
+    result = {"ROSTemplateFormatVersion": "2015-09-01", "Transform": "Aliyun::Terraform-v1.5", "Workspace": workspace}
+    observation = success(result)
+    # When announced inline, then for a queue too small for the listing
+    inline = json.loads(build_message(observation, (STORED,), limit=1_000_000, where="q").body)["data"]
+    small = build_message(observation, (STORED,), limit=2000, where="q")
+    # Then the inline message carries template.json's text and the listing
+    assert json.loads(inline["template"]) == result and [f["path"] for f in inline["workspace"]] == list(workspace)
+    # and the record claim check leaves the listing out with the other unbounded fields (task.json has it)
+    data = json.loads(small.body)["data"]
+    assert small.record_claim_check and "workspace" not in data and "workspace" in data["omitted"]

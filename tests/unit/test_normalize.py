@@ -123,9 +123,9 @@ def test_unusable_bodies_become_bad_response_records(body, fragment):
 
 def test_task_output_without_result_and_odd_shapes_are_kept_in_output_extra():
     assert normalize(ok(TaskOutput={"Other": [1]}), task_id="t-1", observed_at=T).result.output_extra == {"Other": [1]}
-    assert normalize(ok(TaskOutput="free text"), task_id="t-1", observed_at=T).result.output_extra == {
-        "TaskOutput": "free text"
-    }
+    # a TaskOutput that holds no object is kept as sent, except on a SUCCESS (refused: see the tests below)
+    failed = normalize(ok("FAILURE", TaskOutput="free text"), task_id="t-1", observed_at=T)
+    assert failed.result.output_extra == {"TaskOutput": "free text"}
     numeric = normalize(ok(TaskOutput={"Result": 42}), task_id="t-1", observed_at=T)
     assert numeric.template is None and numeric.result.output_extra == {"Result": 42}
     blank = normalize(ok(TaskOutput={"Result": "  \n"}), task_id="t-1", observed_at=T)
@@ -310,3 +310,107 @@ def test_an_answer_nested_too_deeply_to_store_is_a_non_retryable_bad_response():
         assert record.error["code"] == "bad_upstream_response" and record.error["retryable"] is False
         assert "nests too deeply" in record.error["message"] and record.request_id == "R-1"
         record.to_json_bytes()
+
+
+# --- TaskOutput shapes (issue 14, item 3) ----------------------------------------------------------------
+
+WORKSPACE_RESULT = {
+    "ROSTemplateFormatVersion": "2015-09-01",
+    "Transform": "Aliyun::Terraform-v1.5",
+    "Workspace": {
+        "main.tf": 'module "my_vpc" {\n  source = "./modules/vpc"\n}\n',
+        "variables.tf": 'variable "zone_id" {\n  type = string\n}\n',
+        "modules/vpc/main.tf": 'resource "alicloud_vpc" "vpc" {\n  cidr_block = "172.16.0.0/12"\n}\n',
+    },
+}
+
+
+def test_a_task_output_that_is_json_object_text_is_read_as_the_object():
+    # Given a SUCCESS whose TaskOutput came as a string holding a JSON object (with Result and another key)
+    text = json.dumps({"Result": ROS_OBJECT, "Explanation": "why"})
+    # When normalized
+    obs = normalize(ok(TaskOutput=text), task_id="t-1", observed_at=T)
+    # Then it is exactly as if the object had been sent
+    same = normalize(ok(TaskOutput={"Result": ROS_OBJECT, "Explanation": "why"}), task_id="t-1", observed_at=T)
+    assert obs.template == same.template and obs.template is not None
+    assert obs.result == same.result and obs.result.output_extra == {"Explanation": "why"}
+
+
+@pytest.mark.parametrize("text", ["free text", "[1, 2]", '"a json string"', "42", "{not json"])
+def test_a_success_whose_task_output_is_not_an_object_is_refused_for_good(text):
+    # Given a SUCCESS whose TaskOutput is a string that holds no JSON object (the reference documents an object)
+    obs = normalize(ok(TaskOutput=text), task_id="t-1", observed_at=T)
+    # Then nothing is to be stored: a non-retryable bad_upstream_response (ROS answers the same on every retry)
+    assert obs.template is None and obs.result.status is None
+    assert obs.result.error["code"] == "bad_upstream_response" and obs.result.error["retryable"] is False
+    assert "TaskOutput" in obs.result.error["message"]
+
+
+def test_a_terraform_workspace_is_kept_as_template_json_and_listed_file_by_file():
+    # Given a SUCCESS whose Result is ROS's Terraform template object (Transform + Workspace)
+    obs = normalize(ok(TaskOutput={"Result": WORKSPACE_RESULT}), task_id="t-1", observed_at=T)
+    # Then the template is template.json, byte-for-byte the object as today
+    assert obs.template.filename == "template.json"
+    assert obs.template.body == json.dumps(WORKSPACE_RESULT, indent=2, ensure_ascii=False).encode()
+    # and each workspace file is there with its bytes and sha256, in ROS's order, and listed in the record
+    files = [(f.path, f.body) for f in obs.template.files]
+    assert files == [(p, t.encode()) for p, t in WORKSPACE_RESULT["Workspace"].items()]
+    assert obs.result.to_dict()["workspace"] == [
+        {"path": p, "sha256": hashlib.sha256(t.encode()).hexdigest(), "bytes": len(t.encode())}
+        for p, t in WORKSPACE_RESULT["Workspace"].items()
+    ]
+
+
+def test_a_terraform_workspace_sent_as_json_text_is_listed_too_and_the_text_stays_byte_exact():
+    text = json.dumps(WORKSPACE_RESULT)
+    obs = normalize(ok(TaskOutput={"Result": text}), task_id="t-1", observed_at=T)
+    assert obs.template.body == text.encode() and obs.template.filename == "template.json"
+    assert [f.path for f in obs.template.files] == list(WORKSPACE_RESULT["Workspace"])
+
+
+def test_a_template_that_is_not_a_workspace_has_no_workspace_field():
+    obs = normalize(ok(TaskOutput={"Result": ROS_OBJECT}), task_id="t-1", observed_at=T)
+    assert obs.template.files is None and "workspace" not in obs.result.to_dict()
+
+
+@pytest.mark.parametrize(
+    ("workspace", "names"),
+    [
+        ({"../x.tf": "a"}, "'../x.tf'"),
+        ({"/etc/passwd": "a"}, "'/etc/passwd'"),
+        ({"a//b.tf": "a"}, "'a//b.tf'"),
+        ({"a\\b.tf": "a"}, "'a\\\\b.tf'"),
+        ({".": "a"}, "'.'"),
+        ({"": "a"}, "''"),
+        ({"a/./b.tf": "a"}, "'a/./b.tf'"),
+        ({"dir/": "a"}, "'dir/'"),
+        ({"a\x00.tf": "a"}, "'a\\x00.tf'"),
+        ({"a\ud800.tf": "a"}, "'a\\ud800.tf'"),
+        ({"模块.tf": "a"}, "'\\u6a21\\u5757.tf'"),
+        ({"with space.tf": "a"}, "'with space.tf'"),
+        ({"x" * 1025: "a"}, "longer than 1024"),
+        ({"d/" + "x" * 256: "a"}, "longer than 255"),
+        ({"Main.tf": "a", "main.tf": "b"}, "'main.tf'"),
+        ({"mod": "a", "mod/main.tf": "b"}, "'mod'"),
+        ({"main.tf": 42}, "'main.tf'"),
+        ({"main.tf": None}, "'main.tf'"),
+        ({"main.tf": "bad \ud800"}, "'main.tf'"),
+    ],
+)
+def test_a_hostile_workspace_path_refuses_the_task_for_good_naming_the_path(workspace, names):
+    # Given a Terraform workspace with a path that could leave the task's folder, or collide, or is no text
+    result = {"ROSTemplateFormatVersion": "2015-09-01", "Transform": "Aliyun::Terraform-v1.2", "Workspace": workspace}
+    # When normalized
+    obs = normalize(ok(TaskOutput={"Result": result}), task_id="t-1", observed_at=T)
+    # Then nothing is to be stored, the error is not retryable and names the path (ASCII-escaped)
+    assert obs.template is None and obs.result.status is None
+    error = obs.result.error
+    assert error["code"] == "bad_upstream_response" and error["retryable"] is False
+    assert names in error["message"], error["message"]
+    obs.result.to_json_bytes().decode("utf-8")
+
+
+def test_a_terraform_transform_whose_workspace_is_not_an_object_is_refused():
+    result = {"ROSTemplateFormatVersion": "2015-09-01", "Transform": "Aliyun::Terraform-v1.5", "Workspace": "x"}
+    error = normalize(ok(TaskOutput={"Result": result}), task_id="t-1", observed_at=T).result.error
+    assert error["retryable"] is False and "Workspace" in error["message"]

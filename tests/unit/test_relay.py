@@ -324,3 +324,42 @@ def test_an_unexpected_destination_error_stays_retryable():
     obs = Relay(FakeSource({"t-f": "FAILURE"}), [RecordingDestination(fail=KeyError("x"))]).process(TaskRef("t-f"))
     (failed,) = obs.result.deliveries
     assert failed.error["retryable"] is True and failed.error["message"] == "mem://a: KeyError"
+
+
+class TypedSource:
+    """Answers one task of a given TaskType, SUCCESS, with the given TaskOutput (None: without one)."""
+
+    def __init__(self, task_type, output):
+        self.task_type, self.output = task_type, output
+
+    def get_task(self, task_id, *, with_output, deadline=None):
+        body = {"TaskId": task_id, "Status": "SUCCESS", "TaskType": self.task_type, "RequestId": "R"}
+        if with_output and self.output is not None:
+            body["TaskOutput"] = self.output
+        return body
+
+
+def test_a_task_of_an_unknown_type_is_delivered_with_a_template_and_is_a_permanent_counted_failure_without():
+    # Given SUCCESS tasks of a type ROS does not document (GenerateTemplate and FixTemplate are), one whose
+    # output holds a template and one whose output holds none (a type that may never make one)
+    def run(task_type, output):
+        sink, store = MetricSink(), RecordingDestination()
+        relay = Relay(TypedSource(task_type, output), [store], recorder=MetricsRecorder(sink))
+        (obs,) = relay.process_many([TaskRef("t-new")])
+        return obs.result, store.seen, sink.counts
+
+    # When each is processed
+    with_template, delivered_to, counted = run("DeployStack", {"Result": TEMPLATE})
+    without, stored, counts = run("DeployStack", {"StackId": "s-1"})
+    # Then the one with a template is delivered like any other task
+    assert with_template.error is None and with_template.task_type == "DeployStack" and delivered_to == ["t-new"]
+    assert counted == {"fetched": 1, "delivered": 1}
+    # and the other is not: a non-retryable bad_upstream_response naming the type, counted as unknown_task_type
+    assert stored == []
+    assert without.error["code"] == "bad_upstream_response" and without.error["retryable"] is False
+    assert "DeployStack" in without.error["message"] and without.task_type == "DeployStack"
+    assert counts == {"errors": 1, "errors_bad_upstream_response": 1, "unknown_task_type": 1}
+    # while a documented type without a template stays retryable (ROS may not have the output yet)
+    known, _, known_counts = run("FixTemplate", {"Other": 1})
+    assert known.error["code"] == "bad_upstream_response" and known.error["retryable"] is True
+    assert "unknown_task_type" not in known_counts

@@ -92,3 +92,20 @@ def test_unicode_repaired_is_optional_and_never_empty():
     VALIDATOR.validate(record)
     with pytest.raises(jsonschema.ValidationError):
         VALIDATOR.validate({**plain, "unicode_repaired": []})
+
+
+def test_a_workspace_record_validates_and_records_without_the_field_still_do():
+    # Given a Terraform task in ROS's format (Transform + Workspace) and a record from before the field
+    result = {"ROSTemplateFormatVersion": "2015-09-01", "Transform": "Aliyun::Terraform-v1.5",
+              "Workspace": {"main.tf": "a = 1\n", "modules/vpc/main.tf": "b = 2\n"}}
+    body = {"TaskId": "t-1", "Status": "SUCCESS", "TaskOutput": {"Result": result}}
+    record = normalize(body, task_id="t-1", observed_at=T).result.to_dict()
+    older = {k: v for k, v in record.items() if k != "workspace"}
+    # Then both validate (the field is additive and optional), and a listing entry must have its three fields
+    assert [f["path"] for f in record["workspace"]] == ["main.tf", "modules/vpc/main.tf"]
+    VALIDATOR.validate(record)
+    VALIDATOR.validate(older)
+    with pytest.raises(jsonschema.ValidationError):
+        VALIDATOR.validate({**record, "workspace": [{"path": "main.tf"}]})
+    with pytest.raises(jsonschema.ValidationError):
+        VALIDATOR.validate({**record, "workspace": [{**record["workspace"][0], "path": "../x"}]})

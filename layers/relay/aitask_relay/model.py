@@ -15,12 +15,30 @@ Outcome = Literal["created", "already_present", "failed"]
 
 
 @dataclass(frozen=True, slots=True)
+class TemplateFile:
+    """One file of a Terraform workspace: its path inside the workspace (checked by workspace.check_path),
+    its UTF-8 bytes and their sha256."""
+
+    path: str
+    body: bytes
+    sha256: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"path": self.path, "sha256": self.sha256, "bytes": len(self.body)}
+
+
+@dataclass(frozen=True, slots=True)
 class Template:
-    """Exactly the bytes that are stored, with their format, sha256 and size."""
+    """Exactly the bytes that are stored, with their format, sha256 and size.
+
+    ``files``: for a Terraform template in ROS's format (Transform + Workspace), its workspace files, which
+    the stores also write one by one; None for any other template.
+    """
 
     body: bytes
     format: TemplateFormat
     sha256: str
+    files: tuple[TemplateFile, ...] | None = None
 
     @property
     def size(self) -> int:
@@ -71,6 +89,9 @@ class TaskResult:
     # replaced by U+FFFD (see normalize). Written only when there is one, so every other record stays valid
     # under a schema copy that predates the field.
     unicode_repaired: tuple[str, ...] = ()
+    # The workspace files of a Terraform template (path, sha256, bytes), each stored under
+    # <task_id>/workspace/<path>; None (and absent from the record) when the template is not one.
+    workspace: tuple[dict[str, Any], ...] | None = None
 
     @property
     def failed_deliveries(self) -> tuple[Delivery, ...]:
@@ -98,6 +119,8 @@ class TaskResult:
         }
         if self.unicode_repaired:
             record["unicode_repaired"] = list(self.unicode_repaired)
+        if self.workspace is not None:
+            record["workspace"] = [dict(entry) for entry in self.workspace]
         return record
 
     def to_json_bytes(self) -> bytes:

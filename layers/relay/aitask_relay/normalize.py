@@ -25,8 +25,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from .errors import BadUpstreamResponse, RelayError, api_error
-from .model import Observation, TaskResult, Template, TemplateFormat
+from .model import Observation, TaskResult, Template, TemplateFile, TemplateFormat
 from .taskref import STATUSES, TERMINAL_STATUSES
+from .workspace import TERRAFORM_TRANSFORM, WorkspaceError, files_of, is_terraform
 
 # A Terraform block opener at the start of a line: `resource "a" "b" {`, `terraform {`, `locals {`. It is
 # searched as "\n" + opener (plus a match at 0): a pattern with a literal first character lets the regex
@@ -93,7 +94,17 @@ def _normalize(body: object, task_id: str, observed_at: str) -> Observation:
     if status not in STATUSES:
         return _bad(task_id, f"GetAITask answered an unknown Status {_opt_str(status)!r}", request_id, observed_at)
 
-    template, output_extra = extract_template(body.get("TaskOutput"))
+    task_output = _as_object(body.get("TaskOutput"))
+    if status == "SUCCESS" and task_output is not None and not isinstance(task_output, Mapping):
+        # The reference documents an object; a string that holds none is no template ROS will ever send
+        # differently, so it is reported, not retried (and never stored as a SUCCESS without a template).
+        error = BadUpstreamResponse(
+            f"GetAITask answered SUCCESS with a TaskOutput that is {_describe(task_output)}, not an object",
+            request_id=request_id,
+            retryable=False,
+        )
+        return error_observation(task_id, error, observed_at)
+    template, output_extra = extract_template(task_output)
     if isinstance(template, RelayError):
         return error_observation(task_id, template, observed_at, request_id=request_id)
     result = TaskResult(
@@ -108,24 +119,39 @@ def _normalize(body: object, task_id: str, observed_at: str) -> Observation:
         template_sha256=template.sha256 if template else None,
         template_bytes=template.size if template else None,
         output_extra=output_extra,
+        workspace=None if template is None or template.files is None else tuple(f.to_dict() for f in template.files),
     )
     return Observation(_repaired(result), template)
 
 
 def error_observation(
-    task_id: str, error: RelayError, observed_at: str, *, request_id: str | None = None
+    task_id: str,
+    error: RelayError,
+    observed_at: str,
+    *,
+    request_id: str | None = None,
+    task_type: str | None = None,
 ) -> Observation:
-    """The record of a task whose state could not be learned (or whose answer was an API error)."""
+    """The record of a task whose state could not be learned (or whose answer was an API error, or that
+    cannot be delivered); ``task_type`` when it is what the error is about."""
     record = error.to_record()
     if record["request_id"] is None:
         record["request_id"] = request_id
-    return Observation(
-        _repaired(TaskResult(task_id=task_id, observed_at=observed_at, request_id=record["request_id"], error=record))
+    result = TaskResult(
+        task_id=task_id, observed_at=observed_at, task_type=task_type, request_id=record["request_id"], error=record
     )
+    return Observation(_repaired(result))
 
 
 def extract_template(task_output: object) -> tuple[Template | RelayError | None, dict[str, Any]]:
-    """Split TaskOutput into the template (from ``Result``) and every other key (``output_extra``)."""
+    """Split TaskOutput into the template (from ``Result``) and every other key (``output_extra``).
+
+    TaskOutput sent as JSON text is read as the object it holds. A ``Result`` that is ROS's Terraform
+    template object (``Transform: Aliyun::Terraform-v1.x`` and a ``Workspace`` of files; as an object or as
+    JSON text) keeps its one template (stored as template.json) and lists its files (see workspace.py); a
+    workspace whose paths the stores must not write is a non-retryable bad_upstream_response naming the path.
+    """
+    task_output = _as_object(task_output)
     if task_output is None:
         return None, {}
     if not isinstance(task_output, Mapping):
@@ -135,15 +161,42 @@ def extract_template(task_output: object) -> tuple[Template | RelayError | None,
     try:
         if isinstance(result, (dict, list)):
             # ensure_ascii=False keeps non-ASCII text readable; dict order is the order ROS sent.
-            return _template(json.dumps(result, indent=2, ensure_ascii=False).encode("utf-8"), "json"), extra
+            files = _workspace_files(result)  # first: a bad path is named even when the text is bad too
+            body = json.dumps(result, indent=2, ensure_ascii=False).encode("utf-8")
+            return _template(body, "json", files), extra
         if isinstance(result, str) and result and not result.isspace():  # no copy of a large template
-            return _template(result.encode("utf-8"), detect_format(result)), extra
+            fmt = detect_format(result)
+            files = _workspace_files(json.loads(result)) if fmt == "json" and TERRAFORM_TRANSFORM in result else None
+            return _template(result.encode("utf-8"), fmt, files), extra
     except UnicodeEncodeError:
         # Lone surrogates from a \ud800 escape: no UTF-8 file can hold them, retrying will not help.
         return BadUpstreamResponse("TaskOutput.Result is not valid Unicode text", retryable=False), extra
+    except WorkspaceError as exc:
+        return BadUpstreamResponse(f"TaskOutput.Result is a Terraform template whose {exc}", retryable=False), extra
     if result is not None:
         extra["Result"] = result
     return None, extra
+
+
+def _as_object(task_output: object) -> object:
+    """TaskOutput, with a string that holds a JSON object read as that object, and a blank one as absent."""
+    if not isinstance(task_output, str):
+        return task_output
+    if not task_output.strip():
+        return None
+    try:
+        parsed = json.loads(task_output)
+    except ValueError:
+        return task_output
+    return parsed if isinstance(parsed, Mapping) else task_output
+
+
+def _workspace_files(template: object) -> tuple[TemplateFile, ...] | None:
+    return files_of(template) if is_terraform(template) else None
+
+
+def _describe(value: object) -> str:
+    return "a string that holds no JSON object" if isinstance(value, str) else f"a JSON {type(value).__name__}"
 
 
 def detect_format(text: str) -> TemplateFormat:
@@ -169,8 +222,8 @@ def detect_format(text: str) -> TemplateFormat:
     return "yaml" if not line[:1].isspace() and _YAML_KEY.match(line) else "text"
 
 
-def _template(body: bytes, fmt: TemplateFormat) -> Template:
-    return Template(body=body, format=fmt, sha256=hashlib.sha256(body).hexdigest())
+def _template(body: bytes, fmt: TemplateFormat, files: tuple[TemplateFile, ...] | None = None) -> Template:
+    return Template(body=body, format=fmt, sha256=hashlib.sha256(body).hexdigest(), files=files)
 
 
 def _bad(task_id: str, message: str, request_id: str | None, observed_at: str) -> Observation:

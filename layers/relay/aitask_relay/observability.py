@@ -15,6 +15,7 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
 from .errors import InvalidInput
+from .taskref import TASK_TYPES
 
 SERVICE = "aitask-relay"
 NAMESPACE = "AITaskRelay"
@@ -46,7 +47,7 @@ def capture_lambda_handler(handler: Callable[..., Any]) -> Callable[..., Any]:
 
 class MetricsRecorder:
     """Adds one set of counts per TaskResult: fetched (or not_refetched: every store already held it),
-    pending, failed, delivered, already_delivered, delivery_failed, errors by code."""
+    pending, failed, delivered, already_delivered, delivery_failed, errors by code, unknown_task_type."""
 
     def __init__(self, sink: Any) -> None:
         self._sink = sink
@@ -56,6 +57,8 @@ class MetricsRecorder:
         if result.error is not None:
             counts["errors"] = 1
             counts[f"errors_{result.error['code']}"] = 1
+            if result.task_type is not None and result.task_type not in TASK_TYPES:
+                counts["unknown_task_type"] = 1  # a type ROS does not document, with nothing to deliver
         else:
             counts["fetched" if fetched else "not_refetched"] = 1
             if not result.terminal:

@@ -14,7 +14,7 @@ from .errors import BadUpstreamResponse, RelayError, destination_error
 from .model import TEMPLATE_OMITTED, Delivery, Observation, ResponseLimit, TaskResult
 from .normalize import error_observation, normalize, now_iso
 from .ros import TaskSource
-from .taskref import TERMINAL_STATUSES, TaskRef
+from .taskref import TASK_TYPES, TERMINAL_STATUSES, TaskRef
 from .triggers.direct import FetchRequest
 
 
@@ -55,9 +55,14 @@ class Relay:
         A caller that already knows the task succeeded (``known_status``) skips the probe. With a
         ``deadline`` (time.monotonic()), every ROS call ends by then (fewer attempts, shorter timeouts).
 
-        A SUCCESS whose output holds no usable template (no ``Result``, or an empty one) is a retryable
-        ``bad_upstream_response``: storing its ``task.json`` alone would count it as delivered for good,
-        and a later sweep would never fetch the template once ROS has it.
+        A SUCCESS whose output holds no usable template (no ``Result``, or an empty one) is never stored:
+        its ``task.json`` alone would count it as delivered for good. For the types ROS documents
+        (GenerateTemplate, FixTemplate) it is a retryable ``bad_upstream_response``, and a later attempt
+        delivers it once ROS has the template. A type ROS does not document is delivered like the others
+        when its output holds a template; without one it is a non-retryable ``bad_upstream_response`` that
+        names the type (counted as ``unknown_task_type``): CreateAITask's reference speaks of capabilities
+        up to deploying stacks, a type that may never produce a template, so retrying would only hold the
+        task (and a sweep's watermark) until its deadline, while a report says at once what happened.
         """
         try:
             with_output = ref.known_status == "SUCCESS"
@@ -66,6 +71,14 @@ class Relay:
                 observation = self._fetch(ref.task_id, True, deadline)
             result = observation.result
             if result.status == "SUCCESS" and result.error is None and observation.template is None:
+                if result.task_type is not None and result.task_type not in TASK_TYPES:
+                    error = BadUpstreamResponse(
+                        f"task type {result.task_type!r} is not one ROS documents (GenerateTemplate, FixTemplate) "
+                        "and its TaskOutput holds no template (Result): nothing to deliver",
+                        request_id=result.request_id,
+                        retryable=False,
+                    )
+                    return error_observation(ref.task_id, error, self._clock(), task_type=result.task_type)
                 raise BadUpstreamResponse(
                     "GetAITask answered SUCCESS without a usable template (TaskOutput.Result)",
                     request_id=result.request_id,

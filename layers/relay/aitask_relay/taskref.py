@@ -11,6 +11,10 @@ from .errors import InvalidInput
 TASK_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 STATUSES = ("PENDING", "WAITING", "RUNNING", "SUCCESS", "FAILURE")
 TERMINAL_STATUSES = frozenset({"SUCCESS", "FAILURE"})
+# The task types GetAITask's reference documents
+# (https://www.alibabacloud.com/help/en/ros/developer-reference/api-ros-2019-09-10-getaitask); others are
+# delivered when their output holds a template (see Relay.observe).
+TASK_TYPES = frozenset({"GenerateTemplate", "FixTemplate"})
 
 
 @dataclass(frozen=True, slots=True)

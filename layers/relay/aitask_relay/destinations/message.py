@@ -7,11 +7,12 @@ the relay observed the task, and ``data`` the TaskResult (with ``deliveries: []`
 becomes a claim check, in two steps, each taken only when the one before does not fit:
 
 1. ``template`` is replaced by ``template_ref``, the URI of the stored template;
-2. (a record claim check) the record's unbounded fields (``status_reason``, ``output_extra`` and
-   ``unicode_repaired`` when present: ROS's text and TaskOutput, any size) are left out too; ``data`` keeps
-   the small fixed fields and gains ``record_ref``, the URI of the stored ``task.json`` that holds the full
-   record, and ``omitted``, the names of the fields left out. A FAILURE (``template: null``) takes this
-   step directly. ``record_ref`` and ``omitted`` are message-only fields; a record never holds them.
+2. (a record claim check) the record's unbounded fields (``status_reason``, ``output_extra``, and
+   ``unicode_repaired`` and ``workspace`` when present: ROS's text and TaskOutput, any size) are left out
+   too; ``data`` keeps the small fixed fields and gains ``record_ref``, the URI of the stored ``task.json``
+   that holds the full record, and ``omitted``, the names of the fields left out. A FAILURE
+   (``template: null``) takes this step directly. ``record_ref`` and ``omitted`` are message-only fields;
+   a record never holds them.
 
 A claim check names a copy every consumer can read: an S3 or OSS object. A ``file://`` path is on the
 function's own disk, so it is named only when file stores are the only stores configured. Every store
@@ -81,7 +82,7 @@ def claim_ref(stored: Sequence[Delivery]) -> str | None:
 
 
 # The fields of a record whose size ROS decides; a record claim check leaves them out (record_ref has them).
-UNBOUNDED_FIELDS = ("status_reason", "output_extra", "unicode_repaired")
+UNBOUNDED_FIELDS = ("status_reason", "output_extra", "unicode_repaired", "workspace")
 
 
 def record_ref(stored: Sequence[Delivery]) -> str | None:

@@ -2,7 +2,10 @@
 
 Layout: ``<prefix><task_id>/template.<ext>`` then ``<prefix><task_id>/task.json``. The template goes
 first and ``task.json`` last, so a ``task.json`` means the delivery is complete; a retry after a crash
-between the two creates only what is missing. Both objects carry the task's ``status`` and the template's
+between the two creates only what is missing. A Terraform template in ROS's format (see workspace.py) also
+has each workspace file written, before the template, at ``<prefix><task_id>/workspace/<path>``; every path
+is checked again here (workspace.path_problem), so no key can leave the task's folder whatever built the
+observation. Both objects carry the task's ``status`` and the template's
 file name (``template``) as user metadata (x-amz-meta-* / x-oss-meta-*), so a HEAD of ``task.json`` says
 which delivery a store holds without reading it.
 
@@ -30,6 +33,8 @@ from typing import Any, Literal, NamedTuple
 from ..errors import DestinationFailure, InvalidInput
 from ..model import EXTENSIONS, Delivery, Observation, TaskResult
 from ..taskref import validate_task_id
+from ..workspace import FOLDER as WORKSPACE_FOLDER
+from ..workspace import path_problem, show
 
 CONTENT_TYPES: dict[str, str] = {
     "json": "application/json",
@@ -69,6 +74,9 @@ class ObjectStore:
         metadata = object_metadata(result)
         created = False
         if template is not None:
+            files = [(folder + self._workspace_key(f.path), f.body) for f in template.files or ()]  # checked first
+            for key, body in files:
+                created |= self._create(key, body, CONTENT_TYPES["text"], metadata)
             key = folder + template.filename
             created |= self._create(key, template.body, CONTENT_TYPES[template.format], metadata)
         record, record_key = result.to_json_bytes(), folder + TASK_JSON
@@ -167,6 +175,13 @@ class ObjectStore:
     def _put(self, key: str, body: bytes, content_type: str, metadata: Mapping[str, str]) -> None:
         """Write ``body`` at ``key`` whatever is there (only to replace a superseded task.json)."""
         raise NotImplementedError
+
+    def _workspace_key(self, path: str) -> str:
+        problem = path_problem(path)
+        if problem is not None:
+            message = f"workspace path {show(path)} {problem}: refused, it could leave its folder in {self.name}"
+            raise DestinationFailure(message, retryable=False)
+        return WORKSPACE_FOLDER + path
 
     def _folder(self, result: TaskResult) -> str:
         # Task ids are validated at the trigger; checking again here keeps every key under the prefix
