@@ -324,3 +324,33 @@ def test_an_unexpected_destination_error_stays_retryable():
     obs = Relay(FakeSource({"t-f": "FAILURE"}), [RecordingDestination(fail=KeyError("x"))]).process(TaskRef("t-f"))
     (failed,) = obs.result.deliveries
     assert failed.error["retryable"] is True and failed.error["message"] == "mem://a: KeyError"
+
+
+class CodeSource(FakeSource):
+    """GetAITask bodies that also carry Code "OK", Success "true", HttpStatusCode 200 (a success answer)."""
+
+    def get_task(self, task_id, *, with_output, deadline=None):
+        body = super().get_task(task_id, with_output=with_output)
+        return {**body, "Code": "OK", "Success": "true", "HttpStatusCode": 200}
+
+
+class ListLogger:
+    def __init__(self):
+        self.lines = []
+
+    def _add(self, level):
+        return lambda message, *args, extra=None, **kw: self.lines.append((level, message, extra or {}))
+
+    def __getattr__(self, level):
+        return self._add(level)
+
+
+def test_an_unrecognised_code_on_a_success_body_is_logged_once_per_body_and_the_task_delivered():
+    # Given a finished task whose two GetAITask bodies (probe, then with output) carry Code "OK"
+    source, dest, logger = CodeSource({"t-s": "SUCCESS"}), RecordingDestination(), ListLogger()
+    # When the relay processes it
+    obs = Relay(source, [dest], logger=logger).process(TaskRef("t-s"))
+    # Then it is delivered, and each body's ignored code was logged once at WARNING with the task id and code
+    assert obs.result.error is None and dest.seen == ["t-s"]
+    ignored = [(level, extra) for level, message, extra in logger.lines if "Code" in message and "ignored" in message]
+    assert ignored == [("warning", {"task_id": "t-s", "upstream_code": "OK", "ros_request_id": "R"})] * 2
