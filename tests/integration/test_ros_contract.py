@@ -14,7 +14,7 @@ import pytest
 from alibabacloud_ros20190910 import models
 
 from aitask_relay.config import RosSettings
-from aitask_relay.errors import AccessDenied, BadUpstreamResponse, InvalidInput, UpstreamUnavailable
+from aitask_relay.errors import AccessDenied, BadUpstreamResponse, InvalidInput, RelayError, UpstreamUnavailable
 from aitask_relay.ros import RosClient, build_sdk_client
 
 YAML = "ROSTemplateFormatVersion: '2015-09-01'\nResources: {}\n"
@@ -141,6 +141,17 @@ def test_request_limit_exceeded_is_not_retried_and_is_invalid_input_with_ros_rea
     # Then it was sent once, and the error is permanent and says ROS's reason
     assert emulator.stats()["by_action"] == {"CreateAITask": 1}
     assert caught.value.retryable is False and "the prompt is too long" in caught.value.message
+
+
+@pytest.mark.parametrize(("code", "status"), [("RequestLimitExceeded", 400), ("Forbidden", 403), ("Odd", 503)])
+def test_a_fault_with_only_a_code_gets_its_documented_status(emulator, code, status):
+    # Given a fault that names a code and no HTTP status
+    emulator.add_fault({"Action": "ListAITasks", "Code": code})
+    # When the relay lists tasks (one attempt)
+    with pytest.raises(RelayError):
+        ros(emulator, attempts=1).list_tasks()
+    # Then the emulator answered with the status the common error codes page gives (an undocumented code: 503)
+    assert emulator.stats()["by_status"] == {str(status): 1}
 
 
 # --- item 12: ListAITaskEvents as documented ------------------------------------------------------------------
