@@ -10,6 +10,8 @@ official SDK over HTTP to the emulator.
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from alibabacloud_ros20190910 import models
 
@@ -48,7 +50,7 @@ LISTING_ERRORS = {
 
 @pytest.mark.parametrize("case", LISTING_ERRORS)
 def test_an_error_in_a_200_listing_stops_the_sweep_with_the_error_and_holds_the_watermark(
-    case, emulator, relay_env, out_dir, invoke
+    case, emulator, relay_env, out_dir, invoke, captured_logs
 ):
     # Given a task finished in the window, and ListAITasks answering HTTP 200 with an error body
     body, error = LISTING_ERRORS[case]
@@ -60,6 +62,8 @@ def test_an_error_in_a_200_listing_stops_the_sweep_with_the_error_and_holds_the_
     # Then it stopped with the upstream error (classified by its status), not "complete", and saved no watermark
     assert caught.value.request_id == body["RequestId"]
     assert delivered(out_dir) == [] and not list(out_dir.glob("_aitask-relay/sweep-watermark-*"))
+    [summary] = [line["sweep"] for line in captured_logs() if line["message"] == "sweep stopped by an error"]
+    assert summary["complete"] is False and summary["stopped_reason"].startswith(caught.value.code)
 
 
 CREATE_ERRORS = {
@@ -141,6 +145,21 @@ def test_request_limit_exceeded_is_not_retried_and_is_invalid_input_with_ros_rea
     # Then it was sent once, and the error is permanent and says ROS's reason
     assert emulator.stats()["by_action"] == {"CreateAITask": 1}
     assert caught.value.retryable is False and "the prompt is too long" in caught.value.message
+
+
+def test_post_tasks_over_a_request_limit_is_400_with_ros_reason_and_sent_once(emulator, invoke):
+    # Given CreateAITask refused with RequestLimitExceeded (HTTP 400), and the HTTP API's POST /tasks
+    from test_http_api import request
+
+    message = "Request limit exceeded: too many AI tasks today."
+    emulator.add_fault({"Action": "CreateAITask", "Code": "RequestLimitExceeded", "Message": message, "Times": None})
+    # When a client posts a task
+    response = invoke("http_api", request("POST", "/tasks", {"Prompt": "vpc"}))
+    # Then it is answered 400 invalid_input with ROS's reason (was 429 throttled, after three CreateAITask calls)
+    error = json.loads(response["body"])["error"]
+    assert (response["statusCode"], error["code"]) == (400, "invalid_input")
+    assert "too many AI tasks today" in error["message"]
+    assert emulator.stats()["by_action"] == {"CreateAITask": 1}
 
 
 @pytest.mark.parametrize(("code", "status"), [("RequestLimitExceeded", 400), ("Forbidden", 403), ("Odd", 503)])
