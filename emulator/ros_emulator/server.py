@@ -35,6 +35,29 @@ MAX_PROMPT = 10_000
 # emulator lists the most plausible one by default, newest CreateTime first (ties by TaskId), and can list
 # oldest first instead, for tests that prove the relay does not depend on the order blindly.
 LIST_ORDERS = ("newest-first", "oldest-first")
+# ROS's documented HTTP status of an error code (common error codes:
+# https://www.alibabacloud.com/help/en/resource-orchestration-service/latest/common-error-codes): a fault that gives
+# only a Code is answered with it (an undocumented code with 503).
+DOCUMENTED_STATUS = {
+    "MissingParameter": 400,
+    "InvalidParameter": 400,
+    "RequestLimitExceeded": 400,
+    "NotSupported": 400,
+    "MismatchNextToken": 400,
+    "AssumeRoleFailure": 400,
+    "Forbidden": 403,
+}
+# ListAITaskEvents (https://www.alibabacloud.com/help/en/ros/developer-reference/api-ros-2019-09-10-listaitaskevents)
+# documents AgentType GenerateTemplateAgent | FixUserTemplateAgent, the HandlerType names below,
+# HandlerProcessStatus SUCCESS | RUNNING | FAILURE, EstimatedProcessingTime as a string and EventData as free text.
+# Which handlers run for which task, in what order, is not documented: this is our guess.
+AGENT_TYPES = {"GenerateTemplate": "GenerateTemplateAgent", "FixTemplate": "FixUserTemplateAgent"}
+HANDLERS = {
+    ("GenerateTemplate", "ROS"): ("TemplateGenerator",),
+    ("GenerateTemplate", "Terraform"): ("TerraformTemplateGenerator",),
+    ("FixTemplate", "ROS"): ("ROSTemplateStaticFixer", "ROSTemplateModifier"),
+    ("FixTemplate", "Terraform"): ("TerraformTemplateStaticFixer", "TerraformTemplateDynamicFixer"),
+}
 
 
 class Clock:
@@ -68,6 +91,7 @@ class Task:
     extra_fields: dict[str, Any] = field(default_factory=dict)
     pending_output: bool = False  # answer OutputOption=Enabled with TaskOutput even while running
     visible_at: float | None = None  # GetAITask/ListAITaskEvents answer 404 before this (read-after-create lag)
+    template_type: str = "ROS"
     _output_json: str | None = None
 
     def state(self, now: float) -> tuple[str, float]:
@@ -110,6 +134,8 @@ class Fault:
     # The request takes effect first (CreateAITask creates its task), then the fault replaces the answer: a
     # reset or a 500 that hides a task that exists.
     after_action: bool = False
+    in_body: bool = False  # the error goes in an HTTP 200 body, with HttpStatusCode and Success
+    success: Any = "false"
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Fault:
@@ -128,6 +154,8 @@ class Fault:
             truncate=bool(data.get("Truncate", False)),
             reset=bool(data.get("Reset", False)),
             after_action=bool(data.get("AfterAction", False)),
+            in_body=bool(data.get("InBody", False)),
+            success=data.get("Success", "false"),
         )
 
     def matches(self, action: str, params: dict[str, str]) -> bool:
@@ -235,6 +263,7 @@ class Emulator:
             status_reason=spec.get("StatusReason"),
             extra_fields=dict(spec.get("ExtraFields", {})),
             pending_output=bool(spec.get("PendingOutput", False)),
+            template_type=spec.get("TemplateType", "ROS"),
         )
         with self._lock:
             self.tasks[task.task_id] = task
@@ -376,8 +405,17 @@ class Emulator:
         if fault.json_body is not None:
             return Answer(fault.status or 200, json.dumps(fault.json_body).encode(), headers)
         if fault.code is not None or fault.status is not None:
+            status = fault.status or DOCUMENTED_STATUS.get(fault.code or "", 503)
+            if fault.in_body:
+                # The error-in-200 form the AI task APIs document: Code, Message, HttpStatusCode and Success beside
+                # (here: instead of) the data. ListAITasks's SDK model has no Code; the wire may still carry one.
+                payload = {"RequestId": request_id, "HttpStatusCode": status, "Success": fault.success}
+                if fault.code is not None:
+                    payload["Code"] = fault.code
+                payload["Message"] = fault.message or "Injected fault."
+                return Answer(200, json.dumps(payload).encode(), headers)
             payload = _error(request_id, fault.code or "ServiceUnavailable", fault.message or "Injected fault.")
-            return Answer(fault.status or 503, json.dumps(payload).encode(), headers)
+            return Answer(status, json.dumps(payload).encode(), headers)
         if fault.truncate:
             status, payload, output = self._dispatch(action, params, request_id)
             whole = _encode(payload, output)
@@ -465,20 +503,43 @@ class Emulator:
         task = self._find(params)
         now = self.clock.now()
         status, _since = task.state(now)
-        passed = [(s, task.created_at + at) for s, at in task.timeline if task.created_at + at <= now]
-        page, token = _page(passed, params, default=50)
-        events = [
+        page, token = _page(self._events(task, now), params, default=50)
+        answer = {"TaskId": task.task_id, "TaskStatus": status, "TaskType": task.task_type}
+        return {**answer, "Events": page, "NextToken": token}, None
+
+    def _events(self, task: Task, now: float) -> list[dict[str, Any]]:
+        """The task's handlers at work once it runs (see HANDLERS): each says RUNNING when it starts and SUCCESS
+        when it ends (the last one FAILURE, for a failed task); they share the running time evenly. Until the
+        task's timeline reaches an end, only the first handler is known to run."""
+        running = [at for name, at in task.timeline if name not in ("PENDING", "WAITING")]
+        if not running:
+            return []
+        start = task.created_at + running[0]
+        ends = [(name, at) for name, at in task.timeline if name in TERMINAL]
+        handlers = HANDLERS.get((task.task_type, task.template_type), ("TemplateGenerator",))
+        agent = AGENT_TYPES.get(task.task_type, "GenerateTemplateAgent")
+        if not ends:
+            steps = [(handlers[0], "RUNNING", start, "30")]
+        else:
+            outcome, end = ends[0][0], max(task.created_at + ends[0][1], start)
+            share = (end - start) / len(handlers)
+            steps = []
+            for i, handler in enumerate(handlers):
+                last = outcome if i == len(handlers) - 1 else "SUCCESS"
+                began = start + i * share
+                steps += [(handler, "RUNNING", began, str(round(share))), (handler, last, began + share, "0")]
+        return [
             {
-                "AgentType": "TemplateAgent",
-                "HandlerType": task.task_type,
-                "HandlerProcessStatus": name,
-                "EventData": json.dumps({"Status": name}),
-                "EstimatedProcessingTime": 0 if name in TERMINAL else 30,
+                "AgentType": agent,
+                "HandlerType": handler,
+                "HandlerProcessStatus": state,
+                "EventData": f"{handler} {'started' if state == 'RUNNING' else state.lower()}",
+                "EstimatedProcessingTime": estimate,
                 "CreateTime": self.clock.iso(at),
             }
-            for name, at in page
+            for handler, state, at, estimate in steps
+            if at <= now
         ]
-        return {"Events": events, "TaskStatus": status, "TaskType": task.task_type, "NextToken": token}, None
 
     def _create_task(self, params: dict[str, str]) -> tuple[dict[str, Any], None]:
         task_type = params.get("TaskType")
@@ -507,6 +568,7 @@ class Emulator:
                 "Prompt": prompt,
                 "Timeline": self.create_timeline,
                 "TaskOutput": generated_output(prompt, template_type, task_type, params.get("Template"), n=terraform),
+                "TemplateType": template_type,
             }
         )
         if self.read_after_create_lag > 0:

@@ -14,7 +14,9 @@ from aitask_relay.errors import ErrorKind, classify, translate
     ("code", "status", "kind"),
     [
         ("Throttling.User", 400, ErrorKind.THROTTLED),
-        ("RequestLimitExceeded", 400, ErrorKind.THROTTLED),
+        # ROS common error codes: "Request limit exceeded: {reason}", HTTP 400, a content or quota limit that
+        # waiting does not lift (https://www.alibabacloud.com/help/en/resource-orchestration-service/latest/common-error-codes)
+        ("RequestLimitExceeded", 400, ErrorKind.INVALID_INPUT),
         ("Forbidden", 403, ErrorKind.ACCESS_DENIED),
         ("Forbidden", 200, ErrorKind.ACCESS_DENIED),
         ("SignatureDoesNotMatch", 400, ErrorKind.ACCESS_DENIED),
@@ -27,12 +29,55 @@ from aitask_relay.errors import ErrorKind, classify, translate
         ("ServiceUnavailable", 503, ErrorKind.UPSTREAM_UNAVAILABLE),
         ("Whatever", 500, ErrorKind.UPSTREAM_UNAVAILABLE),
         (None, 429, ErrorKind.THROTTLED),
-        ("OddCode", None, ErrorKind.INVALID_INPUT),
+        # An unknown code that counts as an error (Success=false in a 200 body) says nothing about the request:
+        # ROS answered oddly, so a retry may help (issue 14 item 2); an unknown 4xx stays invalid_input.
+        ("OddCode", None, ErrorKind.BAD_UPSTREAM_RESPONSE),
+        ("OddCode", 200, ErrorKind.BAD_UPSTREAM_RESPONSE),
         (None, None, ErrorKind.BAD_UPSTREAM_RESPONSE),
     ],
 )
 def test_classify(code, status, kind):
     assert classify(code, status) is kind
+
+
+def test_request_limit_exceeded_is_a_permanent_invalid_input_that_names_ros_reason():
+    # Given ROS's answer to a prompt over a content or quota limit (ROS common error codes: HTTP 400,
+    # "Request limit exceeded: {reason}"; not gateway throttling, which is Throttling*)
+    exc = ClientException(
+        status_code=400,
+        code="RequestLimitExceeded",
+        data={"Message": "Request limit exceeded: the prompt is too long.", "RequestId": "R-9"},
+        request_id="R-9",
+    )
+    # When translated
+    err = translate(exc, "CreateAITask")
+    # Then it is invalid_input, not retryable, and the message keeps ROS's reason
+    assert (err.code, err.retryable, err.http_status) == ("invalid_input", False, 400)
+    assert err.message == "ROS RequestLimitExceeded: Request limit exceeded: the prompt is too long."
+    # and so it is when the gateway added a retry hint (the SDK then raises ThrottlingException): the code decides
+    hinted = ThrottlingException(status_code=400, code="RequestLimitExceeded", retry_after=100)
+    assert translate(hinted, "CreateAITask").code == "invalid_input"
+
+
+def test_the_sdk_retries_no_code_the_table_calls_permanent():
+    # Given the SDK's retry options and a RequestLimitExceeded (and a Forbidden) as the SDK raises them
+    from darabonba.core import DaraCore
+
+    from aitask_relay.ros import retry_options
+
+    for create in (False, True):
+        options = retry_options(3, idempotent=not create)
+        for code in ("RequestLimitExceeded", "Forbidden", "InvalidParameter"):
+            for exc in (
+                ClientException(status_code=400, code=code),
+                ThrottlingException(status_code=400, code=code, retry_after=100),
+            ):
+                # When the SDK asks whether to send the request again / Then it does not
+                context = RetryPolicyContext(retries_attempted=1, exception=exc)
+                assert DaraCore.should_retry(options, context) is False, (code, type(exc).__name__)
+    # while gateway throttling still is retried
+    throttling = ClientException(status_code=400, code="Throttling.User")
+    assert DaraCore.should_retry(retry_options(3), RetryPolicyContext(retries_attempted=1, exception=throttling))
 
 
 def test_every_kind_says_whether_it_is_retryable():

@@ -414,3 +414,43 @@ def test_a_terraform_transform_whose_workspace_is_not_an_object_is_refused():
     result = {"ROSTemplateFormatVersion": "2015-09-01", "Transform": "Aliyun::Terraform-v1.5", "Workspace": "x"}
     error = normalize(ok(TaskOutput={"Result": result}), task_id="t-1", observed_at=T).result.error
     assert error["retryable"] is False and "Workspace" in error["message"]
+
+
+# --- a Code in a GetAITask body is not always an error (issue 14 item 2) -------------------------------------
+# GetAITask's reference (https://www.alibabacloud.com/help/en/ros/developer-reference/api-ros-2019-09-10-getaitask)
+# lists Code, HttpStatusCode, Message and Success beside the task's fields, and its own success sample mixes
+# Code "Forbidden" with Success true and HttpStatusCode 200: a Code alone does not say "error".
+
+
+@pytest.mark.parametrize("code", ["200", "OK", "Success"])
+def test_an_unrecognised_code_on_a_valid_success_body_is_ignored_and_reported(code):
+    # Given a finished task's body that says Success true, HttpStatusCode 200 and carries a code we do not know
+    body = ok(TaskOutput={"Result": "Resources: {}\n"}, Code=code, Success="true", HttpStatusCode=200)
+    # When normalized
+    obs = normalize(body, task_id="t-1", observed_at=T)
+    # Then the task is observed as it is (delivered, not dropped), and the ignored code is carried out for the log
+    assert obs.result.error is None and obs.result.status == "SUCCESS" and obs.template is not None
+    assert obs.ignored_code == code
+
+
+@pytest.mark.parametrize(
+    ("extra", "kind", "retryable"),
+    [
+        ({"Code": "Weird", "Success": "false"}, "bad_upstream_response", True),
+        ({"Code": "Weird", "Success": False}, "bad_upstream_response", True),
+        ({"Code": "Weird", "HttpStatusCode": 200, "Status": "DONE"}, "bad_upstream_response", True),
+        ({"Code": "Weird", "HttpStatusCode": 503}, "upstream_unavailable", True),
+        ({"Code": "Weird", "HttpStatusCode": 403}, "access_denied", False),
+        ({"HttpStatusCode": 500}, "upstream_unavailable", True),
+        ({"Code": "Forbidden", "Success": "true", "HttpStatusCode": 200}, "access_denied", False),
+        ({"Code": "TaskNotFound"}, "not_found", False),
+    ],
+)
+def test_a_code_is_an_error_when_the_body_says_so_or_the_code_is_known(extra, kind, retryable):
+    # Given a body that says it failed (Success false, HttpStatusCode >= 400, no valid Status) or a known error code
+    body = {**ok(), **extra}
+    # When normalized
+    obs = normalize(body, task_id="t-1", observed_at=T)
+    # Then it is an error of the kind its code and status give; an unknown code is never a permanent invalid_input
+    assert (obs.result.error["code"], obs.result.error["retryable"]) == (kind, retryable)
+    assert obs.result.status is None and obs.ignored_code is None

@@ -363,3 +363,33 @@ def test_a_task_of_an_unknown_type_is_delivered_with_a_template_and_is_a_permane
     known, _, known_counts = run("FixTemplate", {"Other": 1})
     assert known.error["code"] == "bad_upstream_response" and known.error["retryable"] is True
     assert "unknown_task_type" not in known_counts
+
+
+class CodeSource(FakeSource):
+    """GetAITask bodies that also carry Code "OK", Success "true", HttpStatusCode 200 (a success answer)."""
+
+    def get_task(self, task_id, *, with_output, deadline=None):
+        body = super().get_task(task_id, with_output=with_output)
+        return {**body, "Code": "OK", "Success": "true", "HttpStatusCode": 200}
+
+
+class ListLogger:
+    def __init__(self):
+        self.lines = []
+
+    def _add(self, level):
+        return lambda message, *args, extra=None, **kw: self.lines.append((level, message, extra or {}))
+
+    def __getattr__(self, level):
+        return self._add(level)
+
+
+def test_an_unrecognised_code_on_a_success_body_is_logged_once_per_body_and_the_task_delivered():
+    # Given a finished task whose two GetAITask bodies (probe, then with output) carry Code "OK"
+    source, dest, logger = CodeSource({"t-s": "SUCCESS"}), RecordingDestination(), ListLogger()
+    # When the relay processes it
+    obs = Relay(source, [dest], logger=logger).process(TaskRef("t-s"))
+    # Then it is delivered, and each body's ignored code was logged once at WARNING with the task id and code
+    assert obs.result.error is None and dest.seen == ["t-s"]
+    ignored = [(level, extra) for level, message, extra in logger.lines if "Code" in message and "ignored" in message]
+    assert ignored == [("warning", {"task_id": "t-s", "upstream_code": "OK", "ros_request_id": "R"})] * 2

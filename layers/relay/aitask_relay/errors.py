@@ -7,6 +7,7 @@ classified by the same :func:`classify` so both paths agree.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from enum import Enum
 from typing import Any
 
@@ -116,7 +117,11 @@ _BY_CODE: dict[str, ErrorKind] = {
     "Throttling.User": ErrorKind.THROTTLED,
     "Throttling.Api": ErrorKind.THROTTLED,
     "Throttling.AK": ErrorKind.THROTTLED,
-    "RequestLimitExceeded": ErrorKind.THROTTLED,
+    # Not throttling: ROS's common error codes give it as HTTP 400 "Request limit exceeded: {reason}", a content
+    # or quota limit that the same request meets again however long it waits
+    # (https://www.alibabacloud.com/help/en/resource-orchestration-service/latest/common-error-codes).
+    # The destinations' RequestLimitExceeded (SQS, DynamoDB) is another service's throttling: see below.
+    "RequestLimitExceeded": ErrorKind.INVALID_INPUT,
     "ServiceUnavailable": ErrorKind.UPSTREAM_UNAVAILABLE,
     "InternalError": ErrorKind.UPSTREAM_UNAVAILABLE,
     "Forbidden": ErrorKind.ACCESS_DENIED,
@@ -184,8 +189,43 @@ def classify(code: str | None, http_status: int | None) -> ErrorKind:
             return ErrorKind.UPSTREAM_UNAVAILABLE
         if http_status >= 400:
             return ErrorKind.INVALID_INPUT
-    # A body that carries a Code is an error even with a 200; an unknown code is not ours to retry.
-    return ErrorKind.INVALID_INPUT if code else ErrorKind.BAD_UPSTREAM_RESPONSE
+    # An error with no status to go by (in a 200 body) and a code we do not know: ROS answered something we cannot
+    # read, not "your request is wrong", so it is retryable (a permanent invalid_input would drop the task).
+    return ErrorKind.BAD_UPSTREAM_RESPONSE
+
+
+def known_code(code: str) -> bool:
+    """Whether the table above knows ``code`` as an error code (exactly, or by its suffix)."""
+    return code in _BY_CODE or any(code.endswith(suffix) for suffix, _kind in _BY_CODE_SUFFIX)
+
+
+def codes_where(test: Callable[[ErrorKind], bool]) -> list[str]:
+    """The table's exact codes whose kind passes ``test`` (the SDK's retry options are built from them)."""
+    return [code for code, kind in _BY_CODE.items() if test(kind)]
+
+
+_FALSE = (False, "false", "False", "FALSE")
+
+
+def error_in_body(body: Mapping[str, Any], action: str) -> RelayError | None:
+    """The API error that an HTTP 200 answer carries, or None.
+
+    ROS's AI task answers have Success ("true"/"false"), HttpStatusCode and Message beside their data, and most a
+    Code; GetAITask's reference sample mixes Code "Forbidden" with Success true and HttpStatusCode 200
+    (https://www.alibabacloud.com/help/en/ros/developer-reference/api-ros-2019-09-10-getaitask). So a body is an
+    error when Success is false (a string or a JSON false), HttpStatusCode is 400 or more, or its Code is one
+    this table knows; a Code we do not know, on a body that says nothing else went wrong, is not.
+    """
+    code = _str_or_none(body.get("Code"))
+    status = body.get("HttpStatusCode")
+    status = status if isinstance(status, int) and not isinstance(status, bool) else None
+    failed = body.get("Success") in _FALSE or (status is not None and status >= 400)
+    if not failed and (code is None or not known_code(code)):
+        return None
+    message = _str_or_none(body.get("Message"))
+    if code is None and message is None:
+        message = f"{action} answered Success={body.get('Success')!r}, HttpStatusCode={status} without an error code"
+    return api_error(code, message, status, _str_or_none(body.get("RequestId")))
 
 
 def api_error(code: str | None, message: str | None, http_status: int | None, request_id: str | None) -> RelayError:
@@ -210,6 +250,10 @@ def translate(exc: BaseException, action: str) -> RelayError:
     kind = _kind_of_exception(cause)
     # The SDK formats missing values into its exceptions as the string "None".
     code = _str_or_none(getattr(cause, "code", None))
+    if kind is ErrorKind.THROTTLED and _BY_CODE.get(code or "", kind) is not kind:
+        # A retry hint (x-acs-retry-after makes the SDK raise ThrottlingException) on a code the table knows as
+        # something else, e.g. RequestLimitExceeded: the code says what happened.
+        kind = None
     status = getattr(cause, "status_code", None)
     status = status if isinstance(status, int) else None
     request_id = _str_or_none(getattr(cause, "request_id", None))

@@ -133,12 +133,14 @@ class Observation:
     """A normalized task: its record and, for a finished task with output, its template.
 
     ``fetched`` is False for a finished task that was not fetched again because every destination already
-    held its delivery (see Relay.process).
+    held its delivery (see Relay.process). ``ignored_code`` is a Code the GetAITask body carried that is not an
+    error (an unknown code on a body that says nothing failed), for the relay to log.
     """
 
     result: TaskResult
     template: Template | None = None
     fetched: bool = True
+    ignored_code: str | None = None
 
 
 TEMPLATE_OMITTED = "response_size"  # a record's ``template_omitted``: the answer had no room for the template

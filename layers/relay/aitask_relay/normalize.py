@@ -1,8 +1,10 @@
 """Turn a raw GetAITask body into a TaskResult and its template: pure, no I/O, never raises.
 
 Whatever ROS sends, the answer is an :class:`Observation`: a record with the task's fields, or a record
-with an ``error`` when the body is an API error (any body that carries a ``Code``, whatever its
-``Status``, ``Success`` or ``HttpStatusCode`` say) or is not a usable GetAITask answer.
+with an ``error`` when the body is an API error or is not a usable GetAITask answer. A body is an API error
+when Success is false, HttpStatusCode is 400 or more, its Code is one errors.py knows, or it carries a Code and
+no valid Status (errors.error_in_body). Any other Code is not an error: GetAITask's reference sample shows a Code
+beside Success true and HttpStatusCode 200; the Observation carries it out (``ignored_code``) for the relay to log.
 
 Every text of a record is valid Unicode, so that task.json and every message encode as UTF-8. JSON's grammar
 allows ``\ud800``-style escapes of lone UTF-16 surrogates (https://www.rfc-editor.org/rfc/rfc8259#section-8.2),
@@ -24,7 +26,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
-from .errors import BadUpstreamResponse, RelayError, api_error
+from .errors import BadUpstreamResponse, RelayError, api_error, error_in_body
 from .model import Observation, TaskResult, Template, TemplateFile, TemplateFormat
 from .taskref import STATUSES, TERMINAL_STATUSES
 from .workspace import TERRAFORM_TRANSFORM, WorkspaceError, files_of, is_terraform
@@ -43,7 +45,6 @@ _HCL_AFTER_NEWLINE = re.compile("\n" + _HCL_OPENER)
 _SKIPPED_LINES = re.compile(r"(?:[^\S\n]*+(?:[#%][^\n]*+|---[^\S\n]*+)?+\n)*+")
 # A top-level YAML mapping key: `ROSTemplateFormatVersion: '2015-09-01'`, `"Resources":`, `Outputs:`.
 _YAML_KEY = re.compile(r"""(?:"[^"\n]+"|'[^'\n]+'|[A-Za-z_$][^:#\n]*?)[ \t]*:(?:[ \t]|$)""")
-_FALSE = (False, "false", "False", "FALSE")
 # Any UTF-16 surrogate code point in a Python str is a lone one: json.loads joins a valid pair into one
 # character. The encoder refuses each of them (UnicodeEncodeError), so each becomes U+FFFD.
 _SURROGATE = re.compile("[\ud800-\udfff]")
@@ -75,22 +76,18 @@ def _normalize(body: object, task_id: str, observed_at: str) -> Observation:
             task_id, BadUpstreamResponse(f"GetAITask body is {type(body).__name__}, not an object"), observed_at
         )
     request_id = _opt_str(body.get("RequestId"))
-    code = body.get("Code")
-    if code not in (None, ""):
-        status_code = body.get("HttpStatusCode")
-        error = api_error(
-            str(code),
-            _opt_str(body.get("Message")),
-            status_code if isinstance(status_code, int) and not isinstance(status_code, bool) else None,
-            request_id,
-        )
+    code = None if body.get("Code") in (None, "") else _opt_str(body.get("Code"))
+    status = body.get("Status")
+    error = error_in_body(body, "GetAITask")
+    if error is None and code is not None and status not in STATUSES:
+        http_status = body.get("HttpStatusCode")  # below 400 here, or not a number
+        http_status = http_status if isinstance(http_status, int) and not isinstance(http_status, bool) else None
+        error = api_error(code, _opt_str(body.get("Message")), http_status, request_id)
+    if error is not None:
         return error_observation(task_id, error, observed_at)
-    if body.get("Success") in _FALSE:
-        return _bad(task_id, "GetAITask answered Success=false without an error code", request_id, observed_at)
     echoed = body.get("TaskId")
     if echoed not in (None, "") and echoed != task_id:
         return _bad(task_id, f"GetAITask answered for another task ({_opt_str(echoed)!r})", request_id, observed_at)
-    status = body.get("Status")
     if status not in STATUSES:
         return _bad(task_id, f"GetAITask answered an unknown Status {_opt_str(status)!r}", request_id, observed_at)
 
@@ -121,7 +118,7 @@ def _normalize(body: object, task_id: str, observed_at: str) -> Observation:
         output_extra=output_extra,
         workspace=None if template is None or template.files is None else tuple(f.to_dict() for f in template.files),
     )
-    return Observation(_repaired(result), template)
+    return Observation(_repaired(result), template, ignored_code=None if code is None else replace_surrogates(code))
 
 
 def error_observation(

@@ -89,7 +89,17 @@ class Relay:
 
     def _fetch(self, task_id: str, with_output: bool, deadline: float | None) -> Observation:
         body = self._source.get_task(task_id, with_output=with_output, deadline=deadline)
-        return normalize(body, task_id=task_id, observed_at=self._clock())
+        observation = normalize(body, task_id=task_id, observed_at=self._clock())
+        if observation.ignored_code is not None:  # once per body: normalize is pure, the relay logs
+            self._logger.warning(
+                "GetAITask answer carries a Code that is not an error; ignored",
+                extra={
+                    "task_id": task_id,
+                    "upstream_code": observation.ignored_code,
+                    "ros_request_id": observation.result.request_id,
+                },
+            )
+        return observation
 
     def deliver(self, observation: Observation) -> Observation:
         """Deliver a finished task to every destination, each with its own outcome."""

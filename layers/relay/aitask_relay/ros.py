@@ -6,6 +6,7 @@ types without paying for it. Every SDK exception is translated here, and only he
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 from collections.abc import Mapping
@@ -15,20 +16,36 @@ from typing import Any, Protocol
 
 from . import __version__
 from .config import RETRY_MAX_DELAY_MS, RosSettings
-from .errors import InvalidInput, UpstreamUnavailable, translate
+from .errors import (
+    BadUpstreamResponse,
+    ErrorKind,
+    InvalidInput,
+    UpstreamUnavailable,
+    codes_where,
+    error_in_body,
+    translate,
+)
 from .tracking import parse_time
 
 MIN_CALL_MS = 200  # below this, a call is not started: it could not connect and read an answer
 
-# Gateway and API throttling codes; a 4xx/5xx with x-acs-retry-after arrives as ThrottlingException and
-# the SDK then waits for the server's hint instead of the backoff.
-THROTTLING_CODES = ["Throttling", "Throttling.User", "Throttling.Api", "Throttling.AK", "RequestLimitExceeded"]
+# The codes errors.py's table calls throttling (Throttling, Throttling.User, Throttling.Api, Throttling.AK; not
+# RequestLimitExceeded, a content or quota limit); a 4xx/5xx with x-acs-retry-after arrives as
+# ThrottlingException and the SDK then waits for the server's hint instead of the backoff.
+THROTTLING_CODES = codes_where(lambda kind: kind is ErrorKind.THROTTLED)
 UNAVAILABLE_CODES = ["ServiceUnavailable", "InternalError"]
 # How far find_created looks: ListAITasks documents no order, no default and no range for MaxResults
 # (https://www.alibabacloud.com/help/en/ros/developer-reference/api-ros-2019-09-10-listaitasks), so a few
 # pages of 50 (its own example value), read whole, with no early stop on the times.
 FIND_PAGES = 3
 FIND_PAGE_SIZE = 50
+# Codes the table calls permanent are never retried, not even under a retry hint: the same request meets them
+# again (RequestLimitExceeded sent three times was the same refusal three times).
+PERMANENT_CODES = codes_where(lambda kind: not kind.retryable)
+
+# The calls whose 200 answer must carry this field: the SDK's models hide its absence (ListAITasks's to_map()
+# gives "Tasks": [] whatever came), so it is looked for in the answer as parsed, before the model sees it.
+REQUIRED_FIELD = {"ListAITasks": "Tasks", "CreateAITask": "TaskId"}
 
 
 class TaskSource(Protocol):
@@ -184,7 +201,6 @@ def build_sdk_client(settings: RosSettings, *, credential: Any = None, for_creat
     ECS RAM role, credentials URI): the SDK does not fall back to it by itself, so it is passed
     explicitly. Retries are set through ``Config.retry_options``, the only retry setting the SDK honours.
     """
-    from alibabacloud_ros20190910.client import Client
     from alibabacloud_tea_openapi.utils_models import Config
 
     if credential is None:
@@ -202,7 +218,7 @@ def build_sdk_client(settings: RosSettings, *, credential: Any = None, for_creat
         retry_options=retry_options(settings.max_attempts, idempotent=not for_create),
         user_agent=f"aitask-relay/{__version__}",
     )
-    return Client(config)
+    return _client_class()(config)
 
 
 def retry_options(max_attempts: int, *, idempotent: bool = True) -> Any:
@@ -234,4 +250,49 @@ def retry_options(max_attempts: int, *, idempotent: bool = True) -> Any:
                 "maxDelay": RETRY_MAX_DELAY_MS,
             }
         )
-    return RetryOptions({"retryable": max_attempts > 1, "retryCondition": conditions})
+    return RetryOptions(
+        {
+            "retryable": max_attempts > 1,
+            "retryCondition": conditions,
+            "noRetryCondition": [{"errorCode": PERMANENT_CODES}],
+        }
+    )
+
+
+def check_answer(action: str, body: object) -> None:
+    """Raise the error a 200 answer of ListAITasks or CreateAITask carries (errors.error_in_body), or a
+    BadUpstreamResponse when it lacks the field the call exists to return (REQUIRED_FIELD). Without this, a
+    {Success: "false", HttpStatusCode: 403} listing read as an empty last page, and the sweep reported complete
+    (ListAITasks: https://www.alibabacloud.com/help/en/ros/developer-reference/api-ros-2019-09-10-listaitasks,
+    whose SDK model has no Code; CreateAITask, whose answer is its TaskId:
+    https://www.alibabacloud.com/help/en/ros/developer-reference/api-ros-2019-09-10-createaitask).
+    GetAITask's answers are judged by normalize, with the same rule."""
+    field = REQUIRED_FIELD.get(action)
+    if field is None:
+        return
+    if not isinstance(body, Mapping):
+        raise BadUpstreamResponse(f"{action} answer is {type(body).__name__}, not an object")
+    error = error_in_body(body, action)
+    if error is not None:
+        raise error
+    value = body.get(field)
+    if value in (None, "") or (field == "Tasks" and not isinstance(value, list)):
+        request_id = body.get("RequestId")
+        request_id = request_id if isinstance(request_id, str) else None
+        raise BadUpstreamResponse(f"{action} answered without a usable {field}", request_id=request_id)
+
+
+@functools.cache
+def _client_class() -> type:
+    """The SDK's ROS client, checking each answer as parsed (a dict) before the SDK turns it into its model."""
+    from alibabacloud_ros20190910.client import Client
+
+    class CheckedClient(Client):  # type: ignore[misc]
+        # call_api is tea-openapi's generic entry point, which every generated method calls after building its
+        # request; it returns {"body": <parsed JSON>, "headers", "statusCode"} after the SDK's own retries.
+        def call_api(self, params: Any, request: Any, runtime: Any) -> Any:
+            answer = super().call_api(params, request, runtime)
+            check_answer(params.action, answer.get("body") if isinstance(answer, dict) else None)
+            return answer
+
+    return CheckedClient
