@@ -38,10 +38,16 @@ LIST_ORDERS = ("newest-first", "oldest-first")
 
 
 class Clock:
-    """Emulator time in seconds. ``speed`` 1 follows the wall clock, 0 moves only when advanced."""
+    """Emulator time in seconds. ``speed`` 1 follows the wall clock, 0 moves only when advanced.
 
-    def __init__(self, speed: float = 1.0) -> None:
+    Times are written as ListAITasks' reference shows them, without a zone ("2025-01-01T12:00:00"), though
+    described as UTC (https://www.alibabacloud.com/help/en/ros/developer-reference/api-ros-2019-09-10-listaitasks);
+    ``with_zone`` writes the UTC "Z" as well, the other form a client must read.
+    """
+
+    def __init__(self, speed: float = 1.0, *, with_zone: bool = False) -> None:
         self.speed = speed
+        self.with_zone = with_zone
         self._start = time.monotonic()
         self._offset = 0.0
         self.epoch = time.time()
@@ -53,7 +59,8 @@ class Clock:
         self._offset += seconds
 
     def iso(self, at: float) -> str:
-        return datetime.fromtimestamp(self.epoch + at, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        text = datetime.fromtimestamp(self.epoch + at, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+        return text + "Z" if self.with_zone else text
 
 
 @dataclass(slots=True)
@@ -67,6 +74,9 @@ class Task:
     status_reason: str | None = None
     extra_fields: dict[str, Any] = field(default_factory=dict)
     pending_output: bool = False  # answer OutputOption=Enabled with TaskOutput even while running
+    # ListAITasks' UpdateTime follows the status; False keeps it at CreateTime: nothing documented says it
+    # moves when a task finishes, and the relay must not depend on it.
+    update_time_moves: bool = True
     _output_json: str | None = None
 
     def state(self, now: float) -> tuple[str, float]:
@@ -106,6 +116,9 @@ class Fault:
     json_body: Any = None
     truncate: bool = False
     reset: bool = False
+    next_token: str | None = None  # match ListAITasks requests by NextToken: "*" any non-empty, else exact
+    empty_page: bool = False  # answer the page with no Tasks, keeping its NextToken
+    repeat_token: bool = False  # answer the page with the NextToken it was asked with
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Fault:
@@ -123,6 +136,9 @@ class Fault:
             json_body=data.get("Json"),
             truncate=bool(data.get("Truncate", False)),
             reset=bool(data.get("Reset", False)),
+            next_token=data.get("NextToken"),
+            empty_page=bool(data.get("EmptyPage", False)),
+            repeat_token=bool(data.get("RepeatToken", False)),
         )
 
     def matches(self, action: str, params: dict[str, str]) -> bool:
@@ -131,6 +147,11 @@ class Fault:
             and self.action in (None, action)
             and self.task_id in (None, params.get("TaskId"))
             and self.output_option in (None, params.get("OutputOption", "Disabled"))
+            and (
+                self.next_token is None
+                or (self.next_token == "*" and bool(params.get("NextToken")))
+                or self.next_token == params.get("NextToken")
+            )
         )
 
 
@@ -155,7 +176,7 @@ class Emulator:
         port: int = 0,
     ) -> None:
         scenario = scenario or {}
-        self.clock = Clock(speed)
+        self.clock = Clock(speed, with_zone=bool(scenario.get("TimesWithZone", False)))
         self.secrets = dict(scenario.get("AccessKeys", {}))
         self.secrets.update(access_keys or {})
         self.create_timeline = scenario.get("CreateTimeline", DEFAULT_CREATE_TIMELINE)
@@ -223,6 +244,7 @@ class Emulator:
             status_reason=spec.get("StatusReason"),
             extra_fields=dict(spec.get("ExtraFields", {})),
             pending_output=bool(spec.get("PendingOutput", False)),
+            update_time_moves=bool(spec.get("UpdateTimeMoves", True)),
         )
         with self._lock:
             self.tasks[task.task_id] = task
@@ -357,6 +379,14 @@ class Emulator:
         if fault.code is not None or fault.status is not None:
             payload = _error(request_id, fault.code or "ServiceUnavailable", fault.message or "Injected fault.")
             return Answer(fault.status or 503, json.dumps(payload).encode(), headers)
+        if fault.empty_page or fault.repeat_token:  # ListAITasks paging quirks (tests of defensive paging)
+            status, payload, output = self._dispatch(action, params, request_id)
+            if fault.empty_page:
+                payload["Tasks"] = []
+                payload["NextToken"] = payload.get("NextToken") or params.get("NextToken") or "end"
+            if fault.repeat_token:
+                payload["NextToken"] = params.get("NextToken") or payload.get("NextToken")
+            return Answer(status, _encode(payload, output), headers)
         if fault.truncate:
             status, payload, output = self._dispatch(action, params, request_id)
             whole = _encode(payload, output)
@@ -422,6 +452,8 @@ class Emulator:
                 for t in tasks
                 if t.created_at <= now and task_type in (None, t.task_type) and task_id in (None, t.task_id)
             ]
+        # ListAITasks' reference gives MaxResults no default and no range (its example is 50): the emulator's
+        # default of 10 and range of 1 to 100 are our choice, not ROS's; the relay always sends its own size.
         page, token = _page(tasks, params, default=10)
         items = []
         for task in page:
@@ -434,7 +466,7 @@ class Emulator:
                     "StatusReason": task.reason(status),
                     "Prompt": task.prompt,
                     "CreateTime": self.clock.iso(task.created_at),
-                    "UpdateTime": self.clock.iso(since),
+                    "UpdateTime": self.clock.iso(since if task.update_time_moves else task.created_at),
                 }
             )
         return {"Tasks": items, "NextToken": token}, None
