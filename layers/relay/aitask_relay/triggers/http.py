@@ -15,12 +15,13 @@ import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import quote
 
 from ..errors import ERROR_KINDS_BY_CODE, BadUpstreamResponse, InvalidInput, RelayError
 from ..model import ResponseLimit
 from ..normalize import replace_surrogates
 from ..relay import Relay, response_records
-from ..taskref import TaskRef, validate_task_id
+from ..taskref import TaskRef, ros_task_id, validate_task_id
 from ..tracking import TrackingMessage, delay_for, now_utc
 
 MAX_PROMPT = 10_000
@@ -198,7 +199,9 @@ class TaskApi:
             template=request.template,
         )
         try:
-            task_id = validate_task_id(created.get("TaskId"), "CreateAITask's TaskId")
+            # ROS's id as it is (taskref.ros_task_id), not our pattern: the task exists now, and a 502 would
+            # invite the caller to create it again.
+            task_id = ros_task_id(created.get("TaskId"), "CreateAITask's TaskId")
         except InvalidInput as exc:
             raise BadUpstreamResponse(exc.message, request_id=created.get("RequestId")) from None
         if self._metrics is not None:
@@ -208,7 +211,7 @@ class TaskApi:
         tracking = _track(self._tracker(), task_id, self._first_delay)
         if tracking == "failed" and self._logger is not None:
             self._logger.error("task created but not put on the tracking queue", extra={"task_id": task_id})
-        return Answer(202, {"TaskId": task_id, "tracking": tracking}, {"Location": f"/tasks/{task_id}"})
+        return Answer(202, {"TaskId": task_id, "tracking": tracking}, {"Location": f"/tasks/{quote(task_id, safe='')}"})
 
     @staticmethod
     def error(exc: RelayError) -> Answer:
