@@ -256,3 +256,27 @@ def test_a_created_task_whose_id_is_outside_our_pattern_is_accepted_tracked_and_
     messages = aws.receive_all(tracking)
     assert invoke("queue_consumer", lambda_event_from(messages)) == {"batchItemFailures": []}
     assert json.loads((out_dir / storage_key(task_id) / "task.json").read_text())["task_id"] == task_id
+
+
+def test_tasks_whose_ids_are_outside_our_pattern_are_announced_on_amqp_once(emulator, relay_env, out_dir, rabbitmq):
+    # Given finished tasks whose ids ROS returned outside our pattern (one of 300 characters: its event id
+    # would pass AMQP's 255-byte message_id), a file store keeping the announcement markers, and RabbitMQ
+    queue = rabbitmq.queue()
+    relay_env.setenv("RELAY_DESTINATIONS", f"{out_dir.as_uri()},{rabbitmq.uri}?routing_key={queue}")
+    runtime.reset()
+    for task_id in ROS_IDS:
+        emulator.add_task({"TaskId": task_id, "Status": "FAILURE", "StatusReason": "quota"})
+    # When the sweeper runs twice
+    sweep = load_handler("sweeper")
+    first = sweep({}, LambdaContext(function_name="sweeper"))
+    second = sweep({}, LambdaContext(function_name="sweeper"))
+    # Then each task was announced once, its message id bounded ASCII, its headers and subject ROS's id
+    assert first["delivered"] == len(ROS_IDS) and first["failed"] == 0
+    assert second["already_delivered"] == len(ROS_IDS)
+    got = rabbitmq.get_all(queue)
+    assert sorted(json.loads(body)["subject"] for _p, body in got) == sorted(ROS_IDS)
+    for properties, body in got:
+        event = json.loads(body)
+        assert properties.message_id == event["id"] == f"{storage_key(event['subject'])}:FAILURE"
+        assert properties.message_id.isascii() and len(properties.message_id) <= 255
+        assert properties.headers["task_id"] == event["subject"] == event["data"]["task_id"]
