@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 import os
+from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from alibabacloud_ros20190910 import models
@@ -114,6 +116,37 @@ def test_a_task_whose_update_time_never_moves_is_delivered_by_its_tracker_long_a
     # but the tracking message the first sweep wrote delivers it when the consumer reads it
     messages = aws.receive_all(tracking)
     assert invoke("queue_consumer", lambda_event_from(messages)) == {"batchItemFailures": []}
+    assert (out_dir / "t-long" / "template.yaml").read_text() == YAML
+
+
+def test_without_a_tracking_queue_a_task_whose_update_time_never_moves_is_delivered_by_the_watermark(
+    emulator, relay_env, out_dir
+):
+    # Given no tracking queue, a file store holding the watermark, and a task created 10 minutes ago that
+    # runs for 3 hours, listed with UpdateTime == CreateTime
+    emulator.add_task(
+        {
+            "TaskId": "t-long",
+            "CreatedSecondsAgo": 600,
+            "Timeline": [["RUNNING", 0], ["SUCCESS", 3 * 3600]],
+            "UpdateTimeMoves": False,
+            "TaskOutput": {"Result": YAML},
+        }
+    )
+    sweep = load_handler("sweeper")
+    # When a sweep sees it running
+    first = sweep({}, LambdaContext(function_name="sweeper"))
+    # Then the watermark it saved is the task's CreateTime, not the sweep's start
+    mark = Path(first["watermark"].removeprefix("file://"))
+    saved = parse_time(json.loads(mark.read_text())["last_complete_sweep_start"])
+    created = parse_time(emulator.clock.iso(emulator.tasks["t-long"].created_at))
+    assert first["pending"] == 1 and first["untracked_pending_since"] is not None and saved == created
+    # When 3 hours pass (the emulator's times and the stored watermark move back together) and it finished
+    age(emulator, 3 * 3600)
+    mark.write_text(json.dumps({"last_complete_sweep_start": (saved - timedelta(hours=3)).isoformat()}))
+    second = sweep({}, LambdaContext(function_name="sweeper"))
+    # Then the next sweep's window reaches back to it, and the task is delivered
+    assert second["caught_up_from"] is not None and second["delivered"] == 1
     assert (out_dir / "t-long" / "template.yaml").read_text() == YAML
 
 
