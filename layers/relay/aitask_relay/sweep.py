@@ -317,7 +317,7 @@ class Sweeper:
                 elif following is not None and following in asked:
                     anomaly = "ListAITasks repeated a NextToken it had already given"
                 if anomaly is not None:  # read no further: the listing cannot be trusted to end
-                    summary.stopped_reason, following = f"paging: {anomaly}", None
+                    summary.stopped_reason, given, following = f"paging: {anomaly}", following, None
                 upcoming = pages.submit(self._list, following) if following is not None else None
                 yield from finished
                 if pending:  # ten to a request: a page of pending tasks is a few round trips, not fifty
@@ -329,7 +329,8 @@ class Sweeper:
                     # Not complete: the rest of the window may be unread, so the watermark stays (the next
                     # sweep covers this window again) and the summary says why.
                     self._logger.warning(
-                        "the sweep stopped paging: " + anomaly, extra={"pages_read": summary.pages}
+                        "the sweep stopped paging: " + anomaly,
+                        extra={"pages_read": summary.pages, "asked_with": cursor.token, "next_token": given},
                     )
                     return
                 if following is None:
