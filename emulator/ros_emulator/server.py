@@ -61,10 +61,16 @@ HANDLERS = {
 
 
 class Clock:
-    """Emulator time in seconds. ``speed`` 1 follows the wall clock, 0 moves only when advanced."""
+    """Emulator time in seconds. ``speed`` 1 follows the wall clock, 0 moves only when advanced.
 
-    def __init__(self, speed: float = 1.0) -> None:
+    Times are written as ListAITasks' reference shows them, without a zone ("2025-01-01T12:00:00"), though
+    described as UTC (https://www.alibabacloud.com/help/en/ros/developer-reference/api-ros-2019-09-10-listaitasks);
+    ``with_zone`` writes the UTC "Z" as well, the other form a client must read.
+    """
+
+    def __init__(self, speed: float = 1.0, *, with_zone: bool = False) -> None:
         self.speed = speed
+        self.with_zone = with_zone
         self._start = time.monotonic()
         self._offset = 0.0
         self.epoch = time.time()
@@ -76,7 +82,8 @@ class Clock:
         self._offset += seconds
 
     def iso(self, at: float) -> str:
-        return datetime.fromtimestamp(self.epoch + at, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        text = datetime.fromtimestamp(self.epoch + at, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+        return text + "Z" if self.with_zone else text
 
 
 @dataclass(slots=True)
@@ -92,6 +99,9 @@ class Task:
     pending_output: bool = False  # answer OutputOption=Enabled with TaskOutput even while running
     visible_at: float | None = None  # GetAITask/ListAITaskEvents answer 404 before this (read-after-create lag)
     template_type: str = "ROS"
+    # ListAITasks' UpdateTime follows the status; False keeps it at CreateTime: nothing documented says it
+    # moves when a task finishes, and the relay must not depend on it.
+    update_time_moves: bool = True
     _output_json: str | None = None
 
     def state(self, now: float) -> tuple[str, float]:
@@ -136,6 +146,9 @@ class Fault:
     after_action: bool = False
     in_body: bool = False  # the error goes in an HTTP 200 body, with HttpStatusCode and Success
     success: Any = "false"
+    next_token: str | None = None  # match ListAITasks requests by NextToken: "*" any non-empty, else exact
+    empty_page: bool = False  # answer the page with no Tasks, keeping its NextToken
+    repeat_token: bool = False  # answer the page with the NextToken it was asked with
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Fault:
@@ -156,6 +169,9 @@ class Fault:
             after_action=bool(data.get("AfterAction", False)),
             in_body=bool(data.get("InBody", False)),
             success=data.get("Success", "false"),
+            next_token=data.get("NextToken"),
+            empty_page=bool(data.get("EmptyPage", False)),
+            repeat_token=bool(data.get("RepeatToken", False)),
         )
 
     def matches(self, action: str, params: dict[str, str]) -> bool:
@@ -164,6 +180,11 @@ class Fault:
             and self.action in (None, action)
             and self.task_id in (None, params.get("TaskId"))
             and self.output_option in (None, params.get("OutputOption", "Disabled"))
+            and (
+                self.next_token is None
+                or (self.next_token == "*" and bool(params.get("NextToken")))
+                or self.next_token == params.get("NextToken")
+            )
         )
 
 
@@ -189,7 +210,7 @@ class Emulator:
         read_after_create_lag: float | None = None,
     ) -> None:
         scenario = scenario or {}
-        self.clock = Clock(speed)
+        self.clock = Clock(speed, with_zone=bool(scenario.get("TimesWithZone", False)))
         # ROS documents no read-after-create guarantee: a task CreateAITask just made may answer GetAITask
         # (and ListAITaskEvents) 404 TaskNotFound for this many emulator seconds. ListAITasks lists it at once.
         self.read_after_create_lag = float(
@@ -264,6 +285,7 @@ class Emulator:
             extra_fields=dict(spec.get("ExtraFields", {})),
             pending_output=bool(spec.get("PendingOutput", False)),
             template_type=spec.get("TemplateType", "ROS"),
+            update_time_moves=bool(spec.get("UpdateTimeMoves", True)),
         )
         with self._lock:
             self.tasks[task.task_id] = task
@@ -416,6 +438,14 @@ class Emulator:
                 return Answer(200, json.dumps(payload).encode(), headers)
             payload = _error(request_id, fault.code or "ServiceUnavailable", fault.message or "Injected fault.")
             return Answer(status, json.dumps(payload).encode(), headers)
+        if fault.empty_page or fault.repeat_token:  # ListAITasks paging quirks (tests of defensive paging)
+            status, payload, output = self._dispatch(action, params, request_id)
+            if fault.empty_page:
+                payload["Tasks"] = []
+                payload["NextToken"] = payload.get("NextToken") or params.get("NextToken") or "end"
+            if fault.repeat_token:
+                payload["NextToken"] = params.get("NextToken") or payload.get("NextToken")
+            return Answer(status, _encode(payload, output), headers)
         if fault.truncate:
             status, payload, output = self._dispatch(action, params, request_id)
             whole = _encode(payload, output)
@@ -482,6 +512,8 @@ class Emulator:
                 for t in tasks
                 if t.created_at <= now and task_type in (None, t.task_type) and task_id in (None, t.task_id)
             ]
+        # ListAITasks' reference gives MaxResults no default and no range (its example is 50): the emulator's
+        # default of 10 and range of 1 to 100 are our choice, not ROS's; the relay always sends its own size.
         page, token = _page(tasks, params, default=10)
         items = []
         for task in page:
@@ -494,7 +526,7 @@ class Emulator:
                     "StatusReason": task.reason(status),
                     "Prompt": task.prompt,
                     "CreateTime": self.clock.iso(task.created_at),
-                    "UpdateTime": self.clock.iso(since),
+                    "UpdateTime": self.clock.iso(since if task.update_time_moves else task.created_at),
                 }
             )
         return {"Tasks": items, "NextToken": token}, None

@@ -78,9 +78,12 @@ def test_a_file_in_the_way_is_a_destination_failure_not_a_crash(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["t-1"]
 
 
-def test_a_task_id_that_would_leave_the_directory_is_refused(tmp_path):
-    # Given a record whose id bypassed validation (defence in depth)
+def test_a_task_id_that_would_leave_the_directory_stays_inside_it_under_its_escaped_key(tmp_path):
+    # Given a record whose id is path-like (an id ROS returned outside our pattern, or one that bypassed
+    # validation): When it is delivered
     obs = Observation(TaskResult(task_id="../escape", observed_at=T, status="FAILURE", terminal=True))
-    with pytest.raises(DestinationFailure, match="would leave"):
-        FileDestination(tmp_path / "root").deliver(obs)
+    delivery = FileDestination(tmp_path / "root").deliver(obs)
+    # Then it is stored inside the directory, under its escaped key (taskref.storage_key), and nowhere else
+    assert delivery.outcome == "created"
+    assert [p.name for p in (tmp_path / "root").iterdir()] == ["~~2E~2E~2Fescape"]
     assert not (tmp_path / "escape").exists()

@@ -171,3 +171,25 @@ def test_a_prompt_is_capped_by_the_bytes_it_takes_in_the_request_line():
     assert parse_create_request({"Prompt": "a" * 7000}).prompt == "a" * 7000
     with pytest.raises(InvalidInput, match=r"Prompt takes \d+ bytes in the URL"):
         parse_create_request({"Prompt": "云" * 7300})
+
+
+# --- issue 14, item 10: tracking messages for ids ROS returned outside our pattern ----------------------
+
+
+@pytest.mark.parametrize("task_id", ["t-ABC:1", "t/../x", "任务-1", "t 1", ".x", "t" * 300])
+def test_a_tracking_message_the_relay_wrote_for_a_ros_id_parses_in_the_consumer(task_id):
+    # Given the tracking message the sweep or POST /tasks writes for an id ROS returned, and its successor
+    message = TrackingMessage(task_id, 0, "2026-01-01T00:00:00Z")
+    for written in (message, message.next("2026-01-01T00:00:00Z")):
+        # When the consumer parses it, Then it names the same task
+        (parsed,) = parse_tracking_body(written.to_json())
+        assert parsed == written
+    # and the marker says where the id came from; a message for an id of our pattern has none (as before)
+    assert json.loads(message.to_json())["id_from"] == "ros"
+    assert json.loads(TrackingMessage("t-1").to_json()) == {"TaskId": "t-1", "attempt": 0}
+    # while ids from outside keep the strict pattern: bare ids, unmarked messages, and a marked one with a
+    # control character are refused
+    marked_control = '{"TaskId": "t\\n1", "id_from": "ros"}'
+    for body in [task_id, json.dumps(task_id), json.dumps({"TaskId": task_id}), marked_control]:
+        with pytest.raises(InvalidInput):
+            parse_tracking_body(body)

@@ -1,4 +1,4 @@
-"""The scheduled sweep: page through ListAITasks and settle every task updated within the lookback window.
+"""The scheduled sweep: page through ListAITasks and settle every task created or updated within its window.
 
 - Finished tasks are delivered (the relay skips the status probe: the listing already said SUCCESS);
   stores are create-only and queues keep a record of what they announced (a ledger, or markers in a
@@ -13,7 +13,8 @@ sweep checks the time left in the invocation and stops cleanly, ``safety_ms`` be
 tasks already started finish), with a summary of what is left (the NextToken of the page it stopped in;
 the next sweep covers it again).
 
-The window. A sweep covers tasks whose UpdateTime is within ``window_seconds`` of its start: the lookback,
+The window. A sweep covers tasks whose later of CreateTime and UpdateTime is within ``window_seconds`` of
+its start: the lookback,
 or, when a watermark (see watermark.py) says the last complete sweep started longer ago than that, back to
 that start (plus ``CATCH_UP_OVERLAP_SECONDS``), bounded by ``max_catch_up_seconds``. Only a complete sweep
 that left nothing for a retry to fix moves the watermark, to its own start; the summary's
@@ -32,6 +33,25 @@ that left nothing for a retry to fix moves the watermark, to its own start; the 
 
 A sweep held back this way is repeated by the next one, over the same window and more; the window is still
 bounded by ``max_catch_up_seconds``, so a failure that lasts longer than that is logged as such.
+
+A task that runs longer than the lookback. ListAITasks documents CreateTime and UpdateTime
+(https://www.alibabacloud.com/help/en/ros/developer-reference/api-ros-2019-09-10-listaitasks), not that
+UpdateTime moves when a task finishes, so the window never relies on it: the later of the two times decides
+(an UpdateTime that lags, or is missing, leaves the CreateTime), and a task seen pending is followed by
+other means. With a tracking queue, it is put there and the consumer follows it until it finishes (then
+delivers it) or until ``RELAY_TRACKING_DEADLINE_SECONDS`` after its CreateTime (then reports it
+``timed_out``). Without one, the watermark is saved no later than the oldest CreateTime of the pending
+tasks the sweep saw (``untracked_pending_since``), so every later window reaches back to it until the task
+is seen finished and delivered (bounded by ``max_catch_up_seconds``, as any catch-up). Either way a task
+created within the lookback is delivered however long it runs and whatever its UpdateTime says (if a
+sweep ran while it was pending: sweeps run more often than the lookback). Times are read with or without
+a zone (no zone is UTC: the reference's examples have none).
+
+Paging is defensive: the reference says only that an empty NextToken ends the listing. A page with no task
+but a NextToken, or a NextToken this listing was already given, stops the sweep (``stopped_reason``
+``paging: ...``, logged): it is not complete, so the watermark stays and the next sweep covers the window
+again, and it cannot loop. ``MismatchNextToken`` (HTTP 400, https://help.aliyun.com/en/ros/developer-reference/common-error-codes
+lists the code) restarts the listing from its first page once; a second one fails the sweep with it.
 
 Paging stops early. ROS's ListAITasks reference states no order
 (https://www.alibabacloud.com/help/en/ros/developer-reference/api-ros-2019-09-10-listaitasks: MaxResults,
@@ -62,8 +82,8 @@ from typing import Any
 from .config import SweepSettings
 from .errors import ConfigurationError, InvalidInput, RelayError, destination_error
 from .relay import Relay
-from .taskref import STATUSES, TERMINAL_STATUSES, TaskRef, validate_task_id
-from .tracking import TrackingMessage, now_utc
+from .taskref import STATUSES, TERMINAL_STATUSES, TaskRef, ros_task_id
+from .tracking import TrackingMessage, iso, now_utc, parse_time
 from .watermark import NotAWatermark
 
 # A catch-up window reaches this far behind the last complete sweep's start: a task's new status may show in
@@ -96,6 +116,7 @@ class SweepSummary:
     watermark_saved: bool = False
     watermark_not_saved: str | None = None  # why the watermark stayed where it was (see the module docstring)
     retryable_failures: int = 0  # tasks whose failure a later sweep may fix: they hold the watermark back
+    untracked_pending_since: str | None = None  # the oldest CreateTime of a pending task with no tracker
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -154,11 +175,14 @@ class Sweeper:
         finally:
             finished.close()  # a sweep stopped in a page lets go of its read-ahead now, not when collected
         if not summary.complete:
-            summary.stopped_reason, summary.resume_token = "time", cursor.token
+            summary.stopped_reason, summary.resume_token = summary.stopped_reason or "time", cursor.token
         if self._watermark is not None:
             summary.watermark_not_saved = _hold_reason(summary, unread)
             if summary.watermark_not_saved is None:
-                self._save_watermark(started, summary)
+                # A pending task nothing tracks (no tracking queue) must stay in later windows until it
+                # finishes: the watermark goes no later than its CreateTime (see the module docstring).
+                held = parse_time(summary.untracked_pending_since)
+                self._save_watermark(min(started, held) if held is not None else started, summary)
             else:
                 self._logger.warning(
                     "the sweep watermark was not moved: the next sweep covers this window again",
@@ -257,15 +281,43 @@ class Sweeper:
         """
         pages = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sweep-pages")
         upcoming: Future[Mapping[str, Any]] | None = None
+        asked: set[str] = set()  # the NextTokens this listing was asked with: one coming back is an anomaly
+        restarted = False
         try:
             while keep_going():
-                page = (upcoming or pages.submit(self._list, cursor.token)).result()
+                try:
+                    page = (upcoming or pages.submit(self._list, cursor.token)).result()
+                except RelayError as exc:
+                    if exc.upstream_code != "MismatchNextToken" or cursor.token is None or restarted:
+                        raise
+                    # ROS refused a token it gave (MismatchNextToken, HTTP 400: the listing changed under
+                    # it, or the token expired): the listing starts over, once; the tasks read again are
+                    # already delivered (create-only stores, announcement records), at a HEAD or two each.
+                    self._logger.warning(
+                        "ListAITasks refused its own NextToken (MismatchNextToken): the sweep reads the "
+                        "listing again from the first page, once",
+                        extra={"pages_read": summary.pages},
+                    )
+                    restarted, upcoming, cursor.token = True, None, None
+                    asked.clear()
+                    order.restart()
+                    continue
                 summary.pages += 1
+                if cursor.token is not None:
+                    asked.add(cursor.token)
+                tasks = page.get("Tasks") or []
                 following = page.get("NextToken") or None
-                finished, pending = self._sort_page(page.get("Tasks") or [], cutoff, summary, order)
+                finished, pending = self._sort_page(tasks, cutoff, summary, order)
                 stop = self._early_stop(order, summary)
+                anomaly = None
                 if stop is not None and following is not None:
                     summary.early_stop, following = stop, None  # the rest is older than the window can hold
+                elif following is not None and not tasks:
+                    anomaly = "ListAITasks answered an empty page with a NextToken"
+                elif following is not None and following in asked:
+                    anomaly = "ListAITasks repeated a NextToken it had already given"
+                if anomaly is not None:  # read no further: the listing cannot be trusted to end
+                    summary.stopped_reason, given, following = f"paging: {anomaly}", following, None
                 upcoming = pages.submit(self._list, following) if following is not None else None
                 yield from finished
                 if pending:  # ten to a request: a page of pending tasks is a few round trips, not fifty
@@ -273,6 +325,14 @@ class Sweeper:
                     summary.enqueued += len(pending) - len(failures)
                     if failures:
                         raise next(iter(failures.values()))
+                if anomaly is not None:
+                    # Not complete: the rest of the window may be unread, so the watermark stays (the next
+                    # sweep covers this window again) and the summary says why.
+                    self._logger.warning(
+                        "the sweep stopped paging: " + anomaly,
+                        extra={"pages_read": summary.pages, "asked_with": cursor.token, "next_token": given},
+                    )
+                    return
                 if following is None:
                     summary.complete = True
                     return
@@ -314,7 +374,7 @@ class Sweeper:
                 continue
             ref, updated, created = entry
             if order is not None:
-                order.see(_time(created))
+                order.see(parse_time(created))
             if updated is not None and updated < cutoff:
                 continue
             summary.in_window += 1
@@ -326,6 +386,10 @@ class Sweeper:
                 summary.pending += 1
                 if self._tracker is not None:
                     pending.append(TrackingMessage(ref.task_id, 0, created))
+                elif created is not None and (
+                    summary.untracked_pending_since is None or created < summary.untracked_pending_since
+                ):  # both written by tracking.iso (UTC, same width): the text order is the time order
+                    summary.untracked_pending_since = created
         return finished, pending
 
 
@@ -342,6 +406,10 @@ class _Order:
     last: datetime | None = None
     contradiction: str | None = None
 
+    def restart(self) -> None:
+        """The listing is read again from its first page: its CreateTimes start again from the newest."""
+        self.last = None
+
     def see(self, created: datetime | None) -> None:
         if created is None:
             return
@@ -351,25 +419,25 @@ class _Order:
 
 
 def _listed(item: Any) -> tuple[TaskRef, datetime | None, str | None] | None:
-    """A ListAITasks entry as (ref with its status, UpdateTime, CreateTime); None if unusable."""
+    """A ListAITasks entry as (ref with its status, the later of UpdateTime and CreateTime, CreateTime as the
+    relay writes times); None if unusable.
+
+    The id is taken as ROS returned it (taskref.ros_task_id): ROS documents no format for it, and a task
+    skipped here for our own pattern would never be delivered. Times may come with or without a zone (the
+    reference's examples have none, one description says UTC): both are read as UTC (tracking.parse_time).
+    The window is judged on the later of the two times: nothing documented says UpdateTime moves when a
+    task finishes, or is set at all (see the module docstring for the task that outlives the window).
+    """
     if not isinstance(item, Mapping) or item.get("Status") not in STATUSES:
         return None
     try:
-        task_id = validate_task_id(item.get("TaskId"))
+        task_id = ros_task_id(item.get("TaskId"))
     except InvalidInput:
         return None
-    created = item.get("CreateTime") if isinstance(item.get("CreateTime"), str) else None
-    return TaskRef(task_id, item["Status"]), _time(item.get("UpdateTime") or created), created
-
-
-def _time(value: Any) -> datetime | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=now_utc().tzinfo)
+    created_at, updated_at = parse_time(item.get("CreateTime")), parse_time(item.get("UpdateTime"))
+    known = [moment for moment in (created_at, updated_at) if moment is not None]
+    created = iso(created_at) if created_at is not None else None
+    return TaskRef(task_id, item["Status"]), max(known) if known else None, created
 
 
 def _hold_reason(summary: SweepSummary, unread: str | None) -> str | None:

@@ -1,7 +1,8 @@
 """Tracking pending tasks: the message that follows a task until it finishes, and its schedule.
 
 A tracking message is ``{"TaskId": "t-...", "attempt": 3, "first_seen": "2026-...Z"}`` (``known_status``
-may say the sweeper saw it SUCCESS). A pending task's message is sent again with a growing delay
+may say the sweeper saw it SUCCESS; ``"id_from": "ros"`` marks an id ROS returned that our own pattern
+would refuse, see below). A pending task's message is sent again with a growing delay
 (30 s, 60 s, 120 s, ... up to SQS's 900 s), until ``first_seen`` is older than the tracking deadline;
 then the task is reported ``timed_out``. ``created_at`` is set only for a task the relay itself created (POST
 /tasks): ROS documents no read-after-create guarantee, so such a task may answer not-found for a while.
@@ -15,7 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from .errors import InvalidInput
-from .taskref import STATUSES, TaskRef, validate_task_id
+from .taskref import STATUSES, TaskRef, is_strict_task_id, ros_task_id, validate_task_id
 
 FIRST_DELAY_SECONDS = 30
 MAX_DELAY_SECONDS = 900  # SQS's DelaySeconds maximum
@@ -42,6 +43,11 @@ class TrackingMessage:
 
     def to_json(self) -> str:
         body: dict[str, Any] = {"TaskId": self.task_id, "attempt": self.attempt}
+        if not is_strict_task_id(self.task_id):
+            # Only the relay writes such a message, for an id ROS itself returned (the sweep, POST /tasks):
+            # the marker tells the consumer to take the id as ROS's (taskref.ros_task_id) rather than refuse
+            # it. Forging it gains nothing: the id is still checked, and stores escape it (storage_key).
+            body["id_from"] = "ros"
         if self.first_seen:
             body["first_seen"] = self.first_seen
         if self.known_status:
@@ -61,9 +67,15 @@ def delay_for(attempt: int, first: int = FIRST_DELAY_SECONDS) -> int:
     return min(MAX_DELAY_SECONDS, max(1, first) * 2 ** min(attempt, 10))
 
 
-def parse_time(value: str | None) -> datetime | None:
-    """An ISO 8601 time as an aware datetime (UTC when it names no zone); None when absent or unreadable."""
-    if not value:
+def parse_time(value: object) -> datetime | None:
+    """An ISO 8601 time as an aware datetime (UTC when it names no zone); None when absent or unreadable.
+
+    Every ROS time goes through here. ListAITasks' reference shows CreateTime and UpdateTime without a zone
+    ("2025-01-01T12:00:00") while describing them as UTC
+    (https://www.alibabacloud.com/help/en/ros/developer-reference/api-ros-2019-09-10-listaitasks), so both
+    forms are read, and no zone means UTC.
+    """
+    if not value or not isinstance(value, str):
         return None
     try:
         seen = datetime.fromisoformat(value.replace("Z", "+00:00"))
@@ -127,7 +139,8 @@ def parse_tracking_body(body: str | None) -> list[TrackingMessage]:
 
 
 def _tracking_message(data: dict[str, Any]) -> TrackingMessage:
-    task_id = validate_task_id(data.get("TaskId"))
+    from_ros = data.get("id_from") == "ros"  # see TrackingMessage.to_json
+    task_id = ros_task_id(data.get("TaskId")) if from_ros else validate_task_id(data.get("TaskId"))
     attempt = data.get("attempt", 0)
     if not isinstance(attempt, int) or isinstance(attempt, bool) or attempt < 0:
         raise InvalidInput("attempt must be a non-negative integer")

@@ -5,8 +5,8 @@ sweeper that missed runs for longer than its lookback catches up on its next com
 sweep that left nothing for a retry to fix moves the watermark (sweep.py says when one does not). It
 lives in the delivery ledger (``RELAY_LEDGER``: one Redis key, or one
 DynamoDB item beside Powertools' records), else in a store of ``RELAY_DESTINATIONS`` as one small object,
-``<prefix>_aitask-relay/sweep-watermark-<scope>.json``: task ids start with a letter or a digit, so no
-task's folder can ever be named ``_aitask-relay``. ``<scope>`` is in every name (see ``scope``).
+``<prefix>_aitask-relay/sweep-watermark-<scope>.json``: a task's folder (taskref.storage_key) starts with
+a letter, a digit or ``~``, so none can ever be named ``_aitask-relay``. ``<scope>`` is in every name (see ``scope``).
 
 It is one value, overwritten by each complete sweep (stores otherwise write create-only). An overwrite is
 a single atomic write on each backend, S3 and OSS PUTs included (a reader sees the old object or the new

@@ -1,4 +1,4 @@
-"""A local directory: ``<dir>/<task_id>/template.<ext>`` and ``<dir>/<task_id>/task.json``.
+"""A local directory: ``<dir>/<key>/template.<ext>`` and ``<dir>/<key>/task.json`` (``<key>``: taskref.storage_key).
 
 Each file is written to a temporary name in the same directory, flushed, then hard-linked to its final
 name. ``link`` fails if the name exists, which makes the write create-only and atomic: a reader never sees

@@ -32,6 +32,7 @@ from typing import Any
 
 from ..errors import DestinationFailure
 from ..model import Delivery, Observation, TaskResult
+from ..taskref import storage_key
 
 SPEC_VERSION = "1.0"
 SOURCE = "aitask-relay"
@@ -52,8 +53,11 @@ class Message:
 
 
 def event_id(task_id: str, status: str | None) -> str:
-    """The stable event id of a task in a status."""
-    return f"{task_id}:{status}"
+    """The stable event id of a task in a status: ``<task id>:<status>``, the task id as its storage key
+    (taskref.storage_key: the id itself when it matches our pattern; for an id ROS returned outside it, a
+    bounded ASCII form), so the id stays within what AMQP's ``message_id`` (255 bytes) and SQS FIFO
+    deduplication ids take. The message's ``subject`` and ``task_id`` attribute carry the id as ROS wrote it."""
+    return f"{storage_key(task_id)}:{status}"
 
 
 def event_type(status: str | None) -> str:

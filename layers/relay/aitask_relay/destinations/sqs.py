@@ -21,6 +21,7 @@ from typing import Any
 
 from ..aws import SQS_MAX_MESSAGE_BYTES, SQS_OLD_DEFAULT_MESSAGE_BYTES, SqsQueue
 from ..model import Delivery, Observation
+from ..taskref import storage_key
 from .message import Message, claim_ref, message_attributes
 from .queue import QueueDestination
 
@@ -66,7 +67,8 @@ class SqsDestination(QueueDestination):
             }
         }
         if self.queue.fifo:
-            extra["MessageGroupId"] = message.attributes["task_id"]
+            # At most 128 ASCII characters (SQS): an id ROS returned outside our pattern goes as its key.
+            extra["MessageGroupId"] = storage_key(message.attributes["task_id"])
             extra["MessageDeduplicationId"] = dedup_id(message.id)
         message_id = self.queue.send(message.body.decode("utf-8"), **extra)
         return f"{self.queue.url}#{message_id}"

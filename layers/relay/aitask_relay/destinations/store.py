@@ -1,6 +1,7 @@
 """What every object store (file, S3, OSS) shares: the object layout and the create-only protocol.
 
-Layout: ``<prefix><task_id>/template.<ext>`` then ``<prefix><task_id>/task.json``. The template goes
+Layout: ``<prefix><key>/template.<ext>`` then ``<prefix><key>/task.json``, where ``<key>`` is the task id,
+or, for an id ROS returned outside our pattern, its escaped form (taskref.storage_key). The template goes
 first and ``task.json`` last, so a ``task.json`` means the delivery is complete; a retry after a crash
 between the two creates only what is missing. A Terraform template in ROS's format (see workspace.py) also
 has each workspace file written, before the template, at ``<prefix><task_id>/workspace/<path>``; every path
@@ -30,9 +31,9 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal, NamedTuple
 
-from ..errors import DestinationFailure, InvalidInput
+from ..errors import DestinationFailure
 from ..model import EXTENSIONS, Delivery, Observation, TaskResult
-from ..taskref import validate_task_id
+from ..taskref import storage_key
 from ..workspace import FOLDER as WORKSPACE_FOLDER
 from ..workspace import path_problem, show
 
@@ -100,7 +101,7 @@ class ObjectStore:
         held. A file store reads ``task.json`` itself.
         """
         try:
-            folder = self.prefix + validate_task_id(task_id) + "/"
+            folder = self.prefix + storage_key(task_id) + "/"
             held = self._record(folder + TASK_JSON, read_body=not self.keeps_metadata)
             if held is None or held.status is None or held.status != status:
                 return None
@@ -130,7 +131,7 @@ class ObjectStore:
     def _marker_key(self, task_id: str, status: str | None, destination: str) -> str:
         # The destination's name (its URI, password redacted) as a digest: short, and safe in any key.
         digest = hashlib.sha256(destination.encode("utf-8", "surrogatepass")).hexdigest()[:16]
-        return f"{self.prefix}{validate_task_id(task_id)}/{ANNOUNCED}{status or 'UNKNOWN'}.{digest}.json"
+        return f"{self.prefix}{storage_key(task_id)}/{ANNOUNCED}{status or 'UNKNOWN'}.{digest}.json"
 
     def _record(self, key: str, *, read_body: bool) -> StoredRecord | None:
         """What the task.json at ``key`` records; None when there is none. Without status metadata (an older
@@ -184,12 +185,9 @@ class ObjectStore:
         return WORKSPACE_FOLDER + path
 
     def _folder(self, result: TaskResult) -> str:
-        # Task ids are validated at the trigger; checking again here keeps every key under the prefix
-        # whatever path a record took.
-        try:
-            return validate_task_id(result.task_id) + "/"
-        except InvalidInput as exc:
-            raise DestinationFailure(f"task id would leave {self.name}: {exc.message}", retryable=False) from exc
+        # The task's folder is its storage key (taskref.storage_key): the id itself when it matches our
+        # pattern, else an escaped form; either way one segment that cannot leave the prefix.
+        return storage_key(result.task_id) + "/"
 
 
 class BucketStore(ObjectStore):

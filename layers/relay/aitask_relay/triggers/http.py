@@ -19,13 +19,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
+from urllib.parse import quote
 
 from ..config import INVOCATION_RESERVE_MS
 from ..errors import ERROR_KINDS_BY_CODE, BadUpstreamResponse, InvalidInput, RelayError, UpstreamUnavailable
 from ..model import ResponseLimit
 from ..normalize import replace_surrogates
 from ..relay import Relay, response_records
-from ..taskref import TaskRef, validate_task_id
+from ..taskref import TaskRef, ros_task_id, validate_task_id
 from ..tracking import TrackingMessage, delay_for, iso, now_utc
 
 MAX_PROMPT = 10_000
@@ -241,7 +242,9 @@ class TaskApi:
             created = {"TaskId": self._find_created(ros, request, sent_at, failure, deadline)}
             recovered = f"CreateAITask failed ({failure.code}), and the task was then found in ListAITasks"
         try:
-            task_id = validate_task_id(created.get("TaskId"), "CreateAITask's TaskId")
+            # ROS's id as it is (taskref.ros_task_id), not our pattern: the task exists now, and a 502 would
+            # invite the caller to create it again.
+            task_id = ros_task_id(created.get("TaskId"), "CreateAITask's TaskId")
         except InvalidInput as exc:
             raise BadUpstreamResponse(exc.message, request_id=created.get("RequestId")) from None
         if self._metrics is not None:
@@ -252,7 +255,7 @@ class TaskApi:
         if tracking == "failed" and self._logger is not None:
             self._logger.error("task created but not put on the tracking queue", extra={"task_id": task_id})
         answer = {"TaskId": task_id, "tracking": tracking} | ({"recovered": recovered} if recovered else {})
-        return Answer(202, answer, {"Location": f"/tasks/{task_id}"})
+        return Answer(202, answer, {"Location": f"/tasks/{quote(task_id, safe='')}"})
 
     def _find_created(
         self, ros: Any, request: CreateRequest, sent_at: datetime, failure: RelayError, deadline: float | None

@@ -1,0 +1,243 @@
+"""Issue 14, items 6, 7, 8, 10: the sweep reads ListAITasks as its reference documents it
+(https://www.alibabacloud.com/help/en/ros/developer-reference/api-ros-2019-09-10-listaitasks), not as our
+emulator used to answer: times without a zone, an UpdateTime that need not move, pages that may be empty or
+repeat a token, MismatchNextToken, and task ids outside our own pattern. In-memory listing, no sockets."""
+
+import json
+from datetime import UTC, timedelta
+
+import pytest
+
+from aitask_relay.config import SweepSettings
+from aitask_relay.errors import InvalidInput
+from aitask_relay.model import Delivery
+from aitask_relay.relay import Relay
+from aitask_relay.sweep import Sweeper
+from aitask_relay.tracking import now_utc, parse_time, parse_tracking_body
+
+
+def naive(moment):
+    """A time as the ListAITasks reference's examples write it: no zone (UTC), e.g. 2025-01-01T12:00:00."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S")
+
+
+class Scripted:
+    """A listing answering each NextToken (None: the first page) from a script; an exception is raised."""
+
+    def __init__(self, pages):
+        self.pages, self.calls = pages, []
+
+    def list_tasks(self, *, next_token=None, max_results=50):
+        self.calls.append(next_token)
+        answer = self.pages[next_token]
+        if isinstance(answer, list):  # a queue of answers, one per call
+            answer = answer.pop(0) if len(answer) > 1 else answer[0]
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+
+class Source:
+    def __init__(self):
+        self.fetched = []
+
+    def get_task(self, task_id, *, with_output, deadline=None):
+        self.fetched.append(task_id)
+        return {"TaskId": task_id, "Status": "SUCCESS", "TaskOutput": {"Result": {"Resources": {}}}}
+
+
+class Store:
+    kind, name = "store", "mem://"
+
+    def delivered_at(self, task_id, status=None):
+        return None
+
+    def deliver(self, observation, stored=()):
+        return Delivery(self.name, f"mem://{observation.result.task_id}", "created")
+
+
+class Tracker:
+    def __init__(self):
+        self.bodies = []
+
+    def send_many(self, bodies):
+        self.bodies.extend(bodies)
+        return {}
+
+
+class Mark:
+    name = "mem://mark"
+
+    def __init__(self):
+        self.saved = []
+
+    def load(self):
+        return None
+
+    def save(self, started):
+        self.saved.append(started)
+
+
+def build(pages, *, tracker=None, mark=None):
+    listing, source = Scripted(pages), Source()
+    relay = Relay(source, [Store()], max_concurrency=2)
+    sweep = Sweeper(listing, relay, settings=SweepSettings(safety_ms=1000), tracker=tracker, watermark=mark)
+    return listing, source, sweep
+
+
+def task(task_id, status="SUCCESS", *, created=None, updated=None):
+    item = {"TaskId": task_id, "Status": status}
+    if created is not None:
+        item["CreateTime"] = created
+    if updated is not None:
+        item["UpdateTime"] = updated
+    return item
+
+
+# --- item 6: times without a zone --------------------------------------------------------------------
+
+
+def test_the_first_seen_a_sweep_writes_from_a_zoneless_create_time_names_its_zone():
+    # Given a pending task listed with a CreateTime without a zone, as ListAITasks' examples show
+    created = now_utc() - timedelta(minutes=5)
+    tracker = Tracker()
+    pages = {None: {"Tasks": [task("t-run", "RUNNING", created=naive(created))]}}
+    _listing, _source, sweep = build(pages, tracker=tracker)
+    # When the sweep puts it on the tracking queue
+    sweep.run(lambda: 60_000)
+    # Then the message's first_seen is that instant written with its zone (the relay's own form, ending in Z),
+    # so no reader of the tracking queue has to guess the zone of a time the relay wrote
+    (body,) = tracker.bodies
+    first_seen = json.loads(body)["first_seen"]
+    assert first_seen.endswith("Z") and parse_time(first_seen) == created.replace(microsecond=0)
+
+
+# --- item 7: the window does not rely on UpdateTime moving at completion -------------------------------
+
+
+def test_a_task_whose_update_time_lags_its_create_time_is_judged_by_the_later_of_the_two():
+    # Given a task created a minute ago whose UpdateTime is older than its CreateTime (ROS documents no rule
+    # that UpdateTime moves, or how: a placeholder, or a value set once)
+    now = now_utc()
+    item = task("t-fresh", created=naive(now - timedelta(minutes=1)), updated=naive(now - timedelta(days=2)))
+    _listing, source, sweep = build({None: {"Tasks": [item]}})
+    # When the sweep runs over its 1 h lookback
+    summary = sweep.run(lambda: 60_000)
+    # Then the task is in the window (its CreateTime is) and delivered
+    assert (summary["in_window"], summary["delivered"]) == (1, 1) and source.fetched == ["t-fresh"]
+
+
+# --- item 8: defensive paging ---------------------------------------------------------------------------
+
+
+def test_an_empty_page_with_a_next_token_stops_the_sweep_incomplete_and_holds_the_watermark():
+    # Given a listing whose second page is empty but still carries a NextToken
+    now = naive(now_utc())
+    pages = {
+        None: {"Tasks": [task("t-1", created=now)], "NextToken": "a"},
+        "a": {"Tasks": [], "NextToken": "b"},
+        "b": {"Tasks": [task("t-2", created=now)], "NextToken": ""},
+    }
+    mark = Mark()
+    listing, source, sweep = build(pages, mark=mark)
+    # When the sweep runs
+    summary = sweep.run(lambda: 60_000)
+    # Then it stopped at the empty page without claiming the listing complete, and kept the watermark
+    assert listing.calls[:2] == [None, "a"] and source.fetched == ["t-1"]
+    assert not summary["complete"] and "empty page" in summary["stopped_reason"] and summary["resume_token"] == "a"
+    assert mark.saved == [] and not summary["watermark_saved"]
+
+
+def test_a_repeated_next_token_stops_the_sweep_incomplete_without_looping():
+    # Given a listing whose second page hands back the token it was asked with
+    now = naive(now_utc())
+    pages = {
+        None: {"Tasks": [task("t-1", created=now)], "NextToken": "a"},
+        "a": {"Tasks": [task("t-2", created=now)], "NextToken": "a"},
+    }
+    mark = Mark()
+    listing, source, sweep = build(pages, mark=mark)
+    # When the sweep runs
+    summary = sweep.run(lambda: 60_000)
+    # Then it read each page once, delivered both, and stopped: incomplete, watermark held
+    assert listing.calls == [None, "a"] and sorted(source.fetched) == ["t-1", "t-2"]
+    assert not summary["complete"] and "repeated" in summary["stopped_reason"]
+    assert mark.saved == [] and summary["watermark_not_saved"]
+
+
+def mismatch():
+    message = "The NextToken is not valid for this query."
+    return InvalidInput(message, upstream_code="MismatchNextToken", http_status=400)
+
+
+def test_mismatch_next_token_restarts_the_listing_once_from_the_first_page():
+    # Given a listing that answers MismatchNextToken to its first NextToken once, then pages normally
+    now = naive(now_utc())
+    pages = {
+        None: {"Tasks": [task("t-1", created=now)], "NextToken": "a"},
+        "a": [mismatch(), {"Tasks": [task("t-2", created=now)], "NextToken": ""}],
+    }
+    mark = Mark()
+    listing, source, sweep = build(pages, mark=mark)
+    # When the sweep runs
+    summary = sweep.run(lambda: 60_000)
+    # Then it started over from the first page once, and finished complete (t-1 is fetched once per listing)
+    assert listing.calls == [None, "a", None, "a"]
+    assert summary["complete"] and sorted(set(source.fetched)) == ["t-1", "t-2"] and len(mark.saved) == 1
+
+
+def test_a_second_mismatch_next_token_fails_the_sweep_with_the_error():
+    # Given a listing that answers MismatchNextToken to every NextToken
+    now = naive(now_utc())
+    pages = {None: {"Tasks": [task("t-1", created=now)], "NextToken": "a"}, "a": [mismatch()]}
+    listing, _source, sweep = build(pages, mark=Mark())
+    # When the sweep runs, Then the second one is raised, after one restart
+    with pytest.raises(InvalidInput) as caught:
+        sweep.run(lambda: 60_000)
+    assert caught.value.upstream_code == "MismatchNextToken" and listing.calls == [None, "a", None, "a"]
+
+
+# --- item 10: task ids ROS returns that our own pattern would refuse -----------------------------------
+
+ROS_IDS = ["t-ABC:1", "t/../x", "任务-1", "t 1", ".x", "t" * 300]
+
+
+def test_a_listed_task_whose_id_is_outside_our_pattern_is_delivered_not_skipped():
+    # Given finished and pending tasks whose ids ROS returned but our strict pattern refuses, and entries
+    # whose ids no ROS id can be (empty, a control character, a lone surrogate, not a string, too long)
+    now = naive(now_utc())
+    items = [task(i, created=now) for i in ROS_IDS] + [task("t/run", "RUNNING", created=now)]
+    items += [task(bad, created=now) for bad in ["", "t\n1", "t\x00", "t\ud800", 42, None, "x" * 2000]]
+    tracker = Tracker()
+    _listing, source, sweep = build({None: {"Tasks": items}}, tracker=tracker)
+    # When the sweep runs
+    summary = sweep.run(lambda: 60_000)
+    # Then none was skipped: the finished ones were fetched, the pending one tracked
+    assert summary["skipped_invalid"] == 7 and summary["delivered"] == len(ROS_IDS)
+    assert sorted(source.fetched) == sorted(ROS_IDS)
+    # and its tracking message parses in the consumer, to the same id
+    (body,) = tracker.bodies
+    assert [m.task_id for m in parse_tracking_body(body)] == ["t/run"]
+
+
+def test_without_a_tracker_a_pending_task_holds_the_watermark_at_its_create_time_until_it_is_delivered():
+    # Given no tracking queue, and a task created 30 minutes ago still running
+    now = now_utc()
+    created = (now - timedelta(minutes=30)).replace(microsecond=0)
+    mark = Mark()
+    _listing, _source, sweep = build({None: {"Tasks": [task("t-long", "RUNNING", created=naive(created))]}}, mark=mark)
+    # When a sweep sees it pending
+    summary = sweep.run(lambda: 60_000)
+    # Then the watermark it saves is the task's CreateTime, not the sweep's start
+    assert summary["pending"] == 1 and mark.saved == [created]
+    # Given the task finished hours later, its UpdateTime still its CreateTime (nothing says it moves)
+    later = {None: {"Tasks": [task("t-long", created=naive(created), updated=naive(created))]}}
+    mark.load = lambda: created - timedelta(hours=2)  # the same, two hours on: every time is 2 h older
+    listing, source, sweep = build(later, mark=mark)
+    mark.saved.clear()
+    # When the next sweep runs (its lookback alone, 1 h, would not reach the task)
+    for entry in listing.pages[None]["Tasks"]:
+        entry["CreateTime"] = entry["UpdateTime"] = naive(created - timedelta(hours=2))
+    summary = sweep.run(lambda: 60_000)
+    # Then its window reaches back to the watermark, and the task is delivered
+    assert summary["caught_up_from"] is not None and summary["delivered"] == 1 and source.fetched == ["t-long"]
