@@ -56,6 +56,17 @@ class RelayError(Exception):
         """The taxonomy code, e.g. ``not_found``."""
         return self.kind.code
 
+    def restated(self, message: str, *, retryable: bool | None = None) -> RelayError:
+        """The same failure (kind, upstream code, HTTP status, request id) in other words, for a caller that
+        knows more about it; ``retryable`` overrides the original's."""
+        return type(self)(
+            message,
+            upstream_code=self.upstream_code,
+            http_status=self.http_status,
+            request_id=self.request_id,
+            retryable=self.retryable if retryable is None else retryable,
+        )
+
     def to_record(self) -> dict[str, Any]:
         """The ``error`` object of a TaskResult."""
         return {

@@ -105,11 +105,9 @@ class RosClient:
                 # 414, an HTML page). What grows is Prompt, in the URL (the SDK puts it in the query string),
                 # and for a 413 maybe Template, in the form body.
                 fields = "Prompt (in the URL) or Template" if template and error.http_status == 413 else "Prompt"
-                raise InvalidInput(
+                raise error.restated(
                     f"CreateAITask was refused before ROS read it (HTTP {error.http_status}): {fields} is too "
-                    "large for the request ROS's gateway accepts; shorten it",
-                    http_status=error.http_status,
-                    request_id=error.request_id,
+                    "large for the request ROS's gateway accepts; shorten it"
                 ) from exc
             raise error from exc
 

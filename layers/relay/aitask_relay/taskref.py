@@ -40,18 +40,24 @@ def validate_task_id(value: object, field: str = "TaskId") -> str:
     A valid id also can never escape its prefix in an object store: no ``/``, no leading dot, no ``..``
     segment on its own.
     """
+    value = _bounded_text(value, field, 128)
+    if not TASK_ID_PATTERN.fullmatch(value):
+        raise InvalidInput(
+            f"{field} {_show(value)} is not a task id: it must match ^[A-Za-z0-9][A-Za-z0-9._-]{{0,127}}$"
+        )
+    return value
+
+
+def _bounded_text(value: object, field: str, most: int) -> str:
+    """``value`` if it is a non-empty string of at most ``most`` characters, else InvalidInput naming why."""
     if value is None:
         raise InvalidInput(f"{field} is missing")
     if not isinstance(value, str):
         raise InvalidInput(f"{field} must be a string, got {type(value).__name__}")
     if value == "":
         raise InvalidInput(f"{field} is empty")
-    if len(value) > 128:
-        raise InvalidInput(f"{field} is too long ({len(value)} characters, at most 128)")
-    if not TASK_ID_PATTERN.fullmatch(value):
-        raise InvalidInput(
-            f"{field} {_show(value)} is not a task id: it must match ^[A-Za-z0-9][A-Za-z0-9._-]{{0,127}}$"
-        )
+    if len(value) > most:
+        raise InvalidInput(f"{field} is too long ({len(value)} characters, at most {most})")
     return value
 
 
@@ -69,14 +75,7 @@ def ros_task_id(value: object, field: str = "TaskId") -> str:
     U+FFFE/U+FFFF, which neither UTF-8 text nor an SQS attribute can hold), no control character. Anything
     built from it (a storage key, a queue attribute) goes through ``storage_key`` or is plain data.
     """
-    if value is None:
-        raise InvalidInput(f"{field} is missing")
-    if not isinstance(value, str):
-        raise InvalidInput(f"{field} must be a string, got {type(value).__name__}")
-    if value == "":
-        raise InvalidInput(f"{field} is empty")
-    if len(value) > MAX_ROS_ID:
-        raise InvalidInput(f"{field} is too long ({len(value)} characters, at most {MAX_ROS_ID})")
+    value = _bounded_text(value, field, MAX_ROS_ID)
     for ch in value:
         category = unicodedata.category(ch)
         if category == "Cs" or ch in "\ufffe\uffff":

@@ -94,14 +94,11 @@ class OssDestination(BucketStore):
                     # A role made from a template before this check lacks oss:GetBucketVersioning. Writing
                     # anyway could duplicate silently on a versioned bucket; refusing is loud and loses
                     # nothing the sweeper cannot find again once the grant is added.
-                    raise DestinationFailure(
+                    raise error.restated(
                         f"{self.name}: may not read the versioning state of bucket {self.bucket} "
                         f"({error.upstream_code or error.http_status}); grant oss:GetBucketVersioning on it "
                         "(a RAM role from an older template lacks it). Nothing was written: create-only "
                         "delivery cannot be trusted without knowing the bucket is unversioned",
-                        upstream_code=error.upstream_code,
-                        http_status=error.http_status,
-                        request_id=error.request_id,
                         retryable=False,
                     ) from exc
                 raise error from exc

@@ -279,12 +279,9 @@ class TaskApi:
                 )
             return found[0]
         shown = f" (ListAITasks shows {', '.join(found)} with this Prompt since the request)" if found else ""
-        raise type(failure)(
+        raise failure.restated(
             f"{failure.message}; the task may exist{shown}: CreateAITask takes no idempotency token, so check "
             "GET /tasks/{id} or ListAITasks before creating it again",
-            upstream_code=failure.upstream_code,
-            http_status=failure.http_status,
-            request_id=failure.request_id,
             retryable=False,
         ) from failure
 
