@@ -284,3 +284,32 @@ def test_post_a_failure_with_no_task_found_is_not_advertised_as_retryable(call, 
     assert status == 503 and error["code"] == "upstream_unavailable" and error["retryable"] is False
     assert "may exist" in error["message"] and "GET /tasks" in error["message"]
     assert emulator.stats()["by_action"]["ListAITasks"] >= 1
+
+
+# --- what a hostile tester found in the search after a failed CreateAITask (issue 14, item 5) ---------------
+
+
+@pytest.mark.parametrize(
+    ("request_body", "other"),
+    [
+        # a FixTemplate with a common prompt: another request's task, created a moment ago, differs only by its
+        # Template, which ListAITasks does not show
+        ({"Prompt": "fix it", "TaskType": "FixTemplate", "Template": "B: 1\n"}, {"TaskType": "FixTemplate"}),
+        # a GenerateTemplate whose twin with the same prompt was created 30 s before this request was sent
+        ({"Prompt": "vpc"}, {"TaskType": "GenerateTemplate", "CreatedSecondsAgo": 30}),
+    ],
+    ids=["fix-template", "created-30s-before"],
+)
+def test_post_never_takes_another_requests_task_for_its_own(call, emulator, request_body, other):
+    # Given a task of someone else's with the same Prompt, and CreateAITask answering 500 without creating one
+    emulator.add_task({"TaskId": "t-other", "Prompt": request_body["Prompt"], "Status": "RUNNING", **other})
+    emulator.add_fault({"Action": "CreateAITask", "Status": 500, "Code": "InternalError"})
+    # When a task is asked for
+    status, body, _ = call("POST", "/tasks", request_body)
+    # Then the other task is not answered as this request's: the failure is, not retryable, and a FixTemplate
+    # names the candidate it could not tell apart
+    assert status == 503 and "TaskId" not in body, body
+    assert body["error"]["retryable"] is False and "may exist" in body["error"]["message"]
+    if request_body.get("TaskType") == "FixTemplate":
+        assert "t-other" in body["error"]["message"]
+    assert emulator.stats()["by_action"]["CreateAITask"] == 1

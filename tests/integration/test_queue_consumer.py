@@ -221,6 +221,24 @@ def test_a_task_the_relay_created_that_is_not_found_yet_is_rescheduled_not_repor
     assert keys(aws, wired["bucket"]) == [f"{task_id}/task.json", f"{task_id}/template.json"]
 
 
+def test_a_task_the_sweep_lists_that_get_ai_task_cannot_find_yet_is_rescheduled_not_reported(
+    wired, aws, emulator, invoke
+):
+    # Given a task ROS lists as RUNNING, created 5 s ago, that GetAITask does not find yet (ROS documents no
+    # read-after-create guarantee, and the listing shows the task exists)
+    emulator.add_task({"TaskId": "t-lag", "Status": "RUNNING", "CreatedSecondsAgo": 5})
+    emulator.add_fault({"Action": "GetAITask", "TaskId": "t-lag", "Status": 404, "Code": "TaskNotFound", "Times": None})
+    # When the sweeper puts it on the tracking queue and the consumer reads that record
+    invoke("sweeper", {})
+    (message,) = tracked(aws, wired["tracking"])
+    assert json.loads(message["Body"])["created_at"]  # the listed CreateTime
+    assert invoke("queue_consumer", lambda_event_from([message])) == {"batchItemFailures": []}
+    # Then it is not reported not_found: it is re-scheduled, within the grace period of its CreateTime
+    assert aws.receive_all(wired["failures"]) == []
+    (successor,) = tracked(aws, wired["tracking"], delay=2)
+    assert json.loads(successor["Body"])["TaskId"] == "t-lag"
+
+
 def test_within_the_grace_period_a_created_task_is_rescheduled_after_it_or_from_outside_reported(
     wired, aws, emulator, invoke, relay_env
 ):

@@ -233,3 +233,48 @@ def test_events_of_a_running_and_of_a_failed_task(emulator):
     assert running.task_status == "RUNNING" and running.events[-1].handler_process_status == "RUNNING"
     assert failed.task_status == "FAILURE" and failed.events[-1].handler_process_status == "FAILURE"
     assert {e.agent_type for e in failed.events} == {"FixUserTemplateAgent"}
+
+
+# --- what a hostile tester found (issue 14, items 1, 2) ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "in_body",
+    [
+        {"Success": "false", "HttpStatusCode": 409, "Code": "OperationConflict"},
+        {"Success": "false", "HttpStatusCode": 400, "Code": "SomethingNew"},
+        {"Success": "true", "HttpStatusCode": "409", "Code": "SomethingNew"},  # a number sent as text
+        {"Success": " FALSE ", "Code": "SomethingNew"},
+    ],
+    ids=["409", "400", "status-as-text", "success-spaced-upper"],
+)
+def test_an_unknown_code_in_an_error_body_is_retryable_whatever_its_4xx_status(invoke, emulator, in_body):
+    # Given a finished task whose GetAITask answers HTTP 200 with an error we do not know inside
+    emulator.add_task({"TaskId": "t-odd", "Status": "SUCCESS", "TaskOutput": {"Result": {"Resources": {}}}})
+    emulator.add_fault({"Action": "GetAITask", "TaskId": "t-odd", "Times": None, "Json": {"RequestId": "R", **in_body}})
+    # When it is fetched
+    (result,) = invoke("fetch_task", {"TaskId": "t-odd"})["results"]
+    # Then it is a retryable bad_upstream_response (a permanent invalid_input would drop the task for good)
+    assert (result["error"]["code"], result["error"]["retryable"]) == ("bad_upstream_response", True), result
+    assert result["error"]["upstream_code"] == in_body["Code"]
+
+
+def test_a_create_error_in_a_200_body_without_a_code_keeps_ros_message(emulator):
+    # Given CreateAITask answering HTTP 200 with ROS's own 400 inside and no Code
+    body = {"RequestId": "R", "Success": "false", "HttpStatusCode": 400, "Message": "Template is invalid"}
+    emulator.add_fault({"Action": "CreateAITask", "Json": body})
+    # When a task is created / Then the error carries ROS's message, not the relay's guess about the Prompt
+    with pytest.raises(RelayError) as raised:
+        ros(emulator).create_task(task_type="GenerateTemplate", prompt="vpc")
+    assert "Template is invalid" in raised.value.message and "Prompt" not in raised.value.message
+
+
+@pytest.mark.parametrize("token", [{"a": 1}, ["a"], 7])
+def test_a_listing_whose_next_token_is_not_text_stops_the_sweep_with_an_error(invoke, emulator, token):
+    # Given a ListAITasks answer whose NextToken is not text
+    emulator.add_task({"TaskId": "t-1", "Status": "SUCCESS", "TaskOutput": {"Result": {"Resources": {}}}})
+    listed = {"TaskId": "t-1", "Status": "SUCCESS"}  # no CreateTime: no early stop to end the paging
+    emulator.add_fault({"Action": "ListAITasks", "Json": {"RequestId": "R", "Tasks": [listed], "NextToken": token}})
+    # When the sweeper runs / Then it stops with a bad_upstream_response (not a TypeError)
+    with pytest.raises(BadUpstreamResponse, match="NextToken"):
+        invoke("sweeper", {})

@@ -194,6 +194,30 @@ def test_a_store_refuses_a_hostile_path_even_if_one_reached_it(aws, tmp_path, ki
     assert store.objects() == {} and not (tmp_path / "outside.tf").exists()
 
 
+@pytest.mark.parametrize("kind", ["s3", "oss"])
+def test_a_workspace_path_within_ros_limits_but_over_the_stores_key_limit_is_refused_before_any_write(
+    emulator, fetch_task, relay_env, aws, tmp_path, kind
+):
+    # Given a store under a 60-character prefix, and a workspace whose second path is 965 characters: within
+    # ROS's 1,024, but prefix + task key + workspace/ + path is over S3's 1,024 bytes and OSS's 1,023
+    long_path = "/".join(["d" * 240] * 4)[:962] + ".tf"
+    workspace = {"main.tf": "a = 1\n", long_path: "b = 2\n"}
+    result = {**TERRAFORM, "Workspace": workspace}
+    emulator.add_task({"TaskId": "t-long", "Status": "SUCCESS", "TaskOutput": {"Result": result}})
+    store = Store(kind, aws, tmp_path)
+    prefix = "p" * 60 + "/"
+    store.uri = store.uri.replace("/t/", "/" + prefix, 1)
+    use(relay_env, store.uri)
+    # When fetch_task delivers it
+    (record,) = fetch_task({"TaskId": "t-long"})["results"]
+    # Then the store refuses the task, not retryably, naming the store's limit, and wrote nothing at all (not
+    # even main.tf): a retry would meet the same key (moto takes any length; OSS's SDK refuses over 1,023)
+    (delivery,) = record["deliveries"]
+    assert delivery["outcome"] == "failed" and delivery["error"]["retryable"] is False, delivery
+    assert "bytes, over the" in delivery["error"]["message"]
+    assert aws.s3.list_objects_v2(Bucket=store.bucket).get("KeyCount", 0) == 0
+
+
 def test_a_workspace_task_is_announced_with_template_json_and_its_file_list(emulator, fetch_task, relay_env, aws):
     # Given S3 and an SQS queue
     bucket, (name, url) = aws.bucket(), aws.queue()

@@ -192,7 +192,8 @@ def test_an_api_error_message_and_code_with_lone_surrogates_are_repaired():
     record = normalize(body, task_id="t-1", observed_at=T).result
     # Then the error record's texts are repaired and listed
     assert record.error["message"] == f"ROS Weird{FFFD}: bad {FFFD}"
-    assert record.error["upstream_code"] == f"Weird{FFFD}" and record.error["code"] == "invalid_input"
+    # (an unknown code with a 4xx HttpStatusCode in a 200 body is a retryable bad_upstream_response: issue 14)
+    assert record.error["upstream_code"] == f"Weird{FFFD}" and record.error["code"] == "bad_upstream_response"
     assert record.unicode_repaired == ("/error/upstream_code", "/error/message")
     record.to_json_bytes()
 
@@ -392,6 +393,7 @@ def test_a_template_that_is_not_a_workspace_has_no_workspace_field():
         ({"d/" + "x" * 256: "a"}, "longer than 255"),
         ({"Main.tf": "a", "main.tf": "b"}, "'main.tf'"),
         ({"mod": "a", "mod/main.tf": "b"}, "'mod'"),
+        ({"a/B/c.tf": "a", "a/b/d.tf": "b"}, "two casings"),  # one folder on a case-insensitive file system
         ({"main.tf": 42}, "'main.tf'"),
         ({"main.tf": None}, "'main.tf'"),
         ({"main.tf": "bad \ud800"}, "'main.tf'"),

@@ -4,7 +4,7 @@ emulator used to answer: times without a zone, an UpdateTime that need not move,
 repeat a token, MismatchNextToken, and task ids outside our own pattern. In-memory listing, no sockets."""
 
 import json
-from datetime import UTC, timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -241,3 +241,12 @@ def test_without_a_tracker_a_pending_task_holds_the_watermark_at_its_create_time
     summary = sweep.run(lambda: 60_000)
     # Then its window reaches back to the watermark, and the task is delivered
     assert summary["caught_up_from"] is not None and summary["delivered"] == 1 and source.fetched == ["t-long"]
+
+
+@pytest.mark.parametrize(
+    "text", ["2026-01-01T12:00:00", "2026-01-01T12:00:00Z", "2026-01-01T12:00:00z", " 2026-01-01T12:00:00Z "]
+)
+def test_a_ros_time_is_utc_with_or_without_its_zone_letter_in_either_case(text):
+    # Given a CreateTime as the reference's examples write it (no zone), or with Z / z, or padded
+    # When read / Then it is that moment in UTC
+    assert parse_time(text) == datetime(2026, 1, 1, 12, tzinfo=UTC)

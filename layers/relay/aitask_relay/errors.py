@@ -215,7 +215,6 @@ def codes_where(test: Callable[[ErrorKind], bool]) -> list[str]:
     return [code for code, kind in _BY_CODE.items() if test(kind)]
 
 
-_FALSE = (False, "false", "False", "FALSE")
 
 
 def error_in_body(body: Mapping[str, Any], action: str) -> RelayError | None:
@@ -228,15 +227,35 @@ def error_in_body(body: Mapping[str, Any], action: str) -> RelayError | None:
     this table knows; a Code we do not know, on a body that says nothing else went wrong, is not.
     """
     code = _str_or_none(body.get("Code"))
-    status = body.get("HttpStatusCode")
-    status = status if isinstance(status, int) and not isinstance(status, bool) else None
-    failed = body.get("Success") in _FALSE or (status is not None and status >= 400)
-    if not failed and (code is None or not known_code(code)):
+    status = _status_number(body.get("HttpStatusCode"))
+    success = body.get("Success")
+    failed = success is False or (isinstance(success, str) and success.strip().lower() == "false")
+    if not failed and (status is None or status < 400) and (code is None or not known_code(code)):
         return None
     message = _str_or_none(body.get("Message"))
     if code is None and message is None:
-        message = f"{action} answered Success={body.get('Success')!r}, HttpStatusCode={status} without an error code"
-    return api_error(code, message, status, _str_or_none(body.get("RequestId")))
+        message = f"{action} answered Success={success!r}, HttpStatusCode={status} without an error code"
+    error = api_error(code, message, status, _str_or_none(body.get("RequestId")))
+    if isinstance(error, InvalidInput) and (code is None or not known_code(code)):
+        # A 4xx HttpStatusCode (409, 400, ...) with a code we do not know: ROS says something failed, not which
+        # request was wrong. A permanent invalid_input would drop the task; retrying costs a call.
+        return BadUpstreamResponse(
+            error.message, upstream_code=code, http_status=status, request_id=error.request_id
+        )
+    return error
+
+
+def _status_number(value: object) -> int | None:
+    """HttpStatusCode as a number: the reference says integer; a numeric string ("403") or 403.0 counts too."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value.strip())
+    return None
 
 
 def api_error(code: str | None, message: str | None, http_status: int | None, request_id: str | None) -> RelayError:
@@ -299,6 +318,7 @@ _DESTINATION_PERMANENT_CODES = frozenset(
         "InvalidBucketName",
         "NoSuchBucket",
         "InvalidArgument",
+        "KeyTooLongError",
         "InvalidParameterValue",
         "InvalidMessageContents",
         "UnsupportedOperation",
@@ -313,7 +333,13 @@ _DESTINATION_PERMANENT_CODES = frozenset(
 )
 # AMQP (pika) failures that a retry repeats identically: bad credentials, no permission, no route.
 _DESTINATION_PERMANENT_EXCEPTIONS = frozenset(
-    {"ProbableAuthenticationError", "ProbableAccessDeniedError", "AuthenticationError", "UnroutableError"}
+    {
+        "ProbableAuthenticationError",
+        "ProbableAccessDeniedError",
+        "AuthenticationError",
+        "UnroutableError",
+        "ObjectNameInvalidError",  # the OSS SDK's own check of a key (too long, not UTF-8), made before sending
+    }
 )
 _DESTINATION_RETRYABLE_STATUS = frozenset({408, 409, 429})
 # 4xx codes that still mean "try again later" (SQS and DynamoDB throttle with a 400).

@@ -112,10 +112,11 @@ class RosClient:
             raise error from exc
 
     def find_created(
-        self, *, task_type: str, prompt: str, since: datetime, deadline: float | None = None
+        self, *, task_type: str, prompt: str, since: datetime, until: datetime, deadline: float | None = None
     ) -> list[str]:
-        """The ids of the tasks ListAITasks shows of ``task_type``, with exactly ``prompt``, created at or after
-        ``since``: the task a failed CreateAITask may have created (ROS takes no idempotency token for it).
+        """The ids of the tasks ListAITasks shows of ``task_type``, with exactly ``prompt``, created from
+        ``since`` to ``until``: the task a failed CreateAITask may have created (ROS takes no idempotency token
+        for it).
 
         At most FIND_PAGES pages, filtered by TaskType. A CreateTime without a zone is UTC, as the reference
         says. With a ``deadline`` (time.monotonic()), each page's call ends by then (see :meth:`bounded`).
@@ -138,7 +139,8 @@ class RosClient:
                 if not isinstance(task, Mapping) or not isinstance(task.get("TaskId"), str):
                     continue
                 created = parse_time(task.get("CreateTime")) if isinstance(task.get("CreateTime"), str) else None
-                if task.get("TaskType") == task_type and task.get("Prompt") == prompt and created and created >= since:
+                same = task.get("TaskType") == task_type and task.get("Prompt") == prompt
+                if same and created is not None and since <= created <= until:
                     found.append(task["TaskId"])
             token = body.get("NextToken") or None
             if token is None:
@@ -273,6 +275,10 @@ def check_answer(action: str, body: object) -> None:
     error = error_in_body(body, action)
     if error is not None:
         raise error
+    token = body.get("NextToken")
+    if field == "Tasks" and token is not None and not isinstance(token, str):
+        # The SDK's model would carry any JSON value as the token; the sweep compares and sends it back as text.
+        raise BadUpstreamResponse(f"{action} answered a NextToken that is {type(token).__name__}, not text")
     value = body.get(field)
     if value in (None, "") or (field == "Tasks" and not isinstance(value, list)):
         request_id = body.get("RequestId")

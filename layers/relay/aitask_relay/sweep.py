@@ -379,13 +379,15 @@ class Sweeper:
                 continue
             summary.in_window += 1
             if self._settings.mode == "fanout":
-                pending.append(TrackingMessage(ref.task_id, 0, created, ref.known_status))
+                pending.append(TrackingMessage(ref.task_id, 0, created, ref.known_status, created_at=created))
             elif ref.known_status in TERMINAL_STATUSES:
                 finished.append(ref)
             else:
                 summary.pending += 1
                 if self._tracker is not None:
-                    pending.append(TrackingMessage(ref.task_id, 0, created))
+                    # created_at: the listing shows the task exists, so a not-found from GetAITask soon after
+                    # its CreateTime is ROS's read-after-create lag, not a missing task (see the consumer).
+                    pending.append(TrackingMessage(ref.task_id, 0, created, created_at=created))
                 elif created is not None and (
                     summary.untracked_pending_since is None or created < summary.untracked_pending_since
                 ):  # both written by tracking.iso (UTC, same width): the text order is the time order

@@ -1,11 +1,12 @@
 """Tracking pending tasks: the message that follows a task until it finishes, and its schedule.
 
-A tracking message is ``{"TaskId": "t-...", "attempt": 3, "first_seen": "2026-...Z"}`` (``known_status``
-may say the sweeper saw it SUCCESS; ``"id_from": "ros"`` marks an id ROS returned that our own pattern
-would refuse, see below). A pending task's message is sent again with a growing delay
-(30 s, 60 s, 120 s, ... up to SQS's 900 s), until ``first_seen`` is older than the tracking deadline;
-then the task is reported ``timed_out``. ``created_at`` is set only for a task the relay itself created (POST
-/tasks): ROS documents no read-after-create guarantee, so such a task may answer not-found for a while.
+A tracking message is ``{"TaskId": "t-...", "attempt": 3, "first_seen": "2026-...Z"}`` (``known_status`` may
+say the sweeper saw it SUCCESS; ``"id_from": "ros"`` marks an id ROS returned that our own pattern would
+refuse, see below). A pending task's message is sent again with a growing delay (30 s, 60 s, 120 s, ... up to
+SQS's 900 s), until ``first_seen`` is older than the tracking deadline; then the task is reported
+``timed_out``. ``created_at`` is set only for a task the relay itself created (POST /tasks) or saw in
+ListAITasks (its CreateTime): ROS documents no read-after-create guarantee, so such a task may answer
+not-found for a while.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ class TrackingMessage:
     attempt: int = 0
     first_seen: str | None = None
     known_status: str | None = None
-    created_at: str | None = None  # ISO 8601 UTC; only for a task the relay created (older messages lack it)
+    created_at: str | None = None  # ISO 8601 UTC; a task the relay created or saw listed (older messages lack it)
 
     @property
     def ref(self) -> TaskRef:
@@ -78,7 +79,7 @@ def parse_time(value: object) -> datetime | None:
     if not value or not isinstance(value, str):
         return None
     try:
-        seen = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        seen = datetime.fromisoformat(value.strip().replace("Z", "+00:00").replace("z", "+00:00"))
     except ValueError:
         return None
     return seen if seen.tzinfo is not None else seen.replace(tzinfo=UTC)

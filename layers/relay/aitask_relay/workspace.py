@@ -102,9 +102,14 @@ def _refuse_clashes(paths: list[str]) -> None:
         if key in files:
             raise WorkspaceError(f"workspace paths {show(files[key])} and {show(path)} differ only in case")
         files[key] = path
-        parts = key.split("/")
+        parts = path.split("/")
         for end in range(1, len(parts)):
-            folders.setdefault("/".join(parts[:end]), path)
+            # A folder written in two casings ("a/B/c.tf", "a/b/d.tf") is one folder on a case-insensitive file
+            # system and two elsewhere: the module that names one of them would miss files.
+            folder = "/".join(parts[:end])
+            seen = folders.setdefault(folder.lower(), path)
+            if seen != path and seen.split("/")[: end] != parts[:end]:
+                raise WorkspaceError(f"workspace paths {show(seen)} and {show(path)} name one folder in two casings")
     for key, path in files.items():
         if key in folders:
             raise WorkspaceError(f"workspace path {show(path)} is also the folder of {show(folders[key])}")

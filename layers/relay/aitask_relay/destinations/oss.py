@@ -29,6 +29,9 @@ class OssDestination(BucketStore):
     """Create-only delivery to an OSS bucket under a prefix."""
 
     scheme = "oss"
+    # "The name must be 1 to 1,023 bytes in length" (https://www.alibabacloud.com/help/en/oss/user-guide/object-naming-conventions);
+    # the OSS SDK refuses a longer one itself (ObjectNameInvalidError), before any request.
+    max_key_bytes = 1023
 
     def __init__(
         self,

@@ -20,6 +20,9 @@ class S3Destination(BucketStore):
     """Create-only delivery to an S3 bucket under a prefix."""
 
     scheme = "s3"
+    # "The object key name is a sequence of Unicode characters with UTF-8 encoding of up to 1,024 bytes long"
+    # (https://docs.aws.amazon.com/AmazonS3/latest/userguide/object-keys.html); a longer one is KeyTooLongError.
+    max_key_bytes = 1024
 
     def __init__(
         self,

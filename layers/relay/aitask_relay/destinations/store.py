@@ -63,6 +63,8 @@ class ObjectStore:
 
     #: S3 and OSS keep user metadata, so a HEAD tells what a task.json records; a file store reads the file.
     keeps_metadata = True
+    #: The longest key the store takes, in UTF-8 bytes (None: no limit of its own to check).
+    max_key_bytes: int | None = None
 
     def deliver(self, observation: Observation, stored: Sequence[Delivery] = ()) -> Delivery:
         """Create the template (if any) and task.json; ``already_present`` when both were there.
@@ -76,6 +78,7 @@ class ObjectStore:
         created = False
         if template is not None:
             files = [(folder + self._workspace_key(f.path), f.body) for f in template.files or ()]  # checked first
+            self._check_key_lengths([key for key, _body in files])
             for key, body in files:
                 created |= self._create(key, body, CONTENT_TYPES["text"], metadata)
             key = folder + template.filename
@@ -176,6 +179,22 @@ class ObjectStore:
     def _put(self, key: str, body: bytes, content_type: str, metadata: Mapping[str, str]) -> None:
         """Write ``body`` at ``key`` whatever is there (only to replace a superseded task.json)."""
         raise NotImplementedError
+
+    def _check_key_lengths(self, keys: list[str]) -> None:
+        """Refuse, before the first write and not retryably, a workspace whose longest key the store would
+        refuse: ROS allows a path of 1,024 characters, and prefix + task key + ``workspace/`` come on top
+        (S3 keys are at most 1,024 UTF-8 bytes, OSS object names 1,023; see the subclasses). Written file by
+        file, such a task would leave some files behind and fail the same way on every retry."""
+        if self.max_key_bytes is None or not keys:
+            return
+        longest = max(keys, key=lambda key: len(key.encode("utf-8")))
+        size = len(longest.encode("utf-8"))
+        if size > self.max_key_bytes:
+            raise DestinationFailure(
+                f"{self.name}: the key of workspace file {show(longest.rpartition(WORKSPACE_FOLDER)[2])} would be "
+                f"{size} bytes, over the {self.max_key_bytes} the store takes; nothing was written",
+                retryable=False,
+            )
 
     def _workspace_key(self, path: str) -> str:
         problem = path_problem(path)

@@ -42,9 +42,11 @@ MAX_TEMPLATE = 512 * 1024  # ROS's template body limit
 TASK_TYPES = ("GenerateTemplate", "FixTemplate")
 TEMPLATE_TYPES = ("ROS", "Terraform")
 JSON = "application/json"
-# How much earlier than our clock ROS's may put a task's CreateTime (clock skew, and CreateTime's whole seconds)
-# when looking for the task a failed CreateAITask may have created.
-CREATE_CLOCK_SKEW = timedelta(seconds=60)
+# A task a failed CreateAITask may have created was created while the request was out: its CreateTime lies
+# between the request's sending and the failure's answer, give or take this. ListAITasks' times have whole
+# seconds (its reference's examples), and the two clocks (Lambda's or FC's, ROS's) are NTP-synchronised; a
+# wider margin would take the task of another request with the same Prompt.
+CREATE_CLOCK_SKEW = timedelta(seconds=5)
 # Room for what the platform puts around the body (statusCode, headers, isBase64Encoded, cookies).
 ENVELOPE_RESERVE = 8192
 
@@ -260,25 +262,36 @@ class TaskApi:
     def _find_created(
         self, ros: Any, request: CreateRequest, sent_at: datetime, failure: RelayError, deadline: float | None
     ) -> str:
-        """The id of the one task ListAITasks shows for this request since it was sent; else ``failure``, no
-        longer retryable: the task may exist, and a retry could create a second one."""
+        """The id of the one task ListAITasks shows for this request while it was out; else ``failure``, no
+        longer retryable: the task may exist, and a retry could create a second one.
+
+        ListAITasks shows a task's type, Prompt and times, not its Template or TemplateType. So only a
+        GenerateTemplate request is answered with the task found: a FixTemplate request with the same Prompt
+        ("fix it") differs by its Template, which nothing can compare, and is answered with the failure, naming
+        what was found. A GenerateTemplate request sent at the same moment with the same Prompt but another
+        TemplateType cannot be told apart either: two such tasks make the answer the failure; one, if the other
+        request's task was not created, is taken for this one (README, POST /tasks)."""
         found: list[str] = []
         try:
             found = ros.find_created(
-                task_type=request.task_type, prompt=request.prompt, since=sent_at - CREATE_CLOCK_SKEW, deadline=deadline
+                task_type=request.task_type,
+                prompt=request.prompt,
+                since=sent_at - CREATE_CLOCK_SKEW,
+                until=now_utc() + CREATE_CLOCK_SKEW,
+                deadline=deadline,
             )
         except RelayError as exc:
             if self._logger is not None:
                 error = exc.to_record()
                 self._logger.warning("cannot look for the task after CreateAITask failed", extra={"error": error})
-        if len(found) == 1:
+        if len(found) == 1 and request.task_type == "GenerateTemplate":
             if self._logger is not None:
                 self._logger.warning(
                     "task found in ListAITasks after CreateAITask failed",
                     extra={"task_id": found[0], "error": failure.to_record()},
                 )
             return found[0]
-        shown = f" (ListAITasks shows {', '.join(found)} with this Prompt since the request)" if found else ""
+        shown = f" (ListAITasks shows {', '.join(found)} with this Prompt while the request was out)" if found else ""
         raise failure.restated(
             f"{failure.message}; the task may exist{shown}: CreateAITask takes no idempotency token, so check "
             "GET /tasks/{id} or ListAITasks before creating it again",

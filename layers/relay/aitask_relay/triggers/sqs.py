@@ -8,9 +8,9 @@ Every record is settled one of five ways:
 - timed_out: still pending past the tracking deadline. Deleted; logged, counted, sent to the failure queue.
 - permanent: an invalid body, an unknown task, access denied, a destination error no retry can fix.
   Deleted; logged with the reason, counted, sent to the failure queue (when configured). Except a task the
-  relay created itself (its message has ``created_at``) answered not-found, or 400 on its TaskId, within
-  RELAY_CREATE_GRACE_SECONDS of its creation: ROS documents no read-after-create guarantee, so it is
-  rescheduled like a pending task until the grace period ends.
+  relay created itself or saw in ListAITasks (its message has ``created_at``) answered not-found, or 400 on
+  its TaskId, within RELAY_CREATE_GRACE_SECONDS of its creation: ROS documents no read-after-create
+  guarantee, so it is rescheduled like a pending task until the grace period ends.
 - transient: throttled, 5xx, network, a destination down, the tracking or failure queue unreachable, or
   not started for lack of time. A batch item failure: SQS delivers it again, and in the end the queue's
   redrive policy sends it to the DLQ.
@@ -246,8 +246,9 @@ class QueueConsumer:
                 )
 
     def _not_readable_yet(self, message: TrackingMessage, error: Mapping[str, Any]) -> bool:
-        """A task the relay created less than RELAY_CREATE_GRACE_SECONDS ago, answered not-found or a 400 on
-        its TaskId: ROS documents no read-after-create guarantee. An id from outside (no created_at) is not."""
+        """A task the relay created (or saw listed) less than RELAY_CREATE_GRACE_SECONDS ago, answered not-found
+        or a 400 on its TaskId: ROS documents no read-after-create guarantee. An id from outside (no created_at)
+        is not."""
         created = parse_time(message.created_at)
         if created is None:
             return False
