@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import string
 import unicodedata
 from dataclasses import dataclass
 
@@ -23,7 +24,7 @@ TERMINAL_STATUSES = frozenset({"SUCCESS", "FAILURE"})
 TASK_TYPES = frozenset({"GenerateTemplate", "FixTemplate"})
 MAX_ROS_ID = 1024  # a bound of our own (ROS states none): generous, and it keeps every message small
 MAX_KEY = 128  # a storage key is at most this long: one path segment, an SQS FIFO MessageGroupId
-_KEY_SAFE = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
+_KEY_SAFE = frozenset(string.ascii_letters + string.digits + "-_")
 
 
 @dataclass(frozen=True, slots=True)
