@@ -19,7 +19,13 @@ The mix, in both scenarios:
 - a second deployment without a ledger (S3 under swept/ and a FIFO queue; its own emulator holding 30% of
   the tasks, since each sweep fetches every one) whose sweeper runs again and again over the same window
   while its consumer and the main consumers run, the FIFO deduplication window expiring between sweeps as
-  it does 10 minutes apart (see sweep_loop).
+  it does 10 minutes apart (see sweep_loop);
+- answers as ROS documents them (issue 14; CASES, 3% of the tasks each, at least 2): success bodies carrying
+  Code "OK" or "200" (with Success "true", HttpStatusCode 200), TaskOutput as JSON text, Terraform templates
+  in ROS's format (Transform, and a Workspace with a module in a folder), and tasks the relay created (their
+  tracking message has created_at) that GetAITask answers 404 for 3-8 s; and two sweeps of the swept
+  deployment whose ListAITasks answers an error in an HTTP 200 body (LISTING_FAULTS: Forbidden with
+  HttpStatusCode 403 on the first page, a listing without Tasks on a later one).
 
 Faults, all at once in the "faults" scenario:
 - ROS: 5xx, throttling with and without x-acs-retry-after, garbled and truncated bodies, latency above the
@@ -31,9 +37,13 @@ Faults, all at once in the "faults" scenario:
 Then it reconciles, per task: each store (S3, S3 swept/) has exactly one template object hashing to the task's
 and a task.json that is valid UTF-8 JSON; each output queue (AMQP, SQS 256 KiB, SQS FIFO swept) exactly one
 message per event id, valid UTF-8 JSON, whose claim check resolves to the stored object with the sha256 of
-data.template_sha256; every unknown task reported not_found and every stuck task timed_out (exactly once
-without faults). It prints scenario, tasks, delivered, duplicates, lost, retries, elapsed, then the same per
-check; any lost task, or any duplicate the relay did not log as an unconfirmed AMQP publish, makes it exit 1.
+data.template_sha256; a Terraform task's workspace files each once in each store with their sha256, listed
+in task.json and in every message whose record was not claim-checked; every unknown task reported not_found
+and every stuck task timed_out (exactly once without faults), no created task not_found; every sweep given a
+listing error failed rather than called itself complete (else lost: a watermark would pass its window). A
+row per case counts its tasks lost anywhere. It prints scenario, tasks, delivered, duplicates, lost, retries,
+elapsed, then the same per check; any lost task (or sweep), or any duplicate the relay did not log as an
+unconfirmed AMQP publish, makes it exit 1.
 """
 
 from __future__ import annotations

@@ -2,8 +2,9 @@
 duplicated except where the relay logged an AMQP publish whose confirm was lost with the connection, with
 every fault class active. Its mix includes an SQS output queue at MaximumMessageSize=262144 (400 KB templates
 go by claim check), tasks with lone UTF-16 surrogates outside Result, multi-task tracking records, and a FIFO
-output queue of a ledger-less deployment swept repeatedly; each is reconciled on its own row (s3, s3 swept,
-amqp, sqs 256 KiB, sqs fifo swept, reports, sweep counts). See tools/soak.py for the parts and the faults."""
+output queue of a ledger-less deployment swept repeatedly, and issue 14's cases (a Code in success bodies,
+TaskOutput as text, Terraform workspaces, not found after create, listing errors in 200 bodies); each is
+reconciled on its own row. See tools/soak.py for the parts and the faults."""
 
 from __future__ import annotations
 
