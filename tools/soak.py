@@ -23,7 +23,7 @@ The mix, in both scenarios:
 - answers as ROS documents them (issue 14; CASES, 3% of the tasks each, at least 2): success bodies carrying
   Code "OK" or "200" (with Success "true", HttpStatusCode 200), TaskOutput as JSON text, Terraform templates
   in ROS's format (Transform, and a Workspace with a module in a folder), and tasks the relay created (their
-  tracking message has created_at) that GetAITask answers 404 for 3-8 s; and two sweeps of the swept
+  tracking message has created_at) that GetAITask answers 404 for 10-20 s; and two sweeps of the swept
   deployment whose ListAITasks answers an error in an HTTP 200 body (LISTING_FAULTS: Forbidden with
   HttpStatusCode 403 on the first page, a listing without Tasks on a later one).
 
@@ -277,7 +277,7 @@ SWEPT_SHARE = 0.3  # of the tasks, also in the swept deployment's account: a swe
 #   Terraform templates", https://www.alibabacloud.com/help/en/ros/user-guide/structure-of-terraform-templates),
 #   stored as template.json plus each file under <task_id>/workspace/<path>, listed in the record's workspace;
 # - LAG (main deployment only; finished at once): a task the relay created, by its tracking message's created_at,
-#   that GetAITask answers 404 TaskNotFound for 3-8 s after the message goes (ROS documents no read-after-create
+#   that GetAITask answers 404 TaskNotFound for 10-20 s after the message goes (ROS documents no read-after-create
 #   guarantee): delivered once visible, never reported not_found (RELAY_CREATE_GRACE_SECONDS).
 CODE, TEXT, TERRAFORM, LAG = "code in body", "output as text", "terraform workspace", "not found after create"
 CASES = (CODE, TEXT, TERRAFORM, LAG)
@@ -308,7 +308,7 @@ def make_tasks(main, swept_emulator, count: int, rng: random.Random, tag: str) -
             spec["ExtraFields"] = {"Code": rng.choice(["OK", "200"]), "Success": "true", "HttpStatusCode": 200}
         late = None
         if kind == "success" and case == LAG:
-            late = {**spec, "Status": "SUCCESS", "TaskOutput": sent, "VisibleAfterSeconds": rng.uniform(3, 8)}
+            late = {**spec, "Status": "SUCCESS", "TaskOutput": sent, "VisibleAfterSeconds": rng.uniform(10, 20)}
         elif kind == "success":
             emulator.add_task({**spec, "Status": "SUCCESS", "TaskOutput": sent})
         elif kind == "failure":
@@ -361,7 +361,7 @@ def terraform_template(task_id: str, size: int) -> tuple[dict, tuple[dict, ...]]
 
 
 def create_late(emulator, expected: list[Expected]) -> None:
-    """Add the LAG tasks now, just before their tracking messages go: invisible for their first 3-8 s."""
+    """Add the LAG tasks now, just before their tracking messages go: invisible for their first 10-20 s."""
     for item in expected:
         if item.late is not None:
             emulator.add_task(item.late)
@@ -530,7 +530,7 @@ class Workers:
         self.log_of[self.procs[-1].pid] = path
 
     def wait_ready(self, timeout: float = 60) -> None:
-        """Until every worker polls (its stats file exists): a LAG task's 3-8 s of invisibility must meet the
+        """Until every worker polls (its stats file exists): a LAG task's 10-20 s of invisibility must meet the
         first GetAITask, not pass while the workers still import boto3 and the relay."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline and len(list(self.stats_dir.glob("worker-*.json"))) < len(self.procs):
@@ -675,7 +675,7 @@ def _run(name, count, faults, seed, timeout, rng, started, result, outage, endpo
             "RELAY_FAILURE_QUEUE": failures["QueueUrl"],
             "RELAY_TRACKING_FIRST_DELAY_SECONDS": "1",
             "RELAY_TRACKING_DEADLINE_SECONDS": "60",
-            # A LAG task answers 404 for its first 3-8 s; the grace covers that with room for the faults' delays.
+            # A LAG task answers 404 for its first 10-20 s; the grace covers that with room for the faults' delays.
             "RELAY_CREATE_GRACE_SECONDS": "60",
             "POWERTOOLS_LOG_LEVEL": "CRITICAL",
             "POWERTOOLS_METRICS_DISABLED": "true",
@@ -762,7 +762,7 @@ def feed(sqs, url: str, expected: list[Expected], groups, rng: random.Random, *,
             body["first_seen"] = past
         if item.late is not None:  # as POST /tasks writes it for a task the relay created
             body["created_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-            first.append(json.dumps(body))  # first in the queue: their first look comes within their 3-8 s
+            first.append(json.dumps(body))  # first in the queue: their first look comes within their 10-20 s
             continue
         bodies.append(json.dumps(body))
         if duplicate and rng.random() < 0.1:  # the same task twice, consumed in parallel by different workers
