@@ -19,7 +19,13 @@ The mix, in both scenarios:
 - a second deployment without a ledger (S3 under swept/ and a FIFO queue; its own emulator holding 30% of
   the tasks, since each sweep fetches every one) whose sweeper runs again and again over the same window
   while its consumer and the main consumers run, the FIFO deduplication window expiring between sweeps as
-  it does 10 minutes apart (see sweep_loop).
+  it does 10 minutes apart (see sweep_loop);
+- answers as ROS documents them (issue 14; CASES, 3% of the tasks each, at least 2): success bodies carrying
+  Code "OK" or "200" (with Success "true", HttpStatusCode 200), TaskOutput as JSON text, Terraform templates
+  in ROS's format (Transform, and a Workspace with a module in a folder), and tasks the relay created (their
+  tracking message has created_at) that GetAITask answers 404 for 10-20 s; and two sweeps of the swept
+  deployment whose ListAITasks answers an error in an HTTP 200 body (LISTING_FAULTS: Forbidden with
+  HttpStatusCode 403 on the first page, a listing without Tasks on a later one).
 
 Faults, all at once in the "faults" scenario:
 - ROS: 5xx, throttling with and without x-acs-retry-after, garbled and truncated bodies, latency above the
@@ -31,9 +37,13 @@ Faults, all at once in the "faults" scenario:
 Then it reconciles, per task: each store (S3, S3 swept/) has exactly one template object hashing to the task's
 and a task.json that is valid UTF-8 JSON; each output queue (AMQP, SQS 256 KiB, SQS FIFO swept) exactly one
 message per event id, valid UTF-8 JSON, whose claim check resolves to the stored object with the sha256 of
-data.template_sha256; every unknown task reported not_found and every stuck task timed_out (exactly once
-without faults). It prints scenario, tasks, delivered, duplicates, lost, retries, elapsed, then the same per
-check; any lost task, or any duplicate the relay did not log as an unconfirmed AMQP publish, makes it exit 1.
+data.template_sha256; a Terraform task's workspace files each once in each store with their sha256, listed
+in task.json and in every message whose record was not claim-checked; every unknown task reported not_found
+and every stuck task timed_out (exactly once without faults), no created task not_found; every sweep given a
+listing error failed rather than called itself complete (else lost: a watermark would pass its window). A
+row per case counts its tasks lost anywhere. It prints scenario, tasks, delivered, duplicates, lost, retries,
+elapsed, then the same per check; any lost task (or sweep), or any duplicate the relay did not log as an
+unconfirmed AMQP publish, makes it exit 1.
 """
 
 from __future__ import annotations
@@ -76,6 +86,9 @@ class Expected:
     surrogate: bool = False  # GetAITask answers lone UTF-16 surrogates outside Result
     group: int | None = None  # named by a multi-task EventBridge record instead of a message of its own
     swept: bool = False  # also a task of the swept deployment (its own emulator, S3 prefix and FIFO queue)
+    case: str | None = None  # one of CASES: how ROS's answer differs from the plain one
+    files: tuple[dict, ...] | None = None  # a Terraform workspace's files, {path, sha256, bytes}, in ROS's order
+    late: dict | None = None  # the emulator task to add right before the tracking messages go (see create_late)
 
     @property
     def event_id(self) -> str | None:
@@ -254,39 +267,104 @@ SIZES, SIZE_WEIGHTS = [200, 2_000, 20_000, 200_000, 400_000], [3, 3, 2, 1, 1]
 
 SWEPT_SHARE = 0.3  # of the tasks, also in the swept deployment's account: a sweep fetches every one, each time
 
+# Issue 14's cases: answers as ROS documents them that our own emulator did not send. Each takes CASE_SHARE of
+# the tasks (at least 2), among the finished ones ("success", "later"):
+# - CODE: a GetAITask body carrying Code "OK" or "200" beside Success "true" and HttpStatusCode 200 (GetAITask's
+#   reference lists Code among a success answer's fields:
+#   https://www.alibabacloud.com/help/en/ros/developer-reference/api-ros-2019-09-10-getaitask); not an error;
+# - TEXT: TaskOutput sent as JSON text (a string holding the object), read as the object;
+# - TERRAFORM: Result a Terraform template in ROS's format, Transform and a Workspace of files ("Structure of
+#   Terraform templates", https://www.alibabacloud.com/help/en/ros/user-guide/structure-of-terraform-templates),
+#   stored as template.json plus each file under <task_id>/workspace/<path>, listed in the record's workspace;
+# - LAG (main deployment only; finished at once): a task the relay created, by its tracking message's created_at,
+#   that GetAITask answers 404 TaskNotFound for 10-20 s after the message goes (ROS documents no read-after-create
+#   guarantee): delivered once visible, never reported not_found (RELAY_CREATE_GRACE_SECONDS).
+CODE, TEXT, TERRAFORM, LAG = "code in body", "output as text", "terraform workspace", "not found after create"
+CASES = (CODE, TEXT, TERRAFORM, LAG)
+CASE_SHARE = 0.03
+
 
 def make_tasks(main, swept_emulator, count: int, rng: random.Random, tag: str) -> list[Expected]:
     from aitask_relay.normalize import normalize
 
     kinds = rng.choices(["success", "failure", "later", "stuck", "unknown"], weights=[60, 10, 20, 5, 5], k=count)
+    sizes = rng.choices(SIZES, weights=SIZE_WEIGHTS, k=count)
+    swept = [rng.random() < SWEPT_SHARE for _ in range(count)]
+    cases = pick_cases(kinds, swept, rng)
     expected = []
     for i, kind in enumerate(kinds):
-        task_id = f"t-{tag}-{i:05d}"
-        size = rng.choices(SIZES, weights=SIZE_WEIGHTS)[0]
-        result = f"# task {task_id}\nROSTemplateFormatVersion: '2015-09-01'\n" + "#" * size + "\nResources: {}\n"
-        output = {"Result": result}
-        swept = rng.random() < SWEPT_SHARE
-        emulator = Both([main, swept_emulator] if swept else [main])
-        if kind == "success":
-            emulator.add_task({"TaskId": task_id, "Status": "SUCCESS", "TaskOutput": output})
+        task_id, size, case = f"t-{tag}-{i:05d}", sizes[i], cases.get(i)
+        files = None
+        if case == TERRAFORM:
+            result, files = terraform_template(task_id, size)
+        else:
+            result = f"# task {task_id}\nROSTemplateFormatVersion: '2015-09-01'\n" + "#" * size + "\nResources: {}\n"
+        output: dict = {"Result": result}
+        # TEXT: the emulator sends a string TaskOutput as it is, here the object's JSON text
+        sent: dict | str = json.dumps(output) if case == TEXT else output
+        emulator = Both([main, swept_emulator] if swept[i] else [main])
+        spec: dict = {"TaskId": task_id}
+        if case == CODE:  # as the GetAITask reference lists them beside the task's fields
+            spec["ExtraFields"] = {"Code": rng.choice(["OK", "200"]), "Success": "true", "HttpStatusCode": 200}
+        late = None
+        if kind == "success" and case == LAG:
+            late = {**spec, "Status": "SUCCESS", "TaskOutput": sent, "VisibleAfterSeconds": rng.uniform(10, 20)}
+        elif kind == "success":
+            emulator.add_task({**spec, "Status": "SUCCESS", "TaskOutput": sent})
         elif kind == "failure":
-            emulator.add_task({"TaskId": task_id, "Status": "FAILURE", "StatusReason": "quota"})
+            emulator.add_task({**spec, "Status": "FAILURE", "StatusReason": "quota"})
         elif kind == "later":
             finish = rng.uniform(2, 12)
-            emulator.add_task(
-                {"TaskId": task_id, "Timeline": [["RUNNING", 0], ["SUCCESS", finish]], "TaskOutput": output}
-            )
+            emulator.add_task({**spec, "Timeline": [["RUNNING", 0], ["SUCCESS", finish]], "TaskOutput": sent})
         elif kind == "stuck":
-            emulator.add_task({"TaskId": task_id, "Status": "RUNNING"})
-        surrogate = kind in ("success", "failure") and rng.random() < 0.08
+            emulator.add_task({**spec, "Status": "RUNNING"})
+        surrogate = case is None and kind in ("success", "failure") and rng.random() < 0.08
         if surrogate:
             emulator.add_fault(surrogate_answer(task_id, kind, output))
         sha = None
         if kind in ("success", "later"):
+            # From the plain object, without the case's twist: the relay must give every case the same template.
             body = {"TaskId": task_id, "Status": "SUCCESS", "TaskOutput": output}
             sha = normalize(body, task_id=task_id, observed_at="x").result.template_sha256
-        expected.append(Expected(task_id, kind, sha, surrogate, swept=swept))
+        expected.append(Expected(task_id, kind, sha, surrogate, swept=swept[i], case=case, files=files, late=late))
     return expected
+
+
+def pick_cases(kinds: list[str], swept: list[bool], rng: random.Random) -> dict[int, str]:
+    """The task numbers given each of CASES: CASE_SHARE of the tasks (at least 2) each, among the finished
+    ones (LAG: among those finished from the start and outside the swept deployment)."""
+    picked: dict[int, str] = {}
+    for case in CASES:
+        eligible = [
+            i for i, kind in enumerate(kinds)
+            if i not in picked and (kind == "success" and not swept[i] if case == LAG else kind in ("success", "later"))
+        ]  # fmt: skip
+        for i in rng.sample(eligible, min(len(eligible), max(2, round(len(kinds) * CASE_SHARE)))):
+            picked[i] = case
+    return picked
+
+
+def terraform_template(task_id: str, size: int) -> tuple[dict, tuple[dict, ...]]:
+    """A Terraform template in ROS's format (main.tf of about ``size`` bytes, a module in a folder) and the files
+    the stores must hold, {path, sha256, bytes}, computed here rather than by the relay."""
+    workspace = {
+        "main.tf": f"# task {task_id}\n" + "#" * size + '\nmodule "vpc" {\n  source = "./modules/vpc"\n}\n',
+        "variables.tf": 'variable "name" {\n  type    = string\n  default = "soak"\n}\n',
+        "modules/vpc/main.tf": f'resource "alicloud_vpc" "v" {{\n  vpc_name = "{task_id}"\n}}\n',
+    }
+    template = {"ROSTemplateFormatVersion": "2015-09-01", "Transform": "Aliyun::Terraform-v1.5", "Workspace": workspace}
+    files = tuple(
+        {"path": path, "sha256": hashlib.sha256(text.encode()).hexdigest(), "bytes": len(text.encode())}
+        for path, text in workspace.items()
+    )
+    return template, files
+
+
+def create_late(emulator, expected: list[Expected]) -> None:
+    """Add the LAG tasks now, just before their tracking messages go: invisible for their first 10-20 s."""
+    for item in expected:
+        if item.late is not None:
+            emulator.add_task(item.late)
 
 
 class Both:
@@ -328,8 +406,9 @@ def make_groups(emulator, expected: list[Expected], rng: random.Random) -> list[
     GetAITask is throttled for longer than one delivery retries (so the record itself is retried), an unknown
     one (a permanent failure, to be reported once) and sometimes a failed one. A record must commit the
     pending task's successor and the unknown task's report once, not once per delivery."""
-    pools = {
-        k: [e for e in expected if e.kind == k and not e.surrogate] for k in ("later", "success", "unknown", "failure")
+    pools = {  # (not LAG: an EventBridge record carries no created_at)
+        k: [e for e in expected if e.kind == k and not e.surrogate and e.case != LAG]
+        for k in ("later", "success", "unknown", "failure")
     }
     groups: list[list[Expected]] = []
     for number in range(max(2, len(expected) // 40)):
@@ -361,7 +440,8 @@ def ros_faults(main, swept_emulator, expected: list[Expected], rng: random.Rando
         {"Reset": True},
     ]
     for item in expected:  # (a surrogate task's answer is itself a fault that always matches first)
-        if item.kind != "unknown" and not item.surrogate and rng.random() < 0.2:
+        # (not LAG: a fault answering its first looks would hide the 404 the case is about)
+        if item.kind != "unknown" and not item.surrogate and item.case != LAG and rng.random() < 0.2:
             emulator = Both([main, swept_emulator] if item.swept else [main])
             emulator.add_fault({"TaskId": item.task_id, "Times": rng.randint(1, 4), **rng.choice(kinds)})
 
@@ -393,6 +473,7 @@ def worker(stats_path: str, double_every: int, hold: bool = False) -> None:
     sqs = boto3.client("sqs", endpoint_url=os.environ["AWS_ENDPOINT_URL"])
     url = os.environ["RELAY_TRACKING_QUEUE"]
     batches = failures = 0
+    Path(stats_path).write_text(json.dumps({"batches": 0, "failures": 0}))  # ready: see Workers.wait_ready
     while True:
         messages = sqs.receive_message(
             QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1, VisibilityTimeout=HELD if hold else VISIBILITY,
@@ -447,6 +528,13 @@ class Workers:
         log = open(path, "w")  # noqa: SIM115 - the process writes it
         self.procs.append(subprocess.Popen(command, env=self.env, stdout=subprocess.DEVNULL, stderr=log))
         self.log_of[self.procs[-1].pid] = path
+
+    def wait_ready(self, timeout: float = 60) -> None:
+        """Until every worker polls (its stats file exists): a LAG task's 10-20 s of invisibility must meet the
+        first GetAITask, not pass while the workers still import boto3 and the relay."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and len(list(self.stats_dir.glob("worker-*.json"))) < len(self.procs):
+            time.sleep(0.2)
 
     def kill_one(self, rng: random.Random) -> None:
         alive = [p for p in self.procs if p.poll() is None]
@@ -587,6 +675,8 @@ def _run(name, count, faults, seed, timeout, rng, started, result, outage, endpo
             "RELAY_FAILURE_QUEUE": failures["QueueUrl"],
             "RELAY_TRACKING_FIRST_DELAY_SECONDS": "1",
             "RELAY_TRACKING_DEADLINE_SECONDS": "60",
+            # A LAG task answers 404 for its first 10-20 s; the grace covers that with room for the faults' delays.
+            "RELAY_CREATE_GRACE_SECONDS": "60",
             "POWERTOOLS_LOG_LEVEL": "CRITICAL",
             "POWERTOOLS_METRICS_DISABLED": "true",
             "POWERTOOLS_TRACE_DISABLED": "true",
@@ -604,6 +694,8 @@ def _run(name, count, faults, seed, timeout, rng, started, result, outage, endpo
             RELAY_DESTINATIONS=f"s3://{bucket}/swept/,sqs://{fifo}",
             RELAY_TRACKING_QUEUE=swept_tracking["QueueUrl"],
             RELAY_FAILURE_QUEUE=swept_failures["QueueUrl"],
+            # Pages of 20 (50 by default): the listing has several, so a listing error can come on a later page.
+            RELAY_SWEEP_PAGE_SIZE="20",
         )
         workers = Workers(env, Path(tmp), double_every=7 if faults else 0, hold=not faults)
         (Path(tmp) / "swept").mkdir()
@@ -611,10 +703,14 @@ def _run(name, count, faults, seed, timeout, rng, started, result, outage, endpo
         for _ in range(WORKERS):
             workers.spawn()
         swept_workers.spawn()
+        workers.wait_ready()
+        create_late(emulator, expected)
         feed(sqs, tracking["QueueUrl"], expected, groups, rng, duplicate=faults)
         stop = threading.Event()
         chaos = threading.Thread(target=chaos_loop, args=(stop, workers, outage, redis, rng), daemon=True)
-        sweeper = threading.Thread(target=sweep_loop, args=(stop, swept_env, fifo, created, result.sweeps), daemon=True)
+        sweeper = threading.Thread(
+            target=sweep_loop, args=(stop, swept_env, fifo, created, result.sweeps, swept_emulator), daemon=True
+        )
         sweeper.start()
         if faults:
             chaos.start()
@@ -642,7 +738,12 @@ def _run(name, count, faults, seed, timeout, rng, started, result, outage, endpo
         }
         kills = [workers.killed_between(), swept_workers.killed_between()]
         logs = "\n".join([workers.logs(), swept_workers.logs(), *kills] + [s.pop("log", "") for s in result.sweeps])
-        reconcile(result, expected, s3, bucket, settled, outputs, explained_by(logs), strict_reports=not faults)
+        hidden = {  # the LAG tasks GetAITask did answer 404 at first
+            item.task_id for item in expected if item.case == LAG
+            and any(r["action"] == "GetAITask" and r["http_status"] == 404 for r in emulator.requests_for(item.task_id))
+        }  # fmt: skip
+        reconcile(result, expected, s3, bucket, settled, outputs, explained_by(logs), strict_reports=not faults,
+                  hidden=hidden)  # fmt: skip
         if faults:
             done = ", ".join(f"{k} x{v}" for k, v in sorted(CHAOS.items()))
             result.problems.append(f"(chaos: {done}; ROS faults on a fifth of the tasks)")
@@ -652,13 +753,17 @@ def _run(name, count, faults, seed, timeout, rng, started, result, outage, endpo
 
 def feed(sqs, url: str, expected: list[Expected], groups, rng: random.Random, *, duplicate: bool) -> None:
     past = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 58))  # stuck tasks time out soon
-    bodies = []
+    bodies, first = [], []
     for item in expected:
         if item.group is not None:
             continue
         body = {"TaskId": item.task_id, "attempt": 0}
         if item.kind == "stuck":
             body["first_seen"] = past
+        if item.late is not None:  # as POST /tasks writes it for a task the relay created
+            body["created_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+            first.append(json.dumps(body))  # first in the queue: their first look comes within their 10-20 s
+            continue
         bodies.append(json.dumps(body))
         if duplicate and rng.random() < 0.1:  # the same task twice, consumed in parallel by different workers
             bodies.append(json.dumps(body))
@@ -671,6 +776,7 @@ def feed(sqs, url: str, expected: list[Expected], groups, rng: random.Random, *,
         }  # fmt: skip
         bodies.append(json.dumps(event))
     rng.shuffle(bodies)
+    bodies[:0] = first
     for start in range(0, len(bodies), 10):
         entries = [{"Id": str(i), "MessageBody": b} for i, b in enumerate(bodies[start : start + 10])]
         sqs.send_message_batch(QueueUrl=url, Entries=entries)
@@ -698,7 +804,24 @@ def chaos_loop(stop: threading.Event, workers: Workers, outage: MotoFront, redis
             redis.restart(pause=rng.uniform(0.5, 1.5))
 
 
-def sweep_loop(stop: threading.Event, env: dict, fifo: str, created: float, summaries: list[dict]) -> None:
+# Sweeps (by number, from 0) that ListAITasks answers with an error in an HTTP 200 body, on one page: ROS's AI
+# task APIs put Success, HttpStatusCode, Code and Message in their answers
+# (https://www.alibabacloud.com/help/en/ros/developer-reference/api-ros-2019-09-10-listaitasks; its SDK model has no
+# Code, the wire may carry one). Such a sweep must fail, not read an empty last page and call itself complete
+# (which would move a watermark past its window); a later sweep delivers everything.
+LISTING_FAULTS = {
+    1: ("a 200 answer with HttpStatusCode 403, Success false, Code Forbidden, on the first page",
+        {"Action": "ListAITasks", "InBody": True, "Status": 403, "Code": "Forbidden",
+         "Message": "You are not authorized to complete this action."}),
+    2: ("a 200 answer without Tasks (Success true, an empty NextToken), on a later page",
+        {"Action": "ListAITasks", "NextToken": "*",
+         "Json": {"RequestId": "soak-listing", "HttpStatusCode": 200, "Success": "true", "NextToken": ""}}),
+}  # fmt: skip
+
+
+def sweep_loop(
+    stop: threading.Event, env: dict, fifo: str, created: float, summaries: list[dict], emulator=None
+) -> None:
     """The sweeper, again and again over the same window, while the consumers run.
 
     Sweeps are 10 minutes apart in a deployment (SweepSchedule) and a task stays in the window for about 6 of
@@ -709,13 +832,17 @@ def sweep_loop(stop: threading.Event, env: dict, fifo: str, created: float, summ
     The soak cannot wait 10 minutes, so before each sweep after the first it moves the FIFO queue's message
     history 10 minutes into the past: moto then forgets the earlier deduplication ids, as SQS would have.
     It stops after SWEEPS runs, once every "later" task has finished (12 s) and a sweep failed nothing, or
-    after 3 * SWEEPS runs."""
+    after 3 * SWEEPS runs. The runs in LISTING_FAULTS get their listing error from ``emulator`` (the swept
+    deployment's); the summary says which (``listing_fault``) and whether the sweep met it (``listing_fault_met``)."""
     runs = 0
     while not stop.is_set() and runs < 3 * SWEEPS:
         if runs:
             queue = sqs_queue(fifo)
             for message in list(queue._messages):
                 message.sent_timestamp -= SWEEP_INTERVAL_MS
+        fault = None
+        if emulator is not None and runs in LISTING_FAULTS:
+            fault = emulator.add_fault(dict(LISTING_FAULTS[runs][1]))
         began = time.monotonic()
         proc = subprocess.run([sys.executable, __file__, "sweep"], env=env, capture_output=True, text=True,
                               timeout=600, check=False)  # fmt: skip
@@ -723,6 +850,9 @@ def sweep_loop(stop: threading.Event, env: dict, fifo: str, created: float, summ
             summary = json.loads(proc.stdout.strip().splitlines()[-1])
         except (IndexError, ValueError):
             summary = {"error": proc.stderr.strip()[-300:]}
+        if fault is not None:
+            summary["listing_fault"], summary["listing_fault_met"] = LISTING_FAULTS[runs][0], fault.times == 0
+            fault.times = 0  # one not met (the sweep stopped before that page) must not meet a later sweep
         summary["seconds"] = round(time.monotonic() - began, 1)
         summary["log"] = proc.stderr
         summaries.append(summary)
@@ -831,13 +961,34 @@ def decode(raw: bytes):
     return document
 
 
+def workspace_problem(keys: set[str], prefix: str, item: Expected, record: dict, stored_sha) -> str | None:
+    """What is wrong with a Terraform task's workspace in a store (each file once under
+    <prefix><task_id>/workspace/<path>, with its sha256; the record's ``workspace`` listing them), or None."""
+    folder = f"{prefix}{item.task_id}/workspace/"
+    found = sorted(key[len(folder) :] for key in keys if key.startswith(folder))
+    want = sorted(entry["path"] for entry in item.files or ())
+    if found != want:
+        return f"workspace files {found} are not {want}"
+    for entry in item.files or ():
+        if stored_sha(folder + entry["path"]) != entry["sha256"]:
+            return f"workspace file {entry['path']} does not hash to ROS's text"
+    if record.get("workspace") != list(item.files or ()):
+        return f"task.json's workspace {record.get('workspace')!r:.200} does not list the files"
+    return None
+
+
 def reconcile(
     result: Result, expected: list[Expected], s3, bucket: str, reports, outputs, explained=None, *,
-    strict_reports: bool = True,
+    strict_reports: bool = True, hidden: set[str] | None = None,
 ) -> None:  # fmt: skip
     """Per task: each store holds exactly one template object hashing to the task's and a valid task.json
-    (repaired, for the surrogate tasks); each output queue holds exactly one valid message per event id, its
-    claim check resolving to the stored object; each unknown or stuck task is reported (once, without faults)."""
+    (repaired, for the surrogate tasks); a Terraform workspace's files each once, with their sha256, listed in
+    the record and in each message (unless a record claim check left the list out); each output queue holds
+    exactly one valid message per event id, its claim check resolving to the stored object; each unknown or
+    stuck task is reported (once, without faults), no LAG task not_found. Then a row per case of CASES (its
+    tasks, lost if lost anywhere; a LAG task also if ``hidden``, the tasks the emulator answered 404, lacks
+    it: the case did not happen) and one for the sweeps given a listing error (LISTING_FAULTS): a sweep that
+    called itself complete is lost (a deployment's watermark would pass its window)."""
     keys = set(_keys(s3, bucket))
     lost: set[str] = set()
     shas: dict[str, str | None] = {}
@@ -879,6 +1030,8 @@ def reconcile(
                 fail(check, item, f"{len(templates)} template objects")
             elif item.kind != "failure" and stored_sha(templates[0]) != item.template_sha:
                 fail(check, item, "the stored template does not hash to the task's")
+            elif item.files is not None and (problem := workspace_problem(keys, prefix, item, document, stored_sha)):
+                fail(check, item, problem)
             else:
                 check.ok += 1
 
@@ -920,6 +1073,9 @@ def reconcile(
                     problem = "the inline template does not hash to the task's"
             if item.surrogate and "\\ufffd" not in json.dumps(found[0]):
                 problem = "shows no U+FFFD where ROS sent lone surrogates"
+            omitted = item.files is None or "workspace" in (data.get("omitted") or ())  # (a record claim check)
+            if not omitted and data.get("workspace") != list(item.files or ()):
+                problem = f"data.workspace {data.get('workspace')!r:.200} does not list the workspace files"
             if problem:
                 fail(check, item, problem)
             else:
@@ -968,11 +1124,44 @@ def reconcile(
         check.explained = min(check.duplicates, swept_queue.explained if swept_queue else 0)
         result.problems.append(f"sweep counts: {len(result.sweeps)} sweeps counted {delivered} deliveries of "
                                f"{finished} finished tasks (repeats must be already_delivered)")  # fmt: skip
-    if any("error" in s for s in result.sweeps):
-        result.problems.append(f"sweep counts: a sweep failed: {[s['error'] for s in result.sweeps if 'error' in s]}")
+    failed = [s["error"] for s in result.sweeps if "error" in s and "listing_fault" not in s]
+    if failed:  # (a sweep given a listing error is expected to fail: see "listing errors")
+        result.problems.append(f"sweep counts: a sweep failed: {failed}")
 
-    result.lost = len(lost)
-    result.delivered = len(expected) - result.lost
+    check = result.check("listing errors")
+    for number, summary in enumerate(result.sweeps):
+        if "listing_fault" not in summary:
+            continue
+        check.expected += 1
+        what = f"sweep {number + 1}, answered {summary['listing_fault']}"
+        if not summary["listing_fault_met"]:
+            result.problems.append(f"listing errors: {what}: the sweep never asked for that page (not checked)")
+        elif summary.get("complete"):
+            check.lost += 1
+            lost.add(f"sweep {number + 1}")
+            result.problems.append(f"listing errors: {what}: the sweep called itself complete (pages "
+                                   f"{summary.get('pages')}): a watermark would pass its window")  # fmt: skip
+        else:
+            check.ok += 1
+
+    for case in CASES:
+        check = result.check(case)
+        for item in expected:
+            if item.case != case:
+                continue
+            check.expected += 1
+            if item.task_id not in lost and case == LAG and reports.get("not_found", {}).get(item.task_id):
+                fail(check, item, "reported not_found: a task the relay created, within RELAY_CREATE_GRACE_SECONDS")
+            elif item.task_id in lost:
+                check.lost += 1
+            elif case == LAG and item.task_id not in (hidden or set()):
+                result.problems.append(f"{case}: {item.task_id}: GetAITask never answered it 404 (not checked)")
+            else:
+                check.ok += 1
+
+    tasks = {item.task_id for item in expected}
+    result.lost = len(lost)  # tasks, and sweeps that read a listing error as the listing's end
+    result.delivered = len(expected) - len(lost & tasks)
     result.duplicates = sum(c.duplicates for c in result.checks.values())
     result.explained = sum(c.explained for c in result.checks.values())
 
@@ -1003,8 +1192,14 @@ def table(results: list[Result]) -> str:
 def sweep_line(result: Result) -> str:
     """The sweeper runs of the swept deployment, summed: what each run delivered and counted as already done."""
     keys = ("delivered", "already_delivered", "pending", "failed", "seconds")
-    runs = [" ".join(f"{k}={s.get(k, '?')}" for k in keys) if "error" not in s else f"error: {s['error']}"
-            for s in result.sweeps]  # fmt: skip
+    runs = []
+    for s in result.sweeps:
+        if "error" not in s:
+            runs.append(" ".join(f"{k}={s.get(k, '?')}" for k in keys))
+        elif "listing_fault" in s:  # the exception's own line: what the relay made of the listing error
+            runs.append(f"failed on its listing error, as it must: {s['error'].strip().splitlines()[-1]}")
+        else:
+            runs.append(f"error: {s['error']}")
     return f"{result.scenario}: {len(result.sweeps)} sweeps: " + "; ".join(runs)
 
 

@@ -287,6 +287,8 @@ class Emulator:
             template_type=spec.get("TemplateType", "ROS"),
             update_time_moves=bool(spec.get("UpdateTimeMoves", True)),
         )
+        if "VisibleAfterSeconds" in spec:  # the read-after-create lag of CreateAITask's tasks, for a scenario's
+            task.visible_at = task.created_at + float(spec["VisibleAfterSeconds"])
         with self._lock:
             self.tasks[task.task_id] = task
             self._listing = None

@@ -170,3 +170,23 @@ def test_fix_template_answers_a_fixed_template_in_the_shape_it_was_given(emulato
         assert {k: v for k, v in result.items() if k != "Description"} == json.loads(template)
     else:
         assert template in result
+
+
+def test_a_scenario_task_with_visible_after_seconds_is_not_found_until_then(emulator, sdk):
+    """The read-after-create lag for a scenario's task (CreateAITask's own tasks get it from
+    ReadAfterCreateLagSeconds): the soak makes some of its tasks invisible for a few seconds after they are
+    created, as ROS documents no read-after-create guarantee."""
+    # Given a finished task that stays invisible for 5 emulator seconds after its creation
+    emulator.add_task({"TaskId": "t-lagging", "Status": "SUCCESS", "VisibleAfterSeconds": 5})
+    get = models.GetAITaskRequest(task_id="t-lagging", output_option="Disabled")
+    # When GetAITask and ListAITaskEvents ask before then
+    # Then both answer 404 TaskNotFound, while ListAITasks lists it at once
+    for call in (sdk.get_aitask, lambda _: sdk.list_aitask_events(models.ListAITaskEventsRequest(task_id="t-lagging"))):
+        with pytest.raises(ClientException) as refused:
+            call(get)
+        assert refused.value.code == "TaskNotFound" and refused.value.status_code == 404
+    listed = sdk.list_aitasks(models.ListAITasksRequest(max_results=10)).body.tasks
+    assert [t.task_id for t in listed] == ["t-lagging"]
+    # And when the clock passes those 5 seconds, GetAITask answers it
+    emulator.advance(5)
+    assert sdk.get_aitask(get).body.status == "SUCCESS"
