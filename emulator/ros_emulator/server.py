@@ -287,7 +287,7 @@ class Emulator:
             template_type=spec.get("TemplateType", "ROS"),
             update_time_moves=bool(spec.get("UpdateTimeMoves", True)),
         )
-        if "VisibleAfterSeconds" in spec:  # the read-after-create lag of CreateAITask's tasks, for a scenario's
+        if "VisibleAfterSeconds" in spec:  # the read-after-create lag (CreateAITask's, or a scenario task's)
             task.visible_at = task.created_at + float(spec["VisibleAfterSeconds"])
         with self._lock:
             self.tasks[task.task_id] = task
@@ -595,7 +595,7 @@ class Emulator:
         with self._lock:
             terraform = self._terraform_created
             self._terraform_created += template_type == "Terraform"
-        task = self.add_task(
+        self.add_task(
             {
                 "TaskId": task_id,
                 "TaskType": task_type,
@@ -603,10 +603,10 @@ class Emulator:
                 "Timeline": self.create_timeline,
                 "TaskOutput": generated_output(prompt, template_type, task_type, params.get("Template"), n=terraform),
                 "TemplateType": template_type,
+                # set before the task is added, so no request sees it before its lag begins
+                **({"VisibleAfterSeconds": self.read_after_create_lag} if self.read_after_create_lag > 0 else {}),
             }
         )
-        if self.read_after_create_lag > 0:
-            task.visible_at = task.created_at + self.read_after_create_lag
         return {"TaskId": task_id}, None
 
     # --- admin -----------------------------------------------------------------------------------

@@ -215,8 +215,6 @@ def codes_where(test: Callable[[ErrorKind], bool]) -> list[str]:
     return [code for code, kind in _BY_CODE.items() if test(kind)]
 
 
-
-
 def error_in_body(body: Mapping[str, Any], action: str) -> RelayError | None:
     """The API error that an HTTP 200 answer carries, or None.
 
@@ -227,25 +225,24 @@ def error_in_body(body: Mapping[str, Any], action: str) -> RelayError | None:
     this table knows; a Code we do not know, on a body that says nothing else went wrong, is not.
     """
     code = _str_or_none(body.get("Code"))
-    status = _status_number(body.get("HttpStatusCode"))
+    known = code is not None and known_code(code)
+    status = status_number(body.get("HttpStatusCode"))
     success = body.get("Success")
     failed = success is False or (isinstance(success, str) and success.strip().lower() == "false")
-    if not failed and (status is None or status < 400) and (code is None or not known_code(code)):
+    if not failed and (status is None or status < 400) and not known:
         return None
     message = _str_or_none(body.get("Message"))
     if code is None and message is None:
         message = f"{action} answered Success={success!r}, HttpStatusCode={status} without an error code"
     error = api_error(code, message, status, _str_or_none(body.get("RequestId")))
-    if isinstance(error, InvalidInput) and (code is None or not known_code(code)):
+    if isinstance(error, InvalidInput) and not known:
         # A 4xx HttpStatusCode (409, 400, ...) with a code we do not know: ROS says something failed, not which
         # request was wrong. A permanent invalid_input would drop the task; retrying costs a call.
-        return BadUpstreamResponse(
-            error.message, upstream_code=code, http_status=status, request_id=error.request_id
-        )
+        return BadUpstreamResponse(error.message, upstream_code=code, http_status=status, request_id=error.request_id)
     return error
 
 
-def _status_number(value: object) -> int | None:
+def status_number(value: object) -> int | None:
     """HttpStatusCode as a number: the reference says integer; a numeric string ("403") or 403.0 counts too."""
     if isinstance(value, bool):
         return None

@@ -16,7 +16,7 @@ Outcome = Literal["created", "already_present", "failed"]
 
 @dataclass(frozen=True, slots=True)
 class TemplateFile:
-    """One file of a Terraform workspace: its path inside the workspace (checked by workspace.check_path),
+    """One file of a Terraform workspace: its path inside the workspace (checked by workspace.path_problem),
     its UTF-8 bytes and their sha256."""
 
     path: str

@@ -26,7 +26,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
-from .errors import BadUpstreamResponse, RelayError, api_error, error_in_body
+from .errors import BadUpstreamResponse, RelayError, api_error, error_in_body, status_number
 from .model import Observation, TaskResult, Template, TemplateFile, TemplateFormat
 from .taskref import STATUSES, TERMINAL_STATUSES
 from .workspace import TERRAFORM_TRANSFORM, WorkspaceError, files_of, is_terraform
@@ -80,9 +80,7 @@ def _normalize(body: object, task_id: str, observed_at: str) -> Observation:
     status = body.get("Status")
     error = error_in_body(body, "GetAITask")
     if error is None and code is not None and status not in STATUSES:
-        http_status = body.get("HttpStatusCode")  # below 400 here, or not a number
-        http_status = http_status if isinstance(http_status, int) and not isinstance(http_status, bool) else None
-        error = api_error(code, _opt_str(body.get("Message")), http_status, request_id)
+        error = api_error(code, _opt_str(body.get("Message")), status_number(body.get("HttpStatusCode")), request_id)
     if error is not None:
         return error_observation(task_id, error, observed_at)
     echoed = body.get("TaskId")
@@ -143,12 +141,12 @@ def error_observation(
 def extract_template(task_output: object) -> tuple[Template | RelayError | None, dict[str, Any]]:
     """Split TaskOutput into the template (from ``Result``) and every other key (``output_extra``).
 
-    TaskOutput sent as JSON text is read as the object it holds. A ``Result`` that is ROS's Terraform
-    template object (``Transform: Aliyun::Terraform-v1.x`` and a ``Workspace`` of files; as an object or as
-    JSON text) keeps its one template (stored as template.json) and lists its files (see workspace.py); a
-    workspace whose paths the stores must not write is a non-retryable bad_upstream_response naming the path.
+    ``task_output`` is what _as_object made of TaskOutput (JSON text read as its object). A ``Result`` that is
+    ROS's Terraform template object (``Transform: Aliyun::Terraform-v1.x`` and a ``Workspace`` of files; as an
+    object or as JSON text) keeps its one template (stored as template.json) and lists its files (see
+    workspace.py); a workspace whose paths the stores must not write is a non-retryable bad_upstream_response
+    naming the path.
     """
-    task_output = _as_object(task_output)
     if task_output is None:
         return None, {}
     if not isinstance(task_output, Mapping):
@@ -162,9 +160,11 @@ def extract_template(task_output: object) -> tuple[Template | RelayError | None,
             body = json.dumps(result, indent=2, ensure_ascii=False).encode("utf-8")
             return _template(body, "json", files), extra
         if isinstance(result, str) and result and not result.isspace():  # no copy of a large template
-            fmt = detect_format(result)
-            files = _workspace_files(json.loads(result)) if fmt == "json" and TERRAFORM_TRANSFORM in result else None
-            return _template(result.encode("utf-8"), fmt, files), extra
+            # A Terraform object sent as JSON text is parsed once, here (detect_format would parse it again).
+            parsed = _as_object(result) if TERRAFORM_TRANSFORM in result else None
+            if isinstance(parsed, Mapping):
+                return _template(result.encode("utf-8"), "json", _workspace_files(parsed)), extra
+            return _template(result.encode("utf-8"), detect_format(result)), extra
     except UnicodeEncodeError:
         # Lone surrogates from a \ud800 escape: no UTF-8 file can hold them, retrying will not help.
         return BadUpstreamResponse("TaskOutput.Result is not valid Unicode text", retryable=False), extra

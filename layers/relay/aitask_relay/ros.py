@@ -75,15 +75,20 @@ class RosClient:
         self._fewer_attempts: dict[int, Any] = {settings.max_attempts: self._client}
         self._lock = threading.Lock()
 
-    def list_tasks(self, *, next_token: str | None = None, max_results: int = 50) -> Mapping[str, Any]:
-        """One ListAITasks page: ``{"Tasks": [...], "NextToken": ...}`` (API field names)."""
+    def list_tasks(
+        self,
+        *,
+        next_token: str | None = None,
+        max_results: int = 50,
+        task_type: str | None = None,
+        deadline: float | None = None,
+    ) -> Mapping[str, Any]:
+        """One ListAITasks page: ``{"Tasks": [...], "NextToken": ...}`` (API field names), of ``task_type`` only
+        when given; with a ``deadline``, bounded as :meth:`get_task` is."""
         from alibabacloud_ros20190910 import models
 
-        request = models.ListAITasksRequest(max_results=max_results, next_token=next_token or None)
-        try:
-            return self._client.list_aitasks(request).body.to_map()  # type: ignore[no-any-return]
-        except Exception as exc:
-            raise translate(exc, "ListAITasks") from exc
+        request = models.ListAITasksRequest(task_type=task_type, max_results=max_results, next_token=next_token or None)
+        return self._call("ListAITasks", "list_aitasks", request, deadline)
 
     def create_task(
         self, *, task_type: str, prompt: str, template_type: str | None = None, template: str | None = None
@@ -121,24 +126,14 @@ class RosClient:
         At most FIND_PAGES pages, filtered by TaskType. A CreateTime without a zone is UTC, as the reference
         says. With a ``deadline`` (time.monotonic()), each page's call ends by then (see :meth:`bounded`).
         """
-        from alibabacloud_ros20190910 import models
-
         found: list[str] = []
         token: str | None = None
         for _ in range(FIND_PAGES):
-            request = models.ListAITasksRequest(task_type=task_type, max_results=FIND_PAGE_SIZE, next_token=token)
-            try:
-                if deadline is None:
-                    body = self._client.list_aitasks(request).body.to_map()
-                else:
-                    attempts, runtime = self.bounded(deadline, action="ListAITasks")
-                    body = self._client_with(attempts).list_aitasks_with_options(request, runtime).body.to_map()
-            except Exception as exc:
-                raise translate(exc, "ListAITasks") from exc
+            body = self.list_tasks(next_token=token, max_results=FIND_PAGE_SIZE, task_type=task_type, deadline=deadline)
             for task in body.get("Tasks") or []:
                 if not isinstance(task, Mapping) or not isinstance(task.get("TaskId"), str):
                     continue
-                created = parse_time(task.get("CreateTime")) if isinstance(task.get("CreateTime"), str) else None
+                created = parse_time(task.get("CreateTime"))
                 same = task.get("TaskType") == task_type and task.get("Prompt") == prompt
                 if same and created is not None and since <= created <= until:
                     found.append(task["TaskId"])
@@ -156,16 +151,19 @@ class RosClient:
         from alibabacloud_ros20190910 import models
 
         request = models.GetAITaskRequest(task_id=task_id, output_option="Enabled" if with_output else "Disabled")
+        return self._call("GetAITask", "get_aitask", request, deadline)
+
+    def _call(self, action: str, method: str, request: Any, deadline: float | None) -> Mapping[str, Any]:
+        """One SDK call (``method``, e.g. ``get_aitask``) and its body, every failure translated once, here. With
+        a ``deadline``, through the client and RuntimeOptions that end it by then (:meth:`bounded`)."""
         try:
             if deadline is None:
-                return self._client.get_aitask(request).body.to_map()  # type: ignore[no-any-return]
-            attempts, runtime = self.bounded(deadline)
-            client = self._client_with(attempts)
-            return client.get_aitask_with_options(request, runtime).body.to_map()  # type: ignore[no-any-return]
-        except UpstreamUnavailable:
-            raise
-        except Exception as exc:  # every SDK failure, translated once, here
-            raise translate(exc, "GetAITask") from exc
+                return getattr(self._client, method)(request).body.to_map()  # type: ignore[no-any-return]
+            attempts, runtime = self.bounded(deadline, action=action)
+            call = getattr(self._client_with(attempts), f"{method}_with_options")
+            return call(request, runtime).body.to_map()  # type: ignore[no-any-return]
+        except Exception as exc:  # translate() hands a RelayError (bounded's UpstreamUnavailable) back as it is
+            raise translate(exc, action) from exc
 
     def bounded(self, deadline: float, *, action: str = "GetAITask") -> tuple[int, Any]:
         """(attempts, RuntimeOptions) for a call that must end by ``deadline``: as many attempts as fit
