@@ -30,6 +30,7 @@ an outage that a retry, later, gets past.
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 import re
@@ -287,3 +288,31 @@ def lambda_event_from(messages):
             sqs_record(m["Body"], m["MessageId"], m.get("Attributes", {}).get("SentTimestamp")) for m in messages
         ]
     }
+
+
+def http_api_event(method, path, body=None, query=None, base64_body=False):
+    """An API Gateway HTTP API (payload 2.0) event, as Lambda receives it."""
+    event = {
+        "version": "2.0",
+        "routeKey": "$default",
+        "rawPath": path,
+        "rawQueryString": "&".join(f"{k}={v}" for k, v in (query or {}).items()),
+        "headers": {"content-type": "application/json", "host": "api.example.com"},
+        "requestContext": {
+            "accountId": "123456789012",
+            "apiId": "api",
+            "domainName": "api.example.com",
+            "http": {"method": method, "path": path, "protocol": "HTTP/1.1", "sourceIp": "203.0.113.1"},
+            "requestId": "req-1",
+            "routeKey": "$default",
+            "stage": "$default",
+            "timeEpoch": 0,
+        },
+        "isBase64Encoded": base64_body,
+    }
+    if query:
+        event["queryStringParameters"] = query
+    if body is not None:
+        text = body if isinstance(body, str) else json.dumps(body)
+        event["body"] = base64.b64encode(text.encode()).decode() if base64_body else text
+    return event

@@ -2,49 +2,21 @@
 
 from __future__ import annotations
 
-import base64
 import json
 import time
 
 import pytest
+from servers import http_api_event
 
 from aitask_relay import runtime
 
 YAML = "ROSTemplateFormatVersion: '2015-09-01'\nResources: {}\n"
 
 
-def request(method, path, body=None, query=None, base64_body=False):
-    """An API Gateway HTTP API (payload 2.0) event, as Lambda receives it."""
-    event = {
-        "version": "2.0",
-        "routeKey": "$default",
-        "rawPath": path,
-        "rawQueryString": "&".join(f"{k}={v}" for k, v in (query or {}).items()),
-        "headers": {"content-type": "application/json", "host": "api.example.com"},
-        "requestContext": {
-            "accountId": "123456789012",
-            "apiId": "api",
-            "domainName": "api.example.com",
-            "http": {"method": method, "path": path, "protocol": "HTTP/1.1", "sourceIp": "203.0.113.1"},
-            "requestId": "req-1",
-            "routeKey": "$default",
-            "stage": "$default",
-            "timeEpoch": 0,
-        },
-        "isBase64Encoded": base64_body,
-    }
-    if query:
-        event["queryStringParameters"] = query
-    if body is not None:
-        text = body if isinstance(body, str) else json.dumps(body)
-        event["body"] = base64.b64encode(text.encode()).decode() if base64_body else text
-    return event
-
-
 @pytest.fixture
 def call(invoke):
     def send(*args, **kwargs):
-        response = invoke("http_api", request(*args, **kwargs))
+        response = invoke("http_api", http_api_event(*args, **kwargs))
         return response["statusCode"], json.loads(response["body"]), response.get("headers", {})
 
     return send
@@ -70,7 +42,7 @@ def test_include_template_leaves_out_a_template_that_would_pass_lambdas_6_mb(inv
         emulator.add_task({"TaskId": task_id, "Status": "SUCCESS", "TaskOutput": {"Result": result}})
     for task_id, size in sizes.items():
         # When each is asked for with ?include=template
-        response = invoke("http_api", request("GET", f"/tasks/{task_id}", query={"include": "template"}))
+        response = invoke("http_api", http_api_event("GET", f"/tasks/{task_id}", query={"include": "template"}))
         # Then the envelope, as the Lambda runtime serializes it, is within 6 MB
         assert len(json.dumps(response, ensure_ascii=True)) <= 6_000_000
         body = json.loads(response["body"])

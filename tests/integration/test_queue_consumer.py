@@ -7,7 +7,7 @@ import json
 import time
 
 import pytest
-from servers import closed_port, lambda_event_from, sqs_record
+from servers import closed_port, http_api_event, lambda_event_from, sqs_record
 
 from aitask_relay import runtime
 from aitask_relay.errors import InvalidInput
@@ -194,9 +194,7 @@ def test_an_event_without_records_is_rejected(relay_env, emulator, invoke, event
 
 
 def _post(invoke, prompt):
-    from test_http_api import request
-
-    response = invoke("http_api", request("POST", "/tasks", {"Prompt": prompt}))
+    response = invoke("http_api", http_api_event("POST", "/tasks", {"Prompt": prompt}))
     assert response["statusCode"] == 202, response
     return json.loads(response["body"])["TaskId"]
 

@@ -14,6 +14,7 @@ import json
 
 import pytest
 from alibabacloud_ros20190910 import models
+from servers import http_api_event
 
 from aitask_relay.config import RosSettings
 from aitask_relay.errors import AccessDenied, BadUpstreamResponse, InvalidInput, RelayError, UpstreamUnavailable
@@ -149,12 +150,10 @@ def test_request_limit_exceeded_is_not_retried_and_is_invalid_input_with_ros_rea
 
 def test_post_tasks_over_a_request_limit_is_400_with_ros_reason_and_sent_once(emulator, invoke):
     # Given CreateAITask refused with RequestLimitExceeded (HTTP 400), and the HTTP API's POST /tasks
-    from test_http_api import request
-
     message = "Request limit exceeded: too many AI tasks today."
     emulator.add_fault({"Action": "CreateAITask", "Code": "RequestLimitExceeded", "Message": message, "Times": None})
     # When a client posts a task
-    response = invoke("http_api", request("POST", "/tasks", {"Prompt": "vpc"}))
+    response = invoke("http_api", http_api_event("POST", "/tasks", {"Prompt": "vpc"}))
     # Then it is answered 400 invalid_input with ROS's reason (was 429 throttled, after three CreateAITask calls)
     error = json.loads(response["body"])["error"]
     assert (response["statusCode"], error["code"]) == (400, "invalid_input")

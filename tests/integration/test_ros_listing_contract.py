@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from alibabacloud_ros20190910 import models
-from servers import lambda_event_from
+from servers import http_api_event, lambda_event_from
 
 from aitask_relay import runtime
 from aitask_relay.config import RosSettings
@@ -22,6 +22,14 @@ from relay_local import LambdaContext, load_handler
 from ros_emulator import Emulator
 
 YAML = "ROSTemplateFormatVersion: '2015-09-01'\nResources: {}\n"
+# Created 10 minutes ago, finished 3 hours after creation, listed with UpdateTime == CreateTime throughout.
+LONG_TASK = {
+    "TaskId": "t-long",
+    "CreatedSecondsAgo": 600,
+    "Timeline": [["RUNNING", 0], ["SUCCESS", 3 * 3600]],
+    "UpdateTimeMoves": False,
+    "TaskOutput": {"Result": YAML},
+}
 
 
 @pytest.fixture
@@ -95,15 +103,7 @@ def test_a_task_whose_update_time_never_moves_is_delivered_by_its_tracker_long_a
     _name, tracking = aws.queue()
     relay_env.setenv("RELAY_TRACKING_QUEUE", tracking)
     runtime.reset()
-    emulator.add_task(
-        {
-            "TaskId": "t-long",
-            "CreatedSecondsAgo": 600,
-            "Timeline": [["RUNNING", 0], ["SUCCESS", 3 * 3600]],
-            "UpdateTimeMoves": False,
-            "TaskOutput": {"Result": YAML},
-        }
-    )
+    emulator.add_task(LONG_TASK)
     # When a sweep sees it running, and it finishes 3 hours after creation
     first = invoke("sweeper", {})
     age(emulator, 3 * 3600)
@@ -124,15 +124,7 @@ def test_without_a_tracking_queue_a_task_whose_update_time_never_moves_is_delive
 ):
     # Given no tracking queue, a file store holding the watermark, and a task created 10 minutes ago that
     # runs for 3 hours, listed with UpdateTime == CreateTime
-    emulator.add_task(
-        {
-            "TaskId": "t-long",
-            "CreatedSecondsAgo": 600,
-            "Timeline": [["RUNNING", 0], ["SUCCESS", 3 * 3600]],
-            "UpdateTimeMoves": False,
-            "TaskOutput": {"Result": YAML},
-        }
-    )
+    emulator.add_task(LONG_TASK)
     sweep = load_handler("sweeper")
     # When a sweep sees it running
     first = sweep({}, LambdaContext(function_name="sweeper"))
@@ -247,21 +239,7 @@ def test_tasks_whose_ids_are_outside_our_pattern_are_swept_to_file_s3_and_sqs(em
 
 def http_post(invoke, body):
     """POST /tasks through the http_api handler, as API Gateway (payload 2.0) sends it."""
-    event = {
-        "version": "2.0",
-        "routeKey": "$default",
-        "rawPath": "/tasks",
-        "rawQueryString": "",
-        "headers": {"content-type": "application/json", "host": "api.example.com"},
-        "requestContext": {
-            "http": {"method": "POST", "path": "/tasks", "protocol": "HTTP/1.1", "sourceIp": "203.0.113.1"},
-            "requestId": "req-1",
-            "routeKey": "$default",
-            "stage": "$default",
-        },
-        "isBase64Encoded": False,
-        "body": json.dumps(body),
-    }
+    event = http_api_event("POST", "/tasks", body)
     response = invoke("http_api", event)
     return response["statusCode"], json.loads(response["body"]), response.get("headers", {})
 

@@ -18,7 +18,7 @@ import base64
 import json
 
 import pytest
-from servers import sqs_record
+from servers import http_api_event, sqs_record
 
 from aitask_relay import runtime
 from relay_local import FcContext, load_fc_handler
@@ -209,25 +209,7 @@ DEEP_BODY = '{"Prompt": "vpc", "X": ' + "[" * 5000 + "]" * 5000 + "}"
 
 
 def http_api_request(body: str) -> dict:
-    return {
-        "version": "2.0",
-        "routeKey": "$default",
-        "rawPath": "/tasks",
-        "rawQueryString": "",
-        "headers": {"content-type": "application/json", "host": "api.example.com"},
-        "requestContext": {
-            "accountId": "123456789012",
-            "apiId": "api",
-            "domainName": "api.example.com",
-            "http": {"method": "POST", "path": "/tasks", "protocol": "HTTP/1.1", "sourceIp": "203.0.113.1"},
-            "requestId": "req-1",
-            "routeKey": "$default",
-            "stage": "$default",
-            "timeEpoch": 0,
-        },
-        "isBase64Encoded": True,
-        "body": base64.b64encode(body.encode("ascii")).decode(),
-    }
+    return http_api_event("POST", "/tasks", body, base64_body=True)
 
 
 @pytest.fixture
