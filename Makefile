@@ -11,7 +11,7 @@ WHEELHOUSE := .wheelhouse
 export SAM_CLI_TELEMETRY := 0
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: audit bench fuzz lock soak help demo test unit integration lint build fc-package replay emulator clean
+.PHONY: audit bench fuzz lock mutate soak help demo test unit integration lint build fc-package replay emulator clean
 
 help:
 	@echo "make demo      run the relay against the bundled ROS emulator, deliver to a local directory"
@@ -20,6 +20,7 @@ help:
 	@echo "make emulator  run the ROS emulator standalone on 127.0.0.1:8790 (Ctrl-C to stop)"
 	@echo "make bench     benchmarks as ratios against baselines (bench/results.md)"
 	@echo "make soak      fault-injection soak, 2,000 tasks: prints lost / duplicated per scenario"
+	@echo "make mutate    mutation testing of the guarantee-bearing modules: killed % per module (MUTATE=errors ... for some)"
 	@echo "make fuzz      hypothesis over every event shape, 10,000 examples per target"
 	@echo "make lint      ruff, cfn-lint (+ serverless rules), sam validate --lint, checkov"
 	@echo "make build     sam build (arm64, no Docker) into $(BUILD_DIR)"
@@ -60,6 +61,11 @@ bench: $(STAMP)
 # Fault-injection soak: 2,000 tasks through the queue consumer with faults everywhere (200 in make test).
 soak: $(STAMP)
 	$(PY) tools/soak.py --tasks $${SOAK_TASKS:-2000}
+
+# Mutation testing (mutmut) of the modules that carry the guarantees, nightly-style (not in make test): a
+# first run takes about MUTATE_MINUTES min on 2 cores; later runs re-test only the functions that changed.
+mutate: $(STAMP)
+	$(PY) tools/mutate.py $(MUTATE)
 
 # Hypothesis over every handler's events and GetAITask bodies: 10,000 examples per target (150 in make test).
 fuzz: $(STAMP)
@@ -111,4 +117,4 @@ emulator: $(STAMP)
 	$(PY) -m ros_emulator --port 8790 --scenario emulator/scenarios/demo.json --access-key demo-key-id:demo-key-secret
 
 clean:
-	rm -rf $(VENV) $(TOOLS) $(WHEELHOUSE) .aws-sam out
+	rm -rf $(VENV) $(TOOLS) $(WHEELHOUSE) .aws-sam out .mutate

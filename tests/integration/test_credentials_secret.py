@@ -65,3 +65,21 @@ def test_a_missing_or_malformed_secret_is_access_denied_without_its_value(fetch,
     assert name in result["error"]["message"]
     shown = json.dumps(result) + json.dumps(captured_logs())
     assert KEY_SECRET not in shown
+
+
+
+def test_a_reset_reads_the_secret_from_the_endpoint_of_now(fetch, aws, monkeypatch):
+    """Powertools' get_secret keeps the first client it builds in a process-wide provider; the relay builds
+    its provider on aitask_relay.aws's client, so runtime.reset() also forgets where secrets came from."""
+    from servers import closed_port
+
+    # Given Secrets Manager unreachable when the secret is first read
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{closed_port()}")
+    _, result = fetch(json.dumps({"AccessKeyId": KEY_ID, "AccessKeySecret": KEY_SECRET}))
+    assert result["error"]["code"] == "access_denied"
+    # When the endpoint is the reachable one and the runtime is reset (fetch resets it)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", aws.endpoint)
+    _, result = fetch(json.dumps({"AccessKeyId": KEY_ID, "AccessKeySecret": KEY_SECRET}))
+    # Then the secret is read there and signs the call
+    assert result["error"] is None, result["error"]
+    assert result["status"] == "SUCCESS"

@@ -19,6 +19,7 @@ from .errors import DestinationFailure, destination_error
 _log = logging.getLogger("aitask_relay.sqs")
 _lock = threading.Lock()
 _clients: dict[tuple[str, str | None], Any] = {}
+_providers: dict[str, Any] = {}  # Powertools parameter providers on those clients (each caches values)
 
 
 def client(service: str, region: str | None = None) -> Any:
@@ -40,10 +41,29 @@ def client(service: str, region: str | None = None) -> Any:
         return _clients[key]
 
 
+def secret(name: str, *, max_age: int, transform: str | None = None) -> Any:
+    """A Secrets Manager secret through Powertools' SecretsProvider, cached for ``max_age`` seconds.
+
+    The provider is built on this module's client, not Powertools' get_secret, whose process-wide default
+    provider keeps the boto3 client it made first (with botocore's 60 s timeouts, and the endpoint of that
+    moment: reset() could not forget it). Errors are Powertools' GetParameterError/TransformParameterError:
+    https://docs.aws.amazon.com/powertools/python/latest/utilities/parameters/#secretsprovider
+    """
+    from aws_lambda_powertools.utilities.parameters import SecretsProvider
+
+    secretsmanager = client("secretsmanager")
+    with _lock:
+        if "secretsmanager" not in _providers:
+            _providers["secretsmanager"] = SecretsProvider(boto3_client=secretsmanager)
+        provider = _providers["secretsmanager"]
+    return provider.get(name, max_age=max_age, transform=transform)
+
+
 def reset() -> None:
-    """Forget the cached clients (tests that change the environment)."""
+    """Forget the cached clients and secrets (tests that change the environment)."""
     with _lock:
         _clients.clear()
+        _providers.clear()
 
 
 # A queue takes messages up to its own MaximumMessageSize: 1,024 bytes to 1 MiB, body plus every message

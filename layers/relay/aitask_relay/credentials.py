@@ -63,8 +63,10 @@ class SecretCredentials:
             return self._fetch(self.secret_name)
         from aws_lambda_powertools.utilities import parameters
 
+        from . import aws
+
         try:
-            return parameters.get_secret(self.secret_name, transform="json", max_age=SECRET_MAX_AGE_SECONDS)
+            return aws.secret(self.secret_name, transform="json", max_age=SECRET_MAX_AGE_SECONDS)
         except parameters.exceptions.TransformParameterError:
             raise ValueError("not JSON") from None
         except Exception as exc:  # GetParameterError: no such secret, no permission, Secrets Manager down

@@ -83,11 +83,11 @@ def _secret(secret: str, where: str, fetch: Any) -> str:
         if fetch is not None:
             value = fetch(secret)
         else:
-            from aws_lambda_powertools.utilities import parameters
+            from . import aws
 
-            # get_secret returns the SecretString (or SecretBinary) and caches it for max_age seconds:
-            # https://docs.aws.amazon.com/powertools/python/3.3.0/api/utilities/parameters/secrets.html
-            value = parameters.get_secret(secret, max_age=SECRET_MAX_AGE_SECONDS)
+            # The SecretString (or SecretBinary), cached for max_age seconds:
+            # https://docs.aws.amazon.com/powertools/python/latest/utilities/parameters/#secretsprovider
+            value = aws.secret(secret, max_age=SECRET_MAX_AGE_SECONDS)
     except Exception as exc:  # no such secret, no permission, Secrets Manager unreachable: never the value
         cause = type(exc.__cause__ or exc).__name__
         raise ConfigurationError(f"{where}: password_secret {secret!r} cannot be read ({cause})") from None
