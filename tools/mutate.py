@@ -4,13 +4,19 @@
     python tools/mutate.py errors sweep    only these modules (names as in the table)
     python tools/mutate.py --report        the table of the last run, nothing run
 
-mutmut 3 (pinned in requirements-dev.txt) writes every mutant of a function into a copy of the code and
-picks one per test process, and runs only the tests that called that function in a first, clean run: the
-unit tests and the integration tests that take seconds (pyproject.toml, [tool.mutmut]). It imports the code
-from ./src, ./ or ./source only, and names mutants after their path; the layer lives in layers/relay. So
-the run happens in a staging copy, .mutate/, where the package is src/aitask_relay; the tests and the
-files they read are copied beside it. Later runs reuse .mutate/mutants/ and test again only the functions
-that changed (mutmut keeps a hash of each).
+mutmut 3 (pinned in requirements-dev.txt) writes every mutant of a function into a copy of the code, picks
+one per forked test process, and runs only the tests that called that function in a first, clean run,
+stopping at the first failure. It imports the code from ./src, ./ or ./source only, and names mutants
+after their path; the layer lives in layers/relay. So each run happens in a staging copy of the working
+tree, .mutate/<tier>/, where the package is src/aitask_relay. Later runs reuse .mutate/<tier>/mutants/
+and test again only the functions that changed (mutmut keeps a hash of each).
+
+Two tiers of tests, because a mutant pays for every test that reaches its function:
+- unit: the pure modules, against tests/unit (each mutant's run takes about a second);
+- servers: the stores, the ledger and the queues, against tests/unit and the integration tests that drive
+  them over moto's server, Redis and RabbitMQ (TIERS). The handler-level integration tests, the soak,
+  the demo and the fuzz targets are left out: they reach nearly every function and would make every
+  mutant pay for them.
 
 mutmut mutates code inside functions only: the error table and other module-level constants are not
 mutated. Tests of the table entries that matter (tests/unit/test_errors.py) stand in for that.
@@ -25,10 +31,7 @@ are written to .mutate/survivors.md.
 from __future__ import annotations
 
 import argparse
-import filecmp
 import json
-import os
-import shutil
 import subprocess
 import sys
 import time
@@ -42,89 +45,134 @@ PACKAGE = "aitask_relay"
 EQUIVALENTS = ROOT / "tests" / "mutation_equivalents.toml"
 TARGET = 0.85
 
-# The modules that carry a guarantee, and the guarantee (table name -> path under the package).
-MODULES = {
-    "normalize": "normalize.py",  # one stable TaskResult from whatever GetAITask answers
-    "errors": "errors.py",  # which failure is retried, which is permanent, and what it is called
-    "store": "destinations/store.py",  # create-only: a template is written once, never overwritten
-    "file": "destinations/file.py",  # create-only by os.link on a directory
-    "s3": "destinations/s3.py",  # create-only by If-None-Match, versioned buckets refused
-    "oss": "destinations/oss.py",  # create-only by x-oss-forbid-overwrite, versioned buckets refused
-    "queue": "destinations/queue.py",  # announce once; a refused body goes as a claim check
-    "message": "destinations/message.py",  # the message format and the claim check's size
-    "destinations": "destinations/__init__.py",  # URI parsing and redaction of passwords
-    "ledger": "ledger.py",  # published once across deliveries and retries
-    "consumer": "triggers/sqs.py",  # the queue consumer's settle policy
-    "tracking": "tracking.py",  # the tracking message and its growing delays
-    "sweep": "sweep.py",  # the sweep window (UpdateTime), pages and completeness
-    "watermark": "watermark.py",  # where the next sweep starts
-    "config": "config.py",  # one typed configuration; bad settings refused by name
+# The tests each tier's mutants run (the first clean run picks, per function, those that reach it).
+TIERS = {
+    "unit": ["tests/unit"],
+    "servers": [
+        "tests/unit",
+        "tests/integration/test_destinations.py",
+        "tests/integration/test_announce_once.py",
+        "tests/integration/test_queue_size.py",
+        "tests/integration/test_several_destinations.py",
+    ],
 }
+
+# The modules that carry a guarantee: table name -> (path under the package, tier). What each guarantees:
+MODULES = {
+    "normalize": ("normalize.py", "unit"),  # one stable TaskResult from whatever GetAITask answers
+    "errors": ("errors.py", "unit"),  # which failure is retried, which is permanent, and what it is called
+    "store": ("destinations/store.py", "unit"),  # create-only: a template is written once, never overwritten
+    "file": ("destinations/file.py", "unit"),  # create-only by os.link on a directory
+    "s3": ("destinations/s3.py", "servers"),  # create-only by If-None-Match; versioned buckets refused
+    "oss": ("destinations/oss.py", "servers"),  # create-only by x-oss-forbid-overwrite; versioning refused
+    "queue": ("destinations/queue.py", "servers"),  # announce once; a refused body goes as a claim check
+    "message": ("destinations/message.py", "unit"),  # the message format and the claim check's size
+    "destinations": ("destinations/__init__.py", "unit"),  # URI parsing and the redaction of passwords
+    "ledger": ("ledger.py", "servers"),  # published once across deliveries and retries
+    "consumer": ("triggers/sqs.py", "unit"),  # the queue consumer's settle policy
+    "tracking": ("tracking.py", "unit"),  # the tracking message and its growing delays
+    "sweep": ("sweep.py", "unit"),  # the sweep window (UpdateTime), pages and completeness
+    "watermark": ("watermark.py", "unit"),  # where the next sweep starts
+    "config": ("config.py", "unit"),  # one typed configuration; bad settings refused by name
+}
+
+# Files the tests read beside the code (mutmut copies tests/ and pyproject.toml itself).
+ALSO_COPY = ["emulator", "events", "tools", "layers", "functions", "aliyun", "docs", "bench", "scripts",
+             "template.yaml", "README.md", "Makefile"]
 
 # Exit codes of a mutant's test run, as mutmut records them (mutmut.stats.status_by_exit_code).
 STATUS = {1: "killed", 3: "killed", 0: "survived", 5: "no tests", 33: "no tests", 34: "skipped", 36: "timeout",
           24: "timeout", -24: "timeout", 152: "timeout", 255: "timeout", 37: "killed", None: "not checked"}
 
 
-def stage() -> None:
-    """Bring .mutate/ level with the working copy: tracked and new files, and the package under src/."""
+def mutmut_config(tier: str) -> str:
+    """The [tool.mutmut] section of a tier's staging copy."""
+    files = [f"src/{PACKAGE}/{path}" for path, t in MODULES.values() if t == tier]
+    return "\n".join([
+        "", "[tool.mutmut]",
+        'source_paths = ["src"]',
+        f"only_mutate = {json.dumps(files)}",
+        f"pytest_add_cli_args_test_selection = {json.dumps(TIERS[tier])}",
+        f"also_copy = {json.dumps(ALSO_COPY)}",
+        # A mutant that loops is stopped at 5x its tests' clean time (plus 1 s), not mutmut's 15x.
+        "timeout_multiplier = 5.0", "",
+    ])
+
+
+def stage(tier: str) -> Path:
+    """Bring .mutate/<tier>/ level with the working copy: tracked and new files, the package under src/."""
+    root = STAGE / tier
     listed = subprocess.run(
         ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
         cwd=ROOT, check=True, capture_output=True,
     ).stdout.decode().split("\0")
-    wanted: dict[Path, Path] = {}
+    wanted: dict[Path, bytes] = {}
     prefix = f"layers/relay/{PACKAGE}/"
     for name in filter(None, listed):
         source = ROOT / name
-        if not source.is_file():
+        if not source.is_file() or name.startswith(".mutate/"):
             continue  # deleted in the working copy, not yet in the index
-        wanted[STAGE / name] = source
+        content = source.read_bytes()
+        if name == "pyproject.toml":
+            content += mutmut_config(tier).encode()
+        wanted[root / name] = content
         if name.startswith(prefix):
-            wanted[STAGE / "src" / PACKAGE / name.removeprefix(prefix)] = source
-    for target, source in wanted.items():
-        # Copy only what changed, keeping times: mutmut re-mutates a file whose copy is newer.
-        if not target.exists() or not filecmp.cmp(source, target, shallow=False):
+            wanted[root / "src" / PACKAGE / name.removeprefix(prefix)] = content
+    for target, content in wanted.items():
+        # Write only what changed: mutmut mutates again a file whose copy is newer than its mutants.
+        if not target.exists() or target.read_bytes() != content:
             target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, target)
-    for path in sorted(STAGE.rglob("*"), reverse=True):
-        relative = path.relative_to(STAGE)
-        if relative.parts[0] in ("mutants", "survivors.md", "run.log") or "__pycache__" in relative.parts:
+            target.write_bytes(content)
+    for path in sorted(root.rglob("*"), reverse=True):
+        relative = path.relative_to(root)
+        if relative.parts[0] in ("mutants", "run.log") or "__pycache__" in relative.parts:
             continue
         if path.is_file() and path not in wanted:
             path.unlink()
         elif path.is_dir() and not any(path.iterdir()):
             path.rmdir()
+    return root
 
 
-def run(modules: list[str]) -> int:
-    """mutmut run over the modules' mutants; its progress goes to .mutate/run.log."""
-    names = [f"{PACKAGE}.{MODULES[m].removesuffix('.py').replace('/', '.')}.*" for m in modules]
-    log = STAGE / "run.log"
-    print(f"mutmut run: {', '.join(modules)} (progress in {log.relative_to(ROOT)})", flush=True)
+def pattern(module: str) -> str:
+    """mutmut's name pattern for one module's mutants: its functions' mangled names start with x_ or xǁ."""
+    return f"{PACKAGE}.{MODULES[module][0].removesuffix('.py').removesuffix('/__init__').replace('/', '.')}.x*"
+
+
+def run(tier: str, modules: list[str]) -> int:
+    """mutmut run over the modules' mutants in the tier's copy; its progress goes to .mutate/<tier>/run.log."""
+    root = stage(tier)
+    log = root / "run.log"
+    print(f"mutmut run ({tier} tier): {', '.join(modules)} (progress in {log.relative_to(ROOT)})", flush=True)
     with log.open("w") as out:
-        return subprocess.run([sys.executable, "-m", "mutmut", "run", *names], cwd=STAGE, stdout=out,
-                              stderr=subprocess.STDOUT, check=False).returncode
+        return subprocess.run([sys.executable, "-m", "mutmut", "run", *map(pattern, modules)], cwd=root,
+                              stdout=out, stderr=subprocess.STDOUT, check=False).returncode
 
 
 def results(modules: list[str]) -> dict[str, dict[str, str]]:
-    """Each module's mutants and their status, from mutmut's records in .mutate/mutants/."""
+    """Each module's mutants and their status, from mutmut's records in .mutate/<tier>/mutants/."""
     found: dict[str, dict[str, str]] = {}
     for module in modules:
-        meta = STAGE / "mutants" / "src" / PACKAGE / (MODULES[module] + ".meta")
+        path, tier = MODULES[module]
+        meta = STAGE / tier / "mutants" / "src" / PACKAGE / (path + ".meta")
         codes = json.loads(meta.read_text())["exit_code_by_key"] if meta.exists() else {}
         found[module] = {name: STATUS.get(code, "suspicious") for name, code in codes.items()}
     return found
 
 
-def diffs(names: list[str]) -> dict[str, str]:
-    """The unified diff of each mutant, read from mutmut's copy (mutmut reads its config from the cwd)."""
-    if not names:
-        return {}
-    os.chdir(STAGE)
-    sys.path.insert(0, str(STAGE))
-    from mutmut.mutation.diff_apply import get_diff_for_mutant  # mutmut reads its config from the cwd
-
-    return {name: get_diff_for_mutant(name) for name in names}
+def diffs(modules: list[str], found: dict[str, dict[str, str]]) -> dict[str, str]:
+    """The unified diff of each surviving mutant, read from mutmut's copy in a child per tier (mutmut reads
+    its configuration from the working directory)."""
+    texts: dict[str, str] = {}
+    for tier in TIERS:
+        names = [n for m in modules if MODULES[m][1] == tier for n, status in found[m].items() if status != "killed"]
+        if names:
+            script = ("import json, sys\nfrom mutmut.mutation.diff_apply import get_diff_for_mutant\n"
+                      "print(json.dumps({n: get_diff_for_mutant(n) for n in json.loads(sys.stdin.read())}))")
+            answer = subprocess.run([sys.executable, "-c", script], cwd=STAGE / tier, input=json.dumps(names),
+                                    capture_output=True, text=True, check=True)
+            texts.update(json.loads(answer.stdout))
+    return texts
 
 
 def function_of(name: str) -> str:
@@ -154,9 +202,7 @@ def equivalents() -> list[dict[str, str]]:
 
 def report(modules: list[str]) -> int:
     found = results(modules)
-    survivors = [name for statuses in found.values() for name, status in statuses.items()
-                 if status not in ("killed",)]
-    texts = diffs(survivors)
+    texts = diffs(modules, found)
     explained = {(e["function"], e["change"].strip()) for e in equivalents()}
     unexplained: list[str] = []
     rows, failing = [], []
@@ -169,7 +215,7 @@ def report(modules: list[str]) -> int:
         score = counts["killed"] / total if total else 0.0
         ok = total > 0 and score >= TARGET and len(known) == len(left)
         failing += [] if ok else [module]
-        rows.append(f"| {module} | {MODULES[module]} | {total} | {counts['killed']} | {len(left)} | {len(known)} | "
+        rows.append(f"| {module} | {MODULES[module][0]} | {total} | {counts['killed']} | {len(left)} | {len(known)} | "
                     f"{len(left) - len(known)} | {score:.1%} | {'ok' if ok else 'FAIL'} |")
     print("| module | file | mutants | killed | survived | equivalent | unexplained | killed % | |")
     print("|---|---|---:|---:|---:|---:|---:|---:|---|")
@@ -197,13 +243,15 @@ def main() -> int:
     modules = args.modules or list(MODULES)
     started = time.monotonic()
     if not args.report:
-        stage()
-        code = run(modules)
-        if code != 0:
-            print((STAGE / "run.log").read_text()[-4000:])
-            print(f"mutmut run failed (exit {code}); the log is .mutate/run.log")
-            return code
-        print(f"mutmut run took {time.monotonic() - started:.0f} s")
+        for tier in TIERS:
+            chosen = [m for m in modules if MODULES[m][1] == tier]
+            code = run(tier, chosen) if chosen else 0
+            if code != 0:
+                log = STAGE / tier / "run.log"
+                print(log.read_text()[-4000:])
+                print(f"mutmut run failed (exit {code}); the log is {log.relative_to(ROOT)}")
+                return code
+        print(f"mutmut took {time.monotonic() - started:.0f} s")
     return report(modules)
 
 
