@@ -90,7 +90,6 @@ def test_a_task_id_that_would_leave_the_directory_stays_inside_it_under_its_esca
     assert not (tmp_path / "escape").exists()
 
 
-
 def another_delivery_during_ours(monkeypatch, files):
     """Make a concurrent delivery create ``files`` ({path: bytes}) after our create-only check and temp write,
     just before our link: the race the hard link is there for. The hook is the temp file's fsync, the last
