@@ -7,7 +7,7 @@ import json
 import time
 
 import pytest
-from servers import closed_port, http_api_event, lambda_event_from, sqs_record
+from servers import closed_port, http_api_event, lambda_event_from, sqs_record, unique
 
 from aitask_relay import runtime
 from aitask_relay.errors import InvalidInput
@@ -175,6 +175,40 @@ def test_a_destination_that_is_down_makes_the_record_retry(wired, aws, emulator,
     response = invoke("queue_consumer", {"Records": [sqs_record("t-broker", "m-broker")]})
     assert response == {"batchItemFailures": [{"itemIdentifier": "m-broker"}]}
     assert "t-broker/template.yaml" in keys(aws, wired["bucket"])
+
+
+def test_a_destination_no_retry_can_fix_settles_the_record_and_reports_it(wired, aws, emulator, invoke, relay_env):
+    # Given a finished task and an S3 destination whose bucket does not exist (NoSuchBucket: not retryable)
+    emulator.add_task({"TaskId": "t-nobucket", "Status": "SUCCESS", "TaskOutput": {"Result": YAML}})
+    relay_env.setenv("RELAY_DESTINATIONS", f"s3://{unique('relay-missing')}/")
+    runtime.reset()
+    # When its record is consumed
+    response = invoke("queue_consumer", {"Records": [sqs_record("t-nobucket", "m-nobucket")]})
+    # Then the record is settled, not retried (every retry would fail the same way until the DLQ), and the
+    # failure queue has one report naming the task, the reason and the destination's answer
+    assert response == {"batchItemFailures": []}
+    (report,) = [json.loads(m["Body"]) for m in aws.receive_all(wired["failures"])]
+    assert (report["TaskId"], report["reason"], report["source_message_id"]) == (
+        "t-nobucket",
+        "destination_failure",
+        "m-nobucket",
+    )
+    assert "NoSuchBucket" in report["message"]
+
+
+def test_a_failure_queue_that_refuses_the_report_makes_the_record_retry(wired, aws, emulator, invoke, moto_server):
+    # Given a record naming an unknown task (a not_found report to send), one naming a finished task (no
+    # report), and a failure queue that refuses SendMessage (as IAM refuses a role without it)
+    emulator.add_task({"TaskId": "t-done", "Status": "SUCCESS", "TaskOutput": {"Result": YAML}})
+    moto_server.deny("SendMessage", wired["failures"].rsplit("/", 1)[-1])
+    records = [sqs_record(json.dumps({"TaskId": "t-unknown"}), "m-unknown"), sqs_record("t-done", "m-done")]
+    # When the consumer handles them
+    response = invoke("queue_consumer", {"Records": records})
+    # Then the record whose report did not go out comes back (settling it would lose the report); the other
+    # one settles
+    assert response == {"batchItemFailures": [{"itemIdentifier": "m-unknown"}]}
+    assert aws.receive_all(wired["failures"]) == []
+    assert keys(aws, wired["bucket"]) == ["t-done/task.json", "t-done/template.yaml"]
 
 
 def test_without_a_tracking_queue_a_pending_record_is_left_to_sqs(relay_env, emulator, invoke):
