@@ -89,16 +89,29 @@ def test_a_pending_task_comes_back_and_is_delivered_once_it_finishes(wired, aws,
 
 
 def test_re_scheduling_uses_growing_delays(wired, aws, emulator, invoke, relay_env):
-    # Given a first delay of 5 s and a task on its third look
+    # Given a first delay of 5 s and pending tasks on their 1st, 2nd, 3rd, 4th and 9th look, and the
+    # successors the consumer's real boto3 client sends captured before moto sees them
     relay_env.setenv("RELAY_TRACKING_FIRST_DELAY_SECONDS", "5")
     runtime.reset()
-    emulator.add_task({"TaskId": "t-wait", "Status": "WAITING"})
-    body = json.dumps({"TaskId": "t-wait", "attempt": 2, "first_seen": "2099-01-01T00:00:00Z"})
-    # When it is still pending
-    invoke("queue_consumer", {"Records": [sqs_record(body)]})
-    # Then its successor waits 5 * 2**2 = 20 s in the queue (moto keeps it delayed)
+    sent = []
+    runtime.tracker().client.meta.events.register(
+        "provide-client-params.sqs.SendMessageBatch", lambda params, **_: sent.extend(params["Entries"])
+    )
+    looks = (0, 1, 2, 3, 8)
+    records = []
+    for attempt in looks:
+        emulator.add_task({"TaskId": f"t-wait-{attempt}", "Status": "WAITING"})
+        body = {"TaskId": f"t-wait-{attempt}", "attempt": attempt, "first_seen": "2099-01-01T00:00:00Z"}
+        records.append(sqs_record(json.dumps(body), f"m-{attempt}"))
+    # When they are still pending
+    assert invoke("queue_consumer", {"Records": records}) == {"batchItemFailures": []}
+    # Then each successor waits 5 * 2**attempt s, doubling with each look, up to SQS's DelaySeconds maximum
+    # (900 s; 5 * 2**8 would be 1,280)
+    delays = {json.loads(e["MessageBody"])["TaskId"]: e["DelaySeconds"] for e in sent}
+    assert delays == {"t-wait-0": 5, "t-wait-1": 10, "t-wait-2": 20, "t-wait-3": 40, "t-wait-8": 900}
+    # and moto keeps all of them delayed
     attributes = aws.sqs.get_queue_attributes(QueueUrl=wired["tracking"], AttributeNames=["All"])["Attributes"]
-    assert attributes["ApproximateNumberOfMessagesDelayed"] == "1"
+    assert attributes["ApproximateNumberOfMessagesDelayed"] == str(len(looks))
     assert aws.receive_all(wired["tracking"]) == []
 
 
