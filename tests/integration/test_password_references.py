@@ -1,16 +1,17 @@
 """Broker and Redis passwords named by reference (password_secret= / password_env=), against the real
 RabbitMQ and Redis with users whose password holds every reserved character and non-ASCII text, the secret
-kept in Secrets Manager (moto's server) or in an environment variable. The password never shows in a log
-line, a TaskResult or an error."""
+kept in Secrets Manager (moto's server) or in an environment variable (or, for the ledger, written in its URI).
+The password never shows in a log line, a TaskResult or an error."""
 
 from __future__ import annotations
 
 import json
 import subprocess
 import uuid
+from urllib.parse import quote
 
 import pytest
-from servers import unique
+from servers import closed_port, unique
 
 from aitask_relay import runtime
 from aitask_relay.errors import ConfigurationError
@@ -143,6 +144,28 @@ def test_a_wrong_referenced_password_is_refused_by_redis(relay_env, aws, redis_u
     assert delivery["error"]["code"] == "destination_failure" and delivery["error"]["retryable"] is True
     assert aws.receive_all(url) == []
     seen.check()
+
+
+def test_a_ledger_password_written_in_the_uri_is_redacted_in_the_error_of_an_unreachable_ledger(
+    relay_env, aws, task, seen
+):
+    # Given a Redis ledger whose password is written in its URI (percent-encoded), on a port where nothing
+    # listens, and a queue it guards
+    port = closed_port()
+    queue, url = aws.queue()
+    relay_env.setenv("RELAY_DESTINATIONS", f"sqs://{queue}")
+    relay_env.setenv("RELAY_LEDGER", f"redis://:{quote(PASSWORD, safe='')}@127.0.0.1:{port}/0")
+    runtime.reset()
+    # When the task is fetched through the real handler
+    (result,) = seen(fetch(task))["results"]
+    # Then nothing is announced, and the delivery fails retryably naming the ledger with its password redacted
+    (delivery,) = result["deliveries"]
+    assert delivery["outcome"] == "failed" and delivery["error"]["retryable"] is True
+    assert f"ledger redis://:***@127.0.0.1:{port}/0 unavailable" in delivery["error"]["message"]
+    assert aws.receive_all(url) == []
+    # and the password (in any form: as written in the URI too) is in no answer, log line or output
+    text = seen.check()
+    assert quote(PASSWORD, safe="") not in text
 
 
 @pytest.mark.parametrize(

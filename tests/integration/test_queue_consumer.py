@@ -7,7 +7,7 @@ import json
 import time
 
 import pytest
-from servers import closed_port, http_api_event, lambda_event_from, sqs_record
+from servers import closed_port, http_api_event, lambda_event_from, sqs_record, unique
 
 from aitask_relay import runtime
 from aitask_relay.errors import InvalidInput
@@ -89,16 +89,29 @@ def test_a_pending_task_comes_back_and_is_delivered_once_it_finishes(wired, aws,
 
 
 def test_re_scheduling_uses_growing_delays(wired, aws, emulator, invoke, relay_env):
-    # Given a first delay of 5 s and a task on its third look
+    # Given a first delay of 5 s and pending tasks on their 1st, 2nd, 3rd, 4th and 9th look, and the
+    # successors the consumer's real boto3 client sends captured before moto sees them
     relay_env.setenv("RELAY_TRACKING_FIRST_DELAY_SECONDS", "5")
     runtime.reset()
-    emulator.add_task({"TaskId": "t-wait", "Status": "WAITING"})
-    body = json.dumps({"TaskId": "t-wait", "attempt": 2, "first_seen": "2099-01-01T00:00:00Z"})
-    # When it is still pending
-    invoke("queue_consumer", {"Records": [sqs_record(body)]})
-    # Then its successor waits 5 * 2**2 = 20 s in the queue (moto keeps it delayed)
+    sent = []
+    runtime.tracker().client.meta.events.register(
+        "provide-client-params.sqs.SendMessageBatch", lambda params, **_: sent.extend(params["Entries"])
+    )
+    looks = (0, 1, 2, 3, 8)
+    records = []
+    for attempt in looks:
+        emulator.add_task({"TaskId": f"t-wait-{attempt}", "Status": "WAITING"})
+        body = {"TaskId": f"t-wait-{attempt}", "attempt": attempt, "first_seen": "2099-01-01T00:00:00Z"}
+        records.append(sqs_record(json.dumps(body), f"m-{attempt}"))
+    # When they are still pending
+    assert invoke("queue_consumer", {"Records": records}) == {"batchItemFailures": []}
+    # Then each successor waits 5 * 2**attempt s, doubling with each look, up to SQS's DelaySeconds maximum
+    # (900 s; 5 * 2**8 would be 1,280)
+    delays = {json.loads(e["MessageBody"])["TaskId"]: e["DelaySeconds"] for e in sent}
+    assert delays == {"t-wait-0": 5, "t-wait-1": 10, "t-wait-2": 20, "t-wait-3": 40, "t-wait-8": 900}
+    # and moto keeps all of them delayed
     attributes = aws.sqs.get_queue_attributes(QueueUrl=wired["tracking"], AttributeNames=["All"])["Attributes"]
-    assert attributes["ApproximateNumberOfMessagesDelayed"] == "1"
+    assert attributes["ApproximateNumberOfMessagesDelayed"] == str(len(looks))
     assert aws.receive_all(wired["tracking"]) == []
 
 
@@ -175,6 +188,40 @@ def test_a_destination_that_is_down_makes_the_record_retry(wired, aws, emulator,
     response = invoke("queue_consumer", {"Records": [sqs_record("t-broker", "m-broker")]})
     assert response == {"batchItemFailures": [{"itemIdentifier": "m-broker"}]}
     assert "t-broker/template.yaml" in keys(aws, wired["bucket"])
+
+
+def test_a_destination_no_retry_can_fix_settles_the_record_and_reports_it(wired, aws, emulator, invoke, relay_env):
+    # Given a finished task and an S3 destination whose bucket does not exist (NoSuchBucket: not retryable)
+    emulator.add_task({"TaskId": "t-nobucket", "Status": "SUCCESS", "TaskOutput": {"Result": YAML}})
+    relay_env.setenv("RELAY_DESTINATIONS", f"s3://{unique('relay-missing')}/")
+    runtime.reset()
+    # When its record is consumed
+    response = invoke("queue_consumer", {"Records": [sqs_record("t-nobucket", "m-nobucket")]})
+    # Then the record is settled, not retried (every retry would fail the same way until the DLQ), and the
+    # failure queue has one report naming the task, the reason and the destination's answer
+    assert response == {"batchItemFailures": []}
+    (report,) = [json.loads(m["Body"]) for m in aws.receive_all(wired["failures"])]
+    assert (report["TaskId"], report["reason"], report["source_message_id"]) == (
+        "t-nobucket",
+        "destination_failure",
+        "m-nobucket",
+    )
+    assert "NoSuchBucket" in report["message"]
+
+
+def test_a_failure_queue_that_refuses_the_report_makes_the_record_retry(wired, aws, emulator, invoke, moto_server):
+    # Given a record naming an unknown task (a not_found report to send), one naming a finished task (no
+    # report), and a failure queue that refuses SendMessage (as IAM refuses a role without it)
+    emulator.add_task({"TaskId": "t-done", "Status": "SUCCESS", "TaskOutput": {"Result": YAML}})
+    moto_server.deny("SendMessage", wired["failures"].rsplit("/", 1)[-1])
+    records = [sqs_record(json.dumps({"TaskId": "t-unknown"}), "m-unknown"), sqs_record("t-done", "m-done")]
+    # When the consumer handles them
+    response = invoke("queue_consumer", {"Records": records})
+    # Then the record whose report did not go out comes back (settling it would lose the report); the other
+    # one settles
+    assert response == {"batchItemFailures": [{"itemIdentifier": "m-unknown"}]}
+    assert aws.receive_all(wired["failures"]) == []
+    assert keys(aws, wired["bucket"]) == ["t-done/task.json", "t-done/template.yaml"]
 
 
 def test_without_a_tracking_queue_a_pending_record_is_left_to_sqs(relay_env, emulator, invoke):

@@ -165,6 +165,23 @@ def test_the_claim_check_names_the_s3_copy_not_the_node_local_file(
     assert json.loads(body)["data"]["template_ref"] == f"s3://{bucket}/t-ref/template.yaml"
 
 
+@pytest.mark.parametrize("first", [0, 1])
+def test_with_two_buckets_the_claim_check_names_the_one_listed_first(emulator, configure, aws, fetch_task, first):
+    # Given two S3 buckets (named in alphabetical order), listed in RELAY_DESTINATIONS one way round or the
+    # other, a queue at SQS's 1,024-byte minimum, and a 2 KB template (too large to go inline)
+    emulator.add_task({"TaskId": "t-two", "Status": "SUCCESS", "TaskOutput": {"Result": big_yaml(2_000)}})
+    buckets, (out, out_url) = [aws.bucket("relay-a"), aws.bucket("relay-b")], small_queue(aws, 1024)
+    listed = [buckets[first], buckets[1 - first]]
+    configure(RELAY_DESTINATIONS=f"s3://{listed[0]}/,s3://{listed[1]}/,sqs://{out}")
+    # When fetched
+    (result,) = fetch_task({"TaskId": "t-two"})["results"]
+    # Then both buckets hold the template, and the claim check names the copy in the bucket listed first
+    # (the operator's order decides which copy consumers read: not the last store, nor the first by name)
+    assert [d["outcome"] for d in result["deliveries"]] == ["created", "created", "created"]
+    (message,) = aws.receive_all(out_url)
+    assert json.loads(message["Body"])["data"]["template_ref"] == f"s3://{listed[0]}/t-two/template.yaml"
+
+
 def test_with_the_remote_store_down_the_claim_check_waits_instead_of_naming_the_file(
     emulator, configure, aws, fetch_task, rabbitmq, tmp_path
 ):

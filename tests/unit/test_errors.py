@@ -7,7 +7,7 @@ from alibabacloud_tea_openapi.exceptions import ClientException, ServerException
 from darabonba.exceptions import RetryError, UnretryableException
 from darabonba.policy.retry import RetryPolicyContext
 
-from aitask_relay.errors import ErrorKind, classify, translate
+from aitask_relay.errors import ErrorKind, classify, error_in_body, translate
 
 
 @pytest.mark.parametrize(
@@ -111,6 +111,40 @@ def test_server_and_throttling_exceptions_are_retryable():
     assert translate(ServerException(status_code=503, code="ServiceUnavailable"), "x").code == "upstream_unavailable"
     throttled = translate(ThrottlingException(status_code=400, code="Throttling", retry_after=100), "x")
     assert throttled.code == "throttled" and throttled.retryable
+
+
+def test_missing_credentials_are_a_permanent_access_denied_that_names_the_cause():
+    # Given what the credentials library raises when no credential can be found or built (its own exception
+    # class, with no API code or HTTP status), bare and wrapped the way the SDK wraps a failure of the call
+    from alibabacloud_credentials.exceptions import CredentialException
+
+    bare = CredentialException("unable to load credentials from any of the providers in the chain")
+    wrapped = UnretryableException(RetryPolicyContext(retries_attempted=0, exception=bare))
+    for exc in (bare, wrapped):
+        # When translated
+        err = translate(exc, "GetAITask")
+        # Then it is access_denied and not retryable (no retry brings a credential), and says what failed
+        assert (err.code, err.retryable, err.http_status) == ("access_denied", False, None), type(exc).__name__
+        assert err.message == "GetAITask failed: access_denied (CredentialException)"
+
+
+@pytest.mark.parametrize("code", ["Throttling", "Throttling.User", "Throttling.Api", "Throttling.AK"])
+def test_every_throttling_code_is_a_retryable_throttle(code):
+    # Given ROS throttling a request (Throttling.AK: the AccessKey's own rate), answered HTTP 400 as ROS's
+    # common error codes give it, without the retry hint that makes the SDK raise ThrottlingException
+    exc = ClientException(status_code=400, code=code, data={"Message": "Request was denied due to flow control."})
+    # When translated, and when the same code comes in a 200 body
+    err = translate(exc, "GetAITask")
+    in_body = error_in_body({"Code": code, "Success": False, "HttpStatusCode": 400}, "GetAITask")
+    # Then it is throttled and retryable either way, its code kept
+    assert (err.code, err.retryable, err.upstream_code) == ("throttled", True, code)
+    assert (in_body.code, in_body.retryable) == ("throttled", True)
+    # and the SDK's own retry (its options are built from the table) sends the request again
+    from darabonba.core import DaraCore
+
+    from aitask_relay.ros import retry_options
+
+    assert DaraCore.should_retry(retry_options(3), RetryPolicyContext(retries_attempted=1, exception=exc))
 
 
 def test_a_network_failure_wrapped_by_the_sdk_is_upstream_unavailable():

@@ -1,4 +1,5 @@
 import hashlib
+import os
 
 import pytest
 
@@ -87,3 +88,51 @@ def test_a_task_id_that_would_leave_the_directory_stays_inside_it_under_its_esca
     assert delivery.outcome == "created"
     assert [p.name for p in (tmp_path / "root").iterdir()] == ["~~2E~2E~2Fescape"]
     assert not (tmp_path / "escape").exists()
+
+
+def another_delivery_during_ours(monkeypatch, files):
+    """Make a concurrent delivery create ``files`` ({path: bytes}) after our create-only check and temp write,
+    just before our link: the race the hard link is there for. The hook is the temp file's fsync, the last
+    step before the link, so the race happens whatever the link step is."""
+    real_fsync = os.fsync
+
+    def fsync_then_race(fd):
+        real_fsync(fd)
+        for path, data in files.items():
+            if not path.exists():
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_bytes(data)
+
+    monkeypatch.setattr(os, "fsync", fsync_then_race)
+
+
+def test_a_file_another_delivery_creates_during_our_write_keeps_its_bytes(tmp_path, monkeypatch):
+    # Given a FAILURE record (task.json only) and another delivery that creates task.json while ours is
+    # being written (after our check that the name was free)
+    obs = normalize({"TaskId": "t-r", "Status": "FAILURE", "StatusReason": "x"}, task_id="t-r", observed_at=T)
+    theirs = tmp_path / "t-r" / "task.json"
+    another_delivery_during_ours(monkeypatch, {theirs: b'{"written": "by the other delivery"}'})
+    # When we deliver
+    delivery = FileDestination(tmp_path).deliver(obs)
+    # Then the file the other delivery created keeps its bytes (create-only: never overwritten), the outcome
+    # says it was there, and our temp file is gone
+    assert theirs.read_bytes() == b'{"written": "by the other delivery"}'
+    assert delivery.outcome == "already_present"
+    assert [p.name for p in (tmp_path / "t-r").iterdir()] == ["task.json"]
+
+
+def test_a_create_race_lost_at_the_link_is_already_present_not_created(tmp_path, monkeypatch):
+    # Given a finished task, and another delivery of it that stores its template and task.json while our
+    # template is being written
+    obs = success(task_id="t-race")
+    folder = tmp_path / "t-race"
+    another_delivery_during_ours(
+        monkeypatch, {folder / "template.yaml": obs.template.body, folder / "task.json": obs.result.to_json_bytes()}
+    )
+    # When we deliver
+    delivery = FileDestination(tmp_path).deliver(obs)
+    # Then we created nothing (our link found the template there): the outcome is already_present, which is
+    # what a retry or a sweep counts as "already delivered"
+    assert delivery.outcome == "already_present"
+    assert delivery.location == (folder / "template.yaml").as_uri()
+    assert sorted(p.name for p in folder.iterdir()) == ["task.json", "template.yaml"]

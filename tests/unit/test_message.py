@@ -37,6 +37,35 @@ def test_above_the_limit_the_template_is_replaced_by_a_reference_to_the_first_su
     assert len(message.body) <= 2000
 
 
+def test_each_form_goes_when_it_fits_the_limit_exactly_and_the_next_smaller_one_a_byte_below():
+    # Given a finished task stored in S3 with a template and unbounded fields beside it, and the size of each
+    # form of its message: inline, template_ref, record_ref
+    body = {"TaskId": "t-m", "Status": "SUCCESS", "StatusReason": "done",
+            "TaskOutput": {"Result": "Resources: {}\n" + "# pad\n" * 100, "Steps": ["did a thing"] * 30}}  # fmt: skip
+    observation = normalize(body, task_id="t-m", observed_at=T)
+    inline = build_message(observation, (STORED,), limit=1_000_000, where="q").body
+    by_ref = build_message(observation, (STORED,), limit=1_000_000, where="q", refused=True).body
+    by_record = build_message(observation, (STORED,), limit=1_000_000, where="q", record=True).body
+    assert len(inline) > len(by_ref) > len(by_record)
+
+    def built(limit):
+        message = build_message(observation, (STORED,), limit=limit, where="q")
+        return message.body, message.claim_check, message.record_claim_check
+
+    # When built for a limit of exactly each form's size / Then that form goes (the limit is inclusive)
+    assert built(len(inline)) == (inline, False, False)
+    assert built(len(by_ref)) == (by_ref, True, False)
+    assert built(len(by_record)) == (by_record, True, True)
+    # When the limit is one byte less / Then the next smaller form goes: the template by reference (no
+    # template inline), then the record by reference, then nothing (never a truncated message)
+    assert built(len(inline) - 1) == (by_ref, True, False)
+    data = json.loads(by_ref)["data"]
+    assert "template" not in data and data["template_ref"] == "s3://b/t-m/template.json"
+    assert built(len(by_ref) - 1) == (by_record, True, True)
+    with pytest.raises(DestinationFailure, match="even with record_ref"):
+        built(len(by_record) - 1)
+
+
 @pytest.mark.parametrize(
     ("stored", "retryable", "says"),
     [

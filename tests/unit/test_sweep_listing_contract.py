@@ -127,6 +127,21 @@ def test_a_task_whose_update_time_lags_its_create_time_is_judged_by_the_later_of
     assert (summary["in_window"], summary["delivered"]) == (1, 1) and source.fetched == ["t-fresh"]
 
 
+def test_a_task_created_before_the_window_and_finished_inside_it_is_swept_one_finished_before_it_is_not():
+    # Given two finished tasks both created 5 h ago: one whose UpdateTime is 10 minutes ago (it ran long and
+    # finished inside the 1 h lookback), one whose UpdateTime is 4 h ago (finished before the window)
+    now = now_utc()
+    created = naive(now - timedelta(hours=5))
+    late = task("t-late", created=created, updated=naive(now - timedelta(minutes=10)))
+    early = task("t-early", created=created, updated=naive(now - timedelta(hours=4)))
+    _listing, source, sweep = build({None: {"Tasks": [late, early]}})
+    # When the sweep runs over its 1 h lookback
+    summary = sweep.run(lambda: 60_000)
+    # Then the one updated inside the window is delivered (the later of the two times decides), the other not
+    assert (summary["listed"], summary["in_window"], summary["delivered"]) == (2, 1, 1)
+    assert source.fetched == ["t-late"]
+
+
 # --- item 8: defensive paging ---------------------------------------------------------------------------
 
 
