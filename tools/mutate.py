@@ -122,7 +122,7 @@ def diffs(names: list[str]) -> dict[str, str]:
         return {}
     os.chdir(STAGE)
     sys.path.insert(0, str(STAGE))
-    from mutmut.mutation.diff_apply import get_diff_for_mutant  # noqa: PLC0415 (needs the cwd first)
+    from mutmut.mutation.diff_apply import get_diff_for_mutant  # imported here: it needs the cwd first
 
     return {name: get_diff_for_mutant(name) for name in names}
 
