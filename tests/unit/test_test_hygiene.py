@@ -5,7 +5,8 @@ only what ruff lets through, and ``test_ruff_refuses_the_rest_in_tests`` proves 
 - ruff: ``assert False``/``assert None`` (B011, PT015), ``assert "text"`` (PLW0129), ``assert (a, b)`` (F631),
   ``x == x`` for a name (PLR0124), a comparison as a statement (B015), ``except Exception: pass`` and bare
   ``except: pass`` (S110), ``pytest.raises(Exception)`` without ``match=`` (B017, PT011, which also wants
-  ``match=`` on ValueError/OSError), an assertion in an ``except`` block (PT017);
+  ``match=`` on ValueError/OSError), an assertion in an ``except`` block (PT017), any ``except Exception``
+  (BLE001: tests name what they expect);
 - this check (rules H1..H5):
   H1 ``assert <constant>``: ``assert True``, ``assert 1`` (ruff flags only falsy constants and strings), and
      ``assert sys.<attribute>`` (always set in a running interpreter, e.g. ``assert sys.prefix``);
@@ -221,6 +222,7 @@ def test_ruff_refuses_the_rest_in_tests():
         "    with pytest.raises(Exception):\n        f()\n"  # B017, PT011
         "    with pytest.raises(ValueError):\n        f()\n"  # PT011
         "    try:\n        f()\n    except KeyError as exc:\n        assert exc.args\n"  # PT017
+        "    try:\n        f()\n    except Exception as exc:\n        f(exc)\n"  # BLE001
         "    x == 2\n"  # B015
     )
     # When ruff checks it with the project's configuration
@@ -232,6 +234,5 @@ def test_ruff_refuses_the_rest_in_tests():
     )  # fmt: skip
     # Then it refuses each one
     codes = set(re.findall(r":\d+:\d+: ([A-Z]+[0-9]+) ", done.stdout))
-    assert {"B011", "PT015", "PLW0129", "F631", "PLR0124", "S110", "B017", "PT011", "PT017", "B015"} <= codes, (
-        done.stdout + done.stderr
-    )
+    expected = {"B011", "PT015", "PLW0129", "F631", "PLR0124", "S110", "B017", "PT011", "PT017", "BLE001", "B015"}
+    assert expected <= codes, done.stdout + done.stderr
