@@ -71,6 +71,13 @@ def _name(node: ast.AST) -> str:
     return node.attr if isinstance(node, ast.Attribute) else ""
 
 
+def _broad(node: ast.AST | None) -> bool:
+    """``Exception`` or ``BaseException`` (or ``builtins.`` either), not e.g. ``pytest.fail.Exception``."""
+    if isinstance(node, ast.Attribute):
+        return _name(node.value) == "builtins" and node.attr in BROAD
+    return isinstance(node, ast.Name) and node.id in BROAD
+
+
 def _same(left: ast.AST, right: ast.AST) -> bool:
     return ast.dump(left, include_attributes=False) == ast.dump(right, include_attributes=False)
 
@@ -92,7 +99,7 @@ def _assert_findings(node: ast.Assert) -> list[str]:
 
 def _handler_findings(node: ast.ExceptHandler) -> list[str]:
     caught = node.type.elts if isinstance(node.type, ast.Tuple) else [node.type]
-    broad = node.type is None or any(_name(t) in BROAD for t in caught)
+    broad = node.type is None or any(_broad(t) for t in caught)
     only_nothing = all(
         isinstance(s, ast.Pass) or (isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant)) for s in node.body
     )
@@ -108,7 +115,7 @@ def _raises_findings(node: ast.Call) -> list[str]:
     keyword = next((k.value for k in node.keywords if k.arg == "expected_exception"), None)
     expected = node.args[0] if node.args else keyword
     types = expected.elts if isinstance(expected, ast.Tuple) else [expected]
-    broad = sorted({_name(t) for t in types if t is not None and _name(t) in BROAD})
+    broad = sorted({_name(t) for t in types if _broad(t)})
     return [f"H5 pytest.raises({name}) passes on any error: name the exact type" for name in broad]
 
 
@@ -178,6 +185,8 @@ def test_sample(thing, dedup_id, f):
     except Exception as exc:
         thing(exc)
     with pytest.raises(ValueError, match="x"):
+        f()
+    with pytest.raises(pytest.fail.Exception, match="x"):
         f()
 """
 
