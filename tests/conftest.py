@@ -11,6 +11,15 @@ import os
 import sys
 from pathlib import Path
 
+# pytest hooks, found by name here: with CI=true a skipped test fails the run, listing what skipped
+from ci_policy import (  # noqa: F401
+    pytest_collectreport,
+    pytest_runtest_logreport,
+    pytest_sessionfinish,
+    pytest_sessionstart,
+    pytest_terminal_summary,
+)
+
 ROOT = Path(__file__).resolve().parent.parent
 TEST_KEY_ID, TEST_KEY_SECRET = "test-key-id", "test-key-secret-NEVER-LOGGED"
 AWS_TEST_SECRET = "aws-test-secret-NEVER-LOGGED"

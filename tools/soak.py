@@ -42,8 +42,9 @@ in task.json and in every message whose record was not claim-checked; every unkn
 and every stuck task timed_out (exactly once without faults), no created task not_found; every sweep given a
 listing error failed rather than called itself complete (else lost: a watermark would pass its window). A
 row per case counts its tasks lost anywhere. It prints scenario, tasks, delivered, duplicates, lost, retries,
-elapsed, then the same per check; any lost task (or sweep), or any duplicate the relay did not log as an
-unconfirmed AMQP publish, makes it exit 1.
+elapsed, then the same per check. Any problem it reports makes it exit 1 (failures): a lost task (or sweep), a
+duplicate the relay did not log as possible, a wrong message or template_ref, a repeated report, a failed
+sweep, a check that did not check each of its tasks.
 """
 
 from __future__ import annotations
@@ -118,7 +119,8 @@ class Result:
     lost: int = 0
     retries: int = 0
     elapsed: float = 0.0
-    problems: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)  # each fails the run (see failures)
+    notes: list[str] = field(default_factory=list)  # reported, not failures: the chaos done, explained repeats
     checks: dict[str, Check] = field(default_factory=dict)
     sweeps: list[dict] = field(default_factory=list)
 
@@ -746,7 +748,7 @@ def _run(name, count, faults, seed, timeout, rng, started, result, outage, endpo
                   hidden=hidden)  # fmt: skip
         if faults:
             done = ", ".join(f"{k} x{v}" for k, v in sorted(CHAOS.items()))
-            result.problems.append(f"(chaos: {done}; ROS faults on a fifth of the tasks)")
+            result.notes.append(f"(chaos: {done}; ROS faults on a fifth of the tasks)")
     result.elapsed = time.monotonic() - started
     return result
 
@@ -1084,7 +1086,7 @@ def reconcile(
                 check.duplicates += len(found) - 1
                 if event_id in (explained or {}).get(name.split()[0], ()):
                     check.explained += len(found) - 1
-                    result.problems.append(f"{name}: duplicate, logged by the relay as possible: {event_id}")
+                    result.notes.append(f"{name}: duplicate, logged by the relay as possible: {event_id}")
                 else:
                     result.problems.append(f"{name}: duplicate: {event_id} ({len(found)} messages)")
 
@@ -1104,10 +1106,13 @@ def reconcile(
         # twice, a worker killed) reports are at least once.
         if times > 1 and strict_reports:
             check.duplicates += times - 1
-            if item.task_id in (explained or {}).get("reports", ()):
+            logged = item.task_id in (explained or {}).get("reports", ())
+            if logged:
                 check.explained += times - 1
-            result.problems.append(f"reports: {item.task_id} reported {reason} {times} times"
-                                   f"{' (a multi-task record)' if item.group is not None else ''}")  # fmt: skip
+            multi = " (a multi-task record)" if item.group is not None else ""
+            (result.notes if logged else result.problems).append(
+                f"reports: {item.task_id} reported {reason} {times} times{multi}" + (", logged as possible" * logged)
+            )
 
     # The sweeps' own counts: a task delivered by an earlier sweep (or by a consumer) is already_delivered, so
     # the sweeps together cannot have delivered more tasks than finished.
@@ -1122,8 +1127,10 @@ def reconcile(
         # the swept queue's own check) counts it as delivered again: the same repeats, explained the same way.
         swept_queue = result.checks.get("sqs fifo swept")
         check.explained = min(check.duplicates, swept_queue.explained if swept_queue else 0)
-        result.problems.append(f"sweep counts: {len(result.sweeps)} sweeps counted {delivered} deliveries of "
-                               f"{finished} finished tasks (repeats must be already_delivered)")  # fmt: skip
+        (result.notes if check.explained == check.duplicates else result.problems).append(
+            f"sweep counts: {len(result.sweeps)} sweeps counted {delivered} deliveries of {finished} finished tasks "
+            f"(repeats must be already_delivered; {check.explained} of {check.duplicates} explained)"
+        )
     failed = [s["error"] for s in result.sweeps if "error" in s and "listing_fault" not in s]
     if failed:  # (a sweep given a listing error is expected to fail: see "listing errors")
         result.problems.append(f"sweep counts: a sweep failed: {failed}")
@@ -1164,6 +1171,31 @@ def reconcile(
     result.delivered = len(expected) - len(lost & tasks)
     result.duplicates = sum(c.duplicates for c in result.checks.values())
     result.explained = sum(c.explained for c in result.checks.values())
+
+
+def failures(results: list[Result]) -> list[str]:
+    """Every problem the soak reports, one line each: the run exits 1 when there is any. They are what reconcile
+    found wrong, each named (a task lost or wrong in a store or queue, a wrong template_ref, a message that is
+    not UTF-8 JSON or whose message id is not its event id, a repeated report or an over-count the relay did not
+    log as possible, a sweep that failed, a case that did not happen), and what each check's counts show: a task
+    or sweep lost, a duplicate the relay did not log as possible, a task not checked, or no task to check."""
+    found = []
+    for r in results:
+        found += [f"{r.scenario}: {problem}" for problem in r.problems]
+        for c in r.checks.values():
+            if c.expected == 0:
+                found.append(f"{r.scenario}: {c.name}: no task to check")
+            if c.lost:
+                found.append(f"{r.scenario}: {c.name}: {c.lost} lost")
+            if c.duplicates > c.explained:
+                found.append(f"{r.scenario}: {c.name}: {c.duplicates - c.explained} duplicates unexplained")
+            if c.ok + c.lost < c.expected:
+                found.append(f"{r.scenario}: {c.name}: {c.expected - c.ok - c.lost} of {c.expected} not checked")
+        if r.lost:
+            found.append(f"{r.scenario}: {r.lost} tasks or sweeps lost")
+        if r.duplicates > r.explained:
+            found.append(f"{r.scenario}: {r.duplicates - r.explained} of {r.duplicates} duplicates unexplained")
+    return found
 
 
 # --- the table --------------------------------------------------------------------------------------------
@@ -1227,7 +1259,7 @@ def main(argv: list[str] | None = None) -> int:
     for name in args.scenarios.split(","):
         results.append(run_scenario(name, args.tasks, name == "faults", args.seed, args.timeout))
         shown: dict[str, int] = {}
-        for problem in results[-1].problems:  # the first few of each check's
+        for problem in results[-1].problems + results[-1].notes:  # the first few of each check's
             check = problem.split(":", 1)[0]
             shown[check] = shown.get(check, 0) + 1
             if shown[check] <= 10:
@@ -1235,7 +1267,7 @@ def main(argv: list[str] | None = None) -> int:
     print(table(results))
     for result in results:
         print(sweep_line(result))
-        for note in result.problems:
+        for note in result.notes:
             if note.startswith("(chaos"):
                 print(f"{result.scenario}: {note[1:-1]}")
         if result.duplicates:
@@ -1244,7 +1276,12 @@ def main(argv: list[str] | None = None) -> int:
                 "possible (an AMQP publish unconfirmed, a publish whose announcement record failed); the others are "
                 "unexplained"
             )
-    return 1 if any(r.lost or r.duplicates > r.explained for r in results) else 0
+    problems = failures(results)
+    for problem in problems[:40]:
+        print(f"soak: {problem}", file=sys.stderr)
+    if problems:
+        print(f"soak: {len(problems)} problems{' (the first 40 above)' if len(problems) > 40 else ''}: exit 1")
+    return 1 if problems else 0
 
 
 if __name__ == "__main__":

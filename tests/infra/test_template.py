@@ -216,9 +216,11 @@ def test_every_environment_variable_is_one_the_relay_reads():
     readme = (ROOT / "README.md").read_text()
     for name in variables:
         assert f"`{name}`" in readme or name.startswith("POWERTOOLS_"), f"{name} is not documented in README"
-    assert load_config(
+    # And the shape the template gives (a bucket prefix and a DynamoDB ledger) is read as given
+    config = load_config(
         {"RELAY_DESTINATIONS": "s3://relay-bucket/templates/", "RELAY_LEDGER": "dynamodb://ledger-table"}
     )
+    assert config.destinations == ("s3://relay-bucket/templates/",) and config.ledger == "dynamodb://ledger-table"
 
 
 def test_every_checkov_skip_says_why():

@@ -9,6 +9,7 @@ import os
 import traceback
 
 import pytest
+from ci_policy import require
 
 from aitask_relay import runtime
 from relay_local import LambdaContext, load_handler
@@ -196,8 +197,8 @@ def rabbitmq():
     """The RabbitMQ server at 127.0.0.1:5672 and helpers to make and read throwaway queues."""
     from servers import answering
 
-    if not answering(5672):
-        pytest.skip("RabbitMQ is not answering on 127.0.0.1:5672 (.ci/run starts it: rabbitmq-server -detached)")
+    hint = ".ci/run starts it: rabbitmq-server -detached"
+    require("RabbitMQ", "127.0.0.1:5672", answering(5672), hint)  # an error on CI, a skip elsewhere
     return Rabbit()
 
 
@@ -234,8 +235,8 @@ class Rabbit:
 def redis_url():
     from servers import answering
 
-    if not answering(6379):
-        pytest.skip("Redis is not answering on 127.0.0.1:6379 (.ci/run starts it: redis-server --daemonize yes)")
+    hint = ".ci/run starts it: redis-server --daemonize yes"
+    require("Redis", "127.0.0.1:6379", answering(6379), hint)  # an error on CI, a skip elsewhere
     return "redis://127.0.0.1:6379/0"
 
 

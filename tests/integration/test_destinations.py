@@ -8,6 +8,7 @@ import subprocess
 import time
 
 import pytest
+from botocore.exceptions import ClientError
 from servers import closed_port
 
 from aitask_relay.destinations import build_destination
@@ -205,7 +206,7 @@ def test_s3_if_none_match_still_refuses_an_existing_key_on_a_versioned_bucket(aw
     outcomes = [dest.deliver(finished()).outcome, dest.deliver(finished(result="Resources: {}\n")).outcome]
     # Then If-None-Match: * checked the current version: the repeat got 412 and wrote no new version
     assert outcomes == ["created", "already_present"]
-    with pytest.raises(Exception) as refused:
+    with pytest.raises(ClientError, match="PreconditionFailed") as refused:
         aws.s3.put_object(Bucket=bucket, Key="t/t-dest-1/task.json", Body=b"{}", IfNoneMatch="*")
     assert refused.value.response["ResponseMetadata"]["HTTPStatusCode"] == 412
     versions = aws.s3.list_object_versions(Bucket=bucket)["Versions"]

@@ -12,6 +12,7 @@ import pytest
 from servers import closed_port, sqs_record, unique
 
 from aitask_relay import runtime
+from aitask_relay.errors import DestinationFailure, InvalidInput
 from relay_local import FcContext, LambdaContext, load_fc_handler, load_handler
 from ros_emulator import Emulator
 
@@ -78,7 +79,7 @@ def test_a_wrong_key_secret_and_a_rejected_event(env, emulator, seen):
         env.setenv("ROS_ENDPOINT", strict.endpoint)
         runtime.reset()
         seen(run("fetch_task", {"TaskId": "t-ok"}))
-    with pytest.raises(Exception) as caught:
+    with pytest.raises(InvalidInput, match=r"TaskId '\.\./etc/passwd' is not a task id") as caught:
         run("fetch_task", {"TaskId": "../etc/passwd"})
     seen(caught.value)
     text = seen.check()
@@ -103,12 +104,14 @@ def test_the_queue_consumer_and_the_http_api(env, emulator, seen):
 
 def test_function_compute_handlers(env, emulator, seen):
     event = {"id": "e", "source": "s", "specversion": "1.0", "data": {"TaskIds": ["t-ok", "t-unknown"]}}
+    # The broker is down (a closed port): the invocation fails, retryably, naming the broker without its password
     try:
-        seen(json.loads(load_fc_handler("event")(json.dumps(event).encode(), FcContext())))
-    except Exception as exc:  # the broker is down: the invocation fails retryably
-        seen(exc)
+        with pytest.raises(DestinationFailure, match=r"task t-ok: amqp://guest:\*\*\*@127\.0\.0\.1") as caught:
+            load_fc_handler("event")(json.dumps(event).encode(), FcContext())
     finally:
         runtime.use_platform("aws")
+    assert caught.value.retryable is True
+    seen(caught.value)
     seen.check()
 
 

@@ -1,5 +1,5 @@
 """fetch_task with several real destinations: per-destination outcomes, partial failure, and a retry that
-completes only what is missing (S3 on moto, SQS on moto, the Redis ledger, RabbitMQ)."""
+completes only what is missing (S3 on moto, SQS on moto, the Redis ledger, and an AMQP broker that is down)."""
 
 from __future__ import annotations
 
@@ -41,9 +41,7 @@ def test_store_then_announce_then_retry_completes_only_the_missing_delivery(
     assert body.decode() == YAML
 
 
-def test_a_broker_that_is_down_fails_retryably_and_the_store_still_happens(
-    emulator, fetch_task, configure, aws, rabbitmq
-):
+def test_a_broker_that_is_down_fails_retryably_and_the_store_still_happens(emulator, fetch_task, configure, aws):
     # Given S3 and an AMQP broker that is not there
     emulator.add_task({"TaskId": "t-down", "Status": "SUCCESS", "TaskOutput": {"Result": YAML}})
     bucket = aws.bucket()

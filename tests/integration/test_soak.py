@@ -15,6 +15,7 @@ import sys
 import time
 
 import pytest
+from ci_policy import require
 
 from relay_local import ROOT
 
@@ -24,8 +25,11 @@ pytestmark = pytest.mark.timeout(900)
 def test_the_soak_loses_and_duplicates_nothing():
     from servers import answering
 
-    if not answering(5672) or shutil.which("redis-server") is None or shutil.which("rabbitmqctl") is None:
-        pytest.skip("the soak needs RabbitMQ on 5672 (with rabbitmqctl) and redis-server (.ci/run starts them)")
+    # The soak needs RabbitMQ, rabbitmqctl (it closes the broker's connections) and redis-server (it runs one of
+    # its own): an error on CI, a skip elsewhere
+    require("RabbitMQ", "127.0.0.1:5672", answering(5672), ".ci/run starts it: rabbitmq-server -detached")
+    for tool in ("rabbitmqctl", "redis-server"):
+        require(tool, "PATH", shutil.which(tool) is not None, "the soak runs it")
     proc = subprocess.run(
         [sys.executable, str(ROOT / "tools" / "soak.py"), "--tasks", "200", "--timeout", "400"],
         capture_output=True, text=True, timeout=880, check=False, cwd=ROOT,

@@ -106,9 +106,20 @@ def test_a_message_the_queue_refused_is_rebuilt_as_a_claim_check_even_below_the_
 
 
 def test_fifo_dedup_ids_fit_sqs():
+    # Given event ids up to SQS's 128 characters, and longer ones built twice, independently, and one that
+    # differs from them only in its status
     assert dedup_id("t-1:SUCCESS") == "t-1:SUCCESS"
+    assert dedup_id("t" * 120 + ":SUCCESS") == "t" * 120 + ":SUCCESS"  # 128: still the id itself
     long_id = "t" * 128 + ":SUCCESS"
-    assert len(dedup_id(long_id)) == 64 and dedup_id(long_id) == dedup_id(long_id)
+    same_id = "".join(["t"] * 128) + ":" + "success".upper()
+    other_id = "t" * 128 + ":FAILURE"
+    # When their dedup ids are taken
+    long_dedup, same_dedup, other_dedup = dedup_id(long_id), dedup_id(same_id), dedup_id(other_id)
+    # Then a long id becomes 64 hex characters (fits SQS's 128), the same id always the same dedup id (so a
+    # retried send is deduplicated), and another event a different one (so it is not dropped as a duplicate)
+    assert len(long_dedup) == 64 and set(long_dedup) <= set("0123456789abcdef")
+    assert same_id is not long_id and same_dedup == long_dedup
+    assert other_dedup != long_dedup and len(other_dedup) == 64
 
 
 def test_noncharacters_sqs_refuses_go_as_json_escapes_and_decode_to_the_same_text():

@@ -5,7 +5,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from aitask_relay.watermark import RedisWatermark, decode, encode, scope
+from aitask_relay.watermark import NotAWatermark, RedisWatermark, decode, encode, scope
 
 
 def test_the_scope_separates_deployments_but_not_password_rotations():
@@ -24,5 +24,6 @@ def test_the_stored_form_round_trips_and_garbage_is_a_value_error():
     started = datetime(2026, 11, 30, 4, 0, 0, tzinfo=UTC)
     assert decode(encode(started)) == started and decode(None) is None
     for garbage in (b"{not json", b"[]", b'{"last_complete_sweep_start": "2026-11-30T04:00:00"}', b"\xff"):
-        with pytest.raises(ValueError):
+        with pytest.raises(NotAWatermark, match=r"^the sweep watermark "):
             decode(garbage)
+    assert issubclass(NotAWatermark, ValueError)  # a caller catching ValueError still sees it
