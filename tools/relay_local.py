@@ -64,14 +64,32 @@ def lambda_timeouts_ms() -> dict[str, int]:
 
 
 def fc_function(trigger: str) -> FcFunctionMeta:
-    """The function meta FC gives the handler of ``trigger``, with its Timeout from aliyun/template.yaml."""
+    """The function meta FC gives the handler of ``trigger``, with its Timeout from aliyun/template.yaml.
+
+    A run with only the standard library and a built package (replay --built under python -S) has no YAML
+    parser: its parent reads the template and passes each handler's properties in RELAY_LOCAL_FC_FUNCTIONS
+    (fc_functions_json)."""
+    handler = f"index.{FC_TRIGGERS[trigger]}"
+    given = os.environ.get("RELAY_LOCAL_FC_FUNCTIONS")
+    props = json.loads(given)[handler] if given else fc_function_properties()[handler]
+    return FcFunctionMeta(handler=handler, memory=int(props["MemorySize"]), timeout=int(props["Timeout"]))
+
+
+def fc_function_properties() -> dict[str, dict]:
+    """Each FC function's MemorySize and Timeout in aliyun/template.yaml, by handler."""
     import yaml
 
     template = yaml.safe_load((ROOT / "aliyun" / "template.yaml").read_text())
-    handler = f"index.{FC_TRIGGERS[trigger]}"
-    (props,) = [r["Properties"] for r in template["Resources"].values()
-                if r["Type"] == "ALIYUN::FC3::Function" and r["Properties"]["Handler"] == handler]  # fmt: skip
-    return FcFunctionMeta(handler=handler, memory=int(props["MemorySize"]), timeout=int(props["Timeout"]))
+    return {
+        r["Properties"]["Handler"]: {k: r["Properties"][k] for k in ("MemorySize", "Timeout")}
+        for r in template["Resources"].values()
+        if r["Type"] == "ALIYUN::FC3::Function"
+    }
+
+
+def fc_functions_json() -> str:
+    """RELAY_LOCAL_FC_FUNCTIONS for a child that cannot read YAML (see fc_function)."""
+    return json.dumps(fc_function_properties())
 
 
 @dataclass

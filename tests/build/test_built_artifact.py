@@ -17,7 +17,7 @@ import sys
 import pytest
 from ci_policy import require
 
-from relay_local import EVENTS, ROOT, built_resource, replay_outputs
+from relay_local import EVENTS, ROOT, built_resource, fc_functions_json, replay_outputs
 
 pytestmark = [pytest.mark.build, pytest.mark.timeout(900)]
 
@@ -109,6 +109,7 @@ def test_the_function_compute_package_replays_the_aliyun_samples(tmp_path):
     samples = sorted(p for p in (EVENTS / "aliyun").iterdir() if p.suffix in (".json", ".bin"))
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ALIBABA_CLOUD_", "ROS_", "RELAY_", "PYTHON"))}
     env |= {"RELAY_DESTINATIONS": (tmp_path / "out").as_uri(), "POWERTOOLS_LOG_LEVEL": "ERROR"}
+    env["RELAY_LOCAL_FC_FUNCTIONS"] = fc_functions_json()  # the child has no YAML parser
     proc = subprocess.run(
         [python312(), "-S", str(ROOT / "tools" / "replay.py"), "--built", str(unpacked), *map(str, samples)],
         capture_output=True, text=True, env=env, timeout=300, cwd=tmp_path, check=False,
