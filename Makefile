@@ -20,7 +20,7 @@ help:
 	@echo "make emulator  run the ROS emulator standalone on 127.0.0.1:8790 (Ctrl-C to stop)"
 	@echo "make bench     benchmarks as ratios against baselines (bench/results.md)"
 	@echo "make soak      fault-injection soak, 2,000 tasks: prints lost / duplicated per scenario"
-	@echo "make mutate    mutation testing of the guarantee-bearing modules: killed % per module (MUTATE=errors ... for some)"
+	@echo "make mutate    mutation testing of the guarantee-bearing modules: killed % per module (MUTATE=errors ... for some, FRESH=1 all again)"
 	@echo "make fuzz      hypothesis over every event shape, 10,000 examples per target"
 	@echo "make lint      ruff, cfn-lint (+ serverless rules), sam validate --lint, checkov"
 	@echo "make build     sam build (arm64, no Docker) into $(BUILD_DIR)"
@@ -65,7 +65,7 @@ soak: $(STAMP)
 # Mutation testing (mutmut) of the modules that carry the guarantees, nightly-style (not in make test): a
 # first run takes about MUTATE_MINUTES min on 2 cores; later runs re-test only the functions that changed.
 mutate: $(STAMP)
-	$(PY) tools/mutate.py $(MUTATE)
+	$(PY) tools/mutate.py $(if $(FRESH),--fresh) $(MUTATE)
 
 # Hypothesis over every handler's events and GetAITask bodies: 10,000 examples per target (150 in make test).
 fuzz: $(STAMP)

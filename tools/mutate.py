@@ -8,15 +8,18 @@ mutmut 3 (pinned in requirements-dev.txt) writes every mutant of a function into
 one per forked test process, and runs only the tests that called that function in a first, clean run,
 stopping at the first failure. It imports the code from ./src, ./ or ./source only, and names mutants
 after their path; the layer lives in layers/relay. So each run happens in a staging copy of the working
-tree, .mutate/<tier>/, where the package is src/aitask_relay. Later runs reuse .mutate/<tier>/mutants/
-and test again only the functions that changed (mutmut keeps a hash of each).
+tree, .mutate/<tier>/, where the package is src/aitask_relay. Later runs reuse .mutate/<tier>/mutants/:
+they test again the mutants of functions that changed (mutmut keeps a hash of each) and every mutant that
+was not killed; --fresh tests all of them again.
 
-Two tiers of tests, because a mutant pays for every test that reaches its function:
+Tiers of tests (TIERS), because a mutant pays for every test that reaches its function:
 - unit: the pure modules, against tests/unit (each mutant's run takes about a second);
 - servers: the stores, the ledger and the queues, against tests/unit and the integration tests that drive
-  them over moto's server, Redis and RabbitMQ (TIERS). The handler-level integration tests, the soak,
-  the demo and the fuzz targets are left out: they reach nearly every function and would make every
-  mutant pay for them.
+  them over moto's server, Redis and RabbitMQ;
+- flows: the queue consumer and the sweep's watermark, against tests/unit and the consumer's and the
+  sweeper's integration tests (their logic is proved there, with real queues and stores).
+The other handler-level integration tests, the soak, the demo and the fuzz targets are left out: they
+reach nearly every function and would make every mutant pay for them.
 
 mutmut mutates code inside functions only: the error table and other module-level constants are not
 mutated. Tests of the table entries that matter (tests/unit/test_errors.py) stand in for that.
@@ -55,6 +58,13 @@ TIERS = {
         "tests/integration/test_queue_size.py",
         "tests/integration/test_several_destinations.py",
     ],
+    "flows": [
+        "tests/unit",
+        "tests/integration/test_queue_consumer.py",
+        "tests/integration/test_queue_consumer_settling.py",
+        "tests/integration/test_sweeper.py",
+        "tests/integration/test_sweep_window.py",
+    ],
 }
 
 # The modules that carry a guarantee: table name -> (path under the package, tier). What each guarantees:
@@ -69,10 +79,10 @@ MODULES = {
     "message": ("destinations/message.py", "unit"),  # the message format and the claim check's size
     "destinations": ("destinations/__init__.py", "unit"),  # URI parsing and the redaction of passwords
     "ledger": ("ledger.py", "servers"),  # published once across deliveries and retries
-    "consumer": ("triggers/sqs.py", "unit"),  # the queue consumer's settle policy
+    "consumer": ("triggers/sqs.py", "flows"),  # the queue consumer's settle policy
     "tracking": ("tracking.py", "unit"),  # the tracking message and its growing delays
     "sweep": ("sweep.py", "unit"),  # the sweep window (UpdateTime), pages and completeness
-    "watermark": ("watermark.py", "unit"),  # where the next sweep starts
+    "watermark": ("watermark.py", "flows"),  # where the next sweep starts
     "config": ("config.py", "unit"),  # one typed configuration; bad settings refused by name
 }
 
@@ -134,27 +144,38 @@ def stage(tier: str) -> Path:
     return root
 
 
-def pattern(module: str) -> str:
-    """mutmut's name pattern for one module's mutants: its functions' mangled names start with x_ or xǁ."""
-    return f"{PACKAGE}.{MODULES[module][0].removesuffix('.py').removesuffix('/__init__').replace('/', '.')}.x*"
+def meta_of(module: str) -> Path:
+    path, tier = MODULES[module]
+    return STAGE / tier / "mutants" / "src" / PACKAGE / (path + ".meta")
 
 
-def run(tier: str, modules: list[str]) -> int:
-    """mutmut run over the modules' mutants in the tier's copy; its progress goes to .mutate/<tier>/run.log."""
+def run(tier: str, modules: list[str], *, fresh: bool) -> int:
+    """mutmut run in the tier's copy; its progress goes to .mutate/<tier>/run.log.
+
+    Incremental: mutmut itself tests again the mutants of functions that changed; a mutant that survived
+    (or had no test, or timed out) is tested again here, since new tests may kill it. A killed mutant of an
+    unchanged function stays killed unless ``fresh``. No mutant names are passed: mutmut re-runs every
+    mutant it is given by name, whatever its record."""
     root = stage(tier)
+    for module in modules:
+        meta = meta_of(module)
+        if meta.exists():
+            data = json.loads(meta.read_text())
+            codes = data["exit_code_by_key"]
+            data["exit_code_by_key"] = {k: None if fresh or STATUS.get(v) != "killed" else v for k, v in codes.items()}
+            meta.write_text(json.dumps(data))
     log = root / "run.log"
     print(f"mutmut run ({tier} tier): {', '.join(modules)} (progress in {log.relative_to(ROOT)})", flush=True)
     with log.open("w") as out:
-        return subprocess.run([sys.executable, "-m", "mutmut", "run", *map(pattern, modules)], cwd=root,
-                              stdout=out, stderr=subprocess.STDOUT, check=False).returncode
+        return subprocess.run([sys.executable, "-m", "mutmut", "run"], cwd=root, stdout=out,
+                              stderr=subprocess.STDOUT, check=False).returncode
 
 
 def results(modules: list[str]) -> dict[str, dict[str, str]]:
     """Each module's mutants and their status, from mutmut's records in .mutate/<tier>/mutants/."""
     found: dict[str, dict[str, str]] = {}
     for module in modules:
-        path, tier = MODULES[module]
-        meta = STAGE / tier / "mutants" / "src" / PACKAGE / (path + ".meta")
+        meta = meta_of(module)
         codes = json.loads(meta.read_text())["exit_code_by_key"] if meta.exists() else {}
         found[module] = {name: STATUS.get(code, "suspicious") for name, code in codes.items()}
     return found
@@ -236,6 +257,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("modules", nargs="*", metavar="MODULE", help=", ".join(MODULES))
     parser.add_argument("--report", action="store_true", help="print the table of the last run, run nothing")
+    parser.add_argument("--fresh", action="store_true", help="test every mutant again, killed ones too")
     args = parser.parse_args()
     unknown = sorted(set(args.modules) - MODULES.keys())
     if unknown:
@@ -245,7 +267,7 @@ def main() -> int:
     if not args.report:
         for tier in TIERS:
             chosen = [m for m in modules if MODULES[m][1] == tier]
-            code = run(tier, chosen) if chosen else 0
+            code = run(tier, chosen, fresh=args.fresh) if chosen else 0
             if code != 0:
                 log = STAGE / tier / "run.log"
                 print(log.read_text()[-4000:])
