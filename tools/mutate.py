@@ -212,7 +212,7 @@ def change_of(diff: str) -> str:
 def equivalents() -> list[dict[str, str]]:
     if not EQUIVALENTS.exists():
         return []
-    entries = tomllib.loads(EQUIVALENTS.read_text())["mutant"]
+    entries = tomllib.loads(EQUIVALENTS.read_text()).get("mutant", [])
     for entry in entries:
         missing = {"function", "change", "reason"} - entry.keys()
         if missing or not entry["reason"].strip():
