@@ -8,7 +8,8 @@ mutmut 3 (pinned in requirements-dev.txt) writes every mutant of a function into
 one per forked test process, and runs only the tests that called that function in a first, clean run,
 stopping at the first failure. It imports the code from ./src, ./ or ./source only, and names mutants
 after their path; the layer lives in layers/relay. So each run happens in a staging copy of the working
-tree, .mutate/<tier>/, where the package is src/aitask_relay. Later runs reuse .mutate/<tier>/mutants/:
+tree per module, .mutate/<module>/, where the package is src/aitask_relay (one module mutated in each, so
+that any subset can run on its own). Later runs reuse .mutate/<module>/mutants/:
 they test again the mutants of functions that changed (mutmut keeps a hash of each) and every mutant that
 was not killed; --fresh tests all of them again.
 
@@ -95,13 +96,13 @@ STATUS = {1: "killed", 3: "killed", 0: "survived", 5: "no tests", 33: "no tests"
           24: "timeout", -24: "timeout", 152: "timeout", 255: "timeout", 37: "killed", None: "not checked"}
 
 
-def mutmut_config(tier: str) -> str:
-    """The [tool.mutmut] section of a tier's staging copy."""
-    files = [f"src/{PACKAGE}/{path}" for path, t in MODULES.values() if t == tier]
+def mutmut_config(module: str) -> str:
+    """The [tool.mutmut] section of a module's staging copy."""
+    path, tier = MODULES[module]
     return "\n".join([
         "", "[tool.mutmut]",
         'source_paths = ["src"]',
-        f"only_mutate = {json.dumps(files)}",
+        f'only_mutate = ["src/{PACKAGE}/{path}"]',
         f"pytest_add_cli_args_test_selection = {json.dumps(TIERS[tier])}",
         f"also_copy = {json.dumps(ALSO_COPY)}",
         # A mutant that loops is stopped at 5x its tests' clean time (plus 1 s), not mutmut's 15x.
@@ -109,9 +110,9 @@ def mutmut_config(tier: str) -> str:
     ])
 
 
-def stage(tier: str) -> Path:
-    """Bring .mutate/<tier>/ level with the working copy: tracked and new files, the package under src/."""
-    root = STAGE / tier
+def stage(module: str) -> Path:
+    """Bring .mutate/<module>/ level with the working copy: tracked and new files, the package under src/."""
+    root = STAGE / module
     listed = subprocess.run(
         ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
         cwd=ROOT, check=True, capture_output=True,
@@ -124,7 +125,7 @@ def stage(tier: str) -> Path:
             continue  # deleted in the working copy, not yet in the index
         content = source.read_bytes()
         if name == "pyproject.toml":
-            content += mutmut_config(tier).encode()
+            content += mutmut_config(module).encode()
         wanted[root / name] = content
         if name.startswith(prefix):
             wanted[root / "src" / PACKAGE / name.removeprefix(prefix)] = content
@@ -145,34 +146,35 @@ def stage(tier: str) -> Path:
 
 
 def meta_of(module: str) -> Path:
-    path, tier = MODULES[module]
-    return STAGE / tier / "mutants" / "src" / PACKAGE / (path + ".meta")
+    return STAGE / module / "mutants" / "src" / PACKAGE / (MODULES[module][0] + ".meta")
 
 
-def run(tier: str, modules: list[str], *, fresh: bool) -> int:
-    """mutmut run in the tier's copy; its progress goes to .mutate/<tier>/run.log.
+def run(module: str, *, fresh: bool) -> int:
+    """mutmut run in the module's copy; its progress goes to .mutate/<module>/run.log.
 
     Incremental: mutmut itself tests again the mutants of functions that changed; a mutant that survived
     (or had no test, or timed out) is tested again here, since new tests may kill it. A killed mutant of an
     unchanged function stays killed unless ``fresh``. No mutant names are passed: mutmut re-runs every
     mutant it is given by name, whatever its record."""
-    root = stage(tier)
-    for module in modules:
-        meta = meta_of(module)
-        if meta.exists():
-            data = json.loads(meta.read_text())
-            codes = data["exit_code_by_key"]
-            data["exit_code_by_key"] = {k: None if fresh or STATUS.get(v) != "killed" else v for k, v in codes.items()}
-            meta.write_text(json.dumps(data))
+    root = stage(module)
+    meta = meta_of(module)
+    if meta.exists():
+        data = json.loads(meta.read_text())
+        codes = data["exit_code_by_key"]
+        data["exit_code_by_key"] = {k: None if fresh or STATUS.get(v) != "killed" else v for k, v in codes.items()}
+        meta.write_text(json.dumps(data))
     log = root / "run.log"
-    print(f"mutmut run ({tier} tier): {', '.join(modules)} (progress in {log.relative_to(ROOT)})", flush=True)
+    started = time.monotonic()
+    print(f"mutmut run: {module} ({MODULES[module][1]} tests; progress in {log.relative_to(ROOT)})", end="", flush=True)
     with log.open("w") as out:
-        return subprocess.run([sys.executable, "-m", "mutmut", "run"], cwd=root, stdout=out,
+        code = subprocess.run([sys.executable, "-m", "mutmut", "run"], cwd=root, stdout=out,
                               stderr=subprocess.STDOUT, check=False).returncode
+    print(f": {time.monotonic() - started:.0f} s", flush=True)
+    return code
 
 
 def results(modules: list[str]) -> dict[str, dict[str, str]]:
-    """Each module's mutants and their status, from mutmut's records in .mutate/<tier>/mutants/."""
+    """Each module's mutants and their status, from mutmut's records in .mutate/<module>/mutants/."""
     found: dict[str, dict[str, str]] = {}
     for module in modules:
         meta = meta_of(module)
@@ -182,15 +184,15 @@ def results(modules: list[str]) -> dict[str, dict[str, str]]:
 
 
 def diffs(modules: list[str], found: dict[str, dict[str, str]]) -> dict[str, str]:
-    """The unified diff of each surviving mutant, read from mutmut's copy in a child per tier (mutmut reads
+    """The unified diff of each surviving mutant, read from mutmut's copy in a child per module (mutmut reads
     its configuration from the working directory)."""
     texts: dict[str, str] = {}
-    for tier in TIERS:
-        names = [n for m in modules if MODULES[m][1] == tier for n, status in found[m].items() if status != "killed"]
+    for module in modules:
+        names = [n for n, status in found[module].items() if status != "killed"]
         if names:
             script = ("import json, sys\nfrom mutmut.mutation.diff_apply import get_diff_for_mutant\n"
                       "print(json.dumps({n: get_diff_for_mutant(n) for n in json.loads(sys.stdin.read())}))")
-            answer = subprocess.run([sys.executable, "-c", script], cwd=STAGE / tier, input=json.dumps(names),
+            answer = subprocess.run([sys.executable, "-c", script], cwd=STAGE / module, input=json.dumps(names),
                                     capture_output=True, text=True, check=True)
             texts.update(json.loads(answer.stdout))
     return texts
@@ -265,11 +267,10 @@ def main() -> int:
     modules = args.modules or list(MODULES)
     started = time.monotonic()
     if not args.report:
-        for tier in TIERS:
-            chosen = [m for m in modules if MODULES[m][1] == tier]
-            code = run(tier, chosen, fresh=args.fresh) if chosen else 0
+        for module in modules:
+            code = run(module, fresh=args.fresh)
             if code != 0:
-                log = STAGE / tier / "run.log"
+                log = STAGE / module / "run.log"
                 print(log.read_text()[-4000:])
                 print(f"mutmut run failed (exit {code}); the log is {log.relative_to(ROOT)}")
                 return code

@@ -10,8 +10,6 @@ import inspect
 import tomllib
 from pathlib import Path
 
-import pytest
-
 LIST = Path(__file__).resolve().parents[1] / "mutation_equivalents.toml"
 ENTRIES = tomllib.loads(LIST.read_text()).get("mutant", [])
 
@@ -30,17 +28,18 @@ def resolve(qualified: str):
     raise LookupError(qualified)
 
 
-@pytest.mark.parametrize("entry", ENTRIES, ids=[f"{e['function']}:{i}" for i, e in enumerate(ENTRIES)])
-def test_each_listed_mutant_still_matches_the_code_and_says_why(entry):
-    # Given a listed survivor
-    assert entry.get("reason", "").strip(), "an equivalent mutant needs a reason"
-    # When its function is looked up in today's code
-    source = {line.strip() for line in inspect.getsource(resolve(entry["function"])).splitlines()}
-    # Then every line the mutant changes is still there
-    removed = [line[1:].strip() for line in entry["change"].strip().splitlines() if line.startswith("-")]
-    assert removed, "the change must show the original lines (-) as mutmut's diff does"
-    missing = [line for line in removed if line not in source]
-    assert not missing, f"{entry['function']} no longer holds {missing}: run make mutate and update the entry"
+def test_each_listed_mutant_still_matches_the_code_and_says_why():
+    # Given the listed survivors (one test for all: an empty list is not a skipped test)
+    stale = []
+    for entry in ENTRIES:
+        assert entry.get("reason", "").strip(), f"{entry['function']}: an equivalent mutant needs a reason"
+        removed = [line[1:].strip() for line in entry["change"].strip().splitlines() if line.startswith("-")]
+        assert removed, f"{entry['function']}: the change must show the original lines (-) as mutmut's diff does"
+        # When each function is looked up in today's code
+        source = {line.strip() for line in inspect.getsource(resolve(entry["function"])).splitlines()}
+        # Then every line its mutant changes is still there
+        stale += [f"{entry['function']}: {line!r}" for line in removed if line not in source]
+    assert not stale, f"entries no longer match the code (run make mutate and update them): {stale}"
 
 
 def test_no_mutant_is_listed_twice():
