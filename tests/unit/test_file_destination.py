@@ -1,5 +1,7 @@
+import errno
 import hashlib
 import os
+from datetime import UTC, datetime
 
 import pytest
 
@@ -8,6 +10,7 @@ from aitask_relay.destinations.file import FileDestination
 from aitask_relay.errors import DestinationFailure
 from aitask_relay.model import Observation, TaskResult
 from aitask_relay.normalize import normalize
+from aitask_relay.watermark import StoreWatermark
 
 T = "2026-01-01T00:00:00.000Z"
 
@@ -136,3 +139,80 @@ def test_a_create_race_lost_at_the_link_is_already_present_not_created(tmp_path,
     assert delivery.outcome == "already_present"
     assert delivery.location == (folder / "template.yaml").as_uri()
     assert sorted(p.name for p in folder.iterdir()) == ["task.json", "template.yaml"]
+
+
+def test_a_stored_failure_is_replaced_by_the_success_in_place_atomically(tmp_path):
+    # Given a task delivered as FAILURE
+    dest = FileDestination(tmp_path)
+    dest.deliver(normalize({"TaskId": "t-1", "Status": "FAILURE", "StatusReason": "x"}, task_id="t-1", observed_at=T))
+    # When it is delivered as SUCCESS
+    obs = success()
+    delivery = dest.deliver(obs)
+    # Then task.json now records the SUCCESS (renamed over the old one, readable by others), beside its
+    # template, and no temporary file is left
+    folder = tmp_path / "t-1"
+    assert delivery.outcome == "created" and (folder / "task.json").read_bytes() == obs.result.to_json_bytes()
+    assert oct((folder / "task.json").stat().st_mode & 0o777) == "0o644"
+    assert sorted(p.name for p in folder.iterdir()) == ["task.json", "template.yaml"]
+
+
+def test_the_sweep_watermark_in_a_directory_not_made_yet_reads_as_never_saved_then_as_last_saved(tmp_path):
+    # Given a sweep watermark kept in a file store whose directory does not exist yet
+    mark = StoreWatermark(FileDestination(tmp_path / "out"), "abc")
+    first, second = datetime(2026, 11, 30, 4, tzinfo=UTC), datetime(2026, 11, 30, 5, tzinfo=UTC)
+    # Then it reads as never saved
+    assert mark.load() is None
+    # When saved, then saved again / Then it reads as last saved (its folders made, the file replaced)
+    mark.save(first)
+    assert mark.load() == first
+    mark.save(second)
+    assert mark.load() == second
+    assert [p.name for p in (tmp_path / "out" / "_aitask-relay").iterdir()] == ["sweep-watermark-abc.json"]
+
+
+def test_a_watermark_that_cannot_be_written_is_a_destination_failure_that_says_why(tmp_path):
+    # Given a file where the store's directory should be
+    (tmp_path / "out").write_text("not a folder")
+    mark = StoreWatermark(FileDestination(tmp_path / "out"), "abc")
+    # When the watermark is saved / Then a DestinationFailure names the store and the system's reason
+    with pytest.raises(DestinationFailure, match=f"^cannot write to file://.*/out: {os.strerror(errno.ENOTDIR)}$"):
+        mark.save(datetime(2026, 11, 30, 4, tzinfo=UTC))
+
+
+def test_a_read_that_fails_is_a_destination_failure_that_says_why(tmp_path):
+    # Given a file store without the object (what the watermark's read meets if the file goes after its check)
+    dest = FileDestination(tmp_path)
+    # When it is read / Then a DestinationFailure names the store and the system's reason
+    with pytest.raises(DestinationFailure, match=f"^cannot write to file://.*: {os.strerror(errno.ENOENT)}$"):
+        dest._read("t-1/task.json")
+
+
+def test_each_file_is_written_under_a_hidden_temporary_name_beside_its_final_name(tmp_path, monkeypatch):
+    # Given a watch on the folder at the last step before the link (the temporary file's fsync)
+    seen = []
+    real_fsync = os.fsync
+
+    def fsync_and_look(fd):
+        real_fsync(fd)
+        seen.append(sorted(p.name for p in (tmp_path / "t-1").iterdir()))
+
+    monkeypatch.setattr(os, "fsync", fsync_and_look)
+    # When a task is delivered
+    FileDestination(tmp_path).deliver(success())
+    # Then each file was in the task's own folder (link and rename are atomic only within one file system)
+    # under a dot name a reader's "*" skips, marked .part, and never under its final name half written
+    (template_tmp,), (task_tmp, template) = seen
+    assert template_tmp.startswith(".tmp-") and template_tmp.endswith(".part")
+    assert task_tmp.startswith(".tmp-") and task_tmp.endswith(".part") and template == "template.yaml"
+
+
+def test_an_error_without_a_text_is_named_by_its_type_and_leaves_no_temporary_file(tmp_path, monkeypatch):
+    # Given a file system whose fsync fails with an error that carries no text (a network mount timing out)
+    def fsync_times_out(fd):
+        raise TimeoutError
+
+    monkeypatch.setattr(os, "fsync", fsync_times_out)
+    # When a task is delivered / Then the DestinationFailure names the error's type, and the temp file is gone
+    with pytest.raises(DestinationFailure, match=r"^cannot write to file://.*: TimeoutError$"):
+        FileDestination(tmp_path).deliver(success())
+    assert list((tmp_path / "t-1").iterdir()) == []

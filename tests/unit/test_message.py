@@ -4,10 +4,10 @@ import json
 
 import pytest
 
-from aitask_relay.destinations.message import build_message, claim_ref
+from aitask_relay.destinations.message import build_message, claim_ref, event_type, message_attributes, record_ref
 from aitask_relay.destinations.sqs import dedup_id
 from aitask_relay.errors import DestinationFailure
-from aitask_relay.model import Delivery
+from aitask_relay.model import Delivery, TaskResult
 from aitask_relay.normalize import normalize
 
 T = "2026-11-29T00:00:00.000Z"
@@ -237,3 +237,93 @@ def test_a_terraform_workspace_goes_with_its_file_list_which_a_record_claim_chec
     # and the record claim check leaves the listing out with the other unbounded fields (task.json has it)
     data = json.loads(small.body)["data"]
     assert small.record_claim_check and "workspace" not in data and "workspace" in data["omitted"]
+
+
+# --- the event's type and attributes, in every form -----------------------------------------------------
+
+
+def forms(observation, stored):
+    """The message of ``observation`` inline, by template_ref (a SUCCESS only) and by record_ref."""
+    built = [build_message(observation, stored, limit=1_000_000, where="q")]
+    if observation.template is not None:
+        built.append(build_message(observation, stored, limit=1_000_000, where="q", refused=True))
+    built.append(build_message(observation, stored, limit=1_000_000, where="q", record=True))
+    return built
+
+
+FAILED = normalize({"TaskId": "t-m", "Status": "FAILURE", "StatusReason": "no"}, task_id="t-m", observed_at=T)
+
+
+@pytest.mark.parametrize(
+    ("observation", "event_id", "kind", "attributes"),
+    [
+        (success({"A": 1}), "t-m:SUCCESS", "com.aliyun.ros.aitask.succeeded",
+         {"task_id": "t-m", "status": "SUCCESS", "template_format": "json"}),
+        (FAILED, "t-m:FAILURE", "com.aliyun.ros.aitask.failed", {"task_id": "t-m", "status": "FAILURE"}),
+    ],
+)  # fmt: skip
+def test_every_form_of_the_message_names_its_event_and_carries_the_filterable_attributes(
+    observation, event_id, kind, attributes
+):
+    # Given a task, stored in S3
+    # When its message is built inline, by template_ref and by record_ref
+    for message in forms(observation, (STORED,)):
+        # Then each has the event's id and type, in the message and in the body, and the same attributes
+        event = json.loads(message.body)
+        assert (message.id, message.type, message.attributes) == (event_id, kind, attributes)
+        assert (event["id"], event["type"], event["datacontenttype"]) == (event_id, kind, "application/json")
+
+
+def test_a_status_other_than_success_and_failure_names_its_own_event_type_and_attribute():
+    # Given statuses other than SUCCESS and FAILURE (ROS's non-terminal ones), or none
+    # Then each event type is the status in lower case, "unknown" for none
+    assert [event_type(s) for s in ("RUNNING", "WAITING", None, "")] == [
+        "com.aliyun.ros.aitask.running", "com.aliyun.ros.aitask.waiting",
+        "com.aliyun.ros.aitask.unknown", "com.aliyun.ros.aitask.unknown",
+    ]  # fmt: skip
+    # and a record without a status is filed under UNKNOWN, without a template format
+    assert message_attributes(TaskResult(task_id="t-m", observed_at=T)) == {"task_id": "t-m", "status": "UNKNOWN"}
+
+
+def test_the_body_is_compact_json():
+    # Given a message with a template inline
+    message = build_message(success({"A": [1, 2]}), (), limit=10_000, where="q")
+    # Then its body has no space after a separator (smaller messages: the limit counts every byte)
+    event = json.loads(message.body)
+    assert message.body == json.dumps(event, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def test_a_message_the_queue_refused_without_a_stored_copy_says_the_queue_refused_it():
+    # Given a message the queue refused inline, and no store configured
+    # When it is built again / Then the failure says the queue refused it, and its size
+    with pytest.raises(DestinationFailure, match=r"^q: the queue refused the message \(\d+ bytes\); configure"):
+        build_message(success({"A": 1}), (), limit=1_000_000, where="q", refused=True)
+
+
+@pytest.mark.parametrize("character", ["\ufffe", "\uffff"])
+def test_each_noncharacter_sqs_refuses_goes_as_a_json_escape_even_alone(character):
+    # Given a template holding one of U+FFFE and U+FFFF, not the other
+    observation = success(f"Resources: {{}}\n# {character}\n")
+    # When the message is built / Then it holds the escape, not the character, and decodes to the template
+    text = build_message(observation, (), limit=10_000, where="q").body.decode("utf-8")
+    assert character not in text and f"\\u{ord(character):x}" in text
+    assert json.loads(text)["data"]["template"].encode() == observation.template.body
+
+
+@pytest.mark.parametrize(
+    ("stored", "ref"),
+    [
+        # A store that failed is passed over even if its delivery names a location: the outcome counts
+        ((Delivery("s3://a/", "s3://a/t-m/template.json", "failed"), STORED), "s3://b/t-m/template.json"),
+        # The scheme is what comes before the first "://" (a prefix may hold one)
+        ((FILE, Delivery("s3://b/from://x/", "s3://b/from://x/t-m/template.json", "created")),
+         "s3://b/from://x/t-m/template.json"),
+    ],
+)  # fmt: skip
+def test_the_claim_check_goes_by_outcome_and_scheme(stored, ref):
+    assert claim_ref(stored) == ref
+
+
+def test_with_no_copy_to_name_there_is_no_record_ref():
+    assert record_ref(()) is None and record_ref((S3_DOWN,)) is None
+    assert record_ref((STORED,)) == "s3://b/t-m/task.json"

@@ -78,7 +78,7 @@ class ObjectStore:
         created = False
         if template is not None:
             files = [(folder + self._workspace_key(f.path), f.body) for f in template.files or ()]  # checked first
-            self._check_key_lengths([key for key, _body in files])
+            self._check_key_lengths(folder, [f.path for f in template.files or ()])
             for key, body in files:
                 created |= self._create(key, body, CONTENT_TYPES["text"], metadata)
             key = folder + template.filename
@@ -180,19 +180,21 @@ class ObjectStore:
         """Write ``body`` at ``key`` whatever is there (only to replace a superseded task.json)."""
         raise NotImplementedError
 
-    def _check_key_lengths(self, keys: list[str]) -> None:
+    def _check_key_lengths(self, folder: str, paths: list[str]) -> None:
         """Refuse, before the first write and not retryably, a workspace whose longest key the store would
         refuse: ROS allows a path of 1,024 characters, and prefix + task key + ``workspace/`` come on top
         (S3 keys are at most 1,024 UTF-8 bytes, OSS object names 1,023; see the subclasses). Written file by
         file, such a task would leave some files behind and fail the same way on every retry."""
-        if self.max_key_bytes is None or not keys:
+        if self.max_key_bytes is None or not paths:
             return
-        longest = max(keys, key=lambda key: len(key.encode("utf-8")))
-        size = len(longest.encode("utf-8"))
+        # Every key is folder + workspace/ + path, so the longest path makes the longest key; the message names
+        # that path whole (a path may itself hold "workspace/": it cannot be cut back out of the key).
+        longest = max(paths, key=lambda path: len(path.encode("utf-8")))
+        size = len((folder + WORKSPACE_FOLDER + longest).encode("utf-8"))
         if size > self.max_key_bytes:
             raise DestinationFailure(
-                f"{self.name}: the key of workspace file {show(longest.rpartition(WORKSPACE_FOLDER)[2])} would be "
-                f"{size} bytes, over the {self.max_key_bytes} the store takes; nothing was written",
+                f"{self.name}: the key of workspace file {show(longest)} would be {size} bytes, over the "
+                f"{self.max_key_bytes} the store takes; nothing was written",
                 retryable=False,
             )
 
