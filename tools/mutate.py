@@ -205,9 +205,11 @@ def function_of(name: str) -> str:
     return f"{module}.{function}"
 
 
-def change_of(diff: str) -> str:
-    """The lines a mutant changes, without the diff's headers and context, trimmed: its stable identity."""
-    lines = [line for line in diff.splitlines() if line[:1] in "+-" and not line.startswith(("+++", "---"))]
+def change_of(diff: str, *, listed: bool = False) -> str:
+    """The lines a mutant changes, without the diff's headers and context, trimmed: its stable identity.
+    ``listed``: the change as written in the equivalents list, where a whole line may be indented."""
+    lines = [line.strip() if listed else line for line in diff.splitlines()]
+    lines = [line for line in lines if line[:1] in "+-" and not line.startswith(("+++", "---"))]
     return "\n".join(line[0] + line[1:].strip() for line in lines)
 
 
@@ -226,7 +228,7 @@ def equivalents() -> list[dict[str, str]]:
 def report(modules: list[str]) -> int:
     found = results(modules)
     texts = diffs(modules, found)
-    explained = {(e["function"], e["change"].strip()) for e in equivalents()}
+    explained = {(e["function"], change_of(e["change"], listed=True)) for e in equivalents()}
     unexplained: list[str] = []
     rows, failing = [], []
     for module in modules:

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from aitask_relay.destinations import keep_announcement_records
+from aitask_relay.destinations import keep_announcement_records, record_store
 from aitask_relay.destinations.queue import QueueDestination
 from aitask_relay.destinations.store import ObjectStore
 from aitask_relay.errors import DestinationFailure
@@ -148,6 +148,17 @@ def test_the_record_store_is_the_first_bucket_else_the_first_directory():
     assert keep_announcement_records([file_store, bucket, queue]) is False and queue._record is bucket
     assert keep_announcement_records([lone]) is True and lone.at_least_once
     assert keep_announcement_records([file_store, bucket]) is False  # no queue: nothing to warn about
+
+
+def test_an_oss_bucket_keeps_the_records_and_any_queue_left_without_one_is_reported():
+    # Given a directory listed before an OSS bucket; Then the bucket keeps the records (every instance sees it)
+    file_store, bucket = MemoryStore("file:///d/"), MemoryStore("oss://b/")
+    bucket.scheme = "oss"
+    assert record_store([file_store, bucket]) is bucket
+    # Given no store, and a queue with a ledger beside one with no record at all, in either order
+    for queues in ([MemoryQueue(), MemoryQueue(ledger=object())], [MemoryQueue(ledger=object()), MemoryQueue()]):
+        # Then the one left without a record is reported, whatever follows it
+        assert keep_announcement_records(queues) is True
 
 
 def test_a_success_replaces_a_stored_failure_record_but_a_failure_never_replaces_a_success():

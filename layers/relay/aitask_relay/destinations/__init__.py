@@ -178,7 +178,7 @@ def keep_announcement_records(destinations: Sequence[Any]) -> bool:
     for queue in (d for d in destinations if d.kind == "queue"):
         if record is not None:
             queue.record_in(record)
-        left_alone |= bool(getattr(queue, "at_least_once", False))
+        left_alone |= queue.at_least_once  # every queue is a QueueDestination
     return left_alone
 
 
