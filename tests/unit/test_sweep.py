@@ -416,24 +416,31 @@ def test_the_next_page_is_asked_for_while_this_one_is_delivered():
 
 
 def test_a_stopped_sweep_does_not_wait_for_its_read_ahead():
-    # Given a listing whose second page takes long to answer, and time that runs out after the first task
-    release, finished = threading.Event(), threading.Event()
+    # Given a listing whose second page takes long to answer, and time that runs out after the first task,
+    # which is fetched only once the second page's request has started
+    started, release, finished = threading.Event(), threading.Event(), threading.Event()
 
     class Slow(Listing):
         def list_tasks(self, *, next_token=None, max_results=50):
             if next_token:
+                started.set()
                 release.wait(10)
                 finished.set()
             return super().list_tasks(next_token=next_token, max_results=max_results)
 
+    class Patient(Source):
+        def get_task(self, task_id, *, with_output, deadline=None):
+            started.wait(5)
+            return super().get_task(task_id, with_output=with_output, deadline=deadline)
+
     listing = Slow(2)
-    sweep, _logger = reporting(listing, concurrency=1, tracker=Tracker())
+    sweep, _logger = reporting(listing, source=Patient(listing, sequential=False), concurrency=1, tracker=Tracker())
     # When the sweep stops for time
     summary = sweep.run(lambda: 60_000 if not sweep._relay._source.fetched else 0)
     # Then it returned while the read-ahead was still waiting for its answer (it only reads: nothing to wait for)
     returned_first = not finished.is_set()
     release.set()
-    assert returned_first and not summary["complete"]
+    assert started.is_set() and returned_first and not summary["complete"]
 
 
 def test_a_page_of_pending_tasks_the_tracking_queue_refuses_fails_the_sweep_with_that_error():
@@ -483,27 +490,33 @@ class Picky(Store):
 
 
 class OnePage:
-    def __init__(self, ids):
-        self.ids = ids
+    """The whole listing in one page: the given finished task ids, or the given entries."""
+
+    def __init__(self, ids=(), *, tasks=None):
+        self.tasks = [{"TaskId": i, "Status": "SUCCESS", "UpdateTime": NOW} for i in ids] if tasks is None else tasks
+        self.calls = 0
 
     def list_tasks(self, *, next_token=None, max_results=50):
-        return {"Tasks": [{"TaskId": i, "Status": "SUCCESS", "UpdateTime": NOW} for i in self.ids]}
+        self.calls += 1
+        # a sweep that pages on and on fails here, instead of running until the test is killed
+        assert self.calls <= 3, f"the listing was read {self.calls} times"
+        return {"Tasks": list(self.tasks)}
 
 
 def test_each_outcome_is_counted_and_only_failures_a_retry_may_fix_hold_the_watermark():
     # Given finished tasks that end every way a delivery can
-    ids = ["t-ok-1", "t-ok-2", "t-have-1", "t-have-2", "t-busy-1", "t-gone-1", "t-gone-2", "t-late-1", "t-late-2",
-           "t-down-1", "t-full-1", "t-mute-1", "t-vague-1"]
+    ids = ["t-ok-1", "t-ok-2", "t-have-1", "t-have-2", "t-busy-1", "t-busy-2", "t-gone-1", "t-gone-2", "t-late-1",
+           "t-late-2", "t-down-1", "t-full-1", "t-mute-1", "t-vague-1"]
     mark = Mark()
     sweep, _logger = reporting(OnePage(ids), source=Mixed(), store=Picky(), watermark=mark)
     # When the sweep delivers them
     summary = sweep.run(lambda: 60_000)
     # Then each is counted once, where it belongs
     assert (summary["delivered"], summary["already_delivered"], summary["pending"]) == (2, 2, 2)
-    # busy, gone x2, down, full, mute, vague failed; a retry may fix busy, down, and the failures that do not
+    # busy x2, gone x2, down, full, mute, vague failed; a retry may fix busy, down, and the failures that do not
     # say (mute, vague), and the two GetAITask still calls running; not gone or full
-    assert (summary["failed"], summary["retryable_failures"]) == (7, 6)
-    assert summary["watermark_not_saved"] == "6 task(s) of the window failed in a way a retry can fix"
+    assert (summary["failed"], summary["retryable_failures"]) == (8, 7)
+    assert summary["watermark_not_saved"] == "7 task(s) of the window failed in a way a retry can fix"
     assert mark.saved == []
 
 
@@ -517,8 +530,7 @@ def at(seconds_before_start):
 
 
 def window_sweep(mark, tasks=(), *, source=None, **settings):
-    listing = OnePage([])
-    listing.list_tasks = lambda *, next_token=None, max_results=50: {"Tasks": list(tasks)}
+    listing = OnePage(tasks=list(tasks))
     settings.setdefault("safety_ms", 1000)
     return reporting(listing, source=source, watermark=mark, clock=lambda: START, settings=SweepSettings(**settings))
 
@@ -526,9 +538,9 @@ def window_sweep(mark, tasks=(), *, source=None, **settings):
 def test_a_watermark_at_the_sweep_start_means_no_catch_up_even_with_a_lookback_shorter_than_the_overlap():
     # Given a watermark equal to this sweep's start, and a 60 s lookback (the catch-up overlap is 300 s)
     sweep, _logger = window_sweep(Mark(START), lookback_seconds=60)
-    # When it sweeps, Then its window is the lookback: nothing was missed
+    # When it sweeps, Then its window is the lookback: nothing was missed; the summary says where the mark is
     summary = sweep.run(lambda: 60_000)
-    assert (summary["window_seconds"], summary["caught_up_from"]) == (60, None)
+    assert (summary["window_seconds"], summary["caught_up_from"], summary["watermark"]) == (60, None, "mem://mark")
 
 
 def test_a_gap_exactly_the_lookback_is_no_catch_up_and_one_exactly_the_maximum_is_not_warned_about():
