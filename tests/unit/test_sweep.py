@@ -424,7 +424,7 @@ def test_a_stopped_sweep_does_not_wait_for_its_read_ahead():
         def list_tasks(self, *, next_token=None, max_results=50):
             if next_token:
                 started.set()
-                release.wait(10)
+                release.wait(3)  # long enough to outlast a sweep that does not wait, short for one that does
                 finished.set()
             return super().list_tasks(next_token=next_token, max_results=max_results)
 
