@@ -2,6 +2,7 @@
 
 import json
 import threading
+import time
 
 import pytest
 
@@ -20,13 +21,17 @@ class Listing:
     """Pages of 4 tasks: the first two SUCCESS, the last two RUNNING; NextToken "p<k>"."""
 
     def __init__(self, pages, *, fail_at=None):
-        self.pages, self.fail_at, self.calls = pages, fail_at, []
+        self.pages, self.fail_at, self.calls, self.sizes, self.threads = pages, fail_at, [], [], []
         self._lock = threading.Lock()
 
     def list_tasks(self, *, next_token=None, max_results=50):
         index = int(next_token[1:]) if next_token else 0
         with self._lock:
             self.calls.append(index)
+            self.sizes.append(max_results)
+            self.threads.append(threading.current_thread().name)
+        # a sweep that pages on and on fails here, instead of running until the test is killed
+        assert len(self.calls) <= 3 * self.pages, f"the listing was read {len(self.calls)} times"
         if index == self.fail_at:
             raise Throttled("listing throttled")
         tasks = [
@@ -132,6 +137,7 @@ class Dated:
     def list_tasks(self, *, next_token=None, max_results=50):
         index = int(next_token[1:]) if next_token else 0
         self.calls.append(index)
+        assert len(self.calls) <= 3 * len(self.pages), f"the listing was read {len(self.calls)} times"
         now = now_utc()
         tasks = [
             {"TaskId": f"t-{index}-{i}", "Status": "SUCCESS", "CreateTime": (now - timedelta(hours=h)).isoformat()}
@@ -232,3 +238,387 @@ def test_an_invocation_shorter_than_the_safety_margin_is_a_configuration_error()
     # When an invocation starts with less than that, Then it fails loudly, naming the variables
     with pytest.raises(ConfigurationError, match=r"RELAY_SWEEP_SAFETY_MS=1000.*ROS_READ_TIMEOUT_MS"):
         sweep.run(lambda: 999)
+
+
+# --- what a sweep reports: its summary, log lines and metrics (issue 15: mutation testing) --------------
+# The README promises these outputs: the summary (returned and logged), a warning for each reason the
+# watermark stayed, the ERROR line before a failed invocation, and the counts. Log messages are matched by
+# their opening words (what a log query filters on), the structured fields exactly.
+
+import logging  # noqa: E402
+from datetime import UTC, datetime  # noqa: E402
+from typing import ClassVar  # noqa: E402
+
+from aws_lambda_powertools.metrics import MetricUnit  # noqa: E402
+
+from aitask_relay.errors import DestinationFailure, NotFound, UpstreamUnavailable  # noqa: E402
+
+
+class ListLogger:
+    """Records (level, message, extra) for every line logged."""
+
+    def __init__(self):
+        self.lines = []
+
+    def _add(self, level):
+        return lambda message, *args, extra=None, **kw: self.lines.append((level, message, extra))
+
+    def __getattr__(self, level):
+        return self._add(level)
+
+    def said(self, level, start):
+        """The extra of the one line logged at ``level`` whose message starts with ``start``."""
+        found = [extra for lv, message, extra in self.lines if lv == level and message.startswith(start)]
+        assert len(found) == 1, self.lines
+        return found[0]
+
+
+class Metrics:
+    """Powertools' add_metric, keyword arguments only (name, unit and value are all required)."""
+
+    def __init__(self):
+        self.added = []
+
+    def add_metric(self, *, name, unit, value):
+        self.added.append((name, unit, value))
+
+
+class BodyTracker:
+    def __init__(self, failures=None):
+        self.bodies, self.failures = [], failures or {}
+
+    def send_many(self, bodies):
+        self.bodies.extend(bodies)
+        return self.failures
+
+
+def reporting(listing, *, source=None, store=None, concurrency=2, **kwargs):
+    """A sweeper over ``listing`` with a recording logger; kwargs go to Sweeper (settings default 1 s)."""
+    logger = ListLogger()
+    relay = Relay(source or Source(listing, sequential=concurrency == 1), [store or Store()],
+                  max_concurrency=concurrency)
+    kwargs.setdefault("settings", SweepSettings(safety_ms=1000))
+    return Sweeper(listing, relay, logger=logger, **kwargs), logger
+
+
+def test_a_sweep_reports_its_counts_as_metrics_and_its_summary_in_one_log_line():
+    # Given 2 pages of 2 finished and 2 running tasks, a tracking queue and metrics
+    listing, metrics = Listing(2), Metrics()
+    sweep, logger = reporting(listing, tracker=Tracker(), metrics=metrics)
+    # When a sweep runs to the end of the listing
+    summary = sweep.run(lambda: 60_000)
+    # Then its counts are in the summary and the metrics, and the summary is logged as "sweep finished"
+    assert (summary["in_window"], summary["pending"], summary["enqueued"]) == (8, 4, 4)
+    count = MetricUnit.Count
+    assert metrics.added == [
+        ("sweep_listed", count, 8), ("sweep_in_window", count, 8), ("sweep_enqueued", count, 4),
+        ("sweep_incomplete", count, 0),
+    ]
+    assert logger.said("info", "sweep finished") == {"sweep": summary}
+    # When a sweep has no time for its first page, Then it is counted incomplete and logged as stopped early
+    metrics.added.clear()
+    clock = iter([60_000])
+    stopped = sweep.run(lambda: next(clock, 0))
+    assert metrics.added[-1] == ("sweep_incomplete", count, 1) and not stopped["complete"]
+    assert logger.said("info", "sweep stopped early") == {"sweep": stopped}
+
+
+def test_a_sweeper_built_without_a_logger_logs_to_the_package_logger(caplog):
+    # Given a sweeper built by hand, without a logger (the library's other loggers are aitask_relay.*)
+    listing = Listing(1)
+    relay = Relay(Source(listing, sequential=False), [Store()])
+    sweep = Sweeper(listing, relay, settings=SweepSettings(safety_ms=1000), tracker=Tracker())
+    # When it sweeps
+    with caplog.at_level(logging.INFO, logger="aitask_relay"):
+        sweep.run(lambda: 60_000)
+    # Then its summary line comes from the "aitask_relay" logger, where a host application configures it
+    assert [r.name for r in caplog.records if r.getMessage() == "sweep finished"] == ["aitask_relay"]
+
+
+@pytest.mark.parametrize(("mark", "held"), [(Mark(), "the sweep stopped by an error"), (None, None)])
+def test_a_sweep_stopped_by_an_error_logs_its_summary_at_error_before_raising(mark, held):
+    # Given a listing throttled at its second page, with and without a watermark
+    sweep, logger = reporting(Listing(3, fail_at=1), tracker=Tracker(), watermark=mark)
+    # When the sweep runs, Then the error is raised
+    with pytest.raises(Throttled):
+        sweep.run(lambda: 60_000)
+    # And the summary so far was logged at ERROR: where to resume, and (with a watermark) why it stayed
+    summary = logger.said("error", "sweep stopped by an error")["sweep"]
+    assert summary["stopped_reason"] == "throttled: listing throttled" and summary["resume_token"] == "p1"
+    assert summary["watermark_not_saved"] == held and summary["pages"] == 1
+
+
+def test_a_watermark_that_stays_is_logged_as_a_warning_with_the_reason():
+    # Given a sweep with a watermark that runs out of time before its first page
+    mark = Mark()
+    sweep, logger = reporting(Dated([[0]]), watermark=mark)
+    clock = iter([60_000])
+    # When it runs
+    summary = sweep.run(lambda: next(clock, 0))
+    # Then the warning names the watermark and why it was not moved
+    extra = logger.said("warning", "the sweep watermark was not moved")
+    assert extra == {"watermark": "mem://mark", "reason": "the sweep stopped before the end of its window"}
+    assert summary["watermark_not_saved"] == extra["reason"] and mark.saved == []
+
+
+def test_time_left_exactly_equal_to_the_safety_margin_is_enough_to_go_on():
+    # Given a safety margin of 1000 ms and an invocation that always has exactly 1000 ms left
+    listing = Listing(2)
+    sweep, _logger = reporting(listing, tracker=Tracker())
+    # When it sweeps, Then it neither refuses to start nor stops early: "at least the margin" is enough
+    summary = sweep.run(lambda: 1000)
+    assert summary["complete"] and summary["pages"] == 2 and summary["delivered"] == 4
+
+
+def test_an_invocation_too_short_to_start_is_logged_at_error_with_the_error_record():
+    # Given a sweeper whose safety margin is 1 s
+    sweep, logger = reporting(Dated([[0]]), watermark=Mark())
+    # When an invocation starts with 999 ms, Then the error names the settings to change
+    with pytest.raises(ConfigurationError, match=r"ROS_CONNECT_TIMEOUT_MS, ROS_READ_TIMEOUT_MS and ROS_MAX_ATTEMPTS\): "
+                       r"raise the function's timeout"):
+        sweep.run(lambda: 999)
+    # And it was logged at ERROR, with its record
+    extra = logger.said("error", "the sweep cannot start: the sweeper's invocation has 999 ms")
+    assert extra["error"]["code"] == "configuration" and "RELAY_SWEEP_SAFETY_MS" in extra["error"]["message"]
+
+
+def test_each_page_is_asked_for_with_the_configured_page_size_on_the_read_ahead_thread():
+    # Given a page size of 7
+    listing = Listing(3)
+    sweep, _logger = reporting(listing, tracker=Tracker(), settings=SweepSettings(safety_ms=1000, page_size=7))
+    # When it sweeps
+    sweep.run(lambda: 60_000)
+    # Then ListAITasks got MaxResults 7 each time, from the thread named for it (thread dumps, log records)
+    assert listing.sizes == [7, 7, 7]
+    assert all(name.startswith("sweep-pages") for name in listing.threads), listing.threads
+
+
+def test_the_next_page_is_asked_for_while_this_one_is_delivered():
+    # Given 2 pages, delivered one task at a time, and a source that notes, while it fetches the first
+    # page's last finished task, whether page 1 was already asked for
+    listing = Listing(2)
+    asked_early = []
+
+    class Watching(Source):
+        def get_task(self, task_id, *, with_output, deadline=None):
+            if task_id == "t-0-1":
+                deadline_at = time.monotonic() + 5
+                while 1 not in listing.calls and time.monotonic() < deadline_at:
+                    time.sleep(0.01)
+                asked_early.append(1 in listing.calls)
+            return super().get_task(task_id, with_output=with_output, deadline=deadline)
+
+    sweep, _logger = reporting(listing, source=Watching(listing, sequential=False), concurrency=1, tracker=Tracker())
+    # When it sweeps
+    summary = sweep.run(lambda: 60_000)
+    # Then page 1's request was on its way before page 0's deliveries were done (README: read ahead)
+    assert asked_early == [True] and summary["complete"]
+
+
+def test_a_stopped_sweep_does_not_wait_for_its_read_ahead():
+    # Given a listing whose second page takes long to answer, and time that runs out after the first task,
+    # which is fetched only once the second page's request has started
+    started, release, finished = threading.Event(), threading.Event(), threading.Event()
+
+    class Slow(Listing):
+        def list_tasks(self, *, next_token=None, max_results=50):
+            if next_token:
+                started.set()
+                release.wait(3)  # long enough to outlast a sweep that does not wait, short for one that does
+                finished.set()
+            return super().list_tasks(next_token=next_token, max_results=max_results)
+
+    class Patient(Source):
+        def get_task(self, task_id, *, with_output, deadline=None):
+            started.wait(5)
+            return super().get_task(task_id, with_output=with_output, deadline=deadline)
+
+    listing = Slow(2)
+    sweep, _logger = reporting(listing, source=Patient(listing, sequential=False), concurrency=1, tracker=Tracker())
+    # When the sweep stops for time
+    summary = sweep.run(lambda: 60_000 if not sweep._relay._source.fetched else 0)
+    # Then it returned while the read-ahead was still waiting for its answer (it only reads: nothing to wait for)
+    returned_first = not finished.is_set()
+    release.set()
+    assert started.is_set() and returned_first and not summary["complete"]
+
+
+def test_a_page_of_pending_tasks_the_tracking_queue_refuses_fails_the_sweep_with_that_error():
+    # Given a tracking queue that refuses one message of each batch
+    tracker = BodyTracker({0: DestinationFailure("tracking queue refused the message", retryable=False)})
+    sweep, logger = reporting(Listing(2), tracker=tracker)
+    # When the sweep reaches the first page's pending tasks, Then the queue's error is raised
+    with pytest.raises(DestinationFailure, match="tracking queue refused"):
+        sweep.run(lambda: 60_000)
+    # And the summary counts only the message that went
+    assert logger.said("error", "sweep stopped by an error")["sweep"]["enqueued"] == 1
+
+
+# The task ids say what each fake does: t-<kind>-<n>.
+class Mixed:
+    """GetAITask: busy -> 503 (retryable), gone -> not found (permanent), late -> still RUNNING."""
+
+    def get_task(self, task_id, *, with_output, deadline=None):
+        kind = task_id.split("-")[1]
+        if kind == "busy":
+            raise UpstreamUnavailable("ROS answered 503")
+        if kind == "gone":
+            raise NotFound("no such task")
+        if kind == "late":
+            return {"TaskId": task_id, "Status": "RUNNING"}
+        return {"TaskId": task_id, "Status": "SUCCESS", "TaskOutput": {"Result": {"Resources": {}}}}
+
+
+class Picky(Store):
+    """have -> already present; down/full -> failed, retryable or not; mute -> failed with no error record;
+    vague -> failed with an error record that does not say whether a retry may fix it."""
+
+    ERRORS: ClassVar = {
+        "down": {"code": "destination_failure", "message": "mem://: down", "retryable": True},
+        "full": {"code": "destination_failure", "message": "mem://: full", "retryable": False},
+        "mute": None,
+        "vague": {"code": "destination_failure", "message": "mem://: no word on retries"},
+    }
+
+    def deliver(self, observation, stored=()):
+        kind = observation.result.task_id.split("-")[1]
+        if kind == "have":
+            return Delivery(self.name, "mem://have", "already_present")
+        if kind in self.ERRORS:
+            return Delivery(self.name, None, "failed", self.ERRORS[kind])
+        return super().deliver(observation, stored)
+
+
+class OnePage:
+    """The whole listing in one page: the given finished task ids, or the given entries."""
+
+    def __init__(self, ids=(), *, tasks=None):
+        self.tasks = [{"TaskId": i, "Status": "SUCCESS", "UpdateTime": NOW} for i in ids] if tasks is None else tasks
+        self.calls = 0
+
+    def list_tasks(self, *, next_token=None, max_results=50):
+        self.calls += 1
+        # a sweep that pages on and on fails here, instead of running until the test is killed
+        assert self.calls <= 3, f"the listing was read {self.calls} times"
+        return {"Tasks": list(self.tasks)}
+
+
+def test_each_outcome_is_counted_and_only_failures_a_retry_may_fix_hold_the_watermark():
+    # Given finished tasks that end every way a delivery can
+    ids = ["t-ok-1", "t-ok-2", "t-have-1", "t-have-2", "t-busy-1", "t-busy-2", "t-gone-1", "t-gone-2", "t-late-1",
+           "t-late-2", "t-down-1", "t-full-1", "t-mute-1", "t-vague-1"]
+    mark = Mark()
+    sweep, _logger = reporting(OnePage(ids), source=Mixed(), store=Picky(), watermark=mark)
+    # When the sweep delivers them
+    summary = sweep.run(lambda: 60_000)
+    # Then each is counted once, where it belongs
+    assert (summary["delivered"], summary["already_delivered"], summary["pending"]) == (2, 2, 2)
+    # busy x2, gone x2, down, full, mute, vague failed; a retry may fix busy, down, and the failures that do not
+    # say (mute, vague), and the two GetAITask still calls running; not gone or full
+    assert (summary["failed"], summary["retryable_failures"]) == (8, 7)
+    assert summary["watermark_not_saved"] == "7 task(s) of the window failed in a way a retry can fix"
+    assert mark.saved == []
+
+
+# --- the window's edges, with a fixed clock ----------------------------------------------------------------
+
+START = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+
+
+def at(seconds_before_start):
+    return (START - timedelta(seconds=seconds_before_start)).isoformat()
+
+
+def window_sweep(mark, tasks=(), *, source=None, **settings):
+    listing = OnePage(tasks=list(tasks))
+    settings.setdefault("safety_ms", 1000)
+    return reporting(listing, source=source, watermark=mark, clock=lambda: START, settings=SweepSettings(**settings))
+
+
+def test_a_watermark_at_the_sweep_start_means_no_catch_up_even_with_a_lookback_shorter_than_the_overlap():
+    # Given a watermark equal to this sweep's start, and a 60 s lookback (the catch-up overlap is 300 s)
+    sweep, _logger = window_sweep(Mark(START), lookback_seconds=60)
+    # When it sweeps, Then its window is the lookback: nothing was missed; the summary says where the mark is
+    summary = sweep.run(lambda: 60_000)
+    assert (summary["window_seconds"], summary["caught_up_from"], summary["watermark"]) == (60, None, "mem://mark")
+
+
+def test_a_gap_exactly_the_lookback_is_no_catch_up_and_one_exactly_the_maximum_is_not_warned_about():
+    # Given a watermark whose gap plus the overlap is exactly the lookback (3600 s)
+    sweep, _logger = window_sweep(Mark(START - timedelta(seconds=3300)))
+    summary = sweep.run(lambda: 60_000)
+    # Then the window is the lookback, not a catch-up
+    assert (summary["window_seconds"], summary["caught_up_from"]) == (3600, None)
+    # Given one whose gap plus the overlap is exactly the 7200 s maximum
+    mark = START - timedelta(seconds=6900)
+    sweep, logger = window_sweep(Mark(mark), max_catch_up_seconds=7200)
+    summary = sweep.run(lambda: 60_000)
+    # Then it catches up all of it, and says nothing about a gap too large
+    assert (summary["window_seconds"], summary["caught_up_from"]) == (7200, mark.isoformat())
+    assert not [line for line in logger.lines if line[1].startswith("the last complete sweep is older")]
+
+
+def test_a_gap_beyond_the_maximum_is_warned_about_with_where_the_window_starts():
+    # Given a watermark one second further back than the 7200 s maximum reaches
+    mark = START - timedelta(seconds=6901)
+    sweep, logger = window_sweep(Mark(mark), max_catch_up_seconds=7200)
+    # When it sweeps
+    summary = sweep.run(lambda: 60_000)
+    # Then the window is the maximum, and a warning says tasks older than it are not swept
+    assert summary["window_seconds"] == 7200
+    extra = logger.said("warning", "the last complete sweep is older than RELAY_SWEEP_MAX_CATCH_UP_SECONDS")
+    assert extra == {"last_complete_sweep_start": mark.isoformat(), "window_seconds": 7200}
+    (message,) = [m for _lv, m, _e in logger.lines if m.startswith("the last complete sweep")]
+    assert message.endswith("before this sweep's window are not swept")
+
+
+def test_a_task_updated_exactly_at_the_window_start_is_in_the_window():
+    # Given a finished task whose later time is exactly the start of the 3600 s window
+    edge = {"TaskId": "t-edge", "Status": "SUCCESS", "CreateTime": at(3600), "UpdateTime": at(3600)}
+    sweep, _logger = window_sweep(None, [edge], source=Mixed())
+    # When it sweeps, Then the task is in the window and delivered
+    summary = sweep.run(lambda: 60_000)
+    assert (summary["in_window"], summary["delivered"]) == (1, 1)
+
+
+def test_an_unreadable_watermark_is_logged_with_its_name_and_why():
+    # Given a watermark that holds garbage
+    sweep, logger = window_sweep(Mark(broken=NotAWatermark("garbage")))
+    sweep.run(lambda: 60_000)
+    # Then the warning says so, and names it
+    assert logger.said("warning", "the sweep watermark is not a watermark") == {"watermark": "mem://mark"}
+    # Given one whose backend is down
+    sweep, logger = window_sweep(Mark(broken=OSError("down")))
+    sweep.run(lambda: 60_000)
+    # Then the warning names the watermark and the failure, and says a retry may read it
+    extra = logger.said("warning", "the sweep watermark could not be read")
+    assert extra == {"watermark": "mem://mark", "error": "mem://mark: OSError", "retryable": True}
+
+
+def test_a_watermark_that_can_never_be_read_is_replaced():
+    # Given a watermark whose read fails in a way no retry fixes
+    mark = Mark(broken=DestinationFailure("mem://mark: denied for good", retryable=False))
+    sweep, _logger = window_sweep(mark)
+    # When a complete sweep runs, Then it saves its own start over it (keeping it would hold nothing)
+    summary = sweep.run(lambda: 60_000)
+    assert summary["watermark_saved"] and summary["watermark_not_saved"] is None and mark.saved == [START]
+
+
+@pytest.mark.parametrize(
+    ("failure", "named"), [(Throttled("store throttled"), "store throttled"), (OSError("disk full"), "OSError")]
+)
+def test_a_watermark_that_cannot_be_saved_is_logged_at_error_and_said_in_the_summary(failure, named):
+    # Given a watermark whose save fails
+    mark = Mark()
+
+    def save(started):
+        raise failure
+
+    mark.save = save
+    sweep, logger = window_sweep(mark)
+    # When a complete sweep runs
+    summary = sweep.run(lambda: 60_000)
+    # Then the summary says it was not saved, and an ERROR line names the watermark and the failure
+    assert not summary["watermark_saved"] and summary["watermark_not_saved"] == "the watermark could not be saved"
+    assert logger.said("error", "the sweep watermark could not be saved") == {"watermark": "mem://mark",
+                                                                              "error": named}

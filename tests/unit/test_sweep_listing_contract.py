@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from aitask_relay.config import SweepSettings
-from aitask_relay.errors import InvalidInput
+from aitask_relay.errors import ConfigurationError, InvalidInput
 from aitask_relay.model import Delivery
 from aitask_relay.relay import Relay
 from aitask_relay.sweep import Sweeper
@@ -29,6 +29,8 @@ class Scripted:
 
     def list_tasks(self, *, next_token=None, max_results=50):
         self.calls.append(next_token)
+        # a sweep that pages on and on fails here, instead of running until the test is killed
+        assert len(self.calls) <= 20, f"the listing was read {len(self.calls)} times"
         answer = self.pages[next_token]
         if isinstance(answer, list):  # a queue of answers, one per call
             answer = answer.pop(0) if len(answer) > 1 else answer[0]
@@ -78,10 +80,11 @@ class Mark:
         self.saved.append(started)
 
 
-def build(pages, *, tracker=None, mark=None):
+def build(pages, *, tracker=None, mark=None, **kwargs):
     listing, source = Scripted(pages), Source()
     relay = Relay(source, [Store()], max_concurrency=2)
-    sweep = Sweeper(listing, relay, settings=SweepSettings(safety_ms=1000), tracker=tracker, watermark=mark)
+    kwargs.setdefault("settings", SweepSettings(safety_ms=1000))
+    sweep = Sweeper(listing, relay, tracker=tracker, watermark=mark, **kwargs)
     return listing, source, sweep
 
 
@@ -159,7 +162,8 @@ def test_an_empty_page_with_a_next_token_stops_the_sweep_incomplete_and_holds_th
     summary = sweep.run(lambda: 60_000)
     # Then it stopped at the empty page without claiming the listing complete, and kept the watermark
     assert listing.calls[:2] == [None, "a"] and source.fetched == ["t-1"]
-    assert not summary["complete"] and "empty page" in summary["stopped_reason"] and summary["resume_token"] == "a"
+    assert not summary["complete"] and summary["resume_token"] == "a"
+    assert summary["stopped_reason"].startswith("paging: ListAITasks answered an empty page with a NextToken")
     assert mark.saved == [] and not summary["watermark_saved"]
 
 
@@ -176,7 +180,8 @@ def test_a_repeated_next_token_stops_the_sweep_incomplete_without_looping():
     summary = sweep.run(lambda: 60_000)
     # Then it read each page once, delivered both, and stopped: incomplete, watermark held
     assert listing.calls == [None, "a"] and sorted(source.fetched) == ["t-1", "t-2"]
-    assert not summary["complete"] and "repeated" in summary["stopped_reason"]
+    assert not summary["complete"]
+    assert summary["stopped_reason"].startswith("paging: ListAITasks repeated a NextToken it had already given")
     assert mark.saved == [] and summary["watermark_not_saved"]
 
 
@@ -265,3 +270,157 @@ def test_a_ros_time_is_utc_with_or_without_its_zone_letter_in_either_case(text):
     # Given a CreateTime as the reference's examples write it (no zone), or with Z / z, or padded
     # When read / Then it is that moment in UTC
     assert parse_time(text) == datetime(2026, 1, 1, 12, tzinfo=UTC)
+
+
+# --- issue 15 (mutation testing): what the sweep writes and logs at the listing's edges ------------------
+
+
+class ListLogger:
+    """Records (level, message, extra) for every line logged."""
+
+    def __init__(self):
+        self.lines = []
+
+    def _add(self, level):
+        return lambda message, *args, extra=None, **kw: self.lines.append((level, message, extra))
+
+    def __getattr__(self, level):
+        return self._add(level)
+
+    def said(self, level, start):
+        """The extra of the one line logged at ``level`` whose message starts with ``start``."""
+        found = [extra for lv, message, extra in self.lines if lv == level and message.startswith(start)]
+        assert len(found) == 1, self.lines
+        return found[0]
+
+
+@pytest.mark.parametrize("mode", ["inline", "fanout"])
+def test_the_tracking_messages_a_sweep_writes_carry_the_create_time_and_in_fanout_the_status(mode):
+    # Given a finished and a running task, created 5 minutes ago, and a tracking queue
+    created = (now_utc() - timedelta(minutes=5)).replace(microsecond=0)
+    written = created.strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    tracker = Tracker()
+    items = [task("t-done", created=naive(created)), task("t-run", "RUNNING", created=naive(created))]
+    pages = {None: {"Tasks": items}}
+    _listing, source, sweep = build(pages, tracker=tracker, settings=SweepSettings(safety_ms=1000, mode=mode))
+    # When the sweep runs
+    summary = sweep.run(lambda: 60_000)
+    # Then each tracked task's message starts at attempt 0, first seen and created at its CreateTime; in fanout
+    # mode every task goes there with the status the listing gave, and nothing is fetched here
+    sent = [json.loads(body) for body in tracker.bodies]
+    running = {"TaskId": "t-run", "attempt": 0, "first_seen": written, "created_at": written}
+    if mode == "inline":
+        assert sent == [running] and source.fetched == ["t-done"] and summary["pending"] == 1
+    else:
+        done = {"TaskId": "t-done", "attempt": 0, "first_seen": written, "known_status": "SUCCESS"}
+        done["created_at"] = written
+        assert sent == [done, running | {"known_status": "RUNNING"}] and source.fetched == []
+    assert summary["enqueued"] == len(sent)
+
+
+def test_fanout_without_a_tracking_queue_is_a_configuration_error_naming_both_settings():
+    # Given a sweeper in fanout mode built without a tracking queue
+    _listing, _source, sweep = build({None: {"Tasks": []}}, settings=SweepSettings(safety_ms=1000, mode="fanout"))
+    # When it runs, Then it fails naming the mode and the missing queue
+    with pytest.raises(ConfigurationError, match=r"^RELAY_SWEEP_MODE=fanout needs RELAY_TRACKING_QUEUE"):
+        sweep.run(lambda: 60_000)
+
+
+def test_a_stopped_paging_is_logged_with_the_tokens_involved():
+    # Given a listing whose second page hands back the token it was asked with
+    now = naive(now_utc())
+    pages = {
+        None: {"Tasks": [task("t-1", created=now)], "NextToken": "a"},
+        "a": {"Tasks": [task("t-2", created=now)], "NextToken": "a"},
+    }
+    logger = ListLogger()
+    _listing, _source, sweep = build(pages, logger=logger)
+    # When the sweep runs
+    sweep.run(lambda: 60_000)
+    # Then a warning says why paging stopped, with the pages read and the tokens asked with and given
+    extra = logger.said("warning", "the sweep stopped paging: ListAITasks repeated a NextToken")
+    assert extra == {"pages_read": 2, "asked_with": "a", "next_token": "a"}
+
+
+def test_mismatch_next_token_is_logged_when_the_listing_starts_over():
+    # Given a listing that answers MismatchNextToken to its first NextToken once
+    now = naive(now_utc())
+    pages = {
+        None: {"Tasks": [task("t-1", created=now)], "NextToken": "a"},
+        "a": [mismatch(), {"Tasks": [task("t-2", created=now)], "NextToken": ""}],
+    }
+    logger = ListLogger()
+    _listing, _source, sweep = build(pages, logger=logger)
+    # When the sweep runs, Then a warning says the listing is read again from its first page, after 1 page
+    sweep.run(lambda: 60_000)
+    assert logger.said("warning", "ListAITasks refused its own NextToken (MismatchNextToken)") == {"pages_read": 1}
+    (message,) = [m for _lv, m, _e in logger.lines if m.startswith("ListAITasks refused")]
+    assert message.endswith("the listing again from the first page, once")
+
+
+def test_mismatch_next_token_on_the_first_page_fails_at_once():
+    # Given a listing that answers MismatchNextToken to the first page itself (no token to blame)
+    listing, _source, sweep = build({None: [mismatch()]})
+    # When the sweep runs, Then the error is raised without starting over
+    with pytest.raises(InvalidInput, match="NextToken is not valid"):
+        sweep.run(lambda: 60_000)
+    assert listing.calls == [None]
+
+
+START = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+
+
+def test_paging_goes_on_past_a_task_created_exactly_at_the_window_start_minus_the_horizon():
+    # Given a newest-first page ending exactly at the window start (1 h) minus the horizon (24 h), then more
+    edge = naive(START - timedelta(hours=25))
+    pages = {
+        None: {"Tasks": [task("t-1", created=naive(START)), task("t-2", created=edge)], "NextToken": "a"},
+        "a": {"Tasks": [task("t-3", created=naive(START - timedelta(hours=30)))], "NextToken": ""},
+    }
+    listing, _source, sweep = build(pages, clock=lambda: START)
+    # When the sweep runs, Then the next page is read: a task created at that instant may still be in the window
+    summary = sweep.run(lambda: 60_000)
+    assert listing.calls == [None, "a"] and summary["early_stop"] is None and summary["complete"]
+
+
+def test_equal_create_times_keep_the_newest_first_order_and_a_rise_is_logged_once_per_process():
+    # Given a page whose tasks share a CreateTime 30 h back, then a page nobody needs
+    old = naive(START - timedelta(hours=30))
+    pages = {
+        None: {"Tasks": [task("t-1", created=old), task("t-2", created=old)], "NextToken": "a"},
+        "a": {"Tasks": [task("t-3", created=old)], "NextToken": ""},
+    }
+    logger = ListLogger()
+    listing, _source, sweep = build(pages, clock=lambda: START, logger=logger)
+    # When the sweep runs, Then equal times are no rise: paging stops early, with no full scan
+    summary = sweep.run(lambda: 60_000)
+    assert listing.calls == [None] and summary["early_stop"] and summary["full_scan_reason"] is None
+    # Given the listing then shows a rise; When two more sweeps run
+    pages[None]["Tasks"].append(task("t-4", created=naive(START)))
+    first = sweep.run(lambda: 60_000)
+    sweep.run(lambda: 60_000)
+    # Then the contradiction is logged once for the process, with the reason the summaries give
+    extra = logger.said("warning", "the listing contradicts the newest-first order")
+    assert extra == {"reason": first["full_scan_reason"]} and first["full_scan_reason"].startswith("ListAITasks")
+
+
+def test_entries_with_an_unknown_status_or_not_an_object_are_skipped_and_one_without_times_is_swept():
+    # Given a listing with an entry of a status ROS does not document, one that is not an object, and a
+    # finished task with neither CreateTime nor UpdateTime
+    items = [task("t-odd", "EXPLODED"), ["t-list"], "t-text", task("t-bare")]
+    _listing, source, sweep = build({None: {"Tasks": items}})
+    # When the sweep runs
+    summary = sweep.run(lambda: 60_000)
+    # Then the first three are skipped as invalid, and the one without times is in the window and delivered
+    assert (summary["skipped_invalid"], summary["in_window"]) == (3, 1) and source.fetched == ["t-bare"]
+
+
+def test_without_a_tracker_a_pending_task_without_a_create_time_does_not_move_the_oldest_one_seen():
+    # Given no tracking queue, a pending task created 30 minutes ago, then one whose CreateTime is missing
+    created = (now_utc() - timedelta(minutes=30)).replace(microsecond=0)
+    items = [task("t-a", "RUNNING", created=naive(created)), task("t-b", "RUNNING")]
+    _listing, _source, sweep = build({None: {"Tasks": items}}, mark=Mark())
+    # When a sweep sees both pending
+    summary = sweep.run(lambda: 60_000)
+    # Then the oldest CreateTime it knows is the first task's
+    assert summary["pending"] == 2 and parse_time(summary["untracked_pending_since"]) == created

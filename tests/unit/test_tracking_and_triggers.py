@@ -193,3 +193,115 @@ def test_a_tracking_message_the_relay_wrote_for_a_ros_id_parses_in_the_consumer(
     for body in [task_id, json.dumps(task_id), json.dumps({"TaskId": task_id}), marked_control]:
         with pytest.raises(InvalidInput):
             parse_tracking_body(body)
+
+
+# --- issue 15 (mutation testing): the tracking message's edges and its errors' words ---------------------
+
+import time  # noqa: E402
+from datetime import timedelta, timezone  # noqa: E402
+
+from aitask_relay.taskref import STATUSES  # noqa: E402
+from aitask_relay.tracking import MAX_BODY, iso, parse_time  # noqa: E402
+
+
+@pytest.mark.parametrize(
+    ("body", "says"),
+    [
+        ("", "^the record body is empty"),
+        ("{oops", "^the record body is not valid JSON"),
+        ("[1]", "^the record body must be a JSON object or a task id, got list$"),
+        ("t 1", "^the record body 't 1' is not a task id"),
+        ('"t 1"', "^the record body 't 1' is not a task id"),
+        ('{"TaskId": "t-1", "attempt": -1}', "^attempt must be a non-negative integer"),
+        ('{"TaskId": "t-1", "first_seen": 5}', "^first_seen must be an ISO 8601 time"),
+        ('{"TaskId": "t-1", "created_at": 5}', "^created_at must be an ISO 8601 time"),
+        ('{"TaskId": "t-1", "known_status": "DONE"}', "^known_status must be one of " + ", ".join(STATUSES) + "$"),
+    ],
+)
+def test_a_bad_record_body_is_refused_with_an_error_that_opens_with_the_field_at_fault(body, says):
+    # Given a record body wrong in one way / When parsed / Then InvalidInput names what is wrong, first
+    with pytest.raises(InvalidInput, match=says):
+        parse_tracking_body(body)
+
+
+def test_a_record_body_of_exactly_the_maximum_size_is_read():
+    # Given a bare task id padded with whitespace to exactly MAX_BODY characters
+    body = " " * (MAX_BODY - 3) + "t-1"
+    # When parsed / Then it is the task (the limit is inclusive; one more character is refused)
+    assert parse_tracking_body(body) == [TrackingMessage("t-1")]
+    with pytest.raises(InvalidInput, match="at most"):
+        parse_tracking_body(" " + body)
+
+
+def test_a_bare_task_id_starting_with_x_and_a_tracking_message_with_a_detail_field_are_read_as_such():
+    # Given a bare id whose first letter is X, and a tracking message that also carries a "detail" key
+    # (an EventBridge event has both "detail" and "detail-type")
+    # When parsed / Then the first is that task id, the second a tracking message
+    assert parse_tracking_body("X-1") == [TrackingMessage("X-1")]
+    assert parse_tracking_body('{"TaskId": "t-1", "attempt": 2, "detail": "note"}') == [TrackingMessage("t-1", 2)]
+
+
+def test_the_next_message_counts_one_more_look_from_the_given_first_seen_and_keeps_the_creation_time():
+    # Given a message after 2 looks
+    message = TrackingMessage("t-1", 2, "2026-01-01T00:00:00Z", created_at="2025-12-31T23:59:00.000Z")
+    # When re-scheduled from a first_seen / Then attempt 3, that first_seen, the same created_at
+    assert message.next("2026-01-01T00:00:05Z") == TrackingMessage(
+        "t-1", 3, "2026-01-01T00:00:05Z", created_at="2025-12-31T23:59:00.000Z"
+    )
+
+
+def test_a_tracking_message_is_compact_json_that_reads_back_the_same():
+    # Given a message with a known status
+    message = TrackingMessage("t-1", 1, "2026-01-01T00:00:00.000Z", "SUCCESS")
+    # When written / Then it is compact JSON (the queue's size limit counts every byte) and reads back equal
+    body = message.to_json()
+    assert body == '{"TaskId":"t-1","attempt":1,"first_seen":"2026-01-01T00:00:00.000Z","known_status":"SUCCESS"}'
+    assert parse_tracking_body(body) == [message]
+
+
+def test_a_time_with_an_offset_is_that_instant_and_anything_but_text_is_no_time():
+    # Given a time written with a +08:00 offset / When read / Then it is the same instant in UTC
+    assert parse_time("2026-01-01T20:00:00+08:00") == datetime(2026, 1, 1, 12, tzinfo=UTC)
+    # And values that are not text are no time at all (not an error)
+    assert [parse_time(v) for v in (42, ["2026-01-01"], {"t": 1})] == [None, None, None]
+
+
+@pytest.fixture
+def shanghai_clock(monkeypatch):
+    """The process's local zone set to UTC+8 (a developer's machine); Lambda's is UTC."""
+    monkeypatch.setenv("TZ", "Asia/Shanghai")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+def test_iso_writes_utc_whatever_the_local_zone(shanghai_clock):
+    # Given a machine whose local zone is UTC+8, and an instant given in yet another zone
+    moment = datetime(2026, 1, 1, 7, tzinfo=timezone(timedelta(hours=-5)))
+    # When written / Then it is that instant in UTC, with Z
+    assert iso(moment) == "2026-01-01T12:00:00.000Z"
+
+
+def test_a_first_seen_equal_to_now_is_kept_and_its_age_is_zero():
+    # Given a first_seen that is exactly now
+    now = datetime(2026, 1, 2, tzinfo=UTC)
+    sent = datetime(2026, 1, 1, 12, tzinfo=UTC)
+    # When the consumer goes on with it / Then it is kept as written (not in the future), and its age is 0
+    assert first_seen_of("2026-01-02T00:00:00+00:00", sent, now) == "2026-01-02T00:00:00+00:00"
+    assert age_seconds("2026-01-02T00:00:00Z", now) == 0
+    assert age_seconds("2026-01-02T00:00:01Z", now) == 0  # in the future: never a negative age
+
+
+@pytest.mark.parametrize(("event", "says"), [([], "got list$"), ("x", "got str$"), ({"LookbackSeconds": 59}, None),
+                                             ({"LookbackSeconds": 2_592_001}, None)])
+def test_a_bad_sweep_event_names_the_problem(event, says):
+    # Given an event that is not an object, or a lookback just outside 60..2592000
+    # When parsed / Then InvalidInput says what is wrong
+    with pytest.raises(InvalidInput, match=says or "^LookbackSeconds must be an integer from 60 to 2592000"):
+        parse_sweep_event(event)
+
+
+def test_the_lookback_range_includes_both_ends():
+    # Given the smallest and the largest lookback allowed / When parsed / Then each is taken as given
+    assert [parse_sweep_event({"LookbackSeconds": v}) for v in (60, 2_592_000)] == [60, 2_592_000]

@@ -79,7 +79,8 @@ def parse_time(value: object) -> datetime | None:
     if not value or not isinstance(value, str):
         return None
     try:
-        seen = datetime.fromisoformat(value.strip().replace("Z", "+00:00").replace("z", "+00:00"))
+        # Python 3.12's fromisoformat reads a trailing "Z" itself, not a lowercase "z"
+        seen = datetime.fromisoformat(value.strip().replace("z", "+00:00"))
     except ValueError:
         return None
     return seen if seen.tzinfo is not None else seen.replace(tzinfo=UTC)
