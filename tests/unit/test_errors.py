@@ -556,3 +556,16 @@ def test_a_destination_status_that_is_not_a_number_is_dropped():
         # When translated / Then no status is reported and, with no status to go by, it is retryable
         error = destination_error(exc, "s3://b/")
         assert (error.http_status, error.retryable, error.upstream_code) == (None, True, "Odd"), repr(exc)
+
+
+def test_a_failure_with_only_some_of_the_details_read_is_still_translated():
+    from aitask_relay.errors import destination_error
+
+    # Given failures that carry a close code but no reply text, or a status but no message (the relay sends every
+    # unexpected exception here, whatever its shape)
+    closed = type("ChannelGone", (Exception,), {"reply_code": 320})()
+    answered = type("HttpFailure", (Exception,), {"status_code": 503, "code": "Busy"})()
+    # When translated / Then each is a DestinationFailure with what it did carry, never an AttributeError
+    assert destination_error(closed, "amqp://h/").message == "amqp://h/: AMQP-320"
+    error = destination_error(answered, "oss://b/")
+    assert (error.message, error.http_status, error.retryable) == ("oss://b/: Busy", 503, True)

@@ -150,6 +150,21 @@ def test_a_template_with_lone_surrogates_is_a_non_retryable_bad_response():
 FFFD = "\ufffd"
 
 
+# The timeouts here (and on test_schema.py's test_records_validate, which repairs keys too): a suffix search that
+# never ended would hang the relay; a test fails at once instead (mutmut would only stop it as a timeout).
+@pytest.mark.timeout(2)
+def test_keys_that_collide_once_repaired_all_keep_their_values_and_the_search_ends():
+    # Given output keys that become the same text once their lone surrogates are replaced, and keys ROS sent that
+    # already hold that text and its first suffix
+    # (built from pairs: ruff reads the surrogate escapes as U+FFFD and would call the keys repeated)
+    output = dict([("Result", "A: 1\n"), ("k\ud800", 1), ("k\udc00", 2), ("k\ufffd", 3), ("k\ufffd~2", 4)])
+    # When normalized
+    record = normalize(ok(TaskOutput=output), task_id="t-1", observed_at=T).result
+    # Then every value is kept, each repaired key under the first free suffix
+    assert record.output_extra == {f"k{FFFD}~3": 1, f"k{FFFD}~4": 2, f"k{FFFD}": 3, f"k{FFFD}~2": 4}
+
+
+@pytest.mark.timeout(2)
 def test_lone_surrogates_outside_the_template_become_fffd_and_are_listed():
     # Given a SUCCESS body with lone surrogates in TaskType, StatusReason, RequestId, an output key, a nested
     # value, and two keys that differ only in their surrogates
@@ -564,15 +579,3 @@ def test_a_field_that_is_not_text_is_kept_as_readable_json_text():
     record = normalize(body, task_id="t-1", observed_at=T).result
     # Then each is its JSON text, non-ASCII kept as such (the schema wants strings)
     assert (record.task_type, record.status_reason) == ('["生成", 1]', "42")
-
-
-@pytest.mark.timeout(2)
-def test_keys_that_collide_once_repaired_all_keep_their_values_and_the_search_ends():
-    # Given output keys that become the same text once their lone surrogates are replaced, and keys ROS sent that
-    # already hold that text and its first suffix
-    # (built from pairs: ruff reads the surrogate escapes as U+FFFD and would call the keys repeated)
-    output = dict([("Result", "A: 1\n"), ("k\ud800", 1), ("k\udc00", 2), ("k\ufffd", 3), ("k\ufffd~2", 4)])
-    # When normalized (the timeout: a suffix search that never ends would hang the relay, not fail)
-    record = normalize(ok(TaskOutput=output), task_id="t-1", observed_at=T).result
-    # Then every value is kept, each repaired key under the first free suffix
-    assert record.output_extra == {f"k{FFFD}~3": 1, f"k{FFFD}~4": 2, f"k{FFFD}": 3, f"k{FFFD}~2": 4}

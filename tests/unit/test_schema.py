@@ -39,6 +39,7 @@ def test_the_schema_is_valid_and_matches_the_record_version():
         {"Code": "InvalidParameter", "Message": "bad \udfff", "RequestId": "R-1"},
     ],
 )
+@pytest.mark.timeout(2)  # a key repair that never ended would hang, not fail (see test_normalize.py)
 def test_records_validate(body):
     obs = normalize(body, task_id="t-1", observed_at=T)
     record = obs.result.with_deliveries((Delivery("file:///x", "file:///x/t-1/task.json", "created"),))
@@ -96,8 +97,11 @@ def test_unicode_repaired_is_optional_and_never_empty():
 
 def test_a_workspace_record_validates_and_records_without_the_field_still_do():
     # Given a Terraform task in ROS's format (Transform + Workspace) and a record from before the field
-    result = {"ROSTemplateFormatVersion": "2015-09-01", "Transform": "Aliyun::Terraform-v1.5",
-              "Workspace": {"main.tf": "a = 1\n", "modules/vpc/main.tf": "b = 2\n"}}
+    result = {
+        "ROSTemplateFormatVersion": "2015-09-01",
+        "Transform": "Aliyun::Terraform-v1.5",
+        "Workspace": {"main.tf": "a = 1\n", "modules/vpc/main.tf": "b = 2\n"},
+    }
     body = {"TaskId": "t-1", "Status": "SUCCESS", "TaskOutput": {"Result": result}}
     record = normalize(body, task_id="t-1", observed_at=T).result.to_dict()
     older = {k: v for k, v in record.items() if k != "workspace"}
