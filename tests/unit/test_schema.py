@@ -97,11 +97,8 @@ def test_unicode_repaired_is_optional_and_never_empty():
 
 def test_a_workspace_record_validates_and_records_without_the_field_still_do():
     # Given a Terraform task in ROS's format (Transform + Workspace) and a record from before the field
-    result = {
-        "ROSTemplateFormatVersion": "2015-09-01",
-        "Transform": "Aliyun::Terraform-v1.5",
-        "Workspace": {"main.tf": "a = 1\n", "modules/vpc/main.tf": "b = 2\n"},
-    }
+    result = {"ROSTemplateFormatVersion": "2015-09-01", "Transform": "Aliyun::Terraform-v1.5",
+              "Workspace": {"main.tf": "a = 1\n", "modules/vpc/main.tf": "b = 2\n"}}
     body = {"TaskId": "t-1", "Status": "SUCCESS", "TaskOutput": {"Result": result}}
     record = normalize(body, task_id="t-1", observed_at=T).result.to_dict()
     older = {k: v for k, v in record.items() if k != "workspace"}
