@@ -1,11 +1,13 @@
 import hashlib
 import json
+import re
+from datetime import UTC, datetime
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from aitask_relay.normalize import detect_format, normalize
+from aitask_relay.normalize import detect_format, normalize, now_iso
 
 T = "2026-01-01T00:00:00.000Z"
 ROS_OBJECT = {"ROSTemplateFormatVersion": "2015-09-01", "Resources": {"B": {"Type": "X"}, "A": {"Type": "Y"}}}
@@ -72,6 +74,11 @@ def test_object_template_is_rendered_as_utf8_json_with_2_space_indent_in_origina
         ("# c\n" * 200_000 + "locals {\n}\n", "hcl"),
         ("#" * 100 + "\n" + "# c\n" * 200_000 + "Outputs:\n", "yaml"),
         ("# only comments\n---\n", "text"),
+        # a byte order mark before the first key is skipped, and nothing else is (a key may start with X)
+        ("\ufeffROSTemplateFormatVersion: '2015-09-01'\n", "yaml"),
+        ("X-Template-Version: 1\n", "yaml"),
+        # the last line counts whole when no newline ends it
+        ("# c\nResources:", "yaml"),
     ],
 )
 def test_string_template_formats_are_detected(text, fmt):
@@ -97,6 +104,8 @@ def test_success_may_be_a_string_or_a_boolean(success):
 def test_success_false_without_a_code_is_a_bad_response(success):
     result = normalize(ok(Success=success), task_id="t-1", observed_at=T).result
     assert result.error["code"] == "bad_upstream_response"
+    # and, with no Code or Message to quote, its message names the call and what the body said
+    assert result.error["message"].startswith(f"ROS error: GetAITask answered Success={success!r}, "), result.error
 
 
 @pytest.mark.parametrize("status", ["PENDING", "WAITING", "RUNNING"])
@@ -141,6 +150,21 @@ def test_a_template_with_lone_surrogates_is_a_non_retryable_bad_response():
 FFFD = "\ufffd"
 
 
+# The timeouts here (and on test_schema.py's test_records_validate, which repairs keys too): a suffix search that
+# never ended would hang the relay; a test fails at once instead (mutmut would only stop it as a timeout).
+@pytest.mark.timeout(2)
+def test_keys_that_collide_once_repaired_all_keep_their_values_and_the_search_ends():
+    # Given output keys that become the same text once their lone surrogates are replaced, and keys ROS sent that
+    # already hold that text and its first suffix
+    # (built from pairs: ruff reads the surrogate escapes as U+FFFD and would call the keys repeated)
+    output = dict([("Result", "A: 1\n"), ("k\ud800", 1), ("k\udc00", 2), ("k\ufffd", 3), ("k\ufffd~2", 4)])
+    # When normalized
+    record = normalize(ok(TaskOutput=output), task_id="t-1", observed_at=T).result
+    # Then every value is kept, each repaired key under the first free suffix
+    assert record.output_extra == {f"k{FFFD}~3": 1, f"k{FFFD}~4": 2, f"k{FFFD}": 3, f"k{FFFD}~2": 4}
+
+
+@pytest.mark.timeout(2)
 def test_lone_surrogates_outside_the_template_become_fffd_and_are_listed():
     # Given a SUCCESS body with lone surrogates in TaskType, StatusReason, RequestId, an output key, a nested
     # value, and two keys that differ only in their surrogates
@@ -456,3 +480,102 @@ def test_a_code_is_an_error_when_the_body_says_so_or_the_code_is_known(extra, ki
     # Then it is an error of the kind its code and status give; an unknown code is never a permanent invalid_input
     assert (obs.result.error["code"], obs.result.error["retryable"]) == (kind, retryable)
     assert obs.result.status is None and obs.ignored_code is None
+
+
+# --- what every record says about where it comes from (issue 15: mutation testing) ----------------------
+
+
+def test_now_iso_is_utc_to_the_millisecond_with_a_z():
+    # Given the clock of observed_at
+    before = datetime.now(UTC)
+    # When read
+    text = now_iso()
+    # Then it is ISO 8601 in UTC, marked "Z" (the schema's form), and the current time
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", text), text
+    assert abs((datetime.fromisoformat(text) - before).total_seconds()) < 60
+
+
+DEEP = json.loads("[" * 1400 + '"x"' + "]" * 1400)
+HOSTILE_WORKSPACE = {
+    "ROSTemplateFormatVersion": "2015-09-01",
+    "Transform": "Aliyun::Terraform-v1.5",
+    "Workspace": {"../x.tf": "a"},
+}
+
+
+@pytest.mark.parametrize(
+    ("body", "names"),
+    [
+        (ok(TaskId="t-other"), r"GetAITask answered for another task \('t-other'\)"),
+        (ok(Status="DONE"), r"GetAITask answered an unknown Status 'DONE'"),
+        (ok(TaskOutput="free text"), r"GetAITask answered SUCCESS .* is a string that holds no JSON object"),
+        # JSON text that holds no object is still the string ROS sent, not its value
+        (ok(TaskOutput="[1, 2]"), r"GetAITask answered SUCCESS .* is a string that holds no JSON object"),
+        (ok(TaskOutput=[1, 2]), r"GetAITask answered SUCCESS with a TaskOutput that is a JSON list, not an object"),
+        (ok(TaskOutput={"Result": "bad \ud800 text"}), r"TaskOutput\.Result is not valid Unicode"),
+        (ok(TaskOutput={"Result": HOSTILE_WORKSPACE}), r"TaskOutput\.Result is a Terraform template .*'\.\./x\.tf'"),
+        (ok(TaskOutput={"Result": "A: 1", "Deep": DEEP}), r"GetAITask answer nests too deeply"),
+    ],
+    ids=[
+        "other-task",
+        "unknown-status",
+        "text-output",
+        "json-list-text",
+        "list-output",
+        "surrogates",
+        "workspace",
+        "too-deep",
+    ],
+)
+def test_an_unusable_answer_is_recorded_for_its_task_time_and_request_naming_the_problem(body, names):
+    # Given an answer with request id R-1 that the relay cannot use, each for a different reason
+    # When normalized for task t-1 at T
+    record = normalize(body, task_id="t-1", observed_at=T).result
+    # Then the error record is the task's, at the time it was observed, with ROS's request id (to ask ROS about)
+    assert (record.task_id, record.observed_at, record.request_id) == ("t-1", T, "R-1")
+    assert record.error["code"] == "bad_upstream_response" and record.error["request_id"] == "R-1"
+    # and its message starts by naming what was wrong (the call or the field) and the offending value
+    assert re.match(names, record.error["message"]), record.error["message"]
+
+
+def test_an_unknown_code_beside_no_valid_status_is_an_error_that_keeps_what_ros_said():
+    # Given a body that does not say it failed (HttpStatusCode 200) but has a Code we do not know and no valid Status
+    body = {
+        "TaskId": "t-1",
+        "RequestId": "R-1",
+        "Status": "DONE",
+        "Code": "Weird",
+        "HttpStatusCode": 200,
+        "Message": "odd answer",
+    }
+    # When normalized
+    record = normalize(body, task_id="t-1", observed_at=T).result
+    # Then it is ROS's error as ROS gave it (code, message, status, request id), not an "unknown Status", and retryable
+    assert record.error == {
+        "code": "bad_upstream_response",
+        "upstream_code": "Weird",
+        "http_status": 200,
+        "message": "ROS Weird: odd answer",
+        "request_id": "R-1",
+        "retryable": True,
+    }
+    assert (record.task_id, record.observed_at, record.request_id) == ("t-1", T, "R-1")
+
+
+def test_an_empty_code_and_an_empty_task_id_are_absent_not_values():
+    # Given a finished task's body whose Code and TaskId are empty strings
+    body = ok(TaskId="", Code="", TaskOutput={"Result": "Resources: {}\n"})
+    # When normalized
+    obs = normalize(body, task_id="t-1", observed_at=T)
+    # Then the task is observed as it is: no "another task" error, and no ignored Code for the relay to log
+    assert obs.result.error is None and obs.result.status == "SUCCESS" and obs.template is not None
+    assert obs.ignored_code is None
+
+
+def test_a_field_that_is_not_text_is_kept_as_readable_json_text():
+    # Given a body whose TaskType and StatusReason are not strings (one with non-ASCII text)
+    body = ok(TaskType=["生成", 1], StatusReason=42)
+    # When normalized
+    record = normalize(body, task_id="t-1", observed_at=T).result
+    # Then each is its JSON text, non-ASCII kept as such (the schema wants strings)
+    assert (record.task_type, record.status_reason) == ('["生成", 1]', "42")

@@ -39,6 +39,7 @@ def test_the_schema_is_valid_and_matches_the_record_version():
         {"Code": "InvalidParameter", "Message": "bad \udfff", "RequestId": "R-1"},
     ],
 )
+@pytest.mark.timeout(2)  # a key repair that never ended would hang, not fail (see test_normalize.py)
 def test_records_validate(body):
     obs = normalize(body, task_id="t-1", observed_at=T)
     record = obs.result.with_deliveries((Delivery("file:///x", "file:///x/t-1/task.json", "created"),))
