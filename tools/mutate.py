@@ -277,7 +277,9 @@ def main() -> int:
             code = run(module, fresh=args.fresh)
             if code != 0:
                 log = STAGE / module / "run.log"
-                print(log.read_text()[-4000:])
+                lines = log.read_text().replace("\r", "\n").splitlines()
+                kept = [line for line in lines if line.strip() and not "\u2800" <= line[0] <= "\u28ff"]
+                print("\n".join(kept)[-4000:])  # without the progress spinner's lines
                 print(f"mutmut run failed (exit {code}); the log is {log.relative_to(ROOT)}")
                 return code
         print(f"mutmut took {time.monotonic() - started:.0f} s")
