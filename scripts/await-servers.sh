@@ -5,9 +5,17 @@
 # rather than as skipped or failing tests later.
 set -uo pipefail
 
+usage() { echo "usage: $0 [--timeout SECONDS] NAME:PORT ...  ($1)" >&2; exit 2; }
 timeout=60
-if [ "${1:-}" = "--timeout" ]; then timeout=$2; shift 2; fi
-if [ $# -eq 0 ]; then echo "usage: $0 [--timeout SECONDS] NAME:PORT ..." >&2; exit 2; fi
+case "${1:-}" in
+  --timeout) timeout=${2:-}; shift 2 2>/dev/null || usage "--timeout needs a number of seconds" ;;
+  --timeout=*) timeout=${1#--timeout=}; shift ;;
+esac
+[[ "$timeout" =~ ^[0-9]+$ ]] || usage "--timeout '$timeout' is not a number of seconds"
+[ $# -gt 0 ] || usage "no server named"
+for server in "$@"; do
+  [[ "$server" =~ ^[^:]+:[0-9]{1,5}$ ]] || usage "'$server' is not NAME:PORT"
+done
 
 answers() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import subprocess
 import sys
 import time
@@ -148,6 +149,23 @@ def stage(module: str) -> Path:
     return root
 
 
+def forget_stale_copies(root: Path) -> None:
+    """mutmut copies the tests and ALSO_COPY into mutants/ by adding and overwriting, never removing, and adds
+    source files only when missing: a test or module deleted (or renamed) in the working tree would live on
+    there and go on killing mutants. Removed here, mutmut copies them again as they are now."""
+    mutants = root / "mutants"
+    for name in ("tests", *ALSO_COPY):
+        path = mutants / name
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
+    for copy in (mutants / "src").rglob("*.py") if (mutants / "src").is_dir() else ():
+        if not (root / copy.relative_to(mutants)).exists():
+            for leftover in (copy, copy.with_name(copy.name + ".meta"), copy.with_name(copy.name + ".spans")):
+                leftover.unlink(missing_ok=True)
+
+
 def meta_of(module: str) -> Path:
     return STAGE / module / "mutants" / "src" / PACKAGE / (MODULES[module][0] + ".meta")
 
@@ -160,6 +178,7 @@ def run(module: str, *, fresh: bool) -> int:
     unchanged function stays killed unless ``fresh``. No mutant names are passed: mutmut re-runs every
     mutant it is given by name, whatever its record."""
     root = stage(module)
+    forget_stale_copies(root)
     meta = meta_of(module)
     if meta.exists():
         data = json.loads(meta.read_text())
@@ -219,12 +238,15 @@ def change_of(diff: str, *, listed: bool = False) -> str:
 def equivalents() -> list[dict[str, str]]:
     if not EQUIVALENTS.exists():
         return []
-    entries = tomllib.loads(EQUIVALENTS.read_text()).get("mutant", [])
+    where = EQUIVALENTS.relative_to(ROOT)
+    document = tomllib.loads(EQUIVALENTS.read_text())
+    if set(document) - {"mutant"}:
+        raise SystemExit(f"{where}: only [[mutant]] entries belong here, not {sorted(set(document) - {'mutant'})}")
+    entries = document.get("mutant", [])
     for entry in entries:
-        missing = {"function", "change", "reason"} - entry.keys()
-        if missing or not entry["reason"].strip():
-            raise SystemExit(f"{EQUIVALENTS.relative_to(ROOT)}: an entry lacks {sorted(missing) or ['a reason']}: "
-                             f"{entry.get('function')!r}")
+        fields = ("function", "change", "reason")
+        if set(entry) != set(fields) or not all(isinstance(entry[f], str) and entry[f].strip() for f in fields):
+            raise SystemExit(f"{where}: each entry has exactly {', '.join(fields)}, each a text: {entry!r}")
     return entries
 
 
@@ -250,6 +272,7 @@ def report(modules: list[str]) -> int:
     print("|---|---|---:|---:|---:|---:|---:|---:|---|")
     print("\n".join(rows))
     out = STAGE / "survivors.md"
+    STAGE.mkdir(exist_ok=True)
     out.write_text("".join(f"## {n} ({found_status(found, n)})\nfunction = {function_of(n)!r}\n"
                            f"```diff\n{texts[n]}\n```\n\n" for n in unexplained))
     print(f"\n{len(unexplained)} unexplained survivors (diffs in {out.relative_to(ROOT)}); target {TARGET:.0%} "

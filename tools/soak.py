@@ -1153,6 +1153,7 @@ def reconcile(
 
     for case in CASES:
         check = result.check(case)
+        missed: list[str] = []
         for item in expected:
             if item.case != case:
                 continue
@@ -1162,9 +1163,17 @@ def reconcile(
             elif item.task_id in lost:
                 check.lost += 1
             elif case == LAG and item.task_id not in (hidden or set()):
-                result.problems.append(f"{case}: {item.task_id}: GetAITask never answered it 404 (not checked)")
+                # Delivered, but its first look came after its 10-20 s of 404s (a loaded machine): the case did
+                # not happen for this task. A note; the case must still happen for at least one (below).
+                check.ok += 1
+                missed.append(item.task_id)
             else:
                 check.ok += 1
+        if case == LAG and missed:
+            line = f"{case}: GetAITask never answered {len(missed)} of {check.expected} a 404: {missed[:5]}"
+            (result.problems if len(missed) == check.expected else result.notes).append(
+                line + (" (the case did not happen at all)" if len(missed) == check.expected else "")
+            )
 
     tasks = {item.task_id for item in expected}
     result.lost = len(lost)  # tasks, and sweeps that read a listing error as the listing's end

@@ -11,7 +11,8 @@ import tomllib
 from pathlib import Path
 
 LIST = Path(__file__).resolve().parents[1] / "mutation_equivalents.toml"
-ENTRIES = tomllib.loads(LIST.read_text()).get("mutant", [])
+DOCUMENT = tomllib.loads(LIST.read_text())
+ENTRIES = DOCUMENT.get("mutant", [])
 
 
 def resolve(qualified: str):
@@ -40,6 +41,15 @@ def test_each_listed_mutant_still_matches_the_code_and_says_why():
         # Then every line its mutant changes is still there
         stale += [f"{entry['function']}: {line!r}" for line in removed if line not in source]
     assert not stale, f"entries no longer match the code (run make mutate and update them): {stale}"
+
+
+def test_the_list_holds_only_entries_of_three_texts():
+    # Given the list / Then it is [[mutant]] entries only (a misspelt table would be ignored), each with exactly
+    # function, change and reason, all texts
+    assert set(DOCUMENT) <= {"mutant"}
+    fields = {"function", "change", "reason"}
+    bad = [e for e in ENTRIES if set(e) != fields or not all(isinstance(v, str) for v in e.values())]
+    assert not bad, bad
 
 
 def test_no_mutant_is_listed_twice():

@@ -17,7 +17,7 @@ from . import __version__
 from .errors import DestinationFailure, destination_error
 
 _log = logging.getLogger("aitask_relay.sqs")
-_lock = threading.Lock()
+_lock = threading.RLock()  # secret() holds it while client() takes it
 _clients: dict[tuple[str, str | None], Any] = {}
 _providers: dict[str, Any] = {}  # Powertools parameter providers on those clients (each caches values)
 
@@ -51,10 +51,9 @@ def secret(name: str, *, max_age: int, transform: str | None = None) -> Any:
     """
     from aws_lambda_powertools.utilities.parameters import SecretsProvider
 
-    secretsmanager = client("secretsmanager")
-    with _lock:
+    with _lock:  # one lock for the client and the provider: a reset() cannot come between them
         if "secretsmanager" not in _providers:
-            _providers["secretsmanager"] = SecretsProvider(boto3_client=secretsmanager)
+            _providers["secretsmanager"] = SecretsProvider(boto3_client=client("secretsmanager"))
         provider = _providers["secretsmanager"]
     return provider.get(name, max_age=max_age, transform=transform)
 
