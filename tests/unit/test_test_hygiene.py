@@ -18,8 +18,13 @@ only what ruff lets through, and ``test_ruff_refuses_the_rest_in_tests`` proves 
      (``dedup_id(x) == dedup_id(x)``: ruff's PLR0124 sees only bare names);
   H4 ``except Exception``/``except BaseException``/bare ``except`` whose body is only ``...`` (S110 sees
      ``pass`` only) - or ``pass``, which S110 also refuses;
-  H5 ``pytest.raises(Exception)`` / ``pytest.raises(BaseException)`` (also in a tuple) even with ``match=``,
-     which ruff accepts: name the exact type the code raises.
+  H5 ``pytest.raises(Exception)`` / ``pytest.raises(BaseException)`` (also in a tuple, or ``raises`` imported
+     from pytest) even with ``match=``, which ruff accepts: name the exact type the code raises;
+  H6 a failure swallowed by its own test: ``contextlib.suppress(...)`` around an assert or of AssertionError or
+     a broad type, and ``except AssertionError`` whose body does nothing (``pass``, ``...``, ``continue``).
+H1 also holds what is true by construction: ``assert -1``, ``assert not None``, a non-empty list, set or
+dict display (``assert [x]``), a lambda, and ``len(...) >= 0``. H2 leaves out the standard classes that can
+be falsy (Counter, Decimal, Fraction, deque...).
 """
 
 from __future__ import annotations
@@ -37,6 +42,10 @@ PACKAGE = ROOT / "layers" / "relay" / "aitask_relay"
 BROAD = {"Exception", "BaseException"}
 # Bases whose instances can be falsy (empty, zero): a class built on one of them may fail an assert.
 FALSY_BASES = {"dict", "list", "set", "frozenset", "str", "bytes", "int", "float", "tuple", "IntEnum", "IntFlag"}
+# Standard classes whose instances can be falsy (empty or zero): ``assert Counter(x)`` can fail.
+FALSY_CLASSES = {"Counter", "Decimal", "Fraction", "OrderedDict", "ChainMap", "UserDict", "UserList", "UserString",
+                 "deque", "defaultdict"}  # fmt: skip
+SWALLOWED = {"AssertionError", *BROAD}
 
 
 @cache
@@ -82,13 +91,37 @@ def _same(left: ast.AST, right: ast.AST) -> bool:
     return ast.dump(left, include_attributes=False) == ast.dump(right, include_attributes=False)
 
 
+def _true_by_construction(test: ast.AST) -> bool:
+    """-1, not None, [x], {x}, {k: v}, a lambda, len(...) >= 0: true whatever the code under test does."""
+    if isinstance(test, ast.UnaryOp) and isinstance(test.operand, ast.Constant):
+        value = test.operand.value  # -1, not None, +0: a constant expression, computed as Python would
+        apply = {ast.Not: lambda v: not v, ast.USub: lambda v: -v, ast.UAdd: lambda v: +v, ast.Invert: lambda v: ~v}
+        try:
+            return bool(apply[type(test.op)](value))
+        except TypeError:  # -"text": not a value at all, so not this rule's business
+            return False
+    if (isinstance(test, ast.List | ast.Set) and test.elts) or (isinstance(test, ast.Dict) and test.keys):
+        return True
+    if isinstance(test, ast.Lambda):
+        return True
+    return (
+        isinstance(test, ast.Compare) and len(test.ops) == 1 and isinstance(test.ops[0], ast.GtE)
+        and isinstance(test.left, ast.Call) and _name(test.left.func) == "len"
+        and isinstance(test.comparators[0], ast.Constant) and test.comparators[0].value == 0
+    )  # fmt: skip
+
+
 def _assert_findings(node: ast.Assert) -> list[str]:
     test, found = node.test, []
     if isinstance(test, ast.Constant):
         found.append(f"H1 assert on a constant ({test.value!r}) cannot fail")
+    elif _true_by_construction(test):
+        found.append(f"H1 assert {ast.unparse(test)} is true by construction")
     elif isinstance(test, ast.Attribute) and isinstance(test.value, ast.Name) and test.value.id == "sys":
         found.append(f"H1 assert sys.{test.attr} cannot fail in a running interpreter")
-    elif isinstance(test, ast.Call) and (_name(test.func)[:1].isupper() or _name(test.func) in object_builders()):
+    elif isinstance(test, ast.Call) and _name(test.func) not in FALSY_CLASSES and (
+        _name(test.func)[:1].isupper() or _name(test.func) in object_builders()
+    ):
         found.append(f"H2 assert {_name(test.func)}(...) builds an object, which is always true: assert its fields")
     for compare in (n for n in ast.walk(test) if isinstance(n, ast.Compare)):
         operands = [compare.left, *compare.comparators]
@@ -106,11 +139,29 @@ def _handler_findings(node: ast.ExceptHandler) -> list[str]:
     if broad and only_nothing:
         what = "bare except" if node.type is None else f"except {ast.unparse(node.type)}"
         return [f"H4 {what} whose body does nothing swallows every failure"]
+    does_nothing = all(isinstance(s, ast.Pass | ast.Continue) or (isinstance(s, ast.Expr) and isinstance(
+        s.value, ast.Constant)) for s in node.body)  # fmt: skip
+    if does_nothing and any(_name(t) == "AssertionError" for t in caught if t is not None):
+        return ["H6 except AssertionError whose body does nothing swallows the test's own failure"]
     return []
 
 
+def _suppress_findings(node: ast.With) -> list[str]:
+    found = []
+    for item in node.items:
+        call = item.context_expr
+        if not (isinstance(call, ast.Call) and _name(call.func) == "suppress"):
+            continue
+        swallowed = sorted({_name(a) for a in call.args if _name(a) in SWALLOWED})
+        if swallowed or any(isinstance(n, ast.Assert) for s in node.body for n in ast.walk(s)):
+            what = ", ".join(swallowed) or "an assert"
+            found.append(f"H6 suppress(...) around {what} swallows the test's own failure")
+    return found
+
+
 def _raises_findings(node: ast.Call) -> list[str]:
-    if not (isinstance(node.func, ast.Attribute) and node.func.attr == "raises" and _name(node.func.value) == "pytest"):
+    pytest_raises = isinstance(node.func, ast.Attribute) and _name(node.func.value) == "pytest"
+    if _name(node.func) != "raises" or not (pytest_raises or isinstance(node.func, ast.Name)):
         return []
     keyword = next((k.value for k in node.keywords if k.arg == "expected_exception"), None)
     expected = node.args[0] if node.args else keyword
@@ -129,6 +180,8 @@ def check_source(text: str, filename: str) -> list[str]:
             found = _handler_findings(node)
         elif isinstance(node, ast.Call):
             found = _raises_findings(node)
+        elif isinstance(node, ast.With):
+            found = _suppress_findings(node)
         else:
             continue
         findings += [f"{filename}:{node.lineno}: {message}" for message in found]
@@ -209,6 +262,51 @@ def test_the_check_finds_each_pattern_with_its_file_and_line(tmp_path):
                                                        (8, 9, 10, 11, 12, 13, 14, 17, 21, 25, 27, 29, 31)]  # fmt: skip
     assert [f.split(": ", 1)[1][:2] for f in findings] == ["H1"] * 3 + ["H2"] * 2 + ["H3"] * 2 + ["H4"] * 3 + ["H5"] * 3
     assert "load_config(...) builds an object" in findings[3] and "dedup_id('x') with itself" in findings[5]
+
+
+SAMPLE_MORE = """\
+import contextlib
+from collections import Counter
+from contextlib import suppress
+
+from pytest import raises
+
+
+def test_more(items, f):
+    assert -1
+    assert not None
+    assert [items]
+    assert lambda: items
+    assert len(items) >= 0
+    with contextlib.suppress(Exception):
+        f()
+    with suppress(KeyError):
+        assert items == [1]
+    try:
+        assert items[0] == 3
+    except AssertionError:
+        pass
+    with raises(Exception, match="x"):
+        f()
+    # let through: assertions that can fail, a suppress with no assert of a narrow type
+    assert Counter(items)
+    assert not items
+    assert len(items) >= 1
+    assert [] == items
+    with suppress(KeyError):
+        f()
+"""
+
+
+def test_the_check_finds_what_is_true_by_construction_and_failures_swallowed_by_the_test(tmp_path):
+    # Given a file with more ways to write a test that cannot fail, and lines that can fail
+    (tmp_path / "test_more.py").write_text(SAMPLE_MORE)
+    # When the tree is checked
+    findings = check_tree(tmp_path)
+    # Then each is reported on its line, with its rule, and nothing else is
+    lines = [(int(f.split(":")[1]), f.split(": ", 1)[1][:2]) for f in findings]
+    assert lines == [(9, "H1"), (10, "H1"), (11, "H1"), (12, "H1"), (13, "H1"), (14, "H6"), (16, "H6"), (20, "H6"),
+                     (22, "H5")], findings  # fmt: skip
 
 
 def test_the_relays_object_builders_are_known():
