@@ -3,6 +3,8 @@
 import threading
 import time
 
+from fakes import ListLogger
+
 from aitask_relay.errors import DestinationFailure, NotFound, Throttled
 from aitask_relay.model import Delivery
 from aitask_relay.observability import MetricsRecorder
@@ -371,17 +373,6 @@ class CodeSource(FakeSource):
     def get_task(self, task_id, *, with_output, deadline=None):
         body = super().get_task(task_id, with_output=with_output)
         return {**body, "Code": "OK", "Success": "true", "HttpStatusCode": 200}
-
-
-class ListLogger:
-    def __init__(self):
-        self.lines = []
-
-    def _add(self, level):
-        return lambda message, *args, extra=None, **kw: self.lines.append((level, message, extra or {}))
-
-    def __getattr__(self, level):
-        return self._add(level)
 
 
 def test_an_unrecognised_code_on_a_success_body_is_logged_once_per_body_and_the_task_delivered():

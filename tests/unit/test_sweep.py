@@ -5,6 +5,7 @@ import threading
 import time
 
 import pytest
+from fakes import ListLogger
 
 from aitask_relay.config import SweepSettings
 from aitask_relay.errors import ConfigurationError, Throttled
@@ -252,25 +253,6 @@ from typing import ClassVar  # noqa: E402
 from aws_lambda_powertools.metrics import MetricUnit  # noqa: E402
 
 from aitask_relay.errors import DestinationFailure, NotFound, UpstreamUnavailable  # noqa: E402
-
-
-class ListLogger:
-    """Records (level, message, extra) for every line logged."""
-
-    def __init__(self):
-        self.lines = []
-
-    def _add(self, level):
-        return lambda message, *args, extra=None, **kw: self.lines.append((level, message, extra))
-
-    def __getattr__(self, level):
-        return self._add(level)
-
-    def said(self, level, start):
-        """The extra of the one line logged at ``level`` whose message starts with ``start``."""
-        found = [extra for lv, message, extra in self.lines if lv == level and message.startswith(start)]
-        assert len(found) == 1, self.lines
-        return found[0]
 
 
 class Metrics:

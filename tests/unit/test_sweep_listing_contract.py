@@ -7,6 +7,7 @@ import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from fakes import ListLogger
 
 from aitask_relay.config import SweepSettings
 from aitask_relay.errors import ConfigurationError, InvalidInput
@@ -273,25 +274,6 @@ def test_a_ros_time_is_utc_with_or_without_its_zone_letter_in_either_case(text):
 
 
 # --- issue 15 (mutation testing): what the sweep writes and logs at the listing's edges ------------------
-
-
-class ListLogger:
-    """Records (level, message, extra) for every line logged."""
-
-    def __init__(self):
-        self.lines = []
-
-    def _add(self, level):
-        return lambda message, *args, extra=None, **kw: self.lines.append((level, message, extra))
-
-    def __getattr__(self, level):
-        return self._add(level)
-
-    def said(self, level, start):
-        """The extra of the one line logged at ``level`` whose message starts with ``start``."""
-        found = [extra for lv, message, extra in self.lines if lv == level and message.startswith(start)]
-        assert len(found) == 1, self.lines
-        return found[0]
 
 
 @pytest.mark.parametrize("mode", ["inline", "fanout"])
