@@ -348,3 +348,13 @@ def test_with_no_record_every_delivery_publishes(caplog):
     assert [r.getMessage() for r in caplog.records if r.name == "aitask_relay.queue"] == [
         "publishing event t-1:SUCCESS to mem://q"
     ] * 2
+
+
+def test_a_refused_message_with_no_stored_copy_is_a_permanent_failure_naming_the_queue():
+    # Given a broker that refuses the message inline, and no store configured to hold a copy
+    queue = RefusingQueue()
+    # Then nothing is published, and the failure names the queue and what would fix it (no retry can)
+    with pytest.raises(DestinationFailure, match=r"^mem://q: the queue refused the message \(\d+ bytes\); "
+                                                 r"configure an object destination") as caught:
+        queue.deliver(observed())
+    assert caught.value.retryable is False and queue.sent == []
