@@ -234,10 +234,14 @@ class RefusingQueue(MemoryQueue):
     body_refused_codes = frozenset({"MessageTooLong"})
     refuse_template_ref = False  # refuse the template_ref form too: only the record_ref form goes
 
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.bodies = []  # what the broker took
+
     def _publish(self, message):
         if not message.claim_check or (self.refuse_template_ref and not message.record_claim_check):
             raise DestinationFailure("mem://q: refused", upstream_code="MessageTooLong")
-        self.bodies = [*getattr(self, "bodies", []), json.loads(message.body)]
+        self.bodies.append(json.loads(message.body))
         return super()._publish(message)
 
 
