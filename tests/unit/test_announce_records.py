@@ -362,3 +362,14 @@ def test_a_refused_message_with_no_stored_copy_is_a_permanent_failure_naming_the
                                                  r"configure an object destination") as caught:
         queue.deliver(observed())
     assert caught.value.retryable is False and queue.sent == []
+
+
+def test_a_message_over_the_queues_limit_with_no_stored_copy_names_the_queue_and_the_limit():
+    # Given a queue that takes at most 100 bytes, and no store configured to hold a copy
+    queue = MemoryQueue()
+    queue.max_bytes = 100
+    # Then nothing is published, and the permanent failure names the queue and its limit
+    with pytest.raises(DestinationFailure, match=r"^mem://q: the message \(\d+ bytes\) exceeds the limit of 100 bytes; "
+                                                 r"configure an object destination") as caught:
+        queue.deliver(observed())
+    assert caught.value.retryable is False and queue.sent == []
