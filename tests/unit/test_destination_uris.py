@@ -345,3 +345,24 @@ def test_every_spelling_of_a_true_ssl_check_hostname_is_accepted(value):
     # Given host name checks left on, in any of redis-py's spellings of true; Then the ledger URI is accepted
     uri = f"rediss://cache.example:6380/0?ssl_check_hostname={value}"
     assert load_config({"RELAY_LEDGER": uri}).ledger == uri
+
+
+@pytest.mark.parametrize("value", ["TLSv1_2", "770", "769", "-2", "", "773"])
+def test_a_ledger_ssl_min_version_redis_py_cannot_use_or_below_tls_1_2_is_refused_at_cold_start(value):
+    # Given a TLS floor redis-py would reject only at the first connection (a name: it reads an integer) or one
+    # below TLS 1.2 / When the configuration is loaded / Then it is refused, naming the option and its values
+    uri = f"rediss://cache.example:6380/0?ssl_min_version={value}"
+    with pytest.raises(ConfigurationError, match=r"ssl_min_version must be 771 \(TLS 1\.2\) or 772 \(TLS 1\.3\)"):
+        load_config({"RELAY_LEDGER": uri})
+
+
+@pytest.mark.parametrize("value", ["771", "772"])
+def test_a_ledger_ssl_min_version_of_tls_1_2_or_1_3_is_accepted_and_redis_py_reads_it(value):
+    # Given TLS 1.2 or 1.3 as the floor / Then the ledger URI is accepted, and redis-py reads it as that version
+    import ssl
+
+    from redis.connection import parse_url
+
+    uri = f"rediss://cache.example:6380/0?ssl_min_version={value}"
+    assert load_config({"RELAY_LEDGER": uri}).ledger == uri
+    assert ssl.TLSVersion(parse_url(uri)["ssl_min_version"]) >= ssl.TLSVersion.TLSv1_2

@@ -265,6 +265,7 @@ _DYNAMODB_TABLE = re.compile(r"^[A-Za-z0-9_.-]{3,255}$")
 # connection as is, so an unknown one is refused rather than passed on).
 REDIS_OWN_PARAMS = ("allow_plaintext", *REFERENCE_PARAMS)
 _REDIS_TLS_PARAMS = ("ssl_cert_reqs", "ssl_check_hostname", "ssl_ca_certs", "ssl_ca_path", "ssl_min_version")
+_REDIS_TLS_VERSIONS = ("771", "772")  # ssl.TLSVersion.TLSv1_2, TLSv1_3
 
 
 def _check_ledger(uri: str) -> None:
@@ -306,6 +307,13 @@ def _check_redis_options(shown: str, parts: SplitResult, pairs: list[tuple[str, 
         raise ConfigurationError(f"RELAY_LEDGER {shown!r}: ssl_cert_reqs must be required (TLS verification stays on)")
     if params.get("ssl_check_hostname", "true").lower() not in ("true", "1", "yes", "y"):
         raise ConfigurationError(f"RELAY_LEDGER {shown!r}: ssl_check_hostname cannot be turned off")
+    # redis-py reads ssl_min_version as an int (URL_QUERY_ARGUMENT_PARSERS) and sets it as the SSLContext's
+    # minimum_version: an ssl.TLSVersion value. A name (TLSv1_2) failed only at the first connection, as a plain
+    # ValueError; a version below TLS 1.2 would lower Python's default floor. So 771 (TLS 1.2) or 772 (TLS 1.3).
+    if params.get("ssl_min_version", "771") not in _REDIS_TLS_VERSIONS:
+        raise ConfigurationError(
+            f"RELAY_LEDGER {shown!r}: ssl_min_version must be 771 (TLS 1.2) or 772 (TLS 1.3), ssl.TLSVersion's numbers"
+        )
     if parts.scheme == "redis" and any(key.startswith("ssl_") for key in params):
         raise ConfigurationError(f"RELAY_LEDGER {shown!r}: ssl_ options need rediss://")
     allow = params.get("allow_plaintext", "false")
