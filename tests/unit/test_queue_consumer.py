@@ -344,3 +344,93 @@ def test_an_event_that_is_not_an_sqs_batch_is_invalid_input_naming_the_record(ev
     with pytest.raises(InvalidInput, match=says):
         queue.handle(event)
     assert relay.asked == []  # and nothing was fetched
+
+
+# --- what is logged -----------------------------------------------------------------------------------
+
+
+class Logger:
+    """A stand-in for Powertools' Logger: each line with its level and extra fields."""
+
+    def __init__(self):
+        self.lines = []
+
+    def info(self, message, *, extra):
+        self.lines.append(("info", message, extra))
+
+    def warning(self, message, *, extra):
+        self.lines.append(("warning", message, extra))
+
+    def error(self, message, *, extra):
+        self.lines.append(("error", message, extra))
+
+
+def test_reports_sent_for_a_record_then_retried_are_logged_as_sent_again(caplog):
+    # Given a record naming an unknown task and a pending one, and a tracking queue that refuses the successor
+    queue, _relay, _tracker, failures, _m = consumer(
+        failed("t-gone", "not_found", "task t-gone not found"), pending("t-pend"), tracker=FakeTracker({"t-pend"}))
+    event = {"detail-type": "AITask Created", "source": "ci", "detail": {"TaskIds": ["t-gone", "t-pend"]}}
+    # When consumed
+    with caplog.at_level("WARNING", logger="aitask_relay.consumer"):
+        response = queue.handle({"Records": [record(json.dumps(event), "m-multi")]})
+    # Then the record is retried, its report went out, and the log says it will go out again (the README's line)
+    assert retried(response) == ["m-multi"] and [r["TaskId"] for r in failures.sent] == ["t-gone"]
+    assert [r.getMessage() for r in caplog.records if r.name == "aitask_relay.consumer"] == [
+        "reports for t-gone sent, but record m-multi is retried: they will be sent again"]  # fmt: skip
+
+
+def test_each_outcome_is_logged_with_its_level_reason_and_task():
+    # Given a consumer with a recording logger, and a batch of a pending, an unknown, a timed-out and a
+    # throttled task
+    logger = Logger()
+    results = [pending("t-pend"), failed("t-gone", "not_found", "task t-gone not found"), pending("t-old"),
+               failed("t-thr", "throttled", "ROS throttled", retryable=True)]  # fmt: skip
+    queue, *_ = consumer(*results, logger=logger)
+    records = [record(body("t-pend", attempt=1), "m-pend"), record("t-gone", "m-gone"),
+               record(body("t-old", first_seen=ago(4000)), "m-old"), record("t-thr", "m-thr")]  # fmt: skip
+    # When consumed
+    queue.handle({"Records": records})
+    # Then the retry is a warning with its reason, the unknown task an error naming why and which record,
+    # the time-out a warning with the deadline, and the successor an info line with its attempt and delay
+    assert sorted(logger.lines, key=lambda line: line[2]["task_id"]) == [
+        ("error", "record dropped, retrying cannot help: task t-gone not found",
+         {"task_id": "t-gone", "reason": "not_found", "message_id": "m-gone"}),
+        ("warning", "task still pending past the tracking deadline: timed out",
+         {"task_id": "t-old", "first_seen": ago(4000), "deadline_seconds": 3600}),
+        ("info", "task pending: re-scheduled", {"task_id": "t-pend", "attempt": 2, "delay_seconds": 60}),
+        ("warning", "record will be retried: ROS throttled", {"task_id": "t-thr"}),
+    ]  # fmt: skip
+
+
+def test_a_task_within_its_grace_period_and_one_not_started_are_logged_as_such():
+    # Given a recording logger, a task created a minute ago that ROS does not know yet, and no time for a second
+    logger = Logger()
+    ros = RosSettings(connect_timeout_ms=1000, read_timeout_ms=1000, max_attempts=1)
+    error = failed("t-new", "not_found", "task t-new not found")
+    queue, *_ = consumer(error, done("t-b"), logger=logger, ros=ros)
+    times = iter([ros.task_minimum_ms(), ros.task_minimum_ms(), 0])
+
+    class Shrinking:
+        def get_remaining_time_in_millis(self):
+            return next(times)
+
+    records = [record(body("t-new", created_at=ago(60)), "m-new"), record("t-b", "m-b")]
+    # When consumed
+    queue.handle({"Records": records}, Shrinking())
+    # Then each is logged at info, naming its task (and the grace period's creation time and error)
+    lines = {line[2]["task_id"]: line for line in logger.lines if line[1] != "task pending: re-scheduled"}
+    grace = "task created by the relay not readable yet: re-scheduled within the grace period"
+    assert lines["t-new"] == ("info", grace, {"task_id": "t-new", "created_at": ago(60), "error": error.error})
+    assert lines["t-b"] == ("info", "record not started: too little time left in the invocation", {"task_id": "t-b"})
+
+
+def test_an_invocation_too_short_is_logged_at_error_with_the_error_record():
+    # Given a recording logger and an invocation of 1 s
+    logger = Logger()
+    queue, *_ = consumer(done("t-a"), logger=logger)
+    # When it starts
+    with pytest.raises(ConfigurationError) as raised:
+        queue.handle({"Records": [record("t-a", "m-a")]}, Context(1000))
+    # Then the error is logged, with its record, before it fails the invocation
+    assert logger.lines == [("error", "the batch cannot start: " + raised.value.message,
+                             {"error": raised.value.to_record()})]  # fmt: skip
