@@ -3,6 +3,7 @@ tests/integration/test_sweep_window.py)."""
 
 import json
 import re
+import time
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
@@ -53,8 +54,20 @@ def test_a_missing_endpoint_is_one_scope_and_any_endpoint_another():
     assert re.fullmatch("[0-9a-f]{16}", without)
 
 
-def test_the_stored_form_is_the_start_in_utc_to_the_second():
-    # Given a start with microseconds in another time zone
+@pytest.fixture
+def local_time_not_utc(monkeypatch):
+    """The process's local time zone is UTC+9 (a POSIX TZ, no tz database needed), restored afterwards."""
+    monkeypatch.setenv("TZ", "JST-9")
+    time.tzset()
+    assert time.localtime(0).tm_hour == 9
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+def test_the_stored_form_is_the_start_in_utc_to_the_second(local_time_not_utc):
+    # Given a machine whose local time is not UTC (so "UTC" cannot come from the local zone by chance)
+    # and a start with microseconds in another time zone
     started = datetime(2026, 11, 30, 12, 0, 5, 123456, tzinfo=timezone(timedelta(hours=8)))
     # When encoded
     stored = json.loads(encode(started))
@@ -183,6 +196,14 @@ def test_a_dynamodb_watermark_is_one_item_read_consistently():
     assert mark.load() == started
 
 
+def test_a_dynamodb_item_without_data_reads_as_never_saved():
+    # Given a table holding the watermark's id but no data attribute (written by hand, say)
+    client = FakeDynamoDb()
+    client.items[("ledger", "aitask-relay.sweep-watermark:abc")] = {"id": {"S": "aitask-relay.sweep-watermark:abc"}}
+    # When loaded / Then it is "never saved": the sweep covers its lookback and then saves one
+    assert DynamoDbWatermark("ledger", "abc", client=client).load() is None
+
+
 def test_a_dynamodb_watermark_builds_its_client_once_on_first_use(monkeypatch):
     # Given the relay's AWS client factory, watched
     made = []
@@ -206,14 +227,17 @@ class Dest:
 
 
 def test_the_watermark_lives_in_the_ledger_else_in_the_record_store(monkeypatch):
-    monkeypatch.setattr(ledger, "redis_client", lambda uri, environ=None: FakeRedis())
+    clients = []
+    monkeypatch.setattr(ledger, "redis_client", lambda uri, environ=None: clients.append(environ) or FakeRedis())
     queue, file, s3 = Dest("queue"), Dest("store", "file"), Dest("store", "s3")
     # Given a DynamoDB ledger / Then its table
     mark = build_watermark("dynamodb://relay-ledger", [s3], "abc")
     assert isinstance(mark, DynamoDbWatermark) and mark.table == "relay-ledger"
     # Given a Redis ledger / Then its database
-    mark = build_watermark("redis://cache.internal:6379/2", [s3], "abc")
+    environ = {"REDIS_PASSWORD": "x"}
+    mark = build_watermark("redis://cache.internal:6379/2", [s3], "abc", environ=environ)
     assert isinstance(mark, RedisWatermark) and mark.name.startswith("redis://cache.internal:6379/2 ")
+    assert clients == [environ]  # the ledger's client, reading its password reference from this environment
     # Given no ledger / Then the record store (the S3 one before a file one), else nowhere
     mark = build_watermark(None, [queue, file, s3], "abc")
     assert isinstance(mark, StoreWatermark) and mark.name.startswith("s3://")
