@@ -434,3 +434,60 @@ def test_an_invocation_too_short_is_logged_at_error_with_the_error_record():
     # Then the error is logged, with its record, before it fails the invocation
     assert logger.lines == [("error", "the batch cannot start: " + raised.value.message,
                              {"error": raised.value.to_record()})]  # fmt: skip
+
+
+# --- the details of a report and of the defaults ------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "attributes",
+    [
+        {},  # no SentTimestamp (KeyError)
+        {"SentTimestamp": None},  # TypeError
+        {"SentTimestamp": "yesterday"},  # ValueError
+        {"SentTimestamp": "99999999999999999"},  # a year past datetime's range (ValueError)
+        {"SentTimestamp": "9" * 25},  # past the platform's time_t (OverflowError)
+    ],
+)
+def test_a_record_without_a_readable_sent_time_starts_tracking_now(attributes):
+    # Given a pending task's first record whose SentTimestamp is missing or unreadable
+    queue, _relay, tracker, _failures, _m = consumer(pending("t-new"))
+    event_record = {**record("t-new", "m-new"), "attributes": attributes}
+    # When consumed / Then it is settled, its tracking starting now
+    assert retried(queue.handle({"Records": [event_record]})) == []
+    assert tracker.sent == [({"TaskId": "t-new", "attempt": 1, "first_seen": "2026-11-30T12:00:00.000Z"}, 30)]
+
+
+def test_an_empty_body_is_reported_as_empty_and_a_report_keeps_its_characters_as_they_are():
+    # Given a record with an empty body and one with a non-ASCII body that is not JSON
+    queue, _relay, _tracker, failures, _m = consumer()
+    texts = []
+    failures.send = texts.append  # the raw text the failure queue receives
+    # When consumed
+    assert retried(queue.handle({"Records": [record("", "m-empty"), record("{任务", "m-cjk")]})) == []
+    # Then the empty body is quoted as empty (not made up), and the other verbatim, not \u-escaped
+    reports = [json.loads(text) for text in texts]
+    assert [(r["record_body"], r["source_message_id"]) for r in reports] == [("", "m-empty"), ("{任务", "m-cjk")]
+    assert "the record body is empty" in reports[0]["message"] and '"record_body": "{任务"' in texts[1]
+
+
+def test_a_consumer_built_with_the_defaults_follows_the_documented_schedule(caplog):
+    # Given a consumer with every default (what the README documents: 30 s first delay, 24 h deadline, 120 s
+    # grace), its clock fixed, and no logger (it logs to "aitask_relay")
+    results = [pending("t-day"), pending("t-young"), failed("t-new", "not_found", "gone"),
+               failed("t-late", "not_found", "gone")]  # fmt: skip
+    relay, tracker, failures = FakeRelay(*results), FakeTracker(), FakeFailures()
+    queue = QueueConsumer(relay, tracker=tracker, failures=failures, clock=lambda: NOW)
+    records = [record(body("t-day", first_seen=ago(24 * 3600)), "m-day"),
+               record(body("t-young", first_seen=ago(24 * 3600 - 1)), "m-young"),
+               record(body("t-new", created_at=ago(119)), "m-new"),
+               record(body("t-late", created_at=ago(120)), "m-late")]  # fmt: skip
+    # When consumed
+    with caplog.at_level("INFO", logger="aitask_relay"):
+        assert retried(queue.handle({"Records": records})) == []
+    # Then the task first seen 24 h ago timed out, the younger one goes on after 30 s; the task created 119 s
+    # ago is still within the grace period, the one created 120 s ago is not
+    reports = sorted((r["TaskId"], r["reason"]) for r in failures.sent)
+    assert reports == [("t-day", "timed_out"), ("t-late", "not_found")]
+    assert sorted((m["TaskId"], d) for m, d in tracker.sent) == [("t-new", 30), ("t-young", 30)]
+    assert {r.name for r in caplog.records if r.getMessage() == "task pending: re-scheduled"} == {"aitask_relay"}
