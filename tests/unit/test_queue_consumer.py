@@ -262,12 +262,12 @@ def test_a_report_that_cannot_be_sent_retries_its_record_and_holds_back_its_succ
 
 
 def test_a_successor_that_cannot_be_sent_retries_its_record_only():
-    # Given a tracking queue that refuses one of two successors
-    queue, _relay, tracker, _failures, metrics = consumer(pending("t-a"), pending("t-b"), tracker=FakeTracker({"t-b"}))
+    # Given a tracking queue that refuses the first of two successors
+    queue, _relay, tracker, _failures, metrics = consumer(pending("t-a"), pending("t-b"), tracker=FakeTracker({"t-a"}))
     # When both are consumed
     response = queue.handle({"Records": [record("t-a", "m-a"), record("t-b", "m-b")]})
     # Then the record whose successor was refused is retried (its task would stop being tracked), the other not
-    assert retried(response) == ["m-b"] and len(tracker.sent) == 2
+    assert retried(response) == ["m-a"] and len(tracker.sent) == 2
     assert metrics.counts == {"rescheduled": 1, "transient_failures": 1}
 
 
@@ -366,17 +366,23 @@ class Logger:
 
 
 def test_reports_sent_for_a_record_then_retried_are_logged_as_sent_again(caplog):
-    # Given a record naming an unknown task and a pending one, and a tracking queue that refuses the successor
+    # Given a record naming two unknown tasks and a pending one, and a tracking queue that refuses the
+    # successor; beside it a record of a third unknown task (settled) and one of a throttled task (retried)
     queue, _relay, _tracker, failures, _m = consumer(
-        failed("t-gone", "not_found", "task t-gone not found"), pending("t-pend"), tracker=FakeTracker({"t-pend"}))
-    event = {"detail-type": "AITask Created", "source": "ci", "detail": {"TaskIds": ["t-gone", "t-pend"]}}
+        failed("t-gone", "not_found", "task t-gone not found"), failed("t-lost", "not_found", "task t-lost not found"),
+        failed("t-away", "not_found", "task t-away not found"), failed("t-thr", "throttled", "slow", retryable=True),
+        pending("t-pend"), tracker=FakeTracker({"t-pend"}))  # fmt: skip
+    event = {"detail-type": "AITask Created", "source": "ci", "detail": {"TaskIds": ["t-gone", "t-lost", "t-pend"]}}
+    records = [record(json.dumps(event), "m-multi"), record("t-away", "m-away"), record("t-thr", "m-thr")]
     # When consumed
     with caplog.at_level("WARNING", logger="aitask_relay.consumer"):
-        response = queue.handle({"Records": [record(json.dumps(event), "m-multi")]})
-    # Then the record is retried, its report went out, and the log says it will go out again (the README's line)
-    assert retried(response) == ["m-multi"] and [r["TaskId"] for r in failures.sent] == ["t-gone"]
+        response = queue.handle({"Records": records})
+    # Then the record is retried, its reports went out, and the log says they will go out again (the README's
+    # line), for that record only
+    assert retried(response) == ["m-multi", "m-thr"]
+    assert [r["TaskId"] for r in failures.sent] == ["t-gone", "t-lost", "t-away"]
     assert [r.getMessage() for r in caplog.records if r.name == "aitask_relay.consumer"] == [
-        "reports for t-gone sent, but record m-multi is retried: they will be sent again"]  # fmt: skip
+        "reports for t-gone,t-lost sent, but record m-multi is retried: they will be sent again"]  # fmt: skip
 
 
 def test_each_outcome_is_logged_with_its_level_reason_and_task():
