@@ -497,3 +497,17 @@ def test_a_consumer_built_with_the_defaults_follows_the_documented_schedule(capl
     assert reports == [("t-day", "timed_out"), ("t-late", "not_found")]
     assert sorted((m["TaskId"], d) for m, d in tracker.sent) == [("t-new", 30), ("t-young", 30)]
     assert {r.name for r in caplog.records if r.getMessage() == "task pending: re-scheduled"} == {"aitask_relay"}
+
+
+def test_a_retry_for_destinations_logs_every_failed_destination():
+    # Given a finished task two destinations failed, one of them retryably
+    logger = Logger()
+    down = Delivery("s3://b/", None, "failed", {"message": "s3://b/: 503", "retryable": True})
+    refused = Delivery("s3://c/", None, "failed", {"message": "s3://c/: access denied", "retryable": False})
+    queue, _relay, _tracker, failures, _m = consumer(done("t-x", down, refused), logger=logger)
+    # When consumed
+    assert retried(queue.handle({"Records": [record("t-x", "m-x")]})) == ["m-x"]
+    # Then the record is retried, nothing reported yet, and the warning names both failures
+    assert failures.sent == []
+    says = "record will be retried: s3://b/: 503; s3://c/: access denied"
+    assert logger.lines == [("warning", says, {"task_id": "t-x"})]
