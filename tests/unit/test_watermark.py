@@ -42,6 +42,15 @@ def test_the_stored_form_round_trips_and_garbage_is_a_value_error():
     assert issubclass(NotAWatermark, ValueError)  # a caller catching ValueError still sees it
 
 
+def test_a_deployments_scope_stays_the_same_across_releases():
+    # Given a deployment without an endpoint, and one with (the values this release computes; a change to how
+    # the scope is made renames every watermark, so an upgraded sweeper would not find its own: the first
+    # sweep after the upgrade would cover only its lookback and could miss what a catch-up would have found)
+    # When scoped / Then the names are those the watermarks already stored carry
+    assert scope("cn-hangzhou", None, ["s3://b/templates/", "amqps://u:***@host/vhost"]) == "e01a892fecb6a0c0"
+    assert scope("cn-hangzhou", "https://ros.example", ["s3://b/templates/"]) == "4ad6022f96fed9d7"
+
+
 def test_a_missing_endpoint_is_one_scope_and_any_endpoint_another():
     # Given the same region and destinations, without an endpoint (None or empty) and with one
     destinations = ["s3://b/templates/"]
@@ -233,12 +242,14 @@ def test_the_watermark_lives_in_the_ledger_else_in_the_record_store(monkeypatch)
     # Given a DynamoDB ledger / Then its table
     mark = build_watermark("dynamodb://relay-ledger", [s3], "abc")
     assert isinstance(mark, DynamoDbWatermark) and mark.table == "relay-ledger"
+    assert mark.key == "aitask-relay.sweep-watermark:abc"  # each named with the scope
     # Given a Redis ledger / Then its database
     environ = {"REDIS_PASSWORD": "x"}
     mark = build_watermark("redis://cache.internal:6379/2", [s3], "abc", environ=environ)
     assert isinstance(mark, RedisWatermark) and mark.name.startswith("redis://cache.internal:6379/2 ")
     assert clients == [environ]  # the ledger's client, reading its password reference from this environment
+    assert mark.key == "aitask-relay.sweep-watermark:abc"
     # Given no ledger / Then the record store (the S3 one before a file one), else nowhere
     mark = build_watermark(None, [queue, file, s3], "abc")
-    assert isinstance(mark, StoreWatermark) and mark.name.startswith("s3://")
+    assert isinstance(mark, StoreWatermark) and mark.name == "s3://bucket/_aitask-relay/sweep-watermark-abc.json"
     assert build_watermark(None, [queue], "abc") is None
