@@ -289,8 +289,11 @@ def test_an_invocation_too_short_for_one_task_is_a_configuration_error():
     queue, relay, _tracker, _failures, _m = consumer(pending("t-a"), ros=ros)
     needed = ros.task_minimum_ms()
     # When an invocation starts with 1 ms less / Then ConfigurationError says how much it has and needs
-    with pytest.raises(ConfigurationError, match=f"has {needed - 1} ms, less than the {needed} ms one task needs"):
+    with pytest.raises(ConfigurationError, match=f"has {needed - 1} ms, less than the {needed} ms one task needs") as e:
         queue.handle({"Records": [record("t-a", "m-a")]}, Context(needed - 1))
+    # and names the settings to change (the README: "raises ConfigurationError naming them")
+    assert "ROS_CONNECT_TIMEOUT_MS + ROS_READ_TIMEOUT_MS" in e.value.message
+    assert f"the {INVOCATION_RESERVE_MS} ms reserve): raise the function's timeout" in e.value.message
     assert relay.asked == []
     # When it has exactly that / Then the task is started, and its ROS calls end by the reserve before the timeout
     started = time.monotonic()
@@ -511,3 +514,21 @@ def test_a_retry_for_destinations_logs_every_failed_destination():
     assert failures.sent == []
     says = "record will be retried: s3://b/: 503; s3://c/: access denied"
     assert logger.lines == [("warning", says, {"task_id": "t-x"})]
+
+
+def test_each_retry_for_a_queue_logs_why():
+    # Given a recording logger, and in turn no tracking queue, a failure queue that is down and a tracking
+    # queue that refuses the successor
+    cases = [
+        ({"tracker": None}, "t-pend", "pending; no RELAY_TRACKING_QUEUE, so SQS redelivers it"),
+        ({"failures": FakeFailures(down=True)}, "t-gone",
+         "cannot report to the failure queue: sqs://failures: connection refused"),
+        ({"tracker": FakeTracker({"t-pend"})}, "t-pend", "cannot re-schedule: tracking: t-pend refused"),
+    ]  # fmt: skip
+    for options, task_id, reason in cases:
+        logger = Logger()
+        queue, *_ = consumer(pending("t-pend"), failed("t-gone", "not_found", "gone"), logger=logger, **options)
+        # When the task's record is consumed
+        assert retried(queue.handle({"Records": [record(task_id, "m-1")]})) == ["m-1"]
+        # Then the retry's warning says why
+        assert ("warning", f"record will be retried: {reason}", {"task_id": task_id}) in logger.lines
