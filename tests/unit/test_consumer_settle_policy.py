@@ -320,10 +320,14 @@ def test_a_task_not_started_for_lack_of_time_is_retried():
     assert metrics.counts == {"not_started": 1}
 
 
-def test_without_a_context_there_is_no_time_limit():
-    # Given no Lambda context / When a batch is handled / Then every task is started, with no deadline
+@pytest.mark.parametrize("context", [None, object(), Context.__new__(Context)], ids=["none", "no-method", "value"])
+def test_without_a_context_clock_there_is_no_time_limit(context):
+    # Given no Lambda context, one without get_remaining_time_in_millis, or one where it is a value, not a method
+    if isinstance(context, Context):
+        context.get_remaining_time_in_millis = 5000
     queue, relay, _tracker, _failures, _m = consumer(done("t-a"))
-    assert retried(queue.handle({"Records": [record("t-a", "m-a")]})) == []
+    # When a batch is handled / Then every task is started, with no deadline (no clock to read)
+    assert retried(queue.handle({"Records": [record("t-a", "m-a")]}, context)) == []
     assert relay.asked == ["t-a"] and relay.deadline is None
 
 
@@ -333,9 +337,9 @@ def test_without_a_context_there_is_no_time_limit():
 @pytest.mark.parametrize(
     ("event", "says"),
     [
-        ({"Records": []}, "an SQS event must be an object with a non-empty Records list"),
-        ({"Records": "x"}, "an SQS event must be an object with a non-empty Records list"),
-        ([], "an SQS event must be an object with a non-empty Records list"),
+        ({"Records": []}, "^an SQS event must be an object with a non-empty Records list$"),
+        ({"Records": "x"}, "^an SQS event must be an object with a non-empty Records list$"),
+        ([], "^an SQS event must be an object with a non-empty Records list$"),
         ({"Records": [record("t-a", "m-a"), {"body": "t-b"}]}, r"Records\[1\] is not an SQS record"),
         ({"Records": [{**record("t-a", "m-a"), "messageId": 5}]}, r"Records\[0\] is not an SQS record"),
         ({"Records": ["t-a"]}, r"Records\[0\] is not an SQS record"),
