@@ -90,7 +90,7 @@ lint: $(STAMP) $(TOOLS)/sam/.stamp $(TOOLS)/checkov/.stamp
 	$(CHECKOV) -f template.yaml --framework cloudformation --quiet --compact --skip-download
 	$(CHECKOV) -d . --framework secrets --enable-secret-scan-all-files --quiet --compact --skip-download \
 	  --skip-path '\.venv' --skip-path '\.wheelhouse' --skip-path '\.git/' --skip-path '_cache' \
-	  --skip-path '\.hypothesis' --skip-path '\.aws-sam' --skip-path '^out/' --skip-path tests/ \
+	  --skip-path '\.hypothesis' --skip-path '\.aws-sam' --skip-path '\.mutate' --skip-path '^out/' --skip-path tests/ \
 	  --skip-path bench/ --skip-path tools/
 
 # Recompile the layer's locked requirements (full closure, with hashes) from requirements.in.
