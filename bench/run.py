@@ -296,7 +296,7 @@ def bench_bytes(tmp: Path) -> None:
     emu = emulator(tasks)
     try:
         runtime = in_process(relay_env(emu.endpoint, tmp / "bytes"))
-        from aitask_relay.taskref import TaskRef
+        from aitask_relay.core.taskref import TaskRef
 
         relay = runtime.relay()
         base = emu_stats(emu)["task_output_bytes"]
@@ -438,9 +438,9 @@ def bench_destinations(tmp: Path) -> None:
     import pika
     from servers import MotoServer, unique
 
-    from aitask_relay.destinations import build_destination
-    from aitask_relay.destinations.message import build_message
-    from aitask_relay.normalize import normalize
+    from aitask_relay.adapters.destinations import build_destination
+    from aitask_relay.adapters.destinations.message import build_message
+    from aitask_relay.core.normalize import normalize
 
     n = 200
     moto = MotoServer().start()
@@ -450,7 +450,7 @@ def bench_destinations(tmp: Path) -> None:
         AWS_DEFAULT_REGION="us-east-1",
         AWS_ENDPOINT_URL=moto.endpoint,
     )
-    from aitask_relay import aws
+    from aitask_relay.adapters import aws
 
     aws.reset()
     s3 = boto3.client("s3", endpoint_url=moto.endpoint)

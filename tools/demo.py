@@ -33,7 +33,7 @@ def main() -> int:
         with log_path.open("w", encoding="utf-8") as log:
             sys.stdout = log
             handler = load_handler("fetch_task")
-            from aitask_relay.errors import InvalidInput
+            from aitask_relay.core.errors import InvalidInput
 
             for path in sorted((EVENTS / "fetch_task").glob("*.json")):
                 expect_invalid = path.name.startswith("invalid-")

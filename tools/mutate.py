@@ -71,20 +71,20 @@ TIERS = {
 
 # The modules that carry a guarantee: table name -> (path under the package, tier). What each guarantees:
 MODULES = {
-    "normalize": ("normalize.py", "unit"),  # one stable TaskResult from whatever GetAITask answers
-    "errors": ("errors.py", "unit"),  # which failure is retried, which is permanent, and what it is called
-    "store": ("destinations/store.py", "unit"),  # create-only: a template is written once, never overwritten
-    "file": ("destinations/file.py", "unit"),  # create-only by os.link on a directory
-    "s3": ("destinations/s3.py", "servers"),  # create-only by If-None-Match; versioned buckets refused
-    "oss": ("destinations/oss.py", "servers"),  # create-only by x-oss-forbid-overwrite; versioning refused
-    "queue": ("destinations/queue.py", "servers"),  # announce once; a refused body goes as a claim check
-    "message": ("destinations/message.py", "unit"),  # the message format and the claim check's size
-    "destinations": ("destinations/__init__.py", "unit"),  # URI parsing and the redaction of passwords
-    "ledger": ("ledger.py", "servers"),  # published once across deliveries and retries
-    "consumer": ("triggers/sqs.py", "flows"),  # the queue consumer's settle policy
-    "tracking": ("tracking.py", "unit"),  # the tracking message and its growing delays
-    "sweep": ("sweep.py", "unit"),  # the sweep window (UpdateTime), pages and completeness
-    "watermark": ("watermark.py", "flows"),  # where the next sweep starts
+    "normalize": ("core/normalize.py", "unit"),  # one stable TaskResult from whatever GetAITask answers
+    "errors": ("core/errors.py", "unit"),  # which failure is retried, which is permanent, and what it is called
+    "store": ("adapters/destinations/store.py", "unit"),  # create-only: a template is written once, never overwritten
+    "file": ("adapters/destinations/file.py", "unit"),  # create-only by os.link on a directory
+    "s3": ("adapters/destinations/s3.py", "servers"),  # create-only by If-None-Match; versioned buckets refused
+    "oss": ("adapters/destinations/oss.py", "servers"),  # create-only by x-oss-forbid-overwrite; versioning refused
+    "queue": ("adapters/destinations/queue.py", "servers"),  # announce once; a refused body goes as a claim check
+    "message": ("adapters/destinations/message.py", "unit"),  # the message format and the claim check's size
+    "destinations": ("adapters/destinations/uri.py", "unit"),  # URI parsing and the redaction of passwords
+    "ledger": ("adapters/ledger.py", "servers"),  # published once across deliveries and retries
+    "consumer": ("usecases/settle.py", "flows"),  # the queue consumer's settle policy
+    "tracking": ("core/tracking.py", "unit"),  # the tracking message and its growing delays
+    "sweep": ("usecases/sweep.py", "unit"),  # the sweep window (UpdateTime), pages and completeness
+    "watermark": ("adapters/watermark.py", "flows"),  # where the next sweep starts
     "config": ("config.py", "unit"),  # one typed configuration; bad settings refused by name
 }
 
@@ -221,7 +221,7 @@ def diffs(modules: list[str], found: dict[str, dict[str, str]]) -> dict[str, str
 
 
 def function_of(name: str) -> str:
-    """aitask_relay.errors.x_classify__mutmut_3 -> aitask_relay.errors.classify (methods keep their class)."""
+    """aitask_relay.core.errors.x_classify__mutmut_3 -> aitask_relay.core.errors.classify (methods keep their class)."""
     module, _, mangled = name.rpartition(".")
     function = mangled.rsplit("__mutmut_", 1)[0].removeprefix("x_").removeprefix("xǁ").replace("ǁ", ".")
     return f"{module}.{function}"

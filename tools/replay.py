@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
         os.environ.update(emulator_environment(emulator.endpoint, os.environ.get("RELAY_DESTINATIONS") or out.as_uri()))
     rejected = 0
     try:
-        from aitask_relay.errors import InvalidInput
+        from aitask_relay.core.errors import InvalidInput
 
         for path in args.events:
             function = args.function or function_of(path)

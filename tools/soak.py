@@ -287,7 +287,7 @@ CASE_SHARE = 0.03
 
 
 def make_tasks(main, swept_emulator, count: int, rng: random.Random, tag: str) -> list[Expected]:
-    from aitask_relay.normalize import normalize
+    from aitask_relay.core.normalize import normalize
 
     kinds = rng.choices(["success", "failure", "later", "stuck", "unknown"], weights=[60, 10, 20, 5, 5], k=count)
     sizes = rng.choices(SIZES, weights=SIZE_WEIGHTS, k=count)

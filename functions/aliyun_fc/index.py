@@ -9,6 +9,7 @@ import json
 import time
 
 from aitask_relay import runtime
+from aitask_relay.adapters.observability import invocation
 from aitask_relay.triggers import fc
 
 runtime.use_platform("fc")
@@ -16,7 +17,7 @@ runtime.config()  # validate the environment at cold start: a bad variable fails
 
 
 def timer_handler(event, context):
-    with fc.invocation(context, "timer"):
+    with invocation(context, "timer"):
         started = time.monotonic()
         lookback = fc.parse_timer_event(fc.decode_event(event))
         summary = runtime.sweeper().run(fc.remaining_ms(context, started), lookback_seconds=lookback)
@@ -24,10 +25,10 @@ def timer_handler(event, context):
 
 
 def event_handler(event, context):
-    with fc.invocation(context, "event"):
+    with invocation(context, "event"):
         return json.dumps(fc.handle_events(fc.decode_event(event), runtime.relay()), ensure_ascii=False)
 
 
 def http_handler(event, context):
-    with fc.invocation(context, "http"):
+    with invocation(context, "http"):
         return json.dumps(fc.handle_http(event, runtime.task_api()), ensure_ascii=False)

@@ -3,7 +3,7 @@
 from aws_lambda_powertools.logging import correlation_paths
 
 from aitask_relay import runtime
-from aitask_relay.observability import instrumented
+from aitask_relay.adapters.observability import instrumented
 
 runtime.config()  # validate the environment at cold start: a bad variable fails the init, by name
 

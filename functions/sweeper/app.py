@@ -1,8 +1,8 @@
 """sweeper: an EventBridge Scheduler tick -> a summary (listed, delivered, already_delivered, pending, ...)."""
 
 from aitask_relay import runtime
-from aitask_relay.observability import instrumented
-from aitask_relay.sweep import parse_sweep_event
+from aitask_relay.adapters.observability import instrumented
+from aitask_relay.triggers.schedule import parse_sweep_event
 
 runtime.config()  # validate the environment at cold start: a bad variable fails the init, by name
 

@@ -12,14 +12,16 @@ from conftest import COUNTS
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from aitask_relay.errors import InvalidInput, RelayError
-from aitask_relay.model import Delivery, Observation
-from aitask_relay.normalize import normalize
-from aitask_relay.relay import Relay
+from aitask_relay.core.errors import InvalidInput, RelayError
+from aitask_relay.core.model import Delivery, Observation
+from aitask_relay.core.normalize import normalize
 from aitask_relay.triggers import fc
 from aitask_relay.triggers.direct import parse_fetch_event
 from aitask_relay.triggers.http import TaskApi
-from aitask_relay.triggers.sqs import QueueConsumer
+from aitask_relay.triggers.sqs import handle_batch
+from aitask_relay.usecases.relay import Relay
+from aitask_relay.usecases.settle import QueueConsumer
+from aitask_relay.usecases.tasks import TaskService
 
 settings.load_profile("fuzz")
 
@@ -152,15 +154,15 @@ bodies = st.one_of(
 def test_queue_consumer_events(event):
     COUNTS["queue_consumer event"] += 1
     source, store, relay = fakes()
-    consumer = QueueConsumer(relay, tracker=Queue(), failures=Queue(), first_delay_seconds=0)
+    consumer = QueueConsumer(relay, tracking_queue=Queue(), failure_queue=Queue(), first_delay_seconds=0)
     try:
-        answer = consumer.handle(event)
+        answer = handle_batch(consumer, event)
     except InvalidInput:
         assert source.asked == [] and store.written == []
         return
     ids = {r.get("messageId") for r in event["Records"]}
     assert {f["itemIdentifier"] for f in answer["batchItemFailures"]} <= ids
-    from aitask_relay.tracking import parse_tracking_body
+    from aitask_relay.triggers.records import parse_tracking_body
 
     named = set()  # the tasks the valid bodies name: an invalid body must not make anything be fetched
     for record in event["Records"]:
@@ -208,7 +210,8 @@ class Ros:
 def api():
     source, store, relay = fakes()
     ros = Ros()
-    return TaskApi(relay=lambda: relay, ros=lambda: ros, tracker=lambda: None), source, store, ros
+    tasks = TaskService(relay=lambda: relay, ros=lambda: ros, tracking_queue=lambda: None, first_delay_seconds=30)
+    return TaskApi(tasks), source, store, ros
 
 
 @given(
@@ -296,7 +299,7 @@ timer = {"triggerTime": "2026-01-01T00:00:00Z", "triggerName": "t", "payload": '
 )
 def test_timer_and_schedule_events(event):
     COUNTS["timer / schedule event"] += 1
-    from aitask_relay.sweep import parse_sweep_event
+    from aitask_relay.triggers.schedule import parse_sweep_event
 
     raw = event if isinstance(event, bytes) else json.dumps(event).encode()
     for parse in (lambda: fc.parse_timer_event(fc.decode_event(raw)), lambda: parse_sweep_event(event)):

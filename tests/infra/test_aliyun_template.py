@@ -8,8 +8,8 @@ from pathlib import Path
 
 import yaml
 
+from aitask_relay.adapters.destinations.uri import parse_destination
 from aitask_relay.config import load_config
-from aitask_relay.destinations import parse_destination
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = yaml.safe_load((ROOT / "aliyun" / "template.yaml").read_text())

@@ -67,7 +67,7 @@ def fetch_task(relay_env):
 @pytest.fixture
 def captured_logs():
     """Every line the Powertools logger writes during the test, parsed."""
-    from aitask_relay.observability import logger
+    from aitask_relay.adapters.observability import logger
 
     stream = io.StringIO()
     handler = logging.StreamHandler(stream)
@@ -129,7 +129,7 @@ def moto_server():
 @pytest.fixture
 def aws(moto_server, monkeypatch):
     """boto3 pointed at moto through its own AWS_ENDPOINT_URL; returns a helper to make resources."""
-    from aitask_relay import aws as aws_clients
+    from aitask_relay.adapters import aws as aws_clients
 
     monkeypatch.setenv("AWS_ENDPOINT_URL", moto_server.endpoint)
     aws_clients.reset()

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from aitask_relay import runtime
-from aitask_relay.errors import InvalidInput, Throttled
+from aitask_relay.core.errors import InvalidInput, Throttled
 from relay_local import FcContext, load_fc_handler
 
 YAML = "ROSTemplateFormatVersion: '2015-09-01'\nResources: {}\n"

@@ -70,7 +70,7 @@ def test_a_missing_or_malformed_secret_is_access_denied_without_its_value(fetch,
 
 def test_a_reset_reads_the_secret_from_the_endpoint_of_now(fetch, aws, monkeypatch):
     """Powertools' get_secret keeps the first client it builds in a process-wide provider; the relay builds
-    its provider on aitask_relay.aws's client, so runtime.reset() also forgets where secrets came from."""
+    its provider on aitask_relay.adapters.aws's client, so runtime.reset() also forgets where secrets came from."""
     from servers import closed_port
 
     # Given Secrets Manager unreachable when the secret is first read

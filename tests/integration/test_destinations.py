@@ -11,10 +11,10 @@ import pytest
 from botocore.exceptions import ClientError
 from servers import closed_port
 
-from aitask_relay.destinations import build_destination
-from aitask_relay.errors import DestinationFailure
-from aitask_relay.ledger import build_ledger
-from aitask_relay.normalize import normalize
+from aitask_relay.adapters.destinations import build_destination
+from aitask_relay.adapters.ledger import build_ledger
+from aitask_relay.core.errors import DestinationFailure
+from aitask_relay.core.normalize import normalize
 
 T = "2026-11-29T00:00:00.000Z"
 
@@ -97,7 +97,7 @@ def test_s3_a_missing_bucket_is_a_permanent_failure_that_names_the_destination(a
 
 
 def test_s3_unreachable_is_a_retryable_failure(aws, monkeypatch):
-    from aitask_relay import aws as clients
+    from aitask_relay.adapters import aws as clients
 
     monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{closed_port()}")
     clients.reset()
@@ -180,7 +180,7 @@ def test_the_oss_shim_ignores_forbid_overwrite_on_a_versioned_bucket_as_oss_docu
     # Given a bucket with versioning on, written through the OSS SDK with forbid-overwrite
     import alibabacloud_oss_v2 as oss
 
-    from aitask_relay.destinations.oss import build_oss_client
+    from aitask_relay.adapters.destinations.oss import build_oss_client
 
     bucket = aws.bucket()
     aws.s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": state})
@@ -314,7 +314,7 @@ def test_sqs_oversize_without_an_object_destination_is_a_permanent_error_and_sen
 
 
 def test_sqs_oversize_when_the_store_failed_is_retryable_and_sends_nothing(aws):
-    from aitask_relay.model import Delivery
+    from aitask_relay.core.model import Delivery
 
     name, url = aws.queue()
     failed_store = Delivery("s3://down/", None, "failed", {"code": "destination_failure"})

@@ -9,8 +9,8 @@ import pytest
 from alibabacloud_ros20190910 import models
 from alibabacloud_tea_openapi.exceptions import ClientException
 
-from aitask_relay.config import RosSettings
-from aitask_relay.ros import build_sdk_client
+from aitask_relay.adapters.ros import build_sdk_client
+from aitask_relay.core.settings import RosSettings
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from aitask_relay.errors import InvalidInput
+from aitask_relay.core.errors import InvalidInput
 from relay_local import EVENTS, load_event
 from ros_emulator.generate import generate
 
@@ -250,9 +250,9 @@ def test_bad_credentials_are_access_denied_not_retried(emulator, key_id, secret,
     from alibabacloud_credentials.client import Client as CredentialClient
     from alibabacloud_credentials.models import Config as CredentialConfig
 
-    from aitask_relay.config import RosSettings
-    from aitask_relay.errors import AccessDenied
-    from aitask_relay.ros import RosClient
+    from aitask_relay.adapters.ros import RosClient
+    from aitask_relay.core.errors import AccessDenied
+    from aitask_relay.core.settings import RosSettings
 
     emulator.add_task({"TaskId": "t-1", "Status": "SUCCESS"})
     credential = CredentialClient(CredentialConfig(type="access_key", access_key_id=key_id, access_key_secret=secret))

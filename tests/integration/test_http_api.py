@@ -203,7 +203,7 @@ def test_post_a_prompt_whose_url_is_too_long_is_400_naming_prompt_and_creates_no
 def test_a_414_from_create_ai_task_is_invalid_input_naming_prompt(relay_env, emulator):
     # Given the ROS client called directly with a prompt whose URL is over http.server's limit (the HTTP
     # route refuses it before calling; this is the answer that still happens when a gateway's limit is lower)
-    from aitask_relay.errors import InvalidInput
+    from aitask_relay.core.errors import InvalidInput
 
     # When CreateAITask is sent / Then the 414 (an HTML page) is invalid input naming Prompt, not a 502
     with pytest.raises(InvalidInput, match="Prompt") as raised:

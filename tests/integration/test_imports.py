@@ -22,7 +22,7 @@ def test_loading_a_handler_imports_no_aws_sdk_broker_client_or_xray(function):
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
     loaded = set(json.loads(proc.stdout.strip().splitlines()[-1]))
     assert not loaded & FORBIDDEN
-    assert "aitask_relay.relay" in loaded
+    assert "aitask_relay.usecases.relay" in loaded
 
 
 def test_an_s3_only_deployment_delivers_without_loading_pika_redis_or_the_oss_sdk(emulator, aws):
@@ -49,7 +49,7 @@ def test_an_s3_only_deployment_delivers_without_loading_pika_redis_or_the_oss_sd
     # Then it delivered through boto3 and never imported the other destinations' clients
     assert outcome == "created"
     assert "boto3" in modules
-    assert not set(modules) & {"pika", "redis", "alibabacloud_oss_v2", "aitask_relay.ledger", "aws_xray_sdk"}
+    assert not set(modules) & {"pika", "redis", "alibabacloud_oss_v2", "aitask_relay.adapters.ledger", "aws_xray_sdk"}
 
 
 AWS_ONLY = {
@@ -57,7 +57,7 @@ AWS_ONLY = {
     "botocore.session",
     "botocore.client",
     "aws_xray_sdk",
-    "aitask_relay.aws",
+    "aitask_relay.adapters.aws",
     "aws_lambda_powertools.utilities.batch",
     "aws_lambda_powertools.utilities.data_classes",
     "aws_lambda_powertools.utilities.idempotency",

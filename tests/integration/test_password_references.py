@@ -14,7 +14,7 @@ import pytest
 from servers import closed_port, unique
 
 from aitask_relay import runtime
-from aitask_relay.errors import ConfigurationError
+from aitask_relay.core.errors import ConfigurationError
 from relay_local import FcContext, LambdaContext, load_fc_handler, load_handler
 
 PASSWORD = f"pw/#?,@%:ä€-{uuid.uuid4().hex[:8]}-NEVER-LOGGED"

@@ -10,7 +10,7 @@ import pytest
 from servers import closed_port, http_api_event, lambda_event_from, sqs_record, unique
 
 from aitask_relay import runtime
-from aitask_relay.errors import InvalidInput
+from aitask_relay.core.errors import InvalidInput
 
 YAML = "ROSTemplateFormatVersion: '2015-09-01'\nResources: {}\n"
 
@@ -94,7 +94,7 @@ def test_re_scheduling_uses_growing_delays(wired, aws, emulator, invoke, relay_e
     relay_env.setenv("RELAY_TRACKING_FIRST_DELAY_SECONDS", "5")
     runtime.reset()
     sent = []
-    runtime.tracker().client.meta.events.register(
+    runtime.tracking_queue().client.meta.events.register(
         "provide-client-params.sqs.SendMessageBatch", lambda params, **_: sent.extend(params["Entries"])
     )
     looks = (0, 1, 2, 3, 8)
@@ -120,7 +120,8 @@ def test_a_batch_of_pending_tasks_is_re_scheduled_in_one_request(wired, aws, emu
     from collections import Counter
 
     calls = Counter()
-    runtime.tracker().client.meta.events.register("before-call.sqs.*", lambda model, **_: calls.update([model.name]))
+    events = runtime.tracking_queue().client.meta.events
+    events.register("before-call.sqs.*", lambda model, **_: calls.update([model.name]))
     records = []
     for i in range(10):
         emulator.add_task({"TaskId": f"t-wait-{i}", "Status": "RUNNING"})

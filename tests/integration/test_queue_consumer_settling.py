@@ -12,7 +12,7 @@ import pytest
 from servers import sqs_record
 
 from aitask_relay import runtime
-from aitask_relay.errors import ConfigurationError
+from aitask_relay.core.errors import ConfigurationError
 
 YAML = "ROSTemplateFormatVersion: '2015-09-01'\nResources: {}\n"
 
@@ -37,7 +37,7 @@ def sent_to_tracking():
     def capture(params, **_):
         entries.extend(params.get("Entries", []))
 
-    runtime.tracker().client.meta.events.register("provide-client-params.sqs.SendMessageBatch", capture)
+    runtime.tracking_queue().client.meta.events.register("provide-client-params.sqs.SendMessageBatch", capture)
     return entries
 
 

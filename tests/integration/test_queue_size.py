@@ -13,7 +13,7 @@ import pytest
 from ci_policy import require
 from servers import sqs_record, unique
 
-from aitask_relay import aws as aws_clients
+from aitask_relay.adapters import aws as aws_clients
 
 
 def big_yaml(size):

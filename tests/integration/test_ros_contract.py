@@ -16,9 +16,9 @@ import pytest
 from alibabacloud_ros20190910 import models
 from servers import http_api_event
 
-from aitask_relay.config import RosSettings
-from aitask_relay.errors import AccessDenied, BadUpstreamResponse, InvalidInput, RelayError, UpstreamUnavailable
-from aitask_relay.ros import RosClient, build_sdk_client
+from aitask_relay.adapters.ros import RosClient, build_sdk_client
+from aitask_relay.core.errors import AccessDenied, BadUpstreamResponse, InvalidInput, RelayError, UpstreamUnavailable
+from aitask_relay.core.settings import RosSettings
 
 YAML = "ROSTemplateFormatVersion: '2015-09-01'\nResources: {}\n"
 

@@ -15,9 +15,9 @@ from alibabacloud_ros20190910 import models
 from servers import http_api_event, lambda_event_from
 
 from aitask_relay import runtime
-from aitask_relay.config import RosSettings
-from aitask_relay.ros import build_sdk_client
-from aitask_relay.tracking import parse_time
+from aitask_relay.adapters.ros import build_sdk_client
+from aitask_relay.core.clock import parse_time
+from aitask_relay.core.settings import RosSettings
 from relay_local import LambdaContext, load_handler
 from ros_emulator import Emulator
 
@@ -38,7 +38,7 @@ def sdk(emulator):
 
 
 def storage_key(task_id):
-    from aitask_relay.taskref import storage_key as key  # new in issue 14: imported here so that each test
+    from aitask_relay.core.taskref import storage_key as key  # new in issue 14: imported here so that each test
     # fails on its own on a relay without it
 
     return key(task_id)
@@ -196,7 +196,7 @@ def test_mismatch_next_token_twice_fails_the_sweep(paged, invoke):
     fault = {"Action": "ListAITasks", "NextToken": "*", "Status": 400, "Code": "MismatchNextToken", "Times": None}
     paged.add_fault(fault)
     # When the sweeper runs, Then the second one fails the invocation
-    from aitask_relay.errors import InvalidInput
+    from aitask_relay.core.errors import InvalidInput
 
     paged.reset_stats()
     with pytest.raises(InvalidInput) as caught:

@@ -12,7 +12,7 @@ import pytest
 from servers import closed_port, sqs_record, unique
 
 from aitask_relay import runtime
-from aitask_relay.errors import DestinationFailure, InvalidInput
+from aitask_relay.core.errors import DestinationFailure, InvalidInput
 from relay_local import FcContext, LambdaContext, load_fc_handler, load_handler
 from ros_emulator import Emulator
 

@@ -9,7 +9,7 @@ import pytest
 from servers import closed_port, unique
 
 from aitask_relay import runtime
-from aitask_relay.errors import ConfigurationError
+from aitask_relay.core.errors import ConfigurationError
 
 YAML = "ROSTemplateFormatVersion: '2015-09-01'\nResources: {}\n"
 

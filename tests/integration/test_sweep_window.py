@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from aitask_relay import runtime
-from aitask_relay.tracking import now_utc
+from aitask_relay.core.clock import now_utc
 
 YAML = "ROSTemplateFormatVersion: '2015-09-01'\nResources: {}\n"
 DAY = 86400

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from aitask_relay import runtime
-from aitask_relay.errors import ConfigurationError
+from aitask_relay.core.errors import ConfigurationError
 from relay_local import _load_module
 
 YAML = "ROSTemplateFormatVersion: '2015-09-01'\nResources: {}\n"
@@ -143,7 +143,7 @@ def test_fanout_sends_ten_messages_to_a_request(fleet, wired, emulator, aws, inv
     relay_env.setenv("RELAY_SWEEP_MODE", "fanout")
     runtime.reset()
     calls = Counter()
-    tracker = runtime.tracker()
+    tracker = runtime.tracking_queue()
     tracker.client.meta.events.register("before-call.sqs.*", lambda model, **_: calls.update([model.name]))
     # When the sweep runs
     summary = invoke("sweeper", {})
@@ -154,7 +154,7 @@ def test_fanout_sends_ten_messages_to_a_request(fleet, wired, emulator, aws, inv
 
 
 def test_a_listing_error_fails_the_invocation_so_the_scheduler_retries(fleet, wired, emulator, invoke, relay_env):
-    from aitask_relay.errors import UpstreamUnavailable
+    from aitask_relay.core.errors import UpstreamUnavailable
 
     relay_env.setenv("ROS_MAX_ATTEMPTS", "1")
     runtime.reset()

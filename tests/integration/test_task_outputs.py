@@ -19,10 +19,10 @@ import pytest
 from servers import sqs_record
 
 from aitask_relay import runtime
-from aitask_relay.destinations import build_destination
-from aitask_relay.errors import DestinationFailure
-from aitask_relay.model import Observation, Template
-from aitask_relay.normalize import normalize
+from aitask_relay.adapters.destinations import build_destination
+from aitask_relay.core.errors import DestinationFailure
+from aitask_relay.core.model import Observation, Template
+from aitask_relay.core.normalize import normalize
 
 WORKSPACE = {
     "main.tf": 'module "my_vpc" {\n  source = "./modules/vpc"\n}\n',
@@ -179,7 +179,7 @@ def test_a_hostile_workspace_path_refuses_the_task_and_writes_nothing(
 @pytest.mark.parametrize("kind", ["file", "s3"])
 def test_a_store_refuses_a_hostile_path_even_if_one_reached_it(aws, tmp_path, kind):
     # Given an observation built by hand (not through normalize) with a path that leaves the folder
-    from aitask_relay.model import TemplateFile
+    from aitask_relay.core.model import TemplateFile
 
     body = {"TaskId": "t-evil", "Status": "SUCCESS", "TaskType": "GenerateTemplate", "TaskOutput": {"Result": YAML}}
     obs = normalize(body, task_id="t-evil", observed_at="2026-11-30T00:00:00.000Z")

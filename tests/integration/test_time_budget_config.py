@@ -11,7 +11,7 @@ import pytest
 from servers import sqs_record
 
 from aitask_relay import runtime
-from aitask_relay.errors import ConfigurationError
+from aitask_relay.core.errors import ConfigurationError
 
 YAML = "Resources: {}\n"
 

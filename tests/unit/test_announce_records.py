@@ -8,12 +8,12 @@ import logging
 
 import pytest
 
-from aitask_relay.destinations import keep_announcement_records, record_store
-from aitask_relay.destinations.queue import QueueDestination
-from aitask_relay.destinations.store import ObjectStore
-from aitask_relay.errors import AccessDenied, DestinationFailure
-from aitask_relay.model import Delivery
-from aitask_relay.normalize import normalize
+from aitask_relay.adapters.destinations import keep_announcement_records, record_store
+from aitask_relay.adapters.destinations.queue import QueueDestination
+from aitask_relay.adapters.destinations.store import ObjectStore
+from aitask_relay.core.errors import AccessDenied, DestinationFailure
+from aitask_relay.core.model import Delivery
+from aitask_relay.core.normalize import normalize
 
 
 class MemoryStore(ObjectStore):

@@ -1,10 +1,10 @@
-"""aitask_relay.aws.secret: the provider is built on the module's client, and a reset() forgets both together."""
+"""adapters.aws.secret: the provider is built on the module's client, and a reset() forgets both together."""
 
 from __future__ import annotations
 
 import threading
 
-from aitask_relay import aws
+from aitask_relay.adapters import aws
 
 
 class FakeSecretsManager:

@@ -1,7 +1,8 @@
 import pytest
 
-from aitask_relay.config import DEFAULT_DESTINATION, load_config
-from aitask_relay.errors import ConfigurationError
+from aitask_relay.config import load_config
+from aitask_relay.core.errors import ConfigurationError
+from aitask_relay.core.settings import DEFAULT_DESTINATION
 
 
 def test_defaults():

@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 
 from aitask_relay import runtime
+from aitask_relay.adapters.destinations.uri import mask, parse_destination, redact
+from aitask_relay.adapters.passwords import resolver
 from aitask_relay.config import load_config
-from aitask_relay.destinations import mask, parse_destination, redact
-from aitask_relay.errors import ConfigurationError
-from aitask_relay.passwords import resolver
+from aitask_relay.core.errors import ConfigurationError
 from relay_local import _load_module
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -10,10 +10,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from aitask_relay.config import INVOCATION_RESERVE_MS, RosSettings
-from aitask_relay.errors import ConfigurationError, DestinationFailure, InvalidInput
-from aitask_relay.model import Delivery, Observation, TaskResult
-from aitask_relay.triggers.sqs import MAX_FAILURE_RECORD, QueueConsumer
+from aitask_relay.core.errors import ConfigurationError, DestinationFailure, InvalidInput
+from aitask_relay.core.model import Delivery, Observation, TaskResult
+from aitask_relay.core.settings import INVOCATION_RESERVE_MS, RosSettings
+from aitask_relay.triggers.sqs import handle_batch
+from aitask_relay.usecases.settle import MAX_FAILURE_RECORD, QueueConsumer
 
 NOW = datetime(2026, 11, 30, 12, 0, 0, tzinfo=UTC)
 
@@ -88,17 +89,17 @@ class Metrics:
         self.counts = {}
 
     def add_metric(self, *, name, unit, value):
-        assert (str(unit.value), value) == ("Count", 1)
+        assert (unit, value) == ("Count", 1)
         self.counts[name] = self.counts.get(name, 0) + 1
 
 
-def consumer(*results, tracker="default", failures="default", **options):
+def consumer(*results, tracking_queue="default", failure_queue="default", **options):
     relay = FakeRelay(*results)
-    tracker = FakeTracker() if tracker == "default" else tracker
-    failures = FakeFailures() if failures == "default" else failures
+    tracker = FakeTracker() if tracking_queue == "default" else tracking_queue
+    failures = FakeFailures() if failure_queue == "default" else failure_queue
     metrics = Metrics()
     made = QueueConsumer(
-        relay, tracker=tracker, failures=failures, metrics=metrics, clock=lambda: NOW,
+        relay, tracking_queue=tracker, failure_queue=failures, metrics=metrics, clock=lambda: NOW,
         first_delay_seconds=30, deadline_seconds=3600, create_grace_seconds=120, **options,
     )  # fmt: skip
     return made, relay, tracker, failures, metrics
@@ -129,7 +130,7 @@ def test_each_record_settles_its_own_way_and_only_the_transient_one_is_retried()
         record(body("t-thr"), "m-thr"), record(body("t-gone"), "m-gone"), record("{not json", "m-bad"),
     ]  # fmt: skip
     # When the consumer handles it
-    response = queue.handle({"Records": records})
+    response = handle_batch(queue, {"Records": records})
     # Then only the throttled record goes back to SQS
     assert retried(response) == ["m-thr"]
     # and the pending task has one successor: the next attempt, the same first_seen, a doubled delay (30 * 2**2)
@@ -151,7 +152,7 @@ def test_a_bad_body_is_reported_cut_to_its_first_characters():
     queue, _relay, _tracker, failures, _m = consumer()
     text = "x" * (MAX_FAILURE_RECORD + 10) + "{"
     # When handled / Then settled, and the report quotes the start of the body only
-    assert retried(queue.handle({"Records": [record(text, "m-long")]})) == []
+    assert retried(handle_batch(queue, {"Records": [record(text, "m-long")]})) == []
     assert failures.sent[0]["record_body"] == text[:MAX_FAILURE_RECORD]
 
 
@@ -161,7 +162,7 @@ def test_a_task_pending_past_the_deadline_is_reported_timed_out_not_rescheduled(
     records = [record(body("t-old", attempt=40, first_seen=ago(3600)), "m-old"),
                record(body("t-young", attempt=40, first_seen=ago(3599)), "m-young")]  # fmt: skip
     # When consumed
-    assert retried(queue.handle({"Records": records})) == []
+    assert retried(handle_batch(queue, {"Records": records})) == []
     # Then the old one is reported timed out (how long, since when) and the young one goes on at the 900 s cap
     assert [(r["TaskId"], r["reason"], r["message"], r["first_seen"]) for r in failures.sent] == [
         ("t-old", "timed_out", "still pending after 3600 s", ago(3600))]  # fmt: skip
@@ -173,16 +174,16 @@ def test_a_first_look_starts_tracking_from_the_time_sqs_took_the_record():
     # Given a bare task id (no first_seen) that SQS took 10 minutes ago
     queue, _relay, tracker, _failures, _m = consumer(pending("t-new"))
     # When consumed
-    queue.handle({"Records": [record("t-new", "m-new", sent=NOW - timedelta(minutes=10))]})
+    handle_batch(queue, {"Records": [record("t-new", "m-new", sent=NOW - timedelta(minutes=10))]})
     # Then its successor says it was first seen then, and waits the first delay
     assert tracker.sent == [({"TaskId": "t-new", "attempt": 1, "first_seen": "2026-11-30T11:50:00.000Z"}, 30)]
 
 
 def test_without_a_tracking_queue_a_pending_task_is_left_to_sqs():
     # Given no tracking queue
-    queue, _relay, _tracker, failures, metrics = consumer(pending("t-pend"), tracker=None)
+    queue, _relay, _tracker, failures, metrics = consumer(pending("t-pend"), tracking_queue=None)
     # When a pending task is consumed / Then its record is retried (SQS redelivers it), nothing reported
-    assert retried(queue.handle({"Records": [record("t-pend", "m-pend")]})) == ["m-pend"]
+    assert retried(handle_batch(queue, {"Records": [record("t-pend", "m-pend")]})) == ["m-pend"]
     assert failures.sent == [] and metrics.counts == {"transient_failures": 1}
 
 
@@ -193,7 +194,7 @@ def test_a_finished_task_a_destination_failed_is_retried_or_reported_by_that_fai
     stored = Delivery("file:///out/", "file:///out/t-bad/template.yaml", "stored")
     queue, _relay, _tracker, failures, _m = consumer(done("t-down", down, stored), done("t-bad", refused, stored))
     # When consumed
-    response = queue.handle({"Records": [record("t-down", "m-down"), record("t-bad", "m-bad")]})
+    response = handle_batch(queue, {"Records": [record("t-down", "m-down"), record("t-bad", "m-bad")]})
     # Then the retryable one is retried and reported nowhere; the other is reported as a destination failure
     assert retried(response) == ["m-down"]
     assert [(r["TaskId"], r["reason"], r["message"]) for r in failures.sent] == [
@@ -223,7 +224,7 @@ def test_a_task_the_relay_created_may_be_unreadable_for_the_grace_period_only(cr
     queue, _relay, tracker, failures, _m = consumer(failed("t-x", code, message, upstream_code=upstream))
     fields = {} if created_seconds_ago is None else {"created_at": ago(created_seconds_ago)}
     # When consumed
-    response = queue.handle({"Records": [record(body("t-x", **fields), "m-x")]})
+    response = handle_batch(queue, {"Records": [record(body("t-x", **fields), "m-x")]})
     # Then it is settled either way: re-scheduled like a pending task within the grace period, else reported
     assert retried(response) == []
     assert [m["TaskId"] for m, _delay in tracker.sent] == (["t-x"] if rescheduled else [])
@@ -242,7 +243,7 @@ def test_a_record_retried_for_one_task_sends_nothing_for_its_others():
     queue, _relay, tracker, failures, _m = consumer(*results)
     event = {"detail-type": "AITask Created", "source": "ci", "detail": {"TaskIds": ["t-pend", "t-thr", "t-gone"]}}
     # When consumed
-    response = queue.handle({"Records": [record(json.dumps(event), "m-multi")]})
+    response = handle_batch(queue, {"Records": [record(json.dumps(event), "m-multi")]})
     # Then the record is retried, with no successor and no report (its redelivery sends them once)
     assert retried(response) == ["m-multi"] and tracker.sent == [] and failures.sent == []
 
@@ -251,10 +252,10 @@ def test_a_report_that_cannot_be_sent_retries_its_record_and_holds_back_its_succ
     # Given a failure queue that is down, and a record naming an unknown task and a pending one
     queue, _relay, tracker, _failures, metrics = consumer(
         failed("t-gone", "not_found", "task t-gone not found"), pending("t-pend"), pending("t-other"),
-        failures=FakeFailures(down=True))  # fmt: skip
+        failure_queue=FakeFailures(down=True))  # fmt: skip
     event = {"detail-type": "AITask Created", "source": "ci", "detail": {"TaskIds": ["t-gone", "t-pend"]}}
     # When consumed beside a record of another pending task
-    response = queue.handle({"Records": [record(json.dumps(event), "m-multi"), record("t-other", "m-other")]})
+    response = handle_batch(queue, {"Records": [record(json.dumps(event), "m-multi"), record("t-other", "m-other")]})
     # Then that record is retried and its pending task gets no successor (the redelivery sends it); the other does
     assert retried(response) == ["m-multi"]
     assert [m["TaskId"] for m, _delay in tracker.sent] == ["t-other"]
@@ -263,9 +264,11 @@ def test_a_report_that_cannot_be_sent_retries_its_record_and_holds_back_its_succ
 
 def test_a_successor_that_cannot_be_sent_retries_its_record_only():
     # Given a tracking queue that refuses the first of two successors
-    queue, _relay, tracker, _failures, metrics = consumer(pending("t-a"), pending("t-b"), tracker=FakeTracker({"t-a"}))
+    queue, _relay, tracker, _failures, metrics = consumer(
+        pending("t-a"), pending("t-b"), tracking_queue=FakeTracker({"t-a"})
+    )
     # When both are consumed
-    response = queue.handle({"Records": [record("t-a", "m-a"), record("t-b", "m-b")]})
+    response = handle_batch(queue, {"Records": [record("t-a", "m-a"), record("t-b", "m-b")]})
     # Then the record whose successor was refused is retried (its task would stop being tracked), the other not
     assert retried(response) == ["m-a"] and len(tracker.sent) == 2
     assert metrics.counts == {"rescheduled": 1, "transient_failures": 1}
@@ -276,7 +279,7 @@ def test_one_task_in_two_records_gets_one_successor():
     queue, relay, tracker, _failures, _m = consumer(pending("t-twice"))
     records = [record(body("t-twice", attempt=1), "m-1"), record(body("t-twice", attempt=5), "m-2")]
     # When consumed / Then both settle, the task was fetched once and has one tracker (the first record's)
-    assert retried(queue.handle({"Records": records})) == []
+    assert retried(handle_batch(queue, {"Records": records})) == []
     assert relay.asked == ["t-twice"] and [(m["attempt"], d) for m, d in tracker.sent] == [(2, 60)]
 
 
@@ -290,7 +293,7 @@ def test_an_invocation_too_short_for_one_task_is_a_configuration_error():
     needed = ros.task_minimum_ms()
     # When an invocation starts with 1 ms less / Then ConfigurationError says how much it has and needs
     with pytest.raises(ConfigurationError, match=f"has {needed - 1} ms, less than the {needed} ms one task needs") as e:
-        queue.handle({"Records": [record("t-a", "m-a")]}, Context(needed - 1))
+        handle_batch(queue, {"Records": [record("t-a", "m-a")]}, Context(needed - 1))
     # and names the settings to change (the README: "raises ConfigurationError naming them")
     made_of = (f"one task needs (one attempt of each GetAITask call with ROS_CONNECT_TIMEOUT_MS + ROS_READ_TIMEOUT_MS, "
                f"and the {INVOCATION_RESERVE_MS} ms reserve): raise the function's timeout")  # fmt: skip
@@ -298,7 +301,7 @@ def test_an_invocation_too_short_for_one_task_is_a_configuration_error():
     assert relay.asked == []
     # When it has exactly that / Then the task is started, and its ROS calls end by the reserve before the timeout
     started = time.monotonic()
-    assert retried(queue.handle({"Records": [record("t-a", "m-a")]}, Context(needed))) == []
+    assert retried(handle_batch(queue, {"Records": [record("t-a", "m-a")]}, Context(needed))) == []
     budget = (needed - INVOCATION_RESERVE_MS) / 1000
     assert relay.asked == ["t-a"] and started + budget <= relay.deadline <= time.monotonic() + budget
 
@@ -314,7 +317,7 @@ def test_a_task_not_started_for_lack_of_time_is_retried():
             return next(times)
 
     # When the batch is handled
-    response = queue.handle({"Records": [record("t-a", "m-a"), record("t-b", "m-b")]}, Shrinking())
+    response = handle_batch(queue, {"Records": [record("t-a", "m-a"), record("t-b", "m-b")]}, Shrinking())
     # Then the first task settled and the second record goes back to SQS, counted as not started
     assert relay.asked == ["t-a"] and retried(response) == ["m-b"]
     assert metrics.counts == {"not_started": 1}
@@ -327,7 +330,7 @@ def test_without_a_context_clock_there_is_no_time_limit(context):
         context.get_remaining_time_in_millis = 5000
     queue, relay, _tracker, _failures, _m = consumer(done("t-a"))
     # When a batch is handled / Then every task is started, with no deadline (no clock to read)
-    assert retried(queue.handle({"Records": [record("t-a", "m-a")]}, context)) == []
+    assert retried(handle_batch(queue, {"Records": [record("t-a", "m-a")]}, context)) == []
     assert relay.asked == ["t-a"] and relay.deadline is None
 
 
@@ -350,7 +353,7 @@ def test_an_event_that_is_not_an_sqs_batch_is_invalid_input_naming_the_record(ev
     # Given an event Lambda's SQS source would never send / When handled / Then InvalidInput names what is wrong
     queue, relay, _tracker, _failures, _m = consumer(done("t-a"), done("t-b"))
     with pytest.raises(InvalidInput, match=says):
-        queue.handle(event)
+        handle_batch(queue, event)
     assert relay.asked == []  # and nothing was fetched
 
 
@@ -379,12 +382,12 @@ def test_reports_sent_for_a_record_then_retried_are_logged_as_sent_again(caplog)
     queue, _relay, _tracker, failures, _m = consumer(
         failed("t-gone", "not_found", "task t-gone not found"), failed("t-lost", "not_found", "task t-lost not found"),
         failed("t-away", "not_found", "task t-away not found"), failed("t-thr", "throttled", "slow", retryable=True),
-        pending("t-pend"), tracker=FakeTracker({"t-pend"}))  # fmt: skip
+        pending("t-pend"), tracking_queue=FakeTracker({"t-pend"}))  # fmt: skip
     event = {"detail-type": "AITask Created", "source": "ci", "detail": {"TaskIds": ["t-gone", "t-lost", "t-pend"]}}
     records = [record(json.dumps(event), "m-multi"), record("t-away", "m-away"), record("t-thr", "m-thr")]
     # When consumed
     with caplog.at_level("WARNING", logger="aitask_relay.consumer"):
-        response = queue.handle({"Records": records})
+        response = handle_batch(queue, {"Records": records})
     # Then the record is retried, its reports went out, and the log says they will go out again (the README's
     # line), for that record only
     assert retried(response) == ["m-multi", "m-thr"]
@@ -403,7 +406,7 @@ def test_each_outcome_is_logged_with_its_level_reason_and_task():
     records = [record(body("t-pend", attempt=1), "m-pend"), record("t-gone", "m-gone"),
                record(body("t-old", first_seen=ago(4000)), "m-old"), record("t-thr", "m-thr")]  # fmt: skip
     # When consumed
-    queue.handle({"Records": records})
+    handle_batch(queue, {"Records": records})
     # Then the retry is a warning with its reason, the unknown task an error naming why and which record,
     # the time-out a warning with the deadline, and the successor an info line with its attempt and delay
     assert sorted(logger.lines, key=lambda line: line[2]["task_id"]) == [
@@ -430,7 +433,7 @@ def test_a_task_within_its_grace_period_and_one_not_started_are_logged_as_such()
 
     records = [record(body("t-new", created_at=ago(60)), "m-new"), record("t-b", "m-b")]
     # When consumed
-    queue.handle({"Records": records}, Shrinking())
+    handle_batch(queue, {"Records": records}, Shrinking())
     # Then each is logged at info, naming its task (and the grace period's creation time and error)
     lines = {line[2]["task_id"]: line for line in logger.lines if line[1] != "task pending: re-scheduled"}
     grace = "task created by the relay not readable yet: re-scheduled within the grace period"
@@ -444,7 +447,7 @@ def test_an_invocation_too_short_is_logged_at_error_with_the_error_record():
     queue, *_ = consumer(done("t-a"), logger=logger)
     # When it starts
     with pytest.raises(ConfigurationError) as raised:
-        queue.handle({"Records": [record("t-a", "m-a")]}, Context(1000))
+        handle_batch(queue, {"Records": [record("t-a", "m-a")]}, Context(1000))
     # Then the error is logged, with its record, before it fails the invocation
     assert logger.lines == [("error", "the batch cannot start: " + raised.value.message,
                              {"error": raised.value.to_record()})]  # fmt: skip
@@ -468,7 +471,7 @@ def test_a_record_without_a_readable_sent_time_starts_tracking_now(attributes):
     queue, _relay, tracker, _failures, _m = consumer(pending("t-new"))
     event_record = {**record("t-new", "m-new"), "attributes": attributes}
     # When consumed / Then it is settled, its tracking starting now
-    assert retried(queue.handle({"Records": [event_record]})) == []
+    assert retried(handle_batch(queue, {"Records": [event_record]})) == []
     assert tracker.sent == [({"TaskId": "t-new", "attempt": 1, "first_seen": "2026-11-30T12:00:00.000Z"}, 30)]
 
 
@@ -478,7 +481,7 @@ def test_an_empty_body_is_reported_as_empty_and_a_report_keeps_its_characters_as
     texts = []
     failures.send = texts.append  # the raw text the failure queue receives
     # When consumed
-    assert retried(queue.handle({"Records": [record("", "m-empty"), record("{任务", "m-cjk")]})) == []
+    assert retried(handle_batch(queue, {"Records": [record("", "m-empty"), record("{任务", "m-cjk")]})) == []
     # Then the empty body is quoted as empty (not made up), and the other verbatim, not \u-escaped
     reports = [json.loads(text) for text in texts]
     assert [(r["record_body"], r["source_message_id"]) for r in reports] == [("", "m-empty"), ("{任务", "m-cjk")]
@@ -491,14 +494,14 @@ def test_a_consumer_built_with_the_defaults_follows_the_documented_schedule(capl
     results = [pending("t-day"), pending("t-young"), failed("t-new", "not_found", "gone"),
                failed("t-late", "not_found", "gone")]  # fmt: skip
     relay, tracker, failures = FakeRelay(*results), FakeTracker(), FakeFailures()
-    queue = QueueConsumer(relay, tracker=tracker, failures=failures, clock=lambda: NOW)
+    queue = QueueConsumer(relay, tracking_queue=tracker, failure_queue=failures, clock=lambda: NOW)
     records = [record(body("t-day", first_seen=ago(24 * 3600)), "m-day"),
                record(body("t-young", first_seen=ago(24 * 3600 - 1)), "m-young"),
                record(body("t-new", created_at=ago(119)), "m-new"),
                record(body("t-late", created_at=ago(120)), "m-late")]  # fmt: skip
     # When consumed
     with caplog.at_level("INFO", logger="aitask_relay"):
-        assert retried(queue.handle({"Records": records})) == []
+        assert retried(handle_batch(queue, {"Records": records})) == []
     # Then the task first seen 24 h ago timed out, the younger one goes on after 30 s; the task created 119 s
     # ago is still within the grace period, the one created 120 s ago is not
     reports = sorted((r["TaskId"], r["reason"]) for r in failures.sent)
@@ -514,7 +517,7 @@ def test_a_retry_for_destinations_logs_every_failed_destination():
     refused = Delivery("s3://c/", None, "failed", {"message": "s3://c/: access denied", "retryable": False})
     queue, _relay, _tracker, failures, _m = consumer(done("t-x", down, refused), logger=logger)
     # When consumed
-    assert retried(queue.handle({"Records": [record("t-x", "m-x")]})) == ["m-x"]
+    assert retried(handle_batch(queue, {"Records": [record("t-x", "m-x")]})) == ["m-x"]
     # Then the record is retried, nothing reported yet, and the warning names both failures
     assert failures.sent == []
     says = "record will be retried: s3://b/: 503; s3://c/: access denied"
@@ -525,15 +528,29 @@ def test_each_retry_for_a_queue_logs_why():
     # Given a recording logger, and in turn no tracking queue, a failure queue that is down and a tracking
     # queue that refuses the successor
     cases = [
-        ({"tracker": None}, "t-pend", "pending; no RELAY_TRACKING_QUEUE, so SQS redelivers it"),
-        ({"failures": FakeFailures(down=True)}, "t-gone",
+        ({"tracking_queue": None}, "t-pend", "pending; no RELAY_TRACKING_QUEUE, so SQS redelivers it"),
+        ({"failure_queue": FakeFailures(down=True)}, "t-gone",
          "cannot report to the failure queue: sqs://failures: connection refused"),
-        ({"tracker": FakeTracker({"t-pend"})}, "t-pend", "cannot re-schedule: tracking: t-pend refused"),
+        ({"tracking_queue": FakeTracker({"t-pend"})}, "t-pend", "cannot re-schedule: tracking: t-pend refused"),
     ]  # fmt: skip
     for options, task_id, reason in cases:
         logger = Logger()
         queue, *_ = consumer(pending("t-pend"), failed("t-gone", "not_found", "gone"), logger=logger, **options)
         # When the task's record is consumed
-        assert retried(queue.handle({"Records": [record(task_id, "m-1")]})) == ["m-1"]
+        assert retried(handle_batch(queue, {"Records": [record(task_id, "m-1")]})) == ["m-1"]
         # Then the retry's warning says why
         assert ("warning", f"record will be retried: {reason}", {"task_id": task_id}) in logger.lines
+
+
+def test_powertools_metrics_take_the_relays_count_unit_as_text():
+    # Given Powertools Metrics (what the use cases count into on AWS) / When a count is added with the unit the
+    # core declares (text, so that the use cases import no Powertools)
+    from aws_lambda_powertools import Metrics
+
+    from aitask_relay.core.ports import COUNT
+
+    metrics = Metrics(namespace="Test", service="test")
+    metrics.add_metric(name="rescheduled", unit=COUNT, value=1)
+    # Then it is recorded as CloudWatch's Count unit
+    assert metrics.metric_set["rescheduled"]["Unit"] == "Count"
+    metrics.clear_metrics()

@@ -2,13 +2,13 @@
 
 import pytest
 
+from aitask_relay.adapters.destinations.uri import amqp_connection_uri, mask, parse_destination, redact
 from aitask_relay.config import load_config
-from aitask_relay.destinations import amqp_connection_uri, mask, parse_destination, redact
-from aitask_relay.errors import ConfigurationError
+from aitask_relay.core.errors import ConfigurationError
 
 
 @pytest.mark.parametrize(
-    ("uri", "scheme", "kind", "bucket", "prefix"),
+    ("uri", "scheme", "kind", "place", "prefix"),
     [
         ("s3://my-bucket/templates/", "s3", "store", "my-bucket", "templates/"),
         ("s3://my-bucket/a/b", "s3", "store", "my-bucket", "a/b/"),
@@ -16,7 +16,13 @@ from aitask_relay.errors import ConfigurationError
         ("oss://oss-bucket/x/?region=cn-hangzhou", "oss", "store", "oss-bucket", "x/"),
         ("sqs://relay-events", "sqs", "queue", "relay-events", ""),
         ("sqs://relay-events.fifo", "sqs", "queue", "relay-events.fifo", ""),
-        ("https://sqs.eu-west-1.amazonaws.com/123456789012/q1", "sqs", "queue", "q1", ""),
+        (
+            "https://sqs.eu-west-1.amazonaws.com/123456789012/q1",
+            "sqs",
+            "queue",
+            "https://sqs.eu-west-1.amazonaws.com/123456789012/q1",
+            "",
+        ),
         (
             "amqp://u:p@mq.example:5672/vh?exchange=ros&routing_key=done&allow_plaintext=true",
             "amqp",
@@ -28,9 +34,23 @@ from aitask_relay.errors import ConfigurationError
         ("amqps://u:p@mq.example/%2F?routing_key=done", "amqps", "queue", "done", ""),
     ],
 )
-def test_accepted_uris(uri, scheme, kind, bucket, prefix):
+def test_accepted_uris(uri, scheme, kind, place, prefix):
+    # Given a valid URI of each scheme / When parsed / Then the field of its role holds the bucket, queue or
+    # routing key (no field holds "a bucket, a directory, a queue or a routing key")
     spec = parse_destination(uri)
-    assert (spec.scheme, spec.kind, spec.bucket, spec.prefix) == (scheme, kind, bucket, prefix)
+    assert (spec.scheme, spec.kind, _place(spec), spec.prefix) == (scheme, kind, place, prefix)
+
+
+def _place(spec):
+    """The field of the spec's role: a store's bucket or directory, a queue's name or URL, AMQP's routing key."""
+    return {
+        "file": spec.directory,
+        "s3": spec.bucket,
+        "oss": spec.bucket,
+        "sqs": spec.queue,
+        "amqp": spec.routing_key,
+        "amqps": spec.routing_key,
+    }[spec.scheme]
 
 
 @pytest.mark.parametrize(
@@ -193,7 +213,7 @@ def test_an_unparsable_uri_without_an_at_sign_gets_no_percent_encoding_hint():
 
 
 @pytest.mark.parametrize(
-    ("uri", "kind", "target", "bucket", "prefix", "params"),
+    ("uri", "kind", "target", "place", "prefix", "params"),
     [
         ("file:///tmp/x", "store", "/tmp/x/", "/tmp/x", "", {}),
         ("file://localhost/tmp/x/", "store", "/tmp/x/", "/tmp/x/", "", {}),
@@ -228,9 +248,9 @@ def test_an_unparsable_uri_without_an_at_sign_gets_no_percent_encoding_hint():
             "https://sqs.eu-west-1.amazonaws.com/123456789012/EventsX",
             "queue",
             "sqs://EventsX",
-            "EventsX",
+            "https://sqs.eu-west-1.amazonaws.com/123456789012/EventsX",
             "",
-            {"queue_url": "https://sqs.eu-west-1.amazonaws.com/123456789012/EventsX"},
+            {},
         ),
         (
             "amqp://u:p@127.0.0.1/vh?routing_key=done",
@@ -250,14 +270,14 @@ def test_an_unparsable_uri_without_an_at_sign_gets_no_percent_encoding_hint():
         ),
     ],
 )
-def test_an_accepted_entry_keeps_its_uri_and_is_known_by_its_target(uri, kind, target, bucket, prefix, params):
+def test_an_accepted_entry_keeps_its_uri_and_is_known_by_its_target(uri, kind, target, place, prefix, params):
     # Given a valid entry; When it is parsed
     spec = parse_destination(uri)
     # Then the spec keeps the URI as written, is named by it without password, and is identified by the
     # normalized target that tells two entries for one destination apart (a port or vhost left out is pika's
     # default; a blank exchange is the default exchange)
     assert (spec.kind, spec.uri, spec.name) == (kind, uri, redact(uri))
-    assert (spec.target, spec.bucket, spec.prefix) == (target, bucket, prefix)
+    assert (spec.target, _place(spec), spec.prefix) == (target, place, prefix)
     assert spec.params == params
 
 

@@ -1,8 +1,8 @@
 import pytest
 
-from aitask_relay.errors import InvalidInput
-from aitask_relay.taskref import TaskRef
-from aitask_relay.triggers.direct import MAX_TASK_IDS, parse_fetch_request
+from aitask_relay.core.errors import InvalidInput
+from aitask_relay.core.taskref import MAX_TASK_IDS, TaskRef
+from aitask_relay.triggers.direct import parse_fetch_request
 
 
 def test_one_task_id():

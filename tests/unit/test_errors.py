@@ -7,7 +7,7 @@ from alibabacloud_tea_openapi.exceptions import ClientException, ServerException
 from darabonba.exceptions import RetryError, UnretryableException
 from darabonba.policy.retry import RetryPolicyContext
 
-from aitask_relay.errors import (
+from aitask_relay.core.errors import (
     BadUpstreamResponse,
     ErrorKind,
     api_error,
@@ -72,7 +72,7 @@ def test_the_sdk_retries_no_code_the_table_calls_permanent():
     # Given the SDK's retry options and a RequestLimitExceeded (and a Forbidden) as the SDK raises them
     from darabonba.core import DaraCore
 
-    from aitask_relay.ros import retry_options
+    from aitask_relay.adapters.ros import retry_options
 
     for create in (False, True):
         options = retry_options(3, idempotent=not create)
@@ -151,7 +151,7 @@ def test_every_throttling_code_is_a_retryable_throttle(code):
     # and the SDK's own retry (its options are built from the table) sends the request again
     from darabonba.core import DaraCore
 
-    from aitask_relay.ros import retry_options
+    from aitask_relay.adapters.ros import retry_options
 
     assert DaraCore.should_retry(retry_options(3), RetryPolicyContext(retries_attempted=1, exception=exc))
 
@@ -218,7 +218,7 @@ def _client_error(code, status):
     ],
 )
 def test_boto3_client_errors(code, status, retryable):
-    from aitask_relay.errors import DestinationFailure, destination_error
+    from aitask_relay.core.errors import DestinationFailure, destination_error
 
     error = destination_error(_client_error(code, status), "s3://b/")
     assert isinstance(error, DestinationFailure) and error.code == "destination_failure"
@@ -230,7 +230,7 @@ def test_boto3_client_errors(code, status, retryable):
 def test_oss_service_errors_are_unwrapped_from_operation_errors():
     from alibabacloud_oss_v2.exceptions import OperationError, ServiceError
 
-    from aitask_relay.errors import destination_error
+    from aitask_relay.core.errors import destination_error
 
     inner = ServiceError(
         status_code=409,
@@ -262,7 +262,7 @@ def test_oss_service_errors_are_unwrapped_from_operation_errors():
 def test_pika_errors(exc, retryable):
     import pika.exceptions
 
-    from aitask_relay.errors import destination_error
+    from aitask_relay.core.errors import destination_error
 
     cls = getattr(pika.exceptions, exc)
     instance = cls([]) if exc == "UnroutableError" else cls("detail")
@@ -274,7 +274,7 @@ def test_pika_errors(exc, retryable):
 def test_amqp_close_codes(reply_code, retryable):
     from pika.exceptions import ChannelClosedByBroker
 
-    from aitask_relay.errors import destination_error
+    from aitask_relay.core.errors import destination_error
 
     error = destination_error(ChannelClosedByBroker(reply_code, "NOT_FOUND - no exchange"), "amqp://h/")
     assert error.retryable is retryable and error.upstream_code == f"AMQP-{reply_code}"
@@ -285,7 +285,7 @@ def test_amqp_close_codes(reply_code, retryable):
 def test_transport_errors_are_retryable_and_show_no_exception_text():
     from botocore.exceptions import EndpointConnectionError
 
-    from aitask_relay.errors import destination_error
+    from aitask_relay.core.errors import destination_error
 
     error = destination_error(EndpointConnectionError(endpoint_url="http://user:pw@host/"), "s3://b/")
     assert error.retryable is True and error.message == "s3://b/: EndpointConnectionError" and "pw" not in error.message
@@ -293,7 +293,7 @@ def test_transport_errors_are_retryable_and_show_no_exception_text():
 
 def test_an_encoding_failure_at_a_destination_is_never_retryable():
     # Given text that no UTF-8 encoder accepts, raised bare or wrapped the way the OSS SDK wraps errors
-    from aitask_relay.errors import destination_error
+    from aitask_relay.core.errors import destination_error
 
     bare = UnicodeEncodeError("utf-8", "a\ud800", 1, 2, "surrogates not allowed")
 
@@ -309,7 +309,7 @@ def test_an_encoding_failure_at_a_destination_is_never_retryable():
 
 
 def test_a_record_nested_too_deeply_to_encode_is_never_retryable():
-    from aitask_relay.errors import destination_error
+    from aitask_relay.core.errors import destination_error
 
     error = destination_error(RecursionError("maximum recursion depth exceeded"), "file:///out")
     assert error.retryable is False and "cannot be encoded (RecursionError)" in error.message
@@ -518,7 +518,7 @@ def test_the_cause_chain_is_walked_five_links_deep():
 def test_a_service_error_without_a_code_shows_no_none_code():
     from botocore.exceptions import ClientError
 
-    from aitask_relay.errors import destination_error
+    from aitask_relay.core.errors import destination_error
 
     # Given a botocore error whose answer has a Message but no Code
     exc = ClientError({"Error": {"Message": "odd"}, "ResponseMetadata": {"HTTPStatusCode": 503}}, "PutObject")
@@ -528,7 +528,7 @@ def test_a_service_error_without_a_code_shows_no_none_code():
 
 
 def test_a_client_side_error_shows_its_code_but_never_its_text():
-    from aitask_relay.errors import destination_error
+    from aitask_relay.core.errors import destination_error
 
     # Given a client library's own error (no HTTP status: the server never answered) whose text echoes a URI
     class RequestError(Exception):
@@ -544,7 +544,7 @@ def test_a_client_side_error_shows_its_code_but_never_its_text():
 def test_a_destination_status_that_is_not_a_number_is_dropped():
     from botocore.exceptions import ClientError
 
-    from aitask_relay.errors import destination_error
+    from aitask_relay.core.errors import destination_error
 
     # Given a service error whose status is no integer (or 0: no answer), as botocore would carry it and as another
     # SDK's exception attribute
@@ -559,7 +559,7 @@ def test_a_destination_status_that_is_not_a_number_is_dropped():
 
 
 def test_a_failure_with_only_some_of_the_details_read_is_still_translated():
-    from aitask_relay.errors import destination_error
+    from aitask_relay.core.errors import destination_error
 
     # Given failures that carry a close code but no reply text, or a status but no message (the relay sends every
     # unexpected exception here, whatever its shape)

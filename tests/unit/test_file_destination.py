@@ -5,12 +5,12 @@ from datetime import UTC, datetime
 
 import pytest
 
-from aitask_relay.destinations import build_destination
-from aitask_relay.destinations.file import FileDestination
-from aitask_relay.errors import DestinationFailure
-from aitask_relay.model import Observation, TaskResult
-from aitask_relay.normalize import normalize
-from aitask_relay.watermark import StoreWatermark
+from aitask_relay.adapters.destinations import build_destination
+from aitask_relay.adapters.destinations.file import FileDestination
+from aitask_relay.adapters.watermark import StoreWatermark
+from aitask_relay.core.errors import DestinationFailure
+from aitask_relay.core.model import Observation, TaskResult
+from aitask_relay.core.normalize import normalize
 
 T = "2026-01-01T00:00:00.000Z"
 

@@ -11,9 +11,9 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
 )
 from aws_lambda_powertools.utilities.idempotency.persistence.base import BasePersistenceLayer, DataRecord
 
-from aitask_relay import aws
-from aitask_relay.errors import ConfigurationError, DestinationFailure
-from aitask_relay.ledger import KEY_PREFIX, Ledger, build_ledger, redis_client
+from aitask_relay.adapters import aws
+from aitask_relay.adapters.ledger import KEY_PREFIX, Ledger, build_ledger, redis_client
+from aitask_relay.core.errors import ConfigurationError, DestinationFailure
 
 
 class Memory(BasePersistenceLayer):

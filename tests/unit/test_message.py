@@ -4,11 +4,17 @@ import json
 
 import pytest
 
-from aitask_relay.destinations.message import build_message, claim_ref, event_type, message_attributes, record_ref
-from aitask_relay.destinations.sqs import dedup_id
-from aitask_relay.errors import DestinationFailure
-from aitask_relay.model import Delivery, TaskResult
-from aitask_relay.normalize import normalize
+from aitask_relay.adapters.destinations.message import (
+    build_message,
+    claim_ref,
+    event_type,
+    message_attributes,
+    record_ref,
+)
+from aitask_relay.adapters.destinations.sqs import dedup_id
+from aitask_relay.core.errors import DestinationFailure
+from aitask_relay.core.model import Delivery, TaskResult
+from aitask_relay.core.normalize import normalize
 
 T = "2026-11-29T00:00:00.000Z"
 STORED = Delivery("s3://b/", "s3://b/t-m/template.json", "created")

@@ -16,7 +16,7 @@ ENTRIES = DOCUMENT.get("mutant", [])
 
 
 def resolve(qualified: str):
-    """aitask_relay.errors.classify or aitask_relay.destinations.store.Store.put -> the function."""
+    """aitask_relay.core.errors.classify or aitask_relay.adapters.destinations.store.Store.put -> the function."""
     parts = qualified.split(".")
     for cut in range(len(parts) - 1, 0, -1):
         try:

@@ -7,7 +7,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from aitask_relay.normalize import detect_format, normalize, now_iso
+from aitask_relay.core.clock import now_iso
+from aitask_relay.core.normalize import detect_format, normalize
 
 T = "2026-01-01T00:00:00.000Z"
 ROS_OBJECT = {"ROSTemplateFormatVersion": "2015-09-01", "Resources": {"B": {"Type": "X"}, "A": {"Type": "Y"}}}
@@ -224,8 +225,8 @@ def test_an_api_error_message_and_code_with_lone_surrogates_are_repaired():
 
 def test_an_error_raised_with_lone_surrogates_is_repaired_in_its_record():
     # Given a RelayError built by the SDK adapter from an HTTP error body's Message
-    from aitask_relay.errors import api_error
-    from aitask_relay.normalize import error_observation
+    from aitask_relay.core.errors import api_error
+    from aitask_relay.core.normalize import error_observation
 
     error = api_error("InvalidParameter", "no \ud800", 400, "R-\udfff")
     # When it becomes a record

@@ -10,10 +10,10 @@ from dataclasses import replace
 
 import pytest
 
-from aitask_relay.destinations.store import BucketStore, ObjectStore, object_metadata
-from aitask_relay.errors import DestinationFailure
-from aitask_relay.model import Delivery, Observation, TaskResult, TemplateFile
-from aitask_relay.normalize import normalize
+from aitask_relay.adapters.destinations.store import BucketStore, ObjectStore, object_metadata
+from aitask_relay.core.errors import DestinationFailure
+from aitask_relay.core.model import Delivery, Observation, TaskResult, TemplateFile
+from aitask_relay.core.normalize import normalize
 
 T = "2026-11-30T00:00:00.000Z"
 TEXT, JSON = "text/plain; charset=utf-8", "application/json"

@@ -13,10 +13,10 @@ from types import SimpleNamespace
 import alibabacloud_oss_v2 as oss
 import pytest
 
-from aitask_relay.destinations import build_destination
-from aitask_relay.destinations.oss import OssDestination, build_oss_client
-from aitask_relay.errors import DestinationFailure
-from aitask_relay.normalize import normalize
+from aitask_relay.adapters.destinations import build_destination
+from aitask_relay.adapters.destinations.oss import OssDestination, build_oss_client
+from aitask_relay.core.errors import DestinationFailure
+from aitask_relay.core.normalize import normalize
 
 T = "2026-11-29T00:00:00.000Z"
 

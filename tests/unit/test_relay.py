@@ -5,12 +5,11 @@ import time
 
 from fakes import ListLogger
 
-from aitask_relay.errors import DestinationFailure, NotFound, Throttled
-from aitask_relay.model import Delivery
-from aitask_relay.observability import MetricsRecorder
-from aitask_relay.relay import Relay
-from aitask_relay.taskref import TaskRef
-from aitask_relay.triggers.direct import FetchRequest
+from aitask_relay.adapters.observability import MetricsRecorder
+from aitask_relay.core.errors import DestinationFailure, NotFound, Throttled
+from aitask_relay.core.model import Delivery
+from aitask_relay.core.taskref import TaskRef
+from aitask_relay.usecases.relay import FetchRequest, Relay
 
 TEMPLATE = {"ROSTemplateFormatVersion": "2015-09-01"}
 
@@ -247,7 +246,7 @@ def test_outcomes_are_counted_once_per_task():
 
 
 def test_tracing_is_on_only_in_lambda_and_not_when_disabled(monkeypatch):
-    from aitask_relay import observability
+    from aitask_relay.adapters import observability
 
     def handler(event, context):
         return event
@@ -278,7 +277,7 @@ def test_stores_are_delivered_before_queues_and_queues_see_what_the_stores_did()
 
 
 def _observation(task_id, text):
-    from aitask_relay.normalize import normalize
+    from aitask_relay.core.normalize import normalize
 
     body = {"TaskId": task_id, "Status": "SUCCESS", "TaskOutput": {"Result": text}}
     return normalize(body, task_id=task_id, observed_at="2026-11-29T00:00:00.000Z")
@@ -287,8 +286,8 @@ def _observation(task_id, text):
 def test_templates_that_would_pass_the_limit_are_left_out_and_a_later_smaller_one_still_fits():
     import json
 
-    from aitask_relay.model import ResponseLimit
-    from aitask_relay.relay import response_records
+    from aitask_relay.core.model import ResponseLimit
+    from aitask_relay.usecases.relay import response_records
 
     # Given three tasks with templates of 40, 40 and 5 KB of quotes, and a 100 KB answer limit counted as
     # a JSON document (each quote costs 2 bytes)

@@ -3,8 +3,8 @@ the SDK's model hides it (a unit test of one module: no sockets)."""
 
 import pytest
 
-from aitask_relay.errors import AccessDenied, BadUpstreamResponse, UpstreamUnavailable
-from aitask_relay.ros import check_answer
+from aitask_relay.adapters.ros import check_answer
+from aitask_relay.core.errors import AccessDenied, BadUpstreamResponse, UpstreamUnavailable
 
 
 @pytest.mark.parametrize(

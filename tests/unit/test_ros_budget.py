@@ -6,11 +6,11 @@ import time
 
 import pytest
 
-from aitask_relay.config import RosSettings
-from aitask_relay.errors import UpstreamUnavailable
-from aitask_relay.relay import unique_by_task
-from aitask_relay.ros import RosClient, retry_options
-from aitask_relay.taskref import TaskRef
+from aitask_relay.adapters.ros import RosClient, retry_options
+from aitask_relay.core.errors import UpstreamUnavailable
+from aitask_relay.core.settings import RosSettings
+from aitask_relay.core.taskref import TaskRef
+from aitask_relay.usecases.relay import unique_by_task
 
 SETTINGS = RosSettings(connect_timeout_ms=1000, read_timeout_ms=2000, max_attempts=3)  # 3 s an attempt
 

@@ -7,10 +7,10 @@ here the stub plays the answers moto cannot be made to give on demand (409 Condi
 import pytest
 from botocore.exceptions import ClientError
 
-from aitask_relay.destinations import build_destination
-from aitask_relay.destinations.s3 import S3Destination
-from aitask_relay.errors import DestinationFailure
-from aitask_relay.normalize import normalize
+from aitask_relay.adapters.destinations import build_destination
+from aitask_relay.adapters.destinations.s3 import S3Destination
+from aitask_relay.core.errors import DestinationFailure
+from aitask_relay.core.normalize import normalize
 
 T = "2026-11-29T00:00:00.000Z"
 

@@ -6,10 +6,10 @@ from importlib import resources
 import jsonschema
 import pytest
 
-from aitask_relay.errors import NotFound
-from aitask_relay.model import SCHEMA_VERSION, Delivery
-from aitask_relay.normalize import error_observation, normalize
-from aitask_relay.relay import response_record
+from aitask_relay.core.errors import NotFound
+from aitask_relay.core.model import SCHEMA_VERSION, Delivery
+from aitask_relay.core.normalize import error_observation, normalize
+from aitask_relay.usecases.relay import response_record
 
 T = "2026-01-01T00:00:00.000Z"
 SCHEMA = json.loads(resources.files("aitask_relay").joinpath("schema/task_result.v1.json").read_text())

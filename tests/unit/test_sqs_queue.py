@@ -3,8 +3,8 @@ cannot be provoked there; the batching itself is checked against moto in test_sw
 
 import pytest
 
-from aitask_relay.aws import SqsQueue
-from aitask_relay.errors import DestinationFailure
+from aitask_relay.adapters.aws import SqsQueue
+from aitask_relay.core.errors import DestinationFailure
 
 URL = "https://sqs.eu-west-1.amazonaws.com/123456789012/tracking"
 

@@ -7,13 +7,13 @@ import time
 import pytest
 from fakes import ListLogger
 
-from aitask_relay.config import SweepSettings
-from aitask_relay.errors import ConfigurationError, Throttled
-from aitask_relay.model import Delivery
-from aitask_relay.relay import Relay
-from aitask_relay.sweep import Sweeper
-from aitask_relay.tracking import now_utc
-from aitask_relay.watermark import NotAWatermark
+from aitask_relay.core.clock import now_utc
+from aitask_relay.core.errors import ConfigurationError, Throttled
+from aitask_relay.core.model import Delivery
+from aitask_relay.core.ports import NotAWatermark
+from aitask_relay.core.settings import SweepSettings
+from aitask_relay.usecases.relay import Relay
+from aitask_relay.usecases.sweep import Sweeper
 
 NOW = now_utc().isoformat()
 
@@ -76,7 +76,7 @@ class Tracker:
 
 def sweeper(listing, tracker, *, concurrency=2):
     relay = Relay(Source(listing, sequential=concurrency == 1), [Store()], max_concurrency=concurrency)
-    return Sweeper(listing, relay, settings=SweepSettings(safety_ms=1000), tracker=tracker)
+    return Sweeper(listing, relay, settings=SweepSettings(safety_ms=1000), tracking_queue=tracker)
 
 
 @pytest.mark.parametrize("concurrency", [1, 3])
@@ -250,9 +250,8 @@ import logging  # noqa: E402
 from datetime import UTC, datetime  # noqa: E402
 from typing import ClassVar  # noqa: E402
 
-from aws_lambda_powertools.metrics import MetricUnit  # noqa: E402
-
-from aitask_relay.errors import DestinationFailure, NotFound, UpstreamUnavailable  # noqa: E402
+from aitask_relay.core.errors import DestinationFailure, NotFound, UpstreamUnavailable  # noqa: E402
+from aitask_relay.core.ports import COUNT  # noqa: E402
 
 
 class Metrics:
@@ -286,12 +285,12 @@ def reporting(listing, *, source=None, store=None, concurrency=2, **kwargs):
 def test_a_sweep_reports_its_counts_as_metrics_and_its_summary_in_one_log_line():
     # Given 2 pages of 2 finished and 2 running tasks, a tracking queue and metrics
     listing, metrics = Listing(2), Metrics()
-    sweep, logger = reporting(listing, tracker=Tracker(), metrics=metrics)
+    sweep, logger = reporting(listing, tracking_queue=Tracker(), metrics=metrics)
     # When a sweep runs to the end of the listing
     summary = sweep.run(lambda: 60_000)
     # Then its counts are in the summary and the metrics, and the summary is logged as "sweep finished"
     assert (summary["in_window"], summary["pending"], summary["enqueued"]) == (8, 4, 4)
-    count = MetricUnit.Count
+    count = COUNT
     assert metrics.added == [
         ("sweep_listed", count, 8), ("sweep_in_window", count, 8), ("sweep_enqueued", count, 4),
         ("sweep_incomplete", count, 0),
@@ -309,7 +308,7 @@ def test_a_sweeper_built_without_a_logger_logs_to_the_package_logger(caplog):
     # Given a sweeper built by hand, without a logger (the library's other loggers are aitask_relay.*)
     listing = Listing(1)
     relay = Relay(Source(listing, sequential=False), [Store()])
-    sweep = Sweeper(listing, relay, settings=SweepSettings(safety_ms=1000), tracker=Tracker())
+    sweep = Sweeper(listing, relay, settings=SweepSettings(safety_ms=1000), tracking_queue=Tracker())
     # When it sweeps
     with caplog.at_level(logging.INFO, logger="aitask_relay"):
         sweep.run(lambda: 60_000)
@@ -320,7 +319,7 @@ def test_a_sweeper_built_without_a_logger_logs_to_the_package_logger(caplog):
 @pytest.mark.parametrize(("mark", "held"), [(Mark(), "the sweep stopped by an error"), (None, None)])
 def test_a_sweep_stopped_by_an_error_logs_its_summary_at_error_before_raising(mark, held):
     # Given a listing throttled at its second page, with and without a watermark
-    sweep, logger = reporting(Listing(3, fail_at=1), tracker=Tracker(), watermark=mark)
+    sweep, logger = reporting(Listing(3, fail_at=1), tracking_queue=Tracker(), watermark=mark)
     # When the sweep runs, Then the error is raised
     with pytest.raises(Throttled):
         sweep.run(lambda: 60_000)
@@ -346,7 +345,7 @@ def test_a_watermark_that_stays_is_logged_as_a_warning_with_the_reason():
 def test_time_left_exactly_equal_to_the_safety_margin_is_enough_to_go_on():
     # Given a safety margin of 1000 ms and an invocation that always has exactly 1000 ms left
     listing = Listing(2)
-    sweep, _logger = reporting(listing, tracker=Tracker())
+    sweep, _logger = reporting(listing, tracking_queue=Tracker())
     # When it sweeps, Then it neither refuses to start nor stops early: "at least the margin" is enough
     summary = sweep.run(lambda: 1000)
     assert summary["complete"] and summary["pages"] == 2 and summary["delivered"] == 4
@@ -367,7 +366,7 @@ def test_an_invocation_too_short_to_start_is_logged_at_error_with_the_error_reco
 def test_each_page_is_asked_for_with_the_configured_page_size_on_the_read_ahead_thread():
     # Given a page size of 7
     listing = Listing(3)
-    sweep, _logger = reporting(listing, tracker=Tracker(), settings=SweepSettings(safety_ms=1000, page_size=7))
+    sweep, _logger = reporting(listing, tracking_queue=Tracker(), settings=SweepSettings(safety_ms=1000, page_size=7))
     # When it sweeps
     sweep.run(lambda: 60_000)
     # Then ListAITasks got MaxResults 7 each time, from the thread named for it (thread dumps, log records)
@@ -390,7 +389,9 @@ def test_the_next_page_is_asked_for_while_this_one_is_delivered():
                 asked_early.append(1 in listing.calls)
             return super().get_task(task_id, with_output=with_output, deadline=deadline)
 
-    sweep, _logger = reporting(listing, source=Watching(listing, sequential=False), concurrency=1, tracker=Tracker())
+    sweep, _logger = reporting(
+        listing, source=Watching(listing, sequential=False), concurrency=1, tracking_queue=Tracker()
+    )
     # When it sweeps
     summary = sweep.run(lambda: 60_000)
     # Then page 1's request was on its way before page 0's deliveries were done (README: read ahead)
@@ -416,7 +417,9 @@ def test_a_stopped_sweep_does_not_wait_for_its_read_ahead():
             return super().get_task(task_id, with_output=with_output, deadline=deadline)
 
     listing = Slow(2)
-    sweep, _logger = reporting(listing, source=Patient(listing, sequential=False), concurrency=1, tracker=Tracker())
+    sweep, _logger = reporting(
+        listing, source=Patient(listing, sequential=False), concurrency=1, tracking_queue=Tracker()
+    )
     # When the sweep stops for time
     summary = sweep.run(lambda: 60_000 if not sweep._relay._source.fetched else 0)
     # Then it returned while the read-ahead was still waiting for its answer (it only reads: nothing to wait for)
@@ -428,7 +431,7 @@ def test_a_stopped_sweep_does_not_wait_for_its_read_ahead():
 def test_a_page_of_pending_tasks_the_tracking_queue_refuses_fails_the_sweep_with_that_error():
     # Given a tracking queue that refuses one message of each batch
     tracker = BodyTracker({0: DestinationFailure("tracking queue refused the message", retryable=False)})
-    sweep, logger = reporting(Listing(2), tracker=tracker)
+    sweep, logger = reporting(Listing(2), tracking_queue=tracker)
     # When the sweep reaches the first page's pending tasks, Then the queue's error is raised
     with pytest.raises(DestinationFailure, match="tracking queue refused"):
         sweep.run(lambda: 60_000)

@@ -9,12 +9,13 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from fakes import ListLogger
 
-from aitask_relay.config import SweepSettings
-from aitask_relay.errors import ConfigurationError, InvalidInput
-from aitask_relay.model import Delivery
-from aitask_relay.relay import Relay
-from aitask_relay.sweep import Sweeper
-from aitask_relay.tracking import now_utc, parse_time, parse_tracking_body
+from aitask_relay.core.clock import now_utc, parse_time
+from aitask_relay.core.errors import ConfigurationError, InvalidInput
+from aitask_relay.core.model import Delivery
+from aitask_relay.core.settings import SweepSettings
+from aitask_relay.triggers.records import parse_tracking_body
+from aitask_relay.usecases.relay import Relay
+from aitask_relay.usecases.sweep import Sweeper
 
 
 def naive(moment):
@@ -85,7 +86,7 @@ def build(pages, *, tracker=None, mark=None, **kwargs):
     listing, source = Scripted(pages), Source()
     relay = Relay(source, [Store()], max_concurrency=2)
     kwargs.setdefault("settings", SweepSettings(safety_ms=1000))
-    sweep = Sweeper(listing, relay, tracker=tracker, watermark=mark, **kwargs)
+    sweep = Sweeper(listing, relay, tracking_queue=tracker, watermark=mark, **kwargs)
     return listing, source, sweep
 
 

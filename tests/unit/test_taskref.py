@@ -1,7 +1,7 @@
 import pytest
 
-from aitask_relay.errors import InvalidInput
-from aitask_relay.taskref import validate_task_id
+from aitask_relay.core.errors import InvalidInput
+from aitask_relay.core.taskref import validate_task_id
 
 
 @pytest.mark.parametrize("task_id", ["t-asasas12345", "a", "T_1.b-2", "x" * 128, "0abc"])
@@ -45,7 +45,7 @@ def test_the_trailing_newline_is_visible_in_the_message():
 
 # --- issue 14, item 10: ids ROS returns, and their storage keys -----------------------------------------
 
-from aitask_relay.taskref import ros_task_id, storage_key  # noqa: E402
+from aitask_relay.core.taskref import ros_task_id, storage_key  # noqa: E402
 
 ROS_IDS = ["t-ABC:1", "t/../x", "任务-1", "t 1", ".x", "t" * 300, "~x", "t-1.", "_aitask-relay"]
 

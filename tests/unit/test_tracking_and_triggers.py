@@ -5,11 +5,12 @@ from datetime import UTC, datetime
 
 import pytest
 
-from aitask_relay.errors import InvalidInput
-from aitask_relay.sweep import parse_sweep_event
-from aitask_relay.tracking import TrackingMessage, age_seconds, delay_for, first_seen_of, parse_tracking_body
+from aitask_relay.core.errors import InvalidInput
+from aitask_relay.core.tracking import TrackingMessage, age_seconds, delay_for, first_seen_of
 from aitask_relay.triggers.direct import parse_fetch_event
 from aitask_relay.triggers.http import parse_create_request
+from aitask_relay.triggers.records import parse_tracking_body
+from aitask_relay.triggers.schedule import parse_sweep_event
 
 EB = {"version": "0", "id": "1", "detail-type": "AITask Created", "source": "ci", "detail": {"TaskId": "t-1"}}
 
@@ -135,9 +136,13 @@ def test_a_create_request_with_a_lone_surrogate_or_too_deep_a_template_is_invali
 
 def test_a_create_request_with_a_template_field_for_generate_or_a_repeated_key_is_invalid_input():
     from aitask_relay.triggers.http import TaskApi
+    from aitask_relay.usecases.tasks import TaskService
 
     created = []
-    api = TaskApi(relay=lambda: None, ros=lambda: created.append(1), tracker=lambda: None)
+    tasks = TaskService(
+        relay=lambda: None, ros=lambda: created.append(1), tracking_queue=lambda: None, first_delay_seconds=30
+    )
+    api = TaskApi(tasks)
     # Given a GenerateTemplate request that names Template (even as null), and bodies that repeat a key
     cases = {
         '{"Prompt": "vpc", "Template": null}': "Template is only for TaskType FixTemplate",
@@ -200,8 +205,9 @@ def test_a_tracking_message_the_relay_wrote_for_a_ros_id_parses_in_the_consumer(
 import time  # noqa: E402
 from datetime import timedelta, timezone  # noqa: E402
 
-from aitask_relay.taskref import STATUSES  # noqa: E402
-from aitask_relay.tracking import MAX_BODY, iso, parse_time  # noqa: E402
+from aitask_relay.core.clock import iso, parse_time  # noqa: E402
+from aitask_relay.core.taskref import STATUSES  # noqa: E402
+from aitask_relay.core.tracking import MAX_BODY  # noqa: E402
 
 
 @pytest.mark.parametrize(

@@ -7,9 +7,9 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from aitask_relay.destinations.store import ObjectStore
-from aitask_relay.errors import DestinationFailure
-from aitask_relay.model import TaskResult
+from aitask_relay.adapters.destinations.store import ObjectStore
+from aitask_relay.core.errors import DestinationFailure
+from aitask_relay.core.model import TaskResult
 
 ROOT = Path(__file__).resolve().parents[2]
 CODE = [
@@ -46,7 +46,7 @@ class Recording(ObjectStore):
 def test_no_task_id_escapes_the_prefix(task_id):
     store = Recording("tenant/templates/")
     record = TaskResult(task_id=task_id, observed_at="2026-01-01T00:00:00Z", status="FAILURE", terminal=True)
-    from aitask_relay.model import Observation
+    from aitask_relay.core.model import Observation
 
     try:
         store.deliver(Observation(record))

@@ -8,10 +8,9 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from aitask_relay import aws, ledger
-from aitask_relay.watermark import (
+from aitask_relay.adapters import aws, ledger
+from aitask_relay.adapters.watermark import (
     DynamoDbWatermark,
-    NotAWatermark,
     RedisWatermark,
     StoreWatermark,
     build_watermark,
@@ -19,6 +18,7 @@ from aitask_relay.watermark import (
     encode,
     scope,
 )
+from aitask_relay.core.ports import NotAWatermark
 
 
 def test_the_scope_separates_deployments_but_not_password_rotations():

@@ -10,15 +10,16 @@ import os
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
-from .config import RelayConfig, load_config
-from .relay import Relay
-from .ros import RosClient
+from aitask_relay.adapters.ros import RosClient
+from aitask_relay.config import load_config
+from aitask_relay.core.settings import RelayConfig
+from aitask_relay.usecases.relay import Relay
 
 if TYPE_CHECKING:
-    from .aws import SqsQueue
-    from .sweep import Sweeper
-    from .triggers.http import TaskApi
-    from .triggers.sqs import QueueConsumer
+    from aitask_relay.adapters.aws import SqsQueue
+    from aitask_relay.triggers.http import TaskApi
+    from aitask_relay.usecases.settle import QueueConsumer
+    from aitask_relay.usecases.sweep import Sweeper
 
 
 _platform = "aws"
@@ -34,7 +35,7 @@ def use_platform(name: str) -> None:
 
 
 def _logger() -> Any:
-    from .observability import logger
+    from aitask_relay.adapters.observability import logger
 
     return logger
 
@@ -42,7 +43,7 @@ def _logger() -> Any:
 def _metrics() -> Any:
     if _platform != "aws":
         return None
-    from .observability import metrics
+    from aitask_relay.adapters.observability import metrics
 
     return metrics
 
@@ -50,7 +51,7 @@ def _metrics() -> Any:
 def _recorder() -> Any:
     if _platform != "aws":
         return None
-    from .observability import MetricsRecorder, metrics
+    from aitask_relay.adapters.observability import MetricsRecorder, metrics
 
     return MetricsRecorder(metrics)
 
@@ -64,7 +65,7 @@ def config() -> RelayConfig:
 @cache
 def credential() -> Any:
     """Alibaba Cloud credentials for ROS and OSS: the standard chain, or ALIBABA_CLOUD_CREDENTIALS_SECRET."""
-    from .credentials import provider
+    from aitask_relay.adapters.credentials import provider
 
     return provider(config().credentials_secret)
 
@@ -91,12 +92,12 @@ def relay() -> Relay:
 @cache
 def destinations() -> tuple[Any, ...]:
     """The configured destinations (built once: the relay and the sweep watermark share their clients)."""
-    from .destinations import build_destination, keep_announcement_records
+    from aitask_relay.adapters.destinations import build_destination, keep_announcement_records
 
     settings = config()
     ledger = None
     if settings.ledger is not None:
-        from .ledger import build_ledger
+        from aitask_relay.adapters.ledger import build_ledger
 
         ledger = build_ledger(
             settings.ledger,
@@ -117,13 +118,13 @@ def destinations() -> tuple[Any, ...]:
 
 
 @cache
-def tracker() -> SqsQueue | None:
+def tracking_queue() -> SqsQueue | None:
     """The tracking queue (RELAY_TRACKING_QUEUE), or None."""
     return _queue(config().tracking_queue)
 
 
 @cache
-def failures() -> SqsQueue | None:
+def failure_queue() -> SqsQueue | None:
     """The failure queue (RELAY_FAILURE_QUEUE), or None."""
     return _queue(config().failure_queue)
 
@@ -131,7 +132,7 @@ def failures() -> SqsQueue | None:
 def _queue(name_or_url: str | None) -> SqsQueue | None:
     if name_or_url is None:
         return None
-    from .aws import SqsQueue
+    from aitask_relay.adapters.aws import SqsQueue
 
     return SqsQueue(name_or_url)
 
@@ -139,12 +140,12 @@ def _queue(name_or_url: str | None) -> SqsQueue | None:
 @cache
 def consumer() -> QueueConsumer:
     """The queue consumer over the process-wide relay."""
-    from .triggers.sqs import QueueConsumer
+    from aitask_relay.usecases.settle import QueueConsumer
 
     return QueueConsumer(
         relay(),
-        tracker=tracker(),
-        failures=failures(),
+        tracking_queue=tracking_queue(),
+        failure_queue=failure_queue(),
         deadline_seconds=config().tracking_deadline_seconds,
         first_delay_seconds=config().tracking_first_delay_seconds,
         create_grace_seconds=config().create_grace_seconds,
@@ -157,9 +158,9 @@ def consumer() -> QueueConsumer:
 @cache
 def sweeper() -> Sweeper:
     """The sweeper over the process-wide ROS client and relay."""
-    from .destinations import redact
-    from .sweep import Sweeper
-    from .watermark import build_watermark, scope
+    from aitask_relay.adapters.destinations.uri import redact
+    from aitask_relay.adapters.watermark import build_watermark, scope
+    from aitask_relay.usecases.sweep import Sweeper
 
     settings = config()
     names = [redact(uri) for uri in settings.destinations]
@@ -178,7 +179,7 @@ def sweeper() -> Sweeper:
         ros(),
         relay(),
         settings=settings.sweep,
-        tracker=tracker(),
+        tracking_queue=tracking_queue(),
         logger=_logger(),
         metrics=_metrics(),
         watermark=watermark,
@@ -188,30 +189,31 @@ def sweeper() -> Sweeper:
 @cache
 def task_api() -> TaskApi:
     """The HTTP routes' logic; the relay, ROS client and tracking queue are built on the first request."""
-    from .triggers.http import TaskApi
+    from aitask_relay.triggers.http import TaskApi
+    from aitask_relay.usecases.tasks import TaskService
 
     if _platform == "fc":
-        from .triggers.fc import fc_http_response_limit
+        from aitask_relay.triggers.fc import fc_http_response_limit
 
         limit = fc_http_response_limit()
     else:
-        from .triggers.http import aws_http_response_limit
+        from aitask_relay.triggers.http import aws_http_response_limit
 
         limit = aws_http_response_limit()
-    return TaskApi(
+    tasks = TaskService(
         relay=relay,
         ros=ros,
-        tracker=tracker,
+        tracking_queue=tracking_queue,
+        first_delay_seconds=config().tracking_first_delay_seconds,
         logger=_logger(),
         metrics=_metrics(),
-        first_delay_seconds=config().tracking_first_delay_seconds,
-        response_limit=limit,
     )
+    return TaskApi(tasks, response_limit=limit)
 
 
 def handle_http_api(event: Any, context: Any) -> Any:
     """An API Gateway / Function URL event through the checked envelope and the resolver."""
-    from .triggers.http import resolve
+    from aitask_relay.triggers.http import resolve
 
     return resolve(http_app(), event, context, task_api())
 
@@ -219,17 +221,18 @@ def handle_http_api(event: Any, context: Any) -> Any:
 @cache
 def http_app() -> Any:
     """The API Gateway resolver over :func:`task_api`."""
-    from .observability import record_rejection
-    from .triggers.http import build_http_app
+    from aitask_relay.adapters.observability import record_rejection
+    from aitask_relay.triggers.http import build_http_app
 
     return build_http_app(task_api(), on_rejected=record_rejection)
 
 
 def reset() -> None:
     """Forget the cached configuration, relay and clients (tests, or a process whose environment changed)."""
-    from . import aws
+    from aitask_relay.adapters import aws
 
-    factories = (http_app, task_api, sweeper, consumer, failures, tracker, relay, destinations, ros, credential, config)
+    factories = (http_app, task_api, sweeper, consumer, failure_queue, tracking_queue)
+    factories += (relay, destinations, ros, credential, config)
     for factory in factories:
         factory.cache_clear()
     aws.reset()

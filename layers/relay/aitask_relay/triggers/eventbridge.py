@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ..errors import InvalidInput
-from ..taskref import TaskRef
+from aitask_relay.core.errors import InvalidInput
+from aitask_relay.core.taskref import TaskRef, task_refs
 
 
 def is_eventbridge_event(event: Any) -> bool:
@@ -22,13 +22,11 @@ def task_refs_of_event(event: Mapping[str, Any]) -> tuple[TaskRef, ...]:
     """The tasks an EventBridge event names; InvalidInput when its detail names none or a bad one."""
     from aws_lambda_powertools.utilities.data_classes.event_bridge_event import EventBridgeEvent
 
-    from .direct import parse_fetch_request
-
     detail = EventBridgeEvent(dict(event)).detail
     if not isinstance(detail, Mapping):
         raise InvalidInput("the EventBridge event's detail must be an object with TaskId or TaskIds")
     fields = {key: detail[key] for key in ("TaskId", "TaskIds") if key in detail}
     try:
-        return parse_fetch_request(fields).refs
+        return task_refs(fields)
     except InvalidInput as exc:
         raise InvalidInput(f"EventBridge detail: {exc.message}") from None

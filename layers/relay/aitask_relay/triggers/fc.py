@@ -19,16 +19,15 @@ import base64
 import binascii
 import json
 import re
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import InvalidInput, RelayError
-from ..model import ResponseLimit
-from ..normalize import replace_surrogates
-from ..taskref import TaskRef
-from ..tracking import parse_tracking_body
+from aitask_relay.core.errors import InvalidInput, RelayError
+from aitask_relay.core.model import ResponseLimit
+from aitask_relay.core.normalize import replace_surrogates
+from aitask_relay.core.taskref import TaskRef, task_refs
+from aitask_relay.triggers.records import parse_tracking_body
 
 MAX_EVENT_BYTES = 6 * 1024 * 1024
 _TASK_PATH = re.compile(r"^/tasks/([^/]+)$")
@@ -42,7 +41,7 @@ FC_RESPONSE_BYTES = 32_000_000
 def fc_http_response_limit() -> ResponseLimit:
     """The HTTP handler returns ``json.dumps(envelope, ensure_ascii=False)``: the body, a JSON text, is a
     JSON string in that envelope (escaped twice), sent as UTF-8."""
-    from .http import http_response_limit
+    from aitask_relay.triggers.http import http_response_limit
 
     return http_response_limit(FC_RESPONSE_BYTES, ensure_ascii=False)
 
@@ -69,7 +68,7 @@ def decode_event(event: bytes | str | Any) -> Any:
 
 def parse_timer_event(event: Any) -> int | None:
     """A timer trigger's event; returns the optional LookbackSeconds override carried in its payload."""
-    from ..sweep import parse_sweep_event
+    from aitask_relay.triggers.schedule import parse_sweep_event
 
     if not isinstance(event, Mapping) or "triggerTime" not in event:
         raise InvalidInput("a timer event is an object with triggerTime, triggerName and payload")
@@ -144,9 +143,7 @@ def _refs_of_data(data: Any) -> tuple[TaskRef, ...]:
     if isinstance(data, Mapping) and "messageBody" in data:  # an MNS queue message through event streams
         return tuple(m.ref for m in parse_tracking_body(_mns_body(data["messageBody"])))
     if isinstance(data, Mapping) and ("TaskId" in data or "TaskIds" in data):
-        from .direct import parse_fetch_request
-
-        return parse_fetch_request({k: data[k] for k in ("TaskId", "TaskIds") if k in data}).refs
+        return task_refs({k: data[k] for k in ("TaskId", "TaskIds") if k in data})
     raise InvalidInput("the CloudEvent's data names no task (TaskId, TaskIds, or an MNS messageBody)")
 
 
@@ -173,7 +170,7 @@ def _mns_body(body: Any) -> str:
 
 def handle_http(event: Any, api: Any) -> dict[str, Any]:
     """Route an FC HTTP trigger event to the TaskApi; always an HTTP answer (400 for bad input)."""
-    from .http import Answer
+    from aitask_relay.triggers.http import Answer
 
     try:
         answer = _route(decode_event(event), api)
@@ -223,8 +220,8 @@ def handle_events(event: Any, relay: Any) -> dict[str, Any]:
     (after every event was tried), so that FC's asynchronous retry or the event source redelivers it;
     destinations are create-only and dedupe, so the tasks already done are not repeated.
     """
-    from ..errors import ERROR_CLASSES, ERROR_KINDS_BY_CODE
-    from ..relay import response_record
+    from aitask_relay.core.errors import ERROR_CLASSES, ERROR_KINDS_BY_CODE
+    from aitask_relay.usecases.relay import response_record
 
     events = parse_cloud_events(event)
     refs = [ref for item in events for ref in item.refs]
@@ -260,19 +257,3 @@ def remaining_ms(context: Any, started: float) -> Any:
     timeout_s = getattr(getattr(context, "function", None), "timeout", None)
     budget_ms = int(timeout_s) * 1000 if isinstance(timeout_s, int | float) and timeout_s > 0 else 60_000
     return lambda: max(0, int(budget_ms - (time.monotonic() - started) * 1000))
-
-
-@contextmanager
-def invocation(context: Any, trigger: str) -> Iterator[None]:
-    """One FC invocation's logging: the FC request id on every line, and a rejected event logged with its
-    reason (then raised: FC reports the error)."""
-    from ..observability import logger
-
-    logger.append_keys(fc_request_id=getattr(context, "request_id", None), trigger=trigger)
-    try:
-        yield
-    except InvalidInput as exc:
-        logger.warning(f"event rejected: {exc}", extra={"error": {"code": exc.code, "retryable": False}})
-        raise
-    finally:
-        logger.remove_keys(["fc_request_id", "trigger"])

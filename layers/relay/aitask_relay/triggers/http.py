@@ -17,17 +17,20 @@ import json
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 from urllib.parse import quote
 
-from ..config import INVOCATION_RESERVE_MS
-from ..errors import ERROR_KINDS_BY_CODE, BadUpstreamResponse, InvalidInput, RelayError, UpstreamUnavailable
-from ..model import ResponseLimit
-from ..normalize import replace_surrogates
-from ..relay import Relay, response_records
-from ..taskref import TaskRef, ros_task_id, validate_task_id
-from ..tracking import TrackingMessage, delay_for, iso, now_utc
+from aitask_relay.core.errors import (
+    ERROR_KINDS_BY_CODE,
+    InvalidInput,
+    RelayError,
+)
+from aitask_relay.core.model import ResponseLimit
+from aitask_relay.core.normalize import replace_surrogates
+from aitask_relay.core.settings import INVOCATION_RESERVE_MS
+from aitask_relay.core.taskref import validate_task_id
+from aitask_relay.usecases.tasks import CreateRequest, TaskService
 
 MAX_PROMPT = 10_000
 # The SDK sends CreateAITask's Prompt (with TaskType and TemplateType) in the URL's query string, only Template
@@ -69,17 +72,9 @@ def aws_http_response_limit() -> ResponseLimit:
     (https://docs.aws.amazon.com/apigateway/latest/developerguide/http-api-quotas.html), a Function URL's
     (BUFFERED) 6 MB: Lambda's own 6 MB response limit is the smaller, on the envelope as awslambdaric sends
     it (see direct.lambda_json_bytes)."""
-    from .direct import LAMBDA_RESPONSE_BYTES
+    from aitask_relay.triggers.direct import LAMBDA_RESPONSE_BYTES
 
     return http_response_limit(LAMBDA_RESPONSE_BYTES, ensure_ascii=True)
-
-
-@dataclass(frozen=True, slots=True)
-class CreateRequest:
-    task_type: str
-    prompt: str
-    template_type: str | None = None
-    template: str | None = None
 
 
 def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -189,25 +184,13 @@ class Answer:
 
 
 class TaskApi:
-    """The two routes, independent of the HTTP platform (API Gateway on AWS, the FC HTTP trigger).
-
-    Dependencies are factories, built on the first request that needs them. A RelayError raised here is
-    for the platform adapter to turn into :meth:`error`.
+    """The two routes' HTTP side, independent of the platform (API Gateway on AWS, the FC HTTP trigger): input
+    checked, the task service called, its result shaped into an answer. A RelayError raised here is for the
+    platform adapter to turn into :meth:`error`.
     """
 
-    def __init__(
-        self,
-        *,
-        relay: Callable[[], Relay],
-        ros: Callable[[], Any],
-        tracker: Callable[[], Any],
-        logger: Any = None,
-        metrics: Any = None,
-        first_delay_seconds: int = 30,
-        response_limit: ResponseLimit | None = None,
-    ) -> None:
-        self._relay, self._ros, self._tracker = relay, ros, tracker
-        self._logger, self._metrics, self._first_delay = logger, metrics, first_delay_seconds
+    def __init__(self, tasks: TaskService, *, response_limit: ResponseLimit | None = None) -> None:
+        self._tasks = tasks
         self._response_limit = response_limit
 
     def get(self, task_id: str, include: str | None) -> Answer:
@@ -215,8 +198,7 @@ class TaskApi:
         validate_task_id(task_id, "the task id in the path")
         if include not in (None, "template"):
             raise InvalidInput("include may only be 'template'")
-        (observation,) = self._relay().process_many([TaskRef(task_id)])
-        (record,) = response_records([observation], include_template=include == "template", limit=self._response_limit)
+        record = self._tasks.get(task_id, include_template=include == "template", limit=self._response_limit)
         status = 200 if record["error"] is None else ERROR_KINDS_BY_CODE[record["error"]["code"]].http_status
         return Answer(status, record)
 
@@ -230,73 +212,11 @@ class TaskApi:
         except RecursionError:
             raise InvalidInput("the body nests too deeply") from None
         request = parse_create_request(body)
-        ros, sent_at, recovered = self._ros(), now_utc(), None
-        try:
-            created = ros.create_task(
-                task_type=request.task_type,
-                prompt=request.prompt,
-                template_type=request.template_type,
-                template=request.template,
-            )
-        except (UpstreamUnavailable, BadUpstreamResponse) as failure:
-            # A lost answer, a 5xx or a garbled body may hide a task ROS created, and CreateAITask takes no
-            # idempotency token: look for it before answering a failure that would invite a second one.
-            created = {"TaskId": self._find_created(ros, request, sent_at, failure, deadline)}
-            recovered = f"CreateAITask failed ({failure.code}), and the task was then found in ListAITasks"
-        try:
-            # ROS's id as it is (taskref.ros_task_id), not our pattern: the task exists now, and a 502 would
-            # invite the caller to create it again.
-            task_id = ros_task_id(created.get("TaskId"), "CreateAITask's TaskId")
-        except InvalidInput as exc:
-            raise BadUpstreamResponse(exc.message, request_id=created.get("RequestId")) from None
-        if self._metrics is not None:
-            from aws_lambda_powertools.metrics import MetricUnit
-
-            self._metrics.add_metric(name="tasks_created", unit=MetricUnit.Count, value=1)
-        tracking = _track(self._tracker(), task_id, self._first_delay)
-        if tracking == "failed" and self._logger is not None:
-            self._logger.error("task created but not put on the tracking queue", extra={"task_id": task_id})
-        answer = {"TaskId": task_id, "tracking": tracking} | ({"recovered": recovered} if recovered else {})
+        created = self._tasks.create(request, deadline=deadline)
+        task_id = created.task_id
+        answer = {"TaskId": task_id, "tracking": created.tracking}
+        answer |= {"recovered": created.recovered} if created.recovered else {}
         return Answer(202, answer, {"Location": f"/tasks/{quote(task_id, safe='')}"})
-
-    def _find_created(
-        self, ros: Any, request: CreateRequest, sent_at: datetime, failure: RelayError, deadline: float | None
-    ) -> str:
-        """The id of the one task ListAITasks shows for this request while it was out; else ``failure``, no
-        longer retryable: the task may exist, and a retry could create a second one.
-
-        ListAITasks shows a task's type, Prompt and times, not its Template or TemplateType. So only a
-        GenerateTemplate request is answered with the task found: a FixTemplate request with the same Prompt
-        ("fix it") differs by its Template, which nothing can compare, and is answered with the failure, naming
-        what was found. A GenerateTemplate request sent at the same moment with the same Prompt but another
-        TemplateType cannot be told apart either: two such tasks make the answer the failure; one, if the other
-        request's task was not created, is taken for this one (README, POST /tasks)."""
-        found: list[str] = []
-        try:
-            found = ros.find_created(
-                task_type=request.task_type,
-                prompt=request.prompt,
-                since=sent_at - CREATE_CLOCK_SKEW,
-                until=now_utc() + CREATE_CLOCK_SKEW,
-                deadline=deadline,
-            )
-        except RelayError as exc:
-            if self._logger is not None:
-                error = exc.to_record()
-                self._logger.warning("cannot look for the task after CreateAITask failed", extra={"error": error})
-        if len(found) == 1 and request.task_type == "GenerateTemplate":
-            if self._logger is not None:
-                self._logger.warning(
-                    "task found in ListAITasks after CreateAITask failed",
-                    extra={"task_id": found[0], "error": failure.to_record()},
-                )
-            return found[0]
-        shown = f" (ListAITasks shows {', '.join(found)} with this Prompt while the request was out)" if found else ""
-        raise failure.restated(
-            f"{failure.message}; the task may exist{shown}: CreateAITask takes no idempotency token, so check "
-            "GET /tasks/{id} or ListAITasks before creating it again",
-            retryable=False,
-        ) from failure
 
     @staticmethod
     def error(exc: RelayError) -> Answer:
@@ -380,16 +300,3 @@ def _check_envelope(event: Any) -> None:
         raise InvalidInput("cookies must be a list of strings")
 
 
-def _track(tracker: Any, task_id: str, first_delay_seconds: int) -> str:
-    """Put a new task on the tracking queue: "queued", "not_configured", or "failed" (the sweeper still
-    finds it; the task exists, so the request must not fail and invite a duplicate CreateAITask)."""
-    if tracker is None:
-        return "not_configured"
-    first_seen = iso(now_utc())
-    # created_at: a task the relay itself created may answer not-found for a while (see the queue consumer)
-    message = TrackingMessage(task_id, 0, first_seen, created_at=first_seen)
-    try:
-        tracker.send(message.to_json(), delay_seconds=delay_for(0, first_delay_seconds))
-    except RelayError:
-        return "failed"
-    return "queued"

@@ -8,14 +8,15 @@ from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
-from .errors import InvalidInput
-from .taskref import TASK_TYPES
+from aitask_relay.core.errors import InvalidInput
+from aitask_relay.core.taskref import TASK_TYPES
 
 SERVICE = "aitask-relay"
 NAMESPACE = "AITaskRelay"
@@ -103,3 +104,17 @@ def record_rejection(exc: InvalidInput) -> None:
     """Log and count one rejected event (or HTTP request), with the reason."""
     logger.warning(f"event rejected: {exc}", extra={"error": {"code": exc.code, "retryable": False}})
     metrics.add_metric(name="invalid_events", unit=MetricUnit.Count, value=1)
+
+
+@contextmanager
+def invocation(context: Any, trigger: str) -> Iterator[None]:
+    """One FC invocation's logging: the FC request id on every line, and a rejected event logged with its
+    reason (then raised: FC reports the error)."""
+    logger.append_keys(fc_request_id=getattr(context, "request_id", None), trigger=trigger)
+    try:
+        yield
+    except InvalidInput as exc:
+        logger.warning(f"event rejected: {exc}", extra={"error": {"code": exc.code, "retryable": False}})
+        raise
+    finally:
+        logger.remove_keys(["fc_request_id", "trigger"])

@@ -1,7 +1,7 @@
 """AMQP 0-9-1 brokers (RabbitMQ, ApsaraMQ for RabbitMQ, Amazon MQ) with pika.
 
 ``amqps://user@host:port/vhost?exchange=...&routing_key=...&password_secret=...`` (TLS, verified; the
-password by reference, see aitask_relay.passwords, or percent-encoded in the URI).
+password by reference, see aitask_relay.adapters.passwords, or percent-encoded in the URI).
 Messages are persistent, published with ``mandatory`` under publisher confirms, so a return from the
 broker means the message is stored or refused — never silently dropped. One connection per process,
 kept open between invocations; a connection found lost (heartbeat missed while the function was frozen,
@@ -17,9 +17,9 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from ..errors import destination_error
-from .message import CONTENT_TYPE, Message
-from .queue import QueueDestination
+from aitask_relay.adapters.destinations.message import CONTENT_TYPE, Message
+from aitask_relay.adapters.destinations.queue import QueueDestination
+from aitask_relay.core.errors import destination_error
 
 _log = logging.getLogger("aitask_relay.amqp")
 
@@ -59,14 +59,14 @@ class AmqpDestination(QueueDestination):
     def from_spec(
         cls, spec: Any, *, ledger: Any = None, environ: Mapping[str, str] | None = None, **_: Any
     ) -> AmqpDestination:
-        from ..passwords import resolver
-        from . import amqp_connection_uri
+        from aitask_relay.adapters.destinations.uri import amqp_connection_uri
+        from aitask_relay.adapters.passwords import resolver
 
         where = f"RELAY_DESTINATIONS entry {spec.name!r}"
         return cls(
             amqp_connection_uri(spec),
             exchange=spec.params.get("exchange", ""),
-            routing_key=spec.params.get("routing_key", ""),
+            routing_key=spec.routing_key,
             max_bytes=int(spec.params["max_message_bytes"]),
             name=spec.name,
             ledger=ledger,

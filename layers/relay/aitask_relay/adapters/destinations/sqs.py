@@ -19,11 +19,11 @@ import hashlib
 from collections.abc import Sequence
 from typing import Any
 
-from ..aws import SQS_MAX_MESSAGE_BYTES, SQS_OLD_DEFAULT_MESSAGE_BYTES, SqsQueue
-from ..model import Delivery, Observation
-from ..taskref import storage_key
-from .message import Message, claim_ref, message_attributes
-from .queue import QueueDestination
+from aitask_relay.adapters.aws import SQS_MAX_MESSAGE_BYTES, SQS_OLD_DEFAULT_MESSAGE_BYTES, SqsQueue
+from aitask_relay.adapters.destinations.message import Message, claim_ref, message_attributes
+from aitask_relay.adapters.destinations.queue import QueueDestination
+from aitask_relay.core.model import Delivery, Observation
+from aitask_relay.core.taskref import storage_key
 
 MAX_DEDUP_ID = 128
 # What SQS answers when it refuses a message's body: too large for the queue (InvalidParameterValue, "Message
@@ -45,7 +45,7 @@ class SqsDestination(QueueDestination):
 
     @classmethod
     def from_spec(cls, spec: Any, *, client: Any = None, ledger: Any = None, **_: Any) -> SqsDestination:
-        return cls(SqsQueue(spec.params.get("queue_url") or spec.bucket, client=client, name=spec.name), ledger=ledger)
+        return cls(SqsQueue(spec.queue, client=client, name=spec.name), ledger=ledger)
 
     def _body_limit(self, observation: Observation, stored: Sequence[Delivery]) -> int:
         limit = self.queue.max_message_bytes()

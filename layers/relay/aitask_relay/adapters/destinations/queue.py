@@ -22,9 +22,9 @@ import logging
 from collections.abc import Sequence
 from typing import Any, Literal
 
-from ..errors import DestinationFailure, RelayError, destination_error
-from ..model import Delivery, Observation
-from .message import Message, build_message
+from aitask_relay.adapters.destinations.message import Message, build_message
+from aitask_relay.core.errors import DestinationFailure, RelayError, destination_error
+from aitask_relay.core.model import Delivery, Observation
 
 _log = logging.getLogger("aitask_relay.queue")
 

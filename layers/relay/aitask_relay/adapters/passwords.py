@@ -20,7 +20,7 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from .errors import ConfigurationError
+from aitask_relay.core.errors import ConfigurationError
 
 REFERENCE_PARAMS = ("password_secret", "password_env")
 SECRET_MAX_AGE_SECONDS = 300
@@ -83,7 +83,7 @@ def _secret(secret: str, where: str, fetch: Any) -> str:
         if fetch is not None:
             value = fetch(secret)
         else:
-            from . import aws
+            from aitask_relay.adapters import aws
 
             # The SecretString (or SecretBinary), cached for max_age seconds:
             # https://docs.aws.amazon.com/powertools/python/latest/utilities/parameters/#secretsprovider

@@ -13,8 +13,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from ..errors import DestinationFailure
-from .store import ObjectStore
+from aitask_relay.adapters.destinations.store import ObjectStore
+from aitask_relay.core.errors import DestinationFailure
 
 
 class FileDestination(ObjectStore):
@@ -26,7 +26,7 @@ class FileDestination(ObjectStore):
 
     @classmethod
     def from_spec(cls, spec: Any, **_: Any) -> FileDestination:
-        return cls(Path(spec.bucket))
+        return cls(Path(spec.directory))
 
     def uri_of(self, key: str) -> str:
         return (self.root / key).as_uri()

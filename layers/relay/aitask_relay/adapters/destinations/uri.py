@@ -1,74 +1,44 @@
-"""Where finished tasks go: one small class per destination kind behind one interface.
+"""Destination URIs: checked without importing any SDK (at cold start, through the configuration), and
+redacted for every log line, record and error.
 
-Two kinds: *stores* (file, S3, OSS) keep the template and ``task.json`` under ``<prefix><task_id>/``,
-create-only; *queues* (SQS, AMQP) announce the task with a CloudEvent. Stores are delivered first, so a
-queue message too large for its queue can point at the stored template instead (claim check).
-
-``parse_destination`` validates a URI (at cold start, through the configuration) without importing any
-SDK; ``build_destination`` imports the kind's module only when a URI of that kind is configured, so an
-S3-only deployment never loads pika, redis or the OSS SDK.
+One registry (``SCHEMES``) says, for each scheme, its kind (store or queue), how its URI is checked and which
+class delivers to it.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import posixpath
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from importlib import import_module
-from typing import Any, Literal, Protocol
-from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
+from typing import Literal
+from urllib.parse import SplitResult, parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
-from ..config import ENCODE_HINT
-from ..errors import ConfigurationError
-from ..model import Delivery, Observation
-from ..passwords import REFERENCE_PARAMS
-from ..passwords import check as check_password_reference
+from aitask_relay.adapters.passwords import REFERENCE_PARAMS
+from aitask_relay.adapters.passwords import check as check_password_reference
+from aitask_relay.core.errors import ConfigurationError
 
 Kind = Literal["store", "queue"]
-
-
-class Destination(Protocol):
-    """Delivers one observed task, create-only: a repeat is ``already_present``, never a second copy."""
-
-    name: str  # the URI with any password removed: safe to log and to store in TaskResult.deliveries
-    kind: Kind
-
-    def deliver(self, observation: Observation, stored: Sequence[Delivery] = ()) -> Delivery:
-        """Store or announce the task; raise a RelayError (DestinationFailure) when it cannot.
-
-        ``stored`` holds this run's deliveries to the configured stores; a queue uses it for claim checks.
-        """
-        ...
-
-    # Optional: ``delivered_at(task_id, status) -> str | None`` says, without fetching the task, where this
-    # destination already holds it in that status (Relay's already-held shortcut); stores and queues with a
-    # record of their announcements have it.
+ENCODE_HINT = "percent-encode a password's reserved characters (%2F / %23 # %3F ? %40 @ %2C , %25 % %3A :)"
 
 
 @dataclass(frozen=True, slots=True)
 class DestinationSpec:
-    """A validated destination URI, split into what its factory needs."""
+    """A validated destination URI, split into what its factory needs (only the fields of its scheme are set)."""
 
     scheme: str
     kind: Kind
     uri: str = field(repr=False)  # may hold a password (AMQP): never logged
     name: str  # the URI with any password redacted
     target: str = ""  # what the destination writes to, normalized: two entries with one target are duplicates
-    bucket: str = ""  # stores: bucket (or directory); SQS: the queue name; AMQP: the routing key
-    prefix: str = ""  # stores: key prefix ending in "/" (or "")
+    bucket: str = ""  # s3, oss: the bucket
+    prefix: str = ""  # s3, oss: the key prefix, ending in "/" (or "")
+    directory: str = ""  # file: the directory
+    queue: str = ""  # sqs: the queue name, or its URL when the URI is one
+    routing_key: str = ""  # amqp: the routing key
     params: Mapping[str, str] = field(default_factory=dict)
 
-
-# scheme -> (kind, "module:factory"), imported on first use.
-_FACTORIES: dict[str, tuple[Kind, str]] = {
-    "file": ("store", "aitask_relay.destinations.file:FileDestination.from_spec"),
-    "s3": ("store", "aitask_relay.destinations.s3:S3Destination.from_spec"),
-    "oss": ("store", "aitask_relay.destinations.oss:OssDestination.from_spec"),
-    "sqs": ("queue", "aitask_relay.destinations.sqs:SqsDestination.from_spec"),
-    "amqp": ("queue", "aitask_relay.destinations.amqp:AmqpDestination.from_spec"),
-    "amqps": ("queue", "aitask_relay.destinations.amqp:AmqpDestination.from_spec"),
-}
 
 _S3_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _OSS_BUCKET = re.compile(r"^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")
@@ -92,6 +62,16 @@ _PIKA_PARAMS: dict[str, tuple[type, float, float]] = {
 }
 DEFAULT_AMQP_MAX_BYTES = 4 * 1024 * 1024  # ApsaraMQ for RabbitMQ's body limit, the smallest common one
 MAX_AMQP_MAX_BYTES = 128 * 1024 * 1024
+
+
+def is_loopback(host: str) -> bool:
+    """True for localhost and the loopback addresses (127.0.0.0/8, ::1)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def mask(text: str) -> str:
@@ -136,50 +116,13 @@ def parse_destination(uri: str) -> DestinationSpec:
     scheme = parts.scheme.lower()
     if scheme in ("https", "http") and len(parts.path.strip("/").split("/")) == 2:
         return _sqs_url(uri, parts)
-    if scheme not in _FACTORIES:
-        known = ", ".join(f"{s}://" for s in _FACTORIES)
+    if scheme not in SCHEMES:
+        known = ", ".join(f"{s}://" for s in SCHEMES)
         raise _bad(uri, f"unknown scheme (supported: {known}, or an SQS queue URL)")
     if parts.fragment:
         raise _bad(uri, "takes no #fragment")
     params = _query(uri, parts.query)
-    return _PARSERS[scheme](uri, parts, params)
-
-
-def build_destination(uri: str, **dependencies: Any) -> Destination:
-    """Build the destination for a URI, importing its module lazily.
-
-    ``dependencies`` (``ledger``, ``client``) are passed to the factories that accept them.
-    """
-    spec = parse_destination(uri)
-    module_name, _, attr = _FACTORIES[spec.scheme][1].partition(":")
-    target: object = import_module(module_name)
-    for part in attr.split("."):
-        target = getattr(target, part)
-    return target(spec, **dependencies)  # type: ignore[operator,no-any-return]
-
-
-def record_store(destinations: Sequence[Any]) -> Any:
-    """The store that keeps the relay's own records (announcement markers, the sweep watermark): the first
-    S3 or OSS store in the list, else the first file store, else None. A bucket is seen by every function
-    instance, a directory only by the processes that share it (on Lambda, one instance)."""
-    stores = [d for d in destinations if d.kind == "store"]
-    shared = [d for d in stores if getattr(d, "scheme", "file") in ("s3", "oss")]
-    return (shared or stores or [None])[0]
-
-
-def keep_announcement_records(destinations: Sequence[Any]) -> bool:
-    """Give each queue without a ledger a store to record its announcements in; True when a queue is left
-    with no record at all (its delivery is at-least-once).
-
-    The record store is ``record_store``'s.
-    """
-    record = record_store(destinations)
-    left_alone = False
-    for queue in (d for d in destinations if d.kind == "queue"):
-        if record is not None:
-            queue.record_in(record)
-        left_alone |= queue.at_least_once  # every queue is a QueueDestination
-    return left_alone
+    return SCHEMES[scheme].parse(uri, parts, params)
 
 
 def _bad(uri: str, problem: str) -> ConfigurationError:
@@ -216,15 +159,15 @@ def _check_prefix(uri: str, prefix: str) -> None:
         raise _bad(uri, "the prefix has an empty, '.' or '..' segment")
 
 
-def _file(uri: str, parts: Any, params: dict[str, str]) -> DestinationSpec:
+def _file(uri: str, parts: SplitResult, params: dict[str, str]) -> DestinationSpec:
     if parts.netloc not in ("", "localhost") or not parts.path.startswith("/"):
         raise _bad(uri, "a file destination is file:///absolute/dir")
     _only(uri, params, ())
     directory = unquote(parts.path)
-    return DestinationSpec("file", "store", uri, uri, posixpath.normpath(directory) + "/", bucket=directory)
+    return DestinationSpec("file", "store", uri, uri, posixpath.normpath(directory) + "/", directory=directory)
 
 
-def _s3(uri: str, parts: Any, params: dict[str, str]) -> DestinationSpec:
+def _s3(uri: str, parts: SplitResult, params: dict[str, str]) -> DestinationSpec:
     bucket = parts.netloc
     if not _S3_BUCKET.match(bucket or ""):
         raise _bad(uri, "names no valid S3 bucket (s3://bucket/prefix/)")
@@ -239,7 +182,7 @@ def _s3(uri: str, parts: Any, params: dict[str, str]) -> DestinationSpec:
     return DestinationSpec("s3", "store", uri, uri, target, bucket=bucket, prefix=prefix, params=params)
 
 
-def _oss(uri: str, parts: Any, params: dict[str, str]) -> DestinationSpec:
+def _oss(uri: str, parts: SplitResult, params: dict[str, str]) -> DestinationSpec:
     bucket = parts.netloc
     if not _OSS_BUCKET.match(bucket or ""):
         raise _bad(uri, "names no valid OSS bucket (oss://bucket/prefix/?region=...)")
@@ -256,15 +199,15 @@ def _oss(uri: str, parts: Any, params: dict[str, str]) -> DestinationSpec:
     return DestinationSpec("oss", "store", uri, uri, target, bucket=bucket, prefix=prefix, params=params)
 
 
-def _sqs(uri: str, parts: Any, params: dict[str, str]) -> DestinationSpec:
+def _sqs(uri: str, parts: SplitResult, params: dict[str, str]) -> DestinationSpec:
     name = parts.netloc
     if parts.path.strip("/") or not _QUEUE_NAME.match(name or ""):
         raise _bad(uri, "names no valid SQS queue (sqs://<queue-name>, up to 80 characters)")
     _only(uri, params, ())
-    return DestinationSpec("sqs", "queue", uri, uri, f"sqs://{name}", bucket=name)
+    return DestinationSpec("sqs", "queue", uri, uri, f"sqs://{name}", queue=name)
 
 
-def _sqs_url(uri: str, parts: Any) -> DestinationSpec:
+def _sqs_url(uri: str, parts: SplitResult) -> DestinationSpec:
     account, name = parts.path.strip("/").split("/")
     if "@" in uri:
         raise _bad(uri, "an SQS queue URL takes no user:password@")
@@ -273,10 +216,10 @@ def _sqs_url(uri: str, parts: Any) -> DestinationSpec:
     _check_endpoint(uri, uri)
     # The same queue named by name (in the function's own account and region) and by URL is one queue: a queue
     # name is what tells them apart, so two entries with one name are refused as duplicates.
-    return DestinationSpec("sqs", "queue", uri, uri, f"sqs://{name}", bucket=name, params={"queue_url": uri})
+    return DestinationSpec("sqs", "queue", uri, uri, f"sqs://{name}", queue=uri)
 
 
-def _amqp(uri: str, parts: Any, params: dict[str, str]) -> DestinationSpec:
+def _amqp(uri: str, parts: SplitResult, params: dict[str, str]) -> DestinationSpec:
     if "@" in uri.replace(parts.netloc, "", 1):
         raise _bad(uri, f"has an '@' outside user:password@host: {ENCODE_HINT}")
     if not parts.hostname:
@@ -298,8 +241,6 @@ def _amqp(uri: str, parts: Any, params: dict[str, str]) -> DestinationSpec:
     problem = check_password_reference(params, literal_password=parts.password is not None)
     if problem:
         raise _bad(uri, problem)
-    from ..config import is_loopback
-
     allow = params.get("allow_plaintext", "false")
     if allow not in ("true", "false"):
         raise _bad(uri, "allow_plaintext must be true or false")
@@ -318,7 +259,7 @@ def _amqp(uri: str, parts: Any, params: dict[str, str]) -> DestinationSpec:
         uri,
         redact(uri),
         target,
-        bucket=routing_key,
+        routing_key=routing_key,
         params=params | {"max_message_bytes": raw},
     )
 
@@ -338,8 +279,6 @@ def amqp_connection_uri(spec: DestinationSpec) -> str:
 
 
 def _check_endpoint(uri: str, url: str) -> None:
-    from ..config import is_loopback
-
     parts = urlsplit(url)
     if parts.scheme not in ("https", "http") or not parts.hostname:
         raise _bad(uri, "the endpoint must be host[:port] or an http(s):// URL")
@@ -347,4 +286,22 @@ def _check_endpoint(uri: str, url: str) -> None:
         raise _bad(uri, "plain http is allowed only for a loopback endpoint")
 
 
-_PARSERS = {"file": _file, "s3": _s3, "oss": _oss, "sqs": _sqs, "amqp": _amqp, "amqps": _amqp}
+@dataclass(frozen=True, slots=True)
+class Scheme:
+    """One kind of destination URI: what it is, how its URI is checked, and the class that delivers to it
+    (``module:Class``, imported only when a URI of the scheme is configured)."""
+
+    kind: Kind
+    parse: Callable[[str, SplitResult, dict[str, str]], DestinationSpec]
+    factory: str
+
+
+# The one registry of schemes (an SQS queue's https:// URL is read as sqs).
+SCHEMES: dict[str, Scheme] = {
+    "file": Scheme("store", _file, "aitask_relay.adapters.destinations.file:FileDestination"),
+    "s3": Scheme("store", _s3, "aitask_relay.adapters.destinations.s3:S3Destination"),
+    "oss": Scheme("store", _oss, "aitask_relay.adapters.destinations.oss:OssDestination"),
+    "sqs": Scheme("queue", _sqs, "aitask_relay.adapters.destinations.sqs:SqsDestination"),
+    "amqp": Scheme("queue", _amqp, "aitask_relay.adapters.destinations.amqp:AmqpDestination"),
+    "amqps": Scheme("queue", _amqp, "aitask_relay.adapters.destinations.amqp:AmqpDestination"),
+}

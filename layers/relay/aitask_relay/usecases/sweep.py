@@ -79,12 +79,13 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from .config import SweepSettings
-from .errors import ConfigurationError, InvalidInput, RelayError, destination_error
-from .relay import Relay
-from .taskref import STATUSES, TERMINAL_STATUSES, TaskRef, ros_task_id
-from .tracking import TrackingMessage, iso, now_utc, parse_time
-from .watermark import NotAWatermark
+from aitask_relay.core.clock import iso, now_utc, parse_time
+from aitask_relay.core.errors import ConfigurationError, InvalidInput, RelayError, destination_error
+from aitask_relay.core.ports import COUNT, MessageQueue, NotAWatermark, TaskLister, Watermark
+from aitask_relay.core.settings import SweepSettings
+from aitask_relay.core.taskref import STATUSES, TERMINAL_STATUSES, TaskRef, ros_task_id
+from aitask_relay.core.tracking import TrackingMessage
+from aitask_relay.usecases.relay import Relay
 
 # A catch-up window reaches this far behind the last complete sweep's start: a task's new status may show in
 # the listing a little after its UpdateTime (clock skew, listing lag). A sweep on schedule has the lookback's
@@ -127,20 +128,20 @@ class Sweeper:
 
     def __init__(
         self,
-        lister: Any,
+        lister: TaskLister,
         relay: Relay,
         *,
         settings: SweepSettings,
-        tracker: Any = None,
+        tracking_queue: MessageQueue | None = None,
         logger: Any = None,
         metrics: Any = None,
         clock: Callable[[], datetime] = now_utc,
-        watermark: Any = None,
+        watermark: Watermark | None = None,
     ) -> None:
         self._lister = lister
         self._relay = relay
         self._settings = settings
-        self._tracker = tracker
+        self._tracking_queue = tracking_queue
         self._logger = logger or logging.getLogger("aitask_relay")
         self._metrics = metrics
         self._clock = clock
@@ -150,7 +151,7 @@ class Sweeper:
     def run(self, remaining_ms: Callable[[], int], *, lookback_seconds: int | None = None) -> dict[str, Any]:
         """Sweep until the listing ends or time runs short; the summary says which."""
         settings = self._settings
-        if settings.mode == "fanout" and self._tracker is None:
+        if settings.mode == "fanout" and self._tracking_queue is None:
             # load_config refuses this at cold start; a Sweeper built by hand gets the same typed error
             raise ConfigurationError("RELAY_SWEEP_MODE=fanout needs RELAY_TRACKING_QUEUE")
         self._check_budget(remaining_ms())
@@ -192,11 +193,9 @@ class Sweeper:
             "sweep finished" if summary.complete else "sweep stopped early", extra={"sweep": summary.to_dict()}
         )
         if self._metrics is not None:
-            from aws_lambda_powertools.metrics import MetricUnit
-
             for name in ("listed", "in_window", "enqueued"):
-                self._metrics.add_metric(name=f"sweep_{name}", unit=MetricUnit.Count, value=getattr(summary, name))
-            self._metrics.add_metric(name="sweep_incomplete", unit=MetricUnit.Count, value=int(not summary.complete))
+                self._metrics.add_metric(name=f"sweep_{name}", unit=COUNT, value=getattr(summary, name))
+            self._metrics.add_metric(name="sweep_incomplete", unit=COUNT, value=int(not summary.complete))
         return summary.to_dict()
 
     def _check_budget(self, remaining: int) -> None:
@@ -321,7 +320,7 @@ class Sweeper:
                 upcoming = pages.submit(self._list, following) if following is not None else None
                 yield from finished
                 if pending:  # ten to a request: a page of pending tasks is a few round trips, not fifty
-                    failures = self._tracker.send_many([message.to_json() for message in pending])
+                    failures = self._tracking_queue.send_many([message.to_json() for message in pending])
                     summary.enqueued += len(pending) - len(failures)
                     if failures:
                         raise next(iter(failures.values()))
@@ -384,7 +383,7 @@ class Sweeper:
                 finished.append(ref)
             else:
                 summary.pending += 1
-                if self._tracker is not None:
+                if self._tracking_queue is not None:
                     # created_at: the listing shows the task exists, so a not-found from GetAITask soon after
                     # its CreateTime is ROS's read-after-create lag, not a missing task (see the consumer).
                     pending.append(TrackingMessage(ref.task_id, 0, created, created_at=created))
@@ -467,17 +466,3 @@ def _count(result: Any, summary: SweepSummary) -> None:
         summary.delivered += 1
     else:
         summary.already_delivered += 1
-
-
-def parse_sweep_event(event: Any) -> int | None:
-    """A schedule event; returns the optional ``LookbackSeconds`` override (manual catch-up runs)."""
-    if event is None:
-        return None
-    if not isinstance(event, Mapping):
-        raise InvalidInput(f"the sweep event must be a JSON object, got {type(event).__name__}")
-    value = event.get("LookbackSeconds")
-    if value is None:
-        return None
-    if not isinstance(value, int) or isinstance(value, bool) or not 60 <= value <= 30 * 86400:
-        raise InvalidInput("LookbackSeconds must be an integer from 60 to 2592000")
-    return value

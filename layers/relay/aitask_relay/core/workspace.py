@@ -25,7 +25,7 @@ import re
 from collections.abc import Mapping
 from typing import Any, TypeGuard
 
-from .model import TemplateFile
+from aitask_relay.core.model import TemplateFile
 
 TERRAFORM_TRANSFORM = "Aliyun::Terraform-"
 FOLDER = "workspace/"

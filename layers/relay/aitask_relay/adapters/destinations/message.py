@@ -30,9 +30,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import DestinationFailure
-from ..model import Delivery, Observation, TaskResult
-from ..taskref import storage_key
+from aitask_relay.core.errors import DestinationFailure
+from aitask_relay.core.model import Delivery, Observation, TaskResult
+from aitask_relay.core.taskref import storage_key
 
 SPEC_VERSION = "1.0"
 SOURCE = "aitask-relay"

@@ -13,8 +13,8 @@ from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
-from . import __version__
-from .errors import DestinationFailure, destination_error
+from aitask_relay import __version__
+from aitask_relay.core.errors import DestinationFailure, destination_error
 
 _log = logging.getLogger("aitask_relay.sqs")
 _lock = threading.RLock()  # secret() holds it while client() takes it

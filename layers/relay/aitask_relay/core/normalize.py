@@ -23,13 +23,12 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import replace
-from datetime import UTC, datetime
 from typing import Any
 
-from .errors import BadUpstreamResponse, RelayError, api_error, error_in_body, status_number
-from .model import Observation, TaskResult, Template, TemplateFile, TemplateFormat
-from .taskref import STATUSES, TERMINAL_STATUSES
-from .workspace import TERRAFORM_TRANSFORM, WorkspaceError, files_of, is_terraform
+from aitask_relay.core.errors import BadUpstreamResponse, RelayError, api_error, error_in_body, status_number
+from aitask_relay.core.model import Observation, TaskResult, Template, TemplateFile, TemplateFormat
+from aitask_relay.core.taskref import STATUSES, TERMINAL_STATUSES
+from aitask_relay.core.workspace import TERRAFORM_TRANSFORM, WorkspaceError, files_of, is_terraform
 
 # A Terraform block opener at the start of a line: `resource "a" "b" {`, `terraform {`, `locals {`. It is
 # searched as "\n" + opener (plus a match at 0): a pattern with a literal first character lets the regex
@@ -51,11 +50,6 @@ _SURROGATE = re.compile("[\ud800-\udfff]")
 REPLACEMENT = "\ufffd"
 # The record's fields that hold text from ROS (or built from it): checked in this order.
 _TEXT_FIELDS = ("task_type", "status_reason", "request_id", "output_extra", "error")
-
-
-def now_iso() -> str:
-    """The current time as ISO 8601 UTC with a ``Z`` (the form of ``observed_at``)."""
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def normalize(body: object, *, task_id: str, observed_at: str) -> Observation:

@@ -12,13 +12,17 @@ mid-publish does not block the event until the whole entry expires.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable, Mapping
 from typing import Any
-from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
+from urllib.parse import SplitResult, parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
-from .errors import DestinationFailure
+from aitask_relay.adapters.destinations.uri import ENCODE_HINT, is_loopback, mask, redact
+from aitask_relay.adapters.passwords import REFERENCE_PARAMS, resolver
+from aitask_relay.adapters.passwords import check as check_password_reference
+from aitask_relay.core.errors import ConfigurationError, DestinationFailure
 
-_log = logging.getLogger("aitask_relay.ledger")
+_log = logging.getLogger("aitask_relay.adapters.ledger")
 
 KEY_PREFIX = "aitask-relay.delivery"
 DEFAULT_EXPIRY_SECONDS = 7 * 24 * 3600
@@ -113,13 +117,11 @@ def build_ledger(
     A password named by reference (``password_secret`` / ``password_env``) is read here, at the first
     invocation, and again (through the five-minute cache) by each new Redis connection.
     """
-    from .destinations import redact
-
     parts = urlsplit(uri)
     if parts.scheme == "dynamodb":
         from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
 
-        from . import aws
+        from aitask_relay.adapters import aws
 
         layer: Any = DynamoDBPersistenceLayer(table_name=parts.netloc, boto3_client=aws.client("dynamodb"))
     else:
@@ -139,9 +141,6 @@ def redis_client(uri: str, *, environ: Mapping[str, str] | None = None) -> Any:
     """
     import redis
 
-    from .config import REDIS_OWN_PARAMS
-    from .destinations import redact
-    from .passwords import resolver
 
     parts = urlsplit(uri)
     params = dict(parse_qsl(parts.query, keep_blank_values=True))
@@ -181,3 +180,74 @@ class _RedisPassword:
 
     def __repr__(self) -> str:
         return f"_RedisPassword(username={self._username!r})"
+
+
+# --- the RELAY_LEDGER URI, checked at cold start ---------------------------------------------------------
+
+_DYNAMODB_TABLE = re.compile(r"^[A-Za-z0-9_.-]{3,255}$")
+# The query options a Redis ledger URI accepts: the relay's own, and redis-py's TLS options that can only make
+# verification stricter or name the CA (redis.connection.parse_url passes every other option to the
+# connection as is, so an unknown one is refused rather than passed on).
+REDIS_OWN_PARAMS = ("allow_plaintext", *REFERENCE_PARAMS)
+_REDIS_TLS_PARAMS = ("ssl_cert_reqs", "ssl_check_hostname", "ssl_ca_certs", "ssl_ca_path", "ssl_min_version")
+_REDIS_TLS_VERSIONS = ("771", "772")  # ssl.TLSVersion.TLSv1_2, TLSv1_3
+
+
+def check_ledger_uri(uri: str) -> None:
+    """Check a RELAY_LEDGER URI (at cold start, through the configuration); ConfigurationError names the problem."""
+    shown = mask(uri)
+    try:
+        parts = urlsplit(uri)
+        db = parts.path.strip("/")
+        parts.port  # noqa: B018 - raises ValueError for a malformed port
+        params = parse_qsl(parts.query, keep_blank_values=True, strict_parsing=bool(parts.query))
+    except ValueError:
+        raise ConfigurationError(f"RELAY_LEDGER {shown!r} is not a valid URI ({ENCODE_HINT})") from None
+    if parts.scheme == "dynamodb":
+        if not _DYNAMODB_TABLE.match(parts.netloc) or db or parts.query:
+            raise ConfigurationError(f"RELAY_LEDGER {shown!r}: expected dynamodb://<table-name>")
+    elif parts.scheme in ("redis", "rediss"):
+        if "@" in uri.replace(parts.netloc, "", 1) or parts.fragment:
+            raise ConfigurationError(f"RELAY_LEDGER {shown!r}: an '@' or '#' outside user:password@host: {ENCODE_HINT}")
+        if not parts.hostname or (db and not db.isdigit()):
+            raise ConfigurationError(f"RELAY_LEDGER {shown!r}: expected redis://[user:password@]host:port/<db number>")
+        _check_redis_options(shown, parts, params)
+    else:
+        raise ConfigurationError(f"RELAY_LEDGER {shown!r}: the ledger is dynamodb://<table> or redis://host:port/db")
+
+
+def _check_redis_options(shown: str, parts: SplitResult, pairs: list[tuple[str, str]]) -> None:
+    params = dict(pairs)
+    if len(params) < len(pairs):
+        raise ConfigurationError(f"RELAY_LEDGER {shown!r} gives a query option twice")
+    unknown = sorted(set(params) - {*REDIS_OWN_PARAMS, *_REDIS_TLS_PARAMS})
+    if unknown:
+        accepted = ", ".join((*REDIS_OWN_PARAMS, *_REDIS_TLS_PARAMS))
+        raise ConfigurationError(f"RELAY_LEDGER {shown!r}: unknown option {unknown[0]!r} (accepted: {accepted})")
+    # redis-py: ssl_cert_reqs none/optional and a false ssl_check_hostname turn certificate or host name checks
+    # off (redis.connection.SSLConnection); the relay's ledger entries decide what is published, so a
+    # man in the middle must not be able to answer for the server.
+    if params.get("ssl_cert_reqs", "required") != "required":
+        raise ConfigurationError(f"RELAY_LEDGER {shown!r}: ssl_cert_reqs must be required (TLS verification stays on)")
+    if params.get("ssl_check_hostname", "true").lower() not in ("true", "1", "yes", "y"):
+        raise ConfigurationError(f"RELAY_LEDGER {shown!r}: ssl_check_hostname cannot be turned off")
+    # redis-py reads ssl_min_version as an int (URL_QUERY_ARGUMENT_PARSERS) and sets it as the SSLContext's
+    # minimum_version: an ssl.TLSVersion value. A name (TLSv1_2) failed only at the first connection, as a plain
+    # ValueError; a version below TLS 1.2 would lower Python's default floor. So 771 (TLS 1.2) or 772 (TLS 1.3).
+    if params.get("ssl_min_version", "771") not in _REDIS_TLS_VERSIONS:
+        raise ConfigurationError(
+            f"RELAY_LEDGER {shown!r}: ssl_min_version must be 771 (TLS 1.2) or 772 (TLS 1.3), ssl.TLSVersion's numbers"
+        )
+    if parts.scheme == "redis" and any(key.startswith("ssl_") for key in params):
+        raise ConfigurationError(f"RELAY_LEDGER {shown!r}: ssl_ options need rediss://")
+    allow = params.get("allow_plaintext", "false")
+    if allow not in ("true", "false"):
+        raise ConfigurationError(f"RELAY_LEDGER {shown!r}: allow_plaintext must be true or false")
+    if parts.scheme == "redis" and not is_loopback(parts.hostname or "") and allow != "true":
+        raise ConfigurationError(
+            f"RELAY_LEDGER {shown!r}: redis:// sends the password and every ledger entry in clear text: use "
+            "rediss://, or add allow_plaintext=true for a server reached over a private network"
+        )
+    problem = check_password_reference(params, literal_password=parts.password is not None)
+    if problem:
+        raise ConfigurationError(f"RELAY_LEDGER {shown!r}: {problem}")

@@ -31,11 +31,11 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal, NamedTuple
 
-from ..errors import DestinationFailure
-from ..model import EXTENSIONS, Delivery, Observation, TaskResult
-from ..taskref import storage_key
-from ..workspace import FOLDER as WORKSPACE_FOLDER
-from ..workspace import path_problem, show
+from aitask_relay.core.errors import DestinationFailure
+from aitask_relay.core.model import EXTENSIONS, Delivery, Observation, TaskResult
+from aitask_relay.core.taskref import storage_key
+from aitask_relay.core.workspace import FOLDER as WORKSPACE_FOLDER
+from aitask_relay.core.workspace import path_problem, show
 
 CONTENT_TYPES: dict[str, str] = {
     "json": "application/json",

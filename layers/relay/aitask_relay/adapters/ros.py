@@ -12,11 +12,11 @@ import time
 from collections.abc import Mapping
 from dataclasses import replace
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any
 
-from . import __version__
-from .config import RETRY_MAX_DELAY_MS, RosSettings
-from .errors import (
+from aitask_relay import __version__
+from aitask_relay.core.clock import parse_time
+from aitask_relay.core.errors import (
     BadUpstreamResponse,
     ErrorKind,
     InvalidInput,
@@ -25,7 +25,7 @@ from .errors import (
     error_in_body,
     translate,
 )
-from .tracking import parse_time
+from aitask_relay.core.settings import RETRY_MAX_DELAY_MS, RosSettings
 
 MIN_CALL_MS = 200  # below this, a call is not started: it could not connect and read an answer
 
@@ -46,14 +46,6 @@ PERMANENT_CODES = codes_where(lambda kind: not kind.retryable)
 # The calls whose 200 answer must carry this field: the SDK's models hide its absence (ListAITasks's to_map()
 # gives "Tasks": [] whatever came), so it is looked for in the answer as parsed, before the model sees it.
 REQUIRED_FIELD = {"ListAITasks": "Tasks", "CreateAITask": "TaskId"}
-
-
-class TaskSource(Protocol):
-    """What the relay needs from ROS."""
-
-    def get_task(self, task_id: str, *, with_output: bool, deadline: float | None = None) -> Mapping[str, Any]:
-        """The GetAITask body (API field names) for one task, finished by ``deadline`` (time.monotonic())."""
-        ...
 
 
 class RosClient:
@@ -202,7 +194,7 @@ def build_sdk_client(settings: RosSettings, *, credential: Any = None, for_creat
     from alibabacloud_tea_openapi.utils_models import Config
 
     if credential is None:
-        from .credentials import provider
+        from aitask_relay.adapters.credentials import provider
 
         credential = provider()
     config = Config(

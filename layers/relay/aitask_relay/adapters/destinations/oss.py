@@ -19,10 +19,10 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
-from ..config import is_loopback
-from ..errors import DestinationFailure, destination_error
-from ..model import Delivery, Observation
-from .store import BucketStore, content_md5
+from aitask_relay.adapters.destinations.store import BucketStore, content_md5
+from aitask_relay.adapters.destinations.uri import is_loopback
+from aitask_relay.core.errors import DestinationFailure, destination_error
+from aitask_relay.core.model import Delivery, Observation
 
 
 class OssDestination(BucketStore):
@@ -188,7 +188,7 @@ def build_oss_client(region: str, endpoint: str | None, credential: Any = None) 
     """
     import alibabacloud_oss_v2 as oss
 
-    from ..credentials import provider
+    from aitask_relay.adapters.credentials import provider
 
     chain = credential if credential is not None else provider()
 

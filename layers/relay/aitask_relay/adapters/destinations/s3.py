@@ -10,8 +10,8 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from ..errors import destination_error
-from .store import BucketStore, content_md5
+from aitask_relay.adapters.destinations.store import BucketStore, content_md5
+from aitask_relay.core.errors import destination_error
 
 CONFLICT_RETRIES = 3
 
@@ -54,7 +54,7 @@ class S3Destination(BucketStore):
     @property
     def client(self) -> Any:
         if self._client is None:
-            from .. import aws
+            from aitask_relay.adapters import aws
 
             self._client = aws.client("s3")
         return self._client

@@ -7,21 +7,23 @@ import queue
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any, Protocol
+from dataclasses import dataclass
+from typing import Any
 
-from .destinations import Destination
-from .errors import BadUpstreamResponse, RelayError, destination_error
-from .model import TEMPLATE_OMITTED, Delivery, Observation, ResponseLimit, TaskResult
-from .normalize import error_observation, normalize, now_iso
-from .ros import TaskSource
-from .taskref import TASK_TYPES, TERMINAL_STATUSES, TaskRef
-from .triggers.direct import FetchRequest
+from aitask_relay.core.clock import now_iso
+from aitask_relay.core.errors import BadUpstreamResponse, RelayError, destination_error
+from aitask_relay.core.model import TEMPLATE_OMITTED, Delivery, Observation, ResponseLimit, TaskResult
+from aitask_relay.core.normalize import error_observation, normalize
+from aitask_relay.core.ports import Destination, Recorder, TaskSource
+from aitask_relay.core.taskref import TASK_TYPES, TERMINAL_STATUSES, TaskRef
 
 
-class Recorder(Protocol):
-    """Counts outcomes (metrics); see observability.MetricsRecorder."""
+@dataclass(frozen=True, slots=True)
+class FetchRequest:
+    """The task ids to fetch, in the caller's order, and whether responses carry the template body."""
 
-    def record(self, result: Any, *, fetched: bool = True) -> None: ...
+    refs: tuple[TaskRef, ...]
+    include_template: bool = False
 
 
 class Relay:

@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
-from .errors import InvalidInput
-from .taskref import STATUSES, TaskRef, is_strict_task_id, ros_task_id, validate_task_id
+from aitask_relay.core.clock import iso, parse_time
+from aitask_relay.core.taskref import TaskRef, is_strict_task_id
 
 FIRST_DELAY_SECONDS = 30
 MAX_DELAY_SECONDS = 900  # SQS's DelaySeconds maximum
@@ -68,29 +68,6 @@ def delay_for(attempt: int, first: int = FIRST_DELAY_SECONDS) -> int:
     return min(MAX_DELAY_SECONDS, max(1, first) * 2 ** min(attempt, 10))
 
 
-def parse_time(value: object) -> datetime | None:
-    """An ISO 8601 time as an aware datetime (UTC when it names no zone); None when absent or unreadable.
-
-    Every ROS time goes through here. ListAITasks' reference shows CreateTime and UpdateTime without a zone
-    ("2025-01-01T12:00:00") while describing them as UTC
-    (https://www.alibabacloud.com/help/en/ros/developer-reference/api-ros-2019-09-10-listaitasks), so both
-    forms are read, and no zone means UTC.
-    """
-    if not value or not isinstance(value, str):
-        return None
-    try:
-        # Python 3.12's fromisoformat reads a trailing "Z" itself, not a lowercase "z"
-        seen = datetime.fromisoformat(value.strip().replace("z", "+00:00"))
-    except ValueError:
-        return None
-    return seen if seen.tzinfo is not None else seen.replace(tzinfo=UTC)
-
-
-def iso(moment: datetime) -> str:
-    """A time as the ISO 8601 UTC text the tracking messages carry (millisecond precision, ``Z``)."""
-    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
 def first_seen_of(first_seen: str | None, sent_at: datetime | None, now: datetime) -> str:
     """The ``first_seen`` a task's tracking goes on with: the message's own when it can be read and is not in
     the future; else the record's SentTimestamp (when SQS first took the record); else now. A time in the
@@ -112,51 +89,3 @@ def age_seconds(first_seen: str | None, now: datetime) -> float:
     return 0.0 if seen is None else max(0.0, (now - seen).total_seconds())
 
 
-def parse_tracking_body(body: str | None) -> list[TrackingMessage]:
-    """The tasks one queue record asks about; InvalidInput (naming the problem) for anything else.
-
-    Accepted: a tracking message (JSON object with TaskId), a bare task id (plain or as a JSON string),
-    or an EventBridge event (EventBridge -> SQS) whose ``detail`` carries TaskId or TaskIds.
-    """
-    if body is None or not body.strip():
-        raise InvalidInput("the record body is empty")
-    if len(body) > MAX_BODY:
-        raise InvalidInput(f"the record body is {len(body)} characters, at most {MAX_BODY}")
-    text = body.strip()
-    if text[0] not in '{["':
-        return [TrackingMessage(validate_task_id(text, "the record body"))]
-    try:
-        data = json.loads(text)
-    except ValueError:
-        raise InvalidInput("the record body is not valid JSON") from None
-    if isinstance(data, str):
-        return [TrackingMessage(validate_task_id(data, "the record body"))]
-    if not isinstance(data, dict):
-        raise InvalidInput(f"the record body must be a JSON object or a task id, got {type(data).__name__}")
-    if "detail" in data and "detail-type" in data:
-        from .triggers.eventbridge import task_refs_of_event
-
-        return [TrackingMessage(ref.task_id) for ref in task_refs_of_event(data)]
-    return [_tracking_message(data)]
-
-
-def _tracking_message(data: dict[str, Any]) -> TrackingMessage:
-    from_ros = data.get("id_from") == "ros"  # see TrackingMessage.to_json
-    task_id = ros_task_id(data.get("TaskId")) if from_ros else validate_task_id(data.get("TaskId"))
-    attempt = data.get("attempt", 0)
-    if not isinstance(attempt, int) or isinstance(attempt, bool) or attempt < 0:
-        raise InvalidInput("attempt must be a non-negative integer")
-    first_seen = data.get("first_seen")
-    if first_seen is not None and not isinstance(first_seen, str):
-        raise InvalidInput("first_seen must be an ISO 8601 time")
-    known = data.get("known_status")
-    if known is not None and known not in STATUSES:
-        raise InvalidInput(f"known_status must be one of {', '.join(STATUSES)}")
-    created_at = data.get("created_at")
-    if created_at is not None and not isinstance(created_at, str):
-        raise InvalidInput("created_at must be an ISO 8601 time")
-    return TrackingMessage(task_id, attempt, first_seen, known, created_at)
-
-
-def now_utc() -> datetime:
-    return datetime.now(UTC)

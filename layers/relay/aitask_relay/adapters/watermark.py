@@ -28,8 +28,10 @@ import hashlib
 import json
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any
 from urllib.parse import urlsplit
+
+from aitask_relay.core.ports import NotAWatermark, Watermark
 
 LEDGER_KEY = "aitask-relay.sweep-watermark"  # + ":<scope>"
 STORE_KEY = "_aitask-relay/sweep-watermark"  # + "-<scope>.json"
@@ -43,25 +45,6 @@ def scope(region: str, endpoint: str | None, destinations: list[str]) -> str:
     after the change covers the lookback."""
     text = json.dumps([region, endpoint or "", sorted(destinations)])
     return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-class Watermark(Protocol):
-    """Where the start of the last complete sweep is kept."""
-
-    name: str  # safe to log (no password)
-
-    def load(self) -> datetime | None:
-        """The saved start, or None if none was saved; NotAWatermark for garbage; raises any other error when
-        the backend cannot be read (the sweep asks destination_error whether a retry may fix it)."""
-        ...
-
-    def save(self, started: datetime) -> None:
-        """Overwrite the saved start; raises when the backend cannot be written."""
-        ...
-
-
-class NotAWatermark(ValueError):
-    """What is stored there is not a watermark (garbage): no retry can read it, so a sweep replaces it."""
 
 
 def encode(started: datetime) -> bytes:
@@ -111,12 +94,14 @@ class RedisWatermark:
     """One key in the Redis ledger's database (no expiry: it is overwritten every sweep)."""
 
     def __init__(self, uri: str, scope: str, *, client: Any = None, environ: Mapping[str, str] | None = None) -> None:
-        from .destinations import redact
+        from aitask_relay.adapters.destinations.uri import redact
 
         self.key = f"{LEDGER_KEY}:{scope}"
         self.name = f"{redact(uri)} key {self.key}"
         if client is None:
-            from .ledger import redis_client  # the ledger's own client: same options, same password reference
+            from aitask_relay.adapters.ledger import (
+                redis_client,  # the ledger's own client: same options, same password reference
+            )
 
             client = redis_client(uri, environ=environ)
         self._client = client
@@ -141,7 +126,7 @@ class DynamoDbWatermark:
     @property
     def client(self) -> Any:
         if self._client is None:
-            from . import aws
+            from aitask_relay.adapters import aws
 
             self._client = aws.client("dynamodb")
         return self._client
@@ -166,7 +151,7 @@ def build_watermark(
         if parts.scheme == "dynamodb":
             return DynamoDbWatermark(parts.netloc, scope)
         return RedisWatermark(ledger, scope, environ=environ)
-    from .destinations import record_store
+    from aitask_relay.adapters.destinations import record_store
 
     store = record_store(destinations)
     return StoreWatermark(store, scope) if store is not None else None

@@ -6,9 +6,11 @@ import hashlib
 import re
 import string
 import unicodedata
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
-from .errors import InvalidInput
+from aitask_relay.core.errors import InvalidInput
 
 # Our pattern, not ROS's: the API reference shows ids like "t-asasas*****" and documents no format
 # (https://www.alibabacloud.com/help/en/ros/developer-reference/api-ros-2019-09-10-createaitask,
@@ -114,3 +116,24 @@ def storage_key(task_id: str) -> str:
         return escaped
     digest = hashlib.sha256(task_id.encode("utf-8", "surrogatepass")).hexdigest()[:48]
     return f"{escaped[: MAX_KEY - 50]}.{digest}"
+
+
+MAX_TASK_IDS = 1000  # the most task ids one event may name
+
+
+def task_refs(fields: Mapping[str, Any]) -> tuple[TaskRef, ...]:
+    """The tasks an event from outside names by ``TaskId`` or ``TaskIds`` (a direct invocation, an EventBridge
+    detail, a CloudEvent's data); InvalidInput naming the problem."""
+    has_one, has_many = "TaskId" in fields, "TaskIds" in fields
+    if has_one and has_many:
+        raise InvalidInput("give TaskId or TaskIds, not both")
+    if has_many:
+        ids = fields["TaskIds"]
+        if not isinstance(ids, list) or not ids:
+            raise InvalidInput("TaskIds must be a non-empty list of task ids")
+        if len(ids) > MAX_TASK_IDS:
+            raise InvalidInput(f"TaskIds has {len(ids)} ids, at most {MAX_TASK_IDS}")
+        return tuple(TaskRef(validate_task_id(value, f"TaskIds[{i}]")) for i, value in enumerate(ids))
+    if has_one:
+        return (TaskRef(validate_task_id(fields["TaskId"])),)
+    raise InvalidInput("TaskId is missing (give TaskId or TaskIds)")

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .errors import AccessDenied
+from aitask_relay.core.errors import AccessDenied
 
 SECRET_MAX_AGE_SECONDS = 300
 
@@ -63,7 +63,7 @@ class SecretCredentials:
             return self._fetch(self.secret_name)
         from aws_lambda_powertools.utilities import parameters
 
-        from . import aws
+        from aitask_relay.adapters import aws
 
         try:
             return aws.secret(self.secret_name, transform="json", max_age=SECRET_MAX_AGE_SECONDS)
