@@ -10,7 +10,6 @@ from collections.abc import Mapping
 from urllib.parse import urlsplit
 
 from aitask_relay.adapters.destinations.uri import is_loopback, mask, parse_destination
-from aitask_relay.adapters.ledger import check_ledger_uri
 from aitask_relay.core.errors import ConfigurationError
 from aitask_relay.core.settings import (
     CALLS_PER_TASK,
@@ -41,6 +40,9 @@ def load_config(environ: Mapping[str, str]) -> RelayConfig:
     destinations = _destinations(env.text("RELAY_DESTINATIONS", DEFAULT_DESTINATION))
     ledger = env.optional("RELAY_LEDGER")
     if ledger is not None:
+        # Imported here: a deployment without a ledger never loads the ledger's module.
+        from aitask_relay.adapters.ledger import check_ledger_uri
+
         check_ledger_uri(ledger)
     for variable in ("RELAY_TRACKING_QUEUE", "RELAY_FAILURE_QUEUE"):
         _check_queue(variable, env.optional(variable))

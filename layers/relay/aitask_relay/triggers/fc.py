@@ -220,8 +220,8 @@ def handle_events(event: Any, relay: Any) -> dict[str, Any]:
     (after every event was tried), so that FC's asynchronous retry or the event source redelivers it;
     destinations are create-only and dedupe, so the tasks already done are not repeated.
     """
-    from aitask_relay.core.errors import ERROR_CLASSES, ERROR_KINDS_BY_CODE
-    from aitask_relay.usecases.relay import response_record
+    from aitask_relay.core.errors import ERROR_CLASSES, ERROR_KINDS_BY_CODE, ErrorKind
+    from aitask_relay.core.outcome import Outcome, failures_of, outcome_of
 
     events = parse_cloud_events(event)
     refs = [ref for item in events for ref in item.refs]
@@ -231,17 +231,14 @@ def handle_events(event: Any, relay: Any) -> dict[str, Any]:
         if item.error is not None:
             answers.append({"source": item.source, "id": item.id, "error": item.error.to_record()})
             continue
-        records = [response_record(observed[ref], include_template=False) for ref in item.refs]
-        answers.append({"source": item.source, "id": item.id, "results": records})
-        for record in records:
-            failures = (
-                [record["error"]] if record["error"] else [d["error"] for d in record["deliveries"] if d["error"]]
-            )
-            for failure in failures:
-                if failure["retryable"] and retry is None:
-                    retry = ERROR_CLASSES[ERROR_KINDS_BY_CODE[failure["code"]]](
-                        f"task {record['task_id']}: {failure['message']}", retryable=True
-                    )
+        results = [observed[ref].result for ref in item.refs]
+        answers.append({"source": item.source, "id": item.id, "results": [r.to_dict() for r in results]})
+        for result in results:
+            if outcome_of(result) is not Outcome.RETRY or retry is not None:
+                continue
+            failure = next(f for f in failures_of(result) if f.get("retryable", True))
+            kind = ERROR_KINDS_BY_CODE.get(failure["code"], ErrorKind.DESTINATION_FAILURE)
+            retry = ERROR_CLASSES[kind](f"task {result.task_id}: {failure['message']}", retryable=True)
     if retry is not None:
         raise retry
     return {"events": answers}

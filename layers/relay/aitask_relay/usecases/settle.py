@@ -39,6 +39,7 @@ from typing import Any
 from aitask_relay.core.clock import iso, now_utc, parse_time
 from aitask_relay.core.errors import ConfigurationError, DestinationFailure, InvalidInput
 from aitask_relay.core.model import Observation
+from aitask_relay.core.outcome import Outcome, failures_of, outcome_of
 from aitask_relay.core.ports import COUNT, MessageQueue
 from aitask_relay.core.settings import INVOCATION_RESERVE_MS, RosSettings
 from aitask_relay.core.tracking import TrackingMessage, age_seconds, delay_for, first_seen_of
@@ -199,26 +200,23 @@ class QueueConsumer:
 
     def _settle(self, message: TrackingMessage, observation: Observation, record: Any, plan: _Plan) -> None:
         result = observation.result
-        if result.error is not None and result.error["retryable"]:
-            self._transient(message.task_id, result.error["message"])
-        elif result.error is not None and self._not_readable_yet(message, result.error):
-            self._logger.info(
-                "task created by the relay not readable yet: re-scheduled within the grace period",
-                extra={"task_id": message.task_id, "created_at": message.created_at, "error": result.error},
-            )
-            self._pending(message, record, plan)
-        elif result.error is not None:
-            plan.reports.append(_Report(message.task_id, result.error["code"], result.error["message"]))
-        elif not result.terminal:
-            self._pending(message, record, plan)
-        else:
-            failed = result.failed_deliveries
-            if any(d.error and d.error.get("retryable") for d in failed):
-                self._transient(message.task_id, "; ".join(d.error["message"] for d in failed if d.error))
-            for delivery in failed:
-                plan.reports.append(
-                    _Report(message.task_id, "destination_failure", (delivery.error or {}).get("message"))
+        decision, failures = outcome_of(result), failures_of(result)
+        if decision is Outcome.RETRY:
+            self._transient(message.task_id, "; ".join(f["message"] for f in failures if f["message"]))
+        elif decision is Outcome.PERMANENT and result.error is not None:
+            if self._not_readable_yet(message, result.error):
+                self._logger.info(
+                    "task created by the relay not readable yet: re-scheduled within the grace period",
+                    extra={"task_id": message.task_id, "created_at": message.created_at, "error": result.error},
                 )
+                self._pending(message, record, plan)
+            else:
+                plan.reports.append(_Report(message.task_id, result.error["code"], result.error["message"]))
+        elif decision is Outcome.PERMANENT:  # deliveries that no retry can fix
+            for failure in failures:
+                plan.reports.append(_Report(message.task_id, "destination_failure", failure["message"]))
+        elif decision is Outcome.PENDING:
+            self._pending(message, record, plan)
 
     def _not_readable_yet(self, message: TrackingMessage, error: Mapping[str, Any]) -> bool:
         """A task the relay created (or saw listed) less than RELAY_CREATE_GRACE_SECONDS ago, answered not-found

@@ -81,6 +81,8 @@ from typing import Any
 
 from aitask_relay.core.clock import iso, now_utc, parse_time
 from aitask_relay.core.errors import ConfigurationError, InvalidInput, RelayError, destination_error
+from aitask_relay.core.model import TaskResult
+from aitask_relay.core.outcome import Outcome, outcome_of
 from aitask_relay.core.ports import COUNT, MessageQueue, NotAWatermark, TaskLister, Watermark
 from aitask_relay.core.settings import SweepSettings
 from aitask_relay.core.taskref import STATUSES, TERMINAL_STATUSES, TaskRef, ros_task_id
@@ -452,17 +454,15 @@ def _hold_reason(summary: SweepSummary, unread: str | None) -> str | None:
     return None
 
 
-def _count(result: Any, summary: SweepSummary) -> None:
-    outcomes = {d.outcome for d in result.deliveries}
-    if result.error is not None or "failed" in outcomes:
+def _count(result: TaskResult, summary: SweepSummary) -> None:
+    decision = outcome_of(result)
+    if decision in (Outcome.RETRY, Outcome.PERMANENT):
         summary.failed += 1
-        errors = [result.error] if result.error is not None else [d.error for d in result.failed_deliveries]
-        if any(error is None or error.get("retryable", True) for error in errors):
-            summary.retryable_failures += 1
-    elif not result.terminal:  # finished by the listing, but GetAITask disagrees: leave it to the next sweep
+        summary.retryable_failures += decision is Outcome.RETRY
+    elif decision is Outcome.PENDING:  # finished by the listing, but GetAITask disagrees: left to the next sweep
         summary.pending += 1
         summary.retryable_failures += 1
-    elif "created" in outcomes:
+    elif any(d.outcome == "created" for d in result.deliveries):
         summary.delivered += 1
     else:
         summary.already_delivered += 1
