@@ -268,8 +268,9 @@ def test_object_metadata_is_printable_ascii_of_at_most_256_characters():
 
 
 def test_a_bucket_store_is_named_by_its_bucket_and_prefix_unless_given_a_name():
-    class Mem(BucketStore):
+    class Mem(BucketStore):  # naming only: its primitives are never called
         scheme = "mem"
+        _exists = _head = _read = _create = _put = None  # type: ignore[assignment]
 
     # Given bucket stores built with and without a name
     plain, named, bare = Mem("bucket-a", "p/"), Mem("bucket-a", "p/", name="mem://bucket-a/p/?x=1"), Mem("bucket-a")
@@ -278,3 +279,26 @@ def test_a_bucket_store_is_named_by_its_bucket_and_prefix_unless_given_a_name():
         "mem://bucket-a/p/", "mem://bucket-a/p/?x=1", "mem://bucket-a/", ""
     )  # fmt: skip
     assert plain.uri_of("p/t-1/task.json") == "mem://bucket-a/p/t-1/task.json"
+
+
+def test_a_store_that_leaves_out_a_primitive_cannot_be_built():
+    # Given a store with every primitive but _exists (which the already-held shortcut needs: delivered_at reads any
+    # failure as "not held", so a missing one would turn the shortcut off in silence)
+    class NoExists(BucketStore):
+        scheme = "mem"
+
+        def _head(self, key):
+            return None
+
+        def _read(self, key):
+            return b""
+
+        def _create(self, key, body, content_type, metadata):
+            return True
+
+        def _put(self, key, body, content_type, metadata):
+            return None
+
+    # When it is built / Then it is refused, naming what is missing
+    with pytest.raises(TypeError, match="_exists"):
+        NoExists("bucket-a")

@@ -40,6 +40,18 @@ class Recording(ObjectStore):
         self.keys.append(key)
         return True
 
+    def _exists(self, key):  # the rest of the primitives: a FAILURE delivery only creates
+        raise AssertionError(f"not expected: _exists({key!r})")
+
+    def _head(self, key):
+        raise AssertionError(f"not expected: _head({key!r})")
+
+    def _read(self, key):
+        raise AssertionError(f"not expected: _read({key!r})")
+
+    def _put(self, key, body, content_type, metadata):
+        raise AssertionError(f"not expected: _put({key!r})")
+
 
 @settings(max_examples=500, deadline=None)
 @given(task_id=st.one_of(st.text(max_size=140), st.from_regex(r"[A-Za-z0-9._/\\-]{1,20}", fullmatch=True)))

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 
 from aitask_relay.adapters import aws, ledger
+from aitask_relay.adapters.destinations.store import ObjectStore
 from aitask_relay.adapters.watermark import (
     DynamoDbWatermark,
     RedisWatermark,
@@ -95,10 +96,11 @@ def test_garbage_is_named_for_what_is_wrong_with_it():
         decode(b'{"last_complete_sweep_start": "2026-11-30T04:00:00"}')
 
 
-class FakeStore:
-    """The store primitives StoreWatermark uses, over a dict (what ObjectStore and FileStore provide)."""
+class FakeStore(ObjectStore):
+    """An ObjectStore over a dict: StoreWatermark goes through its read_record / write_record."""
 
     prefix = "templates/"
+    name = "s3://bucket/templates/"
 
     def __init__(self):
         self.objects, self.puts, self.reads = {}, [], []
@@ -116,6 +118,12 @@ class FakeStore:
     def _put(self, key, body, content_type, metadata):
         self.puts.append((key, content_type, metadata))
         self.objects[key] = body
+
+    def _exists(self, key):
+        return key in self.objects
+
+    def _create(self, key, body, content_type, metadata):
+        raise AssertionError(f"a watermark is never created create-only: {key!r}")
 
 
 def test_a_store_watermark_is_one_json_object_under_the_prefix():

@@ -31,7 +31,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-from aitask_relay.core.ports import NotAWatermark, Watermark
+from aitask_relay.core.ports import NotAWatermark, RecordStore, Watermark
 
 LEDGER_KEY = "aitask-relay.sweep-watermark"  # + ":<scope>"
 STORE_KEY = "_aitask-relay/sweep-watermark"  # + "-<scope>.json"
@@ -67,8 +67,8 @@ def decode(raw: bytes | str | None) -> datetime | None:
 
 class StoreWatermark:
     """One object in a store of ``RELAY_DESTINATIONS``, under its prefix, read and overwritten through the
-    store's own primitives (its client, its encryption settings): ``_head`` says whether it is there (a 404,
-    or no file, is "never saved"), ``_read`` gets it, ``_put`` overwrites it (an atomic rename for a file).
+    store's ``read_record`` and ``write_record`` (its own client and encryption settings): a 404, or no file, is
+    "never saved"; an overwrite is one atomic write (an atomic rename for a file).
 
     S3 PUTs are atomic and reads after them are strongly consistent
     (https://docs.aws.amazon.com/AmazonS3/latest/userguide/Welcome.html#ConsistencyModel). Without
@@ -77,17 +77,15 @@ class StoreWatermark:
     deployment logs the watermark as unreadable, uses the lookback, and saves it.
     """
 
-    def __init__(self, store: Any, scope: str) -> None:
+    def __init__(self, store: RecordStore, scope: str) -> None:
         self._store, self.key = store, f"{store.prefix}{STORE_KEY}-{scope}.json"
         self.name = store.uri_of(self.key)
 
     def load(self) -> datetime | None:
-        if self._store._head(self.key) is None:
-            return None
-        return decode(self._store._read(self.key))
+        return decode(self._store.read_record(self.key))
 
     def save(self, started: datetime) -> None:
-        self._store._put(self.key, encode(started), "application/json", {})
+        self._store.write_record(self.key, encode(started))
 
 
 class RedisWatermark:

@@ -19,6 +19,7 @@ destination and event id (``<task_id>:<status>``):
 from __future__ import annotations
 
 import logging
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import Any, Literal
 
@@ -29,7 +30,7 @@ from aitask_relay.core.model import Delivery, Observation
 _log = logging.getLogger("aitask_relay.queue")
 
 
-class QueueDestination:
+class QueueDestination(ABC):
     """Base of the queues; subclasses set ``name`` and ``max_bytes`` (or override ``_body_limit``) and implement
     ``_publish``."""
 
@@ -154,13 +155,13 @@ class QueueDestination:
             )
             return self._send(smaller, observation, stored)  # at most two smaller forms
 
-    def _body_refused(self) -> None:
+    def _body_refused(self) -> None:  # noqa: B027 - a hook: only SQS has a limit to forget
         """Called after a body refusal: forget what the broker's limit was taken to be (SQS reads it)."""
 
     def _refused_limit(self) -> int:
         """The limit a claim check is built against after a refusal (the broker judges it too)."""
         return self.max_bytes
 
+    @abstractmethod
     def _publish(self, message: Message) -> str:
         """Send the message; return where it went (the queue and the broker's message id)."""
-        raise NotImplementedError

@@ -28,6 +28,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal, NamedTuple
 
@@ -54,8 +55,10 @@ class StoredRecord(NamedTuple):
     template: str | None
 
 
-class ObjectStore:
-    """Base of the stores; ``name`` is the destination URI, ``prefix`` ends in "/" or is empty."""
+class ObjectStore(ABC):
+    """Base of the stores; ``name`` is the destination URI, ``prefix`` ends in "/" or is empty. A subclass that
+    leaves out a primitive cannot be built (a missing ``_exists`` would otherwise turn the already-held shortcut
+    off in silence: ``delivered_at`` reads any failure as "not held")."""
 
     kind: Literal["store"] = "store"
     name: str
@@ -131,6 +134,14 @@ class ObjectStore:
         self._create(key, body, CONTENT_TYPES["json"], metadata)
         return self.uri_of(key)
 
+    def read_record(self, key: str) -> bytes | None:
+        """The body of the relay's own record at ``key`` (the sweep watermark); None when there is none."""
+        return None if self._head(key) is None else self._read(key)
+
+    def write_record(self, key: str, body: bytes) -> None:
+        """Write (overwrite) the relay's own record at ``key``: a single atomic write on every store."""
+        self._put(key, body, CONTENT_TYPES["json"], {})
+
     def _marker_key(self, task_id: str, status: str | None, destination: str) -> str:
         # The destination's name (its URI, password redacted) as a digest: short, and safe in any key.
         digest = hashlib.sha256(destination.encode("utf-8", "surrogatepass")).hexdigest()[:16]
@@ -155,30 +166,30 @@ class ObjectStore:
         status = record.get("status") if isinstance(record, Mapping) else None
         return StoredRecord(status if isinstance(status, str) else None, template_filename(fmt))
 
+    @abstractmethod
     def uri_of(self, key: str) -> str:
         """The URI of an object (what deliveries and claim checks point at)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def _exists(self, key: str) -> bool:
         """Whether an object is at ``key``; raises when the store cannot tell."""
-        raise NotImplementedError
 
+    @abstractmethod
     def _head(self, key: str) -> Mapping[str, str] | None:
         """The user metadata of the object at ``key`` (lower-case names, no prefix), None if there is no
         object; raises when the store cannot tell."""
-        raise NotImplementedError
 
+    @abstractmethod
     def _read(self, key: str) -> bytes:
         """The body of the object at ``key``."""
-        raise NotImplementedError
 
+    @abstractmethod
     def _create(self, key: str, body: bytes, content_type: str, metadata: Mapping[str, str]) -> bool:
         """Write ``body`` at ``key`` only if nothing is there; False (and no change) if something is."""
-        raise NotImplementedError
 
+    @abstractmethod
     def _put(self, key: str, body: bytes, content_type: str, metadata: Mapping[str, str]) -> None:
         """Write ``body`` at ``key`` whatever is there (only to replace a superseded task.json)."""
-        raise NotImplementedError
 
     def _check_key_lengths(self, folder: str, paths: list[str]) -> None:
         """Refuse, before the first write and not retryably, a workspace whose longest key the store would
