@@ -177,7 +177,7 @@ class SqsQueue:
         failures: dict[int, DestinationFailure] = {}
         for start in range(0, len(bodies), 10):
             indexes = range(start, min(start + 10, len(bodies)))
-            entries = [{"Id": str(i), "MessageBody": bodies[i]} for i in indexes]
+            entries: list[dict[str, str | int]] = [{"Id": str(i), "MessageBody": bodies[i]} for i in indexes]
             if delays is not None:
                 for i, entry in zip(indexes, entries, strict=True):
                     entry["DelaySeconds"] = delays[i]

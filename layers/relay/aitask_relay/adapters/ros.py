@@ -281,7 +281,7 @@ def _client_class() -> type:
     """The SDK's ROS client, checking each answer as parsed (a dict) before the SDK turns it into its model."""
     from alibabacloud_ros20190910.client import Client
 
-    class CheckedClient(Client):  # type: ignore[misc]
+    class CheckedClient(Client):
         # call_api is tea-openapi's generic entry point, which every generated method calls after building its
         # request; it returns {"body": <parsed JSON>, "headers", "statusCode"} after the SDK's own retries.
         def call_api(self, params: Any, request: Any, runtime: Any) -> Any:

@@ -205,7 +205,9 @@ def detect_format(text: str) -> TemplateFormat:
     if _HCL_AT_START.match(text) or _HCL_AFTER_NEWLINE.search(text):
         return "hcl"
     body = text.lstrip("\ufeff")
-    start = _SKIPPED_LINES.match(body).end()
+    skipped = _SKIPPED_LINES.match(body)
+    assert skipped is not None  # every part of the pattern is optional: it matches, if only the empty string
+    start = skipped.end()
     if start >= len(body):
         return "text"
     end = body.find("\n", start)

@@ -280,7 +280,7 @@ def _check_envelope(event: Any) -> None:
         raise InvalidInput("not an HTTP API payload 2.0 event (version 2.0)")
     context = event.get("requestContext")
     http = context.get("http") if isinstance(context, Mapping) else None
-    if not isinstance(event.get("rawPath"), str) or not isinstance(http, Mapping):
+    if not isinstance(event.get("rawPath"), str) or not isinstance(context, Mapping) or not isinstance(http, Mapping):
         raise InvalidInput("an HTTP API event has rawPath and requestContext.http")
     if not isinstance(http.get("method"), str) or not isinstance(context.get("stage", "$default"), str):
         raise InvalidInput("requestContext.http.method must be a string")
