@@ -28,10 +28,13 @@ import hashlib
 import json
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from aitask_relay.core.ports import NotAWatermark, Watermark
+
+if TYPE_CHECKING:
+    from aitask_relay.adapters.destinations.store import ObjectStore
 
 LEDGER_KEY = "aitask-relay.sweep-watermark"  # + ":<scope>"
 STORE_KEY = "_aitask-relay/sweep-watermark"  # + "-<scope>.json"
@@ -77,7 +80,7 @@ class StoreWatermark:
     deployment logs the watermark as unreadable, uses the lookback, and saves it.
     """
 
-    def __init__(self, store: Any, scope: str) -> None:
+    def __init__(self, store: ObjectStore, scope: str) -> None:
         self._store, self.key = store, f"{store.prefix}{STORE_KEY}-{scope}.json"
         self.name = store.uri_of(self.key)
 

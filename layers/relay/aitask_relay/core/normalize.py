@@ -206,7 +206,8 @@ def detect_format(text: str) -> TemplateFormat:
         return "hcl"
     body = text.lstrip("\ufeff")
     skipped = _SKIPPED_LINES.match(body)
-    assert skipped is not None  # every part of the pattern is optional: it matches, if only the empty string
+    # every part of the pattern is optional: it always matches, if only the empty string: for mypy
+    assert skipped is not None  # nosec B101
     start = skipped.end()
     if start >= len(body):
         return "text"

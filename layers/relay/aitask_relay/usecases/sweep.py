@@ -183,7 +183,7 @@ class Sweeper:
                 # A pending task nothing tracks (no tracking queue) must stay in later windows until it
                 # finishes: the watermark goes no later than its CreateTime (see the module docstring).
                 held = parse_time(summary.untracked_pending_since)
-                self._save_watermark(min(started, held) if held is not None else started, summary)
+                self._save_watermark(self._watermark, min(started, held) if held is not None else started, summary)
             else:
                 self._logger.warning(
                     "the sweep watermark was not moved: the next sweep covers this window again",
@@ -252,9 +252,7 @@ class Sweeper:
         summary.window_seconds, summary.caught_up_from = min(missed, limit), mark.isoformat()
         return summary.window_seconds, None
 
-    def _save_watermark(self, started: datetime, summary: SweepSummary) -> None:
-        watermark = self._watermark
-        assert watermark is not None  # run() saves only when a watermark is configured
+    def _save_watermark(self, watermark: Watermark, started: datetime, summary: SweepSummary) -> None:
         try:
             watermark.save(started)
             summary.watermark_saved = True
@@ -323,7 +321,8 @@ class Sweeper:
                 yield from finished
                 if pending:  # ten to a request: a page of pending tasks is a few round trips, not fifty
                     tracking = self._tracking_queue
-                    assert tracking is not None  # _sort_page makes pending tasks only with one (fanout: run checks)
+                    # for mypy: _sort_page makes pending tasks only with a tracking queue (fanout: run checks it)
+                    assert tracking is not None  # nosec B101
                     failures = tracking.send_many([message.to_json() for message in pending])
                     summary.enqueued += len(pending) - len(failures)
                     if failures:
