@@ -22,7 +22,7 @@ help:
 	@echo "make soak      fault-injection soak, 2,000 tasks: prints lost / duplicated per scenario"
 	@echo "make mutate    mutation testing of the guarantee-bearing modules: killed % per module (MUTATE=errors ... for some, FRESH=1 all again)"
 	@echo "make fuzz      hypothesis over every event shape, 10,000 examples per target"
-	@echo "make lint      ruff, cfn-lint (+ serverless rules), sam validate --lint, checkov"
+	@echo "make lint      ruff, mypy, cfn-lint (+ serverless rules), sam validate --lint, checkov"
 	@echo "make build     sam build (arm64, no Docker) into $(BUILD_DIR)"
 	@echo "make fc-package  Function Compute code.zip and layer.zip into out/aliyun/"
 
@@ -84,6 +84,7 @@ integration: $(STAMP)
 # credentials (guest:guest) on purpose.
 lint: $(STAMP) $(TOOLS)/sam/.stamp $(TOOLS)/checkov/.stamp
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
 	$(VENV)/bin/bandit -q -r layers functions
 	$(VENV)/bin/cfn-lint template.yaml -a cfn_lint_serverless.rules
 	$(SAM) validate --lint --template template.yaml

@@ -16,7 +16,7 @@ runtime.use_platform("fc")
 runtime.config()  # validate the environment at cold start: a bad variable fails the init, by name
 
 
-def timer_handler(event, context):
+def timer_handler(event: object, context: object) -> str:
     with invocation(context, "timer"):
         started = time.monotonic()
         lookback = fc.parse_timer_event(fc.decode_event(event))
@@ -24,11 +24,11 @@ def timer_handler(event, context):
         return json.dumps(summary)
 
 
-def event_handler(event, context):
+def event_handler(event: object, context: object) -> str:
     with invocation(context, "event"):
         return json.dumps(fc.handle_events(fc.decode_event(event), runtime.relay()), ensure_ascii=False)
 
 
-def http_handler(event, context):
+def http_handler(event: object, context: object) -> str:
     with invocation(context, "http"):
         return json.dumps(fc.handle_http(event, runtime.task_api()), ensure_ascii=False)

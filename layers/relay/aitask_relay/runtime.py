@@ -211,7 +211,7 @@ def task_api() -> TaskApi:
     return TaskApi(tasks, response_limit=limit)
 
 
-def handle_http_api(event: Any, context: Any) -> Any:
+def handle_http_api(event: Any, context: Any) -> dict[str, Any]:
     """An API Gateway / Function URL event through the checked envelope and the resolver."""
     from aitask_relay.triggers.http import resolve
 
@@ -231,8 +231,10 @@ def reset() -> None:
     """Forget the cached configuration, relay and clients (tests, or a process whose environment changed)."""
     from aitask_relay.adapters import aws
 
-    factories = (http_app, task_api, sweeper, consumer, failure_queue, tracking_queue)
-    factories += (relay, destinations, ros, credential, config)
+    factories = (
+        http_app, task_api, sweeper, consumer, failure_queue, tracking_queue,
+        relay, destinations, ros, credential, config,
+    )
     for factory in factories:
         factory.cache_clear()
     aws.reset()

@@ -10,7 +10,7 @@ import logging
 import threading
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlsplit
 
 from aitask_relay import __version__
@@ -164,7 +164,7 @@ class SqsQueue:
         if delay_seconds:
             request["DelaySeconds"] = delay_seconds
         try:
-            return self.client.send_message(**request)["MessageId"]  # type: ignore[no-any-return]
+            return cast(str, self.client.send_message(**request)["MessageId"])  # boto3 is untyped here (no stubs)
         except Exception as exc:  # ClientError or a transport error
             raise destination_error(exc, self.name) from exc
 
@@ -177,7 +177,7 @@ class SqsQueue:
         failures: dict[int, DestinationFailure] = {}
         for start in range(0, len(bodies), 10):
             indexes = range(start, min(start + 10, len(bodies)))
-            entries = [{"Id": str(i), "MessageBody": bodies[i]} for i in indexes]
+            entries: list[dict[str, str | int]] = [{"Id": str(i), "MessageBody": bodies[i]} for i in indexes]
             if delays is not None:
                 for i, entry in zip(indexes, entries, strict=True):
                     entry["DelaySeconds"] = delays[i]

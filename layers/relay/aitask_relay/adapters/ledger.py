@@ -14,13 +14,18 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import SplitResult, parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 from aitask_relay.adapters.destinations.uri import ENCODE_HINT, is_loopback, mask, redact
 from aitask_relay.adapters.passwords import REFERENCE_PARAMS, resolver
 from aitask_relay.adapters.passwords import check as check_password_reference
 from aitask_relay.core.errors import ConfigurationError, DestinationFailure
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.idempotency.persistence.base import BasePersistenceLayer
+    from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import DataRecord
+    from aws_lambda_powertools.utilities.typing import LambdaContext
 
 _log = logging.getLogger("aitask_relay.adapters.ledger")
 
@@ -44,7 +49,7 @@ class Ledger:
 
     def __init__(
         self,
-        persistence_layer: Any,
+        persistence_layer: BasePersistenceLayer,
         *,
         name: str,
         expires_after_seconds: int = DEFAULT_EXPIRY_SECONDS,
@@ -55,7 +60,9 @@ class Ledger:
         self.name = name
         config = IdempotencyConfig(
             expires_after_seconds=expires_after_seconds,
-            lambda_context=_Lease(lease_seconds),
+            # Powertools reads only get_remaining_time_in_millis from it; subclassing LambdaContext would import
+            # Powertools when this module is imported, which the handlers' cold start avoids (test_imports).
+            lambda_context=cast("LambdaContext", _Lease(lease_seconds)),
             response_hook=_replayed,
         )
         self._once = idempotent_function(
@@ -101,7 +108,7 @@ def _publish(*, key: dict[str, str], publish: Callable[[], str]) -> dict[str, An
     return {"location": publish()}
 
 
-def _replayed(response: dict[str, Any], _record: Any) -> dict[str, Any]:
+def _replayed(response: dict[str, Any], idempotent_data: DataRecord) -> dict[str, Any]:
     return {**response, "replayed": True}
 
 
@@ -123,7 +130,9 @@ def build_ledger(
 
         from aitask_relay.adapters import aws
 
-        layer: Any = DynamoDBPersistenceLayer(table_name=parts.netloc, boto3_client=aws.client("dynamodb"))
+        layer: BasePersistenceLayer = DynamoDBPersistenceLayer(
+            table_name=parts.netloc, boto3_client=aws.client("dynamodb")
+        )
     else:
         from aws_lambda_powertools.utilities.idempotency.persistence.cache import CachePersistenceLayer
 

@@ -16,6 +16,8 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
 from aitask_relay.core.errors import InvalidInput
+from aitask_relay.core.model import TaskResult
+from aitask_relay.core.ports import Metrics as MetricsPort
 from aitask_relay.core.taskref import TASK_TYPES
 
 SERVICE = "aitask-relay"
@@ -50,10 +52,10 @@ class MetricsRecorder:
     """Adds one set of counts per TaskResult: fetched (or not_refetched: every store already held it),
     pending, failed, delivered, already_delivered, delivery_failed, errors by code, unknown_task_type."""
 
-    def __init__(self, sink: Any) -> None:
+    def __init__(self, sink: MetricsPort) -> None:
         self._sink = sink
 
-    def record(self, result: Any, *, fetched: bool = True) -> None:
+    def record(self, result: TaskResult, *, fetched: bool = True) -> None:
         counts: dict[str, int] = {}
         if result.error is not None:
             counts["errors"] = 1

@@ -12,7 +12,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import replace
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from aitask_relay import __version__
 from aitask_relay.core.clock import parse_time
@@ -94,7 +94,8 @@ class RosClient:
             task_type=task_type, prompt=prompt, template_type=template_type, template=template
         )
         try:
-            return self._create_client.create_aitask(request).body.to_map()  # type: ignore[no-any-return]
+            # the SDK is untyped (no py.typed, no stubs): to_map() gives the body as parsed JSON, an object
+            return cast("dict[str, Any]", self._create_client.create_aitask(request).body.to_map())
         except Exception as exc:
             error = translate(exc, "CreateAITask")
             if isinstance(error, InvalidInput) and error.upstream_code is None:
@@ -149,11 +150,12 @@ class RosClient:
         """One SDK call (``method``, e.g. ``get_aitask``) and its body, every failure translated once, here. With
         a ``deadline``, through the client and RuntimeOptions that end it by then (:meth:`bounded`)."""
         try:
+            # the SDK is untyped (no py.typed, no stubs): to_map() gives the body as parsed JSON, an object
             if deadline is None:
-                return getattr(self._client, method)(request).body.to_map()  # type: ignore[no-any-return]
+                return cast("dict[str, Any]", getattr(self._client, method)(request).body.to_map())
             attempts, runtime = self.bounded(deadline, action=action)
             call = getattr(self._client_with(attempts), f"{method}_with_options")
-            return call(request, runtime).body.to_map()  # type: ignore[no-any-return]
+            return cast("dict[str, Any]", call(request, runtime).body.to_map())
         except Exception as exc:  # translate() hands a RelayError (bounded's UpstreamUnavailable) back as it is
             raise translate(exc, action) from exc
 
@@ -281,7 +283,7 @@ def _client_class() -> type:
     """The SDK's ROS client, checking each answer as parsed (a dict) before the SDK turns it into its model."""
     from alibabacloud_ros20190910.client import Client
 
-    class CheckedClient(Client):  # type: ignore[misc]
+    class CheckedClient(Client):
         # call_api is tea-openapi's generic entry point, which every generated method calls after building its
         # request; it returns {"body": <parsed JSON>, "headers", "statusCode"} after the SDK's own retries.
         def call_api(self, params: Any, request: Any, runtime: Any) -> Any:

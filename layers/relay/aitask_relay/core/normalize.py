@@ -205,7 +205,10 @@ def detect_format(text: str) -> TemplateFormat:
     if _HCL_AT_START.match(text) or _HCL_AFTER_NEWLINE.search(text):
         return "hcl"
     body = text.lstrip("\ufeff")
-    start = _SKIPPED_LINES.match(body).end()
+    skipped = _SKIPPED_LINES.match(body)
+    # every part of the pattern is optional: it always matches, if only the empty string: for mypy
+    assert skipped is not None  # nosec B101
+    start = skipped.end()
     if start >= len(body):
         return "text"
     end = body.find("\n", start)

@@ -65,7 +65,7 @@ def delay_for(attempt: int, first: int = FIRST_DELAY_SECONDS) -> int:
     Never below 1 s: a first delay of 0 would stay 0 when doubled, and the task would be polled as fast as
     SQS delivers for the whole tracking deadline.
     """
-    return min(MAX_DELAY_SECONDS, max(1, first) * 2 ** min(attempt, 10))
+    return min(MAX_DELAY_SECONDS, max(1, first) * (1 << min(attempt, 10)))
 
 
 def first_seen_of(first_seen: str | None, sent_at: datetime | None, now: datetime) -> str:
@@ -77,8 +77,8 @@ def first_seen_of(first_seen: str | None, sent_at: datetime | None, now: datetim
     and it would never reach the tracking deadline.
     """
     seen = parse_time(first_seen)
-    if seen is not None and seen <= now:
-        return first_seen  # type: ignore[return-value]  # kept as written: old messages round-trip unchanged
+    if first_seen is not None and seen is not None and seen <= now:
+        return first_seen  # kept as written: old messages round-trip unchanged
     candidate = sent_at if sent_at is not None else now
     return iso(min(candidate, now))
 

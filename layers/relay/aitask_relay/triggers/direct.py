@@ -37,7 +37,7 @@ FETCH_RESPONSE_LIMIT = ResponseLimit(LAMBDA_RESPONSE_BYTES, lambda records: lamb
 def parse_fetch_event(event: object) -> FetchRequest:
     """fetch_task's input: a direct invocation, or an EventBridge event whose detail names the tasks."""
     if is_eventbridge_event(event):
-        return FetchRequest(refs=task_refs_of_event(event))  # type: ignore[arg-type]
+        return FetchRequest(refs=task_refs_of_event(event))
     return parse_fetch_request(event)
 
 

@@ -7,13 +7,13 @@ bus (a rule targets fetch_task directly, or the tracking queue).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TypeGuard
 
 from aitask_relay.core.errors import InvalidInput
 from aitask_relay.core.taskref import TaskRef, task_refs
 
 
-def is_eventbridge_event(event: Any) -> bool:
+def is_eventbridge_event(event: object) -> TypeGuard[Mapping[str, Any]]:
     """True for the EventBridge envelope (``detail-type`` and ``detail``)."""
     return isinstance(event, Mapping) and "detail-type" in event and "detail" in event
 
@@ -25,7 +25,7 @@ def task_refs_of_event(event: Mapping[str, Any]) -> tuple[TaskRef, ...]:
     detail = EventBridgeEvent(dict(event)).detail
     if not isinstance(detail, Mapping):
         raise InvalidInput("the EventBridge event's detail must be an object with TaskId or TaskIds")
-    fields = {key: detail[key] for key in ("TaskId", "TaskIds") if key in detail}
+    fields: dict[str, Any] = {key: detail[key] for key in ("TaskId", "TaskIds") if key in detail}
     try:
         return task_refs(fields)
     except InvalidInput as exc:

@@ -185,10 +185,10 @@ def handle_http(event: Any, api: Any) -> dict[str, Any]:
 def _route(event: Any, api: Any) -> Any:
     if not isinstance(event, Mapping) or event.get("version") != "v1" or not isinstance(event.get("rawPath"), str):
         raise InvalidInput("an FC HTTP trigger event has version v1 and rawPath")
-    context = event.get("requestContext") if isinstance(event.get("requestContext"), Mapping) else {}
+    context = event["requestContext"] if isinstance(event.get("requestContext"), Mapping) else {}
     method = str((context.get("http") or {}).get("method", "")).upper()
     path = event["rawPath"]
-    query = event.get("queryParameters") if isinstance(event.get("queryParameters"), Mapping) else {}
+    query = event["queryParameters"] if isinstance(event.get("queryParameters"), Mapping) else {}
     found = _TASK_PATH.match(path)
     if found and method == "GET":
         include = query.get("include")
@@ -226,7 +226,8 @@ def handle_events(event: Any, relay: Any) -> dict[str, Any]:
     events = parse_cloud_events(event)
     refs = [ref for item in events for ref in item.refs]
     observed = dict(zip(refs, relay.process_many(refs), strict=True))
-    answers, retry = [], None
+    answers: list[dict[str, Any]] = []
+    retry = None
     for item in events:
         if item.error is not None:
             answers.append({"source": item.source, "id": item.id, "error": item.error.to_record()})

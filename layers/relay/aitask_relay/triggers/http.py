@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from aitask_relay.core.errors import (
@@ -31,6 +31,9 @@ from aitask_relay.core.normalize import replace_surrogates
 from aitask_relay.core.settings import INVOCATION_RESERVE_MS
 from aitask_relay.core.taskref import validate_task_id
 from aitask_relay.usecases.tasks import CreateRequest, TaskService
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
 
 MAX_PROMPT = 10_000
 # The SDK sends CreateAITask's Prompt (with TaskType and TemplateType) in the URL's query string, only Template
@@ -224,7 +227,9 @@ class TaskApi:
         return Answer(exc.kind.http_status, {"error": exc.to_record()})
 
 
-def build_http_app(api: TaskApi, *, on_rejected: Callable[[InvalidInput], None] | None = None) -> Any:
+def build_http_app(
+    api: TaskApi, *, on_rejected: Callable[[InvalidInput], None] | None = None
+) -> APIGatewayHttpResolver:
     """The API Gateway HTTP API / Function URL resolver (Powertools event handler) over ``api``."""
     from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 
@@ -256,7 +261,7 @@ def build_http_app(api: TaskApi, *, on_rejected: Callable[[InvalidInput], None] 
     return app
 
 
-def resolve(app: Any, event: Any, context: Any, api: TaskApi) -> dict[str, Any]:
+def resolve(app: APIGatewayHttpResolver, event: Any, context: Any, api: TaskApi) -> dict[str, Any]:
     """Check the API Gateway payload 2.0 envelope, then let the resolver route it.
 
     API Gateway never sends a malformed envelope, but the resolver assumes one (headers a dict of strings,
@@ -272,7 +277,7 @@ def resolve(app: Any, event: Any, context: Any, api: TaskApi) -> dict[str, Any]:
             "body": answer.text(),
             "isBase64Encoded": False,
         }
-    return app.resolve(dict(event), context)  # type: ignore[no-any-return]
+    return app.resolve(dict(event), context)
 
 
 def _check_envelope(event: Any) -> None:
@@ -280,7 +285,7 @@ def _check_envelope(event: Any) -> None:
         raise InvalidInput("not an HTTP API payload 2.0 event (version 2.0)")
     context = event.get("requestContext")
     http = context.get("http") if isinstance(context, Mapping) else None
-    if not isinstance(event.get("rawPath"), str) or not isinstance(http, Mapping):
+    if not isinstance(event.get("rawPath"), str) or not isinstance(context, Mapping) or not isinstance(http, Mapping):
         raise InvalidInput("an HTTP API event has rawPath and requestContext.http")
     if not isinstance(http.get("method"), str) or not isinstance(context.get("stage", "$default"), str):
         raise InvalidInput("requestContext.http.method must be a string")

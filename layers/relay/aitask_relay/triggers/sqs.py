@@ -9,14 +9,17 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aitask_relay.core.errors import InvalidInput
 from aitask_relay.triggers.records import parse_tracking_body
 from aitask_relay.usecases.settle import QueueConsumer, QueueRecord, RetryLater
 
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 
-def handle_batch(consumer: QueueConsumer, event: Any, context: Any = None) -> dict[str, Any]:
+
+def handle_batch(consumer: QueueConsumer, event: Any, context: Any = None) -> PartialItemFailureResponse:
     """Process one SQS event; returns ``{"batchItemFailures": [...]}`` for the records SQS must deliver again."""
     from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
     from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSEvent

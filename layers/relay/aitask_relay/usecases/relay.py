@@ -8,6 +8,7 @@ import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from aitask_relay.core.clock import now_iso
@@ -195,7 +196,8 @@ class Relay:
                     continue
                 # Completions arrive on a queue: cheaper per task than wait(FIRST_COMPLETED) over the window.
                 future = self._pool().submit(self.process, ref, deadline)
-                future.add_done_callback(lambda f, ref=ref: finished.put((ref, f)))
+                # partial binds this ref (a lambda's default argument would too, but mypy cannot infer such a lambda)
+                future.add_done_callback(partial(lambda ref, f: finished.put((ref, f)), ref))
                 running += 1
             if not running:
                 break

@@ -40,7 +40,7 @@ from aitask_relay.core.clock import iso, now_utc, parse_time
 from aitask_relay.core.errors import ConfigurationError, DestinationFailure, InvalidInput
 from aitask_relay.core.model import Observation
 from aitask_relay.core.outcome import Outcome, failures_of, outcome_of
-from aitask_relay.core.ports import COUNT, MessageQueue
+from aitask_relay.core.ports import COUNT, MessageQueue, Metrics
 from aitask_relay.core.settings import INVOCATION_RESERVE_MS, RosSettings
 from aitask_relay.core.tracking import TrackingMessage, age_seconds, delay_for, first_seen_of
 from aitask_relay.usecases.relay import Relay, unique_by_task
@@ -78,7 +78,7 @@ class QueueConsumer:
         first_delay_seconds: int = 30,
         create_grace_seconds: int = 120,
         logger: Any = None,
-        metrics: Any = None,
+        metrics: Metrics | None = None,
         clock: Callable[[], datetime] = now_utc,
         ros: RosSettings | None = None,
     ) -> None:
@@ -186,7 +186,10 @@ class QueueConsumer:
         if not successors:
             return
         bodies = [s.message.to_json() for s in successors]
-        failures = self._tracking_queue.send_many(bodies, delays=[s.delay for s in successors])
+        tracking = self._tracking_queue
+        # _pending raises RetryLater instead of planning a successor when there is no tracking queue: for mypy
+        assert tracking is not None  # nosec B101
+        failures = tracking.send_many(bodies, delays=[s.delay for s in successors])
         for index, successor in enumerate(successors):
             task_id, error = successor.message.task_id, failures.get(index)
             if error is not None:

@@ -73,7 +73,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Generator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
@@ -83,7 +83,7 @@ from aitask_relay.core.clock import iso, now_utc, parse_time
 from aitask_relay.core.errors import ConfigurationError, InvalidInput, RelayError, destination_error
 from aitask_relay.core.model import TaskResult
 from aitask_relay.core.outcome import Outcome, outcome_of
-from aitask_relay.core.ports import COUNT, MessageQueue, NotAWatermark, TaskLister, Watermark
+from aitask_relay.core.ports import COUNT, MessageQueue, Metrics, NotAWatermark, TaskLister, Watermark
 from aitask_relay.core.settings import SweepSettings
 from aitask_relay.core.taskref import STATUSES, TERMINAL_STATUSES, TaskRef, ros_task_id
 from aitask_relay.core.tracking import TrackingMessage
@@ -136,7 +136,7 @@ class Sweeper:
         settings: SweepSettings,
         tracking_queue: MessageQueue | None = None,
         logger: Any = None,
-        metrics: Any = None,
+        metrics: Metrics | None = None,
         clock: Callable[[], datetime] = now_utc,
         watermark: Watermark | None = None,
     ) -> None:
@@ -185,7 +185,7 @@ class Sweeper:
                 # A pending task nothing tracks (no tracking queue) must stay in later windows until it
                 # finishes: the watermark goes no later than its CreateTime (see the module docstring).
                 held = parse_time(summary.untracked_pending_since)
-                self._save_watermark(min(started, held) if held is not None else started, summary)
+                self._save_watermark(self._watermark, min(started, held) if held is not None else started, summary)
             else:
                 self._logger.warning(
                     "the sweep watermark was not moved: the next sweep covers this window again",
@@ -254,15 +254,15 @@ class Sweeper:
         summary.window_seconds, summary.caught_up_from = min(missed, limit), mark.isoformat()
         return summary.window_seconds, None
 
-    def _save_watermark(self, started: datetime, summary: SweepSummary) -> None:
+    def _save_watermark(self, watermark: Watermark, started: datetime, summary: SweepSummary) -> None:
         try:
-            self._watermark.save(started)
+            watermark.save(started)
             summary.watermark_saved = True
         except Exception as exc:  # the next sweep reads the older mark and covers more: nothing is lost
             summary.watermark_not_saved = "the watermark could not be saved"
             self._logger.error(
                 "the sweep watermark could not be saved",
-                extra={"watermark": self._watermark.name, "error": getattr(exc, "message", type(exc).__name__)},
+                extra={"watermark": watermark.name, "error": getattr(exc, "message", type(exc).__name__)},
             )
 
     def _finished_tasks(
@@ -272,7 +272,7 @@ class Sweeper:
         cursor: _Cursor,
         keep_going: Callable[[], bool],
         order: _Order,
-    ) -> Iterator[TaskRef]:
+    ) -> Generator[TaskRef]:
         """The finished tasks in the window, page after page, for the relay to deliver as they come.
 
         A page's pending tasks go to the tracking queue once all its finished ones have been taken. The
@@ -322,7 +322,10 @@ class Sweeper:
                 upcoming = pages.submit(self._list, following) if following is not None else None
                 yield from finished
                 if pending:  # ten to a request: a page of pending tasks is a few round trips, not fifty
-                    failures = self._tracking_queue.send_many([message.to_json() for message in pending])
+                    tracking = self._tracking_queue
+                    # for mypy: _sort_page makes pending tasks only with a tracking queue (fanout: run checks it)
+                    assert tracking is not None  # nosec B101
+                    failures = tracking.send_many([message.to_json() for message in pending])
                     summary.enqueued += len(pending) - len(failures)
                     if failures:
                         raise next(iter(failures.values()))
@@ -343,7 +346,7 @@ class Sweeper:
             pages.shutdown(wait=False, cancel_futures=True)
 
     def _list(self, token: str | None) -> Mapping[str, Any]:
-        return self._lister.list_tasks(next_token=token, max_results=self._settings.page_size)  # type: ignore[no-any-return]
+        return self._lister.list_tasks(next_token=token, max_results=self._settings.page_size)
 
     def _early_stop(self, order: _Order, summary: SweepSummary) -> str | None:
         """Why paging may stop after this page (see the module's docstring), or None to read on."""

@@ -99,7 +99,7 @@ class TaskService:
         return Created(task_id, tracking, recovered)
 
     def _find_created(
-        self, ros: Any, request: CreateRequest, sent_at: datetime, failure: RelayError, deadline: float | None
+        self, ros: TaskCreator, request: CreateRequest, sent_at: datetime, failure: RelayError, deadline: float | None
     ) -> str:
         """The id of the one task ListAITasks shows for this request while it was out; else ``failure``, no
         longer retryable: the task may exist, and a retry could create a second one.

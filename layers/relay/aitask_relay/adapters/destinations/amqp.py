@@ -20,6 +20,7 @@ from typing import Any
 from aitask_relay.adapters.destinations.message import CONTENT_TYPE, Message
 from aitask_relay.adapters.destinations.queue import QueueDestination
 from aitask_relay.core.errors import destination_error
+from aitask_relay.core.ports import Ledger
 
 _log = logging.getLogger("aitask_relay.amqp")
 
@@ -40,7 +41,7 @@ class AmqpDestination(QueueDestination):
         routing_key: str = "",
         max_bytes: int,
         name: str,
-        ledger: Any = None,
+        ledger: Ledger | None = None,
         password: Callable[[], str] | None = None,
     ) -> None:
         super().__init__(ledger=ledger)
@@ -57,7 +58,7 @@ class AmqpDestination(QueueDestination):
 
     @classmethod
     def from_spec(
-        cls, spec: Any, *, ledger: Any = None, environ: Mapping[str, str] | None = None, **_: Any
+        cls, spec: Any, *, ledger: Ledger | None = None, environ: Mapping[str, str] | None = None, **_: Any
     ) -> AmqpDestination:
         from aitask_relay.adapters.destinations.uri import amqp_connection_uri
         from aitask_relay.adapters.passwords import resolver

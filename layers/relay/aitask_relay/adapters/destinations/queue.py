@@ -21,11 +21,12 @@ from __future__ import annotations
 import logging
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import Literal
 
 from aitask_relay.adapters.destinations.message import Message, build_message
 from aitask_relay.core.errors import DestinationFailure, RelayError, destination_error
 from aitask_relay.core.model import Delivery, Observation
+from aitask_relay.core.ports import Ledger, RecordStore
 
 _log = logging.getLogger("aitask_relay.queue")
 
@@ -38,11 +39,11 @@ class QueueDestination(ABC):
     name: str
     max_bytes: int
 
-    def __init__(self, *, ledger: Any = None) -> None:
+    def __init__(self, *, ledger: Ledger | None = None) -> None:
         self._ledger = ledger
-        self._record: Any = None  # the ObjectStore that keeps the announcement markers (no ledger)
+        self._record: RecordStore | None = None  # the ObjectStore that keeps the announcement markers (no ledger)
 
-    def record_in(self, store: Any) -> None:
+    def record_in(self, store: RecordStore) -> None:
         """Keep the record of this queue's announcements in ``store`` (an ObjectStore), when there is no ledger."""
         if self._ledger is None:
             self._record = store
@@ -58,7 +59,7 @@ class QueueDestination(ABC):
         if self._record is None:
             return None
         try:
-            return self._record.announced_at(task_id, status, self.name)  # type: ignore[no-any-return]
+            return self._record.announced_at(task_id, status, self.name)
         except Exception:  # any doubt: deliver, which reports the real error
             return None
 
@@ -76,10 +77,12 @@ class QueueDestination(ABC):
             return Delivery(self.name, location, "already_present" if replayed else "created")
         if self._record is None:
             return Delivery(self.name, publish(), "created")
-        return self._deliver_once(observation, stored, message)
+        return self._deliver_once(observation, stored, message, self._record)
 
-    def _deliver_once(self, observation: Observation, stored: Sequence[Delivery], message: Message) -> Delivery:
-        result, store = observation.result, self._record
+    def _deliver_once(
+        self, observation: Observation, stored: Sequence[Delivery], message: Message, store: RecordStore
+    ) -> Delivery:
+        result = observation.result
         own = next((d for d in stored if d.destination == store.name), None)
         if own is not None and own.outcome == "failed":
             if own.error is None or own.error.get("retryable", True):

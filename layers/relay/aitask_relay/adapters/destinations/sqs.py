@@ -23,6 +23,7 @@ from aitask_relay.adapters.aws import SQS_MAX_MESSAGE_BYTES, SQS_OLD_DEFAULT_MES
 from aitask_relay.adapters.destinations.message import Message, claim_ref, message_attributes
 from aitask_relay.adapters.destinations.queue import QueueDestination
 from aitask_relay.core.model import Delivery, Observation
+from aitask_relay.core.ports import Ledger
 from aitask_relay.core.taskref import storage_key
 
 MAX_DEDUP_ID = 128
@@ -38,13 +39,13 @@ class SqsDestination(QueueDestination):
 
     body_refused_codes = _BODY_REFUSED
 
-    def __init__(self, queue: SqsQueue, *, ledger: Any = None) -> None:
+    def __init__(self, queue: SqsQueue, *, ledger: Ledger | None = None) -> None:
         super().__init__(ledger=ledger)
         self.queue = queue
         self.name = queue.name
 
     @classmethod
-    def from_spec(cls, spec: Any, *, client: Any = None, ledger: Any = None, **_: Any) -> SqsDestination:
+    def from_spec(cls, spec: Any, *, client: Any = None, ledger: Ledger | None = None, **_: Any) -> SqsDestination:
         return cls(SqsQueue(spec.queue, client=client, name=spec.name), ledger=ledger)
 
     def _body_limit(self, observation: Observation, stored: Sequence[Delivery]) -> int:
