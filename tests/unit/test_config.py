@@ -2,13 +2,13 @@ import pytest
 
 from aitask_relay.config import load_config
 from aitask_relay.core.errors import ConfigurationError
-from aitask_relay.core.settings import DEFAULT_DESTINATION
+from aitask_relay.core.settings import DESTINATIONS
 
 
 def test_defaults():
     config = load_config({})
     assert config.ros.region_id == "cn-hangzhou" and config.ros.endpoint is None
-    assert config.ros.protocol == "https" and config.destinations == (DEFAULT_DESTINATION,)
+    assert config.ros.protocol == "https" and config.destinations == (DESTINATIONS.default,)
     assert config.ros.max_attempts == 3 and config.max_concurrency == 8
 
 

@@ -10,71 +10,63 @@ from collections.abc import Mapping
 from urllib.parse import urlsplit
 
 from aitask_relay.adapters.destinations.uri import is_loopback, mask, parse_destination
+from aitask_relay.core import settings as S
 from aitask_relay.core.errors import ConfigurationError
-from aitask_relay.core.settings import (
-    CALLS_PER_TASK,
-    DEFAULT_DESTINATION,
-    DEFAULT_REGION,
-    INVOCATION_RESERVE_MS,
-    RelayConfig,
-    RosSettings,
-    SweepSettings,
-)
+from aitask_relay.core.settings import CALLS_PER_TASK, INVOCATION_RESERVE_MS, RelayConfig, RosSettings, SweepSettings
 
-ENCODE_HINT = "percent-encode a password's reserved characters (%2F / %23 # %3F ? %40 @ %2C , %25 % %3A :)"
 
 def load_config(environ: Mapping[str, str]) -> RelayConfig:
-    """Build and validate the configuration from an environment mapping (normally ``os.environ``)."""
+    """Build and validate the configuration from an environment mapping (normally ``os.environ``).
+
+    Every variable is read through its declaration in core.settings (name, default, bounds), in SETTINGS' order.
+    """
     env = _Env(environ)
-    max_concurrency = env.integer("RELAY_MAX_CONCURRENCY", 8, low=1, high=64)
+    max_concurrency = env.integer(S.MAX_CONCURRENCY)
     ros = RosSettings(
-        region_id=env.text("ALIBABA_CLOUD_REGION_ID", DEFAULT_REGION),
-        endpoint=env.optional("ROS_ENDPOINT"),
-        protocol=env.choice("ROS_PROTOCOL", "https", ("https", "http")),
-        connect_timeout_ms=env.integer("ROS_CONNECT_TIMEOUT_MS", 5000, low=100, high=60000),
-        read_timeout_ms=env.integer("ROS_READ_TIMEOUT_MS", 10000, low=100, high=300000),
-        max_attempts=env.integer("ROS_MAX_ATTEMPTS", 3, low=1, high=10),
+        region_id=env.text(S.REGION_ID),
+        endpoint=env.optional(S.ROS_ENDPOINT),
+        protocol=env.choice(S.ROS_PROTOCOL),
+        connect_timeout_ms=env.integer(S.ROS_CONNECT_TIMEOUT_MS),
+        read_timeout_ms=env.integer(S.ROS_READ_TIMEOUT_MS),
+        max_attempts=env.integer(S.ROS_MAX_ATTEMPTS),
         max_idle_conns=max(max_concurrency, 4),
     )
-    _check_endpoint(ros, allow_plaintext=env.choice("ROS_ALLOW_PLAINTEXT", "false", ("true", "false")) == "true")
-    destinations = _destinations(env.text("RELAY_DESTINATIONS", DEFAULT_DESTINATION))
-    ledger = env.optional("RELAY_LEDGER")
+    _check_endpoint(ros, allow_plaintext=env.choice(S.ROS_ALLOW_PLAINTEXT) == "true")
+    destinations = _destinations(env.text(S.DESTINATIONS))
+    ledger = env.optional(S.LEDGER)
     if ledger is not None:
         # Imported here: a deployment without a ledger never loads the ledger's module.
         from aitask_relay.adapters.ledger import check_ledger_uri
 
         check_ledger_uri(ledger)
-    for variable in ("RELAY_TRACKING_QUEUE", "RELAY_FAILURE_QUEUE"):
-        _check_queue(variable, env.optional(variable))
-    tracking_deadline = env.integer("RELAY_TRACKING_DEADLINE_SECONDS", 24 * 3600, low=60, high=14 * 86400)
-    lookback = env.integer("RELAY_SWEEP_LOOKBACK_SECONDS", 3600, low=60, high=30 * 86400)
-    # The default follows a lookback set above it, so that an older configuration stays valid.
-    max_catch_up = env.integer("RELAY_SWEEP_MAX_CATCH_UP_SECONDS", max(24 * 3600, lookback), low=60, high=30 * 86400)
+    tracking_queue, failure_queue = env.optional(S.TRACKING_QUEUE), env.optional(S.FAILURE_QUEUE)
+    _check_queue(S.TRACKING_QUEUE.variable, tracking_queue)
+    _check_queue(S.FAILURE_QUEUE.variable, failure_queue)
+    tracking_deadline = env.integer(S.TRACKING_DEADLINE_SECONDS)
+    lookback = env.integer(S.SWEEP_LOOKBACK_SECONDS)
+    max_catch_up = env.integer(S.SWEEP_MAX_CATCH_UP_SECONDS, max(S.SWEEP_MAX_CATCH_UP_SECONDS.default, lookback))
     if max_catch_up < lookback:
         raise ConfigurationError(
             f"RELAY_SWEEP_MAX_CATCH_UP_SECONDS={max_catch_up} is below RELAY_SWEEP_LOOKBACK_SECONDS={lookback}"
         )
-    # Unset, the ledger's expiry follows the window a task can be seen in (a long lookback raises it);
-    # set explicitly, a value shorter than that window is refused (_check_together).
-    default_expiry = max(7 * 24 * 3600, max_catch_up + tracking_deadline)
+    default_expiry = max(S.LEDGER_EXPIRY_SECONDS.default, max_catch_up + tracking_deadline)
     config = RelayConfig(
         ros=ros,
         destinations=destinations,
         max_concurrency=max_concurrency,
-        tracking_queue=env.optional("RELAY_TRACKING_QUEUE"),
+        tracking_queue=tracking_queue,
         ledger=ledger,
-        ledger_expiry_seconds=env.integer("RELAY_LEDGER_EXPIRY_SECONDS", default_expiry, low=60, high=366 * 24 * 3600),
-        ledger_lease_seconds=env.integer("RELAY_LEDGER_LEASE_SECONDS", 120, low=5, high=3600),
+        ledger_expiry_seconds=env.integer(S.LEDGER_EXPIRY_SECONDS, default_expiry),
+        ledger_lease_seconds=env.integer(S.LEDGER_LEASE_SECONDS),
         tracking_deadline_seconds=tracking_deadline,
-        tracking_first_delay_seconds=env.integer("RELAY_TRACKING_FIRST_DELAY_SECONDS", 30, low=0, high=900),
-        # ROS documents no read-after-create guarantee: how long a task the relay created may answer not-found
-        create_grace_seconds=env.integer("RELAY_CREATE_GRACE_SECONDS", 120, low=0, high=3600),
-        failure_queue=env.optional("RELAY_FAILURE_QUEUE"),
-        credentials_secret=env.optional("ALIBABA_CLOUD_CREDENTIALS_SECRET"),
+        tracking_first_delay_seconds=env.integer(S.TRACKING_FIRST_DELAY_SECONDS),
+        create_grace_seconds=env.integer(S.CREATE_GRACE_SECONDS),
+        failure_queue=failure_queue,
+        credentials_secret=env.optional(S.CREDENTIALS_SECRET),
         sweep=SweepSettings(
             lookback_seconds=lookback,
-            page_size=env.integer("RELAY_SWEEP_PAGE_SIZE", 50, low=1, high=100),
-            mode=env.choice("RELAY_SWEEP_MODE", "inline", ("inline", "fanout")),
+            page_size=env.integer(S.SWEEP_PAGE_SIZE),
+            mode=env.choice(S.SWEEP_MODE),
             safety_ms=_sweep_safety_ms(env, ros),
             max_catch_up_seconds=max_catch_up,
             horizon_seconds=tracking_deadline,
@@ -154,7 +146,7 @@ def _sweep_safety_ms(env: _Env, ros: RosSettings) -> int:
     attempt of both GetAITask calls) and the reserve, so a task it starts is never cut off by the timeout.
     The default is derived from the ROS settings; a smaller explicit value is refused."""
     needed = ros.task_budget_ms()
-    value = env.integer("RELAY_SWEEP_SAFETY_MS", needed, low=0, high=3_600_000)
+    value = env.integer(S.SWEEP_SAFETY_MS, needed)
     if value < needed:
         raise ConfigurationError(
             f"RELAY_SWEEP_SAFETY_MS={value} is below the worst case of one task with these ROS settings "
@@ -203,30 +195,36 @@ def _check_endpoint(ros: RosSettings, *, allow_plaintext: bool = False) -> None:
 
 
 class _Env:
+    """The environment, read through the settings' declarations."""
+
     def __init__(self, environ: Mapping[str, str]) -> None:
         self._environ = environ
 
-    def optional(self, name: str) -> str | None:
-        value = self._environ.get(name, "").strip()
-        return value or None
+    def optional(self, setting: S.TextSetting) -> str | None:
+        value = self._environ.get(setting.variable, "").strip()
+        return value or setting.default
 
-    def text(self, name: str, default: str) -> str:
-        return self.optional(name) or default
-
-    def choice(self, name: str, default: str, allowed: tuple[str, ...]) -> str:
-        value = self.text(name, default).lower()
-        if value not in allowed:
-            raise ConfigurationError(f"{name}={value!r} is not one of {', '.join(allowed)}")
+    def text(self, setting: S.TextSetting) -> str:
+        value = self.optional(setting)
+        if value is None:  # a setting with a default never reads as None
+            raise ConfigurationError(f"{setting.variable} is not set")
         return value
 
-    def integer(self, name: str, default: int, *, low: int, high: int) -> int:
-        raw = self.optional(name)
-        if raw is None:
-            return default
+    def choice(self, setting: S.TextSetting) -> str:
+        value = self.text(setting).lower()
+        if value not in setting.choices:
+            raise ConfigurationError(f"{setting.variable}={value!r} is not one of {', '.join(setting.choices)}")
+        return value
+
+    def integer(self, setting: S.IntSetting, default: int | None = None) -> int:
+        """The setting's value; unset, ``default`` when load_config derives one, else the declared default."""
+        name, raw = setting.variable, self._environ.get(setting.variable, "").strip()
+        if not raw:
+            return setting.default if default is None else default
         try:
             value = int(raw)
         except ValueError:
             raise ConfigurationError(f"{name}={raw!r} is not an integer") from None
-        if not low <= value <= high:
-            raise ConfigurationError(f"{name}={value} is out of range ({low}..{high})")
+        if not setting.low <= value <= setting.high:
+            raise ConfigurationError(f"{name}={value} is out of range ({setting.low}..{setting.high})")
         return value

@@ -21,6 +21,7 @@ from aitask_relay.adapters.destinations.uri import ENCODE_HINT, is_loopback, mas
 from aitask_relay.adapters.passwords import REFERENCE_PARAMS, resolver
 from aitask_relay.adapters.passwords import check as check_password_reference
 from aitask_relay.core.errors import ConfigurationError, DestinationFailure
+from aitask_relay.core.settings import LEDGER_EXPIRY_SECONDS, LEDGER_LEASE_SECONDS
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.idempotency.persistence.base import BasePersistenceLayer
@@ -30,8 +31,6 @@ if TYPE_CHECKING:
 _log = logging.getLogger("aitask_relay.adapters.ledger")
 
 KEY_PREFIX = "aitask-relay.delivery"
-DEFAULT_EXPIRY_SECONDS = 7 * 24 * 3600
-DEFAULT_LEASE_SECONDS = 120  # longer than any publish (connect + write timeouts), shorter than a retry cycle
 
 
 class _Lease:
@@ -52,8 +51,8 @@ class Ledger:
         persistence_layer: BasePersistenceLayer,
         *,
         name: str,
-        expires_after_seconds: int = DEFAULT_EXPIRY_SECONDS,
-        lease_seconds: int = DEFAULT_LEASE_SECONDS,
+        expires_after_seconds: int = LEDGER_EXPIRY_SECONDS.default,
+        lease_seconds: int = LEDGER_LEASE_SECONDS.default,
     ):
         from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig, idempotent_function
 
@@ -115,8 +114,8 @@ def _replayed(response: dict[str, Any], idempotent_data: DataRecord) -> dict[str
 def build_ledger(
     uri: str,
     *,
-    expires_after_seconds: int = DEFAULT_EXPIRY_SECONDS,
-    lease_seconds: int = DEFAULT_LEASE_SECONDS,
+    expires_after_seconds: int = LEDGER_EXPIRY_SECONDS.default,
+    lease_seconds: int = LEDGER_LEASE_SECONDS.default,
     environ: Mapping[str, str] | None = None,
 ) -> Ledger:
     """The ledger for a RELAY_LEDGER URI (validated by the configuration).

@@ -8,9 +8,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-DEFAULT_REGION = "cn-hangzhou"
-DEFAULT_DESTINATION = "file:///tmp/aitask-relay"
-
 # The longest the SDK sleeps between two attempts of a call: its backoff is capped at this, and so is the
 # server's x-acs-retry-after hint (darabonba.policy.retry.get_backoff_delay: min(retry_after, maxDelay)).
 RETRY_MAX_DELAY_MS = 5000
@@ -21,6 +18,206 @@ CALLS_PER_TASK = 2
 INVOCATION_RESERVE_MS = 3000
 
 
+# --- The settings, each declared once: its variable, default, what it accepts and what it means. ----------------
+# config.load_config reads the environment through these (in this order); the dataclasses below take their
+# defaults from them; docs/configuration.md's table is generated from them (tests/unit/test_settings_table.py).
+
+
+@dataclass(frozen=True, slots=True)
+class IntSetting:
+    """An integer setting: unset is ``default`` (or, when ``derived`` says how, a value load_config derives)."""
+
+    variable: str
+    default: int
+    low: int
+    high: int
+    meaning: str
+    derived: str = ""  # how the default follows other settings, as the table shows it
+
+    @property
+    def allowed(self) -> str:
+        return f"{self.low}..{self.high}"
+
+    @property
+    def default_text(self) -> str:
+        return self.derived or str(self.default)
+
+
+@dataclass(frozen=True, slots=True)
+class TextSetting:
+    """A text setting: ``default`` when unset (None: not configured), one of ``choices`` when it has them."""
+
+    variable: str
+    default: str | None
+    meaning: str
+    choices: tuple[str, ...] = ()
+    accepts: str = ""  # what it takes when it is not a choice (a URI, a queue name or URL, ...)
+
+    @property
+    def allowed(self) -> str:
+        return "\\|".join(self.choices) if self.choices else self.accepts  # a Markdown cell escapes "|"
+
+    @property
+    def default_text(self) -> str:
+        return "(none)" if self.default is None else self.default
+
+
+Setting = IntSetting | TextSetting
+
+MAX_CONCURRENCY = IntSetting(
+    "RELAY_MAX_CONCURRENCY",
+    8,
+    1,
+    64,
+    "Tasks fetched and delivered at once inside one invocation (threads over the one SDK client).",
+)
+DEFAULT_REGION = "cn-hangzhou"
+REGION_ID = TextSetting(
+    "ALIBABA_CLOUD_REGION_ID", DEFAULT_REGION, "The ROS region the SDK client calls.", accepts="region id"
+)
+ROS_ENDPOINT = TextSetting(
+    "ROS_ENDPOINT",
+    None,
+    "Replaces the SDK's ROS endpoint (`ros.aliyuncs.com`), without scheme or path.",
+    accepts="host[:port]",
+)
+ROS_PROTOCOL = TextSetting(
+    "ROS_PROTOCOL",
+    "https",
+    "Protocol of the ROS calls; `http` only to a loopback `ROS_ENDPOINT` or with `ROS_ALLOW_PLAINTEXT=true`.",
+    choices=("https", "http"),
+)
+ROS_CONNECT_TIMEOUT_MS = IntSetting(
+    "ROS_CONNECT_TIMEOUT_MS", 5000, 100, 60000, "Connect timeout of one attempt of a ROS call."
+)
+ROS_READ_TIMEOUT_MS = IntSetting(
+    "ROS_READ_TIMEOUT_MS", 10000, 100, 300000, "Read timeout of one attempt of a ROS call."
+)
+ROS_MAX_ATTEMPTS = IntSetting(
+    "ROS_MAX_ATTEMPTS",
+    3,
+    1,
+    10,
+    "Attempts per ROS call (1 = no retry); the queue consumer uses fewer when its remaining time is short.",
+)
+ROS_ALLOW_PLAINTEXT = TextSetting(
+    "ROS_ALLOW_PLAINTEXT",
+    "false",
+    "Allows `ROS_PROTOCOL=http` to a non-loopback endpoint, for a private network, said explicitly.",
+    choices=("true", "false"),
+)
+DESTINATIONS = TextSetting(
+    "RELAY_DESTINATIONS",
+    "file:///tmp/aitask-relay",
+    "Comma-separated destination URIs, none twice, to each of which every finished task is delivered.",
+    accepts="URI list",
+)
+LEDGER = TextSetting(
+    "RELAY_LEDGER",
+    None,
+    "Delivery ledger for queue destinations: `dynamodb://<table>` or `rediss://[user@]host:port/<db>`.",
+    accepts="URI",
+)
+TRACKING_QUEUE = TextSetting(
+    "RELAY_TRACKING_QUEUE",
+    None,
+    "Standard SQS queue on which pending tasks are re-scheduled and new tasks tracked.",
+    accepts="queue name or URL",
+)
+FAILURE_QUEUE = TextSetting(
+    "RELAY_FAILURE_QUEUE",
+    None,
+    "Standard SQS queue that receives the reports of permanent failures and timeouts.",
+    accepts="queue name or URL",
+)
+TRACKING_DEADLINE_SECONDS = IntSetting(
+    "RELAY_TRACKING_DEADLINE_SECONDS",
+    24 * 3600,
+    60,
+    14 * 86400,
+    "A task still pending this long after it was first seen is reported `timed_out`.",
+)
+SWEEP_LOOKBACK_SECONDS = IntSetting(
+    "RELAY_SWEEP_LOOKBACK_SECONDS",
+    3600,
+    60,
+    30 * 86400,
+    "The sweeper settles the tasks created or updated within this window.",
+)
+# The default follows a lookback set above it, so that an older configuration stays valid.
+SWEEP_MAX_CATCH_UP_SECONDS = IntSetting(
+    "RELAY_SWEEP_MAX_CATCH_UP_SECONDS", 24 * 3600, 60, 30 * 86400,
+    "The widest window a sweep after missed runs covers, back to the last complete sweep's start.",
+    derived="max(86400, lookback)",
+)  # fmt: skip
+# Unset, the ledger's expiry follows the window a task can be seen in (a long lookback raises it); set explicitly,
+# a value shorter than that window is refused (config._check_together).
+LEDGER_EXPIRY_SECONDS = IntSetting(
+    "RELAY_LEDGER_EXPIRY_SECONDS", 7 * 24 * 3600, 60, 366 * 24 * 3600,
+    "How long the ledger remembers a delivery.",
+    derived="max(604800, catch-up + deadline)",
+)  # fmt: skip
+# Longer than any publish (connect + write timeouts), shorter than a retry cycle.
+LEDGER_LEASE_SECONDS = IntSetting(
+    "RELAY_LEDGER_LEASE_SECONDS",
+    120,
+    5,
+    3600,
+    "How long an unfinished publish blocks a repeat of the same event (a worker killed mid-publish).",
+)
+TRACKING_FIRST_DELAY_SECONDS = IntSetting(
+    "RELAY_TRACKING_FIRST_DELAY_SECONDS",
+    30,
+    0,
+    900,
+    "First re-scheduling delay of a pending task; it doubles each time up to 900 and is never below 1 s.",
+)
+# ROS documents no read-after-create guarantee: how long a task the relay created may answer not-found.
+CREATE_GRACE_SECONDS = IntSetting(
+    "RELAY_CREATE_GRACE_SECONDS",
+    120,
+    0,
+    3600,
+    "How long a task the relay created or saw listed may answer not-found before that counts (0: no grace).",
+)
+CREDENTIALS_SECRET = TextSetting(
+    "ALIBABA_CLOUD_CREDENTIALS_SECRET",
+    None,
+    "On AWS, a Secrets Manager secret holding the AccessKey pair, used instead of the credential chain.",
+    accepts="secret name or ARN",
+)
+SWEEP_PAGE_SIZE = IntSetting("RELAY_SWEEP_PAGE_SIZE", 50, 1, 100, "ListAITasks `MaxResults` of the sweeper's pages.")
+SWEEP_MODE = TextSetting(
+    "RELAY_SWEEP_MODE",
+    "inline",
+    "`fanout` puts every task of the window on the tracking queue instead of fetching it in the sweeper.",
+    choices=("inline", "fanout"),
+)
+SWEEP_SAFETY_MS = IntSetting(
+    "RELAY_SWEEP_SAFETY_MS",
+    0,  # never used: load_config derives the default from the ROS settings (config._sweep_safety_ms)
+    0,
+    3_600_000,
+    "The sweeper stops starting tasks this long before its invocation's timeout.",
+    derived=f"one task's worst case + {INVOCATION_RESERVE_MS}",
+)
+
+SETTINGS: tuple[Setting, ...] = (
+    MAX_CONCURRENCY, REGION_ID, ROS_ENDPOINT, ROS_PROTOCOL, ROS_CONNECT_TIMEOUT_MS, ROS_READ_TIMEOUT_MS,
+    ROS_MAX_ATTEMPTS, ROS_ALLOW_PLAINTEXT, DESTINATIONS, LEDGER, TRACKING_QUEUE, FAILURE_QUEUE,
+    TRACKING_DEADLINE_SECONDS, SWEEP_LOOKBACK_SECONDS, SWEEP_MAX_CATCH_UP_SECONDS, LEDGER_EXPIRY_SECONDS,
+    LEDGER_LEASE_SECONDS, TRACKING_FIRST_DELAY_SECONDS, CREATE_GRACE_SECONDS, CREDENTIALS_SECRET, SWEEP_PAGE_SIZE,
+    SWEEP_MODE, SWEEP_SAFETY_MS,
+)  # fmt: skip
+
+
+def settings_table() -> str:
+    """docs/configuration.md's table of the settings (Markdown), generated from SETTINGS."""
+    lines = ["| variable | default | allowed | meaning |", "|---|---|---|---|"]
+    lines += [f"| `{s.variable}` | {s.default_text} | {s.allowed} | {s.meaning} |" for s in SETTINGS]
+    return "\n".join(lines)
+
+
 @dataclass(frozen=True, slots=True)
 class RosSettings:
     """How to reach ROS through the official SDK."""
@@ -28,9 +225,9 @@ class RosSettings:
     region_id: str = DEFAULT_REGION
     endpoint: str | None = None
     protocol: str = "https"
-    connect_timeout_ms: int = 5000
-    read_timeout_ms: int = 10000
-    max_attempts: int = 3
+    connect_timeout_ms: int = ROS_CONNECT_TIMEOUT_MS.default
+    read_timeout_ms: int = ROS_READ_TIMEOUT_MS.default
+    max_attempts: int = ROS_MAX_ATTEMPTS.default
     max_idle_conns: int = 16
 
     # The time arithmetic below is the one place where budgets are derived: the queue consumer's time guard,
@@ -61,12 +258,12 @@ class RosSettings:
 class SweepSettings:
     """How the scheduled sweeper reads ListAITasks."""
 
-    lookback_seconds: int = 3600
-    page_size: int = 50
+    lookback_seconds: int = SWEEP_LOOKBACK_SECONDS.default
+    page_size: int = SWEEP_PAGE_SIZE.default
     mode: str = "inline"  # or "fanout": every task goes to the tracking queue instead of being fetched here
     safety_ms: int = RosSettings().task_budget_ms()  # load_config derives it from the ROS settings
-    max_catch_up_seconds: int = 24 * 3600  # the widest window a sweep after missed runs may cover
-    horizon_seconds: int = 24 * 3600  # the tracking deadline: how long a task may run (see sweep.py)
+    max_catch_up_seconds: int = SWEEP_MAX_CATCH_UP_SECONDS.default  # the widest window after missed runs
+    horizon_seconds: int = TRACKING_DEADLINE_SECONDS.default  # how long a task may run (see sweep.py)
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,14 +272,14 @@ class RelayConfig:
 
     ros: RosSettings
     destinations: tuple[str, ...]
-    max_concurrency: int = 8
+    max_concurrency: int = MAX_CONCURRENCY.default
     tracking_queue: str | None = None
     ledger: str | None = None
-    ledger_expiry_seconds: int = 7 * 24 * 3600
-    ledger_lease_seconds: int = 120
-    tracking_deadline_seconds: int = 24 * 3600
-    tracking_first_delay_seconds: int = 30
-    create_grace_seconds: int = 120
+    ledger_expiry_seconds: int = LEDGER_EXPIRY_SECONDS.default
+    ledger_lease_seconds: int = LEDGER_LEASE_SECONDS.default
+    tracking_deadline_seconds: int = TRACKING_DEADLINE_SECONDS.default
+    tracking_first_delay_seconds: int = TRACKING_FIRST_DELAY_SECONDS.default
+    create_grace_seconds: int = CREATE_GRACE_SECONDS.default
     failure_queue: str | None = None
     credentials_secret: str | None = None
     sweep: SweepSettings = SweepSettings()

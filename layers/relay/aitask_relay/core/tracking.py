@@ -17,9 +17,9 @@ from datetime import datetime
 from typing import Any
 
 from aitask_relay.core.clock import iso, parse_time
+from aitask_relay.core.settings import TRACKING_FIRST_DELAY_SECONDS
 from aitask_relay.core.taskref import TaskRef, is_strict_task_id
 
-FIRST_DELAY_SECONDS = 30
 MAX_DELAY_SECONDS = 900  # SQS's DelaySeconds maximum
 MAX_BODY = 256 * 1024
 
@@ -58,7 +58,7 @@ class TrackingMessage:
         return json.dumps(body, separators=(",", ":"))
 
 
-def delay_for(attempt: int, first: int = FIRST_DELAY_SECONDS) -> int:
+def delay_for(attempt: int, first: int = TRACKING_FIRST_DELAY_SECONDS.default) -> int:
     """Seconds to wait before looking at a pending task again, after ``attempt`` looks: first, 2×, 4×, ...
     up to SQS's 900 s maximum.
 

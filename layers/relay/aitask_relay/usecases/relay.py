@@ -16,6 +16,7 @@ from aitask_relay.core.errors import BadUpstreamResponse, RelayError, destinatio
 from aitask_relay.core.model import TEMPLATE_OMITTED, Delivery, Observation, ResponseLimit, TaskResult
 from aitask_relay.core.normalize import error_observation, normalize
 from aitask_relay.core.ports import Destination, Recorder, TaskSource
+from aitask_relay.core.settings import MAX_CONCURRENCY
 from aitask_relay.core.taskref import TASK_TYPES, TERMINAL_STATUSES, TaskRef
 
 
@@ -35,7 +36,7 @@ class Relay:
         source: TaskSource,
         destinations: Sequence[Destination],
         *,
-        max_concurrency: int = 8,
+        max_concurrency: int = MAX_CONCURRENCY.default,
         logger: Any = None,
         recorder: Recorder | None = None,
         clock: Callable[[], str] = now_iso,

@@ -41,7 +41,13 @@ from aitask_relay.core.errors import ConfigurationError, DestinationFailure, Inv
 from aitask_relay.core.model import Observation
 from aitask_relay.core.outcome import Outcome, failures_of, outcome_of
 from aitask_relay.core.ports import COUNT, MessageQueue, Metrics
-from aitask_relay.core.settings import INVOCATION_RESERVE_MS, RosSettings
+from aitask_relay.core.settings import (
+    CREATE_GRACE_SECONDS,
+    INVOCATION_RESERVE_MS,
+    TRACKING_DEADLINE_SECONDS,
+    TRACKING_FIRST_DELAY_SECONDS,
+    RosSettings,
+)
 from aitask_relay.core.tracking import TrackingMessage, age_seconds, delay_for, first_seen_of
 from aitask_relay.usecases.relay import Relay, unique_by_task
 
@@ -74,9 +80,9 @@ class QueueConsumer:
         *,
         tracking_queue: MessageQueue | None = None,
         failure_queue: MessageQueue | None = None,
-        deadline_seconds: int = 24 * 3600,
-        first_delay_seconds: int = 30,
-        create_grace_seconds: int = 120,
+        deadline_seconds: int = TRACKING_DEADLINE_SECONDS.default,
+        first_delay_seconds: int = TRACKING_FIRST_DELAY_SECONDS.default,
+        create_grace_seconds: int = CREATE_GRACE_SECONDS.default,
         logger: Any = None,
         metrics: Metrics | None = None,
         clock: Callable[[], datetime] = now_utc,
