@@ -338,7 +338,7 @@ def test_getaitask_bodies_normalize_to_a_record_or_an_error_record(body):
     COUNTS["GetAITask body"] += 1
     observation = normalize(body, task_id="t-1", observed_at="2026-01-01T00:00:00.000Z")
     result = observation.result
-    assert result.task_id == "t-1" and (result.error is None or result.error["code"])
+    assert result.task_id == "t-1" and (result.error is None or result.error.code)
     json.dumps(result.to_dict())
     if observation.template is not None:
         assert result.error is None and len(observation.template.body) == result.template_bytes

@@ -314,10 +314,10 @@ def test_sqs_oversize_without_an_object_destination_is_a_permanent_error_and_sen
 
 
 def test_sqs_oversize_when_the_store_failed_is_retryable_and_sends_nothing(aws):
-    from aitask_relay.core.model import Delivery
+    from aitask_relay.core.model import Delivery, ErrorRecord
 
     name, url = aws.queue()
-    failed_store = Delivery("s3://down/", None, "failed", {"code": "destination_failure"})
+    failed_store = Delivery("s3://down/", None, "failed", ErrorRecord("destination_failure"))
     with pytest.raises(DestinationFailure) as caught:
         build_destination(f"sqs://{name}").deliver(finished(result=big_yaml(1_100_000)), (failed_store,))
     assert caught.value.retryable is True

@@ -12,7 +12,7 @@ from aitask_relay.adapters.destinations import keep_announcement_records, record
 from aitask_relay.adapters.destinations.queue import QueueDestination
 from aitask_relay.adapters.destinations.store import ObjectStore
 from aitask_relay.core.errors import AccessDenied, DestinationFailure
-from aitask_relay.core.model import Delivery
+from aitask_relay.core.model import Delivery, ErrorRecord
 from aitask_relay.core.normalize import normalize
 
 
@@ -90,7 +90,7 @@ def test_a_queue_announces_once_and_records_it_beside_the_tasks_objects():
 def test_a_queue_does_not_publish_while_its_record_store_fails_for_now():
     # Given the record store's delivery failed in this run, for a reason a retry can fix
     store, queue = wired()
-    failed = Delivery(store.name, None, "failed", {"retryable": True, "message": "down"})
+    failed = Delivery(store.name, None, "failed", ErrorRecord("destination_failure", message="down", retryable=True))
     # Then the queue fails retryably and sends nothing (the retry announces it once, with its marker)
     with pytest.raises(DestinationFailure) as caught:
         queue.deliver(observed(), (failed,))
@@ -100,7 +100,7 @@ def test_a_queue_does_not_publish_while_its_record_store_fails_for_now():
 def test_a_queue_announces_at_least_once_when_its_record_store_fails_for_good():
     # Given the record store's delivery failed for a reason no retry can fix (a missing bucket)
     store, queue = wired()
-    failed = Delivery(store.name, None, "failed", {"retryable": False, "message": "NoSuchBucket"})
+    failed = Delivery(store.name, None, "failed", ErrorRecord("destination_failure", "NoSuchBucket", False))
     # Then the queue publishes anyway (waiting would never announce the task), without writing a marker
     delivery = queue.deliver(observed(), (failed,))
     assert delivery.outcome == "created" and len(queue.sent) == 1
@@ -220,7 +220,7 @@ def test_a_repeat_found_in_the_record_names_the_queue():
 def test_a_record_store_failure_that_does_not_say_retryable_is_taken_as_retryable():
     # Given the record store failed in this run with an error that does not say whether a retry can fix it
     store, queue = wired()
-    failed = Delivery(store.name, None, "failed", {"message": "down"})
+    failed = Delivery(store.name, None, "failed", ErrorRecord("destination_failure", message="down"))
     # Then the queue waits for the retry (publishing now could announce twice), and says why
     waits = r"^mem://q: not announced while mem://s/, .* failed; the retry announces it$"
     with pytest.raises(DestinationFailure, match=waits):
@@ -249,7 +249,7 @@ def test_a_queue_announcing_without_its_failed_record_store_still_falls_back_to_
     # Given the record store failed for good, another store holds the template, and the broker refuses it inline
     store, other, queue = MemoryStore(), MemoryStore("mem://other/"), RefusingQueue()
     queue.record_in(store)
-    failed = Delivery(store.name, None, "failed", {"retryable": False, "message": "NoSuchBucket"})
+    failed = Delivery(store.name, None, "failed", ErrorRecord("destination_failure", "NoSuchBucket", False))
     obs = observed()
     # When the queue announces the task
     delivery = queue.deliver(obs, (failed, other.deliver(obs)))

@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from aitask_relay.core.errors import ConfigurationError, DestinationFailure, InvalidInput
-from aitask_relay.core.model import Delivery, Observation, TaskResult
+from aitask_relay.core.model import Delivery, ErrorRecord, Observation, TaskResult
 from aitask_relay.core.settings import INVOCATION_RESERVE_MS, RosSettings
 from aitask_relay.triggers.sqs import handle_batch
 from aitask_relay.usecases.settle import MAX_FAILURE_RECORD, QueueConsumer
@@ -44,7 +44,7 @@ def done(task_id, *deliveries):
 
 
 def failed(task_id, code, message, *, retryable=False, upstream_code=None):
-    error = {"code": code, "message": message, "retryable": retryable, "upstream_code": upstream_code}
+    error = ErrorRecord(code, message, retryable, upstream_code)
     return TaskResult(task_id, NOW.isoformat(), status=None, error=error)
 
 
@@ -189,8 +189,8 @@ def test_without_a_tracking_queue_a_pending_task_is_left_to_sqs():
 
 def test_a_finished_task_a_destination_failed_is_retried_or_reported_by_that_failure():
     # Given a finished task a destination failed retryably, and one a destination refused for good
-    down = Delivery("s3://b/", None, "failed", {"message": "s3://b/: 503", "retryable": True})
-    refused = Delivery("s3://c/", None, "failed", {"message": "s3://c/: access denied", "retryable": False})
+    down = Delivery("s3://b/", None, "failed", ErrorRecord("destination_failure", "s3://b/: 503", True))
+    refused = Delivery("s3://c/", None, "failed", ErrorRecord("destination_failure", "s3://c/: access denied", False))
     stored = Delivery("file:///out/", "file:///out/t-bad/template.yaml", "stored")
     queue, _relay, _tracker, failures, _m = consumer(done("t-down", down, stored), done("t-bad", refused, stored))
     # When consumed
@@ -437,7 +437,8 @@ def test_a_task_within_its_grace_period_and_one_not_started_are_logged_as_such()
     # Then each is logged at info, naming its task (and the grace period's creation time and error)
     lines = {line[2]["task_id"]: line for line in logger.lines if line[1] != "task pending: re-scheduled"}
     grace = "task created by the relay not readable yet: re-scheduled within the grace period"
-    assert lines["t-new"] == ("info", grace, {"task_id": "t-new", "created_at": ago(60), "error": error.error})
+    said = {"task_id": "t-new", "created_at": ago(60), "error": error.error.to_dict()}
+    assert lines["t-new"] == ("info", grace, said)
     assert lines["t-b"] == ("info", "record not started: too little time left in the invocation", {"task_id": "t-b"})
 
 
@@ -513,8 +514,8 @@ def test_a_consumer_built_with_the_defaults_follows_the_documented_schedule(capl
 def test_a_retry_for_destinations_logs_every_failed_destination():
     # Given a finished task two destinations failed, one of them retryably
     logger = Logger()
-    down = Delivery("s3://b/", None, "failed", {"message": "s3://b/: 503", "retryable": True})
-    refused = Delivery("s3://c/", None, "failed", {"message": "s3://c/: access denied", "retryable": False})
+    down = Delivery("s3://b/", None, "failed", ErrorRecord("destination_failure", "s3://b/: 503", True))
+    refused = Delivery("s3://c/", None, "failed", ErrorRecord("destination_failure", "s3://c/: access denied", False))
     queue, _relay, _tracker, failures, _m = consumer(done("t-x", down, refused), logger=logger)
     # When consumed
     assert retried(handle_batch(queue, {"Records": [record("t-x", "m-x")]})) == ["m-x"]

@@ -569,3 +569,21 @@ def test_a_failure_with_only_some_of_the_details_read_is_still_translated():
     assert destination_error(closed, "amqp://h/").message == "amqp://h/: AMQP-320"
     error = destination_error(answered, "oss://b/")
     assert (error.message, error.http_status, error.retryable) == ("oss://b/: Busy", 503, True)
+
+
+def test_a_records_error_stands_for_the_failure_it_was_made_from():
+    # Given a failure turned into a record's error, and a record with a code the taxonomy does not know
+    from aitask_relay.core.errors import Throttled, error_of
+    from aitask_relay.core.model import ErrorRecord
+
+    record = Throttled("slow down", upstream_code="Throttling.User", http_status=400, request_id="R-1").record()
+    # When each is turned back into an exception (Function Compute's event handler raises one to be retried)
+    again, stranger = error_of(record, "task t-1: slow down"), error_of(ErrorRecord("no_such_code", "odd"))
+    # Then the first is the same kind with the same upstream details, the second a destination failure
+    assert isinstance(again, Throttled) and again.message == "task t-1: slow down"
+    assert (again.upstream_code, again.http_status, again.request_id, again.retryable) == (
+        "Throttling.User", 400, "R-1", True
+    )
+    assert stranger.code == "destination_failure" and stranger.message == "odd"
+    assert record.to_dict() == Throttled("slow down", upstream_code="Throttling.User", http_status=400,
+                                         request_id="R-1").to_record()  # fmt: skip

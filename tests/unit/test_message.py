@@ -13,7 +13,7 @@ from aitask_relay.adapters.destinations.message import (
 )
 from aitask_relay.adapters.destinations.sqs import dedup_id
 from aitask_relay.core.errors import DestinationFailure
-from aitask_relay.core.model import Delivery, TaskResult
+from aitask_relay.core.model import Delivery, ErrorRecord, TaskResult
 from aitask_relay.core.normalize import normalize
 
 T = "2026-11-29T00:00:00.000Z"
@@ -35,7 +35,7 @@ def test_a_small_template_is_inline_and_the_event_is_complete():
 
 
 def test_above_the_limit_the_template_is_replaced_by_a_reference_to_the_first_successful_store():
-    failed = Delivery("oss://o/", None, "failed", {"code": "destination_failure"})
+    failed = Delivery("oss://o/", None, "failed", ErrorRecord("destination_failure"))
     present = Delivery("s3://b/", "s3://b/t-m/template.json", "already_present")
     message = build_message(success({"A": "x" * 5000}), (failed, present), limit=2000, where="q")
     data = json.loads(message.body)["data"]
@@ -76,7 +76,7 @@ def test_each_form_goes_when_it_fits_the_limit_exactly_and_the_next_smaller_one_
     ("stored", "retryable", "says"),
     [
         ((), False, "configure an object destination"),
-        ((Delivery("s3://b/", None, "failed", {}),), True, "the template store failed"),
+        ((Delivery("s3://b/", None, "failed", ErrorRecord("destination_failure")),), True, "the template store failed"),
     ],
 )
 def test_oversize_without_a_stored_copy_is_never_truncated(stored, retryable, says):
@@ -88,7 +88,7 @@ def test_oversize_without_a_stored_copy_is_never_truncated(stored, retryable, sa
 
 FILE = Delivery("file:///srv/out", "file:///srv/out/t-m/template.json", "created")
 OSS = Delivery("oss://o/?region=cn-hangzhou", "oss://o/t-m/template.json", "already_present")
-S3_DOWN = Delivery("s3://b/", None, "failed", {"code": "destination_failure"})
+S3_DOWN = Delivery("s3://b/", None, "failed", ErrorRecord("destination_failure"))
 
 
 @pytest.mark.parametrize(

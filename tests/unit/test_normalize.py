@@ -36,8 +36,8 @@ def test_reference_sample_response_is_an_api_error_whatever_status_and_success_s
     result = normalize(body, task_id="t-1", observed_at=T).result
     # Then it is an access-denied error record, with no status and nothing to deliver
     assert result.status is None and result.terminal is False
-    assert result.error["code"] == "access_denied" and result.error["upstream_code"] == "Forbidden"
-    assert result.error["http_status"] == 200 and result.error["retryable"] is False
+    assert result.error.code == "access_denied" and result.error.upstream_code == "Forbidden"
+    assert result.error.http_status == 200 and result.error.retryable is False
     assert result.request_id == "14A07460-EBE7-47CA-9757-12CC4761D47A"
 
 
@@ -104,9 +104,9 @@ def test_success_may_be_a_string_or_a_boolean(success):
 @pytest.mark.parametrize("success", ["false", False])
 def test_success_false_without_a_code_is_a_bad_response(success):
     result = normalize(ok(Success=success), task_id="t-1", observed_at=T).result
-    assert result.error["code"] == "bad_upstream_response"
+    assert result.error.code == "bad_upstream_response"
     # and, with no Code or Message to quote, its message names the call and what the body said
-    assert result.error["message"].startswith(f"ROS error: GetAITask answered Success={success!r}, "), result.error
+    assert result.error.message.startswith(f"ROS error: GetAITask answered Success={success!r}, "), result.error
 
 
 @pytest.mark.parametrize("status", ["PENDING", "WAITING", "RUNNING"])
@@ -127,7 +127,7 @@ def test_pending_states_are_not_terminal_and_have_no_template(status):
 )
 def test_unusable_bodies_become_bad_response_records(body, fragment):
     result = normalize(body, task_id="t-1", observed_at=T).result
-    assert result.error["code"] == "bad_upstream_response" and fragment in result.error["message"]
+    assert result.error.code == "bad_upstream_response" and fragment in result.error.message
     assert result.status is None
 
 
@@ -145,7 +145,7 @@ def test_task_output_without_result_and_odd_shapes_are_kept_in_output_extra():
 def test_a_template_with_lone_surrogates_is_a_non_retryable_bad_response():
     obs = normalize(ok(TaskOutput={"Result": "bad \ud800 text"}), task_id="t-1", observed_at=T)
     assert obs.template is None
-    assert obs.result.error["code"] == "bad_upstream_response" and obs.result.error["retryable"] is False
+    assert obs.result.error.code == "bad_upstream_response" and obs.result.error.retryable is False
 
 
 FFFD = "\ufffd"
@@ -216,9 +216,9 @@ def test_an_api_error_message_and_code_with_lone_surrogates_are_repaired():
     # When normalized
     record = normalize(body, task_id="t-1", observed_at=T).result
     # Then the error record's texts are repaired and listed
-    assert record.error["message"] == f"ROS Weird{FFFD}: bad {FFFD}"
+    assert record.error.message == f"ROS Weird{FFFD}: bad {FFFD}"
     # (an unknown code with a 4xx HttpStatusCode in a 200 body is a retryable bad_upstream_response: issue 14)
-    assert record.error["upstream_code"] == f"Weird{FFFD}" and record.error["code"] == "bad_upstream_response"
+    assert record.error.upstream_code == f"Weird{FFFD}" and record.error.code == "bad_upstream_response"
     assert record.unicode_repaired == ("/error/upstream_code", "/error/message")
     record.to_json_bytes()
 
@@ -232,7 +232,7 @@ def test_an_error_raised_with_lone_surrogates_is_repaired_in_its_record():
     # When it becomes a record
     record = error_observation("t-1", error, T).result
     # Then it encodes, and says where it was repaired
-    assert record.error["message"].endswith(f"no {FFFD}") and record.request_id == f"R-{FFFD}"
+    assert record.error.message.endswith(f"no {FFFD}") and record.request_id == f"R-{FFFD}"
     assert record.unicode_repaired == ("/request_id", "/error/message", "/error/request_id")
     record.to_json_bytes()
 
@@ -333,8 +333,8 @@ def test_an_answer_nested_too_deeply_to_store_is_a_non_retryable_bad_response():
         # When normalized
         record = normalize(ok(TaskOutput=output), task_id="t-1", observed_at=T).result
         # Then it is an error record no retry can fix, not an exception, and it encodes
-        assert record.error["code"] == "bad_upstream_response" and record.error["retryable"] is False
-        assert "nests too deeply" in record.error["message"] and record.request_id == "R-1"
+        assert record.error.code == "bad_upstream_response" and record.error.retryable is False
+        assert "nests too deeply" in record.error.message and record.request_id == "R-1"
         record.to_json_bytes()
 
 
@@ -368,8 +368,8 @@ def test_a_success_whose_task_output_is_not_an_object_is_refused_for_good(text):
     obs = normalize(ok(TaskOutput=text), task_id="t-1", observed_at=T)
     # Then nothing is to be stored: a non-retryable bad_upstream_response (ROS answers the same on every retry)
     assert obs.template is None and obs.result.status is None
-    assert obs.result.error["code"] == "bad_upstream_response" and obs.result.error["retryable"] is False
-    assert "TaskOutput" in obs.result.error["message"]
+    assert obs.result.error.code == "bad_upstream_response" and obs.result.error.retryable is False
+    assert "TaskOutput" in obs.result.error.message
 
 
 def test_a_terraform_workspace_is_kept_as_template_json_and_listed_file_by_file():
@@ -432,15 +432,15 @@ def test_a_hostile_workspace_path_refuses_the_task_for_good_naming_the_path(work
     # Then nothing is to be stored, the error is not retryable and names the path (ASCII-escaped)
     assert obs.template is None and obs.result.status is None
     error = obs.result.error
-    assert error["code"] == "bad_upstream_response" and error["retryable"] is False
-    assert names in error["message"], error["message"]
+    assert error.code == "bad_upstream_response" and error.retryable is False
+    assert names in error.message, error.message
     obs.result.to_json_bytes().decode("utf-8")
 
 
 def test_a_terraform_transform_whose_workspace_is_not_an_object_is_refused():
     result = {"ROSTemplateFormatVersion": "2015-09-01", "Transform": "Aliyun::Terraform-v1.5", "Workspace": "x"}
     error = normalize(ok(TaskOutput={"Result": result}), task_id="t-1", observed_at=T).result.error
-    assert error["retryable"] is False and "Workspace" in error["message"]
+    assert error.retryable is False and "Workspace" in error.message
 
 
 # --- a Code in a GetAITask body is not always an error (issue 14 item 2) -------------------------------------
@@ -479,7 +479,7 @@ def test_a_code_is_an_error_when_the_body_says_so_or_the_code_is_known(extra, ki
     # When normalized
     obs = normalize(body, task_id="t-1", observed_at=T)
     # Then it is an error of the kind its code and status give; an unknown code is never a permanent invalid_input
-    assert (obs.result.error["code"], obs.result.error["retryable"]) == (kind, retryable)
+    assert (obs.result.error.code, obs.result.error.retryable) == (kind, retryable)
     assert obs.result.status is None and obs.ignored_code is None
 
 
@@ -534,9 +534,9 @@ def test_an_unusable_answer_is_recorded_for_its_task_time_and_request_naming_the
     record = normalize(body, task_id="t-1", observed_at=T).result
     # Then the error record is the task's, at the time it was observed, with ROS's request id (to ask ROS about)
     assert (record.task_id, record.observed_at, record.request_id) == ("t-1", T, "R-1")
-    assert record.error["code"] == "bad_upstream_response" and record.error["request_id"] == "R-1"
+    assert record.error.code == "bad_upstream_response" and record.error.request_id == "R-1"
     # and its message starts by naming what was wrong (the call or the field) and the offending value
-    assert re.match(names, record.error["message"]), record.error["message"]
+    assert re.match(names, record.error.message), record.error.message
 
 
 def test_an_unknown_code_beside_no_valid_status_is_an_error_that_keeps_what_ros_said():
@@ -552,7 +552,7 @@ def test_an_unknown_code_beside_no_valid_status_is_an_error_that_keeps_what_ros_
     # When normalized
     record = normalize(body, task_id="t-1", observed_at=T).result
     # Then it is ROS's error as ROS gave it (code, message, status, request id), not an "unknown Status", and retryable
-    assert record.error == {
+    assert record.error.to_dict() == {
         "code": "bad_upstream_response",
         "upstream_code": "Weird",
         "http_status": 200,

@@ -2,12 +2,12 @@
 
 import pytest
 
-from aitask_relay.core.model import Delivery, TaskResult
+from aitask_relay.core.model import Delivery, ErrorRecord, TaskResult
 from aitask_relay.core.outcome import Outcome, failures_of, outcome_of
 
 
 def error(retryable, code="upstream_unavailable"):
-    return {"code": code, "message": f"{code} happened", "retryable": retryable}
+    return ErrorRecord(code, f"{code} happened", retryable)
 
 
 def result(*, status="SUCCESS", terminal=True, err=None, deliveries=()):
@@ -46,5 +46,5 @@ def test_the_failures_are_the_results_own_error_else_each_failed_delivery():
     two = result(deliveries=[delivered("failed", error(False, "a")), delivered("created"), delivered("failed")])
     # Then the failures are the error, and the failed deliveries' errors (a silent one counted as retryable)
     assert failures_of(unseen) == [error(True)]
-    assert [(f["code"], f["retryable"]) for f in failures_of(two)] == [("a", False), ("destination_failure", True)]
+    assert [(f.code, f.retryable) for f in failures_of(two)] == [("a", False), ("destination_failure", True)]
     assert failures_of(result(deliveries=[delivered("created")])) == []

@@ -149,7 +149,7 @@ def test_a_failing_destination_does_not_stop_the_others():
     # When a finished task is processed
     obs = Relay(FakeSource({"t-s": "SUCCESS"}), [down, crashing, up]).process(TaskRef("t-s"))
     # Then each destination has its own outcome and the healthy one still got it
-    outcomes = {d.destination: (d.outcome, d.error and d.error["code"]) for d in obs.result.deliveries}
+    outcomes = {d.destination: (d.outcome, d.error and d.error.code) for d in obs.result.deliveries}
     assert outcomes == {
         "mem://down": ("failed", "destination_failure"),
         "mem://bug": ("failed", "destination_failure"),
@@ -316,15 +316,15 @@ def test_a_destination_that_fails_to_encode_is_a_non_retryable_failure_and_the_o
     obs = Relay(FakeSource({"t-f": "FAILURE"}), [broken, queue]).process(TaskRef("t-f"))
     # Then the store's failure is not retryable (a retry would encode the same text), and the queue delivered
     failed, sent = obs.result.deliveries
-    assert failed.outcome == "failed" and failed.error["retryable"] is False
-    assert failed.error["code"] == "destination_failure" and "cannot be encoded" in failed.error["message"]
+    assert failed.outcome == "failed" and failed.error.retryable is False
+    assert failed.error.code == "destination_failure" and "cannot be encoded" in failed.error.message
     assert sent.outcome == "created"
 
 
 def test_an_unexpected_destination_error_stays_retryable():
     obs = Relay(FakeSource({"t-f": "FAILURE"}), [RecordingDestination(fail=KeyError("x"))]).process(TaskRef("t-f"))
     (failed,) = obs.result.deliveries
-    assert failed.error["retryable"] is True and failed.error["message"] == "mem://a: KeyError"
+    assert failed.error.retryable is True and failed.error.message == "mem://a: KeyError"
 
 
 class TypedSource:
@@ -357,12 +357,12 @@ def test_a_task_of_an_unknown_type_is_delivered_with_a_template_and_is_a_permane
     assert counted == {"fetched": 1, "delivered": 1}
     # and the other is not: a non-retryable bad_upstream_response naming the type, counted as unknown_task_type
     assert stored == []
-    assert without.error["code"] == "bad_upstream_response" and without.error["retryable"] is False
-    assert "DeployStack" in without.error["message"] and without.task_type == "DeployStack"
+    assert without.error.code == "bad_upstream_response" and without.error.retryable is False
+    assert "DeployStack" in without.error.message and without.task_type == "DeployStack"
     assert counts == {"errors": 1, "errors_bad_upstream_response": 1, "unknown_task_type": 1}
     # while a documented type without a template stays retryable (ROS may not have the output yet)
     known, _, known_counts = run("FixTemplate", {"Other": 1})
-    assert known.error["code"] == "bad_upstream_response" and known.error["retryable"] is True
+    assert known.error.code == "bad_upstream_response" and known.error.retryable is True
     assert "unknown_task_type" not in known_counts
 
 

@@ -7,7 +7,7 @@ import jsonschema
 import pytest
 
 from aitask_relay.core.errors import NotFound
-from aitask_relay.core.model import SCHEMA_VERSION, Delivery
+from aitask_relay.core.model import SCHEMA_VERSION, Delivery, ErrorRecord
 from aitask_relay.core.normalize import error_observation, normalize
 from aitask_relay.usecases.relay import response_record
 
@@ -53,14 +53,14 @@ def test_error_and_failed_delivery_records_validate():
         "s3://b/",
         None,
         "failed",
-        {
-            "code": "destination_failure",
-            "upstream_code": None,
-            "http_status": None,
-            "message": "down",
-            "request_id": None,
-            "retryable": True,
-        },
+        ErrorRecord(
+            code="destination_failure",
+            upstream_code=None,
+            http_status=None,
+            message="down",
+            request_id=None,
+            retryable=True,
+        ),
     )
     ok = normalize({"TaskId": "t-1", "Status": "FAILURE"}, task_id="t-1", observed_at=T).result
     VALIDATOR.validate(ok.with_deliveries((failed,)).to_dict())

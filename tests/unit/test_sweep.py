@@ -9,7 +9,7 @@ from fakes import ListLogger
 
 from aitask_relay.core.clock import now_utc
 from aitask_relay.core.errors import ConfigurationError, Throttled
-from aitask_relay.core.model import Delivery
+from aitask_relay.core.model import Delivery, ErrorRecord
 from aitask_relay.core.ports import NotAWatermark
 from aitask_relay.core.settings import SweepSettings
 from aitask_relay.usecases.relay import Relay
@@ -459,10 +459,10 @@ class Picky(Store):
     vague -> failed with an error record that does not say whether a retry may fix it."""
 
     ERRORS: ClassVar = {
-        "down": {"code": "destination_failure", "message": "mem://: down", "retryable": True},
-        "full": {"code": "destination_failure", "message": "mem://: full", "retryable": False},
+        "down": ErrorRecord("destination_failure", "mem://: down", True),
+        "full": ErrorRecord("destination_failure", "mem://: full", False),
         "mute": None,
-        "vague": {"code": "destination_failure", "message": "mem://: no word on retries"},
+        "vague": ErrorRecord("destination_failure", "mem://: no word on retries"),  # retryable by default
     }
 
     def deliver(self, observation, stored=()):

@@ -59,7 +59,7 @@ class MetricsRecorder:
         counts: dict[str, int] = {}
         if result.error is not None:
             counts["errors"] = 1
-            counts[f"errors_{result.error['code']}"] = 1
+            counts[f"errors_{result.error.code}"] = 1
             if result.task_type is not None and result.task_type not in TASK_TYPES:
                 counts["unknown_task_type"] = 1  # a type ROS does not document, with nothing to deliver
         else:

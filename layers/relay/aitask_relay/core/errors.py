@@ -11,6 +11,8 @@ from collections.abc import Callable, Mapping
 from enum import Enum
 from typing import Any
 
+from aitask_relay.core.model import ErrorRecord
+
 
 class ErrorKind(Enum):
     """One class of failure: a stable code, whether retrying can help, and the HTTP status it maps to."""
@@ -67,16 +69,15 @@ class RelayError(Exception):
             retryable=self.retryable if retryable is None else retryable,
         )
 
+    def record(self) -> ErrorRecord:
+        """The failure as a record's ``error`` (TaskResult, Delivery)."""
+        return ErrorRecord(
+            self.code, self.message, self.retryable, self.upstream_code, self.http_status, self.request_id
+        )
+
     def to_record(self) -> dict[str, Any]:
-        """The ``error`` object of a TaskResult."""
-        return {
-            "code": self.code,
-            "upstream_code": self.upstream_code,
-            "http_status": self.http_status,
-            "message": self.message,
-            "request_id": self.request_id,
-            "retryable": self.retryable,
-        }
+        """The ``error`` object of an answer or a log line (JSON)."""
+        return self.record().to_dict()
 
 
 class NotFound(RelayError):
@@ -117,6 +118,19 @@ class ConfigurationError(RelayError):
 
 ERROR_CLASSES: dict[ErrorKind, type[RelayError]] = {cls.kind: cls for cls in RelayError.__subclasses__()}
 ERROR_KINDS_BY_CODE: dict[str, ErrorKind] = {kind.code: kind for kind in ErrorKind}
+
+
+def error_of(record: ErrorRecord, message: str | None = None) -> RelayError:
+    """The RelayError a record's ``error`` stands for (its kind by code; an unknown code is a destination
+    failure), with ``message`` in place of the record's own when given."""
+    kind = ERROR_KINDS_BY_CODE.get(record.code, ErrorKind.DESTINATION_FAILURE)
+    return ERROR_CLASSES[kind](
+        record.message if message is None else message,
+        upstream_code=record.upstream_code,
+        http_status=record.http_status,
+        request_id=record.request_id,
+        retryable=record.retryable,
+    )
 
 # ---------------------------------------------------------------------------------------------------
 # The one table. Upstream error codes first (exact), then code suffixes, then the HTTP status.

@@ -50,20 +50,48 @@ class Template:
 
 
 @dataclass(frozen=True, slots=True)
+class ErrorRecord:
+    """Why a task could not be observed or delivered: the ``error`` of a TaskResult or of a Delivery.
+
+    ``code`` is a taxonomy code (core.errors.ErrorKind: not_found, throttled, destination_failure, ...);
+    ``retryable`` says whether trying again can help; the upstream fields say what the service answered. Never
+    a credential.
+    """
+
+    code: str
+    message: str = ""
+    retryable: bool = True
+    upstream_code: str | None = None
+    http_status: int | None = None
+    request_id: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The ``error`` object of the record (schema task_result.v1.json), in its field order."""
+        return {
+            "code": self.code,
+            "upstream_code": self.upstream_code,
+            "http_status": self.http_status,
+            "message": self.message,
+            "request_id": self.request_id,
+            "retryable": self.retryable,
+        }
+
+
+@dataclass(frozen=True, slots=True)
 class Delivery:
     """What happened at one destination."""
 
     destination: str
     location: str | None
     outcome: Outcome
-    error: dict[str, Any] | None = None
+    error: ErrorRecord | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "destination": self.destination,
             "location": self.location,
             "outcome": self.outcome,
-            "error": self.error,
+            "error": None if self.error is None else self.error.to_dict(),
         }
 
 
@@ -82,7 +110,7 @@ class TaskResult:
     template_sha256: str | None = None
     template_bytes: int | None = None
     output_extra: dict[str, Any] = field(default_factory=dict)
-    error: dict[str, Any] | None = None
+    error: ErrorRecord | None = None
     deliveries: tuple[Delivery, ...] = ()
     schema_version: str = SCHEMA_VERSION
     # JSON Pointers (RFC 6901) into this record of the texts in which lone UTF-16 surrogates from ROS were
@@ -113,7 +141,7 @@ class TaskResult:
             "template_sha256": self.template_sha256,
             "template_bytes": self.template_bytes,
             "output_extra": self.output_extra,
-            "error": self.error,
+            "error": None if self.error is None else self.error.to_dict(),
             "observed_at": self.observed_at,
             "deliveries": [d.to_dict() for d in self.deliveries],
         }

@@ -26,7 +26,7 @@ from dataclasses import replace
 from typing import Any
 
 from aitask_relay.core.errors import BadUpstreamResponse, RelayError, api_error, error_in_body, status_number
-from aitask_relay.core.model import Observation, TaskResult, Template, TemplateFile, TemplateFormat
+from aitask_relay.core.model import ErrorRecord, Observation, TaskResult, Template, TemplateFile, TemplateFormat
 from aitask_relay.core.taskref import STATUSES, TERMINAL_STATUSES
 from aitask_relay.core.workspace import TERRAFORM_TRANSFORM, WorkspaceError, files_of, is_terraform
 
@@ -123,11 +123,11 @@ def error_observation(
 ) -> Observation:
     """The record of a task whose state could not be learned (or whose answer was an API error, or that
     cannot be delivered); ``task_type`` when it is what the error is about."""
-    record = error.to_record()
-    if record["request_id"] is None:
-        record["request_id"] = request_id
+    record = error.record()
+    if record.request_id is None:
+        record = replace(record, request_id=request_id)
     result = TaskResult(
-        task_id=task_id, observed_at=observed_at, task_type=task_type, request_id=record["request_id"], error=record
+        task_id=task_id, observed_at=observed_at, task_type=task_type, request_id=record.request_id, error=record
     )
     return Observation(_repaired(result))
 
@@ -232,7 +232,10 @@ def replace_surrogates(text: str) -> str:
 def _repaired(result: TaskResult) -> TaskResult:
     """The record with every lone surrogate outside the template replaced by U+FFFD, and listed."""
     where: list[str] = []
-    changes = {name: _repair(getattr(result, name), "/" + name, where) for name in _TEXT_FIELDS}
+    changes = {name: _repair(getattr(result, name), "/" + name, where) for name in _TEXT_FIELDS if name != "error"}
+    if result.error is not None:  # a record of its own: repaired field by field, in the record's JSON form
+        fields = _repair(result.error.to_dict(), "/error", where)
+        changes["error"] = ErrorRecord(**fields)
     if not where:
         return result
     return replace(result, **changes, unicode_repaired=tuple(dict.fromkeys(where)))

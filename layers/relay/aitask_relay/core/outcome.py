@@ -14,9 +14,8 @@ PENDING), Function Compute's event handler fails the invocation on RETRY, and th
 from __future__ import annotations
 
 from enum import Enum
-from typing import Any
 
-from aitask_relay.core.model import TaskResult
+from aitask_relay.core.model import ErrorRecord, TaskResult
 
 
 class Outcome(Enum):
@@ -26,18 +25,17 @@ class Outcome(Enum):
     PERMANENT = "permanent"
 
 
-def failures_of(result: TaskResult) -> list[dict[str, Any]]:
+def failures_of(result: TaskResult) -> list[ErrorRecord]:
     """The error records behind a result that is not DONE or PENDING: the result's own error (it could not be
     observed), else each failed delivery's."""
     if result.error is not None:
         return [result.error]
-    return [d.error or {"code": "destination_failure", "message": None, "retryable": True}
-            for d in result.failed_deliveries]  # fmt: skip
+    return [d.error or ErrorRecord("destination_failure") for d in result.failed_deliveries]
 
 
 def outcome_of(result: TaskResult) -> Outcome:
     """What a result means for whoever triggered it (see the module docstring)."""
     failures = failures_of(result)
     if failures:
-        return Outcome.RETRY if any(f.get("retryable", True) for f in failures) else Outcome.PERMANENT
+        return Outcome.RETRY if any(f.retryable for f in failures) else Outcome.PERMANENT
     return Outcome.DONE if result.terminal else Outcome.PENDING

@@ -220,7 +220,7 @@ def handle_events(event: Any, relay: Any) -> dict[str, Any]:
     (after every event was tried), so that FC's asynchronous retry or the event source redelivers it;
     destinations are create-only and dedupe, so the tasks already done are not repeated.
     """
-    from aitask_relay.core.errors import ERROR_CLASSES, ERROR_KINDS_BY_CODE, ErrorKind
+    from aitask_relay.core.errors import error_of
     from aitask_relay.core.outcome import Outcome, failures_of, outcome_of
 
     events = parse_cloud_events(event)
@@ -237,9 +237,8 @@ def handle_events(event: Any, relay: Any) -> dict[str, Any]:
         for result in results:
             if outcome_of(result) is not Outcome.RETRY or retry is not None:
                 continue
-            failure = next(f for f in failures_of(result) if f.get("retryable", True))
-            kind = ERROR_KINDS_BY_CODE.get(failure["code"], ErrorKind.DESTINATION_FAILURE)
-            retry = ERROR_CLASSES[kind](f"task {result.task_id}: {failure['message']}", retryable=True)
+            failure = next(f for f in failures_of(result) if f.retryable)
+            retry = error_of(failure, f"task {result.task_id}: {failure.message}")
     if retry is not None:
         raise retry
     return {"events": answers}

@@ -246,7 +246,7 @@ class Relay:
             # The one mapping: unknown failures are retryable, encoding failures (UnicodeError, RecursionError)
             # are not.
             error = destination_error(exc, destination.name)
-        return Delivery(destination.name, None, "failed", error.to_record())
+        return Delivery(destination.name, None, "failed", error.record())
 
     def _log(self, observation: Observation) -> None:
         result = observation.result
@@ -256,15 +256,21 @@ class Relay:
             "status": result.status,
         }
         if result.error is not None:
-            extra["error"] = {k: result.error[k] for k in ("code", "upstream_code", "http_status", "retryable")}
-            self._logger.warning(f"task not observed: {result.error['message']}", extra=extra)
+            error = result.error
+            extra["error"] = {
+                "code": error.code,
+                "upstream_code": error.upstream_code,
+                "http_status": error.http_status,
+                "retryable": error.retryable,
+            }
+            self._logger.warning(f"task not observed: {error.message}", extra=extra)
             return
         extra["template_format"] = result.template_format
         extra["template_bytes"] = result.template_bytes
         extra["deliveries"] = {d.destination: d.outcome for d in result.deliveries}
         failed = result.failed_deliveries
         if failed:
-            extra["delivery_errors"] = {d.destination: d.error["message"] for d in failed if d.error}
+            extra["delivery_errors"] = {d.destination: d.error.message for d in failed if d.error}
             self._logger.warning("task delivery incomplete", extra=extra)
         else:
             self._logger.info("task observed", extra=extra)

@@ -31,14 +31,14 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from aitask_relay.core.clock import iso, now_utc, parse_time
 from aitask_relay.core.errors import ConfigurationError, DestinationFailure, InvalidInput
-from aitask_relay.core.model import Observation
+from aitask_relay.core.model import ErrorRecord, Observation
 from aitask_relay.core.outcome import Outcome, failures_of, outcome_of
 from aitask_relay.core.ports import COUNT, MessageQueue, Metrics
 from aitask_relay.core.settings import (
@@ -211,31 +211,35 @@ class QueueConsumer:
         result = observation.result
         decision, failures = outcome_of(result), failures_of(result)
         if decision is Outcome.RETRY:
-            self._transient(message.task_id, "; ".join(f["message"] for f in failures if f["message"]))
+            self._transient(message.task_id, "; ".join(f.message for f in failures if f.message))
         elif decision is Outcome.PERMANENT and result.error is not None:
             if self._not_readable_yet(message, result.error):
                 self._logger.info(
                     "task created by the relay not readable yet: re-scheduled within the grace period",
-                    extra={"task_id": message.task_id, "created_at": message.created_at, "error": result.error},
+                    extra={
+                        "task_id": message.task_id,
+                        "created_at": message.created_at,
+                        "error": result.error.to_dict(),
+                    },
                 )
                 self._pending(message, record, plan)
             else:
-                plan.reports.append(_Report(message.task_id, result.error["code"], result.error["message"]))
+                plan.reports.append(_Report(message.task_id, result.error.code, result.error.message))
         elif decision is Outcome.PERMANENT:  # deliveries that no retry can fix
             for failure in failures:
-                plan.reports.append(_Report(message.task_id, "destination_failure", failure["message"]))
+                plan.reports.append(_Report(message.task_id, "destination_failure", failure.message or None))
         elif decision is Outcome.PENDING:
             self._pending(message, record, plan)
 
-    def _not_readable_yet(self, message: TrackingMessage, error: Mapping[str, Any]) -> bool:
+    def _not_readable_yet(self, message: TrackingMessage, error: ErrorRecord) -> bool:
         """A task the relay created (or saw listed) less than RELAY_CREATE_GRACE_SECONDS ago, answered not-found
         or a 400 on its TaskId: ROS documents no read-after-create guarantee. An id from outside (no created_at)
         is not."""
         created = parse_time(message.created_at)
         if created is None:
             return False
-        refused = error["code"] == "not_found" or (
-            error["code"] == "invalid_input" and error.get("upstream_code") and "TaskId" in (error["message"] or "")
+        refused = error.code == "not_found" or (
+            error.code == "invalid_input" and error.upstream_code and "TaskId" in error.message
         )
         age = (self._clock() - created).total_seconds()
         return bool(refused) and 0 <= age < self._create_grace

@@ -85,7 +85,7 @@ class QueueDestination(ABC):
         result = observation.result
         own = next((d for d in stored if d.destination == store.name), None)
         if own is not None and own.outcome == "failed":
-            if own.error is None or own.error.get("retryable", True):
+            if own.error is None or own.error.retryable:
                 raise DestinationFailure(
                     f"{self.name}: not announced while {store.name}, which keeps the record of announcements, "
                     "failed; the retry announces it"
