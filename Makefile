@@ -63,7 +63,7 @@ soak: $(STAMP)
 	$(PY) tools/soak.py --tasks $${SOAK_TASKS:-2000}
 
 # Mutation testing (mutmut) of the modules that carry the guarantees, nightly-style (not in make test): a
-# first run is over an hour on 2 cores (README, Testing); later runs test again only what was not killed and
+# first run is over an hour on 2 cores (docs/testing.md); later runs test again only what was not killed and
 # the mutants of functions that changed.
 mutate: $(STAMP)
 	$(PY) tools/mutate.py $(if $(FRESH),--fresh) $(MUTATE)

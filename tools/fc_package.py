@@ -3,7 +3,7 @@
 The layer is built from the same layers/relay/requirements.txt as the AWS layer, for the runtime of the
 machine that runs this (FC's default is x86_64 Linux, python3.12), from a local wheelhouse and offline
 (``make fc-package`` fetches the wheelhouse first). Upload both zips to OSS and point the ROS template's
-CodeBucket / CodeObject / LayerObject parameters at them (README, "Function Compute").
+CodeBucket / CodeObject / LayerObject parameters at them (docs/deploy-fc.md).
 """
 
 from __future__ import annotations

@@ -549,7 +549,7 @@ class Workers:
 
     def killed_between(self) -> str:
         """Explanation lines for the events a SIGKILLed worker had published but not yet recorded (ledger entry
-        or marker): the one duplicate window no record can close, documented in README."""
+        or marker): the one duplicate window no record can close, documented in docs/reliability.md."""
         lines = []
         for path in self.killed:
             pending: dict[tuple[str, str], None] = {}

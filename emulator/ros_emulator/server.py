@@ -269,7 +269,7 @@ class Emulator:
 
     # --- state -----------------------------------------------------------------------------------
     def add_task(self, spec: dict[str, Any]) -> Task:
-        """Add a task from its scenario form (see README: TaskId, Status or Timeline, TaskOutput, ...)."""
+        """Add a task from its scenario form (see docs/emulator.md: TaskId, Status or Timeline, TaskOutput, ...)."""
         if "Timeline" in spec:
             timeline = [(str(s), float(at)) for s, at in spec["Timeline"]]
         else:

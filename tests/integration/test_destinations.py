@@ -391,7 +391,7 @@ def test_amqp_connection_attempts_and_retry_delay_reach_pika_and_stay_bounded():
         dest.deliver(finished())
     elapsed = time.monotonic() - started
     # Then pika waited between its attempts (one wait in each of the publish's 2 connection opens: 1.2 s),
-    # as README says the options do, and no more than they allow
+    # as docs/destinations.md says the options do, and no more than they allow
     assert 1.1 <= elapsed < 5, elapsed
 
 

@@ -101,7 +101,7 @@ def test_the_create_grace_period_has_a_default_and_is_validated_at_cold_start():
 
 
 # Each bounded integer setting: its variable, where load_config puts it, its default and its range. The bounds
-# are the documented ones (README, template.yaml); each variable is read from its own name.
+# are the documented ones (docs/configuration.md, template.yaml); each variable is read from its own name.
 BOUNDED = [
     ("RELAY_MAX_CONCURRENCY", lambda c: c.max_concurrency, 8, 1, 64, {}),
     ("ROS_CONNECT_TIMEOUT_MS", lambda c: c.ros.connect_timeout_ms, 5000, 100, 60000, {}),

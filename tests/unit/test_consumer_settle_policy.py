@@ -294,7 +294,7 @@ def test_an_invocation_too_short_for_one_task_is_a_configuration_error():
     # When an invocation starts with 1 ms less / Then ConfigurationError says how much it has and needs
     with pytest.raises(ConfigurationError, match=f"has {needed - 1} ms, less than the {needed} ms one task needs") as e:
         handle_batch(queue, {"Records": [record("t-a", "m-a")]}, Context(needed - 1))
-    # and names the settings to change (the README: "raises ConfigurationError naming them")
+    # and names the settings to change (docs/triggers.md: "raises ConfigurationError naming them")
     made_of = (f"one task needs (one attempt of each GetAITask call with ROS_CONNECT_TIMEOUT_MS + ROS_READ_TIMEOUT_MS, "
                f"and the {INVOCATION_RESERVE_MS} ms reserve): raise the function's timeout")  # fmt: skip
     assert made_of in e.value.message
@@ -388,7 +388,7 @@ def test_reports_sent_for_a_record_then_retried_are_logged_as_sent_again(caplog)
     # When consumed
     with caplog.at_level("WARNING", logger="aitask_relay.consumer"):
         response = handle_batch(queue, {"Records": records})
-    # Then the record is retried, its reports went out, and the log says they will go out again (the README's
+    # Then the record is retried, its reports went out, and the log says they will go out again (docs/triggers.md's
     # line), for that record only
     assert retried(response) == ["m-multi", "m-thr"]
     assert [r["TaskId"] for r in failures.sent] == ["t-gone", "t-lost", "t-away"]
@@ -490,7 +490,7 @@ def test_an_empty_body_is_reported_as_empty_and_a_report_keeps_its_characters_as
 
 
 def test_a_consumer_built_with_the_defaults_follows_the_documented_schedule(caplog):
-    # Given a consumer with every default (what the README documents: 30 s first delay, 24 h deadline, 120 s
+    # Given a consumer with every default (what docs/triggers.md documents: 30 s first delay, 24 h deadline, 120 s
     # grace), its clock fixed, and no logger (it logs to "aitask_relay")
     results = [pending("t-day"), pending("t-young"), failed("t-new", "not_found", "gone"),
                failed("t-late", "not_found", "gone")]  # fmt: skip

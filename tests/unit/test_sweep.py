@@ -242,7 +242,7 @@ def test_an_invocation_shorter_than_the_safety_margin_is_a_configuration_error()
 
 
 # --- what a sweep reports: its summary, log lines and metrics (issue 15: mutation testing) --------------
-# The README promises these outputs: the summary (returned and logged), a warning for each reason the
+# docs/triggers.md promises these outputs: the summary (returned and logged), a warning for each reason the
 # watermark stayed, the ERROR line before a failed invocation, and the counts. Log messages are matched by
 # their opening words (what a log query filters on), the structured fields exactly.
 
@@ -394,7 +394,7 @@ def test_the_next_page_is_asked_for_while_this_one_is_delivered():
     )
     # When it sweeps
     summary = sweep.run(lambda: 60_000)
-    # Then page 1's request was on its way before page 0's deliveries were done (README: read ahead)
+    # Then page 1's request was on its way before page 0's deliveries were done (the sweep reads one page ahead)
     assert asked_early == [True] and summary["complete"]
 
 

@@ -97,7 +97,7 @@ class Delivery:
 
 @dataclass(frozen=True, slots=True)
 class TaskResult:
-    """The stable record of one task, as in DESIGN.md (schema ``schema/task_result.v1.json``)."""
+    """The stable record of one task, as docs/triggers.md describes it (schema ``schema/task_result.v1.json``)."""
 
     task_id: str
     observed_at: str

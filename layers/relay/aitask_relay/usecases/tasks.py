@@ -109,7 +109,7 @@ class TaskService:
         ("fix it") differs by its Template, which nothing can compare, and is answered with the failure, naming
         what was found. A GenerateTemplate request sent at the same moment with the same Prompt but another
         TemplateType cannot be told apart either: two such tasks make the answer the failure; one, if the other
-        request's task was not created, is taken for this one (README, POST /tasks)."""
+        request's task was not created, is taken for this one (docs/triggers.md, POST /tasks)."""
         found: list[str] = []
         try:
             found = ros.find_created(
