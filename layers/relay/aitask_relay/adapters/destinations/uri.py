@@ -176,10 +176,15 @@ def _s3(uri: str, parts: SplitResult, params: dict[str, str]) -> DestinationSpec
         raise _bad(uri, f"sse must be one of {', '.join(_S3_SSE)}")
     if "kms_key_id" in params and not params.get("sse", "").startswith("aws:kms"):
         raise _bad(uri, "kms_key_id needs sse=aws:kms")
-    prefix = _prefix(parts.path)
+    return _bucket_store("s3", uri, bucket, parts.path, params)
+
+
+def _bucket_store(scheme: str, uri: str, bucket: str, path: str, params: dict[str, str]) -> DestinationSpec:
+    """The spec of an S3 or OSS store: its prefix checked, its target ``<scheme>://bucket/prefix/``."""
+    prefix = _prefix(path)
     _check_prefix(uri, prefix)
-    target = f"s3://{bucket}/{prefix}"
-    return DestinationSpec("s3", "store", uri, uri, target, bucket=bucket, prefix=prefix, params=params)
+    target = f"{scheme}://{bucket}/{prefix}"
+    return DestinationSpec(scheme, "store", uri, uri, target, bucket=bucket, prefix=prefix, params=params)
 
 
 def _oss(uri: str, parts: SplitResult, params: dict[str, str]) -> DestinationSpec:
@@ -193,10 +198,7 @@ def _oss(uri: str, parts: SplitResult, params: dict[str, str]) -> DestinationSpe
     endpoint = params.get("endpoint")
     if endpoint is not None:
         _check_endpoint(uri, endpoint if "://" in endpoint else f"https://{endpoint}")
-    prefix = _prefix(parts.path)
-    _check_prefix(uri, prefix)
-    target = f"oss://{bucket}/{prefix}"
-    return DestinationSpec("oss", "store", uri, uri, target, bucket=bucket, prefix=prefix, params=params)
+    return _bucket_store("oss", uri, bucket, parts.path, params)
 
 
 def _sqs(uri: str, parts: SplitResult, params: dict[str, str]) -> DestinationSpec:
