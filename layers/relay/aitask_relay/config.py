@@ -36,9 +36,9 @@ def load_config(environ: Mapping[str, str]) -> RelayConfig:
     ledger = env.optional(S.LEDGER)
     if ledger is not None:
         # Imported here: a deployment without a ledger never loads the ledger's module.
-        from aitask_relay.adapters.ledger import check_ledger_uri
+        from aitask_relay.adapters.ledger import parse_ledger
 
-        check_ledger_uri(ledger)
+        parse_ledger(ledger)
     tracking_queue, failure_queue = env.optional(S.TRACKING_QUEUE), env.optional(S.FAILURE_QUEUE)
     _check_queue(S.TRACKING_QUEUE.variable, tracking_queue)
     _check_queue(S.FAILURE_QUEUE.variable, failure_queue)

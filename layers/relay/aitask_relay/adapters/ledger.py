@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import SplitResult, parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
@@ -123,24 +124,24 @@ def build_ledger(
     A password named by reference (``password_secret`` / ``password_env``) is read here, at the first
     invocation, and again (through the five-minute cache) by each new Redis connection.
     """
-    parts = urlsplit(uri)
-    if parts.scheme == "dynamodb":
+    spec = split_ledger(uri)
+    if spec.scheme == "dynamodb":
         from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
 
         from aitask_relay.adapters import aws
 
         layer: BasePersistenceLayer = DynamoDBPersistenceLayer(
-            table_name=parts.netloc, boto3_client=aws.client("dynamodb")
+            table_name=spec.table, boto3_client=aws.client("dynamodb")
         )
     else:
         from aws_lambda_powertools.utilities.idempotency.persistence.cache import CachePersistenceLayer
 
-        client = redis_client(uri, environ=environ)
+        client = redis_client(spec, environ=environ)
         layer = CachePersistenceLayer(client=client)
-    return Ledger(layer, name=redact(uri), expires_after_seconds=expires_after_seconds, lease_seconds=lease_seconds)
+    return Ledger(layer, name=spec.name, expires_after_seconds=expires_after_seconds, lease_seconds=lease_seconds)
 
 
-def redis_client(uri: str, *, environ: Mapping[str, str] | None = None) -> Any:
+def redis_client(ledger: str | LedgerSpec, *, environ: Mapping[str, str] | None = None) -> Any:
     """A redis-py client for a RELAY_LEDGER URI (validated by the configuration): the ledger's and the sweep
     watermark's, so both reach the same database with the same credentials.
 
@@ -150,9 +151,9 @@ def redis_client(uri: str, *, environ: Mapping[str, str] | None = None) -> Any:
     import redis
 
 
-    parts = urlsplit(uri)
-    params = dict(parse_qsl(parts.query, keep_blank_values=True))
-    password = resolver(params, where=f"RELAY_LEDGER {redact(uri)!r}", environ=environ)
+    spec = split_ledger(ledger) if isinstance(ledger, str) else ledger
+    parts, params = urlsplit(spec.uri), dict(spec.params)
+    password = resolver(params, where=f"RELAY_LEDGER {spec.name!r}", environ=environ)
     # redis.connection.parse_url hands every query option it does not know to the connection: the relay's
     # own must not reach it.
     query = urlencode([(k, v) for k, v in params.items() if k not in REDIS_OWN_PARAMS])
@@ -201,8 +202,28 @@ _REDIS_TLS_PARAMS = ("ssl_cert_reqs", "ssl_check_hostname", "ssl_ca_certs", "ssl
 _REDIS_TLS_VERSIONS = ("771", "772")  # ssl.TLSVersion.TLSv1_2, TLSv1_3
 
 
-def check_ledger_uri(uri: str) -> None:
-    """Check a RELAY_LEDGER URI (at cold start, through the configuration); ConfigurationError names the problem."""
+@dataclass(frozen=True, slots=True)
+class LedgerSpec:
+    """A checked RELAY_LEDGER URI: DynamoDB (``table``) or Redis (the URI and its query options)."""
+
+    scheme: str  # dynamodb, redis, rediss
+    uri: str = field(repr=False)  # may hold a password: never logged
+    name: str  # the URI with any password redacted
+    table: str = ""  # dynamodb: the table
+    params: Mapping[str, str] = field(default_factory=dict)  # redis: the query options
+
+
+def split_ledger(uri: str) -> LedgerSpec:
+    """A RELAY_LEDGER URI that parse_ledger accepted (at cold start), split into its parts."""
+    parts = urlsplit(uri)
+    if parts.scheme == "dynamodb":
+        return LedgerSpec("dynamodb", uri, redact(uri), table=parts.netloc)
+    return LedgerSpec(parts.scheme, uri, redact(uri), params=dict(parse_qsl(parts.query, keep_blank_values=True)))
+
+
+def parse_ledger(uri: str) -> LedgerSpec:
+    """Check a RELAY_LEDGER URI and split it (the one parser: the configuration checks with it at cold start, the
+    ledger and the sweep watermark are built from it); ConfigurationError names the problem."""
     shown = mask(uri)
     try:
         parts = urlsplit(uri)
@@ -214,14 +235,15 @@ def check_ledger_uri(uri: str) -> None:
     if parts.scheme == "dynamodb":
         if not _DYNAMODB_TABLE.match(parts.netloc) or db or parts.query:
             raise ConfigurationError(f"RELAY_LEDGER {shown!r}: expected dynamodb://<table-name>")
-    elif parts.scheme in ("redis", "rediss"):
+        return split_ledger(uri)
+    if parts.scheme in ("redis", "rediss"):
         if "@" in uri.replace(parts.netloc, "", 1) or parts.fragment:
             raise ConfigurationError(f"RELAY_LEDGER {shown!r}: an '@' or '#' outside user:password@host: {ENCODE_HINT}")
         if not parts.hostname or (db and not db.isdigit()):
             raise ConfigurationError(f"RELAY_LEDGER {shown!r}: expected redis://[user:password@]host:port/<db number>")
         _check_redis_options(shown, parts, params)
-    else:
-        raise ConfigurationError(f"RELAY_LEDGER {shown!r}: the ledger is dynamodb://<table> or redis://host:port/db")
+        return split_ledger(uri)
+    raise ConfigurationError(f"RELAY_LEDGER {shown!r}: the ledger is dynamodb://<table> or redis://host:port/db")
 
 
 def _check_redis_options(shown: str, parts: SplitResult, pairs: list[tuple[str, str]]) -> None:

@@ -29,7 +29,6 @@ import json
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlsplit
 
 from aitask_relay.core.ports import NotAWatermark, RecordStore, Watermark
 
@@ -145,9 +144,11 @@ def build_watermark(
     """The ledger's watermark if there is a ledger, else one in the store that also keeps the announcement
     markers (destinations.record_store: the first S3 or OSS store, else the first file store), else None."""
     if ledger is not None:
-        parts = urlsplit(ledger)
-        if parts.scheme == "dynamodb":
-            return DynamoDbWatermark(parts.netloc, scope)
+        from aitask_relay.adapters.ledger import split_ledger
+
+        spec = split_ledger(ledger)
+        if spec.scheme == "dynamodb":
+            return DynamoDbWatermark(spec.table, scope)
         return RedisWatermark(ledger, scope, environ=environ)
     from aitask_relay.adapters.destinations import record_store
 
