@@ -1,7 +1,9 @@
-"""The one typed configuration object, built from the environment once, at cold start.
+"""The environment, read once at cold start into the one typed configuration (core.settings.RelayConfig).
 
-Logic never reads ``os.environ``: handlers build a :class:`RelayConfig` with :func:`load_config` and pass
-it down. A bad value raises :class:`ConfigurationError` whose message names the variable.
+Logic never reads ``os.environ``: the runtime builds a :class:`RelayConfig` with :func:`load_config` and passes
+it down. Each variable is read through its declaration (core.settings.SETTINGS); a bad value raises
+:class:`ConfigurationError` whose message names the variable, and settings that are each valid but wrong together
+are refused here too.
 """
 
 from __future__ import annotations

@@ -1,1 +1,3 @@
-"""Trigger adapters: each knows one event shape and turns it into TaskRefs, nothing else."""
+"""The triggers: each knows one event shape, turns it into a use case's input, and shapes the result into the
+platform's answer; the work itself is the use cases'.
+"""
