@@ -68,8 +68,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT / "tools"), str(ROOT / "tests" / "integration")]
+from relay_devkit.emulation import start_emulator
+from relay_devkit.servers import closed_port
 
 KEY_ID, KEY_SECRET = "soak-key-id", "soak-key-secret"
 VISIBILITY = 6
@@ -131,17 +131,11 @@ class Result:
 # --- the servers ------------------------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 class DurableRedis:
     """A redis-server of the soak's own, appendonly + fsync always, so a restart keeps the ledger."""
 
     def __init__(self) -> None:
-        self.port, self.dir = free_port(), tempfile.mkdtemp(prefix="soak-redis-")
+        self.port, self.dir = closed_port(), tempfile.mkdtemp(prefix="soak-redis-")
         self.start()
 
     def start(self) -> None:
@@ -464,9 +458,9 @@ def worker(stats_path: str, double_every: int, hold: bool = False) -> None:
     import logging
 
     import boto3
-    from servers import lambda_event_from
 
-    from relay_local import LambdaContext, load_handler
+    from relay_devkit.events import lambda_event_from
+    from relay_devkit.runner import LambdaContext, load_handler
 
     logging.basicConfig(level=logging.WARNING, format="%(name)s %(message)s")  # the AMQP ambiguity notes
     # "publishing event X to Q" / "event X to Q recorded": where a killed worker stopped (see killed_between)
@@ -506,7 +500,7 @@ def worker(stats_path: str, double_every: int, hold: bool = False) -> None:
 
 def sweep_once() -> None:
     """One sweeper invocation (a process of its own, as a scheduled Lambda may be): prints its summary."""
-    from relay_local import LambdaContext, load_handler
+    from relay_devkit.runner import LambdaContext, load_handler
 
     handler = load_handler("sweeper")
     summary = handler({}, LambdaContext(function_name="sweeper", timeout_ms=300_000))
@@ -620,14 +614,13 @@ def _run(name, count, faults, seed, timeout, rng, started, result, outage, endpo
     import boto3
     import pika
 
-    from ros_emulator import Emulator
-
     tag = f"{name[:4]}{seed}x{os.getpid()}"  # fresh names: nothing left by an earlier (crashed) run is counted
     with (
-        Emulator(access_keys={KEY_ID: KEY_SECRET}, speed=1.0) as emulator,
-        Emulator(access_keys={KEY_ID: KEY_SECRET}, speed=1.0) as swept_emulator,
+        start_emulator(key=(KEY_ID, KEY_SECRET), speed=1.0) as ros,
+        start_emulator(key=(KEY_ID, KEY_SECRET), speed=1.0) as swept_ros,
         tempfile.TemporaryDirectory() as tmp,
     ):
+        emulator, swept_emulator = ros.emulator, swept_ros.emulator
         expected = make_tasks(emulator, swept_emulator, count, rng, tag)
         created = time.monotonic()
         groups = make_groups(emulator, expected, rng)
@@ -658,17 +651,13 @@ def _run(name, count, faults, seed, timeout, rng, started, result, outage, endpo
         connection.close()
         env = {
             **os.environ,
-            "ALIBABA_CLOUD_ACCESS_KEY_ID": KEY_ID,
-            "ALIBABA_CLOUD_ACCESS_KEY_SECRET": KEY_SECRET,
-            "ALIBABA_CLOUD_ECS_METADATA_DISABLED": "true",
-            "ALIBABA_CLOUD_CLI_PROFILE_DISABLED": "true",
-            "ROS_ENDPOINT": emulator.endpoint,
-            "ROS_PROTOCOL": "http",
+            **ros.environment(
+                f"s3://{bucket}/,amqp://guest:guest@127.0.0.1:5672/%2F?routing_key={amqp_queue}"
+                f"&max_message_bytes=65536&heartbeat=0,sqs://{small}"
+            ),
             "ROS_READ_TIMEOUT_MS": "1000",
             "ROS_MAX_ATTEMPTS": "3",
             "AWS_ENDPOINT_URL": endpoint,
-            "RELAY_DESTINATIONS": f"s3://{bucket}/,amqp://guest:guest@127.0.0.1:5672/%2F?routing_key={amqp_queue}"
-            f"&max_message_bytes=65536&heartbeat=0,sqs://{small}",
             "RELAY_LEDGER": f"redis://127.0.0.1:{redis.port}/0",
             # Longer than a publish can take on this loaded machine (boto3: 3 attempts of 5 + 10 s at worst): an
             # in-progress entry that expires while its publish still runs lets a second worker publish again.
@@ -682,18 +671,10 @@ def _run(name, count, faults, seed, timeout, rng, started, result, outage, endpo
             "POWERTOOLS_LOG_LEVEL": "CRITICAL",
             "POWERTOOLS_METRICS_DISABLED": "true",
             "POWERTOOLS_TRACE_DISABLED": "true",
-            "PYTHONPATH": os.pathsep.join(
-                [
-                    str(ROOT / "tools"),
-                    str(ROOT / "tests" / "integration"),
-                    *os.environ.get("PYTHONPATH", "").split(os.pathsep),
-                ]
-            ).rstrip(os.pathsep),
         }
         swept_env = {key: value for key, value in env.items() if key != "RELAY_LEDGER"}
         swept_env.update(
-            ROS_ENDPOINT=swept_emulator.endpoint,
-            RELAY_DESTINATIONS=f"s3://{bucket}/swept/,sqs://{fifo}",
+            swept_ros.environment(f"s3://{bucket}/swept/,sqs://{fifo}"),
             RELAY_TRACKING_QUEUE=swept_tracking["QueueUrl"],
             RELAY_FAILURE_QUEUE=swept_failures["QueueUrl"],
             # Pages of 20 (50 by default): the listing has several, so a listing error can come on a later page.
