@@ -49,7 +49,13 @@ FC_TRIGGERS = {"timer": "timer_handler", "event": "event_handler", "http": "http
 @cache
 def lambda_timeouts_ms() -> dict[str, int]:
     """Each function's Timeout in template.yaml (by its code directory, e.g. "sweeper"), in milliseconds: a
-    local run gets the time budget the deployed function has."""
+    local run gets the time budget the deployed function has.
+
+    A run with only the standard library and a built package (replay --built under python -S) has no YAML
+    parser: its parent reads the template and passes these in RELAY_DEVKIT_LAMBDA_TIMEOUTS (lambda_timeouts_json)."""
+    given = os.environ.get("RELAY_DEVKIT_LAMBDA_TIMEOUTS")
+    if given:
+        return {function: int(ms) for function, ms in json.loads(given).items()}
     from cfnlint.decode import cfn_yaml
 
     template = cfn_yaml.load(str(ROOT / "template.yaml"))
@@ -59,6 +65,11 @@ def lambda_timeouts_ms() -> dict[str, int]:
         for r in template["Resources"].values()
         if r["Type"] == "AWS::Serverless::Function"
     }
+
+
+def lambda_timeouts_json() -> str:
+    """RELAY_DEVKIT_LAMBDA_TIMEOUTS for a child that cannot read YAML (see lambda_timeouts_ms)."""
+    return json.dumps(lambda_timeouts_ms())
 
 
 def fc_function(trigger: str) -> FcFunctionMeta:

@@ -21,7 +21,7 @@ from ci_policy import require
 
 from relay_devkit import ROOT
 from relay_devkit.events import EVENTS
-from relay_devkit.runner import built_resource, fc_functions_json, replay_outputs
+from relay_devkit.runner import built_resource, fc_functions_json, lambda_timeouts_json, replay_outputs
 
 pytestmark = [pytest.mark.build, pytest.mark.timeout(900)]
 
@@ -74,6 +74,7 @@ def test_each_built_handler_replays_its_samples(built, tmp_path, function):
     assert samples
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ALIBABA_CLOUD_", "ROS_", "RELAY_", "PYTHON"))}
     env |= {"RELAY_DESTINATIONS": tmp_path.as_uri(), "POWERTOOLS_LOG_LEVEL": "ERROR"} | DEVKIT_ONLY
+    env["RELAY_DEVKIT_LAMBDA_TIMEOUTS"] = lambda_timeouts_json()  # the child has no YAML parser
     proc = subprocess.run(
         [python312(), "-S", str(ROOT / "tools" / "replay.py"), "--built", str(built), *map(str, samples)],
         capture_output=True, text=True, env=env, timeout=300, cwd=tmp_path, check=False,
