@@ -80,8 +80,8 @@ integration: $(STAMP)
 
 # checkov: the SAM template as CloudFormation, and its secrets scan over what is deployed or documented (both
 # templates, the events, the code, README, the Makefile). checkov has no framework for ROS templates, and its
-# yaml/json frameworks hold no built-in checks. tests/, bench/, tools/ and devkit/ hold the local servers' and
-# the emulator's throwaway credentials (guest:guest, the demo AccessKey pair) on purpose.
+# yaml/json frameworks hold no built-in checks. tests/, bench/ and tools/ hold the local servers' throwaway
+# credentials (guest:guest) on purpose.
 lint: $(STAMP) $(TOOLS)/sam/.stamp $(TOOLS)/checkov/.stamp
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/bandit -q -r layers functions
@@ -91,7 +91,7 @@ lint: $(STAMP) $(TOOLS)/sam/.stamp $(TOOLS)/checkov/.stamp
 	$(CHECKOV) -d . --framework secrets --enable-secret-scan-all-files --quiet --compact --skip-download \
 	  --skip-path '\.venv' --skip-path '\.wheelhouse' --skip-path '\.git/' --skip-path '_cache' \
 	  --skip-path '\.hypothesis' --skip-path '\.aws-sam' --skip-path '\.mutate' --skip-path '^out/' --skip-path tests/ \
-	  --skip-path bench/ --skip-path tools/ --skip-path devkit/
+	  --skip-path bench/ --skip-path tools/
 
 # Recompile the layer's locked requirements (full closure, with hashes) from requirements.in.
 lock: $(STAMP)
