@@ -4,7 +4,7 @@ Baselines (bench/baselines.py): *floor* is the raw official SDK call(s); *naive*
 write by hand (a sequential loop, a client per task, always OutputOption=Enabled, TaskOutput written to a
 file); *physical* is latency x the sequential round trips the work needs at the configured concurrency.
 The emulator runs in its own process, so its work does not share the measured process's GIL.
-Prints one table and writes it to bench/results.md.
+Prints one table and writes it to bench/results.md. What must run in a fresh process runs bench/children.py.
 """
 
 from __future__ import annotations
@@ -19,12 +19,11 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT / "tools"), str(ROOT / "bench"), str(ROOT / "tests" / "integration")]
+from baselines import floor_fetch, naive_relay, sdk_client  # bench/, this script's own folder
 
-from baselines import floor_fetch, naive_relay, sdk_client  # noqa: E402
-
-from relay_local import EmulatorProcess, LambdaContext, emulator_environment  # noqa: E402
+from relay_devkit import ROOT
+from relay_devkit.emulation import LocalRos, start_emulator
+from relay_devkit.runner import LambdaContext
 
 YAML = "ROSTemplateFormatVersion: '2015-09-01'\nResources:\n  Vpc:\n    Type: ALIYUN::ECS::VPC\n"
 ROWS: list[dict] = []
@@ -45,21 +44,15 @@ def _seconds(value: float) -> str:
     return f"{value * 1000:.2f} ms" if value < 1 else f"{value:.2f} s"
 
 
-def emulator(tasks, faults=(), page=None, history=()) -> EmulatorProcess:
+def emulator(tasks, faults=(), page=None, history=()) -> LocalRos:
     scenario = {"Tasks": tasks, "Faults": list(faults), "History": list(history)}
-    with tempfile.TemporaryDirectory(prefix="bench-") as folder:  # read at start-up, then not needed
-        path = Path(folder) / "scenario.json"
-        path.write_text(json.dumps(scenario))
-        return EmulatorProcess(scenario=path)
+    return start_emulator(scenario=scenario, own_process=True)
 
 
-def relay_env(endpoint: str, out: Path, **extra) -> dict[str, str]:
+def relay_env(emu: LocalRos, out: Path, **extra) -> dict[str, str]:
     return {
         **{k: v for k, v in os.environ.items() if not k.startswith(("ROS_", "RELAY_", "ALIBABA_CLOUD_"))},
-        **emulator_environment(endpoint, out.as_uri()),
-        "POWERTOOLS_LOG_LEVEL": "ERROR",
-        "POWERTOOLS_METRICS_DISABLED": "true",
-        **extra,
+        **emu.environment(out.as_uri(), POWERTOOLS_LOG_LEVEL="ERROR", POWERTOOLS_METRICS_DISABLED="true", **extra),
     }
 
 
@@ -88,8 +81,10 @@ def medians(*fns, repeat: int) -> list[float]:
     return [statistics.median(spent) for spent in times]
 
 
-def run_child(code: str, env: dict[str, str]) -> str:
-    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True, cwd=ROOT)
+def run_child(name: str, env: dict[str, str]) -> str:
+    """The last line bench/children.py's ``name`` prints, run in a fresh process with ``env``."""
+    command = [sys.executable, str(ROOT / "bench" / "children.py"), name]
+    proc = subprocess.run(command, env=env, capture_output=True, text=True, check=True, cwd=ROOT)
     return proc.stdout.strip().splitlines()[-1]
 
 
@@ -99,25 +94,18 @@ def run_child(code: str, env: dict[str, str]) -> str:
 def bench_cold_start(tmp: Path) -> None:
     emu = emulator([{"TaskId": f"t-cold-{i}", "Status": "SUCCESS", "TaskOutput": {"Result": YAML}} for i in range(30)])
     try:
-        # The handler is imported the way the Lambda runtime does (its folder on sys.path, `import app`), not
-        # through relay_local, whose own imports (subprocess, uuid, ...) Lambda would not pay for.
-        relay_code = (
-            "import os, sys, types; sys.path[:0] = ['functions/fetch_task', 'layers/relay']; import app; "
-            "ctx = types.SimpleNamespace(function_name='cold', memory_limit_in_mb=512, aws_request_id='r-1', "
-            "invoked_function_arn='arn:aws:lambda:us-east-1:000000000000:function:cold'); "
-            "r = app.lambda_handler({'TaskId': os.environ['TASK']}, ctx); "
-            "assert r['results'][0]['deliveries'][0]['outcome'] == 'created'"
-        )
-        floor_code = "import os, sys; sys.path.insert(0, 'bench'); from baselines import floor_cold; floor_cold(os.environ['ROS_ENDPOINT'], os.environ['TASK'])"
+        # The handler is imported the way the Lambda runtime does (its folder and the layer's on the import path,
+        # `import app`): see children.cold_relay.
+        lambda_path = os.pathsep.join([str(ROOT / "functions" / "fetch_task"), str(ROOT / "layers" / "relay")])
         relay_times, floor_times = [], []
         for i in range(12):  # alternate, so drift hits both alike
-            env = relay_env(emu.endpoint, tmp / f"cold-{i}", TASK=f"t-cold-{i}")
+            env = relay_env(emu, tmp / f"cold-{i}", TASK=f"t-cold-{i}", PYTHONPATH=lambda_path)
             started = time.perf_counter()
-            run_child(relay_code + "; print('ok')", env)
+            run_child("cold-relay", env)
             relay_times.append(time.perf_counter() - started)
-            env = relay_env(emu.endpoint, tmp / f"cold-floor-{i}", TASK=f"t-cold-{i + 15}")
+            env = relay_env(emu, tmp / f"cold-floor-{i}", TASK=f"t-cold-{i + 15}")
             started = time.perf_counter()
-            run_child(floor_code + "; print('ok')", env)
+            run_child("cold-floor", env)
             floor_times.append(time.perf_counter() - started)
         # The first pair only warms the page cache (files read once per boot); the medians are of the rest.
         relay, floor = statistics.median(relay_times[1:]), statistics.median(floor_times[1:])
@@ -138,8 +126,8 @@ def bench_warm(tmp: Path) -> None:
     tasks = [{"TaskId": f"t-warm-{i}", "Status": "SUCCESS", "TaskOutput": {"Result": YAML}} for i in range(3 * n)]
     emu = emulator(tasks)
     try:
-        runtime = in_process(relay_env(emu.endpoint, tmp / "warm"))
-        from relay_local import load_handler
+        runtime = in_process(relay_env(emu, tmp / "warm"))
+        from relay_devkit.runner import load_handler
 
         handler = load_handler("fetch_task")
         handler({"TaskId": "t-warm-0"}, LambdaContext())  # warm
@@ -174,8 +162,8 @@ def bench_concurrency(tmp: Path) -> None:
     tasks = [{"TaskId": task_id, "Status": "SUCCESS", "TaskOutput": {"Result": YAML}} for task_id in ids]
     emu = emulator(tasks, [{"LatencyMs": int(latency * 1000), "Times": None}])
     try:
-        runtime = in_process(relay_env(emu.endpoint, tmp / "conc", RELAY_MAX_CONCURRENCY=str(workers)))
-        from relay_local import load_handler
+        runtime = in_process(relay_env(emu, tmp / "conc", RELAY_MAX_CONCURRENCY=str(workers)))
+        from relay_devkit.runner import load_handler
 
         handler = load_handler("fetch_task")
         handler({"TaskId": ids.pop()}, LambdaContext())  # warm: the SDK is imported on first use
@@ -215,7 +203,7 @@ def bench_async(tmp: Path) -> None:
     emu = emulator([{"TaskId": "t-async", "Status": "SUCCESS", "TaskOutput": {"Result": YAML}}],
                    [{"LatencyMs": int(latency * 1000), "Times": None}])  # fmt: skip
     try:
-        os.environ.update(relay_env(emu.endpoint, tmp / "async"))
+        os.environ.update(relay_env(emu, tmp / "async"))
         client = sdk_client(emu.endpoint)
         request = models.GetAITaskRequest(task_id="t-async", output_option="Enabled")
 
@@ -257,14 +245,14 @@ def bench_async(tmp: Path) -> None:
 
 
 def bench_batch(tmp: Path) -> None:
-    from servers import sqs_record
+    from relay_devkit.events import sqs_record
 
     latency = 0.05
     emu = emulator([{"TaskId": f"t-batch-{i}", "Status": "SUCCESS", "TaskOutput": {"Result": YAML}} for i in range(50)],
                    [{"LatencyMs": int(latency * 1000), "Times": None}])  # fmt: skip
     try:
-        runtime = in_process(relay_env(emu.endpoint, tmp / "batch", RELAY_MAX_CONCURRENCY="10"))
-        from relay_local import load_handler
+        runtime = in_process(relay_env(emu, tmp / "batch", RELAY_MAX_CONCURRENCY="10"))
+        from relay_devkit.runner import load_handler
 
         handler = load_handler("queue_consumer")
         times = []
@@ -295,7 +283,7 @@ def bench_bytes(tmp: Path) -> None:
     ]
     emu = emulator(tasks)
     try:
-        runtime = in_process(relay_env(emu.endpoint, tmp / "bytes"))
+        runtime = in_process(relay_env(emu, tmp / "bytes"))
         from aitask_relay.core.taskref import TaskRef
 
         relay = runtime.relay()
@@ -305,9 +293,10 @@ def bench_bytes(tmp: Path) -> None:
         relay_bytes = emu_stats(emu)["task_output_bytes"] - base
         naive_relay(emu.endpoint, [f"t-bytes-{i}" for i in range(100)], tmp / "bytes-naive")
         naive_bytes = emu_stats(emu)["task_output_bytes"] - base - relay_bytes
-        ROWS.append({"bench": "bytes", "measure": "100 polls of pending tasks: TaskOutput bytes", "value": f"{relay_bytes} B",
-                     "baseline": f"{naive_bytes} B (naive)", "ratio": f"{relay_bytes / naive_bytes:.2f}x",
-                     "target": "0 bytes", "met": "yes" if relay_bytes == 0 else "NO"})  # fmt: skip
+        ROWS.append({"bench": "bytes", "measure": "100 polls of pending tasks: TaskOutput bytes",
+                     "value": f"{relay_bytes} B", "baseline": f"{naive_bytes} B (naive)",
+                     "ratio": f"{relay_bytes / naive_bytes:.2f}x", "target": "0 bytes",
+                     "met": "yes" if relay_bytes == 0 else "NO"})  # fmt: skip
         print(f"bytes         relay {relay_bytes} B, naive {naive_bytes} B", flush=True)
         runtime.reset()
     finally:
@@ -328,33 +317,23 @@ def bench_large(tmp: Path) -> None:
     tasks += [{"TaskId": f"t-small-{i}", "Status": "SUCCESS", "TaskOutput": {"Result": YAML}} for i in range(2)]
     emu = emulator(tasks)
     try:
-        code = (
-            "import os, sys, resource, time, json; sys.path[:0] = ['tools', 'bench']; from relay_local import load_handler, LambdaContext; "
-            "from baselines import sdk_client, floor_fetch; h = load_handler('fetch_task'); c = sdk_client(os.environ['ROS_ENDPOINT']); "
-            "h({'TaskId': 't-small-0'}, LambdaContext()); floor_fetch(c, 't-small-1', os.environ['OUT'] + '-f');"
-            "status = lambda key: int(open('/proc/self/status').read().split(key + ':')[1].split()[0]); "
-            "before = status('VmRSS'); "
-            "t = time.perf_counter(); h({'TaskId': os.environ['TASK']}, LambdaContext()); relay = time.perf_counter() - t; "
-            "after = status('VmHWM'); "
-            "t = time.perf_counter(); floor_fetch(c, os.environ['FLOOR_TASK'], os.environ['OUT'] + '-f'); floor = time.perf_counter() - t; "
-            "print(json.dumps([relay, floor, (after - before) * 1024]))"
-        )
         results = []
         for i in range(2, 12, 2):
             env = relay_env(
-                emu.endpoint,
+                emu,
                 tmp / f"large-{i}",
                 TASK=f"t-large-{i}",
                 FLOOR_TASK=f"t-large-{i + 1}",
                 OUT=str(tmp / f"large-{i}"),
             )
-            results.append(json.loads(run_child(code, env)))
+            results.append(json.loads(run_child("large", env)))
         relay = statistics.median(r[0] for r in results)
         floor = statistics.median(r[1] for r in results)
         growth = statistics.median(r[2] for r in results)
         row("large", "5 MiB template end to end vs SDK call + write", relay, floor, "<= 2x floor", lambda r: r <= 2)
-        ROWS.append({"bench": "large", "measure": "peak RSS growth for a 5 MiB template", "value": f"{growth / 2**20:.1f} MiB",
-                     "baseline": "5.0 MiB (template)", "ratio": f"{growth / size:.2f}x", "target": "<= 4x template",
+        ROWS.append({"bench": "large", "measure": "peak RSS growth for a 5 MiB template",
+                     "value": f"{growth / 2**20:.1f} MiB", "baseline": "5.0 MiB (template)",
+                     "ratio": f"{growth / size:.2f}x", "target": "<= 4x template",
                      "met": "yes" if growth <= 4 * size else "NO"})  # fmt: skip
         print(f"large         RSS growth {growth / 2**20:.1f} MiB", flush=True)
     finally:
@@ -369,18 +348,8 @@ def bench_sweep(tmp: Path) -> None:
     ]
     emu = emulator(tasks, [{"LatencyMs": int(latency * 1000), "Times": None}])
     try:
-        code = (
-            "import os, sys, resource, time, json; sys.path.insert(0, 'tools'); from relay_local import load_handler, LambdaContext; "
-            "h = load_handler('sweeper'); import aitask_relay.runtime as r; r.relay(); r.ros(); "
-            "status = lambda key: int(open('/proc/self/status').read().split(key + ':')[1].split()[0]); before = status('VmRSS'); "
-            "t, cpu = time.perf_counter(), time.process_time(); s = h({}, LambdaContext(timeout_ms=900000)); "
-            "took, cpu = time.perf_counter() - t, time.process_time() - cpu; "
-            "after = status('VmHWM'); "
-            "t = time.perf_counter(); again = h({}, LambdaContext(timeout_ms=900000)); again_took = time.perf_counter() - t; "
-            "print(json.dumps([took, (after - before) * 1024, s, cpu, again_took, again]))"
-        )
-        env = relay_env(emu.endpoint, tmp / "sweep", RELAY_SWEEP_PAGE_SIZE="50")
-        took, growth, summary, cpu, again_took, again = json.loads(run_child(code, env))
+        env = relay_env(emu, tmp / "sweep", RELAY_SWEEP_PAGE_SIZE="50")
+        took, growth, summary, cpu, again_took, again = json.loads(run_child("sweep", env))
         assert summary["listed"] == n and summary["delivered"] == finished, summary
         assert again["already_delivered"] == finished, again
         physical = latency * (n // 50) + latency * -(-finished // 8)  # pages one by one, finished tasks 8 at a time
@@ -398,8 +367,9 @@ def bench_sweep(tmp: Path) -> None:
         # Context: the next sweep over the same window, every finished task already delivered: the stores
         # say so (a stat per task here, a HEAD on S3/OSS), so only the pages are round trips.
         row("sweep", "the same sweep again (all delivered) vs physical (pages only)", again_took, latency * (n // 50))
-        ROWS.append({"bench": "sweep", "measure": f"peak RSS growth over {n // 50} pages", "value": f"{growth / 2**20:.1f} MiB",
-                     "baseline": "-", "ratio": "-", "target": "< 50 MB", "met": "yes" if growth < 50e6 else "NO"})  # fmt: skip
+        ROWS.append({"bench": "sweep", "measure": f"peak RSS growth over {n // 50} pages",
+                     "value": f"{growth / 2**20:.1f} MiB", "baseline": "-", "ratio": "-", "target": "< 50 MB",
+                     "met": "yes" if growth < 50e6 else "NO"})  # fmt: skip
         print(f"sweep         RSS growth {growth / 2**20:.1f} MiB", flush=True)
     finally:
         emu.stop()
@@ -411,23 +381,20 @@ def bench_history(tmp: Path) -> None:
     tasks = [{"TaskId": f"t-new-{i:03d}", "Status": "SUCCESS", "TaskOutput": {"Result": YAML}} for i in range(recent)]
     emu = emulator(tasks, history=[{"Count": old, "CreatedSecondsAgo": 3 * 86400, "TaskIdPrefix": "t-old-"}])
     try:
-        code = (
-            "import sys, json, time; sys.path.insert(0, 'tools'); from relay_local import load_handler, LambdaContext; "
-            "h = load_handler('sweeper'); t = time.perf_counter(); s = h({}, LambdaContext(timeout_ms=900000)); "
-            "print(json.dumps([time.perf_counter() - t, s]))"
-        )
         took, summary = json.loads(
-            run_child(code, relay_env(emu.endpoint, tmp / "history", RELAY_SWEEP_PAGE_SIZE=str(page)))
+            run_child("history", relay_env(emu, tmp / "history", RELAY_SWEEP_PAGE_SIZE=str(page)))
         )
         assert summary["delivered"] == recent and summary["complete"], summary
         pages = emu_stats(emu)["by_action"]["ListAITasks"]
         # The window's own pages plus the one that shows the rest of the listing is older than it can hold.
         needed = -(-recent // page) + 1
-        ROWS.append({"bench": "history", "measure": f"ListAITasks pages a sweep reads over {old:,} old + {recent} recent tasks",
+        ROWS.append({"bench": "history",
+                     "measure": f"ListAITasks pages a sweep reads over {old:,} old + {recent} recent tasks",
                      "value": str(pages), "baseline": f"{needed} (window + 1)", "ratio": f"{pages / needed:.2f}x",
                      "target": "<= window + 1", "met": "yes" if pages <= needed else "NO"})  # fmt: skip
         ROWS.append({"bench": "history", "measure": "the same, had it read the whole listing (context)",
-                     "value": str(-(-(old + recent) // page)), "baseline": "-", "ratio": "-", "target": "(context)", "met": "-"})  # fmt: skip
+                     "value": str(-(-(old + recent) // page)), "baseline": "-", "ratio": "-", "target": "(context)",
+                     "met": "-"})  # fmt: skip
         print(f"history       {pages} pages in {took:.2f} s (window + 1 = {needed})", flush=True)
     finally:
         emu.stop()
@@ -436,11 +403,11 @@ def bench_history(tmp: Path) -> None:
 def bench_destinations(tmp: Path) -> None:
     import boto3
     import pika
-    from servers import MotoServer, unique
 
     from aitask_relay.adapters.destinations import build_destination
     from aitask_relay.adapters.destinations.message import build_message
     from aitask_relay.core.normalize import normalize
+    from relay_devkit.servers import MotoServer, unique
 
     n = 200
     moto = MotoServer().start()
@@ -511,8 +478,8 @@ def _bare_s3(s3, bucket, i, observation):
 
 
 BENCHES = {
-    "cold": bench_cold_start, "warm": bench_warm, "concurrency": bench_concurrency, "async": bench_async, "batch": bench_batch,
-    "bytes": bench_bytes, "large": bench_large, "sweep": bench_sweep, "history": bench_history,
+    "cold": bench_cold_start, "warm": bench_warm, "concurrency": bench_concurrency, "async": bench_async,
+    "batch": bench_batch, "bytes": bench_bytes, "large": bench_large, "sweep": bench_sweep, "history": bench_history,
     "destinations": bench_destinations,
 }  # fmt: skip
 
@@ -529,10 +496,8 @@ def main(argv: list[str]) -> int:
             os.environ.clear()
             os.environ.update(saved)
     header = "| bench | measure | value | baseline | ratio | target | met? |\n|---|---|---|---|---|---|---|\n"
-    lines = "".join(
-        f"| {r['bench']} | {r['measure']} | {r['value']} | {r['baseline']} | {r['ratio']} | {r['target']} | {r['met']} |\n"
-        for r in ROWS
-    )
+    columns = ("bench", "measure", "value", "baseline", "ratio", "target", "met")
+    lines = "".join("| " + " | ".join(r[c] for c in columns) + " |\n" for r in ROWS)
     machine = (
         f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, {time.strftime('%Y-%m-%d')}"
     )

@@ -8,8 +8,6 @@ profiles are switched off so that no test ever reaches outside the machine for c
 from __future__ import annotations
 
 import os
-import sys
-from pathlib import Path
 
 # pytest hooks, found by name here: with CI=true a skipped test fails the run, listing what skipped
 from ci_policy import (  # noqa: F401
@@ -20,7 +18,6 @@ from ci_policy import (  # noqa: F401
     pytest_terminal_summary,
 )
 
-ROOT = Path(__file__).resolve().parent.parent
 TEST_KEY_ID, TEST_KEY_SECRET = "test-key-id", "test-key-secret-NEVER-LOGGED"
 AWS_TEST_SECRET = "aws-test-secret-NEVER-LOGGED"
 
@@ -49,4 +46,3 @@ for name in list(os.environ):
         "AWS_REGION",
     ):
         os.environ.pop(name, None)
-sys.path.insert(0, str(ROOT / "tools"))

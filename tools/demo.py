@@ -12,8 +12,10 @@ import shutil
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from relay_local import EVENTS, ROOT, EmulatorProcess, LambdaContext, emulator_environment, load_event, load_handler
+from relay_devkit import ROOT
+from relay_devkit.emulation import DEMO_SCENARIO, start_emulator
+from relay_devkit.events import EVENTS, load_event
+from relay_devkit.runner import LambdaContext, load_handler
 
 
 def main() -> int:
@@ -23,9 +25,9 @@ def main() -> int:
     delivered.mkdir(parents=True)
     log_path = out / "handler.log"
     console = sys.stdout
-    emulator = EmulatorProcess()
+    emulator = start_emulator(scenario=DEMO_SCENARIO, own_process=True)
     print(f"ROS emulator (python -m ros_emulator) listening on {emulator.endpoint}")
-    os.environ.update(emulator_environment(emulator.endpoint, delivered.as_uri()))
+    os.environ.update(emulator.environment(delivered.as_uri()))
     unexpected = 0
     rows: list[tuple[str, ...]] = []
     try:

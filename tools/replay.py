@@ -13,17 +13,16 @@ import os
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from relay_local import (
-    ROOT,
-    EmulatorProcess,
+from relay_devkit import ROOT
+from relay_devkit.emulation import DEMO_SCENARIO, start_emulator
+from relay_devkit.events import load_event
+from relay_devkit.runner import (
     FcContext,
     LambdaContext,
-    emulator_environment,
+    add_built_layer,
     fc_function,
     fc_trigger_of,
     function_of,
-    load_event,
     load_fc_handler,
     load_handler,
 )
@@ -41,12 +40,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     if args.built is not None:  # a `sam build` dir (RelayLayer/python) or an unzipped FC package (python/)
-        sys.path[:0] = [str(p) for p in (args.built / "RelayLayer" / "python", args.built / "python") if p.is_dir()]
+        add_built_layer(args.built)
     emulator = None
     if not (os.environ.get("ROS_ENDPOINT") or os.environ.get("ALIBABA_CLOUD_ACCESS_KEY_ID")):
-        emulator = EmulatorProcess()
+        emulator = start_emulator(scenario=DEMO_SCENARIO, own_process=True)
         out = ROOT / "out" / "replay"
-        os.environ.update(emulator_environment(emulator.endpoint, os.environ.get("RELAY_DESTINATIONS") or out.as_uri()))
+        os.environ.update(emulator.environment(os.environ.get("RELAY_DESTINATIONS") or out.as_uri()))
     rejected = 0
     try:
         from aitask_relay.core.errors import InvalidInput

@@ -68,8 +68,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT / "tools"), str(ROOT / "tests" / "integration")]
+from relay_devkit.emulation import start_emulator
+from relay_devkit.servers import closed_port
 
 KEY_ID, KEY_SECRET = "soak-key-id", "soak-key-secret"
 VISIBILITY = 6
@@ -131,17 +131,11 @@ class Result:
 # --- the servers ------------------------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 class DurableRedis:
     """A redis-server of the soak's own, appendonly + fsync always, so a restart keeps the ledger."""
 
     def __init__(self) -> None:
-        self.port, self.dir = free_port(), tempfile.mkdtemp(prefix="soak-redis-")
+        self.port, self.dir = closed_port(), tempfile.mkdtemp(prefix="soak-redis-")
         self.start()
 
     def start(self) -> None:
@@ -464,9 +458,9 @@ def worker(stats_path: str, double_every: int, hold: bool = False) -> None:
     import logging
 
     import boto3
-    from servers import lambda_event_from
 
-    from relay_local import LambdaContext, load_handler
+    from relay_devkit.events import lambda_event_from
+    from relay_devkit.runner import LambdaContext, load_handler
 
     logging.basicConfig(level=logging.WARNING, format="%(name)s %(message)s")  # the AMQP ambiguity notes
     # "publishing event X to Q" / "event X to Q recorded": where a killed worker stopped (see killed_between)
@@ -506,7 +500,7 @@ def worker(stats_path: str, double_every: int, hold: bool = False) -> None:
 
 def sweep_once() -> None:
     """One sweeper invocation (a process of its own, as a scheduled Lambda may be): prints its summary."""
-    from relay_local import LambdaContext, load_handler
+    from relay_devkit.runner import LambdaContext, load_handler
 
     handler = load_handler("sweeper")
     summary = handler({}, LambdaContext(function_name="sweeper", timeout_ms=300_000))
@@ -602,156 +596,186 @@ SWEEPS = 4  # at least this many sweeper runs over the same window, the last aft
 SWEEP_INTERVAL_MS = 600_000  # the template's SweepSchedule default, rate(10 minutes)
 
 
-def run_scenario(name: str, count: int, faults: bool, seed: int, timeout: float) -> Result:
+@dataclass
+class Soak:
+    """One scenario of the soak: its settings, the servers it runs on, and what it counts.
 
-    rng = random.Random(seed)
-    started = time.monotonic()
-    result = Result(name, count)
-    server, outage, endpoint = start_moto()
-    redis = DurableRedis()
-    try:
-        return _run(name, count, faults, seed, timeout, rng, started, result, outage, endpoint, redis)
-    finally:
-        redis.stop()
-        server.shutdown()
+    ``run`` starts the servers (moto behind its front, a Redis of the soak's own), runs the scenario over them
+    and stops them; ``result`` is what reconcile found and ``chaos`` the faults the chaos thread injected."""
 
+    name: str
+    count: int
+    faults: bool  # every fault at once (the "faults" scenario), or none (the baseline)
+    seed: int
+    timeout: float
+    rng: random.Random = field(init=False)
+    started: float = field(init=False)
+    result: Result = field(init=False)
+    chaos: dict[str, int] = field(default_factory=dict)  # the chaos done, by action ("kill", "s3", ...)
+    # The servers, while run() runs: moto's front (its S3 outage switch), moto's endpoint, the Redis.
+    front: MotoFront = field(init=False)
+    endpoint: str = field(init=False)
+    redis: DurableRedis = field(init=False)
 
-def _run(name, count, faults, seed, timeout, rng, started, result, outage, endpoint, redis) -> Result:
-    import boto3
-    import pika
+    def __post_init__(self) -> None:
+        self.rng = random.Random(self.seed)
+        self.started = time.monotonic()
+        self.result = Result(self.name, self.count)
 
-    from ros_emulator import Emulator
-
-    tag = f"{name[:4]}{seed}x{os.getpid()}"  # fresh names: nothing left by an earlier (crashed) run is counted
-    with (
-        Emulator(access_keys={KEY_ID: KEY_SECRET}, speed=1.0) as emulator,
-        Emulator(access_keys={KEY_ID: KEY_SECRET}, speed=1.0) as swept_emulator,
-        tempfile.TemporaryDirectory() as tmp,
-    ):
-        expected = make_tasks(emulator, swept_emulator, count, rng, tag)
-        created = time.monotonic()
-        groups = make_groups(emulator, expected, rng)
-        if faults:
-            ros_faults(emulator, swept_emulator, expected, rng)
-        os.environ.update(AWS_ACCESS_KEY_ID="soak", AWS_SECRET_ACCESS_KEY="soak", AWS_DEFAULT_REGION="us-east-1")
-        sqs = boto3.client("sqs", endpoint_url=endpoint)
-        from botocore.config import Config
-
-        s3 = boto3.client("s3", endpoint_url=endpoint, config=Config(user_agent_extra="soak-observer"))
-        bucket = f"soak-{tag}".lower()
-        s3.create_bucket(Bucket=bucket)
-        tracking = sqs.create_queue(QueueName=f"soak-tracking-{tag}", Attributes={"VisibilityTimeout": str(VISIBILITY)})
-        failures = sqs.create_queue(QueueName=f"soak-failures-{tag}")
-        # The SQS output queue at 256 KiB, the default of queues created before August 2025.
-        small = f"soak-out-{tag}"
-        sqs.create_queue(QueueName=small, Attributes={"MaximumMessageSize": "262144"})
-        # The swept deployment: the same tasks, swept again and again, to S3 and a FIFO queue, without a ledger.
-        fifo = f"soak-swept-{tag}.fifo"
-        sqs.create_queue(QueueName=fifo, Attributes={"FifoQueue": "true"})
-        swept_tracking = sqs.create_queue(
-            QueueName=f"soak-swept-tracking-{tag}", Attributes={"VisibilityTimeout": str(VISIBILITY)}
-        )
-        swept_failures = sqs.create_queue(QueueName=f"soak-swept-failures-{tag}")
-        amqp_queue = f"soak-{tag}"
-        connection = pika.BlockingConnection(pika.URLParameters("amqp://guest:guest@127.0.0.1:5672/%2F"))
-        connection.channel().queue_declare(amqp_queue, arguments={"x-expires": 3_600_000})
-        connection.close()
-        env = {
-            **os.environ,
-            "ALIBABA_CLOUD_ACCESS_KEY_ID": KEY_ID,
-            "ALIBABA_CLOUD_ACCESS_KEY_SECRET": KEY_SECRET,
-            "ALIBABA_CLOUD_ECS_METADATA_DISABLED": "true",
-            "ALIBABA_CLOUD_CLI_PROFILE_DISABLED": "true",
-            "ROS_ENDPOINT": emulator.endpoint,
-            "ROS_PROTOCOL": "http",
-            "ROS_READ_TIMEOUT_MS": "1000",
-            "ROS_MAX_ATTEMPTS": "3",
-            "AWS_ENDPOINT_URL": endpoint,
-            "RELAY_DESTINATIONS": f"s3://{bucket}/,amqp://guest:guest@127.0.0.1:5672/%2F?routing_key={amqp_queue}"
-            f"&max_message_bytes=65536&heartbeat=0,sqs://{small}",
-            "RELAY_LEDGER": f"redis://127.0.0.1:{redis.port}/0",
-            # Longer than a publish can take on this loaded machine (boto3: 3 attempts of 5 + 10 s at worst): an
-            # in-progress entry that expires while its publish still runs lets a second worker publish again.
-            "RELAY_LEDGER_LEASE_SECONDS": "30",
-            "RELAY_TRACKING_QUEUE": tracking["QueueUrl"],
-            "RELAY_FAILURE_QUEUE": failures["QueueUrl"],
-            "RELAY_TRACKING_FIRST_DELAY_SECONDS": "1",
-            "RELAY_TRACKING_DEADLINE_SECONDS": "60",
-            # A LAG task answers 404 for its first 10-20 s; the grace covers that with room for the faults' delays.
-            "RELAY_CREATE_GRACE_SECONDS": "60",
-            "POWERTOOLS_LOG_LEVEL": "CRITICAL",
-            "POWERTOOLS_METRICS_DISABLED": "true",
-            "POWERTOOLS_TRACE_DISABLED": "true",
-            "PYTHONPATH": os.pathsep.join(
-                [
-                    str(ROOT / "tools"),
-                    str(ROOT / "tests" / "integration"),
-                    *os.environ.get("PYTHONPATH", "").split(os.pathsep),
-                ]
-            ).rstrip(os.pathsep),
-        }
-        swept_env = {key: value for key, value in env.items() if key != "RELAY_LEDGER"}
-        swept_env.update(
-            ROS_ENDPOINT=swept_emulator.endpoint,
-            RELAY_DESTINATIONS=f"s3://{bucket}/swept/,sqs://{fifo}",
-            RELAY_TRACKING_QUEUE=swept_tracking["QueueUrl"],
-            RELAY_FAILURE_QUEUE=swept_failures["QueueUrl"],
-            # Pages of 20 (50 by default): the listing has several, so a listing error can come on a later page.
-            RELAY_SWEEP_PAGE_SIZE="20",
-        )
-        workers = Workers(env, Path(tmp), double_every=7 if faults else 0, hold=not faults)
-        (Path(tmp) / "swept").mkdir()
-        swept_workers = Workers(swept_env, Path(tmp) / "swept", double_every=0, hold=not faults)
-        for _ in range(WORKERS):
-            workers.spawn()
-        swept_workers.spawn()
-        workers.wait_ready()
-        create_late(emulator, expected)
-        feed(sqs, tracking["QueueUrl"], expected, groups, rng, duplicate=faults)
-        stop = threading.Event()
-        chaos = threading.Thread(target=chaos_loop, args=(stop, workers, outage, redis, rng), daemon=True)
-        sweeper = threading.Thread(
-            target=sweep_loop, args=(stop, swept_env, fifo, created, result.sweeps, swept_emulator), daemon=True
-        )
-        sweeper.start()
-        if faults:
-            chaos.start()
-        deadline = time.monotonic() + timeout
+    def run(self) -> Result:
+        """Start the servers, run the scenario over them, stop them: the scenario's Result."""
+        server, self.front, self.endpoint = start_moto()
+        self.redis = DurableRedis()
         try:
-            settled = wait_until_settled(sqs, s3, bucket, tracking["QueueUrl"], failures["QueueUrl"], expected, timeout)
-            sweeper.join(max(1.0, deadline - time.monotonic()))
-            wait_for_queue(fifo, {e.event_id for e in expected if e.event_id and e.swept}, deadline)
+            return self._scenario()
         finally:
-            stop.set()
-            if faults:
-                chaos.join()
-            sweeper.join()
-            outage.down = False
-            workers.stop()
-            swept_workers.stop()
-        result.retries = workers.retries()
-        keep = os.environ.get("SOAK_KEEP_LOGS")  # a directory: the workers' logs are kept there, for a post-mortem
-        if keep:
-            shutil.copytree(tmp, Path(keep) / tag, ignore=shutil.ignore_patterns("*.json"), dirs_exist_ok=True)
-        outputs = {
-            "amqp": ("", False, drain_amqp(amqp_queue)),
-            "sqs 256 KiB": ("", False, queue_bodies(small)),
-            "sqs fifo swept": ("swept/", True, queue_bodies(fifo)),
-        }
-        kills = [workers.killed_between(), swept_workers.killed_between()]
-        logs = "\n".join([workers.logs(), swept_workers.logs(), *kills] + [s.pop("log", "") for s in result.sweeps])
-        hidden = {  # the LAG tasks GetAITask did answer 404 at first
-            item.task_id for item in expected if item.case == LAG
-            and any(r["action"] == "GetAITask" and r["http_status"] == 404 for r in emulator.requests_for(item.task_id))
-        }  # fmt: skip
-        reconcile(result, expected, s3, bucket, settled, outputs, explained_by(logs), strict_reports=not faults,
-                  hidden=hidden)  # fmt: skip
-        if faults:
-            done = ", ".join(f"{k} x{v}" for k, v in sorted(CHAOS.items()))
-            result.notes.append(f"(chaos: {done}; ROS faults on a fifth of the tasks)")
-    result.elapsed = time.monotonic() - started
-    return result
+            self.redis.stop()
+            server.shutdown()
 
+    def _scenario(self) -> Result:
+        import boto3
+        import pika
+
+        tag = f"{self.name[:4]}{self.seed}x{os.getpid()}"  # fresh names: nothing of an earlier (crashed) run counts
+        with (
+            start_emulator(key=(KEY_ID, KEY_SECRET), speed=1.0) as ros,
+            start_emulator(key=(KEY_ID, KEY_SECRET), speed=1.0) as swept_ros,
+            tempfile.TemporaryDirectory() as tmp,
+        ):
+            emulator, swept_emulator = ros.emulator, swept_ros.emulator
+            expected = make_tasks(emulator, swept_emulator, self.count, self.rng, tag)
+            created = time.monotonic()
+            groups = make_groups(emulator, expected, self.rng)
+            if self.faults:
+                ros_faults(emulator, swept_emulator, expected, self.rng)
+            os.environ.update(AWS_ACCESS_KEY_ID="soak", AWS_SECRET_ACCESS_KEY="soak", AWS_DEFAULT_REGION="us-east-1")
+            sqs = boto3.client("sqs", endpoint_url=self.endpoint)
+            from botocore.config import Config
+
+            s3 = boto3.client("s3", endpoint_url=self.endpoint, config=Config(user_agent_extra="soak-observer"))
+            bucket = f"soak-{tag}".lower()
+            s3.create_bucket(Bucket=bucket)
+            visibility = {"VisibilityTimeout": str(VISIBILITY)}
+            tracking = sqs.create_queue(QueueName=f"soak-tracking-{tag}", Attributes=visibility)
+            failures = sqs.create_queue(QueueName=f"soak-failures-{tag}")
+            # The SQS output queue at 256 KiB, the default of queues created before August 2025.
+            small = f"soak-out-{tag}"
+            sqs.create_queue(QueueName=small, Attributes={"MaximumMessageSize": "262144"})
+            # The swept deployment: the same tasks, swept again and again, to S3 and a FIFO queue, without a ledger.
+            fifo = f"soak-swept-{tag}.fifo"
+            sqs.create_queue(QueueName=fifo, Attributes={"FifoQueue": "true"})
+            swept_tracking = sqs.create_queue(QueueName=f"soak-swept-tracking-{tag}", Attributes=visibility)
+            swept_failures = sqs.create_queue(QueueName=f"soak-swept-failures-{tag}")
+            amqp_queue = f"soak-{tag}"
+            connection = pika.BlockingConnection(pika.URLParameters("amqp://guest:guest@127.0.0.1:5672/%2F"))
+            connection.channel().queue_declare(amqp_queue, arguments={"x-expires": 3_600_000})
+            connection.close()
+            env = {
+                **os.environ,
+                **ros.environment(
+                    f"s3://{bucket}/,amqp://guest:guest@127.0.0.1:5672/%2F?routing_key={amqp_queue}"
+                    f"&max_message_bytes=65536&heartbeat=0,sqs://{small}"
+                ),
+                "ROS_READ_TIMEOUT_MS": "1000",
+                "ROS_MAX_ATTEMPTS": "3",
+                "AWS_ENDPOINT_URL": self.endpoint,
+                "RELAY_LEDGER": f"redis://127.0.0.1:{self.redis.port}/0",
+                # Longer than a publish can take on this loaded machine (boto3: 3 attempts of 5 + 10 s at worst): an
+                # in-progress entry that expires while its publish still runs lets a second worker publish again.
+                "RELAY_LEDGER_LEASE_SECONDS": "30",
+                "RELAY_TRACKING_QUEUE": tracking["QueueUrl"],
+                "RELAY_FAILURE_QUEUE": failures["QueueUrl"],
+                "RELAY_TRACKING_FIRST_DELAY_SECONDS": "1",
+                "RELAY_TRACKING_DEADLINE_SECONDS": "60",
+                # A LAG task answers 404 for its first 10-20 s; the grace covers that with room for the faults' delays.
+                "RELAY_CREATE_GRACE_SECONDS": "60",
+                "POWERTOOLS_LOG_LEVEL": "CRITICAL",
+                "POWERTOOLS_METRICS_DISABLED": "true",
+                "POWERTOOLS_TRACE_DISABLED": "true",
+            }
+            swept_env = {key: value for key, value in env.items() if key != "RELAY_LEDGER"}
+            swept_env.update(
+                swept_ros.environment(f"s3://{bucket}/swept/,sqs://{fifo}"),
+                RELAY_TRACKING_QUEUE=swept_tracking["QueueUrl"],
+                RELAY_FAILURE_QUEUE=swept_failures["QueueUrl"],
+                # Pages of 20 (50 by default): the listing has several, so a listing error can come on a later page.
+                RELAY_SWEEP_PAGE_SIZE="20",
+            )
+            workers = Workers(env, Path(tmp), double_every=7 if self.faults else 0, hold=not self.faults)
+            (Path(tmp) / "swept").mkdir()
+            swept_workers = Workers(swept_env, Path(tmp) / "swept", double_every=0, hold=not self.faults)
+            for _ in range(WORKERS):
+                workers.spawn()
+            swept_workers.spawn()
+            workers.wait_ready()
+            create_late(emulator, expected)
+            feed(sqs, tracking["QueueUrl"], expected, groups, self.rng, duplicate=self.faults)
+            stop = threading.Event()
+            chaos = threading.Thread(target=self._chaos, args=(stop, workers), daemon=True)
+            sweeps = (stop, swept_env, fifo, created, self.result.sweeps, swept_emulator)
+            sweeper = threading.Thread(target=sweep_loop, args=sweeps, daemon=True)
+            sweeper.start()
+            if self.faults:
+                chaos.start()
+            deadline = time.monotonic() + self.timeout
+            try:
+                settled = wait_until_settled(
+                    sqs, s3, bucket, tracking["QueueUrl"], failures["QueueUrl"], expected, self.timeout
+                )
+                sweeper.join(max(1.0, deadline - time.monotonic()))
+                wait_for_queue(fifo, {e.event_id for e in expected if e.event_id and e.swept}, deadline)
+            finally:
+                stop.set()
+                if self.faults:
+                    chaos.join()
+                sweeper.join()
+                self.front.down = False
+                workers.stop()
+                swept_workers.stop()
+            self.result.retries = workers.retries()
+            keep = os.environ.get("SOAK_KEEP_LOGS")  # a directory: the workers' logs are kept there, for a post-mortem
+            if keep:
+                shutil.copytree(tmp, Path(keep) / tag, ignore=shutil.ignore_patterns("*.json"), dirs_exist_ok=True)
+            outputs = {
+                "amqp": ("", False, drain_amqp(amqp_queue)),
+                "sqs 256 KiB": ("", False, queue_bodies(small)),
+                "sqs fifo swept": ("swept/", True, queue_bodies(fifo)),
+            }
+            kills = [workers.killed_between(), swept_workers.killed_between()]
+            sweep_logs = [s.pop("log", "") for s in self.result.sweeps]
+            logs = "\n".join([workers.logs(), swept_workers.logs(), *kills, *sweep_logs])
+            hidden = {  # the LAG tasks GetAITask did answer 404 at first
+                item.task_id for item in expected if item.case == LAG
+                and any(r["action"] == "GetAITask" and r["http_status"] == 404
+                        for r in emulator.requests_for(item.task_id))
+            }  # fmt: skip
+            reconcile(self.result, expected, s3, bucket, settled, outputs, explained_by(logs),
+                      strict_reports=not self.faults, hidden=hidden)  # fmt: skip
+            if self.faults:
+                done = ", ".join(f"{k} x{v}" for k, v in sorted(self.chaos.items()))
+                self.result.notes.append(f"(chaos: {done}; ROS faults on a fifth of the tasks)")
+        self.result.elapsed = time.monotonic() - self.started
+        return self.result
+
+    def _chaos(self, stop: threading.Event, workers: Workers) -> None:
+        """Until ``stop``, every 2.5 s one fault of SOAK_CHAOS (each once in turn, then at random): a worker
+        killed, S3 down for 1-3 s, RabbitMQ's connections closed, Redis restarted; counted in ``chaos``."""
+        actions = os.environ.get("SOAK_CHAOS", "kill,s3,rabbit,redis").split(",")
+        step = 0
+        while not stop.wait(2.5):
+            action = actions[step % len(actions)] if step < len(actions) else self.rng.choice(actions)
+            step += 1
+            self.chaos[action] = self.chaos.get(action, 0) + 1
+            if action == "kill":
+                workers.kill_one(self.rng)
+            elif action == "s3":
+                self.front.down = True
+                stop.wait(self.rng.uniform(1, 3))
+                self.front.down = False
+            elif action == "rabbit":
+                subprocess.run(["rabbitmqctl", "close_all_connections", "soak"], capture_output=True, check=False)
+            elif action == "redis":
+                self.redis.restart(pause=self.rng.uniform(0.5, 1.5))
 
 def feed(sqs, url: str, expected: list[Expected], groups, rng: random.Random, *, duplicate: bool) -> None:
     past = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 58))  # stuck tasks time out soon
@@ -782,28 +806,6 @@ def feed(sqs, url: str, expected: list[Expected], groups, rng: random.Random, *,
     for start in range(0, len(bodies), 10):
         entries = [{"Id": str(i), "MessageBody": b} for i, b in enumerate(bodies[start : start + 10])]
         sqs.send_message_batch(QueueUrl=url, Entries=entries)
-
-
-CHAOS: dict[str, int] = {}
-
-
-def chaos_loop(stop: threading.Event, workers: Workers, outage: MotoFront, redis: DurableRedis, rng) -> None:
-    actions = os.environ.get("SOAK_CHAOS", "kill,s3,rabbit,redis").split(",")
-    step = 0
-    while not stop.wait(2.5):
-        action = actions[step % len(actions)] if step < len(actions) else rng.choice(actions)
-        step += 1
-        CHAOS[action] = CHAOS.get(action, 0) + 1
-        if action == "kill":
-            workers.kill_one(rng)
-        elif action == "s3":
-            outage.down = True
-            stop.wait(rng.uniform(1, 3))
-            outage.down = False
-        elif action == "rabbit":
-            subprocess.run(["rabbitmqctl", "close_all_connections", "soak"], capture_output=True, check=False)
-        elif action == "redis":
-            redis.restart(pause=rng.uniform(0.5, 1.5))
 
 
 # Sweeps (by number, from 0) that ListAITasks answers with an error in an HTTP 200 body, on one page: ROS's AI
@@ -1266,7 +1268,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's request log
     results = []
     for name in args.scenarios.split(","):
-        results.append(run_scenario(name, args.tasks, name == "faults", args.seed, args.timeout))
+        results.append(Soak(name, args.tasks, name == "faults", args.seed, args.timeout).run())
         shown: dict[str, int] = {}
         for problem in results[-1].problems + results[-1].notes:  # the first few of each check's
             check = problem.split(":", 1)[0]

@@ -1,5 +1,7 @@
 """The built artifact: `sam build` (no Docker), then each built handler, with only its built layer and the
-standard library on sys.path (python -S, as in Lambda), replays its events/ samples against the emulator.
+standard library on sys.path (python -S, as in Lambda), replays its events/ samples against the emulator. The
+replay itself needs the development kit (devkit/, standard library only, no relay code): it is given on
+PYTHONPATH, since -S leaves out the venv's editable install of it.
 
 `sam local` needs Docker, which these machines do not have, so this is how the package that gets deployed
 is checked. The template targets arm64; the layer holds compiled wheels (cryptography, aiohttp) that only
@@ -17,12 +19,15 @@ import sys
 import pytest
 from ci_policy import require
 
-from relay_local import EVENTS, ROOT, built_resource, fc_functions_json, replay_outputs
+from relay_devkit import ROOT
+from relay_devkit.events import EVENTS
+from relay_devkit.runner import built_resource, fc_functions_json, lambda_timeouts_json, replay_outputs
 
 pytestmark = [pytest.mark.build, pytest.mark.timeout(900)]
 
 SAM = ROOT / ".venv-tools" / "sam" / "bin" / "sam"
 WHEELHOUSE = ROOT / ".wheelhouse"
+DEVKIT_ONLY = {"PYTHONPATH": str(ROOT / "devkit")}  # tools/replay.py's imports; nothing of the relay is there
 HOST_ARCH = {"x86_64": "x86_64", "amd64": "x86_64", "aarch64": "arm64", "arm64": "arm64"}[platform.machine().lower()]
 FUNCTIONS = sorted(p.parent.name for p in (ROOT / "functions").glob("*/app.py"))
 
@@ -68,7 +73,8 @@ def test_each_built_handler_replays_its_samples(built, tmp_path, function):
     samples = sorted((EVENTS / function).glob("*.json"))
     assert samples
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ALIBABA_CLOUD_", "ROS_", "RELAY_", "PYTHON"))}
-    env |= {"RELAY_DESTINATIONS": tmp_path.as_uri(), "POWERTOOLS_LOG_LEVEL": "ERROR"}
+    env |= {"RELAY_DESTINATIONS": tmp_path.as_uri(), "POWERTOOLS_LOG_LEVEL": "ERROR"} | DEVKIT_ONLY
+    env["RELAY_DEVKIT_LAMBDA_TIMEOUTS"] = lambda_timeouts_json()  # the child has no YAML parser
     proc = subprocess.run(
         [python312(), "-S", str(ROOT / "tools" / "replay.py"), "--built", str(built), *map(str, samples)],
         capture_output=True, text=True, env=env, timeout=300, cwd=tmp_path, check=False,
@@ -108,8 +114,8 @@ def test_the_function_compute_package_replays_the_aliyun_samples(tmp_path):
     # When every events/aliyun sample is replayed through it with only the standard library and the layer
     samples = sorted(p for p in (EVENTS / "aliyun").iterdir() if p.suffix in (".json", ".bin"))
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ALIBABA_CLOUD_", "ROS_", "RELAY_", "PYTHON"))}
-    env |= {"RELAY_DESTINATIONS": (tmp_path / "out").as_uri(), "POWERTOOLS_LOG_LEVEL": "ERROR"}
-    env["RELAY_LOCAL_FC_FUNCTIONS"] = fc_functions_json()  # the child has no YAML parser
+    env |= {"RELAY_DESTINATIONS": (tmp_path / "out").as_uri(), "POWERTOOLS_LOG_LEVEL": "ERROR"} | DEVKIT_ONLY
+    env["RELAY_DEVKIT_FC_FUNCTIONS"] = fc_functions_json()  # the child has no YAML parser
     proc = subprocess.run(
         [python312(), "-S", str(ROOT / "tools" / "replay.py"), "--built", str(unpacked), *map(str, samples)],
         capture_output=True, text=True, env=env, timeout=300, cwd=tmp_path, check=False,

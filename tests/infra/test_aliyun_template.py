@@ -10,6 +10,7 @@ import yaml
 
 from aitask_relay.adapters.destinations.uri import parse_destination
 from aitask_relay.config import load_config
+from relay_devkit.runner import load_module
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = yaml.safe_load((ROOT / "aliyun" / "template.yaml").read_text())
@@ -37,8 +38,9 @@ def test_every_function_runs_python_312_with_the_layer_and_the_role():
 
 
 def test_the_code_objects_are_what_fc_package_builds():
-    from fc_package import CODE_ZIP, LAYER_SOURCE, LAYER_ZIP
-    from fc_package import ENTRY as PACKAGED_ENTRY
+    fc_package = load_module("fc_package", ROOT / "tools" / "fc_package.py")  # a script: loaded from its file
+    CODE_ZIP, LAYER_SOURCE, LAYER_ZIP = fc_package.CODE_ZIP, fc_package.LAYER_SOURCE, fc_package.LAYER_ZIP
+    PACKAGED_ENTRY = fc_package.ENTRY
 
     parameters = TEMPLATE["Parameters"]
     assert Path(parameters["CodeObject"]["Default"]).name == CODE_ZIP

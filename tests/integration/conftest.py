@@ -12,16 +12,23 @@ import pytest
 from ci_policy import require
 
 from aitask_relay import runtime
-from relay_local import LambdaContext, load_handler
-from ros_emulator import Emulator
+from relay_devkit.emulation import start_emulator
+from relay_devkit.runner import LambdaContext, load_handler
 
 
 @pytest.fixture
-def emulator():
-    """An emulator whose clock moves only when advanced, accepting the test AccessKey pair."""
-    keys = {os.environ["ALIBABA_CLOUD_ACCESS_KEY_ID"]: os.environ["ALIBABA_CLOUD_ACCESS_KEY_SECRET"]}
-    with Emulator(access_keys=keys, speed=0) as emu:
-        yield emu
+def local_ros():
+    """The emulator started as the demo, the soak and the bench start it, in this process, accepting the test
+    AccessKey pair; its clock moves only when advanced. (A test module that needs other pairs overrides this.)"""
+    key = (os.environ["ALIBABA_CLOUD_ACCESS_KEY_ID"], os.environ["ALIBABA_CLOUD_ACCESS_KEY_SECRET"])
+    with start_emulator(key=key, speed=0) as ros:
+        yield ros
+
+
+@pytest.fixture
+def emulator(local_ros):
+    """The emulator itself (ros_emulator.Emulator): tasks, faults, its clock and the requests it saw."""
+    return local_ros.emulator
 
 
 @pytest.fixture
@@ -30,12 +37,10 @@ def out_dir(tmp_path):
 
 
 @pytest.fixture
-def relay_env(emulator, out_dir, monkeypatch):
+def relay_env(local_ros, out_dir, monkeypatch):
     """Point the relay's configuration at the emulator and a fresh file destination."""
-    monkeypatch.setenv("ROS_ENDPOINT", emulator.endpoint)
-    monkeypatch.setenv("ROS_PROTOCOL", "http")
-    monkeypatch.setenv("RELAY_DESTINATIONS", out_dir.as_uri())
-    monkeypatch.setenv("ROS_READ_TIMEOUT_MS", "2000")
+    for name, value in local_ros.environment(out_dir.as_uri(), ROS_READ_TIMEOUT_MS="2000").items():
+        monkeypatch.setenv(name, value)
     runtime.reset()
     yield monkeypatch
     runtime.reset()
@@ -119,7 +124,7 @@ def watch_for_leaks(caplog, capsys, captured_logs):
 @pytest.fixture(scope="session")
 def moto_server():
     """moto's server (S3, SQS, DynamoDB, OSS via the S3 API) for the whole session."""
-    from servers import MotoServer
+    from relay_devkit.servers import MotoServer
 
     server = MotoServer().start()
     yield server
@@ -148,14 +153,14 @@ class AwsResources:
         self.secrets = boto3.client("secretsmanager", endpoint_url=endpoint)
 
     def bucket(self, prefix="relay"):
-        from servers import unique
+        from relay_devkit.servers import unique
 
         name = unique(prefix)
         self.s3.create_bucket(Bucket=name)
         return name
 
     def queue(self, fifo=False):
-        from servers import unique
+        from relay_devkit.servers import unique
 
         name = unique("relay") + (".fifo" if fifo else "")
         attributes = {"FifoQueue": "true"} if fifo else {}
@@ -180,7 +185,7 @@ class AwsResources:
             )
 
     def ledger_table(self):
-        from servers import unique
+        from relay_devkit.servers import unique
 
         name = unique("ledger")
         self.dynamodb.create_table(
@@ -195,7 +200,7 @@ class AwsResources:
 @pytest.fixture
 def rabbitmq():
     """The RabbitMQ server at 127.0.0.1:5672 and helpers to make and read throwaway queues."""
-    from servers import answering
+    from relay_devkit.servers import answering
 
     hint = ".ci/run starts it: rabbitmq-server -detached"
     require("RabbitMQ", "127.0.0.1:5672", answering(5672), hint)  # an error on CI, a skip elsewhere
@@ -213,7 +218,7 @@ class Rabbit:
         return pika.BlockingConnection(pika.URLParameters(self.uri))
 
     def queue(self):
-        from servers import unique
+        from relay_devkit.servers import unique
 
         name = unique("relay")
         with self._channel() as connection:
@@ -233,7 +238,7 @@ class Rabbit:
 
 @pytest.fixture
 def redis_url():
-    from servers import answering
+    from relay_devkit.servers import answering
 
     hint = ".ci/run starts it: redis-server --daemonize yes"
     require("Redis", "127.0.0.1:6379", answering(6379), hint)  # an error on CI, a skip elsewhere

@@ -9,7 +9,7 @@ import pytest
 
 from aitask_relay import runtime
 from aitask_relay.core.errors import InvalidInput, Throttled
-from relay_local import FcContext, load_fc_handler
+from relay_devkit.runner import FcContext, load_fc_handler
 
 YAML = "ROSTemplateFormatVersion: '2015-09-01'\nResources: {}\n"
 

@@ -8,9 +8,9 @@ import json
 from collections import Counter
 
 import pytest
-from servers import sqs_record
 
 from aitask_relay import runtime
+from relay_devkit.events import sqs_record
 
 YAML = "ROSTemplateFormatVersion: '2015-09-01'\nResources: {}\n"
 

@@ -6,9 +6,8 @@ from __future__ import annotations
 import socket
 import subprocess
 
-from servers import closed_port
-
-from relay_local import ROOT
+from relay_devkit import ROOT
+from relay_devkit.servers import closed_port
 
 SCRIPT = ROOT / "scripts" / "await-servers.sh"
 

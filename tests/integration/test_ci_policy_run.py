@@ -3,7 +3,7 @@ it and its address, not a skip, and any skipped test fails the run; without CI b
 
 The fixtures' addresses are fixed (127.0.0.1:5672; many tests also name that address in their destination
 URIs), so the child is pointed at a closed port by a small plugin that sends the fixture's probe
-(servers.answering) to a port nothing listens on."""
+(relay_devkit.servers.answering) to a port nothing listens on."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ import subprocess
 import sys
 
 import pytest
-from servers import closed_port
 
-from relay_local import ROOT
+from relay_devkit import ROOT
+from relay_devkit.servers import closed_port
 
 # A test that needs nothing but the rabbitmq fixture.
 NEEDS_RABBITMQ = (
@@ -26,7 +26,7 @@ import pytest
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_setup(item):
-    import servers  # on sys.path once tests/integration/conftest.py is loaded
+    from relay_devkit import servers
 
     real = servers.answering
     servers.answering = lambda port, host="127.0.0.1": real({port}, host)

@@ -6,10 +6,10 @@ from __future__ import annotations
 import json
 
 import pytest
-from servers import unique
 
 from aitask_relay import runtime
-from relay_local import LambdaContext, load_handler
+from relay_devkit.runner import LambdaContext, load_handler
+from relay_devkit.servers import unique
 from ros_emulator import Emulator
 
 KEY_ID, KEY_SECRET = "sm-key-id", "sm-key-secret-FROM-SECRETS-MANAGER"
@@ -71,7 +71,7 @@ def test_a_missing_or_malformed_secret_is_access_denied_without_its_value(fetch,
 def test_a_reset_reads_the_secret_from_the_endpoint_of_now(fetch, aws, monkeypatch):
     """Powertools' get_secret keeps the first client it builds in a process-wide provider; the relay builds
     its provider on aitask_relay.adapters.aws's client, so runtime.reset() also forgets where secrets came from."""
-    from servers import closed_port
+    from relay_devkit.servers import closed_port
 
     # Given Secrets Manager unreachable when the secret is first read
     monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{closed_port()}")

@@ -9,12 +9,12 @@ import time
 
 import pytest
 from botocore.exceptions import ClientError
-from servers import closed_port
 
 from aitask_relay.adapters.destinations import build_destination
 from aitask_relay.adapters.ledger import build_ledger
 from aitask_relay.core.errors import DestinationFailure
 from aitask_relay.core.normalize import normalize
+from relay_devkit.servers import closed_port
 
 T = "2026-11-29T00:00:00.000Z"
 
@@ -106,7 +106,7 @@ def test_s3_unreachable_is_a_retryable_failure(aws, monkeypatch):
     assert caught.value.retryable is True and "EndpointConnectionError" in caught.value.message
 
 
-# --- OSS (the official SDK v2 against moto's S3 API, see servers.py) ---------------------------------
+# --- OSS (the official SDK v2 against moto's S3 API, see relay_devkit/servers.py) --------------------
 
 
 def oss_uri(aws, bucket, prefix="templates/"):
@@ -445,7 +445,7 @@ def test_the_ledger_stores_a_pointer_never_the_template(aws):
 def test_a_failed_publish_leaves_no_ledger_entry_so_the_retry_publishes(aws, redis_url):
     # Given a queue that does not exist yet
     ledger = build_ledger(redis_url, expires_after_seconds=600)
-    from servers import unique
+    from relay_devkit.servers import unique
 
     name = unique("later")
     dest = build_destination(f"sqs://{name}", ledger=ledger)

@@ -11,7 +11,7 @@ import jsonschema
 import pytest
 
 from aitask_relay.core.errors import InvalidInput
-from relay_local import EVENTS, load_event
+from relay_devkit.events import EVENTS, load_event
 from ros_emulator.generate import generate
 
 SCHEMA = json.loads(resources.files("aitask_relay").joinpath("schema/task_result.v1.json").read_text())

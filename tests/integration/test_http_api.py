@@ -6,9 +6,9 @@ import json
 import time
 
 import pytest
-from servers import http_api_event
 
 from aitask_relay import runtime
+from relay_devkit.events import http_api_event
 
 YAML = "ROSTemplateFormatVersion: '2015-09-01'\nResources: {}\n"
 

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from relay_local import ROOT
+from relay_devkit import ROOT
 
 # Powertools imports the botocore package itself (0.4 ms, for its user-agent hook); a client or session
 # is what costs, so those are what must not load.
@@ -16,7 +16,7 @@ FORBIDDEN = {"boto3", "botocore.session", "botocore.client", "pika", "redis", "a
 @pytest.mark.parametrize("function", ["fetch_task", "queue_consumer", "sweeper", "http_api"])
 def test_loading_a_handler_imports_no_aws_sdk_broker_client_or_xray(function):
     code = (
-        "import json, sys; sys.path.insert(0, 'tools'); from relay_local import load_handler; "
+        "import json, sys; from relay_devkit.runner import load_handler; "
         f"load_handler({function!r}); print(json.dumps(sorted(sys.modules)))"
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
@@ -39,7 +39,7 @@ def test_an_s3_only_deployment_delivers_without_loading_pika_redis_or_the_oss_sd
         AWS_ENDPOINT_URL=aws.endpoint,
     )
     code = (
-        "import json, sys; sys.path.insert(0, 'tools'); from relay_local import load_handler, LambdaContext; "
+        "import json, sys; from relay_devkit.runner import load_handler, LambdaContext; "
         "h = load_handler('fetch_task'); r = h({'TaskId': 't-s3-only'}, LambdaContext(function_name='f')); "
         "print(json.dumps([r['results'][0]['deliveries'][0]['outcome'], sorted(sys.modules)]))"
     )
@@ -79,7 +79,7 @@ def test_the_function_compute_entry_imports_nothing_aws_only(emulator, aws):
         RELAY_DESTINATIONS=f"oss://{bucket}/?region=cn-hangzhou&endpoint={aws.endpoint}",
     )
     code = (
-        "import json, sys; sys.path.insert(0, 'tools'); from relay_local import load_fc_handler, FcContext; "
+        "import json, sys; from relay_devkit.runner import load_fc_handler, FcContext; "
         "h = load_fc_handler('event'); "
         "event = {'id': 'e', 'source': 's', 'specversion': '1.0', 'data': {'TaskId': 't-fc-imports'}}; "
         "r = json.loads(h(json.dumps(event).encode(), FcContext())); "

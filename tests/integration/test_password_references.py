@@ -11,11 +11,11 @@ import uuid
 from urllib.parse import quote
 
 import pytest
-from servers import closed_port, unique
 
 from aitask_relay import runtime
 from aitask_relay.core.errors import ConfigurationError
-from relay_local import FcContext, LambdaContext, load_fc_handler, load_handler
+from relay_devkit.runner import FcContext, LambdaContext, load_fc_handler, load_handler
+from relay_devkit.servers import closed_port, unique
 
 PASSWORD = f"pw/#?,@%:ä€-{uuid.uuid4().hex[:8]}-NEVER-LOGGED"
 YAML = "Resources: {}\n"

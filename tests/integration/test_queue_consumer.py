@@ -7,10 +7,11 @@ import json
 import time
 
 import pytest
-from servers import closed_port, http_api_event, lambda_event_from, sqs_record, unique
 
 from aitask_relay import runtime
 from aitask_relay.core.errors import InvalidInput
+from relay_devkit.events import http_api_event, lambda_event_from, sqs_record
+from relay_devkit.servers import closed_port, unique
 
 YAML = "ROSTemplateFormatVersion: '2015-09-01'\nResources: {}\n"
 

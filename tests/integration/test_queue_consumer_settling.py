@@ -9,10 +9,10 @@ import json
 import time
 
 import pytest
-from servers import sqs_record
 
 from aitask_relay import runtime
 from aitask_relay.core.errors import ConfigurationError
+from relay_devkit.events import sqs_record
 
 YAML = "ROSTemplateFormatVersion: '2015-09-01'\nResources: {}\n"
 

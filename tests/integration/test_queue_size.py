@@ -11,9 +11,10 @@ from collections import Counter
 
 import pytest
 from ci_policy import require
-from servers import sqs_record, unique
 
 from aitask_relay.adapters import aws as aws_clients
+from relay_devkit.events import sqs_record
+from relay_devkit.servers import unique
 
 
 def big_yaml(size):

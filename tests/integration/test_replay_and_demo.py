@@ -9,7 +9,9 @@ import subprocess
 import sys
 import time
 
-from relay_local import EVENTS, ROOT, function_of, replay_outputs
+from relay_devkit import ROOT
+from relay_devkit.events import EVENTS
+from relay_devkit.runner import function_of, replay_outputs
 
 
 def clean_env():

@@ -14,11 +14,11 @@ import json
 
 import pytest
 from alibabacloud_ros20190910 import models
-from servers import http_api_event
 
 from aitask_relay.adapters.ros import RosClient, build_sdk_client
 from aitask_relay.core.errors import AccessDenied, BadUpstreamResponse, InvalidInput, RelayError, UpstreamUnavailable
 from aitask_relay.core.settings import RosSettings
+from relay_devkit.events import http_api_event
 
 YAML = "ROSTemplateFormatVersion: '2015-09-01'\nResources: {}\n"
 

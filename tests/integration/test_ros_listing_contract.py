@@ -12,13 +12,13 @@ from pathlib import Path
 
 import pytest
 from alibabacloud_ros20190910 import models
-from servers import http_api_event, lambda_event_from
 
 from aitask_relay import runtime
 from aitask_relay.adapters.ros import build_sdk_client
 from aitask_relay.core.clock import parse_time
 from aitask_relay.core.settings import RosSettings
-from relay_local import LambdaContext, load_handler
+from relay_devkit.events import http_api_event, lambda_event_from
+from relay_devkit.runner import LambdaContext, load_handler
 from ros_emulator import Emulator
 
 YAML = "ROSTemplateFormatVersion: '2015-09-01'\nResources: {}\n"

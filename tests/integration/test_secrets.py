@@ -9,11 +9,13 @@ import json
 import os
 
 import pytest
-from servers import closed_port, sqs_record, unique
 
 from aitask_relay import runtime
 from aitask_relay.core.errors import DestinationFailure, InvalidInput
-from relay_local import FcContext, LambdaContext, load_fc_handler, load_handler
+from relay_devkit.emulation import start_emulator
+from relay_devkit.events import sqs_record
+from relay_devkit.runner import FcContext, LambdaContext, load_fc_handler, load_handler
+from relay_devkit.servers import closed_port, unique
 from ros_emulator import Emulator
 
 # The pair and the AWS key every test runs with (tests/conftest.py puts them in the environment).
@@ -28,12 +30,12 @@ YAML = "Resources: {}\n"
 
 
 @pytest.fixture
-def emulator():
+def local_ros():
     """Accepts the environment's pair and the pair kept in Secrets Manager (with its token)."""
-    with Emulator(access_keys={TEST_KEY_ID: TEST_KEY_SECRET, "sm-key-id": SM_SECRET}, speed=0) as emu:
-        emu.add_task({"TaskId": "t-ok", "Status": "SUCCESS", "TaskOutput": {"Result": YAML}})
-        emu.add_task({"TaskId": "t-running", "Status": "RUNNING"})
-        yield emu
+    with start_emulator(key=(TEST_KEY_ID, TEST_KEY_SECRET), also_accept={"sm-key-id": SM_SECRET}, speed=0) as ros:
+        ros.emulator.add_task({"TaskId": "t-ok", "Status": "SUCCESS", "TaskOutput": {"Result": YAML}})
+        ros.emulator.add_task({"TaskId": "t-running", "Status": "RUNNING"})
+        yield ros
 
 
 @pytest.fixture

@@ -6,10 +6,10 @@ from __future__ import annotations
 import json
 
 import pytest
-from servers import closed_port, unique
 
 from aitask_relay import runtime
 from aitask_relay.core.errors import ConfigurationError
+from relay_devkit.servers import closed_port, unique
 
 YAML = "ROSTemplateFormatVersion: '2015-09-01'\nResources: {}\n"
 

@@ -17,13 +17,14 @@ import time
 import pytest
 from ci_policy import require
 
-from relay_local import ROOT
+from relay_devkit import ROOT
+from relay_devkit.runner import load_module
 
 pytestmark = pytest.mark.timeout(900)
 
 
 def test_the_soak_loses_and_duplicates_nothing():
-    from servers import answering
+    from relay_devkit.servers import answering
 
     # The soak needs RabbitMQ, rabbitmqctl (it closes the broker's connections) and redis-server (it runs one of
     # its own): an error on CI, a skip elsewhere
@@ -76,8 +77,7 @@ def test_the_soak_moto_front_refuses_what_sqs_would():
     import boto3
     from botocore.exceptions import ClientError
 
-    sys.path.insert(0, str(ROOT / "tools"))
-    import soak
+    soak = load_module("soak", ROOT / "tools" / "soak.py")
 
     # Given the soak's moto with a queue of the smallest size SQS allows (1,024 bytes)
     server, _front, endpoint = soak.start_moto()

@@ -18,10 +18,10 @@ import base64
 import json
 
 import pytest
-from servers import http_api_event, sqs_record
 
 from aitask_relay import runtime
-from relay_local import FcContext, load_fc_handler
+from relay_devkit.events import http_api_event, sqs_record
+from relay_devkit.runner import FcContext, load_fc_handler
 
 YAML = "ROSTemplateFormatVersion: '2015-09-01'\nResources: {}\n"
 FFFD = "\ufffd"

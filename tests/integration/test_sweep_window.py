@@ -108,7 +108,7 @@ class Home:
         body = json.dumps({"last_complete_sweep_start": when.isoformat(timespec="seconds")})
         if self.kind == "file":
             self.where.write_text(body)
-        elif self.kind in ("s3", "oss"):  # moto's S3 API holds the OSS bucket too (servers.py)
+        elif self.kind in ("s3", "oss"):  # moto's S3 API holds the OSS bucket too (relay_devkit.servers)
             self.aws.s3.put_object(Bucket=self.bucket, Key=self.where, Body=body.encode())
         elif self.kind == "redis":
             import redis
@@ -315,7 +315,7 @@ class Gate:
     opened again (connections forwarded to 127.0.0.1:5672), so a destination URI stays the same."""
 
     def __init__(self):
-        from servers import closed_port
+        from relay_devkit.servers import closed_port
 
         self.port, self._server = closed_port(), None
 

@@ -13,7 +13,7 @@ import pytest
 
 from aitask_relay import runtime
 from aitask_relay.core.errors import ConfigurationError
-from relay_local import _load_module
+from relay_devkit.runner import load_module
 
 YAML = "ROSTemplateFormatVersion: '2015-09-01'\nResources: {}\n"
 
@@ -132,7 +132,7 @@ def test_fanout_without_a_tracking_queue_fails_the_cold_start_not_each_sweep(fle
     # When the sweeper function is loaded afresh (its module's import is the cold start)
     path = Path(__file__).resolve().parents[2] / "functions" / "sweeper" / "app.py"
     with pytest.raises(ConfigurationError) as caught:
-        _load_module(f"sweeper_cold_start_{uuid.uuid4().hex}", path)
+        load_module(f"sweeper_cold_start_{uuid.uuid4().hex}", path)
     # Then the init fails naming both variables, before any ROS call (not an InvalidInput counted per sweep)
     assert "RELAY_SWEEP_MODE=fanout needs RELAY_TRACKING_QUEUE" in caught.value.message
     assert emulator.stats()["by_action"] == {}

@@ -16,13 +16,13 @@ import hashlib
 import json
 
 import pytest
-from servers import sqs_record
 
 from aitask_relay import runtime
 from aitask_relay.adapters.destinations import build_destination
 from aitask_relay.core.errors import DestinationFailure
 from aitask_relay.core.model import Observation, Template
 from aitask_relay.core.normalize import normalize
+from relay_devkit.events import sqs_record
 
 WORKSPACE = {
     "main.tf": 'module "my_vpc" {\n  source = "./modules/vpc"\n}\n',

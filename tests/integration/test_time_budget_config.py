@@ -8,10 +8,10 @@ from __future__ import annotations
 import json
 
 import pytest
-from servers import sqs_record
 
 from aitask_relay import runtime
 from aitask_relay.core.errors import ConfigurationError
+from relay_devkit.events import sqs_record
 
 YAML = "Resources: {}\n"
 

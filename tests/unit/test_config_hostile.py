@@ -16,7 +16,7 @@ from aitask_relay.adapters.destinations.uri import mask, parse_destination, reda
 from aitask_relay.adapters.passwords import resolver
 from aitask_relay.config import load_config
 from aitask_relay.core.errors import ConfigurationError
-from relay_local import _load_module
+from relay_devkit.runner import load_module
 
 ROOT = Path(__file__).resolve().parents[2]
 # Each password holds one character that moves a URI parser's idea of where the userinfo ends (or is split
@@ -148,7 +148,7 @@ def test_a_cold_start_through_a_handler_module_shows_no_password(caplog, capsys,
     runtime.reset()
     # When the handler module is loaded (the cold start)
     with pytest.raises(ConfigurationError) as caught:
-        _load_module(f"cold_start_{uuid.uuid4().hex}", ROOT / "functions" / "fetch_task" / "app.py")
+        load_module(f"cold_start_{uuid.uuid4().hex}", ROOT / "functions" / "fetch_task" / "app.py")
     runtime.reset()
     # Then the init fails naming the variable, and no part of the password is in the error or any log
     assert caught.value.message.startswith("RELAY_DESTINATIONS ")

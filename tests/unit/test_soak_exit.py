@@ -6,8 +6,12 @@ import io
 import json
 
 import pytest
-import soak  # tools/, on sys.path (tests/conftest.py)
-from soak import Check, Expected, Result, failures, reconcile
+
+from relay_devkit import ROOT
+from relay_devkit.runner import load_module
+
+soak = load_module("soak", ROOT / "tools" / "soak.py")  # a script, not a package's module: loaded from its file
+Check, Expected, Result, failures, reconcile = soak.Check, soak.Expected, soak.Result, soak.failures, soak.reconcile
 
 CHECKS = ("s3", "amqp", "reports", "sweep counts", "listing errors", *soak.CASES)
 

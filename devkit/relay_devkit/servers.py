@@ -1,5 +1,6 @@
-"""Real servers for destination tests: moto's server (S3, SQS, DynamoDB, and OSS through its S3 API),
-RabbitMQ and Redis on loopback.
+"""The local servers the tests and the bench deliver to: moto's server (S3, SQS, DynamoDB, Secrets Manager, and
+OSS through its S3 API) with OSS's and SQS's rules in front, and the port helpers for RabbitMQ, Redis and the
+rest on loopback (``answering``, ``closed_port``) and for names no other test uses (``unique``).
 
 moto stands in for OSS with these adjustments, all on the server side of a real HTTP connection:
 - ``SIGNING_ALIASES["oss"] = "s3"`` routes OSS V4-signed requests to moto's S3 backend;
@@ -30,7 +31,6 @@ an outage that a retry, later, gets past.
 
 from __future__ import annotations
 
-import base64
 import io
 import json
 import re
@@ -252,67 +252,3 @@ def closed_port() -> int:
 def unique(prefix: str) -> str:
     """A fresh bucket/queue name, so tests sharing one server never see each other's objects."""
     return f"{prefix}-{uuid.uuid4().hex[:12]}"
-
-
-QUEUE_ARN = "arn:aws:sqs:us-east-1:123456789012:aitask-relay-tracking"
-
-
-def sqs_record(body, message_id=None, sent_ms=None):
-    """One record of a Lambda SQS event, in the shape Lambda delivers it."""
-    import time
-    import uuid
-
-    sent = str(sent_ms if sent_ms is not None else int(time.time() * 1000))
-    return {
-        "messageId": message_id or str(uuid.uuid4()),
-        "receiptHandle": "AQEB" + uuid.uuid4().hex,
-        "body": body,
-        "attributes": {
-            "ApproximateReceiveCount": "1",
-            "SentTimestamp": sent,
-            "SenderId": "AIDAIENQZJOLO23YVJ4VO",
-            "ApproximateFirstReceiveTimestamp": sent,
-        },
-        "messageAttributes": {},
-        "md5OfBody": "0" * 32,
-        "eventSource": "aws:sqs",
-        "eventSourceARN": QUEUE_ARN,
-        "awsRegion": "us-east-1",
-    }
-
-
-def lambda_event_from(messages):
-    """Messages received from a (moto) SQS queue as the event Lambda's SQS poller would send."""
-    return {
-        "Records": [
-            sqs_record(m["Body"], m["MessageId"], m.get("Attributes", {}).get("SentTimestamp")) for m in messages
-        ]
-    }
-
-
-def http_api_event(method, path, body=None, query=None, base64_body=False):
-    """An API Gateway HTTP API (payload 2.0) event, as Lambda receives it."""
-    event = {
-        "version": "2.0",
-        "routeKey": "$default",
-        "rawPath": path,
-        "rawQueryString": "&".join(f"{k}={v}" for k, v in (query or {}).items()),
-        "headers": {"content-type": "application/json", "host": "api.example.com"},
-        "requestContext": {
-            "accountId": "123456789012",
-            "apiId": "api",
-            "domainName": "api.example.com",
-            "http": {"method": method, "path": path, "protocol": "HTTP/1.1", "sourceIp": "203.0.113.1"},
-            "requestId": "req-1",
-            "routeKey": "$default",
-            "stage": "$default",
-            "timeEpoch": 0,
-        },
-        "isBase64Encoded": base64_body,
-    }
-    if query:
-        event["queryStringParameters"] = query
-    if body is not None:
-        text = body if isinstance(body, str) else json.dumps(body)
-        event["body"] = base64.b64encode(text.encode()).decode() if base64_body else text
-    return event

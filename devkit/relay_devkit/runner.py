@@ -1,6 +1,7 @@
-"""Run the Lambda handlers locally: load a handler by function name, fake its context, start the emulator.
+"""The relay-runner: load a handler by function name (or a built copy of it) and call it with the context
+Lambda or Function Compute would give it.
 
-Shared by `make demo`, `make replay` and the tests, so all three run handlers the same way.
+Shared by `make demo`, `make replay`, the soak, the bench and the tests, so all of them run handlers the same way.
 """
 
 from __future__ import annotations
@@ -8,7 +9,6 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
-import subprocess
 import sys
 import time
 import uuid
@@ -17,10 +17,8 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-EVENTS = ROOT / "events"
-DEMO_SCENARIO = ROOT / "emulator" / "scenarios" / "demo.json"
-DEMO_KEY_ID, DEMO_KEY_SECRET = "demo-key-id", "demo-key-secret"
+from . import ROOT
+from .events import EVENTS, load_event
 
 
 @dataclass
@@ -51,7 +49,13 @@ FC_TRIGGERS = {"timer": "timer_handler", "event": "event_handler", "http": "http
 @cache
 def lambda_timeouts_ms() -> dict[str, int]:
     """Each function's Timeout in template.yaml (by its code directory, e.g. "sweeper"), in milliseconds: a
-    local run gets the time budget the deployed function has."""
+    local run gets the time budget the deployed function has.
+
+    A run with only the standard library and a built package (replay --built under python -S) has no YAML
+    parser: its parent reads the template and passes these in RELAY_DEVKIT_LAMBDA_TIMEOUTS (lambda_timeouts_json)."""
+    given = os.environ.get("RELAY_DEVKIT_LAMBDA_TIMEOUTS")
+    if given:
+        return {function: int(ms) for function, ms in json.loads(given).items()}
     from cfnlint.decode import cfn_yaml
 
     template = cfn_yaml.load(str(ROOT / "template.yaml"))
@@ -63,14 +67,19 @@ def lambda_timeouts_ms() -> dict[str, int]:
     }
 
 
+def lambda_timeouts_json() -> str:
+    """RELAY_DEVKIT_LAMBDA_TIMEOUTS for a child that cannot read YAML (see lambda_timeouts_ms)."""
+    return json.dumps(lambda_timeouts_ms())
+
+
 def fc_function(trigger: str) -> FcFunctionMeta:
     """The function meta FC gives the handler of ``trigger``, with its Timeout from aliyun/template.yaml.
 
     A run with only the standard library and a built package (replay --built under python -S) has no YAML
-    parser: its parent reads the template and passes each handler's properties in RELAY_LOCAL_FC_FUNCTIONS
+    parser: its parent reads the template and passes each handler's properties in RELAY_DEVKIT_FC_FUNCTIONS
     (fc_functions_json)."""
     handler = f"index.{FC_TRIGGERS[trigger]}"
-    given = os.environ.get("RELAY_LOCAL_FC_FUNCTIONS")
+    given = os.environ.get("RELAY_DEVKIT_FC_FUNCTIONS")
     props = json.loads(given)[handler] if given else fc_function_properties()[handler]
     return FcFunctionMeta(handler=handler, memory=int(props["MemorySize"]), timeout=int(props["Timeout"]))
 
@@ -88,7 +97,7 @@ def fc_function_properties() -> dict[str, dict]:
 
 
 def fc_functions_json() -> str:
-    """RELAY_LOCAL_FC_FUNCTIONS for a child that cannot read YAML (see fc_function)."""
+    """RELAY_DEVKIT_FC_FUNCTIONS for a child that cannot read YAML (see fc_function)."""
     return json.dumps(fc_function_properties())
 
 
@@ -120,7 +129,7 @@ def fc_trigger_of(event_path: Path) -> str:
 def load_fc_handler(trigger: str, built: Path | None = None) -> Any:
     """A handler of functions/aliyun_fc/index.py (timer, event or http)."""
     path = ROOT / "functions" / "aliyun_fc" / "index.py" if built is None else built / "index.py"
-    return getattr(_load_module("relay_function_aliyun_fc", path), FC_TRIGGERS[trigger])
+    return getattr(load_module("relay_function_aliyun_fc", path), FC_TRIGGERS[trigger])
 
 
 def function_of(event_path: Path) -> str:
@@ -154,11 +163,19 @@ def load_handler(function: str, built: Path | None = None) -> Any:
     path = ROOT / "functions" / function / "app.py"
     if built is not None:
         path = built / built_resource(function) / "app.py"
-    return _load_module(f"relay_function_{function}", path).lambda_handler
+    return load_module(f"relay_function_{function}", path).lambda_handler
 
 
-def _load_module(name: str, path: Path) -> Any:
-    """Import a handler file once per process, under a name of its own (every function has an app.py)."""
+def add_built_layer(built: Path) -> None:
+    """Put a built layer first on the import path: <built>/RelayLayer/python (`sam build`) or <built>/python
+    (an unzipped FC package), as the Lambda and FC runtimes put /opt/python there. The handlers loaded after
+    this import the built ``aitask_relay``, not the source tree's."""
+    sys.path[:0] = [str(p) for p in (built / "RelayLayer" / "python", built / "python") if p.is_dir()]
+
+
+def load_module(name: str, path: Path) -> Any:
+    """Import a file once per process, under a name of its own (every function has an app.py, and a script
+    such as tools/soak.py is no package's module)."""
     module = sys.modules.get(name)
     if module is None:
         spec = importlib.util.spec_from_file_location(name, path)
@@ -188,57 +205,3 @@ def replay_outputs(text: str) -> list[dict[str, Any]]:
 def built_resource(function: str) -> str:
     """The template's resource name of a function: fetch_task -> FetchTaskFunction."""
     return "".join(part.capitalize() for part in function.split("_")) + "Function"
-
-
-def load_event(path: Path) -> Any:
-    with path.open(encoding="utf-8") as handle:
-        return json.load(handle)
-
-
-class EmulatorProcess:
-    """The ROS emulator as a separate process (python -m ros_emulator) on a free loopback port."""
-
-    def __init__(self, scenario: Path = DEMO_SCENARIO) -> None:
-        self._proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "ros_emulator",
-                "--port",
-                "0",
-                "--scenario",
-                str(scenario),
-                "--access-key",
-                f"{DEMO_KEY_ID}:{DEMO_KEY_SECRET}",
-            ],
-            stdout=subprocess.PIPE,
-            text=True,
-            # The emulator is not in the layer: a process running a built artifact finds it here.
-            env={
-                **os.environ,
-                "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT / "emulator"), os.environ.get("PYTHONPATH")])),
-            },
-        )
-        assert self._proc.stdout is not None
-        line = self._proc.stdout.readline()
-        if "listening on" not in line:
-            self._proc.kill()
-            raise RuntimeError(f"the emulator did not start: {line!r}")
-        self.endpoint = line.split("listening on ", 1)[1].split()[0]
-
-    def stop(self) -> None:
-        self._proc.terminate()
-        self._proc.wait(timeout=10)
-
-
-def emulator_environment(endpoint: str, destinations: str) -> dict[str, str]:
-    """Environment that points the relay at a local emulator with the demo AccessKey pair."""
-    return {
-        "ALIBABA_CLOUD_ACCESS_KEY_ID": DEMO_KEY_ID,
-        "ALIBABA_CLOUD_ACCESS_KEY_SECRET": DEMO_KEY_SECRET,
-        "ALIBABA_CLOUD_ECS_METADATA_DISABLED": "true",
-        "ALIBABA_CLOUD_CLI_PROFILE_DISABLED": "true",
-        "ROS_ENDPOINT": endpoint,
-        "ROS_PROTOCOL": "http",
-        "RELAY_DESTINATIONS": destinations,
-    }
