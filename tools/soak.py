@@ -575,7 +575,9 @@ EXPLAINED_AMQP = re.compile(r"AMQP publish of event (\S+) unconfirmed")
 # The message went out, but its record (ledger entry or marker) was not made: logged by the relay, or, for a
 # SIGKILLed worker, found by killed_between.
 EXPLAINED_UNRECORDED = re.compile(r"event (\S+) (?:published to|to) (\S+) (?:but not recorded in|unrecorded)")
-EXPLAINED_REPORTS = re.compile(r"reports for (\S+) sent, but record \S+ is retried")
+# A record retried after its reports went out, or a record SQS delivered again (its report may have gone out on the
+# earlier delivery: an invocation slower than the visibility timeout, on a loaded machine).
+EXPLAINED_REPORTS = re.compile(r"reports for (\S+) sent(?:, but record \S+ is retried| from record \S+, received)")
 PUBLISHING = re.compile(r"publishing event (\S+) to (\S+)")
 RECORDED = re.compile(r"event (\S+) to (\S+) recorded")
 

@@ -23,10 +23,11 @@ def ago(seconds: float) -> str:
     return (NOW - timedelta(seconds=seconds)).isoformat().replace("+00:00", "Z")
 
 
-def record(body, message_id, sent=NOW):
+def record(body, message_id, sent=NOW, received=1):
     """One record of a Lambda SQS event (the fields Powertools' SQSEvent reads)."""
     return {"messageId": message_id, "receiptHandle": "r-" + message_id, "body": body,
-            "attributes": {"SentTimestamp": str(int(sent.timestamp() * 1000)), "ApproximateReceiveCount": "1"},
+            "attributes": {"SentTimestamp": str(int(sent.timestamp() * 1000)),
+                           "ApproximateReceiveCount": str(received)},
             "messageAttributes": {}, "md5OfBody": "0" * 32, "eventSource": "aws:sqs",
             "eventSourceARN": "arn:aws:sqs:us-east-1:000000000000:tracking", "awsRegion": "us-east-1"}  # fmt: skip
 
@@ -394,6 +395,26 @@ def test_reports_sent_for_a_record_then_retried_are_logged_as_sent_again(caplog)
     assert [r["TaskId"] for r in failures.sent] == ["t-gone", "t-lost", "t-away"]
     assert [r.getMessage() for r in caplog.records if r.name == "aitask_relay.consumer"] == [
         "reports for t-gone,t-lost sent, but record m-multi is retried: they will be sent again"]  # fmt: skip
+
+
+def test_a_report_from_a_record_sqs_delivered_again_says_so_in_the_report_and_the_log(caplog):
+    # Given two unknown tasks: one in a record SQS delivers for the third time (an earlier invocation may have sent
+    # its report already, then failed or outlived the visibility timeout), one in a record delivered once
+    queue, _relay, _tracker, failures, _m = consumer(
+        failed("t-again", "not_found", "task t-again not found"), failed("t-once", "not_found", "task t-once not found")
+    )
+    records = [record("t-again", "m-again", received=3), record("t-once", "m-once")]
+    # When consumed
+    with caplog.at_level("WARNING", logger="aitask_relay.consumer"):
+        response = handle_batch(queue, {"Records": records})
+    # Then both settle and are reported, each report saying how often its record was received, and the log names
+    # the possible repeat of the redelivered one only
+    assert retried(response) == []
+    assert [(r["TaskId"], r["receive_count"]) for r in failures.sent] == [("t-again", 3), ("t-once", 1)]
+    assert [r.getMessage() for r in caplog.records if r.name == "aitask_relay.consumer"] == [
+        "reports for t-again sent from record m-again, received 3 times: an earlier delivery may have sent them "
+        "(same source_message_id)"
+    ]
 
 
 def test_each_outcome_is_logged_with_its_level_reason_and_task():

@@ -85,3 +85,13 @@ def test_an_unset_integer_setting_takes_its_declared_default():
     }
     assert {s.variable: v for s, v in values.items()} == {s.variable: s.default for s in values}
     assert (config.ros.region_id, config.ros.protocol, config.sweep.mode) == ("cn-hangzhou", "https", "inline")
+
+
+@pytest.mark.parametrize("raw", ["+5", "1_000", "\u0665", "\uff15", "1e3", "0x10", "5.0", " 5 x"])
+def test_an_integer_setting_takes_ascii_digits_only(raw):
+    # Given a value Python's int() would read (a sign, an underscore, Arabic-Indic or fullwidth digits) or not
+    # When the configuration is built / Then it is refused as not an integer, naming the variable
+    with pytest.raises(ConfigurationError, match=r"RELAY_MAX_CONCURRENCY=.* is not an integer"):
+        load_config({"RELAY_MAX_CONCURRENCY": raw})
+    # and plain digits, padded with spaces, still work
+    assert load_config({"RELAY_MAX_CONCURRENCY": " 5 "}).max_concurrency == 5

@@ -166,3 +166,15 @@ def test_a_created_task_that_was_never_answered_404_is_a_note_unless_the_case_ne
         assert found == [] and any("never answered 1 of 2" in note for note in result.notes), result.notes
     else:
         assert found and "did not happen at all" in found[0], found
+
+
+def test_the_soak_counts_a_report_the_relay_logged_as_possibly_repeated_as_explained():
+    # Given worker logs with both of the relay's lines that announce a possible repeat of a report
+    logs = (
+        "aitask_relay.consumer reports for t-a,t-b sent, but record m-1 is retried: they will be sent again\n"
+        "aitask_relay.consumer reports for t-c sent from record m-2, received 2 times: an earlier delivery may have "
+        "sent them (same source_message_id)\n"
+        "aitask_relay.consumer reports for t-d were not sent\n"
+    )
+    # When the soak reads them / Then the three tasks named are explained, and nothing else
+    assert soak.explained_by(logs)["reports"] == {"t-a", "t-b", "t-c"}

@@ -8,6 +8,7 @@ are refused here too.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from urllib.parse import urlsplit
 
@@ -196,6 +197,9 @@ def _check_endpoint(ros: RosSettings, *, allow_plaintext: bool = False) -> None:
         )
 
 
+_INTEGER = re.compile(r"-?[0-9]+")
+
+
 class _Env:
     """The environment, read through the settings' declarations."""
 
@@ -223,10 +227,10 @@ class _Env:
         name, raw = setting.variable, self._environ.get(setting.variable, "").strip()
         if not raw:
             return setting.default if default is None else default
-        try:
-            value = int(raw)
-        except ValueError:
-            raise ConfigurationError(f"{name}={raw!r} is not an integer") from None
+        # ASCII digits only: int() also takes "+5", "1_000" and other scripts' digits ("٥"), which no one means
+        if not _INTEGER.fullmatch(raw):
+            raise ConfigurationError(f"{name}={raw!r} is not an integer")
+        value = int(raw)
         if not setting.low <= value <= setting.high:
             raise ConfigurationError(f"{name}={value} is out of range ({setting.low}..{setting.high})")
         return value

@@ -51,7 +51,15 @@ def _read(record: Any) -> QueueRecord:
         tasks: list[Any] | InvalidInput = parse_tracking_body(record.body)
     except InvalidInput as exc:
         tasks = exc
-    return QueueRecord(record.message_id, record.body, _sent_at(record), tasks)
+    return QueueRecord(record.message_id, record.body, _sent_at(record), tasks, _receive_count(record))
+
+
+def _receive_count(record: Any) -> int:
+    """How many times SQS has delivered the record (its ApproximateReceiveCount attribute); 1 when unreadable."""
+    try:
+        return max(1, int(record.attributes.approximate_receive_count))
+    except (TypeError, ValueError, KeyError):
+        return 1
 
 
 def _sent_at(record: Any) -> datetime | None:

@@ -69,6 +69,7 @@ class QueueRecord:
     body: str
     sent_at: datetime | None
     tasks: list[TrackingMessage] | InvalidInput
+    receive_count: int = 1  # SQS's ApproximateReceiveCount: more than 1, an earlier delivery may have settled it
 
 
 class QueueConsumer:
@@ -290,11 +291,20 @@ class QueueConsumer:
             "source_message_id": record.message_id,
             "record_body": None if report.task_id else (record.body or "")[:MAX_FAILURE_RECORD],
             "reported_at": iso(self._clock()),
+            "receive_count": record.receive_count,
         }
         try:
             self._failure_queue.send(json.dumps(body, ensure_ascii=False))
         except DestinationFailure as exc:
             self._transient(report.task_id, f"cannot report to the failure queue: {exc.message}")
+        if record.receive_count > 1:
+            # SQS delivers a record again when an earlier invocation failed, timed out or ran past the queue's
+            # visibility timeout; that invocation may have sent this report (at-least-once delivery:
+            # https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/standard-queues-at-least-once-delivery.html).
+            _log.warning(
+                f"reports for {report.task_id} sent from record {record.message_id}, received "
+                f"{record.receive_count} times: an earlier delivery may have sent them (same source_message_id)"
+            )
 
     def _count(self, name: str) -> None:
         if self._metrics is not None:
