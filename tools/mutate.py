@@ -73,6 +73,7 @@ TIERS = {
 MODULES = {
     "normalize": ("core/normalize.py", "unit"),  # one stable TaskResult from whatever GetAITask answers
     "errors": ("core/errors.py", "unit"),  # which failure is retried, which is permanent, and what it is called
+    "outcome": ("core/outcome.py", "unit"),  # done / pending / retry / permanent: what every trigger does with a result
     "store": ("adapters/destinations/store.py", "unit"),  # create-only: a template is written once, never overwritten
     "file": ("adapters/destinations/file.py", "unit"),  # create-only by os.link on a directory
     "s3": ("adapters/destinations/s3.py", "servers"),  # create-only by If-None-Match; versioned buckets refused

@@ -95,3 +95,13 @@ def test_an_integer_setting_takes_ascii_digits_only(raw):
         load_config({"RELAY_MAX_CONCURRENCY": raw})
     # and plain digits, padded with spaces, still work
     assert load_config({"RELAY_MAX_CONCURRENCY": " 5 "}).max_concurrency == 5
+
+
+def test_a_setting_without_a_default_read_as_required_is_refused_by_name():
+    # Given an optional setting (no default) read as one that must have a value, with nothing set
+    from aitask_relay.config import _Env
+
+    # When it is read / Then the error names the variable (never a None passed on as a value)
+    with pytest.raises(ConfigurationError, match=r"^RELAY_LEDGER is not set$"):
+        _Env({}).text(S.LEDGER)
+    assert _Env({"RELAY_LEDGER": " redis://x "}).text(S.LEDGER) == "redis://x"
