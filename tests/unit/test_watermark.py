@@ -235,18 +235,28 @@ def test_a_dynamodb_watermark_builds_its_client_once_on_first_use(monkeypatch):
     assert made == ["dynamodb"]
 
 
-class Dest:
-    def __init__(self, kind, scheme=None):
-        self.kind, self.scheme, self.prefix = kind, scheme, ""
+class Dest(ObjectStore):
+    """A store that is only named and addressed (the watermark is chosen, not used)."""
+
+    _exists = _head = _read = _create = _put = None  # type: ignore[assignment]
+
+    def __init__(self, scheme):
+        self.scheme, self.prefix, self.name = scheme, "", f"{scheme}://bucket/"
 
     def uri_of(self, key):
         return f"{self.scheme}://bucket/{key}"
 
 
+class Queue:
+    """A queue destination: never a record store."""
+
+    kind = "queue"
+
+
 def test_the_watermark_lives_in_the_ledger_else_in_the_record_store(monkeypatch):
     clients = []
     monkeypatch.setattr(ledger, "redis_client", lambda uri, environ=None: clients.append(environ) or FakeRedis())
-    queue, file, s3 = Dest("queue"), Dest("store", "file"), Dest("store", "s3")
+    queue, file, s3 = Queue(), Dest("file"), Dest("s3")
     # Given a DynamoDB ledger / Then its table
     mark = build_watermark("dynamodb://relay-ledger", [s3], "abc")
     assert isinstance(mark, DynamoDbWatermark) and mark.table == "relay-ledger"

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from aitask_relay.adapters.ros import RosClient
 from aitask_relay.config import load_config
+from aitask_relay.core.ports import Destination, Metrics, Recorder
 from aitask_relay.core.settings import RelayConfig
 from aitask_relay.usecases.relay import Relay
 
@@ -40,7 +41,7 @@ def _logger() -> Any:
     return logger
 
 
-def _metrics() -> Any:
+def _metrics() -> Metrics | None:
     if _platform != "aws":
         return None
     from aitask_relay.adapters.observability import metrics
@@ -48,7 +49,7 @@ def _metrics() -> Any:
     return metrics
 
 
-def _recorder() -> Any:
+def _recorder() -> Recorder | None:
     if _platform != "aws":
         return None
     from aitask_relay.adapters.observability import MetricsRecorder, metrics
@@ -90,7 +91,7 @@ def relay() -> Relay:
 
 
 @cache
-def destinations() -> tuple[Any, ...]:
+def destinations() -> tuple[Destination, ...]:
     """The configured destinations (built once: the relay and the sweep watermark share their clients)."""
     from aitask_relay.adapters.destinations import build_destination, keep_announcement_records
 

@@ -52,7 +52,11 @@ class Destination(Protocol):
     """Delivers one observed task, create-only: a repeat is ``already_present``, never a second copy."""
 
     name: str  # the URI with any password removed: safe to log and to store in TaskResult.deliveries
-    kind: Kind
+
+    @property
+    def kind(self) -> Kind:
+        """"store" (file, S3, OSS: delivered first) or "queue" (SQS, AMQP)."""
+        ...
 
     def deliver(self, observation: Observation, stored: Sequence[Delivery] = ()) -> Delivery:
         """Store or announce the task; raise a RelayError (DestinationFailure) when it cannot.

@@ -208,7 +208,7 @@ class QueueConsumer:
                 extra={"task_id": task_id, "attempt": successor.message.attempt, "delay_seconds": successor.delay},
             )
 
-    def _settle(self, message: TrackingMessage, observation: Observation, record: Any, plan: _Plan) -> None:
+    def _settle(self, message: TrackingMessage, observation: Observation, record: QueueRecord, plan: _Plan) -> None:
         result = observation.result
         decision, failures = outcome_of(result), failures_of(result)
         if decision is Outcome.RETRY:
@@ -245,7 +245,7 @@ class QueueConsumer:
         age = (self._clock() - created).total_seconds()
         return bool(refused) and 0 <= age < self._create_grace
 
-    def _pending(self, message: TrackingMessage, record: Any, plan: _Plan) -> None:
+    def _pending(self, message: TrackingMessage, record: QueueRecord, plan: _Plan) -> None:
         now = self._clock()
         first_seen = first_seen_of(message.first_seen, record.sent_at, now)
         age = age_seconds(first_seen, now)
@@ -266,7 +266,7 @@ class QueueConsumer:
         self._logger.warning(f"record will be retried: {reason}", extra={"task_id": task_id})
         return reason
 
-    def _commit_report(self, report: _Report, record: Any) -> None:
+    def _commit_report(self, report: _Report, record: QueueRecord) -> None:
         """Log and count a settled record's outcome, and send it to the failure queue when one is
         configured; if that fails, the record is retried."""
         if report.code == "timed_out":
@@ -325,7 +325,7 @@ class _Report:
 class _Plan:
     """What settling one record will send, held back until the whole record has settled."""
 
-    record: Any
+    record: QueueRecord
     reports: list[_Report] = field(default_factory=list)
     successors: list[_Successor] = field(default_factory=list)
 

@@ -15,6 +15,8 @@ from collections.abc import Sequence
 from importlib import import_module
 from typing import Any, cast
 
+from aitask_relay.adapters.destinations.queue import QueueDestination
+from aitask_relay.adapters.destinations.store import ObjectStore
 from aitask_relay.adapters.destinations.uri import SCHEMES, parse_destination
 from aitask_relay.core.ports import Destination
 
@@ -30,16 +32,16 @@ def build_destination(uri: str, **dependencies: Any) -> Destination:
     return cast(Destination, getattr(import_module(module_name), attr).from_spec(spec, **dependencies))
 
 
-def record_store(destinations: Sequence[Any]) -> Any:
+def record_store(destinations: Sequence[Destination]) -> ObjectStore | None:
     """The store that keeps the relay's own records (announcement markers, the sweep watermark): the first
     S3 or OSS store in the list, else the first file store, else None. A bucket is seen by every function
     instance, a directory only by the processes that share it (on Lambda, one instance)."""
-    stores = [d for d in destinations if d.kind == "store"]
+    stores: list[ObjectStore] = [d for d in destinations if isinstance(d, ObjectStore)]
     shared = [d for d in stores if getattr(d, "scheme", "file") in ("s3", "oss")]
-    return (shared or stores or [None])[0]
+    return (shared or stores)[0] if stores else None
 
 
-def keep_announcement_records(destinations: Sequence[Any]) -> bool:
+def keep_announcement_records(destinations: Sequence[Destination]) -> bool:
     """Give each queue without a ledger a store to record its announcements in; True when a queue is left
     with no record at all (its delivery is at-least-once).
 
@@ -47,8 +49,9 @@ def keep_announcement_records(destinations: Sequence[Any]) -> bool:
     """
     record = record_store(destinations)
     left_alone = False
-    for queue in (d for d in destinations if d.kind == "queue"):
+    queues: list[QueueDestination] = [d for d in destinations if isinstance(d, QueueDestination)]
+    for queue in queues:
         if record is not None:
             queue.record_in(record)
-        left_alone |= queue.at_least_once  # every queue is a QueueDestination
+        left_alone |= queue.at_least_once
     return left_alone
