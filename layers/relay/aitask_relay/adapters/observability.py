@@ -13,10 +13,10 @@ from contextlib import contextmanager
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
-from aws_lambda_powertools.metrics import MetricUnit
 
 from aitask_relay.core.errors import InvalidInput
 from aitask_relay.core.model import TaskResult
+from aitask_relay.core.ports import COUNT
 from aitask_relay.core.ports import Metrics as MetricsPort
 from aitask_relay.core.taskref import TASK_TYPES
 
@@ -74,7 +74,7 @@ class MetricsRecorder:
             )
             counts[name] = counts.get(name, 0) + 1
         for name, value in counts.items():
-            self._sink.add_metric(name=name, unit=MetricUnit.Count, value=value)
+            self._sink.add_metric(name=name, unit=COUNT, value=value)
 
 
 def instrumented(correlation_id_path: str | None = None) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -105,7 +105,7 @@ def count_rejections(handler: Callable[..., Any]) -> Callable[..., Any]:
 def record_rejection(exc: InvalidInput) -> None:
     """Log and count one rejected event (or HTTP request), with the reason."""
     logger.warning(f"event rejected: {exc}", extra={"error": {"code": exc.code, "retryable": False}})
-    metrics.add_metric(name="invalid_events", unit=MetricUnit.Count, value=1)
+    metrics.add_metric(name="invalid_events", unit=COUNT, value=1)
 
 
 @contextmanager

@@ -49,7 +49,7 @@ _YAML_KEY = re.compile(r"""(?:"[^"\n]+"|'[^'\n]+'|[A-Za-z_$][^:#\n]*?)[ \t]*:(?:
 _SURROGATE = re.compile("[\ud800-\udfff]")
 REPLACEMENT = "\ufffd"
 # The record's fields that hold text from ROS (or built from it): checked in this order.
-_TEXT_FIELDS = ("task_type", "status_reason", "request_id", "output_extra", "error")
+_TEXT_FIELDS = ("task_type", "status_reason", "request_id", "output_extra")  # then the error record's
 
 
 def normalize(body: object, *, task_id: str, observed_at: str) -> Observation:
@@ -232,7 +232,7 @@ def replace_surrogates(text: str) -> str:
 def _repaired(result: TaskResult) -> TaskResult:
     """The record with every lone surrogate outside the template replaced by U+FFFD, and listed."""
     where: list[str] = []
-    changes = {name: _repair(getattr(result, name), "/" + name, where) for name in _TEXT_FIELDS if name != "error"}
+    changes = {name: _repair(getattr(result, name), "/" + name, where) for name in _TEXT_FIELDS}
     if result.error is not None:  # a record of its own: repaired field by field, in the record's JSON form
         fields = _repair(result.error.to_dict(), "/error", where)
         changes["error"] = ErrorRecord(**fields)

@@ -132,7 +132,7 @@ COUNT = "Count"  # the unit of every metric the relay adds (CloudWatch's unit na
 class Metrics(Protocol):
     """Where counts go (Powertools Metrics on AWS)."""
 
-    def add_metric(self, name: str, unit: Any, value: float) -> None: ...
+    def add_metric(self, name: str, unit: str, value: float) -> None: ...
 
 
 class Watermark(Protocol):

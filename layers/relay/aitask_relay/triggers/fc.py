@@ -23,9 +23,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from aitask_relay.core.errors import InvalidInput, RelayError
+from aitask_relay.core.errors import InvalidInput, RelayError, error_of
 from aitask_relay.core.model import ResponseLimit
 from aitask_relay.core.normalize import replace_surrogates
+from aitask_relay.core.outcome import Outcome, failures_of, outcome_of
 from aitask_relay.core.taskref import TaskRef, task_refs
 from aitask_relay.triggers.records import parse_tracking_body
 
@@ -220,9 +221,6 @@ def handle_events(event: Any, relay: Any) -> dict[str, Any]:
     (after every event was tried), so that FC's asynchronous retry or the event source redelivers it;
     destinations are create-only and dedupe, so the tasks already done are not repeated.
     """
-    from aitask_relay.core.errors import error_of
-    from aitask_relay.core.outcome import Outcome, failures_of, outcome_of
-
     events = parse_cloud_events(event)
     refs = [ref for item in events for ref in item.refs]
     observed = dict(zip(refs, relay.process_many(refs), strict=True))
