@@ -10,7 +10,9 @@ Use it in-process (``Emulator(...).start()``) or standalone (``python -m ros_emu
 from __future__ import annotations
 
 import base64
+import bisect
 import json
+import math
 import socket
 import struct
 import threading
@@ -25,9 +27,9 @@ from urllib.parse import parse_qsl, urlsplit
 
 from .generate import expand, generated_output
 from .signing import ApiError, NonceCache, verify
+from .timelines import TERMINAL, Plan, Timelines, agent_for, from_spec, from_timeline, handlers_for, is_timed
 
 API_VERSION = "2019-09-10"
-TERMINAL = ("SUCCESS", "FAILURE")
 DEFAULT_CREATE_TIMELINE = [["PENDING", 0], ["WAITING", 1], ["RUNNING", 2], ["SUCCESS", 4]]
 MAX_PROMPT = 10_000
 # The order ListAITasks lists tasks in. ROS's reference for ListAITasks documents none (nor does the SDK's
@@ -47,17 +49,7 @@ DOCUMENTED_STATUS = {
     "AssumeRoleFailure": 400,
     "Forbidden": 403,
 }
-# ListAITaskEvents (https://www.alibabacloud.com/help/en/ros/developer-reference/api-ros-2019-09-10-listaitaskevents)
-# documents AgentType GenerateTemplateAgent | FixUserTemplateAgent, the HandlerType names below,
-# HandlerProcessStatus SUCCESS | RUNNING | FAILURE, EstimatedProcessingTime as a string and EventData as free text.
-# Which handlers run for which task, in what order, is not documented: this is our guess.
-AGENT_TYPES = {"GenerateTemplate": "GenerateTemplateAgent", "FixTemplate": "FixUserTemplateAgent"}
-HANDLERS = {
-    ("GenerateTemplate", "ROS"): ("TemplateGenerator",),
-    ("GenerateTemplate", "Terraform"): ("TerraformTemplateGenerator",),
-    ("FixTemplate", "ROS"): ("ROSTemplateStaticFixer", "ROSTemplateModifier"),
-    ("FixTemplate", "Terraform"): ("TerraformTemplateStaticFixer", "TerraformTemplateDynamicFixer"),
-}
+# ListAITaskEvents' agents and handlers, and the tasks' timelines (durations, estimates): timelines.py.
 
 
 class Clock:
@@ -102,6 +94,9 @@ class Task:
     # ListAITasks' UpdateTime follows the status; False keeps it at CreateTime: nothing documented says it
     # moves when a task finishes, and the relay must not depend on it.
     update_time_moves: bool = True
+    # Its handlers' runs and estimates (timelines.py); None until first needed for a task given by its status
+    # timeline alone, so 100,000 history tasks cost nothing more.
+    plan: Plan | None = None
     _output_json: str | None = None
 
     def state(self, now: float) -> tuple[str, float]:
@@ -112,6 +107,18 @@ class Task:
             if offset <= age:
                 status, since = name, offset
         return status, self.created_at + since
+
+    def handler_plan(self) -> Plan:
+        """Its handlers' runs (ListAITaskEvents), planned from its status timeline unless it gave durations."""
+        if self.plan is None:
+            self.plan = from_timeline(self.timeline, handlers_for(self.task_type, self.template_type))
+        return self.plan
+
+    @property
+    def finished_at(self) -> float | None:
+        """The emulator time it reaches SUCCESS or FAILURE (ground truth for measurements), None if never."""
+        finish = self.handler_plan().finish
+        return None if finish is None else self.created_at + finish
 
     def output_json(self) -> str:
         if self._output_json is None:
@@ -219,6 +226,12 @@ class Emulator:
         self.secrets = dict(scenario.get("AccessKeys", {}))
         self.secrets.update(access_keys or {})
         self.create_timeline = scenario.get("CreateTimeline", DEFAULT_CREATE_TIMELINE)
+        # Drawn timelines for created tasks (timelines.py); without them, every created task follows
+        # create_timeline, a 4-second task by default.
+        if "Timelines" in scenario and "CreateTimeline" in scenario:
+            raise ValueError("a scenario gives either CreateTimeline or Timelines for created tasks, not both")
+        self.timelines = Timelines.from_dict(scenario["Timelines"]) if "Timelines" in scenario else None
+        self._created = 0  # CreateAITask's tasks so far: task n draws the n-th timeline
         self._terraform_created = 0  # created Terraform tasks alternate between the two shapes (generate.py)
         self.tasks: dict[str, Task] = {}
         self._listing: list[Task] | None = None  # tasks in ListAITasks order, rebuilt after a task is added
@@ -269,14 +282,19 @@ class Emulator:
 
     # --- state -----------------------------------------------------------------------------------
     def add_task(self, spec: dict[str, Any]) -> Task:
-        """Add a task from its scenario form (see docs/emulator.md: TaskId, Status or Timeline, TaskOutput, ...)."""
-        if "Timeline" in spec:
+        """Add a task from its scenario form (see docs/emulator.md: TaskId, Status or Timeline, or its durations,
+        TaskOutput, ...). Costs the same whatever the number of tasks."""
+        task_type, template_type = spec.get("TaskType", "GenerateTemplate"), spec.get("TemplateType", "ROS")
+        plan = from_spec(spec, handlers_for(task_type, template_type)) if is_timed(spec) else None
+        if plan is not None:
+            timeline = list(plan.timeline)
+        elif "Timeline" in spec:
             timeline = [(str(s), float(at)) for s, at in spec["Timeline"]]
         else:
             timeline = [(str(spec.get("Status", "SUCCESS")), 0.0)]
         task = Task(
             task_id=spec["TaskId"],
-            task_type=spec.get("TaskType", "GenerateTemplate"),
+            task_type=task_type,
             prompt=spec.get("Prompt", "Generate a template"),
             created_at=self.clock.now() - float(spec.get("CreatedSecondsAgo", 0)),
             timeline=timeline,
@@ -284,14 +302,19 @@ class Emulator:
             status_reason=spec.get("StatusReason"),
             extra_fields=dict(spec.get("ExtraFields", {})),
             pending_output=bool(spec.get("PendingOutput", False)),
-            template_type=spec.get("TemplateType", "ROS"),
+            template_type=template_type,
             update_time_moves=bool(spec.get("UpdateTimeMoves", True)),
+            plan=plan,
         )
         if "VisibleAfterSeconds" in spec:  # the read-after-create lag (CreateAITask's, or a scenario task's)
             task.visible_at = task.created_at + float(spec["VisibleAfterSeconds"])
         with self._lock:
+            replaced = self.tasks.get(task.task_id)
             self.tasks[task.task_id] = task
-            self._listing = None
+            if self._listing is not None and replaced is None:
+                _insert(self._listing, task, newest_first=self.list_order == "newest-first")
+            else:  # a task replaced by one of the same TaskId: sorted afresh on the next listing
+                self._listing = None
         return task
 
     def add_history(self, spec: dict[str, Any]) -> int:
@@ -349,6 +372,42 @@ class Emulator:
             "get_by_output_option": dict(Counter(r["output_option"] for r in records if r["action"] == "GetAITask")),
             "task_output_bytes": sum(r["task_output_bytes"] for r in records),
             "by_status": dict(Counter(str(r["http_status"]) for r in records)),
+        }
+
+    def truth(self, task_id: str) -> dict[str, Any]:
+        """What really happens to a task, for measurements (a relay's lag from finish to delivery, how good its
+        checks were): emulator seconds (``clock.now()``'s scale) and ISO times as the API writes them.
+
+        ``FinishedAt``: when it reaches ``Status`` (None if never); ``Handlers``: each one's ``StartedAt``,
+        ``EndedAt``, real ``Seconds`` and ``EstimatedSeconds`` (its EstimatedProcessingTime); ``Overrun``: the
+        factor beyond the estimates' noise a drawn task overran by (1 if none)."""
+        with self._lock:
+            task = self.tasks.get(task_id)
+        if task is None:
+            raise KeyError(task_id)
+        plan, created = task.handler_plan(), task.created_at
+        finished = task.finished_at
+        return {
+            "TaskId": task.task_id,
+            "TaskType": task.task_type,
+            "TemplateType": task.template_type,
+            "Status": plan.outcome,
+            "CreatedAt": created,
+            "RunningAt": created + plan.runs[0].start if plan.runs else None,
+            "FinishedAt": finished,
+            "FinishTime": None if finished is None else self.clock.iso(finished),
+            "EstimatedSeconds": sum(run.estimate for run in plan.runs),
+            "Overrun": plan.overrun,
+            "Handlers": [
+                {
+                    "Handler": run.handler,
+                    "StartedAt": created + run.start,
+                    "EndedAt": None if math.isinf(run.end) else created + run.end,
+                    "Seconds": None if math.isinf(run.end) else run.seconds,
+                    "EstimatedSeconds": run.estimate,
+                }
+                for run in plan.runs
+            ],
         }
 
     def requests_for(self, task_id: str) -> list[dict[str, Any]]:
@@ -497,26 +556,31 @@ class Emulator:
         return payload, task.output_json() if with_output else None
 
     def _list_tasks(self, params: dict[str, str]) -> tuple[dict[str, Any], None]:
+        # ListAITasks' reference gives MaxResults no default and no range (its example is 50): the emulator's
+        # default of 10 and range of 1 to 100 are our choice, not ROS's; the relay always sends its own size.
         now = self.clock.now()
+        task_type, task_id = params.get("TaskType") or None, params.get("TaskId") or None
         with self._lock:
             # Sorted once, not per page: a 10,000-task sweep re-sorting on every page measured the
-            # emulator (4 ms a page), not the client.
+            # emulator (4 ms a page), not the client. add_task inserts into it in place, so a page is cut (or
+            # the listing copied, to filter it) while the lock is held.
             if self._listing is None:
-                self._listing = sorted(self.tasks.values(), key=lambda t: (-t.created_at, t.task_id))
+                self._listing = sorted(self.tasks.values(), key=_listing_key)
                 if self.list_order == "oldest-first":
                     self._listing.reverse()
             tasks = self._listing
-        task_type, task_id = params.get("TaskType") or None, params.get("TaskId") or None
-        latest = tasks[0 if self.list_order == "newest-first" else -1].created_at if tasks else now
-        if task_type or task_id or latest > now:
-            tasks = [
-                t
-                for t in tasks
-                if t.created_at <= now and task_type in (None, t.task_type) and task_id in (None, t.task_id)
-            ]
-        # ListAITasks' reference gives MaxResults no default and no range (its example is 50): the emulator's
-        # default of 10 and range of 1 to 100 are our choice, not ROS's; the relay always sends its own size.
-        page, token = _page(tasks, params, default=10)
+            latest = tasks[0 if self.list_order == "newest-first" else -1].created_at if tasks else now
+            filtered = bool(task_type or task_id or latest > now)
+            if not filtered:
+                page, token = _page(tasks, params, default=10)
+            elif task_id:  # one task at most: found by its id, not by reading the whole listing
+                found = self.tasks.get(task_id)
+                tasks = [found] if found is not None else []
+            else:
+                tasks = list(tasks)
+        if filtered:
+            tasks = [t for t in tasks if t.created_at <= now and task_type in (None, t.task_type)]
+            page, token = _page(tasks, params, default=10)
         items = []
         for task in page:
             status, since = task.state(now)
@@ -542,26 +606,8 @@ class Emulator:
         return {**answer, "Events": page, "NextToken": token}, None
 
     def _events(self, task: Task, now: float) -> list[dict[str, Any]]:
-        """The task's handlers at work once it runs (see HANDLERS): each says RUNNING when it starts and SUCCESS
-        when it ends (the last one FAILURE, for a failed task); they share the running time evenly. Until the
-        task's timeline reaches an end, only the first handler is known to run."""
-        running = [at for name, at in task.timeline if name not in ("PENDING", "WAITING")]
-        if not running:
-            return []
-        start = task.created_at + running[0]
-        ends = [(name, at) for name, at in task.timeline if name in TERMINAL]
-        handlers = HANDLERS.get((task.task_type, task.template_type), ("TemplateGenerator",))
-        agent = AGENT_TYPES.get(task.task_type, "GenerateTemplateAgent")
-        if not ends:
-            steps = [(handlers[0], "RUNNING", start, "30")]
-        else:
-            outcome, end = ends[0][0], max(task.created_at + ends[0][1], start)
-            share = (end - start) / len(handlers)
-            steps = []
-            for i, handler in enumerate(handlers):
-                last = outcome if i == len(handlers) - 1 else "SUCCESS"
-                began = start + i * share
-                steps += [(handler, "RUNNING", began, str(round(share))), (handler, last, began + share, "0")]
+        """The task's handlers at work, as far as the clock has got (timelines.Plan.events): O(its handlers)."""
+        agent = agent_for(task.task_type)
         return [
             {
                 "AgentType": agent,
@@ -569,10 +615,9 @@ class Emulator:
                 "HandlerProcessStatus": state,
                 "EventData": f"{handler} {'started' if state == 'RUNNING' else state.lower()}",
                 "EstimatedProcessingTime": estimate,
-                "CreateTime": self.clock.iso(at),
+                "CreateTime": self.clock.iso(task.created_at + offset),
             }
-            for handler, state, at, estimate in steps
-            if at <= now
+            for handler, state, offset, estimate in task.handler_plan().events(now - task.created_at)
         ]
 
     def _create_task(self, params: dict[str, str]) -> tuple[dict[str, Any], None]:
@@ -595,12 +640,17 @@ class Emulator:
         with self._lock:
             terraform = self._terraform_created
             self._terraform_created += template_type == "Terraform"
+            number, self._created = self._created, self._created + 1
+        if self.timelines is not None:
+            timing = self.timelines.timing(number, task_type, template_type)
+        else:
+            timing = {"Timeline": self.create_timeline}
         self.add_task(
             {
                 "TaskId": task_id,
                 "TaskType": task_type,
                 "Prompt": prompt,
-                "Timeline": self.create_timeline,
+                **timing,
                 "TaskOutput": generated_output(prompt, template_type, task_type, params.get("Template"), n=terraform),
                 "TemplateType": template_type,
                 # set before the task is added, so no request sees it before its lag begins
@@ -612,8 +662,18 @@ class Emulator:
     # --- admin -----------------------------------------------------------------------------------
     def _admin(self, path: str, query: str, body: bytes) -> Answer:
         data = json.loads(body or b"{}")
-        if path == "/_emulator/stats":
-            result: Any = self.stats()
+        asked = dict(parse_qsl(query))
+        if path == "/_emulator/task":  # one task's ground truth: ?TaskId=... or {"TaskId": ...}
+            task_id = asked.get("TaskId") or data.get("TaskId")
+            if task_id not in self.tasks:
+                return Answer(404, json.dumps({"error": f"no task {task_id!r}"}).encode())
+            result: Any = self.truth(task_id)
+        elif path == "/_emulator/truth":  # many at once: {"TaskIds": [...]} or {"TaskIdPrefix": "..."}
+            with self._lock:
+                ids = data.get("TaskIds") or [i for i in self.tasks if i.startswith(data.get("TaskIdPrefix", ""))]
+            result = {"Now": self.clock.now(), "Tasks": [self.truth(i) for i in ids if i in self.tasks]}
+        elif path == "/_emulator/stats":
+            result = self.stats()
         elif path == "/_emulator/advance":
             self.advance(float(data.get("seconds", 0)))
             result = {"now": self.clock.now()}
@@ -628,6 +688,28 @@ class Emulator:
         else:
             return Answer(404, b'{"error": "unknown admin route"}')
         return Answer(200, json.dumps(result).encode())
+
+
+def _listing_key(task: Task) -> tuple[float, str]:
+    """ListAITasks' newest-first order: newest CreateTime first, ties by TaskId."""
+    return -task.created_at, task.task_id
+
+
+def _insert(listing: list[Task], task: Task, *, newest_first: bool) -> None:
+    """Put a new task in its place in a sorted listing (newest first, else its reverse) without sorting it all
+    again: a bench that creates 1,000 tasks while listing them would otherwise sort after every creation."""
+    key = _listing_key(task)
+    if newest_first:
+        bisect.insort(listing, task, key=_listing_key)
+        return
+    low, high = 0, len(listing)
+    while low < high:  # bisect on a descending order
+        middle = (low + high) // 2
+        if _listing_key(listing[middle]) > key:
+            low = middle + 1
+        else:
+            high = middle
+    listing.insert(low, task)
 
 
 def _page(items: list[Any], params: dict[str, str], *, default: int) -> tuple[list[Any], str]:
