@@ -234,7 +234,7 @@ class Emulator:
         self._created = 0  # CreateAITask's tasks so far: task n draws the n-th timeline
         self._terraform_created = 0  # created Terraform tasks alternate between the two shapes (generate.py)
         self.tasks: dict[str, Task] = {}
-        self._listing: list[Task] | None = None  # tasks in ListAITasks order, rebuilt after a task is added
+        self._listing: list[Task] | None = None  # tasks in ListAITasks order: sorted once, then kept in order
         self.list_order = "newest-first"
         self.faults: list[Fault] = []
         self.requests: list[dict[str, Any]] = []
