@@ -17,4 +17,4 @@ runtime.config()  # validate the environment at cold start: a bad variable fails
 @instrumented()
 def lambda_handler(event: object, context: LambdaContext) -> dict[str, Any]:
     request = parse_fetch_event(event)
-    return runtime.relay().run_fetch(request, limit=FETCH_RESPONSE_LIMIT)
+    return runtime.fetcher().run(request, limit=FETCH_RESPONSE_LIMIT)

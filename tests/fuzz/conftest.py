@@ -5,11 +5,16 @@ examples actually run is printed at the end of the session.
 """
 
 import os
+import sys
 from collections import Counter
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, settings
 from pytest_socket import disable_socket, enable_socket
+
+# The unit tests' shared fakes (tests/unit/fakes.py), for the fuzzed sources too
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "unit"))
 
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "150"))
 COUNTS: Counter[str] = Counter()

@@ -9,19 +9,21 @@ import json
 import string
 
 from conftest import COUNTS
+from fakes import EventsFromGet
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from aitask_relay.core.errors import InvalidInput, RelayError
 from aitask_relay.core.model import Delivery, Observation
 from aitask_relay.core.normalize import normalize
+from aitask_relay.core.tracking import SchedulePolicy
 from aitask_relay.triggers import fc
 from aitask_relay.triggers.direct import parse_fetch_event
 from aitask_relay.triggers.http import TaskApi
 from aitask_relay.triggers.sqs import handle_batch
 from aitask_relay.usecases.relay import Relay
 from aitask_relay.usecases.settle import QueueConsumer
-from aitask_relay.usecases.tasks import TaskService
+from aitask_relay.usecases.tasks import TaskService, Tracker
 
 settings.load_profile("fuzz")
 
@@ -62,7 +64,7 @@ def near(shape: dict) -> st.SearchStrategy:
 # --- fakes: a relay whose source and destinations are in memory, recording what it was asked ------------
 
 
-class Source:
+class Source(EventsFromGet):
     def __init__(self):
         self.asked = []
 
@@ -154,7 +156,8 @@ bodies = st.one_of(
 def test_queue_consumer_events(event):
     COUNTS["queue_consumer event"] += 1
     source, store, relay = fakes()
-    consumer = QueueConsumer(relay, tracking_queue=Queue(), failure_queue=Queue(), first_delay_seconds=0)
+    schedule = SchedulePolicy(first_delay=0)
+    consumer = QueueConsumer(relay, tracking_queue=Queue(), failure_queue=Queue(), schedule=schedule)
     try:
         answer = handle_batch(consumer, event)
     except InvalidInput:
@@ -210,7 +213,7 @@ class Ros:
 def api():
     source, store, relay = fakes()
     ros = Ros()
-    tasks = TaskService(relay=lambda: relay, ros=lambda: ros, tracking_queue=lambda: None, first_delay_seconds=30)
+    tasks = TaskService(relay=lambda: relay, ros=lambda: ros, tracker=Tracker(lambda: None))
     return TaskApi(tasks), source, store, ros
 
 

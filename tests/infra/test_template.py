@@ -161,7 +161,7 @@ def test_functions_get_the_delivery_policy_and_only_the_queues_they_send_to():
         for name, props in FUNCTIONS.items()
     }  # fmt: skip
     assert sends == {
-        "FetchTaskFunction": [],
+        "FetchTaskFunction": ["TrackingQueue"],  # a task it finds pending is tracked from there
         "QueueConsumerFunction": ["FailureQueue", "TrackingQueue"],
         "SweeperFunction": ["TrackingQueue"],
         "HttpApiFunction": ["TrackingQueue"],

@@ -74,7 +74,9 @@ def test_an_mns_batch_is_deduplicated_and_delivered_to_oss(fc, aws, emulator):
     assert keys(aws, fc.bucket) == [
         f"ros/{t}/{f}" for t in ("t-fc-1", "t-fc-2") for f in ("task.json", "template.yaml")
     ]
-    assert len([r for r in emulator.requests_for("t-fc-1") if r["action"] == "GetAITask"]) == 2  # probe + output
+    # (once: the look, then the output)
+    calls = [(r["action"], r["output_option"]) for r in emulator.requests_for("t-fc-1")]
+    assert calls == [("ListAITaskEvents", "Disabled"), ("GetAITask", "Enabled")]
 
 
 def test_a_bad_event_in_a_batch_is_reported_alone(fc, emulator):

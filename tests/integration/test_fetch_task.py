@@ -78,14 +78,16 @@ def test_a_pending_task_never_costs_its_task_output_bytes(emulator, fetch_task):
     # When it is polled ten times
     for _ in range(10):
         assert fetch_task({"TaskId": "t-run"})["results"][0]["status"] == "RUNNING"
-    # Then every call was a Disabled probe and no TaskOutput byte was sent
+    # Then every call was one look (ListAITaskEvents, which never carries output), no GetAITask, and no TaskOutput
+    # byte was sent
     stats = emulator.stats()
-    assert stats["get_by_output_option"] == {"Disabled": 10}
+    assert stats["by_action"] == {"ListAITaskEvents": 10} and stats["get_by_output_option"] == {}
     assert stats["task_output_bytes"] == 0
-    # And once it succeeds, exactly one Enabled call fetches the output
+    # And once it succeeds, one more look and exactly one Enabled call fetch the output
     emulator.advance(100)
     fetch_task({"TaskId": "t-run"})
-    assert emulator.stats()["get_by_output_option"] == {"Disabled": 11, "Enabled": 1}
+    assert emulator.stats()["by_action"] == {"ListAITaskEvents": 11, "GetAITask": 1}
+    assert emulator.stats()["get_by_output_option"] == {"Enabled": 1}
 
 
 def test_a_task_moving_through_its_states_is_delivered_once_when_it_finishes(emulator, fetch_task, out_dir):

@@ -44,7 +44,7 @@ def keys(aws, bucket):
 def test_a_mixed_batch_fails_exactly_the_transient_records(wired, aws, emulator, invoke):
     # Given a batch of done, pending, failed, unknown, malformed and throttled records
     emulator.add_task({"TaskId": "t-done", "Status": "SUCCESS", "TaskOutput": {"Result": YAML}})
-    emulator.add_task({"TaskId": "t-pending", "Status": "RUNNING"})
+    emulator.add_task({"TaskId": "t-pending", "Status": "WAITING"})  # no estimate yet: looked at again in 1 s
     emulator.add_task({"TaskId": "t-failed", "Status": "FAILURE", "StatusReason": "quota"})
     emulator.add_task({"TaskId": "t-throttled", "Status": "SUCCESS", "TaskOutput": {"Result": YAML}})
     emulator.add_fault({"TaskId": "t-throttled", "Status": 400, "Code": "Throttling.User", "Times": None})
@@ -72,9 +72,10 @@ def test_a_mixed_batch_fails_exactly_the_transient_records(wired, aws, emulator,
 
 
 def test_a_pending_task_comes_back_and_is_delivered_once_it_finishes(wired, aws, emulator, invoke):
-    # Given a task that finishes 100 s after it is created
+    # Given a task that finishes 100 s after it is created, waiting until then (no events, so no estimate: the
+    # next look is 1 s away)
     emulator.add_task(
-        {"TaskId": "t-slow", "Timeline": [["RUNNING", 0], ["SUCCESS", 100]], "TaskOutput": {"Result": YAML}}
+        {"TaskId": "t-slow", "Timeline": [["WAITING", 0], ["SUCCESS", 100]], "TaskOutput": {"Result": YAML}}
     )
     # When its record is consumed while it runs
     assert invoke("queue_consumer", {"Records": [sqs_record("t-slow")]}) == {"batchItemFailures": []}
@@ -89,30 +90,40 @@ def test_a_pending_task_comes_back_and_is_delivered_once_it_finishes(wired, aws,
     assert json.loads(first[0]["Body"])["attempt"] == 1
 
 
-def test_re_scheduling_uses_growing_delays(wired, aws, emulator, invoke, relay_env):
-    # Given a first delay of 5 s and pending tasks on their 1st, 2nd, 3rd, 4th and 9th look, and the
-    # successors the consumer's real boto3 client sends captured before moto sees them
+def test_re_scheduling_follows_the_schedule_from_what_each_look_saw(wired, aws, emulator, invoke, relay_env):
+    # Given a first delay of 5 s; tasks waiting without an estimate, first seen now, 100 s, 1,000 s and 10,000 s ago;
+    # and a task running for 10 s whose handler is estimated at 200 s; the successors the consumer's real boto3
+    # client sends captured before moto sees them
     relay_env.setenv("RELAY_TRACKING_FIRST_DELAY_SECONDS", "5")
     runtime.reset()
     sent = []
     runtime.tracking_queue().client.meta.events.register(
         "provide-client-params.sqs.SendMessageBatch", lambda params, **_: sent.extend(params["Entries"])
     )
-    looks = (0, 1, 2, 3, 8)
+    now = time.time()
     records = []
-    for attempt in looks:
-        emulator.add_task({"TaskId": f"t-wait-{attempt}", "Status": "WAITING"})
-        body = {"TaskId": f"t-wait-{attempt}", "attempt": attempt, "first_seen": "2099-01-01T00:00:00Z"}
-        records.append(sqs_record(json.dumps(body), f"m-{attempt}"))
+    for age in (0, 100, 1000, 10_000):
+        emulator.add_task({"TaskId": f"t-wait-{age}", "Status": "WAITING"})
+        seen = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now - age))
+        records.append(sqs_record(json.dumps({"TaskId": f"t-wait-{age}", "first_seen": seen}), f"m-{age}"))
+    emulator.add_task({"TaskId": "t-eta", "DurationSeconds": 200, "EstimatedSeconds": 200, "CreatedSecondsAgo": 10})
+    records.append(sqs_record("t-eta", "m-eta"))
     # When they are still pending
     assert invoke("queue_consumer", {"Records": records}) == {"batchItemFailures": []}
-    # Then each successor waits 5 * 2**attempt s, doubling with each look, up to SQS's DelaySeconds maximum
-    # (900 s; 5 * 2**8 would be 1,280)
-    delays = {json.loads(e["MessageBody"])["TaskId"]: e["DelaySeconds"] for e in sent}
-    assert delays == {"t-wait-0": 5, "t-wait-1": 10, "t-wait-2": 20, "t-wait-3": 40, "t-wait-8": 900}
+    # Then each waiting one waits 12 % of its age, at least 5 s, at most SQS's 900 s (12 % of 10,000 s is 1,200),
+    # the running one until 65 % of its expected 200 s (about 130 s from its start), and each says why
+    delays = {json.loads(e["MessageBody"])["TaskId"]: (e["DelaySeconds"], json.loads(e["MessageBody"])["reason"])
+              for e in sent}  # fmt: skip
+    # (first_seen is written to the whole second: the fraction of a second since may round a delay up by one)
+    assert delays["t-wait-0"] == (5, "no_estimate")
+    assert delays["t-wait-100"] in ((12, "no_estimate"), (13, "no_estimate"))
+    assert delays["t-wait-1000"] in ((120, "no_estimate"), (121, "no_estimate"))
+    assert delays["t-wait-10000"] == (900, "no_estimate; capped at the queue's 900 s")
+    eta_delay, eta_reason = delays["t-eta"]
+    assert eta_reason == "estimate" and 115 <= eta_delay <= 122
     # and moto keeps all of them delayed
     attributes = aws.sqs.get_queue_attributes(QueueUrl=wired["tracking"], AttributeNames=["All"])["Attributes"]
-    assert attributes["ApproximateNumberOfMessagesDelayed"] == str(len(looks))
+    assert attributes["ApproximateNumberOfMessagesDelayed"] == str(len(records))
     assert aws.receive_all(wired["tracking"]) == []
 
 
@@ -125,15 +136,15 @@ def test_a_batch_of_pending_tasks_is_re_scheduled_in_one_request(wired, aws, emu
     events.register("before-call.sqs.*", lambda model, **_: calls.update([model.name]))
     records = []
     for i in range(10):
-        emulator.add_task({"TaskId": f"t-wait-{i}", "Status": "RUNNING"})
+        emulator.add_task({"TaskId": f"t-wait-{i}", "Status": "WAITING"})
         body = {"TaskId": f"t-wait-{i}", "attempt": i % 3, "first_seen": "2099-01-01T00:00:00Z"}
         records.append(sqs_record(json.dumps(body), f"m-{i}"))
     # When the consumer handles the batch
     assert invoke("queue_consumer", {"Records": records}) == {"batchItemFailures": []}
     # Then the 10 successors, each one look further on, went out in one SendMessageBatch
     assert calls["SendMessageBatch"] == 1 and calls["SendMessage"] == 0
-    # (delays of 1, 2 and 4 s: attempts 0, 1 and 2 with a first delay of 0, i.e. 1 s)
-    messages = tracked(aws, wired["tracking"], delay=4)
+    # (each 1 s: no estimate, first seen just now, a first delay of 0, i.e. 1 s)
+    messages = tracked(aws, wired["tracking"], delay=1)
     successors = {json.loads(m["Body"])["TaskId"]: json.loads(m["Body"]) for m in messages}
     assert {task: s["attempt"] for task, s in successors.items()} == {f"t-wait-{i}": i % 3 + 1 for i in range(10)}
 
@@ -271,10 +282,10 @@ def test_a_task_the_relay_created_that_is_not_found_yet_is_rescheduled_not_repor
 def test_a_task_the_sweep_lists_that_get_ai_task_cannot_find_yet_is_rescheduled_not_reported(
     wired, aws, emulator, invoke
 ):
-    # Given a task ROS lists as RUNNING, created 5 s ago, that GetAITask does not find yet (ROS documents no
-    # read-after-create guarantee, and the listing shows the task exists)
+    # Given a task ROS lists as RUNNING, created 5 s ago, that ListAITaskEvents and GetAITask do not find yet (ROS
+    # documents no read-after-create guarantee, and the listing shows the task exists)
     emulator.add_task({"TaskId": "t-lag", "Status": "RUNNING", "CreatedSecondsAgo": 5})
-    emulator.add_fault({"Action": "GetAITask", "TaskId": "t-lag", "Status": 404, "Code": "TaskNotFound", "Times": None})
+    emulator.add_fault({"TaskId": "t-lag", "Status": 404, "Code": "TaskNotFound", "Times": None})
     # When the sweeper puts it on the tracking queue and the consumer reads that record
     invoke("sweeper", {})
     (message,) = tracked(aws, wired["tracking"])

@@ -57,7 +57,7 @@ def eventbridge(*task_ids):
 def test_a_multi_task_record_delivered_three_times_leaves_one_tracker_and_one_report(wired, aws, emulator, invoke):
     # Given one EventBridge record naming a pending task, a throttled one (throttled on its first two
     # deliveries) and an unknown one
-    emulator.add_task({"TaskId": "t-pend", "Status": "RUNNING"})
+    emulator.add_task({"TaskId": "t-pend", "Status": "WAITING"})  # no estimate: its next look is 1 s away
     emulator.add_task({"TaskId": "t-thr", "Status": "SUCCESS", "TaskOutput": {"Result": YAML}})
     emulator.add_fault({"TaskId": "t-thr", "Status": 400, "Code": "Throttling.User", "Times": 2})
     record = sqs_record(eventbridge("t-pend", "t-thr", "t-gone"), "m-multi")
@@ -73,18 +73,20 @@ def test_a_multi_task_record_delivered_three_times_leaves_one_tracker_and_one_re
 
 
 def test_a_first_delay_of_zero_still_waits_at_least_a_second(wired, aws, emulator, invoke, relay_env):
-    # Given RELAY_TRACKING_FIRST_DELAY_SECONDS=0 and a pending task on its first and on its fourth look
+    # Given RELAY_TRACKING_FIRST_DELAY_SECONDS=0 and two waiting tasks (no estimate), first seen now and 50 s ago
     relay_env.setenv("RELAY_TRACKING_FIRST_DELAY_SECONDS", "0")
     runtime.reset()
-    emulator.add_task({"TaskId": "t-a", "Status": "RUNNING"})
-    emulator.add_task({"TaskId": "t-b", "Status": "RUNNING"})
+    emulator.add_task({"TaskId": "t-a", "Status": "WAITING"})
+    emulator.add_task({"TaskId": "t-b", "Status": "WAITING"})
     entries = sent_to_tracking()
-    records = [sqs_record("t-a", "m-a"), sqs_record(json.dumps({"TaskId": "t-b", "attempt": 3}), "m-b")]
+    seen = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 50))
+    records = [sqs_record("t-a", "m-a"), sqs_record(json.dumps({"TaskId": "t-b", "first_seen": seen}), "m-b")]
     # When the consumer re-schedules them
     assert invoke("queue_consumer", {"Records": records}) == {"batchItemFailures": []}
-    # Then the delays are 1 s and 8 s (at least 1 s, doubling), not 0
+    # Then the delays are 1 s (at least 1 s, not 0) and 6 s (12 % of 50 s, rounded up: 7 s once the clock is past
+    # the whole second the first_seen was written with)
     delays = {json.loads(e["MessageBody"])["TaskId"]: e.get("DelaySeconds") for e in entries}
-    assert delays == {"t-a": 1, "t-b": 8}
+    assert delays["t-a"] == 1 and delays["t-b"] in (6, 7)
     # and moto holds the successors back for that long
     assert aws.receive_all(wired["tracking"]) == []
 
@@ -103,9 +105,9 @@ def test_one_task_twice_in_a_batch_is_fetched_once_and_announced_once(relay_env,
     ]
     # When the consumer handles the batch
     assert invoke("queue_consumer", {"Records": records}) == {"batchItemFailures": []}
-    # Then the task took one probe path (probe, then the output) and one message reached the queue
-    calls = [r["output_option"] for r in emulator.requests_for("t-twice")]
-    assert calls == ["Disabled", "Enabled"]
+    # Then the task took one path (a look, then the output) and one message reached the queue
+    calls = [(r["action"], r["output_option"]) for r in emulator.requests_for("t-twice")]
+    assert calls == [("ListAITaskEvents", "Disabled"), ("GetAITask", "Enabled")]
     assert len(aws.receive_all(out_url)) == 1
 
 
@@ -127,7 +129,7 @@ def test_an_unreadable_or_future_first_seen_times_out_by_the_sent_time(wired, aw
 
 def test_a_future_first_seen_is_replaced_in_the_successor(wired, aws, emulator, invoke):
     # Given a fresh record whose message claims a first_seen in the future
-    emulator.add_task({"TaskId": "t-fresh", "Status": "RUNNING"})
+    emulator.add_task({"TaskId": "t-fresh", "Status": "WAITING"})  # no estimate: looked at again in 1 s
     body = json.dumps({"TaskId": "t-fresh", "attempt": 0, "first_seen": "2999-01-01T00:00:00Z"})
     sent_ms = int(time.time() * 1000) - 5000
     # When consumed
@@ -151,9 +153,9 @@ def tight(wired, relay_env):
 
 
 def test_little_time_left_leaves_unstarted_records_to_sqs_and_bounds_the_ros_calls(tight, aws, emulator, invoke):
-    # Given a task whose GetAITask answers after 2.5 s (past the 2 s read timeout), then two quick ones
+    # Given a task whose look (ListAITaskEvents) answers after 2.5 s (past the 2 s read timeout), then two quick ones
     emulator.add_task({"TaskId": "t-slow", "Status": "RUNNING"})
-    emulator.add_fault({"Action": "GetAITask", "TaskId": "t-slow", "LatencyMs": 2500, "Times": None})
+    emulator.add_fault({"Action": "ListAITaskEvents", "TaskId": "t-slow", "LatencyMs": 2500, "Times": None})
     for task_id in ("t-b", "t-c"):
         emulator.add_task({"TaskId": task_id, "Status": "SUCCESS", "TaskOutput": {"Result": YAML}})
     records = [sqs_record(t, f"m-{t}") for t in ("t-slow", "t-b", "t-c")]

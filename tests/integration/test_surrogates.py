@@ -48,8 +48,14 @@ SUCCESS_REPAIRED = [
 def ros_answers(emulator, task_id, status, *, output=None, task_type="Generate\ud800", reason="quota \udbff"):
     """Make GetAITask answer raw JSON text carrying \\uXXXX escapes of lone surrogates, as ROS may send.
 
-    The probe (OutputOption Disabled) gets no TaskOutput; the fetch with output gets ``output``.
+    The look (ListAITaskEvents) answers the status and the same TaskType, with its own lone surrogate in an event;
+    GetAITask without output gets no TaskOutput; the fetch with output gets ``output``.
     """
+    events = {"RequestId": f"R-{task_id}-e", "TaskStatus": status, "TaskType": task_type, "NextToken": "",
+              "Events": [{"AgentType": "GenerateTemplateAgent", "HandlerType": "TemplateGenerator\udc01",
+                          "HandlerProcessStatus": "RUNNING", "EstimatedProcessingTime": "60",
+                          "CreateTime": "2026-11-30T12:00:00"}]}  # fmt: skip
+    emulator.add_fault({"Action": "ListAITaskEvents", "TaskId": task_id, "Times": None, "Body": json.dumps(events)})
     base = {"RequestId": f"R-{task_id}", "TaskId": task_id, "TaskType": task_type, "Status": status}
     base["StatusReason"] = reason
     for option, body in (("Disabled", base), ("Enabled", {**base, "TaskOutput": output})):
@@ -142,13 +148,12 @@ def test_a_template_with_lone_surrogates_stays_a_non_retryable_bad_upstream_resp
 
 
 def test_an_api_error_message_with_a_lone_surrogate_is_repaired(emulator, fetch_task, relay_env):
-    # Given GetAITask answering an API error whose Message carries a lone surrogate
+    # Given ROS answering an API error whose Message carries a lone surrogate (to the look, ListAITaskEvents, as
+    # to GetAITask)
     relay_env.setenv("ROS_MAX_ATTEMPTS", "1")
     runtime.reset()
     body = {"RequestId": "R-err", "HostId": "ros.aliyuncs.com", "Code": "InvalidParameter", "Message": "no \ud800"}
-    emulator.add_fault(
-        {"Action": "GetAITask", "TaskId": "t-sur-err", "Times": None, "Status": 400, "Body": json.dumps(body)}
-    )
+    emulator.add_fault({"TaskId": "t-sur-err", "Times": None, "Status": 400, "Body": json.dumps(body)})
     # When the task is fetched
     (record,) = fetch_task({"TaskId": "t-sur-err"})["results"]
     # Then the error record is valid UTF-8 with U+FFFD, and says where it was repaired
@@ -329,7 +334,8 @@ def test_an_fc_cloudevent_batch_with_a_lone_surrogate_in_an_id_is_reported_alone
 
 def test_an_answer_nested_too_deeply_to_store_is_not_retried(emulator, fetch_task, out_dir):
     # Given a SUCCESS answer whose extra output nests 1,200 levels deep (the SDK's json.loads accepts it; no
-    # Python walk or json.dumps can handle it under the default recursion limit)
+    # Python walk or json.dumps can handle it under the default recursion limit); the look finds it finished
+    emulator.add_task({"TaskId": "t-deep", "Status": "SUCCESS"})
     text = json.dumps({"RequestId": "R-d", "TaskId": "t-deep", "Status": "SUCCESS", "TaskType": "GenerateTemplate"})
     emulator.add_fault(
         {"Action": "GetAITask", "TaskId": "t-deep", "OutputOption": "Disabled", "Times": None, "Body": text}

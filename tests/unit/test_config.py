@@ -120,7 +120,8 @@ BOUNDED = [
     ),
     ("RELAY_LEDGER_EXPIRY_SECONDS", lambda c: c.ledger_expiry_seconds, 7 * 86400, 60, 366 * 86400, {}),
     ("RELAY_LEDGER_LEASE_SECONDS", lambda c: c.ledger_lease_seconds, 120, 5, 3600, {}),
-    ("RELAY_TRACKING_FIRST_DELAY_SECONDS", lambda c: c.tracking_first_delay_seconds, 30, 0, 900, {}),
+    ("RELAY_TRACKING_FIRST_DELAY_SECONDS", lambda c: c.tracking_first_delay_seconds, 3, 0, 900, {}),
+    ("RELAY_TRACKING_LAG_PERCENT", lambda c: c.tracking_lag_percent, 12, 1, 100, {}),
     ("RELAY_CREATE_GRACE_SECONDS", lambda c: c.create_grace_seconds, 120, 0, 3600, {}),
     ("RELAY_SWEEP_PAGE_SIZE", lambda c: c.sweep.page_size, 50, 1, 100, {}),
 ]

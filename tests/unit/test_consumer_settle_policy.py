@@ -13,6 +13,7 @@ import pytest
 from aitask_relay.core.errors import ConfigurationError, DestinationFailure, InvalidInput
 from aitask_relay.core.model import Delivery, ErrorRecord, Observation, TaskResult
 from aitask_relay.core.settings import INVOCATION_RESERVE_MS, RosSettings
+from aitask_relay.core.tracking import SchedulePolicy
 from aitask_relay.triggers.sqs import handle_batch
 from aitask_relay.usecases.settle import MAX_FAILURE_RECORD, QueueConsumer
 
@@ -101,7 +102,7 @@ def consumer(*results, tracking_queue="default", failure_queue="default", **opti
     metrics = Metrics()
     made = QueueConsumer(
         relay, tracking_queue=tracker, failure_queue=failures, metrics=metrics, clock=lambda: NOW,
-        first_delay_seconds=30, deadline_seconds=3600, create_grace_seconds=120, **options,
+        schedule=SchedulePolicy(first_delay=30), deadline_seconds=3600, create_grace_seconds=120, **options,
     )  # fmt: skip
     return made, relay, tracker, failures, metrics
 
@@ -134,8 +135,9 @@ def test_each_record_settles_its_own_way_and_only_the_transient_one_is_retried()
     response = handle_batch(queue, {"Records": records})
     # Then only the throttled record goes back to SQS
     assert retried(response) == ["m-thr"]
-    # and the pending task has one successor: the next attempt, the same first_seen, a doubled delay (30 * 2**2)
-    assert tracker.sent == [({"TaskId": "t-pend", "attempt": 3, "first_seen": ago(60)}, 120)]
+    # and the pending task has one successor: the next attempt, the same first_seen, and, with no estimate known,
+    # 12 % of its 60 s age but at least the 30 s first delay (the schedule's floor), saying why
+    assert tracker.sent == [({"TaskId": "t-pend", "attempt": 3, "first_seen": ago(60), "reason": "no_estimate"}, 30)]
     # and the unknown task and the bad body are reported, each naming its record (the bad body quoted)
     assert [(r["TaskId"], r["reason"], r["source_message_id"]) for r in failures.sent] == [
         ("t-gone", "not_found", "m-gone"), (None, "invalid_input", "m-bad")]  # fmt: skip
@@ -164,10 +166,12 @@ def test_a_task_pending_past_the_deadline_is_reported_timed_out_not_rescheduled(
                record(body("t-young", attempt=40, first_seen=ago(3599)), "m-young")]  # fmt: skip
     # When consumed
     assert retried(handle_batch(queue, {"Records": records})) == []
-    # Then the old one is reported timed out (how long, since when) and the young one goes on at the 900 s cap
+    # Then the old one is reported timed out (how long, since when) and the young one's next look is at its deadline,
+    # 1 s away (never past it: that look reports it timed out)
     assert [(r["TaskId"], r["reason"], r["message"], r["first_seen"]) for r in failures.sent] == [
         ("t-old", "timed_out", "still pending after 3600 s", ago(3600))]  # fmt: skip
-    assert tracker.sent == [({"TaskId": "t-young", "attempt": 41, "first_seen": ago(3599)}, 900)]
+    reason = "no_estimate; at the tracking deadline"
+    assert tracker.sent == [({"TaskId": "t-young", "attempt": 41, "first_seen": ago(3599), "reason": reason}, 1)]
     assert metrics.counts == {"timed_out": 1, "rescheduled": 1}
 
 
@@ -176,8 +180,9 @@ def test_a_first_look_starts_tracking_from_the_time_sqs_took_the_record():
     queue, _relay, tracker, _failures, _m = consumer(pending("t-new"))
     # When consumed
     handle_batch(queue, {"Records": [record("t-new", "m-new", sent=NOW - timedelta(minutes=10))]})
-    # Then its successor says it was first seen then, and waits the first delay
-    assert tracker.sent == [({"TaskId": "t-new", "attempt": 1, "first_seen": "2026-11-30T11:50:00.000Z"}, 30)]
+    # Then its successor says it was first seen then, and waits 12 % of the 600 s since (72 s: no estimate known)
+    seen = "2026-11-30T11:50:00.000Z"
+    assert tracker.sent == [({"TaskId": "t-new", "attempt": 1, "first_seen": seen, "reason": "no_estimate"}, 72)]
 
 
 def test_without_a_tracking_queue_a_pending_task_is_left_to_sqs():
@@ -281,7 +286,7 @@ def test_one_task_in_two_records_gets_one_successor():
     records = [record(body("t-twice", attempt=1), "m-1"), record(body("t-twice", attempt=5), "m-2")]
     # When consumed / Then both settle, the task was fetched once and has one tracker (the first record's)
     assert retried(handle_batch(queue, {"Records": records})) == []
-    assert relay.asked == ["t-twice"] and [(m["attempt"], d) for m, d in tracker.sent] == [(2, 60)]
+    assert relay.asked == ["t-twice"] and [(m["attempt"], d) for m, d in tracker.sent] == [(2, 30)]
 
 
 # --- the invocation's time ----------------------------------------------------------------------------
@@ -429,13 +434,14 @@ def test_each_outcome_is_logged_with_its_level_reason_and_task():
     # When consumed
     handle_batch(queue, {"Records": records})
     # Then the retry is a warning with its reason, the unknown task an error naming why and which record,
-    # the time-out a warning with the deadline, and the successor an info line with its attempt and delay
+    # the time-out a warning with the deadline, and the successor an info line with its attempt, delay and why
     assert sorted(logger.lines, key=lambda line: line[2]["task_id"]) == [
         ("error", "record dropped, retrying cannot help: task t-gone not found",
          {"task_id": "t-gone", "reason": "not_found", "message_id": "m-gone"}),
         ("warning", "task still pending past the tracking deadline: timed out",
          {"task_id": "t-old", "first_seen": ago(4000), "deadline_seconds": 3600}),
-        ("info", "task pending: re-scheduled", {"task_id": "t-pend", "attempt": 2, "delay_seconds": 60}),
+        ("info", "task pending: re-scheduled", {"task_id": "t-pend", "attempt": 2, "delay_seconds": 30,
+                                                "reason": "no_estimate", "expected_at": None, "stage": None}),
         ("warning", "record will be retried: ROS throttled", {"task_id": "t-thr"}),
     ]  # fmt: skip
 
@@ -492,9 +498,10 @@ def test_a_record_without_a_readable_sent_time_starts_tracking_now(attributes):
     # Given a pending task's first record whose SentTimestamp is missing or unreadable
     queue, _relay, tracker, _failures, _m = consumer(pending("t-new"))
     event_record = {**record("t-new", "m-new"), "attributes": attributes}
-    # When consumed / Then it is settled, its tracking starting now
+    # When consumed / Then it is settled, its tracking starting now (age 0: the first delay)
     assert retried(handle_batch(queue, {"Records": [event_record]})) == []
-    assert tracker.sent == [({"TaskId": "t-new", "attempt": 1, "first_seen": "2026-11-30T12:00:00.000Z"}, 30)]
+    seen = "2026-11-30T12:00:00.000Z"
+    assert tracker.sent == [({"TaskId": "t-new", "attempt": 1, "first_seen": seen, "reason": "no_estimate"}, 30)]
 
 
 def test_an_empty_body_is_reported_as_empty_and_a_report_keeps_its_characters_as_they_are():
@@ -511,8 +518,8 @@ def test_an_empty_body_is_reported_as_empty_and_a_report_keeps_its_characters_as
 
 
 def test_a_consumer_built_with_the_defaults_follows_the_documented_schedule(caplog):
-    # Given a consumer with every default (what docs/triggers.md documents: 30 s first delay, 24 h deadline, 120 s
-    # grace), its clock fixed, and no logger (it logs to "aitask_relay")
+    # Given a consumer with every default (what docs/configuration.md documents: 3 s first delay, 12 % lag, 24 h
+    # deadline, 120 s grace), its clock fixed, and no logger (it logs to "aitask_relay")
     results = [pending("t-day"), pending("t-young"), failed("t-new", "not_found", "gone"),
                failed("t-late", "not_found", "gone")]  # fmt: skip
     relay, tracker, failures = FakeRelay(*results), FakeTracker(), FakeFailures()
@@ -524,11 +531,12 @@ def test_a_consumer_built_with_the_defaults_follows_the_documented_schedule(capl
     # When consumed
     with caplog.at_level("INFO", logger="aitask_relay"):
         assert retried(handle_batch(queue, {"Records": records})) == []
-    # Then the task first seen 24 h ago timed out, the younger one goes on after 30 s; the task created 119 s
-    # ago is still within the grace period, the one created 120 s ago is not
+    # Then the task first seen 24 h ago timed out, the younger one is looked at again at its deadline, 1 s away;
+    # the task created 119 s ago is still within the grace period (looked at again after 12 % of its age: 15 s),
+    # the one created 120 s ago is not
     reports = sorted((r["TaskId"], r["reason"]) for r in failures.sent)
     assert reports == [("t-day", "timed_out"), ("t-late", "not_found")]
-    assert sorted((m["TaskId"], d) for m, d in tracker.sent) == [("t-new", 30), ("t-young", 30)]
+    assert sorted((m["TaskId"], d) for m, d in tracker.sent) == [("t-new", 15), ("t-young", 1)]
     assert {r.name for r in caplog.records if r.getMessage() == "task pending: re-scheduled"} == {"aitask_relay"}
 
 

@@ -3,18 +3,19 @@
 import threading
 import time
 
-from fakes import ListLogger
+from fakes import EventsFromGet, ListLogger
 
 from aitask_relay.adapters.observability import MetricsRecorder
 from aitask_relay.core.errors import DestinationFailure, NotFound, Throttled
 from aitask_relay.core.model import Delivery
 from aitask_relay.core.taskref import TaskRef
 from aitask_relay.usecases.relay import FetchRequest, Relay
+from aitask_relay.usecases.tasks import FetchService
 
 TEMPLATE = {"ROSTemplateFormatVersion": "2015-09-01"}
 
 
-class FakeSource:
+class FakeSource(EventsFromGet):
     def __init__(self, statuses, *, errors=None, delay=0.0):
         self.statuses, self.errors, self.delay = statuses, errors or {}, delay
         self.calls = []
@@ -78,10 +79,13 @@ def test_a_successful_task_is_probed_then_fetched_with_output_and_delivered():
     assert obs.template is not None and [d.outcome for d in obs.result.deliveries] == ["created"]
 
 
-def test_a_failed_task_is_delivered_without_a_second_call():
+def test_a_failed_task_is_looked_at_then_read_without_its_output_and_delivered():
+    # Given a task that failed / When processed / Then the look (ListAITaskEvents: the fake answers it from its
+    # GetAITask without output) is followed by GetAITask without output, for the StatusReason ListAITaskEvents
+    # does not carry; never with the output
     source, dest = FakeSource({"t-f": "FAILURE"}), RecordingDestination()
     obs = Relay(source, [dest]).process(TaskRef("t-f"))
-    assert source.calls == [("t-f", False)] and dest.seen == ["t-f"] and obs.template is None
+    assert source.calls == [("t-f", False), ("t-f", False)] and dest.seen == ["t-f"] and obs.template is None
 
 
 def test_a_caller_that_knows_the_task_succeeded_skips_the_probe():
@@ -134,7 +138,7 @@ def test_errors_become_records_and_the_other_tasks_still_run():
     source = FakeSource(
         {"t-ok": "SUCCESS"}, errors={"t-gone": NotFound("ROS TaskNotFound: gone"), "t-slow": Throttled("slow")}
     )
-    response = Relay(source, [RecordingDestination()]).run_fetch(
+    response = FetchService(Relay(source, [RecordingDestination()])).run(
         FetchRequest(refs=(TaskRef("t-gone"), TaskRef("t-ok"), TaskRef("t-slow")))
     )
     codes = [(r["task_id"], r["error"] and r["error"]["code"]) for r in response["results"]]
@@ -223,9 +227,9 @@ def test_a_repeated_id_is_fetched_once_and_answered_twice():
 
 def test_the_template_is_in_the_response_only_when_asked_for():
     source = FakeSource({"t-s": "SUCCESS"})
-    relay = Relay(source, [])
-    plain = relay.run_fetch(FetchRequest(refs=(TaskRef("t-s"),)))["results"][0]
-    full = relay.run_fetch(FetchRequest(refs=(TaskRef("t-s"),), include_template=True))["results"][0]
+    fetch = FetchService(Relay(source, []))
+    plain = fetch.run(FetchRequest(refs=(TaskRef("t-s"),)))["results"][0]
+    full = fetch.run(FetchRequest(refs=(TaskRef("t-s"),), include_template=True))["results"][0]
     assert "template" not in plain
     assert full["template"] == '{\n  "ROSTemplateFormatVersion": "2015-09-01"\n}'
 
@@ -327,7 +331,7 @@ def test_an_unexpected_destination_error_stays_retryable():
     assert failed.error.retryable is True and failed.error.message == "mem://a: KeyError"
 
 
-class TypedSource:
+class TypedSource(EventsFromGet):
     """Answers one task of a given TaskType, SUCCESS, with the given TaskOutput (None: without one)."""
 
     def __init__(self, task_type, output):
@@ -375,11 +379,12 @@ class CodeSource(FakeSource):
 
 
 def test_an_unrecognised_code_on_a_success_body_is_logged_once_per_body_and_the_task_delivered():
-    # Given a finished task whose two GetAITask bodies (probe, then with output) carry Code "OK"
+    # Given a finished task whose answers (the look, then GetAITask with output) carry Code "OK"
     source, dest, logger = CodeSource({"t-s": "SUCCESS"}), RecordingDestination(), ListLogger()
     # When the relay processes it
     obs = Relay(source, [dest], logger=logger).process(TaskRef("t-s"))
-    # Then it is delivered, and each body's ignored code was logged once at WARNING with the task id and code
+    # Then it is delivered, and the GetAITask body's ignored code was logged once at WARNING with the task id and
+    # code (the look's answer is judged by the ROS client's check, which logs nothing for a code that is no error)
     assert obs.result.error is None and dest.seen == ["t-s"]
     ignored = [(level, extra) for level, message, extra in logger.lines if "Code" in message and "ignored" in message]
-    assert ignored == [("warning", {"task_id": "t-s", "upstream_code": "OK", "ros_request_id": "R"})] * 2
+    assert ignored == [("warning", {"task_id": "t-s", "upstream_code": "OK", "ros_request_id": "R"})]

@@ -80,6 +80,7 @@ def test_an_unset_integer_setting_takes_its_declared_default():
         S.SWEEP_LOOKBACK_SECONDS: config.sweep.lookback_seconds,
         S.LEDGER_LEASE_SECONDS: config.ledger_lease_seconds,
         S.TRACKING_FIRST_DELAY_SECONDS: config.tracking_first_delay_seconds,
+        S.TRACKING_LAG_PERCENT: config.tracking_lag_percent,
         S.CREATE_GRACE_SECONDS: config.create_grace_seconds,
         S.SWEEP_PAGE_SIZE: config.sweep.page_size,
     }

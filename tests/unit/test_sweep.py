@@ -5,7 +5,7 @@ import threading
 import time
 
 import pytest
-from fakes import ListLogger
+from fakes import EventsFromGet, ListLogger
 
 from aitask_relay.core.clock import now_utc
 from aitask_relay.core.errors import ConfigurationError, Throttled
@@ -42,7 +42,7 @@ class Listing:
         return {"Tasks": tasks, "NextToken": f"p{index + 1}" if index + 1 < self.pages else ""}
 
 
-class Source:
+class Source(EventsFromGet):
     def __init__(self, listing, *, sequential):
         self.listing, self.fetched, self.sequential = listing, [], sequential
 
@@ -440,7 +440,7 @@ def test_a_page_of_pending_tasks_the_tracking_queue_refuses_fails_the_sweep_with
 
 
 # The task ids say what each fake does: t-<kind>-<n>.
-class Mixed:
+class Mixed(EventsFromGet):
     """GetAITask: busy -> 503 (retryable), gone -> not found (permanent), late -> still RUNNING."""
 
     def get_task(self, task_id, *, with_output, deadline=None):

@@ -7,7 +7,7 @@ import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from fakes import ListLogger
+from fakes import EventsFromGet, ListLogger
 
 from aitask_relay.core.clock import now_utc, parse_time
 from aitask_relay.core.errors import ConfigurationError, InvalidInput
@@ -41,7 +41,7 @@ class Scripted:
         return answer
 
 
-class Source:
+class Source(EventsFromGet):
     def __init__(self):
         self.fetched = []
 

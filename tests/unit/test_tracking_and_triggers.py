@@ -1,4 +1,5 @@
-"""Parsing of queue records, EventBridge details, sweep events and HTTP bodies; the re-scheduling delays."""
+"""Parsing of queue records, EventBridge details, sweep events and HTTP bodies; tracking message ages (the
+schedule itself: test_schedule.py)."""
 
 import json
 from datetime import UTC, datetime
@@ -6,7 +7,7 @@ from datetime import UTC, datetime
 import pytest
 
 from aitask_relay.core.errors import InvalidInput
-from aitask_relay.core.tracking import TrackingMessage, age_seconds, delay_for, first_seen_of
+from aitask_relay.core.tracking import TrackingMessage, age_seconds, first_seen_of
 from aitask_relay.triggers.direct import parse_fetch_event
 from aitask_relay.triggers.http import parse_create_request
 from aitask_relay.triggers.records import parse_tracking_body
@@ -57,17 +58,6 @@ def test_bad_record_bodies_are_invalid_input(body, says):
         return
     with pytest.raises(InvalidInput, match=says.replace("(", r"\(")):
         parse_tracking_body(body)
-
-
-def test_delays_grow_and_stop_at_sqs_maximum():
-    assert [delay_for(a) for a in range(7)] == [30, 60, 120, 240, 480, 900, 900]
-    assert delay_for(100) == 900
-
-
-def test_a_first_delay_of_zero_still_waits_and_grows():
-    # Given a first delay of 0 (accepted by the config) / Then every delay is at least 1 s, and doubles
-    assert [delay_for(a, first=0) for a in range(4)] == [1, 2, 4, 8]
-    assert delay_for(20, first=0) == 900
 
 
 def test_age_of_first_seen():
@@ -136,12 +126,10 @@ def test_a_create_request_with_a_lone_surrogate_or_too_deep_a_template_is_invali
 
 def test_a_create_request_with_a_template_field_for_generate_or_a_repeated_key_is_invalid_input():
     from aitask_relay.triggers.http import TaskApi
-    from aitask_relay.usecases.tasks import TaskService
+    from aitask_relay.usecases.tasks import TaskService, Tracker
 
     created = []
-    tasks = TaskService(
-        relay=lambda: None, ros=lambda: created.append(1), tracking_queue=lambda: None, first_delay_seconds=30
-    )
+    tasks = TaskService(relay=lambda: None, ros=lambda: created.append(1), tracker=Tracker(lambda: None))
     api = TaskApi(tasks)
     # Given a GenerateTemplate request that names Template (even as null), and bodies that repeat a key
     cases = {

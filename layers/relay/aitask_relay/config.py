@@ -63,6 +63,7 @@ def load_config(environ: Mapping[str, str]) -> RelayConfig:
         ledger_lease_seconds=env.integer(S.LEDGER_LEASE_SECONDS),
         tracking_deadline_seconds=tracking_deadline,
         tracking_first_delay_seconds=env.integer(S.TRACKING_FIRST_DELAY_SECONDS),
+        tracking_lag_percent=env.integer(S.TRACKING_LAG_PERCENT),
         create_grace_seconds=env.integer(S.CREATE_GRACE_SECONDS),
         failure_queue=failure_queue,
         credentials_secret=env.optional(S.CREDENTIALS_SECRET),
@@ -129,6 +130,7 @@ def _check_together(config: RelayConfig) -> None:
 def _check_distinct_queues(config: RelayConfig) -> None:
     """The tracking queue, the failure queue and the output queues are different queues: a consumer reading
     its own announcements or reports as tracking records would report each as invalid, for ever."""
+
     def target(queue: str) -> str:
         return parse_destination(queue if "://" in queue else f"sqs://{queue}").target
 

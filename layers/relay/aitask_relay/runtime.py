@@ -18,9 +18,11 @@ from aitask_relay.usecases.relay import Relay
 
 if TYPE_CHECKING:
     from aitask_relay.adapters.aws import SqsQueue
+    from aitask_relay.core.tracking import SchedulePolicy
     from aitask_relay.triggers.http import TaskApi
     from aitask_relay.usecases.settle import QueueConsumer
     from aitask_relay.usecases.sweep import Sweeper
+    from aitask_relay.usecases.tasks import FetchService, Tracker
 
 
 _platform = "aws"
@@ -138,6 +140,34 @@ def _queue(name_or_url: str | None) -> SqsQueue | None:
     return SqsQueue(name_or_url)
 
 
+def schedule() -> SchedulePolicy:
+    """The tracking schedule the configuration sets (RELAY_TRACKING_FIRST_DELAY_SECONDS, RELAY_TRACKING_LAG_PERCENT)."""
+    from aitask_relay.core.tracking import SchedulePolicy
+
+    settings = config()
+    return SchedulePolicy(
+        first_delay=settings.tracking_first_delay_seconds, lag_share=settings.tracking_lag_percent / 100
+    )
+
+
+@cache
+def tracker() -> Tracker:
+    """Puts new and pending tasks on the tracking queue (built on the first task it tracks)."""
+    from aitask_relay.usecases.tasks import Tracker
+
+    return Tracker(
+        tracking_queue, schedule=schedule(), deadline_seconds=config().tracking_deadline_seconds, logger=_logger()
+    )
+
+
+@cache
+def fetcher() -> FetchService:
+    """fetch_task's use case over the process-wide relay: fetch, deliver, track the pending tasks."""
+    from aitask_relay.usecases.tasks import FetchService
+
+    return FetchService(relay(), tracker())
+
+
 @cache
 def consumer() -> QueueConsumer:
     """The queue consumer over the process-wide relay."""
@@ -148,7 +178,7 @@ def consumer() -> QueueConsumer:
         tracking_queue=tracking_queue(),
         failure_queue=failure_queue(),
         deadline_seconds=config().tracking_deadline_seconds,
-        first_delay_seconds=config().tracking_first_delay_seconds,
+        schedule=schedule(),
         create_grace_seconds=config().create_grace_seconds,
         logger=_logger(),
         metrics=_metrics(),
@@ -204,8 +234,7 @@ def task_api() -> TaskApi:
     tasks = TaskService(
         relay=relay,
         ros=ros,
-        tracking_queue=tracking_queue,
-        first_delay_seconds=config().tracking_first_delay_seconds,
+        tracker=tracker(),
         logger=_logger(),
         metrics=_metrics(),
     )
@@ -233,7 +262,7 @@ def reset() -> None:
     from aitask_relay.adapters import aws
 
     factories = (
-        http_app, task_api, sweeper, consumer, failure_queue, tracking_queue,
+        http_app, task_api, sweeper, consumer, fetcher, tracker, failure_queue, tracking_queue,
         relay, destinations, ros, credential, config,
     )
     for factory in factories:

@@ -5,7 +5,10 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from aitask_relay.core.progress import Progress
 
 SCHEMA_VERSION = "1"
 
@@ -120,6 +123,9 @@ class TaskResult:
     # The workspace files of a Terraform template (path, sha256, bytes), each stored under
     # <task_id>/workspace/<path>; None (and absent from the record) when the template is not one.
     workspace: tuple[dict[str, Any], ...] | None = None
+    # The task's event timeline (ListAITaskEvents) as the look that made this record read it; None (and absent
+    # from the record) when the relay did not read it (a task a listing said had finished skips that call).
+    progress: Progress | None = None
 
     @property
     def failed_deliveries(self) -> tuple[Delivery, ...]:
@@ -149,6 +155,8 @@ class TaskResult:
             record["unicode_repaired"] = list(self.unicode_repaired)
         if self.workspace is not None:
             record["workspace"] = [dict(entry) for entry in self.workspace]
+        if self.progress is not None:
+            record["progress"] = self.progress.to_dict()
         return record
 
     def to_json_bytes(self) -> bytes:

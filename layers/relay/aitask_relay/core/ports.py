@@ -17,10 +17,15 @@ Kind = Literal["store", "queue"]
 
 
 class TaskSource(Protocol):
-    """GetAITask: what the relay needs from ROS."""
+    """GetAITask and ListAITaskEvents: what the relay needs from ROS."""
 
     def get_task(self, task_id: str, *, with_output: bool, deadline: float | None = None) -> Mapping[str, Any]:
         """The GetAITask body (API field names) for one task, finished by ``deadline`` (time.monotonic())."""
+        ...
+
+    def list_events(self, task_id: str, *, deadline: float | None = None) -> Mapping[str, Any]:
+        """The ListAITaskEvents body (API field names: TaskStatus, TaskType, Events) for one task, its pages' Events
+        joined (``NextToken`` non-empty when some were left unread), finished by ``deadline``."""
         ...
 
 
@@ -55,7 +60,7 @@ class Destination(Protocol):
 
     @property
     def kind(self) -> Kind:
-        """"store" (file, S3, OSS: delivered first) or "queue" (SQS, AMQP)."""
+        """ "store" (file, S3, OSS: delivered first) or "queue" (SQS, AMQP)."""
         ...
 
     def deliver(self, observation: Observation, stored: Sequence[Delivery] = ()) -> Delivery:

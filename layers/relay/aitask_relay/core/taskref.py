@@ -31,10 +31,12 @@ _KEY_SAFE = frozenset(string.ascii_letters + string.digits + "-_")
 
 @dataclass(frozen=True, slots=True)
 class TaskRef:
-    """A task to look at; ``known_status`` is what the caller already knows (e.g. from ListAITasks)."""
+    """A task to look at; ``known_status`` is what the caller already knows (e.g. from ListAITasks), and
+    ``created_at`` its CreateTime when the caller knows it (it created or listed the task)."""
 
     task_id: str
     known_status: str | None = None
+    created_at: str | None = None
 
 
 def validate_task_id(value: object, field: str = "TaskId") -> str:

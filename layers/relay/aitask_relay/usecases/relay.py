@@ -5,19 +5,26 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any
 
 from aitask_relay.core.clock import now_iso
-from aitask_relay.core.errors import BadUpstreamResponse, RelayError, destination_error
+from aitask_relay.core.errors import AccessDenied, BadUpstreamResponse, RelayError, destination_error
 from aitask_relay.core.model import TEMPLATE_OMITTED, Delivery, Observation, ResponseLimit, TaskResult
 from aitask_relay.core.normalize import error_observation, normalize
 from aitask_relay.core.ports import Destination, Recorder, TaskSource
+from aitask_relay.core.progress import Progress, read_progress
 from aitask_relay.core.settings import MAX_CONCURRENCY
-from aitask_relay.core.taskref import TASK_TYPES, TERMINAL_STATUSES, TaskRef
+from aitask_relay.core.taskref import STATUSES, TASK_TYPES, TERMINAL_STATUSES, TaskRef
+
+# After ListAITaskEvents is refused (a role without ros:ListAITaskEvents), how long GetAITask alone is the look before
+# ListAITaskEvents is tried again: long enough that a policy without it costs one refused call per quarter hour,
+# short enough that a fixed policy is noticed without a restart.
+EVENTS_REFUSED_SECONDS = 900
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,12 +59,16 @@ class Relay:
         self._clock = clock
         self._executor: ThreadPoolExecutor | None = None
         self._pool_lock = threading.Lock()
+        self._events_refused_until = 0.0  # time.monotonic(); see _look
 
     def observe(self, ref: TaskRef, deadline: float | None = None) -> Observation:
-        """Learn a task's state. Probe without TaskOutput; ask for it only for a SUCCESS task.
+        """Learn a task's state. The look is one call, ListAITaskEvents, which answers the task's status and its
+        progress without TaskOutput; GetAITask is asked only once the task has finished (with TaskOutput for a
+        SUCCESS, without for a FAILURE, for its StatusReason). A poll never moves output.
 
-        A caller that already knows the task succeeded (``known_status``) skips the probe. With a
-        ``deadline`` (time.monotonic()), every ROS call ends by then (fewer attempts, shorter timeouts).
+        A caller that already knows the task succeeded (``known_status``) skips the look: one GetAITask with the
+        output. With a ``deadline`` (time.monotonic()), every ROS call ends by then (fewer attempts, shorter
+        timeouts). When ListAITaskEvents cannot serve (see :meth:`_look`), GetAITask without output is the look.
 
         A SUCCESS whose output holds no usable template (no ``Result``, or an empty one) is never stored:
         its ``task.json`` alone would count it as delivered for good. For the types ROS documents
@@ -68,11 +79,17 @@ class Relay:
         up to deploying stacks, a type that may never produce a template, so retrying would only hold the
         task (and a sweep's watermark) until its deadline, while a report says at once what happened.
         """
+        progress: Progress | None = None
         try:
-            with_output = ref.known_status == "SUCCESS"
-            observation = self._fetch(ref.task_id, with_output, deadline)
-            if not with_output and observation.result.status == "SUCCESS":
+            if ref.known_status == "SUCCESS":
                 observation = self._fetch(ref.task_id, True, deadline)
+            else:
+                observation, progress = self._look(ref.task_id, deadline)
+                status = observation.result.status
+                if status in TERMINAL_STATUSES and observation.result.error is None and progress is not None:
+                    observation = self._fetch(ref.task_id, status == "SUCCESS", deadline)
+                elif status == "SUCCESS" and progress is None:  # GetAITask was the look: ask again with the output
+                    observation = self._fetch(ref.task_id, True, deadline)
             result = observation.result
             if result.status == "SUCCESS" and result.error is None and observation.template is None:
                 if result.task_type is not None and result.task_type not in TASK_TYPES:
@@ -82,14 +99,56 @@ class Relay:
                         request_id=result.request_id,
                         retryable=False,
                     )
-                    return error_observation(ref.task_id, error, self._clock(), task_type=result.task_type)
-                raise BadUpstreamResponse(
-                    "GetAITask answered SUCCESS without a usable template (TaskOutput.Result)",
-                    request_id=result.request_id,
-                )
+                    observation = error_observation(ref.task_id, error, self._clock(), task_type=result.task_type)
+                else:
+                    raise BadUpstreamResponse(
+                        "GetAITask answered SUCCESS without a usable template (TaskOutput.Result)",
+                        request_id=result.request_id,
+                    )
         except RelayError as exc:
             observation = error_observation(ref.task_id, exc, self._clock())
-        return observation
+        if progress is None:
+            return observation
+        timeline = progress.with_create_time(ref.created_at)
+        return replace(observation, result=replace(observation.result, progress=timeline))
+
+    def _look(self, task_id: str, deadline: float | None) -> tuple[Observation, Progress | None]:
+        """One look at a task not known to be finished: ListAITaskEvents, read as a record without output (and the
+        progress it tells); GetAITask without output when ListAITaskEvents cannot serve:
+
+        - refused (access denied) while GetAITask is not: a RAM policy written before the relay asked for
+          ros:ListAITaskEvents. GetAITask is the look for EVENTS_REFUSED_SECONDS, then ListAITaskEvents is tried
+          again; logged, so the policy gets fixed. When GetAITask is refused too, the task itself is (ROS's own
+          sample answers a task Forbidden): nothing changes for the other tasks;
+        - an answer without a TaskStatus the relay knows: GetAITask for this look (its answer names what is wrong).
+
+        Other errors (not found, throttled, unavailable) are the look's answer, as GetAITask's would be.
+        """
+        if time.monotonic() < self._events_refused_until:
+            return self._fetch(task_id, False, deadline), None
+        try:
+            body = self._source.list_events(task_id, deadline=deadline)
+        except AccessDenied as exc:
+            observation = self._fetch(task_id, False, deadline)
+            error = observation.result.error
+            if error is None or error.code != "access_denied":
+                self._events_refused_until = time.monotonic() + EVENTS_REFUSED_SECONDS
+                self._logger.warning(
+                    "ListAITaskEvents refused where GetAITask is not: looking at tasks with GetAITask (no progress, "
+                    f"no estimates) for {EVENTS_REFUSED_SECONDS} s; grant ros:ListAITaskEvents to the relay's role",
+                    extra={"task_id": task_id, "ros_request_id": exc.request_id, "error": exc.to_record()},
+                )
+            return observation, None
+        progress = read_progress(body, pages_left=bool(body.get("NextToken")))
+        if progress.status in STATUSES:
+            as_get = {"TaskId": task_id, "TaskType": progress.task_type, "Status": progress.status}
+            as_get["RequestId"] = progress.request_id
+            return normalize(as_get, task_id=task_id, observed_at=self._clock()), progress
+        self._logger.warning(
+            "ListAITaskEvents answered no TaskStatus the relay knows: looking with GetAITask",
+            extra={"task_id": task_id, "task_status": progress.status, "ros_request_id": progress.request_id},
+        )
+        return self._fetch(task_id, False, deadline), None
 
     def _fetch(self, task_id: str, with_output: bool, deadline: float | None) -> Observation:
         body = self._source.get_task(task_id, with_output=with_output, deadline=deadline)
@@ -222,15 +281,6 @@ class Relay:
                 self._executor = ThreadPoolExecutor(self._max_concurrency, thread_name_prefix="relay")
             return self._executor
 
-    def run_fetch(self, request: FetchRequest, *, limit: ResponseLimit | None = None) -> dict[str, Any]:
-        """The fetch_task response: ``{"results": [TaskResult, ...]}``, one per id, in order.
-
-        With ``limit``, templates that would take the answer past it are left out (see response_records);
-        the deliveries are done before, whatever the answer carries.
-        """
-        observations = self.process_many(request.refs)
-        return {"results": response_records(observations, include_template=request.include_template, limit=limit)}
-
     def _deliver_one(
         self, destination: Destination, observation: Observation, stored: tuple[Delivery, ...]
     ) -> Delivery:
@@ -289,7 +339,7 @@ def unique_by_task(refs: Iterable[TaskRef]) -> list[TaskRef]:
         if held is None:
             by_id[ref.task_id] = ref
         elif held.known_status != ref.known_status:
-            by_id[ref.task_id] = TaskRef(ref.task_id)
+            by_id[ref.task_id] = TaskRef(ref.task_id, None, held.created_at or ref.created_at)
     return list(by_id.values())
 
 

@@ -3,8 +3,9 @@
 Every record is settled one of five ways:
 
 - done: the task finished and every destination has it. SQS deletes the record.
-- rescheduled: the task is pending; a successor record is sent with a growing delay (a batch's successors
-  ten to a request, once every record is settled). Deleted.
+- rescheduled: the task is pending; a successor record is sent with the delay the tracking schedule gives from
+  what the look saw (core.tracking.next_check: the latest event's estimate, else a share of the task's age; a
+  batch's successors ten to a request, once every record is settled). Deleted.
 - timed_out: still pending past the tracking deadline. Deleted; logged, counted, sent to the failure queue.
 - permanent: an invalid body, an unknown task, access denied, a destination error no retry can fix.
   Deleted; logged with the reason, counted, sent to the failure queue (when configured). Except a task the
@@ -33,7 +34,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from aitask_relay.core.clock import iso, now_utc, parse_time
@@ -41,14 +42,21 @@ from aitask_relay.core.errors import ConfigurationError, DestinationFailure, Inv
 from aitask_relay.core.model import ErrorRecord, Observation
 from aitask_relay.core.outcome import Outcome, failures_of, outcome_of
 from aitask_relay.core.ports import COUNT, MessageQueue, Metrics
+from aitask_relay.core.progress import Progress
 from aitask_relay.core.settings import (
     CREATE_GRACE_SECONDS,
     INVOCATION_RESERVE_MS,
     TRACKING_DEADLINE_SECONDS,
-    TRACKING_FIRST_DELAY_SECONDS,
     RosSettings,
 )
-from aitask_relay.core.tracking import TrackingMessage, age_seconds, delay_for, first_seen_of
+from aitask_relay.core.tracking import (
+    SchedulePolicy,
+    TrackingMessage,
+    age_seconds,
+    earliest,
+    first_seen_of,
+    next_check,
+)
 from aitask_relay.usecases.relay import Relay, unique_by_task
 
 _log = logging.getLogger("aitask_relay.consumer")
@@ -82,7 +90,7 @@ class QueueConsumer:
         tracking_queue: MessageQueue | None = None,
         failure_queue: MessageQueue | None = None,
         deadline_seconds: int = TRACKING_DEADLINE_SECONDS.default,
-        first_delay_seconds: int = TRACKING_FIRST_DELAY_SECONDS.default,
+        schedule: SchedulePolicy | None = None,
         create_grace_seconds: int = CREATE_GRACE_SECONDS.default,
         logger: Any = None,
         metrics: Metrics | None = None,
@@ -94,7 +102,7 @@ class QueueConsumer:
         self._tracking_queue = tracking_queue
         self._failure_queue = failure_queue
         self._deadline = deadline_seconds
-        self._first_delay = first_delay_seconds
+        self._schedule = schedule or SchedulePolicy()
         self._create_grace = create_grace_seconds
         self._logger = logger or logging.getLogger("aitask_relay")
         self._metrics = metrics
@@ -203,14 +211,26 @@ class QueueConsumer:
                 verdicts[successor.record_id] = self._retry_reason(task_id, f"cannot re-schedule: {error.message}")
                 continue
             self._count("rescheduled")
+            message = successor.message
             self._logger.info(
                 "task pending: re-scheduled",
-                extra={"task_id": task_id, "attempt": successor.message.attempt, "delay_seconds": successor.delay},
+                extra={
+                    "task_id": task_id,
+                    "attempt": message.attempt,
+                    "delay_seconds": successor.delay,
+                    "reason": message.reason,
+                    "expected_at": message.expected_at,
+                    "stage": message.stage,
+                },
             )
 
     def _settle(self, message: TrackingMessage, observation: Observation, record: QueueRecord, plan: _Plan) -> None:
         result = observation.result
         decision, failures = outcome_of(result), failures_of(result)
+        latest = result.progress.latest if result.progress is not None else None
+        if latest is not None and latest.name != message.stage:
+            # A stage this task's tracking had not seen yet (a redelivered record counts it again: a metric only).
+            self._count("progress")
         if decision is Outcome.RETRY:
             self._transient(message.task_id, "; ".join(f.message for f in failures if f.message))
         elif decision is Outcome.PERMANENT and result.error is not None:
@@ -223,14 +243,14 @@ class QueueConsumer:
                         "error": result.error.to_dict(),
                     },
                 )
-                self._pending(message, record, plan)
+                self._pending(message, record, plan, None)
             else:
                 plan.reports.append(_Report(message.task_id, result.error.code, result.error.message))
         elif decision is Outcome.PERMANENT:  # deliveries that no retry can fix
             for failure in failures:
                 plan.reports.append(_Report(message.task_id, "destination_failure", failure.message or None))
         elif decision is Outcome.PENDING:
-            self._pending(message, record, plan)
+            self._pending(message, record, plan, result.progress)
 
     def _not_readable_yet(self, message: TrackingMessage, error: ErrorRecord) -> bool:
         """A task the relay created (or saw listed) less than RELAY_CREATE_GRACE_SECONDS ago, answered not-found
@@ -245,7 +265,8 @@ class QueueConsumer:
         age = (self._clock() - created).total_seconds()
         return bool(refused) and 0 <= age < self._create_grace
 
-    def _pending(self, message: TrackingMessage, record: QueueRecord, plan: _Plan) -> None:
+    def _pending(self, message: TrackingMessage, record: QueueRecord, plan: _Plan, progress: Progress | None) -> None:
+        """Plan the successor of a pending task, when the schedule says (or report it past the deadline)."""
         now = self._clock()
         first_seen = first_seen_of(message.first_seen, record.sent_at, now)
         age = age_seconds(first_seen, now)
@@ -254,8 +275,18 @@ class QueueConsumer:
             return
         if self._tracking_queue is None:
             self._transient(message.task_id, "pending; no RELAY_TRACKING_QUEUE, so SQS redelivers it")
-        delay = delay_for(message.attempt, self._first_delay)
-        plan.successors.append(_Successor(record.message_id, message.next(first_seen), delay))
+        seen = parse_time(first_seen)
+        check = next_check(
+            self._schedule,
+            now=now,
+            # the earliest time known for the task: its age is what the lag is a share of
+            began=earliest(message.created_at, progress.started_at if progress is not None else None, first_seen),
+            progress=progress,
+            deadline_at=None if seen is None else seen + timedelta(seconds=self._deadline),
+        )
+        latest = progress.latest if progress is not None else None
+        successor = message.next(first_seen, check, latest.name if latest is not None else None)
+        plan.successors.append(_Successor(record.message_id, successor, check.delay))
 
     def _transient(self, task_id: str | None, reason: str) -> None:
         raise RetryLater(self._retry_reason(task_id, reason))

@@ -443,7 +443,7 @@ def _listed(item: Any) -> tuple[TaskRef, datetime | None, str | None] | None:
     created_at, updated_at = parse_time(item.get("CreateTime")), parse_time(item.get("UpdateTime"))
     known = [moment for moment in (created_at, updated_at) if moment is not None]
     created = iso(created_at) if created_at is not None else None
-    return TaskRef(task_id, item["Status"]), max(known) if known else None, created
+    return TaskRef(task_id, item["Status"], created), max(known) if known else None, created
 
 
 def _hold_reason(summary: SweepSummary, unread: str | None) -> str | None:

@@ -1,4 +1,5 @@
-"""The task API's use cases: read a task (delivering it on the way), and create one and track it.
+"""The task API's use cases: read tasks (delivering them on the way, tracking the pending ones), and create one
+and track it.
 
 CreateAITask takes no idempotency token. When it fails in a way that may hide a created task (a lost answer,
 a 5xx, a garbled body), the task is looked for in ListAITasks before the failure is answered, so that a caller
@@ -7,18 +8,20 @@ is not invited to create a second one.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from aitask_relay.core.clock import iso, now_utc
 from aitask_relay.core.errors import BadUpstreamResponse, InvalidInput, RelayError, UpstreamUnavailable
-from aitask_relay.core.model import ResponseLimit
+from aitask_relay.core.model import ResponseLimit, TaskResult
 from aitask_relay.core.ports import COUNT, MessageQueue, Metrics, TaskCreator
+from aitask_relay.core.progress import Progress
+from aitask_relay.core.settings import TRACKING_DEADLINE_SECONDS
 from aitask_relay.core.taskref import TaskRef, ros_task_id
-from aitask_relay.core.tracking import TrackingMessage, delay_for
-from aitask_relay.usecases.relay import Relay, response_records
+from aitask_relay.core.tracking import SchedulePolicy, TrackingMessage, earliest, next_check
+from aitask_relay.usecases.relay import FetchRequest, Relay, response_records
 
 # A task a failed CreateAITask may have created was created while the request was out: its CreateTime lies
 # between the request's sending and the failure's answer, give or take this. ListAITasks' times have whole
@@ -47,6 +50,88 @@ class Created:
     recovered: str | None = None
 
 
+class Tracker:
+    """Puts a task on the tracking queue, its first look when the tracking schedule says: at once-known estimates
+    (core.tracking.next_check), else after RELAY_TRACKING_FIRST_DELAY_SECONDS. The queue is a factory, built the
+    first time a task is tracked."""
+
+    def __init__(
+        self,
+        tracking_queue: Callable[[], MessageQueue | None],
+        *,
+        schedule: SchedulePolicy | None = None,
+        deadline_seconds: int = TRACKING_DEADLINE_SECONDS.default,
+        logger: Any = None,
+        clock: Callable[[], datetime] = now_utc,
+    ) -> None:
+        self._tracking_queue, self._schedule = tracking_queue, schedule or SchedulePolicy()
+        self._deadline, self._logger, self._clock = deadline_seconds, logger, clock
+
+    def track(self, task_id: str, *, progress: Progress | None = None, created_at: str | None = None) -> str:
+        """"queued", "not_configured", or "failed" (logged; the sweeper still finds the task: a task that exists
+        must not fail its request and invite a duplicate CreateAITask)."""
+        tracking_queue = self._tracking_queue()
+        if tracking_queue is None:
+            return "not_configured"
+        now = self._clock()
+        began = earliest(created_at, progress.started_at if progress is not None else None)
+        deadline_at = now + timedelta(seconds=self._deadline)
+        check = next_check(self._schedule, now=now, began=began, progress=progress, deadline_at=deadline_at)
+        latest = progress.latest if progress is not None else None
+        # created_at: a task the relay itself created (or saw listed) may answer not-found for a while (see the
+        # queue consumer's grace period)
+        message = TrackingMessage(
+            task_id,
+            0,
+            iso(now),
+            created_at=created_at,
+            stage=None if latest is None else latest.name,
+            reason=check.reason,
+            expected_at=check.expected_at,
+        )
+        try:
+            tracking_queue.send(message.to_json(), delay_seconds=check.delay)
+        except RelayError as exc:
+            if self._logger is not None:
+                self._logger.error(
+                    "task not put on the tracking queue", extra={"task_id": task_id, "error": exc.to_record()}
+                )
+            return "failed"
+        return "queued"
+
+    def track_pending(self, results: Sequence[TaskResult]) -> dict[str, str]:
+        """Track every task of ``results`` that is pending (observed, not finished), once each: task id -> how."""
+        tracked: dict[str, str] = {}
+        for result in results:
+            if result.error is None and not result.terminal and result.task_id not in tracked:
+                tracked[result.task_id] = self.track(result.task_id, progress=result.progress)
+        return tracked
+
+
+class FetchService:
+    """fetch_task's use case: fetch and deliver the tasks named, and track the ones found pending."""
+
+    def __init__(self, relay: Relay, tracker: Tracker | None = None) -> None:
+        self._relay, self._tracker = relay, tracker
+
+    def run(self, request: FetchRequest, *, limit: ResponseLimit | None = None) -> dict[str, Any]:
+        """``{"results": [TaskResult, ...]}``, one per id, in order; and, when some were pending, ``"tracking":
+        {task id: "queued" | "not_configured" | "failed"}``.
+
+        With ``limit``, templates that would take the answer past it are left out (see response_records); the
+        deliveries are done before, whatever the answer carries.
+        """
+        observations = self._relay.process_many(request.refs)
+        answer: dict[str, Any] = {
+            "results": response_records(observations, include_template=request.include_template, limit=limit)
+        }
+        if self._tracker is not None:
+            tracked = self._tracker.track_pending([o.result for o in observations])
+            if tracked:
+                answer["tracking"] = tracked
+        return answer
+
+
 class TaskService:
     """Reads and creates tasks. Dependencies are factories, built on the first request that needs them."""
 
@@ -55,13 +140,12 @@ class TaskService:
         *,
         relay: Callable[[], Relay],
         ros: Callable[[], TaskCreator],
-        tracking_queue: Callable[[], MessageQueue | None],
-        first_delay_seconds: int,
+        tracker: Tracker,
         logger: Any = None,
         metrics: Metrics | None = None,
     ) -> None:
-        self._relay, self._ros, self._tracking_queue = relay, ros, tracking_queue
-        self._logger, self._metrics, self._first_delay = logger, metrics, first_delay_seconds
+        self._relay, self._ros, self._tracker = relay, ros, tracker
+        self._logger, self._metrics = logger, metrics
 
     def get(self, task_id: str, *, include_template: bool, limit: ResponseLimit | None) -> dict[str, Any]:
         """The task's record (delivered on the way, as fetch_task does), with its template when asked and it fits."""
@@ -93,10 +177,7 @@ class TaskService:
             raise BadUpstreamResponse(exc.message, request_id=created.get("RequestId")) from None
         if self._metrics is not None:
             self._metrics.add_metric(name="tasks_created", unit=COUNT, value=1)
-        tracking = _track(self._tracking_queue(), task_id, self._first_delay)
-        if tracking == "failed" and self._logger is not None:
-            self._logger.error("task created but not put on the tracking queue", extra={"task_id": task_id})
-        return Created(task_id, tracking, recovered)
+        return Created(task_id, self._tracker.track(task_id, created_at=iso(sent_at)), recovered)
 
     def _find_created(
         self, ros: TaskCreator, request: CreateRequest, sent_at: datetime, failure: RelayError, deadline: float | None
@@ -136,18 +217,3 @@ class TaskService:
             "GET /tasks/{id} or ListAITasks before creating it again",
             retryable=False,
         ) from failure
-
-
-def _track(tracking_queue: MessageQueue | None, task_id: str, first_delay_seconds: int) -> str:
-    """Put a new task on the tracking queue: "queued", "not_configured", or "failed" (the sweeper still
-    finds it; the task exists, so the request must not fail and invite a duplicate CreateAITask)."""
-    if tracking_queue is None:
-        return "not_configured"
-    first_seen = iso(now_utc())
-    # created_at: a task the relay itself created may answer not-found for a while (see the queue consumer)
-    message = TrackingMessage(task_id, 0, first_seen, created_at=first_seen)
-    try:
-        tracking_queue.send(message.to_json(), delay_seconds=delay_for(0, first_delay_seconds))
-    except RelayError:
-        return "failed"
-    return "queued"

@@ -69,6 +69,9 @@ def message_attributes(result: TaskResult) -> dict[str, str]:
     attributes = {"task_id": result.task_id, "status": result.status or "UNKNOWN"}
     if result.template_format:
         attributes["template_format"] = result.template_format
+    latest = result.progress.latest if result.progress is not None else None
+    if latest is not None:
+        attributes["stage"] = latest.name  # the task's last stage (<HandlerType>:<HandlerProcessStatus>)
     return attributes
 
 
@@ -86,7 +89,7 @@ def claim_ref(stored: Sequence[Delivery]) -> str | None:
 
 
 # The fields of a record whose size ROS decides; a record claim check leaves them out (record_ref has them).
-UNBOUNDED_FIELDS = ("status_reason", "output_extra", "unicode_repaired", "workspace")
+UNBOUNDED_FIELDS = ("status_reason", "output_extra", "unicode_repaired", "workspace", "progress")
 
 
 def record_ref(stored: Sequence[Delivery]) -> str | None:
@@ -131,6 +134,11 @@ def build_message(
         "datacontenttype": "application/json",
         "data": data,
     }
+    if "stage" in attributes:
+        # A CloudEvents extension attribute (lower-case letters and digits: the spec's naming rule,
+        # https://github.com/cloudevents/spec/blob/v1.0.2/cloudevents/spec.md#attribute-naming-convention): the latest
+        # stage stays in the envelope when a record claim check leaves the timeline out of data.
+        envelope["aitaskstage"] = attributes["stage"]
     body = _encode(envelope)
     if len(body) <= limit and not (refused or record):
         return Message(envelope["id"], envelope["type"], body, attributes, claim_check=False)
