@@ -179,23 +179,18 @@ class MnsQueue:
         entries = getattr(exc, "sub_errors", None)
         if not isinstance(entries, list) or len(entries) != len(indexes):
             return dict.fromkeys(indexes, whole)
+        from mns.mns_exception import MNSServerException
+
         failures: dict[int, DestinationFailure] = {}
+        request_id = getattr(exc, "req_id", None)
         for index, entry in zip(indexes, entries, strict=True):
             if isinstance(entry, dict) and entry.get("MessageId"):
                 continue  # this one was sent
             code = entry.get("ErrorCode") if isinstance(entry, dict) else None
-            failures[index] = destination_error(_Refused(code, entry.get("ErrorMessage") if code else None), self.name)
+            message = entry.get("ErrorMessage") if isinstance(entry, dict) else None
+            # The entry's own refusal, as the SDK would raise it for that message alone
+            failures[index] = destination_error(MNSServerException(code, message, request_id, None), self.name)
         return failures
-
-
-class _Refused(Exception):
-    """One refused entry of a BatchSendMessage, shaped for destination_error (code, message)."""
-
-    def __init__(self, code: str | None, message: str | None) -> None:
-        super().__init__(code)
-        self.code = code
-        self.message = message
-        self.status_code = None
 
 
 def _check_delay(delay: int) -> int:
