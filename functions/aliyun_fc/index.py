@@ -1,7 +1,8 @@
 """Function Compute 3.0 entry points over the same aitask_relay library (no AWS dependency at run time).
 
 - timer_handler: a timer trigger -> the sweep (summary as JSON)
-- event_handler: EventBridge / MNS-queue CloudEvents, one or a batch -> fetch and deliver the tasks they name
+- event_handler: EventBridge / MNS-queue CloudEvents, one or a batch -> fetch and deliver the tasks they name;
+  with RELAY_TRACKING_QUEUE (an MNS queue), MNS messages are tracking records, settled as on AWS's queue consumer
 - http_handler: the HTTP trigger -> GET /tasks/{id}, POST /tasks
 """
 
@@ -26,7 +27,10 @@ def timer_handler(event: object, context: object) -> str:
 
 def event_handler(event: object, context: object) -> str:
     with invocation(context, "event"):
-        return json.dumps(fc.handle_events(fc.decode_event(event), runtime.relay()), ensure_ascii=False)
+        started = time.monotonic()
+        decoded = fc.decode_event(event)
+        answer = fc.handle_events(decoded, runtime.relay(), runtime.fc_tracking(), fc.remaining_ms(context, started))
+        return json.dumps(answer, ensure_ascii=False)
 
 
 def http_handler(event: object, context: object) -> str:

@@ -9,7 +9,8 @@ from pathlib import Path
 import yaml
 
 from aitask_relay.adapters.destinations.uri import parse_destination
-from aitask_relay.config import load_config
+from aitask_relay.adapters.mns import parse_mns_queue
+from aitask_relay.config import check_platform, load_config
 from relay_devkit.runner import load_module
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -17,6 +18,8 @@ TEMPLATE = yaml.safe_load((ROOT / "aliyun" / "template.yaml").read_text())
 RESOURCES = TEMPLATE["Resources"]
 FUNCTIONS = {n: r["Properties"] for n, r in RESOURCES.items() if r["Type"] == "ALIYUN::FC3::Function"}
 ENTRY = ROOT / "functions" / "aliyun_fc" / "index.py"
+# The MNS queues by resource, each the Fn::Sub text of its name
+QUEUES = {n: r["Properties"]["QueueName"]["Fn::Sub"] for n, r in RESOURCES.items() if r["Type"] == "ALIYUN::MNS::Queue"}
 
 
 def test_it_is_a_ros_template_with_the_three_handlers():
@@ -51,7 +54,7 @@ def test_the_code_objects_are_what_fc_package_builds():
     assert RESOURCES["RelayLayer"]["Properties"]["Code"]["OssObjectName"] == {"Ref": "LayerObject"}
 
 
-def test_the_ram_role_is_for_fc_and_allows_only_the_six_actions_scoped():
+def test_the_ram_role_is_for_fc_and_allows_only_its_actions_scoped():
     role = RESOURCES["RelayRole"]["Properties"]
     (trust,) = role["AssumeRolePolicyDocument"]["Statement"]
     assert trust["Principal"] == {"Service": ["fc.aliyuncs.com"]} and trust["Action"] == "sts:AssumeRole"
@@ -61,10 +64,13 @@ def test_the_ram_role_is_for_fc_and_allows_only_the_six_actions_scoped():
     assert actions == {
         "ros:GetAITask",
         "ros:ListAITasks",
+        "ros:ListAITaskEvents",
         "ros:CreateAITask",
         "oss:PutObject",
         "oss:GetObject",
         "oss:GetBucketVersioning",
+        "mns:SendMessage",
+        "mns:BatchSendMessage",
     }
     assert all(s["Effect"] == "Allow" for s in statements)
     for statement in statements:
@@ -72,8 +78,64 @@ def test_the_ram_role_is_for_fc_and_allows_only_the_six_actions_scoped():
             assert statement["Resource"] == [{"Fn::Sub": "acs:oss:*:*:${TemplateBucketName}/templates/*"}]
         elif statement["Action"] == ["oss:GetBucketVersioning"]:  # a bucket-level action: the bucket itself
             assert statement["Resource"] == [{"Fn::Sub": "acs:oss:*:*:${TemplateBucketName}"}]
+        elif statement["Action"] == ["mns:SendMessage", "mns:BatchSendMessage"]:
+            # Only the messages of the two queues the relay sends to: not the dead-letter queue, not others
+            queues = [QUEUES["TrackingQueue"], QUEUES["FailureQueue"]]
+            assert statement["Resource"] == [
+                {"Fn::Sub": f"acs:mns:${{ALIYUN::Region}}:${{ALIYUN::AccountId}}:/queues/{q}/messages"} for q in queues
+            ]
         else:
             assert all(a.startswith("ros:") for a in statement["Action"]) and statement["Resource"] == ["*"]
+
+
+def test_pending_tasks_are_tracked_through_the_mns_tracking_queue_one_record_per_invocation():
+    # Given the three MNS queues
+    assert set(QUEUES) == {"TrackingQueue", "TrackingDeadLetterQueue", "FailureQueue"}
+    for name in QUEUES:  # MNS's largest message, and a week to read what is there
+        assert RESOURCES[name]["Properties"]["MaximumMessageSize"] == 65536
+        assert RESOURCES[name]["Properties"]["MessageRetentionPeriod"] == 604800
+    # Then the tracking trigger hands the tracking queue to the event function, as CloudEvents, one at a time
+    (trigger,) = [r["Properties"] for r in RESOURCES.values() if r["Type"] == "ALIYUN::FC3::Trigger"
+                  and r["Properties"]["TriggerType"] == "eventbridge"]  # fmt: skip
+    assert trigger["FunctionName"] == {"Fn::GetAtt": ["EventFunction", "FunctionName"]}
+    config = trigger["TriggerConfig"]
+    source = config["eventSourceConfig"]
+    assert source["eventSourceType"] == "MNS"
+    assert source["eventSourceParameters"]["sourceMNSParameters"]["QueueName"] == {"Fn::Sub": QUEUES["TrackingQueue"]}
+    assert config["asyncInvocationType"] is True  # FC 3.0: synchronous, so a failure is the stream's to retry
+    assert config["eventSinkConfig"]["deliveryOption"]["eventSchema"] == "CloudEvents"
+    run = config["runOptions"]
+    # A failed invocation retries its whole batch: one record per invocation (triggers/fc.py MnsTracking)
+    assert run["mode"] == "event-streaming" and run["batchWindow"]["CountBasedWindow"] == 1
+    # And a record that keeps failing is retried for a day, then kept in the dead-letter queue, never dropped
+    assert run["retryStrategy"]["PushRetryStrategy"] == "EXPONENTIAL_DECAY_RETRY" and run["errorsTolerance"] == "ALL"
+    dlq = QUEUES["TrackingDeadLetterQueue"]
+    assert run["deadLetterQueue"]["Arn"] == {
+        "Fn::Sub": f"acs:mns:${{ALIYUN::Region}}:${{ALIYUN::AccountId}}:/queues/{dlq}"
+    }
+
+
+def test_the_functions_name_the_queues_as_valid_mns_queues_on_fc():
+    def concrete(value):
+        text = value["Fn::Sub"].replace("${FunctionPrefix}", "aitask-relay").replace("${ALIYUN::Region}", "cn-hangzhou")
+        return text.replace("${ALIYUN::AccountId}", "1234567890")
+
+    tracking = {n: p["EnvironmentVariables"].get("RELAY_TRACKING_QUEUE") for n, p in FUNCTIONS.items()}
+    failure = {n: p["EnvironmentVariables"].get("RELAY_FAILURE_QUEUE") for n, p in FUNCTIONS.items()}
+    # Every function tracks through the tracking queue (POST /tasks, a fan-out sweep, successors); the event
+    # function, which settles records, reports to the failure queue
+    assert all(tracking.values()) and [n for n, v in failure.items() if v] == ["EventFunction"]
+    for name, value in tracking.items():
+        env = {"RELAY_TRACKING_QUEUE": concrete(value)}
+        if failure[name]:
+            env["RELAY_FAILURE_QUEUE"] = concrete(failure[name])
+        loaded = load_config(env)
+        check_platform(loaded, "fc")  # what index.py's cold start checks
+        assert parse_mns_queue(loaded.tracking_queue).queue == concrete({"Fn::Sub": QUEUES["TrackingQueue"]})
+        if failure[name]:
+            assert parse_mns_queue(loaded.failure_queue).queue == concrete({"Fn::Sub": QUEUES["FailureQueue"]})
+    # And the prefix the queue names are made of can only make valid MNS queue names
+    assert "_" not in TEMPLATE["Parameters"]["FunctionPrefix"]["AllowedPattern"]
 
 
 def test_the_sweep_has_a_timer_and_destinations_are_valid_oss_uris_in_the_created_bucket():

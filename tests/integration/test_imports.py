@@ -10,7 +10,10 @@ from relay_devkit import ROOT
 
 # Powertools imports the botocore package itself (0.4 ms, for its user-agent hook); a client or session
 # is what costs, so those are what must not load.
-FORBIDDEN = {"boto3", "botocore.session", "botocore.client", "pika", "redis", "alibabacloud_oss_v2", "aws_xray_sdk"}
+# "mns": the MNS SDK is for Function Compute's queues only.
+FORBIDDEN = {
+    "boto3", "botocore.session", "botocore.client", "pika", "redis", "alibabacloud_oss_v2", "aws_xray_sdk", "mns",
+}  # fmt: skip
 
 
 @pytest.mark.parametrize("function", ["fetch_task", "queue_consumer", "sweeper", "http_api"])

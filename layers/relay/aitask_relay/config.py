@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from urllib.parse import urlsplit
 
 from aitask_relay.adapters.destinations.uri import is_loopback, mask, parse_destination
+from aitask_relay.adapters.mns import is_mns, parse_mns_queue
 from aitask_relay.core import settings as S
 from aitask_relay.core.errors import ConfigurationError
 from aitask_relay.core.settings import CALLS_PER_TASK, INVOCATION_RESERVE_MS, RelayConfig, RosSettings, SweepSettings
@@ -132,6 +133,8 @@ def _check_distinct_queues(config: RelayConfig) -> None:
     its own announcements or reports as tracking records would report each as invalid, for ever."""
 
     def target(queue: str) -> str:
+        if is_mns(queue):
+            return parse_mns_queue(queue).name
         return parse_destination(queue if "://" in queue else f"sqs://{queue}").target
 
     outputs = {parse_destination(uri).target for uri in config.destinations}
@@ -144,6 +147,20 @@ def _check_distinct_queues(config: RelayConfig) -> None:
             raise ConfigurationError(f"{variable} {mask(queue)!r} is also in RELAY_DESTINATIONS: use another queue")
         if variable == "RELAY_FAILURE_QUEUE" and target(queue) == tracking:
             raise ConfigurationError(f"{variable} {mask(queue)!r} is RELAY_TRACKING_QUEUE too: use another queue")
+
+
+def check_platform(config: RelayConfig, platform: str) -> None:
+    """Settings that are valid on one platform only. On Function Compute the tracking and failure queues are MNS
+    queues (there is no SQS there): a queue name alone says neither which account's endpoint nor which service."""
+    if platform != "fc":
+        return
+    queues = (("RELAY_TRACKING_QUEUE", config.tracking_queue), ("RELAY_FAILURE_QUEUE", config.failure_queue))
+    for variable, queue in queues:
+        if queue is not None and not is_mns(queue):
+            raise ConfigurationError(
+                f"{variable} {mask(queue)!r}: on Function Compute it names an MNS queue, "
+                "mns://<queue>?endpoint=<account-id>.mns.<region>.aliyuncs.com or its https:// /queues/ URL"
+            )
 
 
 def _sweep_safety_ms(env: _Env, ros: RosSettings) -> int:
@@ -162,10 +179,17 @@ def _sweep_safety_ms(env: _Env, ros: RosSettings) -> int:
 
 
 def _check_queue(variable: str, value: str | None) -> None:
-    """An SQS queue name or URL, checked by the same rules as an sqs:// destination."""
+    """An MNS queue (adapters.mns: ``mns://<queue>?endpoint=...`` or its /queues/ URL), or an SQS queue name or
+    URL, checked by the same rules as an sqs:// destination."""
     if value is None:
         return
     shown = mask(value)
+    if is_mns(value):
+        try:
+            parse_mns_queue(value)
+        except ConfigurationError as exc:
+            raise ConfigurationError(f"{variable} {exc.message}") from None
+        return
     try:
         parse_destination(value if "://" in value else f"sqs://{value}")
     except ConfigurationError as exc:

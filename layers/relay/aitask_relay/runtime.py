@@ -11,14 +11,14 @@ from functools import cache
 from typing import TYPE_CHECKING, Any
 
 from aitask_relay.adapters.ros import RosClient
-from aitask_relay.config import load_config
-from aitask_relay.core.ports import Destination, Metrics, Recorder
+from aitask_relay.config import check_platform, load_config
+from aitask_relay.core.ports import Destination, MessageQueue, Metrics, Recorder
 from aitask_relay.core.settings import RelayConfig
 from aitask_relay.usecases.relay import Relay
 
 if TYPE_CHECKING:
-    from aitask_relay.adapters.aws import SqsQueue
     from aitask_relay.core.tracking import SchedulePolicy
+    from aitask_relay.triggers.fc import MnsTracking
     from aitask_relay.triggers.http import TaskApi
     from aitask_relay.usecases.settle import QueueConsumer
     from aitask_relay.usecases.sweep import Sweeper
@@ -61,8 +61,11 @@ def _recorder() -> Recorder | None:
 
 @cache
 def config() -> RelayConfig:
-    """The validated configuration; raises ConfigurationError naming the bad variable."""
-    return load_config(os.environ)
+    """The validated configuration; raises ConfigurationError naming the bad variable (and, on Function Compute,
+    a tracking or failure queue that is not an MNS queue)."""
+    settings = load_config(os.environ)
+    check_platform(settings, _platform)
+    return settings
 
 
 @cache
@@ -121,32 +124,47 @@ def destinations() -> tuple[Destination, ...]:
 
 
 @cache
-def tracking_queue() -> SqsQueue | None:
+def tracking_queue() -> MessageQueue | None:
     """The tracking queue (RELAY_TRACKING_QUEUE), or None."""
     return _queue(config().tracking_queue)
 
 
 @cache
-def failure_queue() -> SqsQueue | None:
+def failure_queue() -> MessageQueue | None:
     """The failure queue (RELAY_FAILURE_QUEUE), or None."""
     return _queue(config().failure_queue)
 
 
-def _queue(name_or_url: str | None) -> SqsQueue | None:
+def _queue(name_or_url: str | None) -> MessageQueue | None:
+    """An MNS queue (on Function Compute, where config() refuses any other, or wherever the value names one),
+    else an SQS queue."""
     if name_or_url is None:
         return None
+    from aitask_relay.adapters.mns import is_mns
+
+    if _platform == "fc" or is_mns(name_or_url):
+        from aitask_relay.adapters.mns import MnsQueue, parse_mns_queue
+
+        return MnsQueue(parse_mns_queue(name_or_url), credential=credential())
     from aitask_relay.adapters.aws import SqsQueue
 
     return SqsQueue(name_or_url)
 
 
 def schedule() -> SchedulePolicy:
-    """The tracking schedule the configuration sets (RELAY_TRACKING_FIRST_DELAY_SECONDS, RELAY_TRACKING_LAG_PERCENT)."""
-    from aitask_relay.core.tracking import SchedulePolicy
+    """The tracking schedule the configuration sets (RELAY_TRACKING_FIRST_DELAY_SECONDS, RELAY_TRACKING_LAG_PERCENT),
+    its longest delay the tracking queue's: SQS's 900 s, or MNS's 604,800 s (a long task is then looked at when its
+    estimate says, not every 15 minutes)."""
+    from aitask_relay.adapters.mns import MNS_MAX_DELAY_SECONDS, is_mns
+    from aitask_relay.core.tracking import MAX_DELAY_SECONDS, SchedulePolicy
 
     settings = config()
+    queue = settings.tracking_queue
+    mns = queue is not None and (_platform == "fc" or is_mns(queue))
     return SchedulePolicy(
-        first_delay=settings.tracking_first_delay_seconds, lag_share=settings.tracking_lag_percent / 100
+        first_delay=settings.tracking_first_delay_seconds,
+        lag_share=settings.tracking_lag_percent / 100,
+        max_delay=MNS_MAX_DELAY_SECONDS if mns else MAX_DELAY_SECONDS,
     )
 
 
@@ -184,6 +202,18 @@ def consumer() -> QueueConsumer:
         metrics=_metrics(),
         ros=config().ros,
     )
+
+
+@cache
+def fc_tracking() -> MnsTracking | None:
+    """On Function Compute, the settle path of tracking messages delivered from the MNS tracking queue (the
+    same QueueConsumer as SQS on AWS); None without RELAY_TRACKING_QUEUE."""
+    tracking = tracking_queue()
+    if tracking is None:
+        return None
+    from aitask_relay.triggers.fc import MnsTracking
+
+    return MnsTracking(consumer(), tracking, resend_delay_seconds=max(1, config().tracking_first_delay_seconds))
 
 
 @cache
@@ -262,7 +292,7 @@ def reset() -> None:
     from aitask_relay.adapters import aws
 
     factories = (
-        http_app, task_api, sweeper, consumer, fetcher, tracker, failure_queue, tracking_queue,
+        http_app, task_api, sweeper, fc_tracking, consumer, fetcher, tracker, failure_queue, tracking_queue,
         relay, destinations, ros, credential, config,
     )
     for factory in factories:

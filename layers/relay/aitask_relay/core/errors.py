@@ -340,6 +340,13 @@ _DESTINATION_PERMANENT_CODES = frozenset(
         "KMS.DisabledException",
         "KMSAccessDeniedException",
         "ResourceNotFoundException",
+        # Simple Message Queue (MNS): a queue that does not exist, a request it cannot read. AccessDenied,
+        # InvalidAccessKeyId and SignatureDoesNotMatch are above. The codes and their statuses are in
+        # https://www.alibabacloud.com/help/en/mns/developer-reference/syntax-of-error-responses.
+        "QueueNotExist",
+        "InvalidAuthorizationHeader",
+        "MalformedXML",
+        "InvalidQueueName",
     }
 )
 # AMQP (pika) failures that a retry repeats identically: bad credentials, no permission, no route.
@@ -350,12 +357,21 @@ _DESTINATION_PERMANENT_EXCEPTIONS = frozenset(
         "AuthenticationError",
         "UnroutableError",
         "ObjectNameInvalidError",  # the OSS SDK's own check of a key (too long, not UTF-8), made before sending
+        "MNSClientParameterException",  # the MNS SDK's own check of a request (a delay below 0), made before sending
     }
 )
 _DESTINATION_RETRYABLE_STATUS = frozenset({408, 409, 429})
 # 4xx codes that still mean "try again later" (SQS and DynamoDB throttle with a 400).
+# MNS answers QpsLimitExceeded (a queue's request rate) and TimeExpired (408: a request that arrived too late).
 _DESTINATION_RETRYABLE_CODES = frozenset(
-    {"RequestTimeout", "RequestLimitExceeded", "SlowDown", "ProvisionedThroughputExceededException"}
+    {
+        "RequestTimeout",
+        "RequestLimitExceeded",
+        "SlowDown",
+        "ProvisionedThroughputExceededException",
+        "QpsLimitExceeded",
+        "TimeExpired",
+    }
 )
 
 
@@ -407,6 +423,17 @@ def _service_error_fields(exc: BaseException) -> tuple[str | None, str | None, i
             _str_or_none(error.get("Message")),
             status if isinstance(status, int) else None,
             _str_or_none(meta.get("RequestId")),
+        )
+    mns = {cls.__name__ for cls in type(exc).__mro__}
+    if "MNSExceptionBase" in mns:
+        # The MNS SDK keeps the error code as ``type`` and no HTTP status (mns.mns_exception). Only the server's
+        # own message is kept: a client exception's message is the text of a socket or parameter error. Its
+        # network failures are typed "NetWorkException", which no table knows: retryable, as a lost connection is.
+        return (
+            _str_or_none(getattr(exc, "type", None)),
+            _str_or_none(getattr(exc, "message", None)) if "MNSServerException" in mns else None,
+            None,
+            _str_or_none(getattr(exc, "req_id", None)),
         )
     reply_code = getattr(exc, "reply_code", None)  # AMQP channel/connection close: 403, 404, 406, 320...
     if isinstance(reply_code, int):

@@ -121,14 +121,16 @@ LEDGER = TextSetting(
 TRACKING_QUEUE = TextSetting(
     "RELAY_TRACKING_QUEUE",
     None,
-    "Standard SQS queue on which pending tasks are re-scheduled and new tasks tracked.",
-    accepts="queue name or URL",
+    "Queue on which pending tasks are re-scheduled and new tasks tracked: a standard SQS queue, or on Function "
+    "Compute an MNS queue.",
+    accepts="SQS queue name or URL; `mns://<queue>?endpoint=<account>.mns.<region>.aliyuncs.com` or the MNS queue URL",
 )
 FAILURE_QUEUE = TextSetting(
     "RELAY_FAILURE_QUEUE",
     None,
-    "Standard SQS queue that receives the reports of permanent failures and timeouts.",
-    accepts="queue name or URL",
+    "Queue that receives the reports of permanent failures and timeouts: a standard SQS queue, or on Function "
+    "Compute an MNS queue.",
+    accepts="as `RELAY_TRACKING_QUEUE`",
 )
 TRACKING_DEADLINE_SECONDS = IntSetting(
     "RELAY_TRACKING_DEADLINE_SECONDS",

@@ -8,7 +8,9 @@ SDK or an AWS-only Powertools utility.
   ``{"LookbackSeconds": N}``.
 - CloudEvents 1.0, one or a list: ``data`` names the tasks as ``{"TaskId"}`` / ``{"TaskIds"}``, or is an MNS
   message (``{"messageBody": ...}``, the body plain or base64) whose body is what a tracking record holds.
-  Events are deduplicated on source + id.
+  Events are deduplicated on source + id. With a tracking queue (RELAY_TRACKING_QUEUE, an MNS queue), MNS
+  messages are tracking records: :class:`MnsTracking` settles them with the queue consumer's policy, as SQS
+  records are settled on AWS (a pending task is sent again to the tracking queue with a delay).
 - HTTP trigger: ``{"version": "v1", "rawPath", "body", "isBase64Encoded", "queryParameters",
   "requestContext": {"http": {"method"}}}`` -> ``{"statusCode", "headers", "body", "isBase64Encoded"}``.
 """
@@ -18,17 +20,25 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
+from aitask_relay.core.clock import parse_time
 from aitask_relay.core.errors import InvalidInput, RelayError, error_of
 from aitask_relay.core.model import ResponseLimit
 from aitask_relay.core.normalize import replace_surrogates
 from aitask_relay.core.outcome import Outcome, failures_of, outcome_of
+from aitask_relay.core.ports import MessageQueue
 from aitask_relay.core.taskref import TaskRef, task_refs
+from aitask_relay.core.tracking import TrackingMessage
 from aitask_relay.triggers.records import parse_tracking_body
+from aitask_relay.usecases.settle import QueueConsumer, QueueRecord, RetryLater
+
+_log = logging.getLogger("aitask_relay.fc")
 
 MAX_EVENT_BYTES = 6 * 1024 * 1024
 _TASK_PATH = re.compile(r"^/tasks/([^/]+)$")
@@ -89,23 +99,35 @@ def parse_timer_event(event: Any) -> int | None:
 
 
 @dataclass(frozen=True, slots=True)
+class MnsMessage:
+    """An MNS queue message as an event stream delivers it: its MessageId, its (decoded) body, and when it was
+    published (the CloudEvent's ``time``)."""
+
+    message_id: str
+    body: str
+    sent_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
 class EventTasks:
-    """The tasks one CloudEvent names, or why it names none."""
+    """The tasks one CloudEvent names, or why it names none; ``message`` when it carries an MNS message."""
 
     source: str
     id: str
     refs: tuple[TaskRef, ...] = ()
     error: InvalidInput | None = None
+    message: MnsMessage | None = None
 
 
 def parse_cloud_events(event: Any) -> list[EventTasks]:
     """One CloudEvent or a batch; a bad event in a batch is reported alone, the others still count.
 
-    A single bad event (not a batch) raises InvalidInput.
+    A single bad event (not a batch) raises InvalidInput, unless it carries an MNS message: a tracking record
+    with a body no retry can read is settled (reported to the failure queue), not redelivered.
     """
     if isinstance(event, Mapping):
         parsed = _cloud_event(event)
-        if parsed.error is not None:
+        if parsed.error is not None and parsed.message is None:
             raise parsed.error
         return [parsed]
     if not isinstance(event, list) or not event:
@@ -130,9 +152,25 @@ def _cloud_event(item: Any) -> EventTasks:
             raise InvalidInput("a CloudEvent's source and id must be UTF-8 text (no lone UTF-16 surrogate)")
         if item.get("data") is None:
             raise InvalidInput(f"CloudEvent {event_id} from {source} has no data")
-        return EventTasks(source, event_id, refs=_refs_of_data(item["data"]))
+        message = _mns_message(item, event_id)
     except InvalidInput as exc:
         return EventTasks(source, event_id, error=exc)
+    try:
+        return EventTasks(source, event_id, refs=_refs_of_data(item["data"]), message=message)
+    except InvalidInput as exc:
+        return EventTasks(source, event_id, error=exc, message=message)
+
+
+def _mns_message(item: Mapping[str, Any], event_id: str) -> MnsMessage | None:
+    """The MNS message a CloudEvent from an event stream carries (``data``: requestId, messageId, messageBody;
+    https://www.alibabacloud.com/help/en/eventbridge/latest/create-a-custom-event-source-of-the-mns-type), or
+    None for any other event. Its id is MNS's MessageId (the CloudEvent's id when there is none)."""
+    data = item["data"]
+    if not isinstance(data, Mapping) or "messageBody" not in data:
+        return None
+    message_id = data.get("messageId")
+    shown = replace_surrogates(message_id) if isinstance(message_id, str) and message_id.strip() else event_id
+    return MnsMessage(shown, _mns_body(data["messageBody"]), parse_time(item.get("time")))
 
 
 def _refs_of_data(data: Any) -> tuple[TaskRef, ...]:
@@ -214,18 +252,28 @@ def _http_body(event: Mapping[str, Any]) -> str:
 # --- the handlers' shared parts ----------------------------------------------------------------------------
 
 
-def handle_events(event: Any, relay: Any) -> dict[str, Any]:
+def handle_events(
+    event: Any, relay: Any, tracking: MnsTracking | None = None, remaining_ms: Callable[[], int] | None = None
+) -> dict[str, Any]:
     """Fetch and deliver the tasks of one CloudEvent or a batch; results per event.
 
     When a task could not be observed or delivered for a reason a retry can fix, the invocation fails
     (after every event was tried), so that FC's asynchronous retry or the event source redelivers it;
     destinations are create-only and dedupe, so the tasks already done are not repeated.
+
+    With ``tracking`` (a tracking queue is configured), the events that carry MNS messages are tracking
+    records, settled by :meth:`MnsTracking.settle`; the other events are fetched and delivered as above.
     """
     events = parse_cloud_events(event)
+    records = [item for item in events if item.message is not None] if tracking is not None else []
+    answers: list[dict[str, Any]] = []
+    retry: Exception | None = None
+    if tracking is not None and records:
+        settled, retry = tracking.settle(records, remaining_ms)
+        answers += settled
+        events = [item for item in events if item.message is None]
     refs = [ref for item in events for ref in item.refs]
     observed = dict(zip(refs, relay.process_many(refs), strict=True))
-    answers: list[dict[str, Any]] = []
-    retry = None
     for item in events:
         if item.error is not None:
             answers.append({"source": item.source, "id": item.id, "error": item.error.to_record()})
@@ -240,6 +288,82 @@ def handle_events(event: Any, relay: Any) -> dict[str, Any]:
     if retry is not None:
         raise retry
     return {"events": answers}
+
+
+class MnsTracking:
+    """Tracking records delivered from an MNS queue through an event stream, settled as the queue consumer
+    settles SQS records on AWS: done, rescheduled (a successor sent to the tracking queue with the consumer's
+    delay), timed out or permanent (reported to the failure queue), or transient (retried).
+
+    An event stream has no per-record failure: when an invocation fails it pushes the whole batch again
+    (https://www.alibabacloud.com/help/en/eventbridge/user-guide/retry-and-dead-letter). Retrying a batch whose
+    other records settled would settle them twice, and send a second successor for each of their pending tasks:
+    two trackers for one task, doubling on each retry. So:
+
+    - a batch of one record (aliyun/template.yaml sets the trigger's batch size to 1) that must be retried
+      fails the invocation: the event stream pushes it again, and after its retries its dead-letter queue
+      holds it, as SQS's redrive policy does on AWS;
+    - in a batch of several, each record that must be retried is sent again to the tracking queue by the
+      relay itself (its body unchanged, after ``resend_delay_seconds``) and the invocation succeeds; only if
+      that send fails does the invocation fail, and the batch comes again whole (a record that settled may
+      then send its successor or report a second time, which the log says).
+    """
+
+    def __init__(self, consumer: QueueConsumer, tracking_queue: MessageQueue, *, resend_delay_seconds: int) -> None:
+        self._consumer = consumer
+        self._tracking_queue = tracking_queue
+        self._resend_delay = resend_delay_seconds
+
+    def settle(
+        self, events: list[EventTasks], remaining_ms: Callable[[], int] | None
+    ) -> tuple[list[dict[str, Any]], Exception | None]:
+        """The answers per event, and the error that must fail the invocation (None when none must)."""
+        chosen: dict[str, tuple[EventTasks, QueueRecord]] = {}
+        for item in events:
+            assert item.message is not None  # nosec B101: handle_events passes only events with a message
+            chosen.setdefault(item.message.message_id, (item, _record(item.message)))
+        verdicts = self._consumer.settle([record for _item, record in chosen.values()], remaining_ms)
+        retried = [message_id for message_id, reason in verdicts.items() if reason is not None]
+        resent: set[str] = set()
+        error: Exception | None = None
+        if retried and len(chosen) == 1:
+            error = RetryLater(f"MNS message {retried[0]}: {verdicts[retried[0]]}")
+        elif retried:
+            bodies = [chosen[message_id][1].body for message_id in retried]
+            failures = self._tracking_queue.send_many(bodies, delays=[self._resend_delay] * len(bodies))
+            for index, message_id in enumerate(retried):
+                failure = failures.get(index)
+                if failure is None:
+                    resent.add(message_id)
+                    _log.warning(
+                        f"MNS message {message_id} must be retried ({verdicts[message_id]}): sent again to the "
+                        f"tracking queue in {self._resend_delay} s, so that its batch of {len(chosen)} is not "
+                        "retried whole (the trigger's batch size should be 1)"
+                    )
+                elif error is None:
+                    error = RetryLater(
+                        f"MNS message {message_id} must be retried and cannot be sent again ({failure.message}): "
+                        f"the batch of {len(chosen)} is retried whole, and its settled records settle again"
+                    )
+        answers = []
+        for message_id, (item, _) in chosen.items():
+            answer: dict[str, Any] = {"source": item.source, "id": item.id, "message_id": message_id}
+            reason = verdicts.get(message_id)
+            if reason is None:
+                answer["settled"] = True
+            else:
+                answer.update(settled=False, retry=reason, resent=message_id in resent)
+            answers.append(answer)
+        return answers, error
+
+
+def _record(message: MnsMessage) -> QueueRecord:
+    tasks: list[TrackingMessage] | InvalidInput
+    try:
+        tasks = parse_tracking_body(message.body)
+    except InvalidInput as exc:
+        tasks = exc
+    return QueueRecord(message.message_id, message.body, message.sent_at, tasks)
 
 
 def remaining_ms(context: Any, started: float) -> Any:

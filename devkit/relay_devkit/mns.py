@@ -1,0 +1,279 @@
+"""A stand-in for Simple Message Queue (formerly MNS) queues: a real HTTP server on loopback that speaks MNS's
+REST/XML API for SendMessage and BatchSendMessage, checks every request as MNS does, and keeps the messages
+with their delay on a clock of its own, so that a test can take the messages that are due and hand them to the
+Function Compute event handler in the shape an event stream delivers them (``cloud_events``).
+
+Checked on each request, as the API reference describes them
+(https://help.aliyun.com/en/mns/developer-reference/sendmessage,
+https://help.aliyun.com/en/mns/developer-reference/batchsendmessage):
+- ``x-mns-version: 2015-06-06``, a ``Date`` within 15 minutes of now (else 408 TimeExpired);
+- the signature: ``Authorization: MNS <AccessKeyId>:<Signature>``, HMAC-SHA1 with the AccessKey secret over
+  ``VERB\\nContent-MD5\\nContent-Type\\nDate\\n`` + the ``x-mns-*`` headers (lower-case, sorted, ``name:value\\n``)
+  + the resource (the request path), base64; an unknown AccessKeyId is 403 InvalidAccessKeyId, a wrong
+  signature 403 SignatureDoesNotMatch;
+- an AccessKey pair registered with an STS token needs the ``security-token`` header with that token (403
+  InvalidAccessKeyId otherwise: a temporary pair is useless without its token);
+- Content-MD5 as the official SDK writes it (base64 of the hex MD5 of the body; 400 InvalidDegist otherwise);
+- the queue exists (404 QueueNotExist), each DelaySeconds is 0..604800 and each body at most 64 KB, a batch
+  holds 1..16 messages and 64 KB in all (400 InvalidArgument).
+A batch whose entries are all valid is stored whole; ``fail`` makes the next requests fail with a given code.
+
+What it does not prove: that MNS's real endpoint accepts these requests over HTTPS with the account's
+endpoint; the exact error code MNS gives a body over the size limit (InvalidArgument here); the ordering,
+duplication (at-least-once) and delay accuracy of the real service; and everything the event stream does between
+the queue and the function (polling, batching, base64 decoding, retries, the dead-letter queue). ``cloud_events``
+only reproduces the documented shape of what it delivers.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from email.utils import parsedate_to_datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from xml.etree import ElementTree
+
+XMLNS = "http://mns.aliyuncs.com/doc/v1/"
+MAX_DELAY_SECONDS = 604_800
+MAX_BYTES = 64 * 1024
+MAX_BATCH = 16
+DATE_SKEW_SECONDS = 15 * 60
+
+
+@dataclass(slots=True)
+class StoredMessage:
+    message_id: str
+    body: str  # as sent (base64 when the sender encoded it, as the SDK does)
+    sent_at: float  # on the stand-in's clock
+    delay_seconds: int
+
+    @property
+    def due_at(self) -> float:
+        return self.sent_at + self.delay_seconds
+
+    def text(self) -> str:
+        """The body decoded from base64 (what an event stream with Base64 decoding hands on), or as sent."""
+        try:
+            return base64.b64decode(self.body, validate=True).decode("utf-8")
+        except ValueError:
+            return self.body
+
+
+@dataclass(slots=True)
+class _Fault:
+    code: str
+    status: int
+    times: int
+
+
+@dataclass
+class MnsStandIn:
+    """The server and its state: queues, messages, the clock (it moves only when advanced) and the requests."""
+
+    keys: dict[str, tuple[str, str | None]]  # AccessKeyId -> (secret, STS token or None)
+    account: str = "1234567890"
+    region: str = "cn-hangzhou"
+    queues: dict[str, list[StoredMessage]] = field(default_factory=dict)
+    requests: list[dict[str, Any]] = field(default_factory=list)
+    _now: float = 0.0
+    _faults: list[_Fault] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _server: ThreadingHTTPServer | None = None
+
+    # --- the test's side --------------------------------------------------------------------------
+    def start(self) -> MnsStandIn:
+        handler = type("Handler", (_Handler,), {"standin": self})
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+
+    @property
+    def endpoint(self) -> str:
+        assert self._server is not None, "start() first"
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def create_queue(self, name: str) -> str:
+        """Create a queue; its URL (what RELAY_TRACKING_QUEUE takes)."""
+        with self._lock:
+            self.queues.setdefault(name, [])
+        return f"{self.endpoint}/queues/{name}"
+
+    def advance(self, seconds: float) -> None:
+        with self._lock:
+            self._now += seconds
+
+    def fail(self, code: str, status: int, times: int = 1) -> None:
+        """Answer the next ``times`` requests with this error (its XML body, as MNS writes one)."""
+        with self._lock:
+            self._faults.append(_Fault(code, status, times))
+
+    def pending(self, queue: str) -> list[StoredMessage]:
+        """Every message held by the queue, due or not (nothing is taken)."""
+        with self._lock:
+            return list(self.queues[queue])
+
+    def take_due(self, queue: str) -> list[StoredMessage]:
+        """Take (delete) the messages whose delay has passed, oldest due first."""
+        with self._lock:
+            due = sorted((m for m in self.queues[queue] if m.due_at <= self._now), key=lambda m: m.due_at)
+            self.queues[queue] = [m for m in self.queues[queue] if m.due_at > self._now]
+        return due
+
+    def cloud_events(self, queue: str, messages: list[StoredMessage], *, decode: bool = True) -> list[dict[str, Any]]:
+        """The messages as an MNS event stream pushes them to Function Compute: a list of CloudEvents whose
+        ``data`` is ``{requestId, messageId, messageBody}`` (the body base64-decoded when ``decode``, the
+        trigger's IsBase64Decode)."""
+        return [
+            {
+                "id": f"{uuid.uuid4()}-1",
+                "source": "acs:mns",
+                "specversion": "1.0",
+                "type": "mns:Queue:SendMessage",
+                "subject": f"acs:mns:{self.region}:{self.account}:queues/{queue}",
+                "time": time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime()),
+                "datacontenttype": "application/json;charset=utf-8",
+                "aliyunregionid": self.region,
+                "data": {
+                    "requestId": uuid.uuid4().hex.upper(),
+                    "messageId": m.message_id,
+                    "messageBody": m.text() if decode else m.body,
+                },
+            }
+            for m in messages
+        ]
+
+    # --- the server's side ----------------------------------------------------------------------
+    def handle(self, method: str, path: str, headers: dict[str, str], body: bytes) -> tuple[int, bytes]:
+        with self._lock:
+            self.requests.append({"method": method, "path": path, "headers": dict(headers)})
+            for fault in self._faults:
+                if fault.times > 0:
+                    fault.times -= 1
+                    return _error(fault.status, fault.code, "injected by the stand-in")
+        refused = self._check(method, path, headers, body)
+        if refused is not None:
+            return refused
+        parts = path.split("/")
+        if method != "POST" or len(parts) != 4 or parts[1] != "queues" or parts[3] != "messages":
+            return _error(400, "InvalidRequestURL", "Http request URL format invalid.")
+        queue = parts[2]
+        with self._lock:
+            if queue not in self.queues:
+                return _error(404, "QueueNotExist", "The queue name you provided is not exist.")
+        try:
+            # The relay's own requests on loopback, in a test: nothing untrusted reaches this parser.
+            root = ElementTree.fromstring(body)  # noqa: S314
+        except ElementTree.ParseError:
+            return _error(400, "MalformedXML", "The XML you provided was not well-formed.")
+        batch = root.tag == f"{{{XMLNS}}}Messages"
+        entries = list(root) if batch else [root]
+        if not entries or len(entries) > MAX_BATCH:
+            return _error(400, "InvalidArgument", f"A batch holds 1 to {MAX_BATCH} messages.")
+        parsed = []
+        for entry in entries:
+            text = entry.findtext(f"{{{XMLNS}}}MessageBody") or ""
+            delay = entry.findtext(f"{{{XMLNS}}}DelaySeconds") or "0"
+            if not text or not delay.isdigit() or int(delay) > MAX_DELAY_SECONDS:
+                return _error(400, "InvalidArgument", f"DelaySeconds should be between 0 and {MAX_DELAY_SECONDS}.")
+            if len(text.encode()) > MAX_BYTES:
+                return _error(400, "InvalidArgument", f"MessageBody should be between 1 and {MAX_BYTES} bytes.")
+            parsed.append((text, int(delay)))
+        if sum(len(text.encode()) for text, _ in parsed) > MAX_BYTES:
+            return _error(400, "InvalidArgument", f"The messages of a batch should be at most {MAX_BYTES} bytes.")
+        stored = []
+        with self._lock:
+            for text, delay in parsed:
+                message = StoredMessage(uuid.uuid4().hex.upper(), text, self._now, delay)
+                self.queues[queue].append(message)
+                stored.append(message)
+        head = '<?xml version="1.0" encoding="UTF-8"?>'
+        if batch:
+            listed = "".join(f"<Message>{_sent(m)}</Message>" for m in stored)
+            xml = f'{head}<Messages xmlns="{XMLNS}">{listed}</Messages>'
+        else:
+            xml = f'{head}<Message xmlns="{XMLNS}">{_sent(stored[0])}</Message>'
+        return 201, xml.encode()
+
+    def _check(self, method: str, path: str, headers: dict[str, str], body: bytes) -> tuple[int, bytes] | None:
+        if headers.get("x-mns-version") != "2015-06-06":
+            return _error(400, "InvalidVersionHeader", "x-mns-version 2015-06-06 is required.")
+        date = headers.get("date", "")
+        try:
+            skew = abs(time.time() - parsedate_to_datetime(date).timestamp())
+        except (TypeError, ValueError):
+            return _error(400, "InvalidDateHeader", "The Date header format is invalid.")
+        if skew > DATE_SKEW_SECONDS:
+            return _error(408, "TimeExpired", "The http request you sent is expired.")
+        if body:
+            expected = base64.b64encode(hashlib.md5(body, usedforsecurity=False).hexdigest().encode()).decode()
+            if headers.get("content-md5") != expected:
+                return _error(400, "InvalidDegist", "The Content-MD5 you specified is invalid.")
+        authorization = headers.get("authorization", "")
+        if not authorization.startswith("MNS ") or ":" not in authorization:
+            return _error(400, "InvalidAuthorizationHeader", "The Authorization header format is invalid.")
+        key_id, _, signature = authorization[4:].partition(":")
+        if key_id not in self.keys:
+            return _error(403, "InvalidAccessKeyId", "The AccessKey Id you provided is not exist.")
+        secret, token = self.keys[key_id]
+        if token is not None and headers.get("security-token") != token:
+            return _error(403, "InvalidAccessKeyId", "The security token you provided is invalid.")
+        mns_headers = "".join(f"{k}:{headers[k]}\n" for k in sorted(headers) if k.startswith("x-mns-"))
+        md5, kind = headers.get("content-md5", ""), headers.get("content-type", "")
+        to_sign = f"{method}\n{md5}\n{kind}\n{date}\n{mns_headers}{path}"
+        digest = hmac.new(secret.encode(), to_sign.encode(), hashlib.sha1).digest()
+        if not hmac.compare_digest(base64.b64encode(digest).decode(), signature):
+            return _error(403, "SignatureDoesNotMatch", "The request signature we calculated does not match.")
+        return None
+
+
+def _sent(message: StoredMessage) -> str:
+    """The elements SendMessage answers for one message: its id and the MD5 of its body."""
+    md5 = hashlib.md5(message.body.encode(), usedforsecurity=False).hexdigest().upper()
+    return f"<MessageId>{message.message_id}</MessageId><MessageBodyMD5>{md5}</MessageBodyMD5>"
+
+
+def _error(status: int, code: str, message: str) -> tuple[int, bytes]:
+    request_id = uuid.uuid4().hex.upper()
+    xml = (
+        f'<?xml version="1.0" encoding="UTF-8"?><Error xmlns="{XMLNS}"><Code>{code}</Code><Message>{message}</Message>'
+        f"<RequestId>{request_id}</RequestId><HostId>http://127.0.0.1</HostId></Error>"
+    )
+    return status, xml.encode()
+
+
+class _Handler(BaseHTTPRequestHandler):
+    standin: MnsStandIn
+    protocol_version = "HTTP/1.1"  # the SDK keeps its connection alive
+
+    def do_POST(self) -> None:
+        self._answer()
+
+    def do_GET(self) -> None:
+        self._answer()
+
+    def _answer(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        headers = {k.lower(): v for k, v in self.headers.items()}
+        status, answer = self.standin.handle(self.command, self.path, headers, body)
+        self.send_response(status)
+        self.send_header("Content-Type", "text/xml;charset=utf-8")
+        self.send_header("Content-Length", str(len(answer)))
+        self.send_header("x-mns-request-id", uuid.uuid4().hex.upper())
+        self.end_headers()
+        self.wfile.write(answer)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Quiet: the tests read ``requests`` instead."""
