@@ -477,10 +477,47 @@ def _bare_s3(s3, bucket, i, observation):
     s3.put_object(Bucket=bucket, Key=f"t-{i}/task.json", Body=observation.result.to_json_bytes())
 
 
+def text_row(bench, measure, value, baseline, ratio, target="(context)", met=None):
+    """A row whose figures are not times (lags as shares, calls per task): given as text, with its verdict."""
+    verdict = "-" if met is None else "yes" if met else "NO"
+    ROWS.append({"bench": bench, "measure": measure, "value": value, "baseline": baseline, "ratio": ratio,
+                 "target": target, "met": verdict})  # fmt: skip
+    print(f"{bench:<13} {measure:<48} {ratio:>7}  {verdict}", flush=True)
+
+
+def bench_tracking(tmp: Path) -> None:
+    """Finish-to-delivery lag and ROS calls per task of three schedules over the same 1,000 drawn tasks, through
+    the real consumer on the emulator's manual clock (bench/tracking.py)."""
+    import tracking  # bench/, this script's own folder
+
+    outcomes = tracking.compare(tmp)
+    ours, doubling, fixed = outcomes["relay"], outcomes["doubling"], outcomes["fixed"]
+    for outcome in outcomes.values():
+        q = outcome.quantile
+        text_row("tracking", f"{outcome.name}: lag p50 / p95 / max (s)", f"{q(outcome.lags, 0.5):.1f} / "
+                 f"{q(outcome.lags, 0.95):.1f} / {max(outcome.lags):.1f}", "-", "-")  # fmt: skip
+        text_row("tracking", f"{outcome.name}: lag as a share of the duration, p50 / p95 / max",
+                 f"{q(outcome.shares, 0.5):.1%} / {q(outcome.shares, 0.95):.1%} / {max(outcome.shares):.1%}", "-",
+                 "-")  # fmt: skip
+        text_row("tracking", f"{outcome.name}: ROS calls per task, GenerateTemplate / FixTemplate",
+                 " / ".join(f"{outcome.calls_by_type.get(t, 0):.2f}" for t in ("GenerateTemplate", "FixTemplate")),
+                 "-", "-")  # fmt: skip
+    p50, share = ours.quantile(ours.lags, 0.5), ours.quantile(ours.shares, 0.95)
+    text_row("tracking", "relay schedule: p50 lag (vs the fixed 30 s poller's)", f"{p50:.1f} s",
+             f"{fixed.quantile(fixed.lags, 0.5):.1f} s", "-", "<= 15 s", p50 <= 15)  # fmt: skip
+    text_row("tracking", "relay schedule: p95 lag share (vs fixed 30 s)", f"{share:.1%}",
+             f"{fixed.quantile(fixed.shares, 0.95):.1%}", "-", "<= 15%", share <= 0.15)  # fmt: skip
+    versus_fixed, versus_doubling = ours.calls / fixed.calls, ours.calls / doubling.calls
+    text_row("tracking", "ROS calls per task vs the fixed 30 s poller", f"{ours.calls:.2f}", f"{fixed.calls:.2f}",
+             f"{versus_fixed:.2f}x", "<= 0.6x", versus_fixed <= 0.6)  # fmt: skip
+    text_row("tracking", "ROS calls per task vs the doubling schedule", f"{ours.calls:.2f}", f"{doubling.calls:.2f}",
+             f"{versus_doubling:.2f}x", "<= 2x", versus_doubling <= 2)  # fmt: skip
+
+
 BENCHES = {
     "cold": bench_cold_start, "warm": bench_warm, "concurrency": bench_concurrency, "async": bench_async,
     "batch": bench_batch, "bytes": bench_bytes, "large": bench_large, "sweep": bench_sweep, "history": bench_history,
-    "destinations": bench_destinations,
+    "destinations": bench_destinations, "tracking": bench_tracking,
 }  # fmt: skip
 
 
