@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -584,3 +585,27 @@ def test_powertools_metrics_take_the_relays_count_unit_as_text():
     # Then it is recorded as CloudWatch's Count unit
     assert metrics.metric_set["rescheduled"]["Unit"] == "Count"
     metrics.clear_metrics()
+
+
+def test_a_look_that_reads_an_estimate_schedules_at_it_names_the_stage_and_counts_a_new_stage_once():
+    from aitask_relay.core.clock import iso
+    from aitask_relay.core.progress import Progress, Stage
+
+    # Given two running tasks whose handler started 10 s ago, estimated at 200 s: one whose last look saw no stage,
+    # one whose last look saw this same stage
+    stage = Stage("GenerateTemplateAgent", "TemplateGenerator", "RUNNING", iso(NOW - timedelta(seconds=10)), 200)
+    progress = Progress("RUNNING", "GenerateTemplate", (stage,))
+    new, seen = (replace(pending(t), progress=progress) for t in ("t-new", "t-seen"))
+    queue, _relay, tracker, _failures, metrics = consumer(new, seen)
+    first_seen = iso(NOW - timedelta(seconds=10))
+    records = [record(body("t-new", first_seen=first_seen), "m-new"),
+               record(body("t-seen", first_seen=first_seen, stage="TemplateGenerator:RUNNING"), "m-seen")]  # fmt: skip
+    # When consumed
+    assert retried(handle_batch(queue, {"Records": records})) == []
+    # Then both look again at 65 % of the expected 200 s from the start (120 s from now), naming the stage and the
+    # expected end, and only the stage the first task's tracking had not seen yet is counted
+    expected = iso(NOW + timedelta(seconds=190))
+    assert sorted((m["TaskId"], d, m["reason"], m["stage"], m["expected_at"]) for m, d in tracker.sent) == [
+        ("t-new", 120, "estimate", "TemplateGenerator:RUNNING", expected),
+        ("t-seen", 120, "estimate", "TemplateGenerator:RUNNING", expected)]  # fmt: skip
+    assert metrics.counts == {"progress": 1, "rescheduled": 2}

@@ -299,3 +299,12 @@ def test_a_bad_sweep_event_names_the_problem(event, says):
 def test_the_lookback_range_includes_both_ends():
     # Given the smallest and the largest lookback allowed / When parsed / Then each is taken as given
     assert [parse_sweep_event({"LookbackSeconds": v}) for v in (60, 2_592_000)] == [60, 2_592_000]
+
+
+def test_a_tracking_message_keeps_its_stage_and_drops_one_that_is_not_a_short_text():
+    # Given successors as this version writes them, and ones whose stage was tampered with
+    good = json.dumps({"TaskId": "t-1", "stage": "TemplateGenerator:RUNNING", "reason": "estimate"})
+    odd = [json.dumps({"TaskId": "t-1", "stage": value}) for value in (5, "", "x" * 201, ["a"], None)]
+    # When parsed / Then the stage is kept, or dropped without refusing the record (it only counts a metric)
+    assert parse_tracking_body(good) == [TrackingMessage("t-1", stage="TemplateGenerator:RUNNING")]
+    assert all(parse_tracking_body(body) == [TrackingMessage("t-1")] for body in odd)

@@ -41,6 +41,9 @@ def parse_tracking_body(body: str | None) -> list[TrackingMessage]:
     return [_tracking_message(data)]
 
 
+MAX_STAGE = 200  # a Stage.name is two enumerated values of at most 64 characters each
+
+
 def _tracking_message(data: dict[str, Any]) -> TrackingMessage:
     from_ros = data.get("id_from") == "ros"  # see TrackingMessage.to_json
     task_id = ros_task_id(data.get("TaskId")) if from_ros else validate_task_id(data.get("TaskId"))
@@ -56,4 +59,8 @@ def _tracking_message(data: dict[str, Any]) -> TrackingMessage:
     created_at = data.get("created_at")
     if created_at is not None and not isinstance(created_at, str):
         raise InvalidInput("created_at must be an ISO 8601 time")
-    return TrackingMessage(task_id, attempt, first_seen, known, created_at)
+    # stage only counts the progress metric (reason and expected_at are for people, not read back): a value that is
+    # not a short text is dropped rather than refused, so no task stops being tracked over it
+    stage = data.get("stage")
+    stage = stage if isinstance(stage, str) and 0 < len(stage) <= MAX_STAGE else None
+    return TrackingMessage(task_id, attempt, first_seen, known, created_at, stage=stage)
