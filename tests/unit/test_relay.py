@@ -88,6 +88,15 @@ def test_a_failed_task_is_looked_at_then_read_without_its_output_and_delivered()
     assert source.calls == [("t-f", False), ("t-f", False)] and dest.seen == ["t-f"] and obs.template is None
 
 
+def test_a_caller_that_knows_the_task_failed_skips_the_look_and_reads_it_without_output():
+    # Given a listing that said the task failed / When processed / Then one GetAITask without output (its
+    # StatusReason), no look; and a listing whose FAILURE turned out a SUCCESS still gets the output
+    source = FakeSource({"t-f": "FAILURE", "t-s": "SUCCESS"})
+    Relay(source, [RecordingDestination()]).process(TaskRef("t-f", known_status="FAILURE"))
+    Relay(source, [RecordingDestination()]).process(TaskRef("t-s", known_status="FAILURE"))
+    assert source.calls == [("t-f", False), ("t-s", False), ("t-s", True)]
+
+
 def test_a_caller_that_knows_the_task_succeeded_skips_the_probe():
     source = FakeSource({"t-s": "SUCCESS"})
     Relay(source, [RecordingDestination()]).process(TaskRef("t-s", known_status="SUCCESS"))

@@ -66,9 +66,10 @@ class Relay:
         progress without TaskOutput; GetAITask is asked only once the task has finished (with TaskOutput for a
         SUCCESS, without for a FAILURE, for its StatusReason). A poll never moves output.
 
-        A caller that already knows the task succeeded (``known_status``) skips the look: one GetAITask with the
-        output. With a ``deadline`` (time.monotonic()), every ROS call ends by then (fewer attempts, shorter
-        timeouts). When ListAITaskEvents cannot serve (see :meth:`_look`), GetAITask without output is the look.
+        A caller that already knows the task finished (``known_status``, from a listing) skips the look: one
+        GetAITask, with the output for a SUCCESS. With a ``deadline`` (time.monotonic()), every ROS call ends by
+        then (fewer attempts, shorter timeouts). When ListAITaskEvents cannot serve (see :meth:`_look`), GetAITask
+        without output is the look.
 
         A SUCCESS whose output holds no usable template (no ``Result``, or an empty one) is never stored:
         its ``task.json`` alone would count it as delivered for good. For the types ROS documents
@@ -81,15 +82,18 @@ class Relay:
         """
         progress: Progress | None = None
         try:
-            if ref.known_status == "SUCCESS":
-                observation = self._fetch(ref.task_id, True, deadline)
+            with_output = ref.known_status == "SUCCESS"
+            if ref.known_status in TERMINAL_STATUSES:  # a listing said it finished: no look
+                observation = self._fetch(ref.task_id, with_output, deadline)
             else:
                 observation, progress = self._look(ref.task_id, deadline)
                 status = observation.result.status
-                if status in TERMINAL_STATUSES and observation.result.error is None and progress is not None:
-                    observation = self._fetch(ref.task_id, status == "SUCCESS", deadline)
-                elif status == "SUCCESS" and progress is None:  # GetAITask was the look: ask again with the output
-                    observation = self._fetch(ref.task_id, True, deadline)
+                if progress is not None and observation.result.error is None and status in TERMINAL_STATUSES:
+                    with_output = status == "SUCCESS"
+                    observation = self._fetch(ref.task_id, with_output, deadline)
+            if observation.result.status == "SUCCESS" and not with_output:
+                # an answer without output found it succeeded (GetAITask as the look, or a listing that said FAILURE)
+                observation = self._fetch(ref.task_id, True, deadline)
             result = observation.result
             if result.status == "SUCCESS" and result.error is None and observation.template is None:
                 if result.task_type is not None and result.task_type not in TASK_TYPES:
