@@ -75,19 +75,22 @@ def test_a_role_refused_list_ai_task_events_still_gets_its_tasks_and_says_why(
     emulator.add_fault({"Action": "ListAITaskEvents", "Status": 403, "Code": "Forbidden", "Times": None})
     for task_id in ("t-a", "t-b"):
         emulator.add_task({"TaskId": task_id, "Status": "SUCCESS", "TaskOutput": {"Result": YAML}})
-    # When two tasks are fetched one after the other
+    # When two tasks are fetched one after the other, and the first again
     first = fetch_task({"TaskId": "t-a"})["results"][0]
     second = fetch_task({"TaskId": "t-b"})["results"][0]
-    # Then both are delivered, without a timeline, and only the first asked ListAITaskEvents: the second looked
-    # with GetAITask at once (for 15 minutes)
-    assert first["error"] is None and second["error"] is None and "progress" not in first
+    again = fetch_task({"TaskId": "t-a"})["results"][0]
+    # Then the first look spent its two calls finding out (ListAITaskEvents refused, GetAITask allowed) and answered
+    # a retryable error; from then on GetAITask is the look (for 15 minutes): both tasks delivered, without a
+    # timeline, two calls each
+    assert first["error"]["code"] == "upstream_unavailable" and first["error"]["retryable"] is True
+    assert second["error"] is None and again["error"] is None and "progress" not in second
     assert sorted(p.name for p in out_dir.iterdir()) == ["t-a", "t-b"]
     actions = [(r["task_id"], r["action"], r["output_option"]) for r in emulator.requests]
     assert actions == [("t-a", "ListAITaskEvents", "Disabled"), ("t-a", "GetAITask", "Disabled"),
-                       ("t-a", "GetAITask", "Enabled"), ("t-b", "GetAITask", "Disabled"),
-                       ("t-b", "GetAITask", "Enabled")]  # fmt: skip
+                       ("t-b", "GetAITask", "Disabled"), ("t-b", "GetAITask", "Enabled"),
+                       ("t-a", "GetAITask", "Disabled"), ("t-a", "GetAITask", "Enabled")]  # fmt: skip
     # and the refusal was logged once, naming the permission to grant
-    refused = [line for line in captured_logs() if line["message"].startswith("ListAITaskEvents refused")]
+    refused = [line for line in captured_logs() if line["message"].startswith("ListAITaskEvents cannot serve")]
     assert len(refused) == 1 and "ros:ListAITaskEvents" in refused[0]["message"]
 
 

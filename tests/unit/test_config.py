@@ -177,7 +177,7 @@ def test_the_ros_client_keeps_an_idle_connection_per_concurrent_task_and_at_leas
 
 
 def test_one_more_task_needs_one_attempt_of_each_call_plus_the_reserve():
-    # Given the defaults: 2 GetAITask calls x 1 attempt x (5 s connect + 10 s read), and the 3 s reserve
+    # Given the defaults: 2 ROS calls (the look, the output) x 1 attempt x (5 s connect + 10 s read), and the 3 s reserve
     # (whatever ROS_MAX_ATTEMPTS says: later attempts run only while time allows)
     assert load_config({}).ros.task_minimum_ms() == 2 * 15_000 + 3_000
     assert load_config({"ROS_MAX_ATTEMPTS": "10"}).ros.task_minimum_ms() == 33_000

@@ -3,10 +3,11 @@
 import threading
 import time
 
+import pytest
 from fakes import EventsFromGet, ListLogger
 
 from aitask_relay.adapters.observability import MetricsRecorder
-from aitask_relay.core.errors import DestinationFailure, NotFound, Throttled
+from aitask_relay.core.errors import AccessDenied, BadUpstreamResponse, DestinationFailure, NotFound, Throttled
 from aitask_relay.core.model import Delivery
 from aitask_relay.core.taskref import TaskRef
 from aitask_relay.usecases.relay import FetchRequest, Relay
@@ -397,3 +398,69 @@ def test_an_unrecognised_code_on_a_success_body_is_logged_once_per_body_and_the_
     assert obs.result.error is None and dest.seen == ["t-s"]
     ignored = [(level, extra) for level, message, extra in logger.lines if "Code" in message and "ignored" in message]
     assert ignored == [("warning", {"task_id": "t-s", "upstream_code": "OK", "ros_request_id": "R"})]
+
+
+class ScriptedSource:
+    """GetAITask answers from ``statuses``; ListAITaskEvents answers ``events`` (a body, or an error to raise), or
+    the status GetAITask would give when ``events`` is None; every call logged as (action, task id, with output)."""
+
+    def __init__(self, statuses, *, events=None, get_error=None):
+        self.statuses, self.events, self.get_error, self.calls = statuses, events, get_error, []
+
+    def list_events(self, task_id, *, deadline=None):
+        self.calls.append(("ListAITaskEvents", task_id, False))
+        if isinstance(self.events, Exception):
+            raise self.events
+        return self.events if self.events is not None else {"TaskStatus": self.statuses[task_id], "Events": []}
+
+    def get_task(self, task_id, *, with_output, deadline=None):
+        self.calls.append(("GetAITask", task_id, with_output))
+        if self.get_error is not None:
+            raise self.get_error
+        body = {"TaskId": task_id, "Status": self.statuses[task_id], "RequestId": "R"}
+        if with_output and body["Status"] == "SUCCESS":
+            body["TaskOutput"] = {"Result": TEMPLATE}
+        return body
+
+
+@pytest.mark.parametrize(
+    "events",
+    [AccessDenied("ROS Forbidden: not authorized"), BadUpstreamResponse("ListAITaskEvents answered without a usable "
+     "TaskStatus"), {"TaskStatus": "success", "Events": []}, {"TaskStatus": 7}],
+)  # fmt: skip
+def test_when_list_ai_task_events_cannot_serve_a_task_still_costs_two_calls_and_the_next_look_delivers_it(events):
+    # Given ListAITaskEvents refused, unreadable or answering a status the relay does not know, and a finished task
+    source = ScriptedSource({"t-s": "SUCCESS", "t-2": "SUCCESS"}, events=events)
+    dest, logger = RecordingDestination(), ListLogger()
+    relay = Relay(source, [dest], logger=logger)
+    # When it is looked at, then again
+    first = relay.process(TaskRef("t-s"))
+    again = relay.process(TaskRef("t-s"))
+    other = relay.process(TaskRef("t-2"))
+    # Then the first look spent its two calls (the look, GetAITask without output) and answered a retryable error
+    assert first.result.error is not None and first.result.error.code == "upstream_unavailable"
+    assert first.result.error.retryable and dest.seen == ["t-s", "t-2"]
+    # and from then on GetAITask is the look (no ListAITaskEvents), each task in two calls, delivered
+    assert source.calls == [("ListAITaskEvents", "t-s", False), ("GetAITask", "t-s", False),
+                            ("GetAITask", "t-s", False), ("GetAITask", "t-s", True),
+                            ("GetAITask", "t-2", False), ("GetAITask", "t-2", True)]  # fmt: skip
+    assert again.template is not None and other.template is not None
+    # and it was said once, naming the problem
+    warned = [m for level, m, _ in logger.lines if level == "warning" and m.startswith("ListAITaskEvents cannot")]
+    assert len(warned) == 1
+
+
+def test_a_task_refused_by_both_calls_is_access_denied_and_the_look_stays_list_ai_task_events():
+    source = ScriptedSource({"t-no": "SUCCESS"}, events=AccessDenied("ROS Forbidden"), get_error=AccessDenied("no"))
+    relay = Relay(source, [RecordingDestination()])
+    refused = relay.process(TaskRef("t-no"))
+    relay.process(TaskRef("t-no"))
+    assert refused.result.error is not None and refused.result.error.code == "access_denied"
+    assert [action for action, _, _ in source.calls] == ["ListAITaskEvents", "GetAITask"] * 2
+
+
+def test_a_look_that_says_failure_where_get_ai_task_says_success_is_looked_at_again_within_two_calls():
+    source = ScriptedSource({"t-x": "SUCCESS"}, events={"TaskStatus": "FAILURE", "Events": []})
+    observation = Relay(source, [RecordingDestination()]).process(TaskRef("t-x"))
+    assert observation.result.error is not None and observation.result.error.code == "upstream_unavailable"
+    assert source.calls == [("ListAITaskEvents", "t-x", False), ("GetAITask", "t-x", False)]

@@ -172,7 +172,7 @@ def _sweep_safety_ms(env: _Env, ros: RosSettings) -> int:
     if value < needed:
         raise ConfigurationError(
             f"RELAY_SWEEP_SAFETY_MS={value} is below the worst case of one task with these ROS settings "
-            f"({needed} ms: {CALLS_PER_TASK} GetAITask calls x ROS_MAX_ATTEMPTS={ros.max_attempts} x "
+            f"({needed} ms: {CALLS_PER_TASK} ROS calls x ROS_MAX_ATTEMPTS={ros.max_attempts} x "
             f"(ROS_CONNECT_TIMEOUT_MS + ROS_READ_TIMEOUT_MS) + backoff + {INVOCATION_RESERVE_MS} ms reserve)"
         )
     return value

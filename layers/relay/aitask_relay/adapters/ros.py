@@ -46,9 +46,9 @@ PERMANENT_CODES = codes_where(lambda kind: not kind.retryable)
 # The calls whose 200 answer must carry this field: the SDK's models hide its absence (ListAITasks's to_map()
 # gives "Tasks": [] whatever came), so it is looked for in the answer as parsed, before the model sees it.
 REQUIRED_FIELD = {"ListAITasks": "Tasks", "CreateAITask": "TaskId", "ListAITaskEvents": "TaskStatus"}
-# How much of a task's timeline one look reads: ListAITaskEvents takes MaxResults 1 to 100 (default 50); a task has a
-# handful of events, so one page is the rule and a few are the bound on one look's calls.
-EVENT_PAGES = 3
+# How much of a task's timeline one look reads: ListAITaskEvents takes MaxResults 1 to 100 (default 50,
+# https://www.alibabacloud.com/help/en/ros/developer-reference/api-ros-2019-09-10-listaitaskevents); a task has a
+# handful of events, so one page of 100 holds them, and a look stays one call.
 EVENT_PAGE_SIZE = 100
 
 
@@ -151,31 +151,14 @@ class RosClient:
         return self._call("GetAITask", "get_aitask", request, deadline)
 
     def list_events(self, task_id: str, *, deadline: float | None = None) -> Mapping[str, Any]:
-        """ListAITaskEvents for one task: its TaskStatus, TaskType and Events, the Events of up to EVENT_PAGES pages
-        joined; ``NextToken`` is left non-empty when pages were left unread. Bounded by ``deadline`` as
-        :meth:`get_task` is."""
+        """ListAITaskEvents for one task: its TaskStatus, TaskType and first page of Events (EVENT_PAGE_SIZE; a
+        non-empty NextToken says more were left unread). One call, bounded by ``deadline`` as :meth:`get_task` is:
+        a look is one call, so that a task's calls stay within CALLS_PER_TASK."""
         from alibabacloud_ros20190910 import models
 
-        body: dict[str, Any] = {}
-        events: list[Any] = []
-        token: str | None = None
-        asked: set[str] = set()
-        for _ in range(EVENT_PAGES):
-            size = str(EVENT_PAGE_SIZE)  # the API takes MaxResults as a string
-            request = models.ListAITaskEventsRequest(task_id=task_id, max_results=size, next_token=token)
-            page = self._call("ListAITaskEvents", "list_aitask_events", request, deadline)
-            body = dict(page)
-            found = page.get("Events")
-            if isinstance(found, list):
-                events += found
-            following = page.get("NextToken")
-            token = following if isinstance(following, str) and following and following not in asked else None
-            if token is None:
-                break
-            asked.add(token)
-        body["Events"] = events
-        body["NextToken"] = token or ""
-        return body
+        size = str(EVENT_PAGE_SIZE)  # the API takes MaxResults as a string
+        request = models.ListAITaskEventsRequest(task_id=task_id, max_results=size)
+        return self._call("ListAITaskEvents", "list_aitask_events", request, deadline)
 
     def _call(self, action: str, method: str, request: Any, deadline: float | None) -> Mapping[str, Any]:
         """One SDK call (``method``, e.g. ``get_aitask``) and its body, every failure translated once, here. With

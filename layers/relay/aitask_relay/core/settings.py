@@ -11,7 +11,8 @@ from dataclasses import dataclass
 # The longest the SDK sleeps between two attempts of a call: its backoff is capped at this, and so is the
 # server's x-acs-retry-after hint (darabonba.policy.retry.get_backoff_delay: min(retry_after, maxDelay)).
 RETRY_MAX_DELAY_MS = 5000
-# GetAITask calls one task may take: the probe without TaskOutput, then the call with it.
+# ROS calls one task may take: the look (ListAITaskEvents, or GetAITask without TaskOutput), then GetAITask with it.
+# Relay.observe keeps to it on every path, the fallbacks included.
 CALLS_PER_TASK = 2
 # Time an invocation keeps for what follows its ROS calls: deliveries' last steps, the successor and report
 # sends, the response. ROS calls are bounded so that this much is left (see RosSettings.task_budget_ms).

@@ -10,10 +10,16 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from functools import partial
-from typing import Any
+from typing import Any, Literal
 
 from aitask_relay.core.clock import now_iso
-from aitask_relay.core.errors import AccessDenied, BadUpstreamResponse, RelayError, destination_error
+from aitask_relay.core.errors import (
+    AccessDenied,
+    BadUpstreamResponse,
+    RelayError,
+    UpstreamUnavailable,
+    destination_error,
+)
 from aitask_relay.core.model import TEMPLATE_OMITTED, Delivery, Observation, ResponseLimit, TaskResult
 from aitask_relay.core.normalize import error_observation, normalize
 from aitask_relay.core.ports import Destination, Recorder, TaskSource
@@ -21,10 +27,12 @@ from aitask_relay.core.progress import Progress, read_progress
 from aitask_relay.core.settings import MAX_CONCURRENCY
 from aitask_relay.core.taskref import STATUSES, TASK_TYPES, TERMINAL_STATUSES, TaskRef
 
-# After ListAITaskEvents is refused (a role without ros:ListAITaskEvents), how long GetAITask alone is the look before
-# ListAITaskEvents is tried again: long enough that a policy without it costs one refused call per quarter hour,
-# short enough that a fixed policy is noticed without a restart.
-EVENTS_REFUSED_SECONDS = 900
+# When ListAITaskEvents cannot serve (a role without ros:ListAITaskEvents, answers the relay cannot read), how long
+# GetAITask alone is the look before ListAITaskEvents is tried again: long enough that a policy without it costs one
+# refused call per quarter hour, short enough that a fixed policy or API is noticed without a restart.
+EVENTS_OFF_SECONDS = 900
+# How a look was made (Relay._look): which calls it spent, and so which may follow within CALLS_PER_TASK.
+Look = Literal["events", "get", "output", "spent"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,17 +67,18 @@ class Relay:
         self._clock = clock
         self._executor: ThreadPoolExecutor | None = None
         self._pool_lock = threading.Lock()
-        self._events_refused_until = 0.0  # time.monotonic(); see _look
+        self._events_off_until = 0.0  # time.monotonic(); see _look
 
     def observe(self, ref: TaskRef, deadline: float | None = None) -> Observation:
-        """Learn a task's state. The look is one call, ListAITaskEvents, which answers the task's status and its
-        progress without TaskOutput; GetAITask is asked only once the task has finished (with TaskOutput for a
-        SUCCESS, without for a FAILURE, for its StatusReason). A poll never moves output.
+        """Learn a task's state, in at most two ROS calls (CALLS_PER_TASK: the time budgets count on it).
 
-        A caller that already knows the task finished (``known_status``, from a listing) skips the look: one
-        GetAITask, with the output for a SUCCESS. With a ``deadline`` (time.monotonic()), every ROS call ends by
-        then (fewer attempts, shorter timeouts). When ListAITaskEvents cannot serve (see :meth:`_look`), GetAITask
-        without output is the look.
+        A task not known to be finished is looked at with one call, ListAITaskEvents, which answers its status and
+        its progress without TaskOutput; GetAITask is asked only once the task has finished: with TaskOutput for a
+        SUCCESS, without for a FAILURE (its StatusReason; a FAILURE delivers no template). A poll never moves
+        output. A caller that already knows the task finished (``known_status``, from a listing) skips the look:
+        one GetAITask, with the output for a SUCCESS. When ListAITaskEvents cannot serve, GetAITask without output
+        is the look (see :meth:`_look`), then GetAITask with the output for a SUCCESS. With a ``deadline``
+        (time.monotonic()), every ROS call ends by then (fewer attempts, shorter timeouts).
 
         A SUCCESS whose output holds no usable template (no ``Result``, or an empty one) is never stored:
         its ``task.json`` alone would count it as delivered for good. For the types ROS documents
@@ -82,18 +91,22 @@ class Relay:
         """
         progress: Progress | None = None
         try:
-            with_output = ref.known_status == "SUCCESS"
             if ref.known_status in TERMINAL_STATUSES:  # a listing said it finished: no look
-                observation = self._fetch(ref.task_id, with_output, deadline)
+                how: Look = "output" if ref.known_status == "SUCCESS" else "get"
+                observation = self._fetch(ref.task_id, how == "output", deadline)
             else:
-                observation, progress = self._look(ref.task_id, deadline)
-                status = observation.result.status
-                if progress is not None and observation.result.error is None and status in TERMINAL_STATUSES:
-                    with_output = status == "SUCCESS"
-                    observation = self._fetch(ref.task_id, with_output, deadline)
-            if observation.result.status == "SUCCESS" and not with_output:
-                # an answer without output found it succeeded (GetAITask as the look, or a listing that said FAILURE)
-                observation = self._fetch(ref.task_id, True, deadline)
+                observation, progress, how = self._look(ref.task_id, deadline)
+            status = observation.result.status
+            if observation.result.error is None and (
+                (how == "events" and status in TERMINAL_STATUSES) or (how == "get" and status == "SUCCESS")
+            ):
+                observation = self._fetch(ref.task_id, status == "SUCCESS", deadline)
+                if status == "FAILURE" and observation.result.status == "SUCCESS":
+                    disagree = UpstreamUnavailable(
+                        "ListAITaskEvents answered FAILURE and GetAITask SUCCESS: the task is looked at again (its "
+                        "output on the next look, within the two ROS calls a look may make)"
+                    )
+                    observation = error_observation(ref.task_id, disagree, self._clock())
             result = observation.result
             if result.status == "SUCCESS" and result.error is None and observation.template is None:
                 if result.task_type is not None and result.task_type not in TASK_TYPES:
@@ -116,43 +129,57 @@ class Relay:
         timeline = progress.with_create_time(ref.created_at)
         return replace(observation, result=replace(observation.result, progress=timeline))
 
-    def _look(self, task_id: str, deadline: float | None) -> tuple[Observation, Progress | None]:
-        """One look at a task not known to be finished: ListAITaskEvents, read as a record without output (and the
-        progress it tells); GetAITask without output when ListAITaskEvents cannot serve:
+    def _look(self, task_id: str, deadline: float | None) -> tuple[Observation, Progress | None, Look]:
+        """One look at a task not known to be finished: (the record without output, the progress it read, how it
+        was made: "events", ListAITaskEvents; "get", GetAITask without output; "spent", both, so no call is left).
 
-        - refused (access denied) while GetAITask is not: a RAM policy written before the relay asked for
-          ros:ListAITaskEvents. GetAITask is the look for EVENTS_REFUSED_SECONDS, then ListAITaskEvents is tried
-          again; logged, so the policy gets fixed. When GetAITask is refused too, the task itself is (ROS's own
-          sample answers a task Forbidden): nothing changes for the other tasks;
-        - an answer without a TaskStatus the relay knows: GetAITask for this look (its answer names what is wrong).
+        ListAITaskEvents is the look. When it cannot serve, GetAITask without output is, for EVENTS_OFF_SECONDS
+        (then ListAITaskEvents is tried again), and the log says why:
+        - refused (access denied) while GetAITask is not: a RAM policy from before the relay asked for
+          ros:ListAITaskEvents. When GetAITask is refused too, the task itself is (ROS's own sample answers a task
+          Forbidden): that is the look's answer, and nothing changes for the other tasks;
+        - an answer the relay cannot read (bad_upstream_response: no TaskStatus, Events that are not a list) or
+          whose TaskStatus it does not know: the API may have changed under the relay.
+        The look that finds this out has spent two calls (ListAITaskEvents, GetAITask): a task it finds SUCCESS is
+        answered with a retryable error, and its next look reads the output, within the budget.
 
         Other errors (not found, throttled, unavailable) are the look's answer, as GetAITask's would be.
         """
-        if time.monotonic() < self._events_refused_until:
-            return self._fetch(task_id, False, deadline), None
+        if time.monotonic() < self._events_off_until:
+            return self._fetch(task_id, False, deadline), None, "get"
+        problem: RelayError
         try:
             body = self._source.list_events(task_id, deadline=deadline)
-        except AccessDenied as exc:
-            observation = self._fetch(task_id, False, deadline)
-            error = observation.result.error
-            if error is None or error.code != "access_denied":
-                self._events_refused_until = time.monotonic() + EVENTS_REFUSED_SECONDS
-                self._logger.warning(
-                    "ListAITaskEvents refused where GetAITask is not: looking at tasks with GetAITask (no progress, "
-                    f"no estimates) for {EVENTS_REFUSED_SECONDS} s; grant ros:ListAITaskEvents to the relay's role",
-                    extra={"task_id": task_id, "ros_request_id": exc.request_id, "error": exc.to_record()},
-                )
-            return observation, None
-        progress = read_progress(body, pages_left=bool(body.get("NextToken")))
-        if progress.status in STATUSES:
-            as_get = {"TaskId": task_id, "TaskType": progress.task_type, "Status": progress.status}
-            as_get["RequestId"] = progress.request_id
-            return normalize(as_get, task_id=task_id, observed_at=self._clock()), progress
+        except (AccessDenied, BadUpstreamResponse) as exc:
+            problem = exc
+        else:
+            progress = read_progress(body, pages_left=bool(body.get("NextToken")))
+            if progress.status in STATUSES:
+                as_get = {"TaskId": task_id, "TaskType": progress.task_type, "Status": progress.status}
+                as_get["RequestId"] = progress.request_id
+                return normalize(as_get, task_id=task_id, observed_at=self._clock()), progress, "events"
+            problem = BadUpstreamResponse(
+                f"ListAITaskEvents answered TaskStatus {progress.status!r}, not one of {', '.join(STATUSES)}",
+                request_id=progress.request_id,
+            )
+        observation = self._fetch(task_id, False, deadline)
+        refused = isinstance(problem, AccessDenied)
+        if refused and observation.result.error is not None and observation.result.error.code == "access_denied":
+            return observation, None, "spent"
+        self._events_off_until = time.monotonic() + EVENTS_OFF_SECONDS
+        grant = "; grant ros:ListAITaskEvents to the relay's role" if refused else ""
         self._logger.warning(
-            "ListAITaskEvents answered no TaskStatus the relay knows: looking with GetAITask",
-            extra={"task_id": task_id, "task_status": progress.status, "ros_request_id": progress.request_id},
+            f"ListAITaskEvents cannot serve ({problem.message}): looking at tasks with GetAITask (no progress, no "
+            f"estimates) for {EVENTS_OFF_SECONDS} s{grant}",
+            extra={"task_id": task_id, "ros_request_id": problem.request_id, "error": problem.to_record()},
         )
-        return self._fetch(task_id, False, deadline), None
+        if observation.result.status == "SUCCESS":
+            later = UpstreamUnavailable(
+                "the task has finished; its output is read on the next look (this one spent its two ROS calls "
+                "finding that ListAITaskEvents cannot serve)"
+            )
+            observation = error_observation(task_id, later, self._clock())
+        return observation, None, "spent"
 
     def _fetch(self, task_id: str, with_output: bool, deadline: float | None) -> Observation:
         body = self._source.get_task(task_id, with_output=with_output, deadline=deadline)
