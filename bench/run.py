@@ -157,12 +157,17 @@ def bench_warm(tmp: Path) -> None:
 
 
 def bench_concurrency(tmp: Path) -> None:
-    n, latency, workers, rounds = 100, 0.05, 32, 3
+    """100 finished ids through fetch_task with the shipped defaults (RELAY_MAX_CONCURRENCY unset)."""
+    from aitask_relay.core.settings import MAX_CONCURRENCY
+
+    n, latency, rounds = 100, 0.05, 3
+    workers = MAX_CONCURRENCY.default
     ids = [f"t-conc-{i}" for i in range(2 * rounds * n + 1)]
     tasks = [{"TaskId": task_id, "Status": "SUCCESS", "TaskOutput": {"Result": YAML}} for task_id in ids]
     emu = emulator(tasks, [{"LatencyMs": int(latency * 1000), "Times": None}])
     try:
-        runtime = in_process(relay_env(emu, tmp / "conc", RELAY_MAX_CONCURRENCY=str(workers)))
+        runtime = in_process(relay_env(emu, tmp / "conc"))
+        assert runtime.config().max_concurrency == workers, "the row measures the shipped default"
         from relay_devkit.runner import load_handler
 
         handler = load_handler("fetch_task")
@@ -173,7 +178,7 @@ def bench_concurrency(tmp: Path) -> None:
         physical = latency * 2 * -(-n // workers)  # probe + output, in waves of `workers`
         row(
             "concurrency",
-            f"{n} ids, 50 ms latency: naive / relay (speed-up)",
+            f"{n} finished ids at 50 ms, shipped defaults ({workers} at once) vs naive sequential relay",
             naive,
             relay,
             ">= 8x faster",
@@ -188,6 +193,45 @@ def bench_concurrency(tmp: Path) -> None:
             lambda r: r <= 1.5,
         )
         runtime.reset()
+    finally:
+        emu.stop()
+
+
+def bench_scan(tmp: Path) -> None:
+    """Not in the default run (`make bench BENCH=scan`): the measurement behind RELAY_MAX_CONCURRENCY's default.
+
+    100 finished ids at 50 ms through fetch_task for each limit, the emulator in its own process: the wall time,
+    the CPU seconds this process spent (all threads), and the speed-up over the naive sequential relay."""
+    n, latency, rounds, limits = 100, 0.05, 5, (8, 16, 24, 32, 48, 64)
+    ids = [f"t-scan-{i}" for i in range(n * ((rounds + 1) * len(limits) + 3))]  # a fresh batch per run
+    emu = emulator([{"TaskId": i, "Status": "SUCCESS", "TaskOutput": {"Result": YAML}} for i in ids],
+                   [{"LatencyMs": int(latency * 1000), "Times": None}])  # fmt: skip
+    try:
+        os.environ.update(relay_env(emu, tmp / "scan"))  # the naive relay's SDK client reads its AccessKey pair here
+        batches = iter([ids[i : i + n] for i in range(0, len(ids), n)])
+        naive = median_time(lambda: naive_relay(emu.endpoint, next(batches)[:20], tmp / "scan-naive"), 3) * n / 20
+        print(f"scan          naive sequential relay: {naive:.2f} s (20 ids, scaled to {n})", flush=True)
+        for limit in limits:
+            runtime = in_process(relay_env(emu, tmp / f"scan-{limit}", RELAY_MAX_CONCURRENCY=str(limit)))
+            from relay_devkit.runner import load_handler
+
+            handler = load_handler("fetch_task")
+            handler({"TaskIds": next(batches)[:limit]}, LambdaContext())  # warm: the SDK, the pool's threads
+            walls, cpus = [], []
+            for _ in range(rounds):
+                started, cpu = time.perf_counter(), time.process_time()
+                handler({"TaskIds": next(batches)}, LambdaContext())
+                walls.append(time.perf_counter() - started)
+                cpus.append(time.process_time() - cpu)
+            wall, cpu = statistics.median(walls), statistics.median(cpus)
+            peak = emu_stats(emu)["peak_in_flight"]
+            ROWS.append({"bench": "scan", "measure": f"{n} finished ids at 50 ms, {limit} at once",
+                         "value": _seconds(wall), "baseline": f"{_seconds(naive)} (naive)",
+                         "ratio": f"{naive / wall:.2f}x faster", "target": f"CPU {cpu:.2f} s",
+                         "met": "-"})  # fmt: skip
+            print(f"scan          {limit:>2} at once: {wall:.3f} s wall, {cpu:.3f} s CPU, "
+                  f"{naive / wall:5.2f}x naive, peak in flight so far {peak}", flush=True)  # fmt: skip
+            runtime.reset()
     finally:
         emu.stop()
 
@@ -482,6 +526,8 @@ BENCHES = {
     "batch": bench_batch, "bytes": bench_bytes, "large": bench_large, "sweep": bench_sweep, "history": bench_history,
     "destinations": bench_destinations,
 }  # fmt: skip
+# Run only when named (`make bench BENCH=scan`): measurements behind a setting's default, not a comparison.
+EXTRA = {"scan": bench_scan}
 
 
 def main(argv: list[str]) -> int:
@@ -492,7 +538,7 @@ def main(argv: list[str]) -> int:
     saved = dict(os.environ)
     with tempfile.TemporaryDirectory(prefix="bench-out-") as tmp:
         for name in chosen:
-            BENCHES[name](Path(tmp))
+            {**BENCHES, **EXTRA}[name](Path(tmp))
             os.environ.clear()
             os.environ.update(saved)
     header = "| bench | measure | value | baseline | ratio | target | met? |\n|---|---|---|---|---|---|---|\n"
