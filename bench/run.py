@@ -442,7 +442,7 @@ def bench_sweep(tmp: Path) -> None:
             "<= 1.3x",
             lambda r: r <= 1.3,
         )
-        physical = latency * (n // page) + latency * -(-finished // workers)  # pages one by one, tasks `workers` at once
+        physical = latency * (n // page) + latency * -(-finished // workers)  # pages in turn, `workers` tasks at once
         row("sweep", f"the same vs physical (pages in turn, finished {workers} at once)", took, physical)
         # Context: CPU seconds the sweeping process used (all threads) against its wall time; near 1.0 the
         # sweep is bound by one core (the GIL), not by round trips, and no concurrency setting helps.
