@@ -26,8 +26,8 @@ def test_throttling_shrinks_the_calls_in_flight_then_they_grow_back(emulator, fe
     # When they are fetched in one invocation
     results = fetch_task({"TaskIds": ids})["results"]
 
-    # Then the first window had many of its 32 calls in flight together (all of them on an idle machine), and every throttled call was the
-    # probe of a task of its own (60 tasks throttled, the other 60 delivered)
+    # Then the first window had many of its 32 calls in flight together (all of them on an idle machine), and
+    # every throttled call was the probe of a task of its own (60 tasks throttled, the other 60 delivered)
     calls = [r for r in emulator.requests if r["action"] in ("GetAITask", "ListAITaskEvents")]
     assert [r["http_status"] for r in calls[:throttles]] == [400] * throttles
     assert max(r["in_flight"] for r in calls[:32]) >= 12
