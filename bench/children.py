@@ -11,6 +11,7 @@ import json
 import os
 import sys
 import time
+from pathlib import Path
 
 
 def cold_relay() -> None:
@@ -77,6 +78,17 @@ def sweep() -> None:
     print(json.dumps([took, (after - before) * 1024, summary, cpu, again_took, again]))
 
 
+def sweep_floor() -> None:
+    """The ideal sweep (bench/baselines.py) over the same listing, on as many threads as the relay's default:
+    its time and the tasks it wrote."""
+    from baselines import file_creator, ideal_sweep, sdk_client
+
+    client, create = sdk_client(os.environ["ROS_ENDPOINT"]), file_creator(Path(os.environ["OUT"]))
+    started = time.perf_counter()
+    written = ideal_sweep(client, int(os.environ["PAGE_SIZE"]), int(os.environ["WORKERS"]), create)
+    print(json.dumps([time.perf_counter() - started, written]))
+
+
 def history() -> None:
     """One sweeper run over a long history: its time and summary."""
     from relay_devkit.runner import LambdaContext, load_handler
@@ -93,7 +105,8 @@ def _status(key: str) -> int:
         return int(status.read().split(key + ":")[1].split()[0])
 
 
-CHILDREN = {"cold-relay": cold_relay, "cold-floor": cold_floor, "large": large, "sweep": sweep, "history": history}
+CHILDREN = {"cold-relay": cold_relay, "cold-floor": cold_floor, "large": large, "sweep": sweep,
+            "sweep-floor": sweep_floor, "history": history}  # fmt: skip
 
 if __name__ == "__main__":
     CHILDREN[sys.argv[1]]()

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import SplitResult, parse_qsl, urlsplit
 
 from .generate import expand, generated_output
 from .signing import ApiError, NonceCache, verify
@@ -238,6 +238,7 @@ class Emulator:
         self.list_order = "newest-first"
         self.faults: list[Fault] = []
         self.requests: list[dict[str, Any]] = []
+        self._in_flight = 0  # API requests being answered now (each record says how many, itself included)
         self._lock = threading.Lock()
         self.set_list_order(scenario.get("ListOrder", "newest-first"))
         self._nonces = NonceCache()
@@ -372,6 +373,7 @@ class Emulator:
             "get_by_output_option": dict(Counter(r["output_option"] for r in records if r["action"] == "GetAITask")),
             "task_output_bytes": sum(r["task_output_bytes"] for r in records),
             "by_status": dict(Counter(str(r["http_status"]) for r in records)),
+            "peak_in_flight": max((r["in_flight"] for r in records), default=0),
         }
 
     def truth(self, task_id: str) -> dict[str, Any]:
@@ -423,6 +425,17 @@ class Emulator:
         parts = urlsplit(target)
         if parts.path.startswith("/_emulator/"):
             return self._admin(parts.path, parts.query, body)
+        with self._lock:
+            self._in_flight += 1
+        try:
+            return self._api_answer(method, target, parts, headers, body)
+        finally:  # the answer is written next: in flight is arrival to answer built (latency included)
+            with self._lock:
+                self._in_flight -= 1
+
+    def _api_answer(
+        self, method: str, target: str, parts: SplitResult, headers: dict[str, list[str]], body: bytes
+    ) -> Answer:
         request_id = str(uuid.uuid4()).upper()
         action = (headers.get("x-acs-action") or [""])[0]
         params = dict(parse_qsl(parts.query, keep_blank_values=True))
@@ -444,6 +457,7 @@ class Emulator:
         }
         params.update(form)
         with self._lock:  # recorded on arrival: a slow or abandoned answer still counts as an attempt
+            record["in_flight"] = self._in_flight
             self.requests.append(record)
         try:
             if method != "POST" or parts.path != "/":

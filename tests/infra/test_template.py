@@ -248,3 +248,16 @@ def test_every_checkov_skip_says_why():
     for name, resource in RESOURCES.items():
         for skip in resource.get("Metadata", {}).get("checkov", {}).get("skip", []):
             assert len(skip.get("comment", "")) > 20, (name, skip["id"])
+
+
+def test_the_relay_concurrency_parameter_ships_the_settings_default_and_range():
+    # Given the setting (its default was measured: docs/reliability.md) and the SAM parameter that deploys it
+    from aitask_relay.core.settings import MAX_CONCURRENCY
+
+    parameter = TEMPLATE["Parameters"]["RelayMaxConcurrency"]
+    # Then a deploy with the defaults runs what the measurement chose, within the range the relay accepts
+    assert (parameter["Default"], parameter["MinValue"], parameter["MaxValue"]) == (
+        MAX_CONCURRENCY.default,
+        MAX_CONCURRENCY.low,
+        MAX_CONCURRENCY.high,
+    )

@@ -67,7 +67,7 @@ def test_the_tracking_queue_visibility_timeout_is_at_least_six_times_the_consume
 
 
 def test_the_arithmetic_is_the_documented_one():
-    # Given the defaults: 2 ROS calls (the look, the output) x 3 attempts x (5 s connect + 10 s read), 2 backoffs of at most
+    # Given the defaults: 2 ROS calls (look, output) x 3 attempts x (5 s connect + 10 s read), 2 backoffs of at most
     # 5 s per call (RETRY_MAX_DELAY_MS), and a 3 s reserve
     ros = load_config({}).ros
     assert ros.call_worst_case_ms() == 3 * 15_000 + 2 * 5_000 == 55_000

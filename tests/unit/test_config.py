@@ -9,7 +9,7 @@ def test_defaults():
     config = load_config({})
     assert config.ros.region_id == "cn-hangzhou" and config.ros.endpoint is None
     assert config.ros.protocol == "https" and config.destinations == (DESTINATIONS.default,)
-    assert config.ros.max_attempts == 3 and config.max_concurrency == 8
+    assert config.ros.max_attempts == 3 and config.max_concurrency == 32
 
 
 def test_a_full_configuration():
@@ -103,7 +103,7 @@ def test_the_create_grace_period_has_a_default_and_is_validated_at_cold_start():
 # Each bounded integer setting: its variable, where load_config puts it, its default and its range. The bounds
 # are the documented ones (docs/configuration.md, template.yaml); each variable is read from its own name.
 BOUNDED = [
-    ("RELAY_MAX_CONCURRENCY", lambda c: c.max_concurrency, 8, 1, 64, {}),
+    ("RELAY_MAX_CONCURRENCY", lambda c: c.max_concurrency, 32, 1, 64, {}),
     ("ROS_CONNECT_TIMEOUT_MS", lambda c: c.ros.connect_timeout_ms, 5000, 100, 60000, {}),
     ("ROS_READ_TIMEOUT_MS", lambda c: c.ros.read_timeout_ms, 10000, 100, 300000, {}),
     ("ROS_MAX_ATTEMPTS", lambda c: c.ros.max_attempts, 3, 1, 10, {}),
@@ -177,7 +177,7 @@ def test_the_ros_client_keeps_an_idle_connection_per_concurrent_task_and_at_leas
 
 
 def test_one_more_task_needs_one_attempt_of_each_call_plus_the_reserve():
-    # Given the defaults: 2 ROS calls (the look, the output) x 1 attempt x (5 s connect + 10 s read), and the 3 s reserve
+    # Given the defaults: 2 ROS calls (look, output) x 1 attempt x (5 s connect + 10 s read), and the 3 s reserve
     # (whatever ROS_MAX_ATTEMPTS says: later attempts run only while time allows)
     assert load_config({}).ros.task_minimum_ms() == 2 * 15_000 + 3_000
     assert load_config({"ROS_MAX_ATTEMPTS": "10"}).ros.task_minimum_ms() == 33_000

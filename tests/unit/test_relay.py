@@ -464,3 +464,47 @@ def test_a_look_that_says_failure_where_get_ai_task_says_success_is_looked_at_ag
     observation = Relay(source, [RecordingDestination()]).process(TaskRef("t-x"))
     assert observation.result.error is not None and observation.result.error.code == "upstream_unavailable"
     assert source.calls == [("ListAITaskEvents", "t-x", False), ("GetAITask", "t-x", False)]
+
+
+def test_throttled_tasks_shrink_the_window_and_successes_grow_it_back():
+    # Given a relay of 8 at once whose first 8 tasks are throttled (their ROS calls used every attempt)
+    ids = [f"t-{i}" for i in range(40)]
+    throttled = {i: Throttled("Throttling.User") for i in ids[:8]}
+    source = FakeSource(dict.fromkeys(ids, "PENDING"), errors=throttled, delay=0.01)
+    sink, logger = MetricSink(), ListLogger()
+    relay = Relay(source, [], max_concurrency=8, logger=logger, recorder=MetricsRecorder(sink))
+    windows = []
+    # When they are streamed, noting the window after each result
+    for _ref, _observation in relay.process_stream(TaskRef(i) for i in ids):
+        windows.append(relay._limit.current)
+    # Then the 8 throttled tasks, all started at the full rate, halved it once (not 8 times), it was logged
+    # and counted, and the 32 answered tasks brought it back to 8
+    assert min(windows) == 4 and windows[-1] == 8
+    assert sink.counts["concurrency_shrunk"] == 1 and sink.counts["errors_throttled"] == 8
+    assert logger.said("warning", "ROS throttled task calls: at most 4 tasks at once")
+
+
+def test_a_throttled_window_is_shared_by_the_next_stream_of_the_same_relay():
+    # Given a process-wide relay of 8 that met throttling in one invocation, every task of it throttled
+    ids = [f"t-{i}" for i in range(8)]
+    source = FakeSource(dict.fromkeys(ids, "PENDING"), errors={i: Throttled("Throttling.User") for i in ids})
+    relay = Relay(source, [], max_concurrency=8)
+    list(relay.process_stream(TaskRef(i) for i in ids))
+    # When the next invocation streams 8 tasks whose calls wait at a gate, opened after 0.3 s
+    gate, arrived, lock = threading.Event(), [], threading.Lock()
+
+    class Gated(FakeSource):
+        def get_task(self, task_id, *, with_output, deadline=None):
+            with lock:
+                arrived.append(task_id)
+            gate.wait(5)
+            return super().get_task(task_id, with_output=with_output)
+
+    relay._source = Gated({f"u-{i}": "PENDING" for i in range(8)})
+    seen_at_gate = []
+    timer = threading.Timer(0.3, lambda: (seen_at_gate.append(len(arrived)), gate.set()))
+    timer.start()
+    list(relay.process_stream(TaskRef(f"u-{i}") for i in range(8)))
+    timer.join()
+    # Then it started with what the first learnt: 4 calls at once, not 8; and the 8 answers grew it back
+    assert seen_at_gate == [4] and relay._limit.current == 8

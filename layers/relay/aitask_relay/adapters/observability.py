@@ -50,7 +50,8 @@ def capture_lambda_handler(handler: Callable[..., Any]) -> Callable[..., Any]:
 
 class MetricsRecorder:
     """Adds one set of counts per TaskResult: fetched (or not_refetched: every store already held it),
-    pending, failed, delivered, already_delivered, delivery_failed, errors by code, unknown_task_type."""
+    pending, failed, delivered, already_delivered, delivery_failed, errors by code, unknown_task_type; and
+    concurrency_shrunk each time ROS throttling halves the relay's adaptive concurrency limit."""
 
     def __init__(self, sink: MetricsPort) -> None:
         self._sink = sink
@@ -75,6 +76,10 @@ class MetricsRecorder:
             counts[name] = counts.get(name, 0) + 1
         for name, value in counts.items():
             self._sink.add_metric(name=name, unit=COUNT, value=value)
+
+    def concurrency_shrunk(self, limit: int) -> None:
+        # A count, not the limit's value: the log line says the value, and a sum of limits would mean nothing.
+        self._sink.add_metric(name="concurrency_shrunk", unit=COUNT, value=1)
 
 
 def instrumented(correlation_id_path: str | None = None) -> Callable[[Callable[..., Any]], Callable[..., Any]]:

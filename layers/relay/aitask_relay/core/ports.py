@@ -130,6 +130,10 @@ class Recorder(Protocol):
 
     def record(self, result: TaskResult, *, fetched: bool = True) -> None: ...
 
+    def concurrency_shrunk(self, limit: int) -> None:
+        """ROS throttled: at most ``limit`` tasks run at once from now on (core/limits.py)."""
+        ...
+
 
 COUNT = "Count"  # the unit of every metric the relay adds (CloudWatch's unit name, which Powertools takes as text)
 

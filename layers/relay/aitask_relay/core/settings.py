@@ -65,12 +65,15 @@ class TextSetting:
 
 Setting = IntSetting | TextSetting
 
+# 32: measured, see docs/reliability.md#adaptive-concurrency (past 32 the relay's own CPU, not the round trips,
+# bounds it); the adaptive limit (core/limits.py) halves it while ROS throttles.
 MAX_CONCURRENCY = IntSetting(
     "RELAY_MAX_CONCURRENCY",
-    8,
+    32,
     1,
     64,
-    "Tasks fetched and delivered at once inside one invocation (threads over the one SDK client).",
+    "Most tasks fetched and delivered at once inside one invocation (threads over the one SDK client); "
+    "halved while ROS throttles, grown back as it answers.",
 )
 DEFAULT_REGION = "cn-hangzhou"
 REGION_ID = TextSetting(

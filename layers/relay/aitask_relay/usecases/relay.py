@@ -16,10 +16,12 @@ from aitask_relay.core.clock import now_iso
 from aitask_relay.core.errors import (
     AccessDenied,
     BadUpstreamResponse,
+    ErrorKind,
     RelayError,
     UpstreamUnavailable,
     destination_error,
 )
+from aitask_relay.core.limits import AdaptiveLimit
 from aitask_relay.core.model import TEMPLATE_OMITTED, Delivery, Observation, ResponseLimit, TaskResult
 from aitask_relay.core.normalize import error_observation, normalize
 from aitask_relay.core.ports import Destination, Recorder, TaskSource
@@ -62,6 +64,9 @@ class Relay:
         self._destinations = tuple(sorted(destinations, key=lambda d: d.kind != "store"))
         self._store_count = sum(1 for d in self._destinations if d.kind == "store")
         self._max_concurrency = max_concurrency
+        # How many tasks a stream runs at once: max_concurrency until ROS throttles (core/limits.py). Kept with
+        # the relay, so every invocation of the process shares what the last ones learnt.
+        self._limit = AdaptiveLimit(max_concurrency)
         self._logger = logger or logging.getLogger("aitask_relay")
         self._recorder = recorder
         self._clock = clock
@@ -262,19 +267,21 @@ class Relay:
         more: Callable[[], bool] = lambda: True,
         deadline: float | None = None,
     ) -> Iterator[tuple[TaskRef, Observation]]:
-        """Process tasks as ``refs`` yields them, ``max_concurrency`` at a time, yielding ``(ref, result)``
+        """Process tasks as ``refs`` yields them, up to ``max_concurrency`` at a time, yielding ``(ref, result)``
         as each finishes (completion order).
 
         A sliding window, not waves: a new task starts as soon as one ends, so one slow task holds up
-        nobody. ``more`` is asked before each task is taken; once it says no (time is short), the tasks
-        already started finish and nothing else starts. An error raised by ``refs`` itself is raised after
-        the started tasks have finished and been yielded. ``deadline`` bounds each task's ROS calls.
+        nobody. The window is the adaptive limit's (core/limits.py): it halves when a task's ROS calls stayed
+        throttled and grows back by one per task ROS answered, up to ``max_concurrency``. ``more`` is asked
+        before each task is taken; once it says no (time is short), the tasks already started finish and
+        nothing else starts. An error raised by ``refs`` itself is raised after the started tasks have
+        finished and been yielded. ``deadline`` bounds each task's ROS calls.
         """
         source, running = iter(refs), 0
-        finished: queue.SimpleQueue[tuple[TaskRef, Future[Observation]]] = queue.SimpleQueue()
+        finished: queue.SimpleQueue[tuple[TaskRef, int, Future[Observation]]] = queue.SimpleQueue()
         failure: BaseException | None = None
         while True:
-            while failure is None and running < self._max_concurrency and more():
+            while failure is None and running < self._limit.current and more():
                 try:
                     ref = next(source)
                 except StopIteration:
@@ -282,21 +289,39 @@ class Relay:
                 except Exception as exc:  # re-raised once the running tasks are done
                     failure = exc
                     break
-                if self._max_concurrency == 1:  # no thread for a sequential relay
+                if self._max_concurrency == 1:  # no thread for a sequential relay (nothing to adapt either)
                     yield self._recorded(ref, self.process(ref, deadline))
                     continue
                 # Completions arrive on a queue: cheaper per task than wait(FIRST_COMPLETED) over the window.
                 future = self._pool().submit(self.process, ref, deadline)
-                # partial binds this ref (a lambda's default argument would too, but mypy cannot infer such a lambda)
-                future.add_done_callback(partial(lambda ref, f: finished.put((ref, f)), ref))
+                # partial binds this ref and its epoch (a lambda's default arguments would too, but mypy cannot
+                # infer such a lambda)
+                future.add_done_callback(partial(_put, finished, ref, self._limit.started()))
                 running += 1
             if not running:
                 break
-            ref, future = finished.get()
+            ref, epoch, future = finished.get()
             running -= 1
-            yield self._recorded(ref, future.result())
+            observation = future.result()
+            self._adapt(epoch, observation)
+            yield self._recorded(ref, observation)
         if failure is not None:
             raise failure
+
+    def _adapt(self, epoch: int, observation: Observation) -> None:
+        """Tell the adaptive limit how a task's ROS calls went (on the caller's thread: it may add a metric)."""
+        error = observation.result.error
+        if error is not None and error.code == ErrorKind.THROTTLED.code:
+            shrunk = self._limit.throttled(epoch)
+            if shrunk is not None:
+                self._logger.warning(
+                    f"ROS throttled task calls: at most {shrunk} tasks at once from now on",
+                    extra={"task_id": observation.result.task_id, "concurrency_limit": shrunk},
+                )
+                if self._recorder is not None:
+                    self._recorder.concurrency_shrunk(shrunk)
+        elif error is None and observation.fetched:  # answered by ROS without throttling
+            self._limit.succeeded()
 
     def _recorded(self, ref: TaskRef, observation: Observation) -> tuple[TaskRef, Observation]:
         # Counted on the caller's thread: Powertools Metrics is not safe to add to from several threads.
@@ -355,6 +380,15 @@ class Relay:
             self._logger.warning("task delivery incomplete", extra=extra)
         else:
             self._logger.info("task observed", extra=extra)
+
+
+def _put(
+    finished: queue.SimpleQueue[tuple[TaskRef, int, Future[Observation]]],
+    ref: TaskRef,
+    epoch: int,
+    future: Future[Observation],
+) -> None:
+    finished.put((ref, epoch, future))
 
 
 def unique_by_task(refs: Iterable[TaskRef]) -> list[TaskRef]:
