@@ -308,3 +308,29 @@ def test_a_tracking_message_keeps_its_stage_and_drops_one_that_is_not_a_short_te
     # When parsed / Then the stage is kept, or dropped without refusing the record (it only counts a metric)
     assert parse_tracking_body(good) == [TrackingMessage("t-1", stage="TemplateGenerator:RUNNING")]
     assert all(parse_tracking_body(body) == [TrackingMessage("t-1")] for body in odd)
+
+
+def test_a_process_tracks_a_task_once_within_its_deadline():
+    from datetime import timedelta
+
+    from aitask_relay.usecases.tasks import Tracker
+
+    # Given a tracker with a 60 s deadline, its clock in the test's hands, and a queue that records
+    class Queue:
+        def __init__(self):
+            self.sent = []
+
+        def send(self, body, *, delay_seconds=0):
+            self.sent.append((json.loads(body)["TaskId"], delay_seconds))
+            return "m"
+
+    now = [datetime(2026, 11, 30, 12, 0, tzinfo=UTC)]
+    queue = Queue()
+    tracker = Tracker(lambda: queue, deadline_seconds=60, clock=lambda: now[0])
+    # When a client asks about the same pending task three times, and once more past the deadline
+    answers = [tracker.track("t-1"), tracker.track("t-1"), tracker.track("t-2")]
+    now[0] += timedelta(seconds=61)
+    answers.append(tracker.track("t-1"))
+    # Then one tracker per task and deadline: the repeats are answered "already_tracked"
+    assert answers == ["queued", "already_tracked", "queued", "queued"]
+    assert [task for task, _ in queue.sent] == ["t-1", "t-2", "t-1"]

@@ -159,11 +159,16 @@ class MnsQueue:
         from mns.queue import Message
 
         failures: dict[int, DestinationFailure] = {}
-        for indexes in _batches(bodies):
-            try:
-                messages = [Message(bodies[i], delay_seconds=_check_delay(delays[i] if delays else 0)) for i in indexes]
-            except DestinationFailure as exc:
-                failures.update(dict.fromkeys(indexes, exc))
+        for batch in _batches(bodies):
+            # A delay MNS would refuse fails its own message only, not the request's others
+            indexes, messages = [], []
+            for i in batch:
+                try:
+                    messages.append(Message(bodies[i], delay_seconds=_check_delay(delays[i] if delays else 0)))
+                    indexes.append(i)
+                except DestinationFailure as exc:
+                    failures[i] = exc
+            if not messages:
                 continue
             with self._lock:
                 try:

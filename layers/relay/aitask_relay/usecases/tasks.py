@@ -28,6 +28,8 @@ from aitask_relay.usecases.relay import FetchRequest, Relay, response_records
 # seconds (its reference's examples), and the two clocks (Lambda's or FC's, ROS's) are NTP-synchronised; a
 # wider margin would take the task of another request with the same Prompt.
 CREATE_CLOCK_SKEW = timedelta(seconds=5)
+# How many tracked tasks a process remembers (Tracker): a few hundred kilobytes at most.
+MAX_TRACKED = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,14 +68,21 @@ class Tracker:
     ) -> None:
         self._tracking_queue, self._schedule = tracking_queue, schedule or SchedulePolicy()
         self._deadline, self._logger, self._clock = deadline_seconds, logger, clock
+        # The tasks this process put on the queue, and until when (their tracking deadline): a client that asks
+        # fetch_task again and again about a pending task must not start a tracker (and its ROS calls) each time.
+        self._tracked: dict[str, datetime] = {}
 
     def track(self, task_id: str, *, progress: Progress | None = None, created_at: str | None = None) -> str:
-        """"queued", "not_configured", or "failed" (logged; the sweeper still finds the task: a task that exists
-        must not fail its request and invite a duplicate CreateAITask)."""
+        """"queued", "already_tracked" (this process queued the task within its tracking deadline), "not_configured",
+        or "failed" (logged; the sweeper still finds the task: a task that exists must not fail its request and
+        invite a duplicate CreateAITask)."""
         tracking_queue = self._tracking_queue()
         if tracking_queue is None:
             return "not_configured"
         now = self._clock()
+        until = self._tracked.get(task_id)
+        if until is not None and until > now:
+            return "already_tracked"
         began = earliest(created_at, progress.started_at if progress is not None else None)
         deadline_at = now + timedelta(seconds=self._deadline)
         check = next_check(self._schedule, now=now, began=began, progress=progress, deadline_at=deadline_at)
@@ -97,6 +106,12 @@ class Tracker:
                     "task not put on the tracking queue", extra={"task_id": task_id, "error": exc.to_record()}
                 )
             return "failed"
+        if len(self._tracked) >= MAX_TRACKED:  # bounded: forget the ones past their deadline, else the oldest half
+            self._tracked = {key: until for key, until in self._tracked.items() if until > now}
+            while len(self._tracked) >= MAX_TRACKED:
+                for key in list(self._tracked)[: MAX_TRACKED // 2]:
+                    del self._tracked[key]
+        self._tracked[task_id] = deadline_at
         return "queued"
 
     def track_pending(self, results: Sequence[TaskResult]) -> dict[str, str]:
