@@ -190,3 +190,18 @@ def test_odd_answers_are_read_without_failing():
     # and the big one keeps the latest MAX_EVENTS, saying it was truncated, as does one with pages left unread
     assert len(big.events) == MAX_EVENTS and big.events[-1].created_at == "2026-11-30T12:03:24.000Z"
     assert big.to_dict()["truncated"] is True and paged.to_dict()["truncated"] is True
+
+
+@pytest.mark.parametrize(
+    "when", ["0001-01-01T00:00:00+14:00", "9999-12-31T23:00:00-14:00", "9999-12-31T23:59:59", "1969-12-31T23:59:59Z"]
+)
+def test_a_time_at_datetimes_limits_is_unreadable_not_a_crash(when):
+    # Given an event written at a time no task has (near datetime's limits: converting it to UTC or adding an
+    # estimate to it would overflow)
+    progress = read_progress({"TaskStatus": "RUNNING", "Events": [
+        {"HandlerType": "TemplateGenerator", "HandlerProcessStatus": "RUNNING", "EstimatedProcessingTime": "600",
+         "CreateTime": when}]})  # fmt: skip
+    # When read and scheduled / Then the time is unknown, and the schedule falls back to the task's age
+    assert progress.events[0].created_at is None and progress.expected_end() is None
+    check = next_check(POLICY, now=T0, began=T0 - timedelta(seconds=100), progress=progress)
+    assert (check.delay, check.reason) == (12, "no_estimate")
