@@ -25,6 +25,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import SplitResult, parse_qsl, urlsplit
 
+from . import checks
 from .generate import expand, generated_output
 from .signing import ApiError, NonceCache, verify
 from .timelines import TERMINAL, Plan, Timelines, agent_for, from_spec, from_timeline, handlers_for, is_timed
@@ -536,7 +537,10 @@ class Emulator:
             "CreateAITask": self._create_task,
         }.get(action)
         if handler is None:
-            raise ApiError(400, "InvalidAction.NotFound", f"Specified api {action!r} is not found.")
+            check = checks.HANDLERS.get(action)  # the template-checking APIs (checks.py): no task, no output
+            if check is None:
+                raise ApiError(400, "InvalidAction.NotFound", f"Specified api {action!r} is not found.")
+            return 200, {"RequestId": request_id, **check(params)}, None
         payload, output = handler(params)
         return 200, {"RequestId": request_id, **payload}, output
 
