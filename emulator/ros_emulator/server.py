@@ -1,7 +1,7 @@
 """A ROS emulator: a real HTTP server speaking the wire format the official SDK uses (RPC style, POST /,
 parameters in the query string and form body, JSON answers) for CreateAITask, GetAITask, ListAITasks and
-ListAITaskEvents. It verifies signatures, moves tasks through their states on a clock, honours
-OutputOption, counts the TaskOutput bytes it sends, and injects faults.
+ListAITaskEvents, and the template-checking APIs (checks.py). It verifies signatures, moves tasks through their
+states on a clock, honours OutputOption, counts the TaskOutput bytes it sends, and injects faults.
 
 Use it in-process (``Emulator(...).start()``) or standalone (``python -m ros_emulator``). Admin routes under
 ``/_emulator/`` (unsigned) let another process advance the clock, add tasks and faults, and read stats.

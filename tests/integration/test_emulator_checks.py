@@ -288,7 +288,7 @@ def test_an_invalid_template_is_refused_with_stack_validation_failed_naming_what
         ('resource "alicloud_vpc" "v" {}', "not a JSON or YAML object"),
     ],
 )
-def test_a_template_rosc_cannot_read_is_invalid_template(sdk, body, says):
+def test_a_template_ros_cannot_read_is_invalid_template(sdk, body, says):
     # Given a template that is not JSON/YAML, has no or another format version, or whose HCL does not balance
     # When it is validated
     error = refused(validate, sdk, body)
