@@ -10,7 +10,7 @@ import pytest
 
 from aitask_relay.core import report as rules
 from aitask_relay.core.errors import AccessDenied, BadUpstreamResponse, InvalidInput, Throttled, UpstreamUnavailable
-from aitask_relay.core.model import Template, TemplateFile
+from aitask_relay.core.model import Template
 from aitask_relay.core.report import Parameter, ParameterValue, Part, Report, Resolution
 
 
@@ -56,7 +56,7 @@ def eip_price(amount, unit="/Month", currency="CNY"):
 )
 def test_a_template_ros_cannot_take_is_not_applicable_without_a_call(given, reason):
     # Given no template, a bare HCL or text one, or one over 524,288 bytes / When its text is asked for
-    text, skipped = rules.template_text(given)
+    text, skipped = rules.template_text(*((None, None) if given is None else (given.body, given.format)))
     # Then there is none, and every part will be not_applicable with the reason
     assert text is None and skipped is not None
     assert (skipped.status, skipped.reason) == ("not_applicable", reason)
@@ -66,14 +66,8 @@ def test_a_template_of_exactly_the_limit_is_sent():
     # Given a JSON template of exactly MAX_TEMPLATE_BYTES / When its text is asked for / Then it is sent
     body = b'{"a":"' + b"x" * (rules.MAX_TEMPLATE_BYTES - 8) + b'"}'
     assert len(body) == rules.MAX_TEMPLATE_BYTES
-    text, skipped = rules.template_text(template(body))
+    text, skipped = rules.template_text(body, "json")
     assert skipped is None and text is not None and len(text) == rules.MAX_TEMPLATE_BYTES
-
-
-def test_terraform_is_a_ros_template_whose_workspace_was_read():
-    # Given a ROS template with a Terraform workspace, and a plain one / Then only the first is validated as Terraform
-    files = (TemplateFile("main.tf", b"", hashlib.sha256(b"").hexdigest()),)
-    assert rules.is_terraform(template(b"{}", files=files)) and not rules.is_terraform(template(b"{}"))
 
 
 @pytest.mark.parametrize(

@@ -21,7 +21,6 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from aitask_relay.core.errors import ErrorKind, RelayError
-from aitask_relay.core.model import Template
 
 PARTS: tuple[str, ...] = ("validate", "summary", "cost", "policy")
 # ROS takes a TemplateBody of 1 to 524,288 bytes (the reference of each of the four APIs, e.g.
@@ -111,23 +110,19 @@ class Part:
 # --------------------------------------------------------------------------------------------- applicability
 
 
-def template_text(template: Template | None) -> tuple[str | None, Part | None]:
+def template_text(body: bytes | None, template_format: str | None) -> tuple[str | None, Part | None]:
     """The TemplateBody to send, or the not_applicable outcome every part takes instead (name filled by the caller):
-    no template, a format ROS does not read, more than MAX_TEMPLATE_BYTES."""
-    if template is None:
+    no template, a format ROS does not read, more than MAX_TEMPLATE_BYTES. (Given as bytes and format, not as a
+    model.Template: the record, model.py, holds a Report, so this module does not import it.)"""
+    if body is None:
         return None, Part("", "not_applicable", "no_template", "the task has no template")
-    if template.format not in ("json", "yaml"):
-        message = f"a {template.format} template is not one ROS reads (Terraform goes in a ROS template's Workspace)"
+    if template_format not in ("json", "yaml"):
+        message = f"a {template_format} template is not one ROS reads (Terraform goes in a ROS template's Workspace)"
         return None, Part("", "not_applicable", UNSUPPORTED_FORMAT, message)
-    if template.size > MAX_TEMPLATE_BYTES:
-        message = f"the template has {template.size} bytes; ROS takes at most {MAX_TEMPLATE_BYTES}"
+    if len(body) > MAX_TEMPLATE_BYTES:
+        message = f"the template has {len(body)} bytes; ROS takes at most {MAX_TEMPLATE_BYTES}"
         return None, Part("", "not_applicable", TOO_LARGE, message)
-    return template.body.decode("utf-8"), None
-
-
-def is_terraform(template: Template) -> bool:
-    """A Terraform template in ROS's format (its workspace files were read): validated with Terraform's checks."""
-    return template.files is not None
+    return body.decode("utf-8"), None
 
 
 def failure(name: str, error: RelayError) -> Part:

@@ -54,12 +54,16 @@ class Reporter:
         if not self.parts:
             return None
         sha = None if template is None else template.sha256
-        text, skipped = rules.template_text(template)
+        if template is None:
+            text, skipped = rules.template_text(None, None)
+        else:
+            text, skipped = rules.template_text(template.body, template.format)
         if text is None or template is None:
             assert skipped is not None
             parts = tuple(Part(name, skipped.status, skipped.reason, skipped.message) for name in self.parts)
             return Report(task_id, self._clock(), parts, sha)
-        terraform = rules.is_terraform(template)
+        # A Terraform template in ROS's format (its workspace files were read): validated with Terraform's checks
+        terraform = template.files is not None
         pool = self._pool()
         validation: Future[tuple[Part, list[rules.Parameter]]] | None = None
         if "validate" in self.parts or "cost" in self.parts:
