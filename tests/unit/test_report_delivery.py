@@ -150,3 +150,52 @@ def test_a_valid_templates_event_keeps_its_type_and_carries_the_summary(tmp_path
     # And a record claim check leaves the summary to task.json, keeping the verdict in an attribute
     small = build_message(observation, observation.result.deliveries, limit=100_000, where="q", record=True)
     assert "report" in json.loads(small.body)["data"]["omitted"] and small.attributes["valid"] == "true"
+
+
+def api_over(tmp_path, checker, parts=("validate", "policy"), status="SUCCESS"):
+    from aitask_relay.triggers.http import TaskApi
+    from aitask_relay.usecases.tasks import TaskService, Tracker
+
+    built = relay(tmp_path, checker, parts=parts, status=status)
+    return TaskApi(TaskService(relay=lambda: built, ros=lambda: None, tracker=Tracker(lambda: None)))
+
+
+def test_get_report_answers_report_json_with_the_policy(tmp_path):
+    # Given a relay that reports validate and policy / When GET /tasks/t-1/report
+    answer = api_over(tmp_path, Checker()).report("t-1")
+    # Then 200 and report.json's content, the policy beside it; the task was delivered on the way
+    assert answer.status == 200 and answer.body["task_id"] == "t-1"
+    assert list(answer.body["parts"]) == ["validate", "policy"] and answer.body["policy"]["Version"] == "1"
+    assert answer.body == {
+        **json.loads((tmp_path / "t-1" / "report.json").read_text()),
+        "policy": answer.body["policy"],
+    }
+
+
+def test_get_report_without_a_report_is_404(tmp_path):
+    # Given RELAY_REPORT=none, then a task that failed / When its report is asked / Then 404 no_report
+    for api in (api_over(tmp_path / "a", Checker(), parts=()), api_over(tmp_path / "b", Checker(), status="FAILURE")):
+        answer = api.report("t-1")
+        assert answer.status == 404 and answer.body["error"]["reason"] == "no_report"
+
+
+def test_the_fc_http_trigger_and_the_http_api_route_the_report(tmp_path):
+    # Given the FC HTTP trigger's event and the API Gateway payload 2.0 event for GET /tasks/t-1/report
+    from aitask_relay.triggers.fc import handle_http
+    from aitask_relay.triggers.http import build_http_app, resolve
+
+    api = api_over(tmp_path, Checker())
+    fc_event = {"version": "v1", "rawPath": "/tasks/t-1/report", "requestContext": {"http": {"method": "GET"}}}
+    gateway_event = {
+        "version": "2.0",
+        "routeKey": "GET /tasks/{id}/report",
+        "rawPath": "/tasks/t-1/report",
+        "rawQueryString": "",
+        "headers": {},
+        "requestContext": {"http": {"method": "GET", "path": "/tasks/t-1/report"}, "stage": "$default"},
+        "isBase64Encoded": False,
+    }
+    # When each is handled / Then both answer the report
+    for answer in (handle_http(json.dumps(fc_event), api), resolve(build_http_app(api), gateway_event, None, api)):
+        assert answer["statusCode"] == 200, answer
+        assert json.loads(answer["body"])["parts"]["validate"]["status"] == "ok"

@@ -174,6 +174,10 @@ class ReportArtifact(Protocol):
     """What the stores write of a report (core/report.py Report; declared here, where the record is, because the
     report reads errors, which read this module)."""
 
+    def to_dict(self) -> dict[str, Any]:
+        """report.json's content."""
+        ...
+
     def to_json_bytes(self) -> bytes:
         """report.json."""
         ...

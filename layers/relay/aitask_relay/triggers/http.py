@@ -3,6 +3,8 @@
 - ``GET /tasks/{id}`` → 200 and the TaskResult (``?include=template`` adds the template text); the task is
   delivered on the way, as with fetch_task. An error record answers with its kind's status: 404 unknown
   task, 429 throttled, 502 bad upstream response, 503 upstream unavailable, 403 access denied.
+- ``GET /tasks/{id}/report`` → 200 and what ROS said of the task's template (report.json, with ``policy``), the
+  task delivered on the way; 404 when there is no report (RELAY_REPORT is none, the task has no template).
 - ``POST /tasks`` with ``{"Prompt", "TaskType", "TemplateType", "Template"}`` → CreateAITask, the new task
   on the tracking queue, 202 ``{"TaskId", "tracking"}`` and ``Location: /tasks/{id}``. When CreateAITask fails in
   a way that may hide a created task (lost answer, 5xx, garbled body), the task found in ListAITasks is
@@ -205,6 +207,19 @@ class TaskApi:
         status = 200 if record["error"] is None else ERROR_KINDS_BY_CODE[record["error"]["code"]].http_status
         return Answer(status, record)
 
+    def report(self, task_id: str) -> Answer:
+        """GET /tasks/{id}/report: report.json's content and the policy (``policy``, null when none), the task
+        delivered on the way; an error record answers as :meth:`get` does; a task without a report (RELAY_REPORT is
+        none, or the task has not finished with a template) is 404 ``no_report``."""
+        validate_task_id(task_id, "the task id in the path")
+        record, report = self._tasks.report(task_id)
+        if record["error"] is not None:
+            return Answer(ERROR_KINDS_BY_CODE[record["error"]["code"]].http_status, record)
+        if report is None:
+            message = f"no report for a task in status {record['status']}, or RELAY_REPORT is none"
+            return Answer(404, {"error": {"code": "not_found", "message": message, "reason": "no_report"}})
+        return Answer(200, report)
+
     def create(self, body_text: str | None, *, deadline: float | None = None) -> Answer:
         """POST /tasks with the request body (already base64-decoded); the search after a failed CreateAITask
         ends by ``deadline`` (time.monotonic()) when one is given."""
@@ -241,6 +256,10 @@ def build_http_app(
     @app.get("/tasks/<task_id>")
     def get_task(task_id: str) -> Response:
         return respond(api.get(task_id, app.current_event.get_query_string_value("include")))
+
+    @app.get("/tasks/<task_id>/report")
+    def get_report(task_id: str) -> Response:
+        return respond(api.report(task_id))
 
     @app.post("/tasks")
     def create_task() -> Response:

@@ -8,6 +8,7 @@ is not invited to create a second one.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -167,6 +168,20 @@ class TaskService:
         (observation,) = self._relay().process_many([TaskRef(task_id)])
         (record,) = response_records([observation], include_template=include_template, limit=limit)
         return record
+
+    def report(self, task_id: str) -> tuple[dict[str, Any], dict[str, Any] | None]:
+        """The task's record and its report (report.json's content, with the policy when there is one), the task
+        delivered on the way as :meth:`get` does; the report is None when none was made (RELAY_REPORT=none, a task
+        not finished with a template, an error record)."""
+        (observation,) = self._relay().process_many([TaskRef(task_id)])
+        (record,) = response_records([observation], include_template=False, limit=None)
+        made = observation.report
+        if made is None:
+            return record, None
+        body = made.to_dict()
+        policy = made.policy_json_bytes()
+        body["policy"] = None if policy is None else json.loads(policy)
+        return record, body
 
     def create(self, request: CreateRequest, *, deadline: float | None = None) -> Created:
         """CreateAITask, then the new task on the tracking queue; the search after a failed CreateAITask ends by
