@@ -298,3 +298,23 @@ def test_an_invalid_template_makes_an_invalid_report():
     bad = rules.invalid(InvalidInput("x", upstream_code="InvalidTemplate"))
     assert Report("t", "now", (bad,)).invalid and Report("t", "now", (bad,)).summary()["valid"] is False
     assert not full_report().invalid
+
+
+def test_a_json_templates_own_parameters_are_read_from_its_text():
+    # Given a JSON ROS template / When its declared parameters are read / Then as ROS would list them
+    text = json.dumps(
+        {
+            "Parameters": {
+                "Size": {"Type": "Number", "Default": 5},
+                "Zone": {"Type": "String", "AllowedValues": ["a"]},
+                "Secret": {"Type": "String", "NoEcho": True, "Default": "x"},
+                "Odd": "not an object",
+            }
+        }
+    )
+    found = rules.declared_parameters(text)
+    assert found == [Parameter("Size", "5"), Parameter("Zone", None, ("a",)), Parameter("Secret", "x", (), True)]
+    # Given YAML text, a JSON list, or Parameters that are not an object / Then there is nothing to read
+    for other in ("Parameters: {}\n", "[1]", '{"Parameters": [1]}', "[" * 100_000):
+        assert rules.declared_parameters(other) is None
+    assert rules.declared_parameters('{"Resources": {}}') == []

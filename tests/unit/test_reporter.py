@@ -4,6 +4,7 @@ in-memory TemplateChecker (no sockets)."""
 from __future__ import annotations
 
 import hashlib
+import json
 import threading
 
 import pytest
@@ -13,8 +14,9 @@ from aitask_relay.core.errors import AccessDenied, InvalidInput, Throttled
 from aitask_relay.core.model import Template
 from aitask_relay.usecases.report import Reporter
 
-BODY = b'{"ROSTemplateFormatVersion": "2015-09-01", "Resources": {}}'
-TEMPLATE = Template(BODY, "json", hashlib.sha256(BODY).hexdigest())
+# YAML: the estimate's parameters come from ValidateTemplate's answer (a JSON template's own declaration is below)
+BODY = b"ROSTemplateFormatVersion: '2015-09-01'\nResources: {}\n"
+TEMPLATE = Template(BODY, "yaml", hashlib.sha256(BODY).hexdigest())
 TYPES = ["ALIYUN::VPC::EIP"]
 
 
@@ -124,7 +126,7 @@ def test_the_parts_run_at_once():
 def test_a_terraform_template_is_validated_as_terraform():
     # Given a ROS template with a Terraform workspace / When validated / Then ValidationOption asks for Terraform
     checker = FakeChecker()
-    terraform = Template(BODY, "json", TEMPLATE.sha256, files=())
+    terraform = Template(b"{}", "json", TEMPLATE.sha256, files=())
     Reporter(checker, ["validate"]).report("t-1", terraform)
     assert checker.calls == [("validate", (True,))]
 
@@ -223,3 +225,52 @@ def test_a_template_too_large_is_not_sent():
     report = Reporter(checker, list(rules.PARTS)).report("t-1", Template(body, "json", "s"))
     assert report is not None and {(p.status, p.reason) for p in report.parts} == {("not_applicable", rules.TOO_LARGE)}
     assert checker.calls == []
+
+
+def json_template(parameters):
+    body = json.dumps({"ROSTemplateFormatVersion": "2015-09-01", "Parameters": parameters, "Resources": {}}).encode()
+    return Template(body, "json", hashlib.sha256(body).hexdigest())
+
+
+def test_a_json_templates_own_values_start_the_estimate_beside_validation():
+    # Given a JSON template whose parameters all have a value in it, and a ValidateTemplate that answers only once
+    # the estimate has been asked (it would wait forever for an estimate that waited for it)
+    asked = threading.Event()
+
+    class Together(FakeChecker):
+        def _answer(self, action, *args):
+            if action == "cost":
+                asked.set()
+            if action == "validate":
+                assert asked.wait(5), "the estimate waited for ValidateTemplate"
+            return super()._answer(action, *args)
+
+    checker = Together()
+    parameters = {"Size": {"Type": "Number", "Default": 2}, "Zone": {"Type": "String", "AllowedValues": ["z1", "z2"]}}
+    # When the validate and cost parts are reported
+    report = Reporter(checker, ["validate", "cost"]).report("t-1", json_template(parameters))
+    # Then both answered, the estimate with the template's own values, listed with their sources
+    assert report is not None and [p.status for p in report.parts] == ["ok", "ok"]
+    assert ("cost", ({"Size": "2", "Zone": "z1"},)) in checker.calls
+    assert report.parts[1].data["parameters_used"] == [
+        {"key": "Size", "value": "2", "source": "default"},
+        {"key": "Zone", "value": "z1", "source": "allowed_values"},
+    ]
+
+
+def test_a_json_template_refused_as_invalid_is_not_priced_even_when_its_estimate_answered():
+    # Given ROS refusing a JSON template whose parameters all have values (so the estimate was asked at once)
+    error = InvalidInput("ROS StackValidationFailed: bad", upstream_code="StackValidationFailed")
+    checker = FakeChecker(validate=error)
+    report = Reporter(checker, ["cost"]).report("t-1", json_template({}))
+    # Then the cost part is not_applicable: invalid, as on the other path
+    assert report is not None and (report.parts[0].status, report.parts[0].reason) == ("not_applicable", "invalid")
+
+
+def test_a_json_template_with_a_parameter_without_value_waits_for_ros():
+    # Given a JSON template with a parameter that has no default and no allowed values
+    checker = FakeChecker(validate={"ResourceTypes": TYPES, "Parameters": [{"ParameterKey": "Vpc"}]})
+    # When the cost is reported / Then ROS's constraints are asked for it, and it is named as needed
+    report = Reporter(checker, ["cost"]).report("t-1", json_template({"Vpc": {"Type": "String"}}))
+    assert actions(checker) == ["constraints", "validate"]
+    assert report is not None and report.parts[0].reason == rules.NEEDS_PARAMETERS

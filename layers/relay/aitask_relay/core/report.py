@@ -297,6 +297,22 @@ def parameters_of(body: Mapping[str, Any]) -> list[Parameter]:
     return found
 
 
+def declared_parameters(text: str) -> list[Parameter] | None:
+    """The Parameters a ROS template in JSON declares (``{"<key>": {"Type", "Default", "AllowedValues", "NoEcho"}}``),
+    read from its own text: when every one has a value there, the estimate need not wait for ValidateTemplate's
+    answer to start. None when the text is not a JSON object with a Parameters object (YAML; a Terraform template's
+    variables are in its HCL): its parameters then come from ValidateTemplate's answer."""
+    try:
+        template = json.loads(text)
+    except (ValueError, RecursionError):
+        return None
+    declared = template.get("Parameters", {}) if isinstance(template, Mapping) else None
+    if not isinstance(declared, Mapping):
+        return None
+    entries = [{**entry, "ParameterKey": key} for key, entry in declared.items() if isinstance(entry, Mapping)]
+    return parameters_of({"Parameters": entries})
+
+
 # --------------------------------------------------------------------------------------------- parameters
 
 
