@@ -44,6 +44,7 @@ class Checker:
 
     def validate_template(self, template_body, *, terraform=False, deadline=None):
         assert json.loads(template_body) == TEMPLATE  # the stored bytes are what ROS is asked about
+        self.deadline = deadline
         body = {"RequestId": "R-V", "ResourceTypes": ["ALIYUN::VPC::EIP"], "Parameters": []}
         return self._answer("validate", body)
 
@@ -199,3 +200,29 @@ def test_the_fc_http_trigger_and_the_http_api_route_the_report(tmp_path):
     for answer in (handle_http(json.dumps(fc_event), api), resolve(build_http_app(api), gateway_event, None, api)):
         assert answer["statusCode"] == 200, answer
         assert json.loads(answer["body"])["parts"]["validate"]["status"] == "ok"
+
+
+def test_the_http_apis_get_bounds_the_reports_calls_by_the_invocations_time(tmp_path):
+    # Given the API Gateway route, invoked with 20 s left (API Gateway waits 30 s at most)
+    import time
+    from types import SimpleNamespace
+
+    from aitask_relay.triggers.http import build_http_app, resolve
+
+    checker = Checker()
+    api = api_over(tmp_path, checker)
+    event = {
+        "version": "2.0",
+        "routeKey": "GET /tasks/{id}/report",
+        "rawPath": "/tasks/t-1/report",
+        "rawQueryString": "",
+        "headers": {},
+        "requestContext": {"http": {"method": "GET", "path": "/tasks/t-1/report"}, "stage": "$default"},
+        "isBase64Encoded": False,
+    }
+    context = SimpleNamespace(get_remaining_time_in_millis=lambda: 20_000)
+    # When the report is asked
+    before = time.monotonic()
+    assert resolve(build_http_app(api), event, context, api)["statusCode"] == 200
+    # Then ValidateTemplate was given the invocation's deadline: its remaining time less the 3 s reserve
+    assert checker.deadline is not None and 16.5 <= checker.deadline - before <= 17.5

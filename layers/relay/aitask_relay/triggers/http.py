@@ -198,21 +198,22 @@ class TaskApi:
         self._tasks = tasks
         self._response_limit = response_limit
 
-    def get(self, task_id: str, include: str | None) -> Answer:
-        """GET /tasks/{id}[?include=template]."""
+    def get(self, task_id: str, include: str | None, *, deadline: float | None = None) -> Answer:
+        """GET /tasks/{id}[?include=template]; its ROS calls end by ``deadline`` when one is given."""
         validate_task_id(task_id, "the task id in the path")
         if include not in (None, "template"):
             raise InvalidInput("include may only be 'template'")
-        record = self._tasks.get(task_id, include_template=include == "template", limit=self._response_limit)
+        want = include == "template"
+        record = self._tasks.get(task_id, include_template=want, limit=self._response_limit, deadline=deadline)
         status = 200 if record["error"] is None else ERROR_KINDS_BY_CODE[record["error"]["code"]].http_status
         return Answer(status, record)
 
-    def report(self, task_id: str) -> Answer:
+    def report(self, task_id: str, *, deadline: float | None = None) -> Answer:
         """GET /tasks/{id}/report: report.json's content and the policy (``policy``, null when none), the task
         delivered on the way; an error record answers as :meth:`get` does; a task without a report (RELAY_REPORT is
         none, or the task has not finished with a template) is 404 ``no_report``."""
         validate_task_id(task_id, "the task id in the path")
-        record, report = self._tasks.report(task_id)
+        record, report = self._tasks.report(task_id, deadline=deadline)
         if record["error"] is not None:
             return Answer(ERROR_KINDS_BY_CODE[record["error"]["code"]].http_status, record)
         if report is None:
@@ -253,13 +254,20 @@ def build_http_app(
     def respond(answer: Answer) -> Response:
         return Response(answer.status, JSON, answer.text(), headers=dict(answer.headers))
 
+    def deadline() -> float | None:
+        """When this invocation's ROS calls must end (time.monotonic()): its remaining time less the reserve. With
+        RELAY_REPORT, a GET's report calls come after the task's own, and API Gateway waits 30 s at most."""
+        remaining = getattr(app.lambda_context, "get_remaining_time_in_millis", None)
+        return time.monotonic() + (remaining() - INVOCATION_RESERVE_MS) / 1000 if callable(remaining) else None
+
     @app.get("/tasks/<task_id>")
     def get_task(task_id: str) -> Response:
-        return respond(api.get(task_id, app.current_event.get_query_string_value("include")))
+        include = app.current_event.get_query_string_value("include")
+        return respond(api.get(task_id, include, deadline=deadline()))
 
     @app.get("/tasks/<task_id>/report")
     def get_report(task_id: str) -> Response:
-        return respond(api.report(task_id))
+        return respond(api.report(task_id, deadline=deadline()))
 
     @app.post("/tasks")
     def create_task() -> Response:
@@ -267,9 +275,7 @@ def build_http_app(
             text = app.current_event.decoded_body
         except (ValueError, UnicodeDecodeError):
             raise InvalidInput("the body is not valid base64 / UTF-8") from None
-        remaining = getattr(app.lambda_context, "get_remaining_time_in_millis", None)
-        deadline = time.monotonic() + (remaining() - INVOCATION_RESERVE_MS) / 1000 if callable(remaining) else None
-        return respond(api.create(text, deadline=deadline))
+        return respond(api.create(text, deadline=deadline()))
 
     @app.exception_handler(RelayError)
     def relay_error(exc: RelayError) -> Response:

@@ -264,8 +264,9 @@ class Relay:
         )
         return Observation(result, fetched=False)
 
-    def process_many(self, refs: Iterable[TaskRef]) -> list[Observation]:
-        """Process many tasks, at most ``max_concurrency`` at a time; results in the order given.
+    def process_many(self, refs: Iterable[TaskRef], *, deadline: float | None = None) -> list[Observation]:
+        """Process many tasks, at most ``max_concurrency`` at a time; results in the order given; with a
+        ``deadline`` (time.monotonic()), every ROS call ends by then.
 
         A task given twice is processed once and its result repeated; ``unique_by_task`` says which of
         two references to the same task id is the one processed.
@@ -274,9 +275,9 @@ class Relay:
         unique = unique_by_task(ordered)
         by_id = {ref.task_id: ref for ref in unique}
         if len(unique) == 1:  # one task runs on the caller's thread
-            done = dict([self._recorded(unique[0], self.process(unique[0]))])
+            done = dict([self._recorded(unique[0], self.process(unique[0], deadline))])
         else:
-            done = dict(self.process_stream(unique))
+            done = dict(self.process_stream(unique, deadline=deadline))
         return [done[chosen] for chosen in (by_id[ref.task_id] for ref in ordered)]
 
     def process_stream(
