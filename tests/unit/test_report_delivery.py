@@ -153,6 +153,18 @@ def test_a_valid_templates_event_keeps_its_type_and_carries_the_summary(tmp_path
     assert "report" in json.loads(small.body)["data"]["omitted"] and small.attributes["valid"] == "true"
 
 
+# GET /tasks/t-1/report as API Gateway's HTTP API sends it (payload 2.0)
+GATEWAY_REPORT_EVENT = {
+    "version": "2.0",
+    "routeKey": "GET /tasks/{id}/report",
+    "rawPath": "/tasks/t-1/report",
+    "rawQueryString": "",
+    "headers": {},
+    "requestContext": {"http": {"method": "GET", "path": "/tasks/t-1/report"}, "stage": "$default"},
+    "isBase64Encoded": False,
+}
+
+
 def api_over(tmp_path, checker, parts=("validate", "policy"), status="SUCCESS"):
     from aitask_relay.triggers.http import TaskApi
     from aitask_relay.usecases.tasks import TaskService, Tracker
@@ -187,15 +199,7 @@ def test_the_fc_http_trigger_and_the_http_api_route_the_report(tmp_path):
 
     api = api_over(tmp_path, Checker())
     fc_event = {"version": "v1", "rawPath": "/tasks/t-1/report", "requestContext": {"http": {"method": "GET"}}}
-    gateway_event = {
-        "version": "2.0",
-        "routeKey": "GET /tasks/{id}/report",
-        "rawPath": "/tasks/t-1/report",
-        "rawQueryString": "",
-        "headers": {},
-        "requestContext": {"http": {"method": "GET", "path": "/tasks/t-1/report"}, "stage": "$default"},
-        "isBase64Encoded": False,
-    }
+    gateway_event = GATEWAY_REPORT_EVENT
     # When each is handled / Then both answer the report
     for answer in (handle_http(json.dumps(fc_event), api), resolve(build_http_app(api), gateway_event, None, api)):
         assert answer["statusCode"] == 200, answer
@@ -211,15 +215,7 @@ def test_the_http_apis_get_bounds_the_reports_calls_by_the_invocations_time(tmp_
 
     checker = Checker()
     api = api_over(tmp_path, checker)
-    event = {
-        "version": "2.0",
-        "routeKey": "GET /tasks/{id}/report",
-        "rawPath": "/tasks/t-1/report",
-        "rawQueryString": "",
-        "headers": {},
-        "requestContext": {"http": {"method": "GET", "path": "/tasks/t-1/report"}, "stage": "$default"},
-        "isBase64Encoded": False,
-    }
+    event = GATEWAY_REPORT_EVENT
     context = SimpleNamespace(get_remaining_time_in_millis=lambda: 20_000)
     # When the report is asked
     before = time.monotonic()
