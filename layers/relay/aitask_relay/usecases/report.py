@@ -59,9 +59,9 @@ class Reporter:
             text, skipped = rules.template_text(None, None)
         else:
             text, skipped = rules.template_text(template.body, template.format)
-        if text is None or template is None:
-            assert skipped is not None
-            parts = tuple(Part(name, skipped.status, skipped.reason, skipped.message) for name in self.parts)
+        if text is None or template is None:  # template_text said why (no template is its not_applicable too)
+            why = skipped or Part("", "not_applicable", "no_template", "the task has no template")
+            parts = tuple(Part(name, why.status, why.reason, why.message) for name in self.parts)
             return Report(task_id, self._clock(), parts, sha)
         # A Terraform template in ROS's format (its workspace files were read): validated with Terraform's checks
         terraform = template.files is not None
@@ -74,7 +74,9 @@ class Reporter:
         # A JSON ROS template declares its parameters in its own text: when each has a value there, the estimate
         # starts now, beside the other parts, instead of after ValidateTemplate (one round trip, not two).
         declared = rules.declared_parameters(text) if template.format == "json" and not terraform else None
-        cost = self._cost(text, declared, validation, deadline) if "cost" in self.parts else None
+        cost = None
+        if validation is not None and "cost" in self.parts:
+            cost = self._cost(text, declared, validation, deadline)
         done: dict[str, Part] = {}
         policy_body: Mapping[str, Any] | None = None
         if validation is not None and "validate" in self.parts:
@@ -126,13 +128,12 @@ class Reporter:
         self,
         text: str,
         declared: list[rules.Parameter] | None,
-        validation: Future[tuple[Part, list[rules.Parameter]]] | None,
+        validation: Future[tuple[Part, list[rules.Parameter]]],
         deadline: float | None,
     ) -> Part:
         """Parameters from the template's own declaration when each has a value there (:meth:`_cost_now`), else from
         ValidateTemplate's answer, then GetTemplateParameterConstraints for the missing ones, then the estimate;
         each step that cannot go on says why."""
-        assert validation is not None
         if declared is not None:
             early = rules.resolve_parameters(declared)
             if not early.missing:
