@@ -611,10 +611,65 @@ def bench_tracking(tmp: Path) -> None:
              f"{versus_doubling:.2f}x", "<= 2x", versus_doubling <= 2)  # fmt: skip
 
 
+REPORTED = {
+    "ROSTemplateFormatVersion": "2015-09-01",
+    "Parameters": {
+        "InstanceType": {"Type": "String", "AllowedValues": ["ecs.g7.large", "ecs.c7.large"]},
+        "VpcName": {"Type": "String", "Default": "web"},
+    },
+    "Resources": {  # every type priced by the emulator: the estimate is complete
+        "Eip": {"Type": "ALIYUN::VPC::EIP", "Properties": {"Name": {"Ref": "VpcName"}}},
+        "Server": {"Type": "ALIYUN::ECS::Instance", "Properties": {"InstanceType": {"Ref": "InstanceType"}}},
+        "Bucket": {"Type": "ALIYUN::OSS::Bucket", "Properties": {"BucketName": "logs"}},
+    },
+}
+
+
+def bench_report(tmp: Path) -> None:
+    """One finished task end to end (GetAITask, normalize, deliver to the file store) with RELAY_REPORT's four parts,
+    against the same relay with none, every ROS call 50 ms away (as the other latency rows). The parts run at once (a
+    JSON template whose parameters all have values starts the estimate beside ValidateTemplate), so the report costs
+    about one more round trip, not four."""
+    from aitask_relay.core.taskref import TaskRef
+
+    n, latency = 30, 0.05
+    tasks = [{"TaskId": f"t-rep-{i}", "Status": "SUCCESS", "TaskOutput": {"Result": REPORTED}} for i in range(5 * n)]
+    emu = emulator(tasks, [{"LatencyMs": int(latency * 1000), "Times": None}])
+    try:
+        runtime = in_process(relay_env(emu, tmp / "report-all", RELAY_REPORT="validate,summary,cost,policy"))
+        reporting = runtime.relay()
+        runtime = in_process(relay_env(emu, tmp / "report-none"))
+        plain = runtime.relay()
+        ids = iter(range(5 * n))
+        for relay in (reporting, plain):  # warm: the SDK's connections, the pools
+            relay.process(TaskRef(f"t-rep-{next(ids)}"))
+        probe = reporting.process(TaskRef(f"t-rep-{next(ids)}")).result.report or {}
+        assert set(probe.get("parts", {}).values()) == {"ok"}, probe  # every part answered, all priced: a fair row
+        # As fetch_task does with a task id (bench `warm`): the look, then GetAITask with the output.
+        reported, baseline = medians(
+            lambda: reporting.process(TaskRef(f"t-rep-{next(ids)}")),
+            lambda: plain.process(TaskRef(f"t-rep-{next(ids)}")),
+            repeat=n,
+        )
+        row("report", "1 finished task (look + output), 50 ms latency, all four report parts, vs none",
+            reported, baseline, "<= 1.6x", lambda r: r <= 1.6)  # fmt: skip
+        # Context: a task a listing said had finished takes one call (no look), so the report's round trip weighs
+        # twice as much there.
+        known, known_baseline = medians(
+            lambda: reporting.process(TaskRef(f"t-rep-{next(ids)}", "SUCCESS")),
+            lambda: plain.process(TaskRef(f"t-rep-{next(ids)}", "SUCCESS")),
+            repeat=n - 4,
+        )
+        row("report", "same, a task known finished (1 call, no look)", known, known_baseline)
+        runtime.reset()
+    finally:
+        emu.stop()
+
+
 BENCHES = {
     "cold": bench_cold_start, "warm": bench_warm, "concurrency": bench_concurrency, "async": bench_async,
     "batch": bench_batch, "bytes": bench_bytes, "large": bench_large, "sweep": bench_sweep, "history": bench_history,
-    "destinations": bench_destinations, "tracking": bench_tracking,
+    "destinations": bench_destinations, "tracking": bench_tracking, "report": bench_report,
 }  # fmt: skip
 # Run only when named (`make bench BENCH=scan`): measurements behind a setting's default, not a comparison.
 EXTRA = {"scan": bench_scan}

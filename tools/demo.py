@@ -27,7 +27,8 @@ def main() -> int:
     console = sys.stdout
     emulator = start_emulator(scenario=DEMO_SCENARIO, own_process=True)
     print(f"ROS emulator (python -m ros_emulator) listening on {emulator.endpoint}")
-    os.environ.update(emulator.environment(delivered.as_uri()))
+    # With the report stage (docs/destinations.md#the-report-relay_report): the emulator checks each template
+    os.environ.update(emulator.environment(delivered.as_uri(), RELAY_REPORT="validate,summary,cost,policy"))
     unexpected = 0
     rows: list[tuple[str, ...]] = []
     try:
@@ -42,7 +43,7 @@ def main() -> int:
                 try:
                     response = handler(load_event(path), LambdaContext(function_name="fetch_task"))
                 except InvalidInput as exc:
-                    rows.append((path.name, "-", "rejected", "-", "-", f"InvalidInput: {exc}"))
+                    rows.append((path.name, "-", "rejected", "-", "-", "-", f"InvalidInput: {exc}"))
                     unexpected += not expect_invalid
                     continue
                 unexpected += expect_invalid
@@ -51,7 +52,8 @@ def main() -> int:
     finally:
         sys.stdout = console
         emulator.stop()
-    _print_table(("event", "task", "status", "format", "bytes", "delivered / error"), rows)
+    header = ("event", "task", "status", "format", "bytes", "valid / cost a month / actions", "delivered / error")
+    _print_table(header, rows)
     print(f"\ntemplates delivered under: {delivered}")
     print(f"handler logs and metrics:  {log_path}")
     print(
@@ -76,7 +78,29 @@ def _row(record: dict, delivered: Path) -> tuple[str, ...]:
     else:
         outcome = "not delivered (still running)" if not record["terminal"] else "-"
     size = "" if record["template_bytes"] is None else str(record["template_bytes"])
-    return record["task_id"], record["status"] or "-", record["template_format"] or "-", size, outcome
+    fmt = record["template_format"] or "-"
+    return record["task_id"], record["status"] or "-", fmt, size, _report_cell(record.get("report")), outcome
+
+
+SHORT = {"unsupported_resource_types": "unpriced", "needs_parameters": "needs params", "invalid": "-"}
+
+
+def _report_cell(report: dict | None) -> str:
+    """valid / cost a month / actions from the record's report summary; a part without an answer shows its reason."""
+    if not report:
+        return "-"
+    parts = report["parts"]
+    reasons = {part: state.rpartition(":")[2] for part, state in parts.items()}
+    if set(reasons.values()) == {"unsupported_format"}:
+        return "not checked (not a ROS template)"
+    valid = {True: "valid", False: "invalid"}.get(report["valid"], reasons.get("validate", "-"))
+    cost = report["monthly_cost"]
+    if cost:
+        price = f"{cost['amount']:.2f} {cost['currency']}{' (partial)' if cost['partial'] else ''}"
+    else:
+        price = SHORT.get(reasons.get("cost", "-"), reasons.get("cost", "-"))
+    actions = report["policy_actions"]
+    return f"{valid} / {price} / {actions if actions is not None else reasons.get('policy', '-')}"
 
 
 def _print_table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:

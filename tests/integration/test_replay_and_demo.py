@@ -94,3 +94,5 @@ def test_make_demo_script_runs_and_prints_the_table():
     for state in ("PENDING", "WAITING", "RUNNING", "FAILURE", "already_present", "not_found", "access_denied"):
         assert state in out
     assert "templates delivered under:" in out
+    # the report stage's column: ROS (the emulator) validated, priced and listed the actions of each ROS template
+    assert "valid / cost a month / actions" in out and " CNY / " in out and "not checked (not a ROS template)" in out

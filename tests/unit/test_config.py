@@ -240,3 +240,20 @@ def test_a_bad_tracking_queue_is_refused_with_the_whole_problem(queue, problem):
     with pytest.raises(ConfigurationError) as caught:
         load_config({"RELAY_TRACKING_QUEUE": queue})
     assert caught.value.message == f"RELAY_TRACKING_QUEUE {queue!r}: {problem}"
+
+
+def test_the_report_stage_is_off_unless_asked_for():
+    # Given no RELAY_REPORT, and RELAY_REPORT=none / Then no part is asked (today's behaviour and cost)
+    assert load_config({}).report == () and load_config({"RELAY_REPORT": " None "}).report == ()
+
+
+def test_the_report_parts_are_read_in_one_order_whatever_the_order_given():
+    # Given parts in any order and case, with spaces / Then they are the known parts, in validate..policy order
+    assert load_config({"RELAY_REPORT": "policy, COST,validate"}).report == ("validate", "cost", "policy")
+
+
+@pytest.mark.parametrize("value", ["validate,bogus", "none,cost", "cost,cost", ",", "all"])
+def test_a_report_setting_that_is_not_a_subset_of_the_parts_is_refused(value):
+    # Given an unknown part, none beside a part, a part twice, or nothing / Then the variable is named
+    with pytest.raises(ConfigurationError, match=r"^RELAY_REPORT="):
+        load_config({"RELAY_REPORT": value})

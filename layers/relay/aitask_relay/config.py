@@ -16,6 +16,7 @@ from aitask_relay.adapters.destinations.uri import is_loopback, mask, parse_dest
 from aitask_relay.adapters.mns import is_mns, parse_mns_queue
 from aitask_relay.core import settings as S
 from aitask_relay.core.errors import ConfigurationError
+from aitask_relay.core.report import PARTS
 from aitask_relay.core.settings import CALLS_PER_TASK, INVOCATION_RESERVE_MS, RelayConfig, RosSettings, SweepSettings
 
 
@@ -76,9 +77,25 @@ def load_config(environ: Mapping[str, str]) -> RelayConfig:
             max_catch_up_seconds=max_catch_up,
             horizon_seconds=tracking_deadline,
         ),
+        report=_report(env.text(S.REPORT)),
     )
     _check_together(config)
     return config
+
+
+def _report(value: str) -> tuple[str, ...]:
+    """RELAY_REPORT's parts, in PARTS' order: ``none`` is (); each part once, known, and not beside ``none``."""
+    names = [part.strip().lower() for part in value.split(",") if part.strip()]
+    if names == ["none"]:
+        return ()
+    unknown = [name for name in names if name not in PARTS]
+    if unknown or not names:
+        raise ConfigurationError(
+            f"RELAY_REPORT={value!r} is not none or a comma-separated subset of {', '.join(PARTS)}"
+        )
+    if len(set(names)) != len(names):
+        raise ConfigurationError(f"RELAY_REPORT={value!r} names a part twice")
+    return tuple(part for part in PARTS if part in names)
 
 
 def _destinations(value: str) -> tuple[str, ...]:

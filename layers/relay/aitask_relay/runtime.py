@@ -15,6 +15,7 @@ from aitask_relay.config import check_platform, load_config
 from aitask_relay.core.ports import Destination, MessageQueue, Metrics, Recorder
 from aitask_relay.core.settings import RelayConfig
 from aitask_relay.usecases.relay import Relay
+from aitask_relay.usecases.report import Reporter
 
 if TYPE_CHECKING:
     from aitask_relay.core.tracking import SchedulePolicy
@@ -92,6 +93,7 @@ def relay() -> Relay:
         max_concurrency=settings.max_concurrency,
         logger=_logger(),
         recorder=_recorder(),
+        reporter=Reporter(ros(), settings.report) if settings.report else None,
     )
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
 from typing import Any, cast
@@ -45,11 +45,40 @@ PERMANENT_CODES = codes_where(lambda kind: not kind.retryable)
 
 # The calls whose 200 answer must carry this field: the SDK's models hide its absence (ListAITasks's to_map()
 # gives "Tasks": [] whatever came), so it is looked for in the answer as parsed, before the model sees it.
-REQUIRED_FIELD = {"ListAITasks": "Tasks", "CreateAITask": "TaskId", "ListAITaskEvents": "TaskStatus"}
+REQUIRED_FIELD = {
+    "ListAITasks": "Tasks",
+    "CreateAITask": "TaskId",
+    "ListAITaskEvents": "TaskStatus",
+    "GetTemplateEstimateCost": "Resources",
+    "GenerateTemplatePolicy": "Policy",
+    "GetTemplateParameterConstraints": "ParameterConstraints",
+}
+# The JSON type that field must have, where the SDK's model would carry anything (its to_map() gives it back as is).
+REQUIRED_TYPE: dict[str, type] = {"Tasks": list, "Resources": dict, "Policy": dict, "ParameterConstraints": list}
 # How much of a task's timeline one look reads: ListAITaskEvents takes MaxResults 1 to 100 (default 50,
 # https://www.alibabacloud.com/help/en/ros/developer-reference/api-ros-2019-09-10-listaitaskevents); a task has a
 # handful of events, so one page of 100 holds them, and a look stays one call.
 EVENT_PAGE_SIZE = 100
+# The template APIs the report stage calls. Each 200 answer is judged by error_in_body as the AI task APIs' are;
+# those that exist to return one field must carry it (REQUIRED_FIELD above).
+TEMPLATE_ACTIONS = frozenset(
+    {
+        "ValidateTemplate",
+        "GetTemplateSummary",
+        "GetTemplateEstimateCost",
+        "GenerateTemplatePolicy",
+        "GetTemplateParameterConstraints",
+    }
+)
+# The SDK (alibabacloud-ros20190910 3.7.0) puts TemplateBody in the query string for these two, and in the form
+# body for the other three. ROS takes templates of up to 524,288 bytes, and its reference advises sending a long
+# TemplateBody in the body of a POST "to avoid request failures caused by an excessively long URL"
+# (https://www.alibabacloud.com/help/en/ros/developer-reference/api-ros-2019-09-10-generatetemplatepolicy), so
+# call_api moves it there: an RPC action reads its parameters from either place.
+BODY_IN_FORM = frozenset({"GetTemplateSummary", "GenerateTemplatePolicy"})
+# GenerateTemplatePolicy for the creation of a stack, with parameters resolved where they have defaults
+# (the reference's GenerateOptions and OperationTypes): the permissions a pipeline needs to deploy the template.
+POLICY_OPERATIONS = ["CreateStack"]
 
 
 class RosClient:
@@ -159,6 +188,78 @@ class RosClient:
         size = str(EVENT_PAGE_SIZE)  # the API takes MaxResults as a string
         request = models.ListAITaskEventsRequest(task_id=task_id, max_results=size)
         return self._call("ListAITaskEvents", "list_aitask_events", request, deadline)
+
+    def validate_template(
+        self, template_body: str, *, terraform: bool = False, deadline: float | None = None
+    ) -> Mapping[str, Any]:
+        """ValidateTemplate: its body (Parameters, Outputs, Resources, ResourceTypes); an invalid template is a
+        refusal (InvalidTemplate, an InvalidInput). ``terraform`` asks ROS to validate the Terraform workspace too
+        (ValidationOption=EnableTerraformValidation,
+        https://www.alibabacloud.com/help/en/ros/developer-reference/api-ros-2019-09-10-validatetemplate; the reference
+        says it needs no RAM authorization). Bounded by ``deadline`` as :meth:`get_task` is."""
+        from alibabacloud_ros20190910 import models
+
+        option = "EnableTerraformValidation" if terraform else None
+        request = models.ValidateTemplateRequest(
+            template_body=template_body, region_id=self._settings.region_id, validation_option=option
+        )
+        return self._call("ValidateTemplate", "validate_template", request, deadline)
+
+    def template_summary(self, template_body: str, *, deadline: float | None = None) -> Mapping[str, Any]:
+        """GetTemplateSummary: Parameters with their constraints, ResourceTypes, ResourceIdentifierSummaries,
+        Metadata (https://www.alibabacloud.com/help/en/ros/developer-reference/api-ros-2019-09-10-gettemplatesummary)."""
+        from alibabacloud_ros20190910 import models
+
+        request = models.GetTemplateSummaryRequest(template_body=template_body, region_id=self._settings.region_id)
+        return self._call("GetTemplateSummary", "get_template_summary", request, deadline)
+
+    def estimate_cost(
+        self, template_body: str, parameters: Mapping[str, str], *, deadline: float | None = None
+    ) -> Mapping[str, Any]:
+        """GetTemplateEstimateCost with these parameter values: the price of each resource whose type supports
+        price inquiry (https://www.alibabacloud.com/help/en/ros/developer-reference/api-ros-2019-09-10-gettemplateestimatecost)."""
+        from alibabacloud_ros20190910 import models
+
+        values = [
+            models.GetTemplateEstimateCostRequestParameters(parameter_key=key, parameter_value=value)
+            for key, value in parameters.items()
+        ]
+        request = models.GetTemplateEstimateCostRequest(
+            template_body=template_body, parameters=values, region_id=self._settings.region_id
+        )
+        return self._call("GetTemplateEstimateCost", "get_template_estimate_cost", request, deadline)
+
+    def template_policy(self, template_body: str, *, deadline: float | None = None) -> Mapping[str, Any]:
+        """GenerateTemplatePolicy: the RAM policy that creating the template's stack takes (POLICY_OPERATIONS)."""
+        from alibabacloud_ros20190910 import models
+
+        request = models.GenerateTemplatePolicyRequest(template_body=template_body, operation_types=POLICY_OPERATIONS)
+        return self._call("GenerateTemplatePolicy", "generate_template_policy", request, deadline)
+
+    def parameter_constraints(
+        self,
+        template_body: str,
+        keys: Sequence[str],
+        parameters: Mapping[str, str],
+        *,
+        deadline: float | None = None,
+    ) -> Mapping[str, Any]:
+        """GetTemplateParameterConstraints for the parameters ``keys``, given the values already chosen for the
+        others: each one's AllowedValues, or a Behavior saying why there are none
+        (https://www.alibabacloud.com/help/en/ros/developer-reference/api-ros-2019-09-10-gettemplateparameterconstraints)."""
+        from alibabacloud_ros20190910 import models
+
+        values = [
+            models.GetTemplateParameterConstraintsRequestParameters(parameter_key=key, parameter_value=value)
+            for key, value in parameters.items()
+        ]
+        request = models.GetTemplateParameterConstraintsRequest(
+            template_body=template_body,
+            parameters=values,
+            parameters_key_filter=list(keys),
+            region_id=self._settings.region_id,
+        )
+        return self._call("GetTemplateParameterConstraints", "get_template_parameter_constraints", request, deadline)
 
     def _call(self, action: str, method: str, request: Any, deadline: float | None) -> Mapping[str, Any]:
         """One SDK call (``method``, e.g. ``get_aitask``) and its body, every failure translated once, here. With
@@ -272,9 +373,10 @@ def check_answer(action: str, body: object) -> None:
     (ListAITasks: https://www.alibabacloud.com/help/en/ros/developer-reference/api-ros-2019-09-10-listaitasks,
     whose SDK model has no Code; CreateAITask, whose answer is its TaskId:
     https://www.alibabacloud.com/help/en/ros/developer-reference/api-ros-2019-09-10-createaitask).
-    GetAITask's answers are judged by normalize, with the same rule."""
+    GetAITask's answers are judged by normalize, with the same rule. The template APIs (TEMPLATE_ACTIONS) are judged
+    the same way, so that a refusal in a 200 never reads as a report."""
     field = REQUIRED_FIELD.get(action)
-    if field is None:
+    if field is None and action not in TEMPLATE_ACTIONS:
         return
     if not isinstance(body, Mapping):
         raise BadUpstreamResponse(f"{action} answer is {type(body).__name__}, not an object")
@@ -285,11 +387,25 @@ def check_answer(action: str, body: object) -> None:
     if field == "Tasks" and token is not None and not isinstance(token, str):
         # The SDK's model would carry any JSON value as the token; the sweep compares and sends it back as text.
         raise BadUpstreamResponse(f"{action} answered a NextToken that is {type(token).__name__}, not text")
+    if field is None:  # ValidateTemplate, GetTemplateSummary: every field is optional (a template may have none)
+        return
     value = body.get(field)
-    if value in (None, "") or (field == "Tasks" and not isinstance(value, list)):
+    kind = REQUIRED_TYPE.get(field)
+    if value in (None, "") or (kind is not None and not isinstance(value, kind)):
         request_id = body.get("RequestId")
         request_id = request_id if isinstance(request_id, str) else None
         raise BadUpstreamResponse(f"{action} answered without a usable {field}", request_id=request_id)
+
+
+def move_template_body(action: str, request: Any) -> None:
+    """Move TemplateBody from the query string to the form body for the actions the SDK puts it in the URL
+    (BODY_IN_FORM): a template of 524,288 bytes does not fit in a URL."""
+    query = getattr(request, "query", None)
+    if action not in BODY_IN_FORM or not isinstance(query, dict) or "TemplateBody" not in query:
+        return
+    body = request.body if isinstance(request.body, dict) else {}
+    body["TemplateBody"] = query.pop("TemplateBody")
+    request.body = body
 
 
 @functools.cache
@@ -301,6 +417,7 @@ def _client_class() -> type:
         # call_api is tea-openapi's generic entry point, which every generated method calls after building its
         # request; it returns {"body": <parsed JSON>, "headers", "statusCode"} after the SDK's own retries.
         def call_api(self, params: Any, request: Any, runtime: Any) -> Any:
+            move_template_body(params.action, request)
             answer = super().call_api(params, request, runtime)
             check_answer(params.action, answer.get("body") if isinstance(answer, dict) else None)
             return answer

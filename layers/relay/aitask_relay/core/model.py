@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 if TYPE_CHECKING:
     from aitask_relay.core.progress import Progress
@@ -126,6 +126,10 @@ class TaskResult:
     # The task's event timeline (ListAITaskEvents) as the look that made this record read it; None (and absent
     # from the record) when the relay did not read it (a task a listing said had finished skips that call).
     progress: Progress | None = None
+    # The compact summary of the report stage (core/report.py Report.summary: valid, resource types, parameters
+    # without default, monthly cost, policy action count, each part's state); None (and absent from the record)
+    # when no report was made (RELAY_REPORT=none, a task without template).
+    report: dict[str, Any] | None = None
 
     @property
     def failed_deliveries(self) -> tuple[Delivery, ...]:
@@ -157,11 +161,30 @@ class TaskResult:
             record["workspace"] = [dict(entry) for entry in self.workspace]
         if self.progress is not None:
             record["progress"] = self.progress.to_dict()
+        if self.report is not None:
+            record["report"] = dict(self.report)
         return record
 
     def to_json_bytes(self) -> bytes:
         """The record as stored in ``task.json``: UTF-8 JSON, 2-space indent."""
         return json.dumps(self.to_dict(), indent=2, ensure_ascii=False).encode("utf-8")
+
+
+class ReportArtifact(Protocol):
+    """What the stores write of a report (core/report.py Report; declared here, where the record is, because the
+    report reads errors, which read this module)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """report.json's content."""
+        ...
+
+    def to_json_bytes(self) -> bytes:
+        """report.json."""
+        ...
+
+    def policy_json_bytes(self) -> bytes | None:
+        """policy.json; None when there is none to write."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,13 +193,15 @@ class Observation:
 
     ``fetched`` is False for a finished task that was not fetched again because every destination already
     held its delivery (see Relay.process). ``ignored_code`` is a Code the GetAITask body carried that is not an
-    error (an unknown code on a body that says nothing failed), for the relay to log.
+    error (an unknown code on a body that says nothing failed), for the relay to log. ``report`` is what ROS
+    said of the template (the report stage), which the stores write as report.json and policy.json.
     """
 
     result: TaskResult
     template: Template | None = None
     fetched: bool = True
     ignored_code: str | None = None
+    report: ReportArtifact | None = None
 
 
 TEMPLATE_OMITTED = "response_size"  # a record's ``template_omitted``: the answer had no room for the template

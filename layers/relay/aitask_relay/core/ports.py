@@ -53,6 +53,34 @@ class TaskCreator(Protocol):
         ...
 
 
+class TemplateChecker(Protocol):
+    """ValidateTemplate, GetTemplateSummary, GetTemplateEstimateCost, GenerateTemplatePolicy and
+    GetTemplateParameterConstraints: what the report stage needs from ROS. Each answers its body (API field names)
+    or raises a RelayError (an invalid template is InvalidInput; throttled, once the SDK's retries are spent, is
+    Throttled), finished by ``deadline`` (time.monotonic())."""
+
+    def validate_template(
+        self, template_body: str, *, terraform: bool = False, deadline: float | None = None
+    ) -> Mapping[str, Any]: ...
+
+    def template_summary(self, template_body: str, *, deadline: float | None = None) -> Mapping[str, Any]: ...
+
+    def estimate_cost(
+        self, template_body: str, parameters: Mapping[str, str], *, deadline: float | None = None
+    ) -> Mapping[str, Any]: ...
+
+    def template_policy(self, template_body: str, *, deadline: float | None = None) -> Mapping[str, Any]: ...
+
+    def parameter_constraints(
+        self,
+        template_body: str,
+        keys: Sequence[str],
+        parameters: Mapping[str, str],
+        *,
+        deadline: float | None = None,
+    ) -> Mapping[str, Any]: ...
+
+
 class Destination(Protocol):
     """Delivers one observed task, create-only: a repeat is ``already_present``, never a second copy."""
 

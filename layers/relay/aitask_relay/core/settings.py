@@ -216,13 +216,21 @@ SWEEP_SAFETY_MS = IntSetting(
     "The sweeper stops starting tasks this long before its invocation's timeout.",
     derived=f"one task's worst case + {INVOCATION_RESERVE_MS}",
 )
+# The report stage (core/report.py): none by default, so a deployment that does not ask for it makes no extra call.
+REPORT = TextSetting(
+    "RELAY_REPORT",
+    "none",
+    "What ROS is asked about each finished template before it is delivered (report.json, policy.json, the record's "
+    "`report` summary): `none`, or a comma-separated subset of `validate`, `summary`, `cost`, `policy`.",
+    accepts="`none` or a list of validate, summary, cost, policy",
+)
 
 SETTINGS: tuple[Setting, ...] = (
     MAX_CONCURRENCY, REGION_ID, ROS_ENDPOINT, ROS_PROTOCOL, ROS_CONNECT_TIMEOUT_MS, ROS_READ_TIMEOUT_MS,
     ROS_MAX_ATTEMPTS, ROS_ALLOW_PLAINTEXT, DESTINATIONS, LEDGER, TRACKING_QUEUE, FAILURE_QUEUE,
     TRACKING_DEADLINE_SECONDS, SWEEP_LOOKBACK_SECONDS, SWEEP_MAX_CATCH_UP_SECONDS, LEDGER_EXPIRY_SECONDS,
     LEDGER_LEASE_SECONDS, TRACKING_FIRST_DELAY_SECONDS, TRACKING_LAG_PERCENT, CREATE_GRACE_SECONDS,
-    CREDENTIALS_SECRET, SWEEP_PAGE_SIZE, SWEEP_MODE, SWEEP_SAFETY_MS,
+    CREDENTIALS_SECRET, SWEEP_PAGE_SIZE, SWEEP_MODE, SWEEP_SAFETY_MS, REPORT,
 )  # fmt: skip
 
 
@@ -299,3 +307,4 @@ class RelayConfig:
     failure_queue: str | None = None
     credentials_secret: str | None = None
     sweep: SweepSettings = SweepSettings()
+    report: tuple[str, ...] = ()  # RELAY_REPORT's parts, in core.report.PARTS' order; () is none

@@ -42,6 +42,7 @@ _log = logging.getLogger("aitask_relay.fc")
 
 MAX_EVENT_BYTES = 6 * 1024 * 1024
 _TASK_PATH = re.compile(r"^/tasks/([^/]+)$")
+_REPORT_PATH = re.compile(r"^/tasks/([^/]+)/report$")
 # A synchronous Function Compute invocation's payload is at most 32 MB ("The maximum payload for a
 # synchronous invocation is 32 MB", https://www.alibabacloud.com/help/doc-detail/2527064.html); the HTTP
 # trigger documents no smaller limit for a response body, only 8 KB of response headers
@@ -232,6 +233,9 @@ def _route(event: Any, api: Any) -> Any:
     if found and method == "GET":
         include = query.get("include")
         return api.get(found.group(1), include if isinstance(include, str) or include is None else str(include))
+    found = _REPORT_PATH.match(path)
+    if found and method == "GET":
+        return api.report(found.group(1))
     if path.rstrip("/") == "/tasks" and method == "POST":
         return api.create(_http_body(event))
     return None

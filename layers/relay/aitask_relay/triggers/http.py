@@ -3,6 +3,8 @@
 - ``GET /tasks/{id}`` → 200 and the TaskResult (``?include=template`` adds the template text); the task is
   delivered on the way, as with fetch_task. An error record answers with its kind's status: 404 unknown
   task, 429 throttled, 502 bad upstream response, 503 upstream unavailable, 403 access denied.
+- ``GET /tasks/{id}/report`` → 200 and what ROS said of the task's template (report.json, with ``policy``), the
+  task delivered on the way; 404 when there is no report (RELAY_REPORT is none, the task has no template).
 - ``POST /tasks`` with ``{"Prompt", "TaskType", "TemplateType", "Template"}`` → CreateAITask, the new task
   on the tracking queue, 202 ``{"TaskId", "tracking"}`` and ``Location: /tasks/{id}``. When CreateAITask fails in
   a way that may hide a created task (lost answer, 5xx, garbled body), the task found in ListAITasks is
@@ -196,14 +198,28 @@ class TaskApi:
         self._tasks = tasks
         self._response_limit = response_limit
 
-    def get(self, task_id: str, include: str | None) -> Answer:
-        """GET /tasks/{id}[?include=template]."""
+    def get(self, task_id: str, include: str | None, *, deadline: float | None = None) -> Answer:
+        """GET /tasks/{id}[?include=template]; its ROS calls end by ``deadline`` when one is given."""
         validate_task_id(task_id, "the task id in the path")
         if include not in (None, "template"):
             raise InvalidInput("include may only be 'template'")
-        record = self._tasks.get(task_id, include_template=include == "template", limit=self._response_limit)
+        want = include == "template"
+        record = self._tasks.get(task_id, include_template=want, limit=self._response_limit, deadline=deadline)
         status = 200 if record["error"] is None else ERROR_KINDS_BY_CODE[record["error"]["code"]].http_status
         return Answer(status, record)
+
+    def report(self, task_id: str, *, deadline: float | None = None) -> Answer:
+        """GET /tasks/{id}/report: report.json's content and the policy (``policy``, null when none), the task
+        delivered on the way; an error record answers as :meth:`get` does; a task without a report (RELAY_REPORT is
+        none, or the task has not finished with a template) is 404 ``no_report``."""
+        validate_task_id(task_id, "the task id in the path")
+        record, report = self._tasks.report(task_id, deadline=deadline)
+        if record["error"] is not None:
+            return Answer(ERROR_KINDS_BY_CODE[record["error"]["code"]].http_status, record)
+        if report is None:
+            message = f"no report for a task in status {record['status']}, or RELAY_REPORT is none"
+            return Answer(404, {"error": {"code": "not_found", "message": message, "reason": "no_report"}})
+        return Answer(200, report)
 
     def create(self, body_text: str | None, *, deadline: float | None = None) -> Answer:
         """POST /tasks with the request body (already base64-decoded); the search after a failed CreateAITask
@@ -238,9 +254,20 @@ def build_http_app(
     def respond(answer: Answer) -> Response:
         return Response(answer.status, JSON, answer.text(), headers=dict(answer.headers))
 
+    def deadline() -> float | None:
+        """When this invocation's ROS calls must end (time.monotonic()): its remaining time less the reserve. With
+        RELAY_REPORT, a GET's report calls come after the task's own, and API Gateway waits 30 s at most."""
+        remaining = getattr(app.lambda_context, "get_remaining_time_in_millis", None)
+        return time.monotonic() + (remaining() - INVOCATION_RESERVE_MS) / 1000 if callable(remaining) else None
+
     @app.get("/tasks/<task_id>")
     def get_task(task_id: str) -> Response:
-        return respond(api.get(task_id, app.current_event.get_query_string_value("include")))
+        include = app.current_event.get_query_string_value("include")
+        return respond(api.get(task_id, include, deadline=deadline()))
+
+    @app.get("/tasks/<task_id>/report")
+    def get_report(task_id: str) -> Response:
+        return respond(api.report(task_id, deadline=deadline()))
 
     @app.post("/tasks")
     def create_task() -> Response:
@@ -248,9 +275,7 @@ def build_http_app(
             text = app.current_event.decoded_body
         except (ValueError, UnicodeDecodeError):
             raise InvalidInput("the body is not valid base64 / UTF-8") from None
-        remaining = getattr(app.lambda_context, "get_remaining_time_in_millis", None)
-        deadline = time.monotonic() + (remaining() - INVOCATION_RESERVE_MS) / 1000 if callable(remaining) else None
-        return respond(api.create(text, deadline=deadline))
+        return respond(api.create(text, deadline=deadline()))
 
     @app.exception_handler(RelayError)
     def relay_error(exc: RelayError) -> Response:

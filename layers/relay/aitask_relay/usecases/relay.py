@@ -28,6 +28,7 @@ from aitask_relay.core.ports import Destination, Recorder, TaskSource
 from aitask_relay.core.progress import Progress, read_progress
 from aitask_relay.core.settings import MAX_CONCURRENCY
 from aitask_relay.core.taskref import STATUSES, TASK_TYPES, TERMINAL_STATUSES, TaskRef
+from aitask_relay.usecases.report import Reporter
 
 # When ListAITaskEvents cannot serve (a role without ros:ListAITaskEvents, answers the relay cannot read), how long
 # GetAITask alone is the look before ListAITaskEvents is tried again: long enough that a policy without it costs one
@@ -57,8 +58,12 @@ class Relay:
         logger: Any = None,
         recorder: Recorder | None = None,
         clock: Callable[[], str] = now_iso,
+        reporter: Reporter | None = None,
     ) -> None:
         self._source = source
+        # The report stage (RELAY_REPORT): what ROS says of a finished template, made before it is delivered;
+        # None (RELAY_REPORT=none) delivers as before, with no call.
+        self._reporter = reporter
         # Stores before queues (each group in configured order): a queue message too large to carry the
         # template refers to the copy a store made in the same delivery (claim check).
         self._destinations = tuple(sorted(destinations, key=lambda d: d.kind != "store"))
@@ -200,16 +205,30 @@ class Relay:
             )
         return observation
 
-    def deliver(self, observation: Observation) -> Observation:
-        """Deliver a finished task to every destination, each with its own outcome."""
+    def deliver(self, observation: Observation, deadline: float | None = None) -> Observation:
+        """Deliver a finished task to every destination, each with its own outcome; with a reporter, a
+        SUCCESS's template is reported on first (its ROS calls bounded by ``deadline``)."""
         result = observation.result
         if not result.terminal or result.error is not None:
             return observation
+        observation = self.report(observation, deadline)
+        result = observation.result
         deliveries: list[Delivery] = []
         for destination in self._destinations:
             stored = tuple(deliveries[: self._store_count])  # stores come first: what they did so far
             deliveries.append(self._deliver_one(destination, observation, stored))
-        return Observation(result.with_deliveries(tuple(deliveries)), observation.template)
+        return replace(observation, result=result.with_deliveries(tuple(deliveries)))
+
+    def report(self, observation: Observation, deadline: float | None = None) -> Observation:
+        """The observation with its report (and the record with the report's summary), when a reporter is set and
+        the task succeeded with a template. A report never fails the task: its parts say what went wrong."""
+        result = observation.result
+        if self._reporter is None or result.status != "SUCCESS" or observation.template is None:
+            return observation
+        made = self._reporter.report(result.task_id, observation.template, deadline=deadline)
+        if made is None:
+            return observation
+        return replace(observation, result=replace(result, report=made.summary()), report=made)
 
     def process(self, ref: TaskRef, deadline: float | None = None) -> Observation:
         """Observe then deliver one task, logging one line with the outcome.
@@ -222,7 +241,7 @@ class Relay:
         (or marker) location, and nothing else. A queue whose record is a ledger, or that has none, cannot
         say: the task is fetched and delivered as usual.
         """
-        observation = self._already_held(ref) or self.deliver(self.observe(ref, deadline))
+        observation = self._already_held(ref) or self.deliver(self.observe(ref, deadline), deadline)
         self._log(observation)
         return observation
 
@@ -245,8 +264,9 @@ class Relay:
         )
         return Observation(result, fetched=False)
 
-    def process_many(self, refs: Iterable[TaskRef]) -> list[Observation]:
-        """Process many tasks, at most ``max_concurrency`` at a time; results in the order given.
+    def process_many(self, refs: Iterable[TaskRef], *, deadline: float | None = None) -> list[Observation]:
+        """Process many tasks, at most ``max_concurrency`` at a time; results in the order given; with a
+        ``deadline`` (time.monotonic()), every ROS call ends by then.
 
         A task given twice is processed once and its result repeated; ``unique_by_task`` says which of
         two references to the same task id is the one processed.
@@ -255,9 +275,9 @@ class Relay:
         unique = unique_by_task(ordered)
         by_id = {ref.task_id: ref for ref in unique}
         if len(unique) == 1:  # one task runs on the caller's thread
-            done = dict([self._recorded(unique[0], self.process(unique[0]))])
+            done = dict([self._recorded(unique[0], self.process(unique[0], deadline))])
         else:
-            done = dict(self.process_stream(unique))
+            done = dict(self.process_stream(unique, deadline=deadline))
         return [done[chosen] for chosen in (by_id[ref.task_id] for ref in ordered)]
 
     def process_stream(

@@ -8,6 +8,7 @@ is not invited to create a second one.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -162,11 +163,28 @@ class TaskService:
         self._relay, self._ros, self._tracker = relay, ros, tracker
         self._logger, self._metrics = logger, metrics
 
-    def get(self, task_id: str, *, include_template: bool, limit: ResponseLimit | None) -> dict[str, Any]:
-        """The task's record (delivered on the way, as fetch_task does), with its template when asked and it fits."""
-        (observation,) = self._relay().process_many([TaskRef(task_id)])
+    def get(
+        self, task_id: str, *, include_template: bool, limit: ResponseLimit | None, deadline: float | None = None
+    ) -> dict[str, Any]:
+        """The task's record (delivered on the way, as fetch_task does), with its template when asked and it fits;
+        its ROS calls (the report's included) end by ``deadline`` when one is given."""
+        (observation,) = self._relay().process_many([TaskRef(task_id)], deadline=deadline)
         (record,) = response_records([observation], include_template=include_template, limit=limit)
         return record
+
+    def report(self, task_id: str, *, deadline: float | None = None) -> tuple[dict[str, Any], dict[str, Any] | None]:
+        """The task's record and its report (report.json's content, with the policy when there is one), the task
+        delivered on the way as :meth:`get` does; the report is None when none was made (RELAY_REPORT=none, a task
+        not finished with a template, an error record)."""
+        (observation,) = self._relay().process_many([TaskRef(task_id)], deadline=deadline)
+        (record,) = response_records([observation], include_template=False, limit=None)
+        made = observation.report
+        if made is None:
+            return record, None
+        body = made.to_dict()
+        policy = made.policy_json_bytes()
+        body["policy"] = None if policy is None else json.loads(policy)
+        return record, body
 
     def create(self, request: CreateRequest, *, deadline: float | None = None) -> Created:
         """CreateAITask, then the new task on the tracking queue; the search after a failed CreateAITask ends by

@@ -1,8 +1,9 @@
 """The message a queue destination sends: a CloudEvents 1.0 structured-mode JSON document.
 
 ``id`` is ``<task_id>:<status>`` (stable across retries, so consumers and the ledger can dedupe),
-``type`` is ``com.aliyun.ros.aitask.succeeded`` / ``.failed``, ``subject`` the task id, ``time`` when
-the relay observed the task, and ``data`` the TaskResult (with ``deliveries: []``, as in task.json) plus
+``type`` is ``com.aliyun.ros.aitask.succeeded`` / ``.failed`` (``.invalid`` for a SUCCESS whose template the report
+stage's ValidateTemplate refused), ``subject`` the task id, ``time`` when the relay observed the task, and
+``data`` the TaskResult (with ``deliveries: []``, as in task.json, its ``report`` summary included) plus
 ``template`` (the text, inline). When that message exceeds the queue's limit (or the queue refused it), it
 becomes a claim check, in two steps, each taken only when the one before does not fit:
 
@@ -38,6 +39,7 @@ SPEC_VERSION = "1.0"
 SOURCE = "aitask-relay"
 CONTENT_TYPE = "application/cloudevents+json"
 EVENT_TYPES = {"SUCCESS": "com.aliyun.ros.aitask.succeeded", "FAILURE": "com.aliyun.ros.aitask.failed"}
+INVALID_EVENT_TYPE = "com.aliyun.ros.aitask.invalid"
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,8 +62,17 @@ def event_id(task_id: str, status: str | None) -> str:
     return f"{storage_key(task_id)}:{status}"
 
 
-def event_type(status: str | None) -> str:
+def event_type(status: str | None, *, invalid: bool = False) -> str:
+    """The event's type by the task's status; a SUCCESS whose template ROS called invalid (the report stage's
+    validate part) is INVALID_EVENT_TYPE, so that consumers can route it away from deployment."""
+    if invalid and status == "SUCCESS":
+        return INVALID_EVENT_TYPE
     return EVENT_TYPES.get(status or "", f"com.aliyun.ros.aitask.{(status or 'unknown').lower()}")
+
+
+def is_invalid(result: TaskResult) -> bool:
+    """The record's report says ValidateTemplate refused the template."""
+    return result.report is not None and result.report.get("valid") is False
 
 
 def message_attributes(result: TaskResult) -> dict[str, str]:
@@ -72,6 +83,9 @@ def message_attributes(result: TaskResult) -> dict[str, str]:
     latest = result.progress.latest if result.progress is not None else None
     if latest is not None:
         attributes["stage"] = latest.name  # the task's last stage (<HandlerType>:<HandlerProcessStatus>)
+    valid = result.report.get("valid") if result.report is not None else None
+    if isinstance(valid, bool):
+        attributes["valid"] = "true" if valid else "false"  # ValidateTemplate's verdict (the report stage)
     return attributes
 
 
@@ -89,7 +103,7 @@ def claim_ref(stored: Sequence[Delivery]) -> str | None:
 
 
 # The fields of a record whose size ROS decides; a record claim check leaves them out (record_ref has them).
-UNBOUNDED_FIELDS = ("status_reason", "output_extra", "unicode_repaired", "workspace", "progress")
+UNBOUNDED_FIELDS = ("status_reason", "output_extra", "unicode_repaired", "workspace", "progress", "report")
 
 
 def record_ref(stored: Sequence[Delivery]) -> str | None:
@@ -128,7 +142,7 @@ def build_message(
         "specversion": SPEC_VERSION,
         "id": event_id(result.task_id, result.status),
         "source": SOURCE,
-        "type": event_type(result.status),
+        "type": event_type(result.status, invalid=is_invalid(result)),
         "subject": result.task_id,
         "time": result.observed_at,
         "datacontenttype": "application/json",

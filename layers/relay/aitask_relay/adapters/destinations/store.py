@@ -1,6 +1,7 @@
 """What every object store (file, S3, OSS) shares: the object layout and the create-only protocol.
 
-Layout: ``<prefix><key>/template.<ext>`` then ``<prefix><key>/task.json``, where ``<key>`` is the task id,
+Layout: ``<prefix><key>/template.<ext>``, then, when the report stage ran, ``report.json`` and (when its policy
+part succeeded) ``policy.json``, then ``<prefix><key>/task.json``, where ``<key>`` is the task id,
 or, for an id ROS returned outside our pattern, its escaped form (taskref.storage_key). The template goes
 first and ``task.json`` last, so a ``task.json`` means the delivery is complete; a retry after a crash
 between the two creates only what is missing. A Terraform template in ROS's format (see workspace.py) also
@@ -45,6 +46,8 @@ CONTENT_TYPES: dict[str, str] = {
     "text": "text/plain; charset=utf-8",
 }
 TASK_JSON = "task.json"
+REPORT_JSON = "report.json"  # what ROS said of the template (the report stage, core/report.py)
+POLICY_JSON = "policy.json"  # the RAM policy creating the template's stack takes (the report's policy part)
 ANNOUNCED = "announced/"
 
 
@@ -86,6 +89,15 @@ class ObjectStore(ABC):
                 created |= self._create(key, body, CONTENT_TYPES["text"], metadata)
             key = folder + template.filename
             created |= self._create(key, template.body, CONTENT_TYPES[template.format], metadata)
+        if observation.report is not None:
+            # Beside the template and before task.json (the last write: a task.json means the delivery is
+            # complete). Create-only, like the rest: a retry's report, which may differ (a part that was
+            # unavailable), never replaces the one already stored.
+            report = observation.report.to_json_bytes()
+            created |= self._create(folder + REPORT_JSON, report, CONTENT_TYPES["json"], metadata)
+            policy = observation.report.policy_json_bytes()
+            if policy is not None:
+                created |= self._create(folder + POLICY_JSON, policy, CONTENT_TYPES["json"], metadata)
         record, record_key = result.to_json_bytes(), folder + TASK_JSON
         if self._create(record_key, record, CONTENT_TYPES["json"], metadata):
             created = True
