@@ -4,6 +4,7 @@ messages carry the latest stage, and a role refused ListAITaskEvents still gets 
 from __future__ import annotations
 
 import json
+import time
 
 from aitask_relay import runtime
 
@@ -110,3 +111,19 @@ def test_a_task_refused_to_both_calls_does_not_stop_the_others_being_looked_at_w
     assert refused["error"]["code"] == "access_denied"
     assert allowed["error"] is None and "progress" in allowed
     assert [r["action"] for r in emulator.requests_for("t-yes")] == ["ListAITaskEvents", "GetAITask"]
+
+
+def test_fetch_task_ends_its_ros_calls_before_its_invocation_times_out(relay_env, emulator):
+    # Given a fetch_task invocation with 4.5 s left (1.5 s once the 3 s reserve is kept) and a task whose look answers
+    # after 2.5 s, with ROS calls of up to 3 attempts of 5 s + 10 s
+    from relay_devkit.runner import LambdaContext, load_handler
+
+    emulator.add_task({"TaskId": "t-slow", "Status": "RUNNING"})
+    emulator.add_fault({"Action": "ListAITaskEvents", "TaskId": "t-slow", "LatencyMs": 2500, "Times": None})
+    handler = load_handler("fetch_task")
+    started = time.monotonic()
+    # When it is fetched
+    (record,) = handler({"TaskId": "t-slow"}, LambdaContext(function_name="fetch_task", timeout_ms=4500))["results"]
+    # Then the look was cut at the deadline: a retryable error record, answered before the invocation's end
+    assert record["error"]["retryable"] is True and time.monotonic() - started < 3.5
+    assert len(emulator.requests_for("t-slow")) == 1

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Mapping
 from typing import Any
 
 from aitask_relay.core.errors import InvalidInput
 from aitask_relay.core.model import ResponseLimit
+from aitask_relay.core.settings import INVOCATION_RESERVE_MS
 from aitask_relay.core.taskref import task_refs
 from aitask_relay.triggers.eventbridge import is_eventbridge_event, task_refs_of_event
 from aitask_relay.usecases.relay import FetchRequest
@@ -32,6 +34,14 @@ def lambda_json_bytes(value: Any) -> int:
 
 # fetch_task's answer is {"results": [record, ...]}, returned as is.
 FETCH_RESPONSE_LIMIT = ResponseLimit(LAMBDA_RESPONSE_BYTES, lambda records: lambda_json_bytes({"results": records}))
+
+
+def invocation_deadline(context: object) -> float | None:
+    """When an invocation's ROS calls must end (time.monotonic()): its remaining time less INVOCATION_RESERVE_MS, so
+    that the answer (and, with RELAY_REPORT, the report's calls after the task's own) still fits its timeout; None for
+    a context without a clock."""
+    remaining = getattr(context, "get_remaining_time_in_millis", None)
+    return time.monotonic() + (remaining() - INVOCATION_RESERVE_MS) / 1000 if callable(remaining) else None
 
 
 def parse_fetch_event(event: object) -> FetchRequest:

@@ -16,7 +16,6 @@
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -30,8 +29,8 @@ from aitask_relay.core.errors import (
 )
 from aitask_relay.core.model import ResponseLimit
 from aitask_relay.core.normalize import replace_surrogates
-from aitask_relay.core.settings import INVOCATION_RESERVE_MS
 from aitask_relay.core.taskref import validate_task_id
+from aitask_relay.triggers.direct import invocation_deadline
 from aitask_relay.usecases.tasks import CreateRequest, TaskService
 
 if TYPE_CHECKING:
@@ -255,10 +254,9 @@ def build_http_app(
         return Response(answer.status, JSON, answer.text(), headers=dict(answer.headers))
 
     def deadline() -> float | None:
-        """When this invocation's ROS calls must end (time.monotonic()): its remaining time less the reserve. With
-        RELAY_REPORT, a GET's report calls come after the task's own, and API Gateway waits 30 s at most."""
-        remaining = getattr(app.lambda_context, "get_remaining_time_in_millis", None)
-        return time.monotonic() + (remaining() - INVOCATION_RESERVE_MS) / 1000 if callable(remaining) else None
+        """When this invocation's ROS calls must end: with RELAY_REPORT, a GET's report calls come after the task's
+        own, and API Gateway waits 30 s at most."""
+        return invocation_deadline(app.lambda_context)
 
     @app.get("/tasks/<task_id>")
     def get_task(task_id: str) -> Response:

@@ -130,14 +130,17 @@ class FetchService:
     def __init__(self, relay: Relay, tracker: Tracker | None = None) -> None:
         self._relay, self._tracker = relay, tracker
 
-    def run(self, request: FetchRequest, *, limit: ResponseLimit | None = None) -> dict[str, Any]:
+    def run(
+        self, request: FetchRequest, *, limit: ResponseLimit | None = None, deadline: float | None = None
+    ) -> dict[str, Any]:
         """``{"results": [TaskResult, ...]}``, one per id, in order; and, when some were pending, ``"tracking":
-        {task id: "queued" | "not_configured" | "failed"}``.
+        {task id: "queued" | "already_tracked" | "not_configured" | "failed"}``.
 
         With ``limit``, templates that would take the answer past it are left out (see response_records); the
-        deliveries are done before, whatever the answer carries.
+        deliveries are done before, whatever the answer carries. With ``deadline`` (time.monotonic()), every ROS
+        call ends by then: a task that cannot be looked at in time is a retryable error record, not a timeout.
         """
-        observations = self._relay.process_many(request.refs)
+        observations = self._relay.process_many(request.refs, deadline=deadline)
         answer: dict[str, Any] = {
             "results": response_records(observations, include_template=request.include_template, limit=limit)
         }
