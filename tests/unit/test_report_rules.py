@@ -192,6 +192,29 @@ def test_two_currencies_or_an_unknown_unit_give_no_monthly_sum():
     assert part.data["monthly"] == 1.0 and part.data["partial"] is True
 
 
+@pytest.mark.parametrize("amount", ["NaN", "Infinity", "-Infinity", "1e999", float("nan"), -5])
+def test_a_price_that_is_not_a_finite_positive_number_is_no_price_and_the_record_stays_strict_json(amount):
+    # Given one resource priced NaN, infinite or negative beside one priced 9 CNY a month
+    part = rules.read_cost({"Resources": {"A": eip_price(amount), "B": eip_price(9)}}, Resolution())
+    # Then it is not priced (an unsupported type, the sum partial), and the part is strict JSON
+    assert part.data["monthly"] == 9.0 and part.data["partial"] is True
+    assert [r["logical_id"] for r in part.data["resources"]] == ["B"]
+    json.dumps(part.data, allow_nan=False)
+
+
+def test_a_price_without_a_currency_is_not_summed_into_another():
+    # Given 62.5 without a currency beside 9 CNY / Then the sum is 9 CNY and says it is partial
+    body = {"Resources": {"A": eip_price(62.5, currency=""), "B": eip_price(9)}}
+    part = rules.read_cost(body, Resolution())
+    assert (part.data["monthly"], part.data["currency"], part.data["partial"]) == (9.0, "CNY", True)
+
+
+def test_no_price_in_a_known_unit_gives_no_monthly_figure_not_zero():
+    # Given the only price in a unit the relay cannot turn into months / Then there is no monthly figure
+    part = rules.read_cost({"Resources": {"A": eip_price(5, "Hour")}}, Resolution())
+    assert part.data["monthly"] is None and part.data["partial"] is True
+
+
 # ------------------------------------------------------------------------------------------ parameters
 
 

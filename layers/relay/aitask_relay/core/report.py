@@ -16,6 +16,7 @@ one, parameters without a value, resource types without a price). ``reason`` say
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -224,9 +225,12 @@ def read_cost(body: Mapping[str, Any], resolution: Resolution, resource_types: S
         return Part("cost", "not_applicable", UNSUPPORTED_RESOURCE_TYPES, message, request_id, data)
     currencies = {p["currency"] for p in priced if p["currency"]}
     monthly: float | None = None
-    partial = bool(unsupported) or any(p["monthly"] is None for p in priced)
-    if len(currencies) == 1:
-        monthly = round(sum(p["monthly"] for p in priced if p["monthly"] is not None), 4)
+    # Summed: the prices in the one currency with a monthly figure. A price without a currency or a unit the table
+    # knows is left out (never summed into another currency, never counted as 0), and the sum says it is partial.
+    summed = [p["monthly"] for p in priced if p["currency"] and p["monthly"] is not None]
+    partial = bool(unsupported) or len(summed) < len(priced)
+    if len(currencies) == 1 and summed:
+        monthly = round(sum(summed), 4)
     data = {
         "monthly": monthly,
         "currency": currencies.pop() if len(currencies) == 1 else None,
@@ -447,6 +451,8 @@ def _price_of(entry: Mapping[str, Any]) -> dict[str, Any] | None:
     try:
         value = float(amount)
     except ValueError:
+        return None
+    if not math.isfinite(value) or value < 0:  # NaN, Infinity or a negative amount is no price (and no strict JSON)
         return None
     supplement = result.get("OrderSupplement")
     unit = _text(supplement.get("PriceUnit")) if isinstance(supplement, Mapping) else None
