@@ -23,7 +23,6 @@ import os
 import statistics
 from collections import Counter
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -73,7 +72,7 @@ def _consumer_class(schedule: str) -> type:
         return QueueConsumer
 
     class Baseline(QueueConsumer):
-        def _next_check(self, message, first_seen, progress, now):  # type: ignore[no-untyped-def]
+        def _next_check(self, message, first_seen, progress, now):
             if schedule == "fixed":
                 return NextCheck(30, "fixed")
             return NextCheck(min(MAX_DELAY_SECONDS, 30 * (1 << min(message.attempt, 10))), "doubling")
@@ -97,7 +96,7 @@ def run(schedule: str, specs: list[dict[str, Any]], out: Path) -> Outcome:
             ros.environment(out.as_uri(), POWERTOOLS_LOG_LEVEL="ERROR", POWERTOOLS_METRICS_DISABLED="true")
         )
         runtime.reset()
-        clock = lambda: datetime.fromtimestamp(emulator.clock.epoch + emulator.clock.now(), UTC)  # noqa: E731
+        clock = emulator.clock.moment
         tracking = _Queue()
         # The relay without its metrics recorder: Powertools would print EMF lines for thousands of looks.
         relay = Relay(runtime.ros(), list(runtime.destinations()), max_concurrency=runtime.config().max_concurrency)

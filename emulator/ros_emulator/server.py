@@ -74,6 +74,11 @@ class Clock:
     def advance(self, seconds: float) -> None:
         self._offset += seconds
 
+    def moment(self, at: float | None = None) -> datetime:
+        """Emulator time ``at`` (default: now) as an aware UTC datetime: a relay's clock that agrees with the times the
+        emulator writes (tests and the bench drive the relay on it)."""
+        return datetime.fromtimestamp(self.epoch + (self.now() if at is None else at), UTC)
+
     def iso(self, at: float) -> str:
         text = datetime.fromtimestamp(self.epoch + at, UTC).strftime("%Y-%m-%dT%H:%M:%S")
         return text + "Z" if self.with_zone else text

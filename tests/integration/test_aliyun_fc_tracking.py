@@ -70,8 +70,6 @@ def track(task_id: str) -> None:
 def on_the_emulators_clock(emulator, monkeypatch):
     """The consumer FC builds (runtime.consumer, which runtime.fc_tracking wraps) on the emulator's clock, so its
     schedule and the times ROS's events carry agree while the test moves both clocks by hand."""
-    from datetime import UTC, datetime
-
     from aitask_relay.usecases.settle import QueueConsumer
 
     def consumer():
@@ -79,7 +77,7 @@ def on_the_emulators_clock(emulator, monkeypatch):
         return QueueConsumer(
             runtime.relay(), tracking_queue=runtime.tracking_queue(), failure_queue=runtime.failure_queue(),
             deadline_seconds=config.tracking_deadline_seconds, schedule=runtime.schedule(), ros=config.ros,
-            clock=lambda: datetime.fromtimestamp(emulator.clock.epoch + emulator.clock.now(), UTC),
+            clock=emulator.clock.moment,
         )  # fmt: skip
 
     monkeypatch.setattr(runtime, "consumer", functools.cache(consumer))  # cached, as runtime.reset expects

@@ -10,7 +10,6 @@ it delayed), moves the emulator's clock on by that delay, and hands the successo
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
 
 from aitask_relay import runtime
 from aitask_relay.core.clock import iso, parse_time
@@ -19,11 +18,6 @@ from aitask_relay.usecases.settle import QueueConsumer
 from relay_devkit.events import sqs_record
 
 YAML = "ROSTemplateFormatVersion: '2015-09-01'\nResources: {}\n"
-
-
-def emulator_now(emulator):
-    """The emulator's clock as the relay's clock: the times its events carry are on it."""
-    return lambda: datetime.fromtimestamp(emulator.clock.epoch + emulator.clock.now(), UTC)
 
 
 def follow(emulator, body, *, looks=20):
@@ -37,7 +31,7 @@ def follow(emulator, body, *, looks=20):
     consumer = QueueConsumer(
         runtime.relay(), tracking_queue=runtime.tracking_queue(), failure_queue=runtime.failure_queue(),
         deadline_seconds=config.tracking_deadline_seconds, schedule=runtime.schedule(), ros=config.ros,
-        clock=emulator_now(emulator),
+        clock=emulator.clock.moment,
     )  # fmt: skip
     history = []
     for _ in range(looks):
@@ -65,7 +59,7 @@ def test_a_task_estimated_at_120_s_is_delivered_within_12_s_of_finishing_with_it
     runtime.reset()
     timeline = [["PENDING", 0], ["RUNNING", 1], ["SUCCESS", 121]]
     task = emulator.add_task({"TaskId": "t-eta", "Timeline": timeline, "TaskOutput": {"Result": YAML}})
-    created = iso(datetime.fromtimestamp(emulator.clock.epoch + task.created_at, UTC))
+    created = iso(emulator.clock.moment(task.created_at))
     finished = task.created_at + 121
     emulator.reset_stats()
     # When its tracking message is consumed, and each successor after its delay
@@ -79,7 +73,7 @@ def test_a_task_estimated_at_120_s_is_delivered_within_12_s_of_finishing_with_it
     assert {reason for reason, _ in reasons[2:]} <= {"near_estimate", "overdue"}
     assert history[1][1]["stage"] == "TemplateGenerator:RUNNING"
     expected = parse_time(history[1][1]["expected_at"])  # ROS's times have whole seconds
-    assert expected is not None and abs(expected.timestamp() - (emulator.clock.epoch + finished)) <= 1
+    assert expected is not None and abs((expected - emulator.clock.moment(finished)).total_seconds()) <= 1
     # and the look that delivered it came within 12 s of the end (12 % of its 121 s)
     delivered_at = history[-1][0]
     assert 0 <= delivered_at - finished <= 12, history

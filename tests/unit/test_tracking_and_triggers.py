@@ -334,3 +334,20 @@ def test_a_process_tracks_a_task_once_within_its_deadline():
     # Then one tracker per task and deadline: the repeats are answered "already_tracked"
     assert answers == ["queued", "already_tracked", "queued", "queued"]
     assert [task for task, _ in queue.sent] == ["t-1", "t-2", "t-1"]
+
+
+def test_the_tracked_tasks_a_process_remembers_stay_bounded_keeping_the_newest(monkeypatch):
+    from aitask_relay.usecases import tasks
+
+    # Given a process that remembers at most 4 tracked tasks, all within their deadline
+    monkeypatch.setattr(tasks, "MAX_TRACKED", 4)
+    now = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
+
+    class Queue:
+        def send(self, body, *, delay_seconds=0):
+            return "m"
+
+    tracker = tasks.Tracker(lambda: Queue(), deadline_seconds=60, clock=lambda: now)
+    # When six tasks are tracked / Then the oldest are forgotten (tracked again), the newest still remembered
+    assert [tracker.track(f"t-{i}") for i in range(6)] == ["queued"] * 6
+    assert tracker.track("t-5") == "already_tracked" and tracker.track("t-0") == "queued"

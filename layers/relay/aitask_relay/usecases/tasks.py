@@ -108,10 +108,8 @@ class Tracker:
                 )
             return "failed"
         if len(self._tracked) >= MAX_TRACKED:  # bounded: forget the ones past their deadline, else the oldest half
-            self._tracked = {key: until for key, until in self._tracked.items() if until > now}
-            while len(self._tracked) >= MAX_TRACKED:
-                for key in list(self._tracked)[: MAX_TRACKED // 2]:
-                    del self._tracked[key]
+            live = [(key, until) for key, until in self._tracked.items() if until > now]
+            self._tracked = dict(live[-(MAX_TRACKED // 2) :] if len(live) >= MAX_TRACKED else live)
         self._tracked[task_id] = deadline_at
         return "queued"
 
