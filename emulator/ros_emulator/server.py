@@ -458,6 +458,7 @@ class Emulator:
             "request_line_bytes": len(f"{method} {target} HTTP/1.1\r\n".encode()),
             "task_id": params.get("TaskId"),
             "output_option": params.get("OutputOption", "Disabled"),
+            "validation_option": form.get("ValidationOption", params.get("ValidationOption")),
             "http_status": 200,
             "task_output_bytes": 0,
         }

@@ -3,7 +3,8 @@
 - timer_handler: a timer trigger -> the sweep (summary as JSON)
 - event_handler: EventBridge / MNS-queue CloudEvents, one or a batch -> fetch and deliver the tasks they name;
   with RELAY_TRACKING_QUEUE (an MNS queue), MNS messages are tracking records, settled as on AWS's queue consumer
-- http_handler: the HTTP trigger -> GET /tasks/{id}, POST /tasks
+- http_handler: the HTTP trigger -> GET /tasks/{id}, GET /tasks/{id}/report, POST /tasks (each route's ROS calls
+  end before the invocation's timeout)
 """
 
 import json
@@ -35,4 +36,7 @@ def event_handler(event: object, context: object) -> str:
 
 def http_handler(event: object, context: object) -> str:
     with invocation(context, "http"):
-        return json.dumps(fc.handle_http(event, runtime.task_api()), ensure_ascii=False)
+        started = time.monotonic()
+        return json.dumps(
+            fc.handle_http(event, runtime.task_api(), fc.remaining_ms(context, started)), ensure_ascii=False
+        )

@@ -54,12 +54,88 @@ def test_the_code_objects_are_what_fc_package_builds():
     assert RESOURCES["RelayLayer"]["Properties"]["Code"]["OssObjectName"] == {"Ref": "LayerObject"}
 
 
+def resolved(value, parameters):
+    """``value`` as ROS would deploy it with ``parameters``: Ref of a parameter, Fn::Replace, Fn::Equals, Fn::Not
+    and the conditions, Fn::If picking its branch (the functions the template uses in its conditions and policy;
+    others are left as they are)."""
+    conditions = {}
+
+    def walk(node):
+        if isinstance(node, list):
+            return [walk(item) for item in node]
+        if not isinstance(node, dict):
+            return node
+        if set(node) == {"Ref"} and node["Ref"] in parameters:
+            return parameters[node["Ref"]]
+        if set(node) == {"Fn::Replace"}:
+            mapping, text = walk(node["Fn::Replace"])
+            for old, new in mapping.items():
+                text = text.replace(old, new)
+            return text
+        if set(node) == {"Fn::Equals"}:
+            left, right = walk(node["Fn::Equals"])
+            return left == right
+        if set(node) == {"Fn::Not"}:
+            return not walk(node["Fn::Not"])
+        if set(node) == {"Fn::If"}:
+            name, yes, no = node["Fn::If"]
+            return walk(yes if conditions[name] else no)
+        return {k: walk(v) for k, v in node.items()}
+
+    conditions.update({name: walk(body) for name, body in TEMPLATE["Conditions"].items()})
+    return walk(value)
+
+
+BASE_ACTIONS = {
+    "ros:GetAITask",
+    "ros:ListAITasks",
+    "ros:ListAITaskEvents",
+    "ros:CreateAITask",
+    "oss:PutObject",
+    "oss:GetObject",
+    "oss:GetBucketVersioning",
+    "mns:SendMessage",
+    "mns:BatchSendMessage",
+}
+REPORT_ACTIONS = {
+    "none": set(),
+    "validate": set(),  # ValidateTemplate needs no RAM authorization
+    "summary": {"ros:GetTemplateSummary"},
+    "validate,cost": {"ros:GetTemplateEstimateCost", "ros:GetTemplateParameterConstraints"},
+    "policy,validate": {"ros:GenerateTemplatePolicy"},
+    "validate,summary,cost,policy": {
+        "ros:GetTemplateSummary",
+        "ros:GetTemplateEstimateCost",
+        "ros:GetTemplateParameterConstraints",
+        "ros:GenerateTemplatePolicy",
+    },
+}
+
+
+def test_the_role_is_granted_exactly_the_report_parts_actions():
+    # Given the RelayReport values a stack may be created with (the parameter's pattern accepts each)
+    pattern = re.compile(TEMPLATE["Parameters"]["RelayReport"]["AllowedPattern"])
+    for report, expected in REPORT_ACTIONS.items():
+        assert pattern.fullmatch(report), report
+        # When the role's policy is resolved as ROS would
+        (policy,) = resolved(RESOURCES["RelayRole"]["Properties"]["Policies"], {"RelayReport": report})
+        statements = policy["PolicyDocument"]["Statement"]
+        allowed = {a for s in statements if s["Effect"] == "Allow" for a in s["Action"]}
+        denied = {a for s in statements if s["Effect"] == "Deny" for a in s["Action"]}
+        # Then it allows the base actions and exactly those of the parts chosen, and denies the other parts'
+        assert allowed == BASE_ACTIONS | expected, report
+        assert denied == REPORT_ACTIONS["validate,summary,cost,policy"] - expected, report
+    # And every function is given the same RELAY_REPORT
+    assert all(p["EnvironmentVariables"]["RELAY_REPORT"] == {"Ref": "RelayReport"} for p in FUNCTIONS.values())
+    assert TEMPLATE["Parameters"]["RelayReport"]["Default"] == "none"
+
+
 def test_the_ram_role_is_for_fc_and_allows_only_its_actions_scoped():
     role = RESOURCES["RelayRole"]["Properties"]
     (trust,) = role["AssumeRolePolicyDocument"]["Statement"]
     assert trust["Principal"] == {"Service": ["fc.aliyuncs.com"]} and trust["Action"] == "sts:AssumeRole"
-    (policy,) = role["Policies"]
-    statements = policy["PolicyDocument"]["Statement"]
+    (policy,) = resolved(role["Policies"], {"RelayReport": "none"})
+    statements = [s for s in policy["PolicyDocument"]["Statement"] if s["Effect"] == "Allow"]  # the report's Deny
     actions = {a for s in statements for a in s["Action"]}
     assert actions == {
         "ros:GetAITask",

@@ -239,3 +239,100 @@ def test_the_large_template_goes_to_the_apis_that_would_put_it_in_the_url(delive
     assert record["report"]["parts"] == {"summary": "ok", "policy": "ok"}
     sent = [r for r in emulator.requests if r.get("action") in ("GetTemplateSummary", "GenerateTemplatePolicy")]
     assert sent and all("TemplateBody" in r["form_keys"] and "TemplateBody" not in r["query_keys"] for r in sent)
+
+
+CHECKS = ("ValidateTemplate", "GetTemplateSummary", "GetTemplateEstimateCost", "GenerateTemplatePolicy")
+
+
+def check_calls(emulator):
+    return [r["action"] for r in emulator.requests if r.get("action") in CHECKS]
+
+
+def test_a_report_is_made_once_and_a_redelivery_delivers_the_stored_one(deliver, emulator, fetch_task, out_dir):
+    # Given a task delivered with its report
+    record, folder, _sqs, _amqp = deliver("t-once", template_of("valid", "ros-json"))
+    report_json, asked = (folder / "report.json").read_bytes(), len(check_calls(emulator))
+    assert asked >= 4
+    # When it is fetched again (a redelivery, a retry, GET /tasks/{id}/report) while GenerateTemplatePolicy throttles
+    emulator.add_fault({"Action": "GenerateTemplatePolicy", "Status": 400, "Code": "Throttling.User", "Times": 9})
+    (again,) = fetch_task({"TaskId": "t-once"})["results"]
+    # Then no template API is asked again: the report the store holds is the one delivered, unchanged everywhere
+    assert len(check_calls(emulator)) == asked
+    assert again["report"] == record["report"] and again["report"]["parts"]["policy"] == "ok"
+    assert (folder / "report.json").read_bytes() == report_json
+    assert json.loads((folder / "task.json").read_text())["report"] == record["report"]
+
+
+def test_a_policy_json_left_by_a_crash_is_the_policy_part_of_the_next_report(deliver, emulator, out_dir):
+    # Given a policy.json an earlier attempt wrote before it stopped (no report.json, no task.json)
+    folder = out_dir / "t-crash"
+    folder.mkdir(parents=True)
+    stored = {"Version": "1", "Statement": [{"Effect": "Allow", "Action": ["ros:CreateStack", "vpc:CreateVpc"]}]}
+    (folder / "policy.json").write_text(json.dumps(stored))
+    # When the task is delivered while GenerateTemplatePolicy would be throttled past its retries
+    emulator.add_fault({"Action": "GenerateTemplatePolicy", "Status": 400, "Code": "Throttling.User", "Times": 9})
+    record, folder, sqs_event, _amqp = deliver("t-crash", template_of("valid", "ros-json"))
+    # Then GenerateTemplatePolicy is not asked: the stored policy is the policy part, and report.json agrees with it
+    assert "GenerateTemplatePolicy" not in check_calls(emulator)
+    assert record["report"]["parts"]["policy"] == "ok" and record["report"]["policy_actions"] == 2
+    assert json.loads((folder / "report.json").read_text())["parts"]["policy"]["status"] == "ok"
+    assert json.loads((folder / "policy.json").read_text()) == stored
+    assert sqs_event["data"]["report"] == record["report"]
+
+
+def test_a_task_delivered_before_reports_gains_one_and_its_summary(deliver, fetch_task, configure, emulator, out_dir):
+    # Given a task delivered with RELAY_REPORT=none
+    record, folder, _sqs, _amqp = deliver("t-before", template_of("valid", "ros-json"), report="none")
+    assert "report" not in json.loads((folder / "task.json").read_text())
+    # When it is fetched again once reports are on
+    configure(RELAY_DESTINATIONS=out_dir.as_uri(), RELAY_REPORT=ALL)
+    (again,) = fetch_task({"TaskId": "t-before"})["results"]
+    # Then report.json and policy.json are written, and task.json (the same record) carries the summary
+    assert (folder / "report.json").exists() and (folder / "policy.json").exists()
+    held = json.loads((folder / "task.json").read_text())
+    assert held["report"] == again["report"] and held["report"]["valid"] is True
+    assert held["template_sha256"] == record["template_sha256"]
+
+
+def test_an_invalid_template_is_announced_invalid_with_the_cost_part_alone(deliver):
+    # Given RELAY_REPORT=cost (no validate part) and a template with an unknown resource type
+    record, _folder, sqs_event, amqp_event = deliver("t-cost-only", template_of("unknown_type", "ros-json"), "cost")
+    # Then the estimate's ValidateTemplate said it is not valid: the summary says so, and both queues announce it
+    assert record["report"]["valid"] is False and record["report"]["parts"] == {"cost": "not_applicable:invalid"}
+    same_summary_on_both_queues(record, sqs_event, amqp_event, "com.aliyun.ros.aitask.invalid")
+
+
+def test_a_terraform_template_in_yaml_is_validated_as_terraform_and_hides_its_sensitive_defaults(deliver, emulator):
+    # Given ROS's Terraform template as YAML text, with a sensitive variable that has a default
+    variables = VARIABLES_TF + '\nvariable "db_password" {\n  type      = string\n  default   = "Hunter2#x"\n' \
+        "  sensitive = true\n}\n"
+    template = yaml.safe_dump(terraform(MAIN_TF, variables), sort_keys=False)
+    record, folder, _sqs, _amqp = deliver("t-tf-yaml", template, "validate,cost")
+    # Then ValidateTemplate was asked with Terraform's validation, and the password's value is written nowhere
+    (validate,) = [r for r in emulator.requests if r.get("action") == "ValidateTemplate"]
+    assert validate["validation_option"] == "EnableTerraformValidation"
+    assert record["report"]["valid"] is True
+    used = {v["key"]: v for v in json.loads((folder / "report.json").read_text())["parts"]["cost"]["parameters_used"]}
+    assert used["db_password"]["value"] is None and used["db_password"]["source"] == "default"
+    assert "Hunter2" not in (folder / "report.json").read_text()
+
+
+def test_on_s3_a_report_is_made_once_and_an_earlier_record_gains_its_summary(emulator, fetch_task, configure, aws):
+    # Given an S3 bucket (moto) holding a task delivered with RELAY_REPORT=none
+    bucket = aws.bucket()
+    result = template_of("valid", "ros-json")
+    emulator.add_task({"TaskId": "t-s3", "Status": "SUCCESS", "TaskOutput": {"Result": result}})
+    configure(RELAY_DESTINATIONS=f"s3://{bucket}/out/", RELAY_REPORT="none")
+    fetch_task({"TaskId": "t-s3"})
+    assert aws.s3.head_object(Bucket=bucket, Key="out/t-s3/task.json")["Metadata"].get("report") is None
+    # When it is fetched once reports are on, then again
+    configure(RELAY_DESTINATIONS=f"s3://{bucket}/out/", RELAY_REPORT=ALL)
+    (first,) = fetch_task({"TaskId": "t-s3"})["results"]
+    asked = len(check_calls(emulator))
+    (second,) = fetch_task({"TaskId": "t-s3"})["results"]
+    # Then task.json carries the summary (and says so in its metadata), and the second fetch asked ROS nothing more
+    held = aws.s3.get_object(Bucket=bucket, Key="out/t-s3/task.json")
+    assert held["Metadata"]["report"] == "yes" and json.loads(held["Body"].read())["report"] == first["report"]
+    assert asked >= 4 and len(check_calls(emulator)) == asked and second["report"] == first["report"]
+    keys = {o["Key"] for o in aws.s3.list_objects_v2(Bucket=bucket)["Contents"]}
+    assert {"out/t-s3/report.json", "out/t-s3/policy.json"} <= keys

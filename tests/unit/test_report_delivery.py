@@ -222,3 +222,81 @@ def test_the_http_apis_get_bounds_the_reports_calls_by_the_invocations_time(tmp_
     assert resolve(build_http_app(api), event, context, api)["statusCode"] == 200
     # Then ValidateTemplate was given the invocation's deadline: its remaining time less the 3 s reserve
     assert checker.deadline is not None and 16.5 <= checker.deadline - before <= 17.5
+
+
+def test_the_fc_http_trigger_bounds_the_reports_calls_by_the_invocations_time(tmp_path):
+    # Given the FC HTTP trigger's GET /tasks/t-1/report with 20 s left in the invocation
+    import time
+
+    from aitask_relay.triggers.fc import handle_http
+
+    checker = Checker()
+    api = api_over(tmp_path, checker)
+    event = {"version": "v1", "rawPath": "/tasks/t-1/report", "requestContext": {"http": {"method": "GET"}}}
+    # When it is handled
+    before = time.monotonic()
+    assert handle_http(json.dumps(event), api, lambda: 20_000)["statusCode"] == 200
+    # Then ValidateTemplate was given the invocation's deadline, its remaining time less the 3 s reserve, as on AWS
+    assert checker.deadline is not None and 16.5 <= checker.deadline - before <= 17.5
+
+
+def test_a_report_answer_too_large_leaves_out_the_policy_then_the_lists_then_the_parts(tmp_path):
+    # Given a report delivered with every part
+    from aitask_relay.core.model import ResponseLimit
+    from aitask_relay.usecases.tasks import report_answer
+
+    made = relay(tmp_path, Checker()).process(TaskRef("t-1", "SUCCESS")).report
+    whole = report_answer(made, None)
+
+    def limit(max_bytes):
+        return ResponseLimit(max_bytes, lambda records: len(json.dumps(records[0]).encode()))
+
+    size = len(json.dumps(whole).encode())
+    # When the answer must fit in less than it takes, then in less still
+    no_policy = report_answer(made, limit(size - 1))
+    no_lists = report_answer(made, limit(len(json.dumps({**whole, "policy": None}).encode()) - 1))
+    bare = report_answer(made, limit(10))
+    # Then it fits by leaving out the policy first, then the per-resource lists, then the parts, and says what
+    assert report_answer(made, limit(size)) == whole and "omitted" not in whole
+    assert no_policy["policy"] is None and no_policy["omitted"] == ["policy"]
+    assert no_policy["parts"] == whole["parts"]
+    assert no_lists["omitted"][:2] == ["policy", "parts.cost.resources"]
+    assert "resources" not in no_lists["parts"]["cost"] and no_lists["parts"]["cost"]["monthly"] == 7.5
+    assert bare["omitted"][-1] == "parts" and "parts" not in bare and bare["summary"] == made.summary()
+    assert bare["task_id"] == "t-1" and bare["schema"] == whole["schema"]
+
+
+def test_each_report_parts_outcome_is_counted_and_logged(tmp_path):
+    # Given a relay whose policy part is throttled past its retries, counting into a sink and logging
+    import logging
+
+    from aitask_relay.adapters.observability import MetricsRecorder
+
+    class Sink:
+        def __init__(self):
+            self.counts = {}
+
+        def add_metric(self, name, unit, value):
+            self.counts[name] = self.counts.get(name, 0) + value
+
+    class Logger(logging.Logger):
+        def __init__(self):
+            super().__init__("test")
+            self.lines = []
+
+        def info(self, message, *args, extra=None, **kwargs):
+            self.lines.append((message, extra))
+
+    sink, logger = Sink(), Logger()
+    reporter = Reporter(Checker(policy=Throttled("slow down")), ["validate", "cost", "policy"])
+    store = build_destination(tmp_path.as_uri())
+    recorder = MetricsRecorder(sink)
+    built = Relay(Source(), [store], max_concurrency=1, reporter=reporter, recorder=recorder, logger=logger)
+    # When a task is delivered
+    built.process_many([TaskRef("t-1", "SUCCESS")])
+    # Then each part's status is counted, and the task's log line gives each part's outcome
+    assert sink.counts["report_ok"] == 2 and sink.counts["report_unavailable"] == 1
+    assert "report_invalid" not in sink.counts
+    ((_message, extra),) = [line for line in logger.lines if line[0] == "task observed"]
+    parts = {"validate": "ok", "cost": "ok", "policy": "unavailable:throttled"}
+    assert extra["report"] == {"valid": True, "parts": parts}

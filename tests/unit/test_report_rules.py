@@ -341,3 +341,58 @@ def test_a_json_templates_own_parameters_are_read_from_its_text():
     for other in ("Parameters: {}\n", "[1]", '{"Parameters": [1]}', "[" * 100_000):
         assert rules.declared_parameters(other) is None
     assert rules.declared_parameters('{"Resources": {}}') == []
+
+
+def test_a_stored_report_reads_back_as_the_report_it_was():
+    # Given a report with every status, written as report.json
+    parts = (
+        Part("validate", "ok", None, None, "R-V", {"valid": True, "resource_types": ["ALIYUN::VPC::EIP"]}),
+        Part("summary", "failed", rules.ACCESS_DENIED, "no grant", "R-S"),
+        rules.NOT_PRICED_INVALID,
+        Part("policy", "unavailable", rules.THROTTLED, "slow down"),
+    )
+    made = rules.Report("t-1", "2026-11-30T00:00:00.000Z", parts, "ab" * 32)
+    # When read back / Then it is the same report, its summary the same
+    again = rules.Report.from_stored(json.loads(made.to_json_bytes()))
+    assert again == made and again.summary() == made.summary()
+
+
+def test_a_stored_file_that_is_not_this_versions_report_reads_as_none():
+    made = rules.Report("t-1", "2026-11-30T00:00:00.000Z", (Part("validate", "ok"),)).to_dict()
+    for stored in (None, [], {**made, "schema": "other"}, {**made, "parts": []}, {**made, "task_id": 7},
+                   {**made, "parts": {"validate": {"status": "maybe"}}}, {**made, "parts": {"cost": "ok"}}):
+        assert rules.Report.from_stored(stored) is None, stored
+
+
+def test_the_cost_part_alone_tells_an_invalid_template():
+    # Given a report of the cost part only, whose ValidateTemplate refused the template
+    made = rules.Report("t-1", "now", (rules.NOT_PRICED_INVALID,))
+    # Then the report knows it is invalid (the event type com.aliyun.ros.aitask.invalid), and the summary says so
+    assert made.invalid and made.summary()["valid"] is False
+    # And a report that asked no part of it does not know
+    assert rules.Report("t-1", "now", (Part("policy", "ok", data={"action_count": 1}),)).valid is None
+
+
+def test_a_policy_whose_statement_is_one_object_counts_its_actions():
+    part, _kept = rules.read_policy({"Policy": {"Statement": {"Effect": "Allow", "Action": ["a:B", "a:C"]}}})
+    assert part.data == {"action_count": 2}
+
+
+def test_a_terraform_template_in_yaml_is_recognised_by_its_top_level_transform():
+    head = "ROSTemplateFormatVersion: '2015-09-01'\n"
+    assert rules.is_terraform_text(head + "Transform: Aliyun::Terraform-v1.5\n", "yaml")
+    assert rules.is_terraform_text("Transform: 'Aliyun::Terraform-v1.2'\n", "yaml")
+    assert not rules.is_terraform_text("Description: Transform: Aliyun::Terraform-v1.5\n", "yaml")
+    assert not rules.is_terraform_text('{"Transform": "Aliyun::Terraform-v1.5"}', "json")  # normalize reads those
+
+
+def test_sensitive_terraform_variables_are_found_in_hcl_and_in_hcl_held_in_a_string():
+    hcl = (
+        'variable "plain" {\n  default = "a"\n}\n'
+        'variable "secret" {\n  default = "b"\n  validation {\n    condition = true\n  }\n  sensitive = true\n}\n'
+        'variable "quiet" { sensitive = false }\n'
+    )
+    assert rules.sensitive_variables([hcl]) == {"secret"}
+    # in a JSON string (its quotes escaped), and in a block that never closes (read to the end: hidden)
+    assert rules.sensitive_variables([json.dumps({"main.tf": hcl})]) == {"secret"}
+    assert rules.sensitive_variables(['variable "open" {\n  default = "x"\n  sensitive = true\n']) == {"open"}

@@ -274,3 +274,32 @@ def test_a_json_template_with_a_parameter_without_value_waits_for_ros():
     report = Reporter(checker, ["cost"]).report("t-1", json_template({"Vpc": {"Type": "String"}}))
     assert actions(checker) == ["constraints", "validate"]
     assert report is not None and report.parts[0].reason == rules.NEEDS_PARAMETERS
+
+
+def test_a_stored_policy_is_the_policy_part_and_generate_template_policy_is_not_asked():
+    # Given a policy a store already holds for this task (an earlier attempt wrote it, then stopped)
+    checker = FakeChecker()
+    stored = {"Version": "1", "Statement": [{"Effect": "Allow", "Action": ["vpc:X"]}]}
+    # When the template is reported on with it
+    report = Reporter(checker, ["validate", "policy"]).report("t-1", TEMPLATE, stored_policy=stored)
+    # Then the policy part is that policy, and only ValidateTemplate was asked
+    assert report is not None and report.part("policy").data == {"action_count": 1} and report.policy == stored
+    assert actions(checker) == ["validate"]
+
+
+def test_a_terraform_template_in_yaml_takes_terraforms_validation_and_hides_sensitive_defaults():
+    # Given ROS's Terraform template as YAML, one variable sensitive, and ROS listing both with defaults
+    body = (
+        b"ROSTemplateFormatVersion: '2015-09-01'\nTransform: Aliyun::Terraform-v1.5\nWorkspace:\n"
+        b'  variables.tf: "variable \\"pw\\" {\\n  default = \\"s3cret\\"\\n  sensitive = true\\n}\\n"\n'
+    )
+    template = Template(body, "yaml", hashlib.sha256(body).hexdigest())
+    parameters = [{"ParameterKey": "pw", "DefaultValue": "s3cret"}, {"ParameterKey": "Size", "DefaultValue": 5}]
+    checker = FakeChecker(validate={"RequestId": "R-V", "ResourceTypes": TYPES, "Parameters": parameters})
+    # When reported on
+    report = Reporter(checker, ["validate", "cost"]).report("t-1", template)
+    # Then ValidateTemplate was asked as Terraform, and the sensitive value is used but never written
+    assert ("validate", (True,)) in checker.calls
+    assert ("cost", ({"pw": "s3cret", "Size": "5"},)) in checker.calls
+    used = {v["key"]: v["value"] for v in report.part("cost").data["parameters_used"]}
+    assert used == {"pw": None, "Size": "5"} and b"s3cret" not in report.to_json_bytes()

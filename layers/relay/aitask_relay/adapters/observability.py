@@ -69,6 +69,14 @@ class MetricsRecorder:
                 counts["pending"] = 1
             elif result.status == "FAILURE":
                 counts["failed"] = 1
+        report = result.report or {}
+        parts = report.get("parts")
+        # report_ok, report_failed, report_unavailable, report_not_applicable: one per part
+        for outcome in parts.values() if isinstance(parts, dict) else ():
+            name = f"report_{str(outcome).split(':', 1)[0]}"
+            counts[name] = counts.get(name, 0) + 1
+        if report.get("valid") is False:
+            counts["report_invalid"] = 1
         for delivery in result.deliveries:
             name = {"created": "delivered", "already_present": "already_delivered"}.get(
                 delivery.outcome, "delivery_failed"

@@ -186,6 +186,10 @@ class ReportArtifact(Protocol):
         """policy.json; None when there is none to write."""
         ...
 
+    def summary(self) -> dict[str, Any]:
+        """The compact summary the record carries (TaskResult.report)."""
+        ...
+
 
 @dataclass(frozen=True, slots=True)
 class Observation:

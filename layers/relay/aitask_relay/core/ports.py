@@ -12,6 +12,7 @@ from typing import Any, Literal, Protocol
 
 from aitask_relay.core.errors import DestinationFailure
 from aitask_relay.core.model import Delivery, Observation, TaskResult
+from aitask_relay.core.report import Report
 
 Kind = Literal["store", "queue"]
 
@@ -101,6 +102,11 @@ class Destination(Protocol):
     def delivered_at(self, task_id: str, status: str | None) -> str | None:
         """Where this destination already holds the task in ``status``, without fetching it (the relay's
         already-held shortcut); None when it does not, or cannot tell."""
+        ...
+
+    def held_report(self, task_id: str) -> tuple[Report | None, Mapping[str, Any] | None]:
+        """The report (report.json) and the policy (policy.json) this destination holds for the task; None for
+        each it does not hold, cannot read or cannot tell (a queue holds none)."""
         ...
 
 

@@ -17,11 +17,13 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from aitask_relay.core.errors import ErrorKind, RelayError
+from aitask_relay.core.workspace import TERRAFORM_TRANSFORM
 
 PARTS: tuple[str, ...] = ("validate", "summary", "cost", "policy")
 # ROS takes a TemplateBody of 1 to 524,288 bytes (the reference of each of the four APIs, e.g.
@@ -141,6 +143,45 @@ def failure(name: str, error: RelayError) -> Part:
     return Part(name, "failed", REFUSED, error.message, request_id)
 
 
+# A ROS Terraform template written as YAML: a top-level ``Transform: Aliyun::Terraform-v1.x`` (a JSON one is read
+# into its workspace files by normalize; "Structure of Terraform templates",
+# https://www.alibabacloud.com/help/en/ros/user-guide/structure-of-terraform-templates).
+_TERRAFORM_YAML = re.compile(r"^Transform[ \t]*:[ \t]*[\"']?" + re.escape(TERRAFORM_TRANSFORM), re.MULTILINE)
+# A Terraform variable block's opening, in HCL or in HCL held in a JSON or YAML string (its quotes escaped).
+_VARIABLE = re.compile(r'variable\s+\\?"([^"\\\s]+)\\?"\s*\{')
+_SENSITIVE = re.compile(r"\bsensitive\s*=\s*true\b")
+
+
+def is_terraform_text(text: str, template_format: str | None) -> bool:
+    """Whether a YAML template is ROS's Terraform template (ValidateTemplate then takes EnableTerraformValidation)."""
+    return template_format == "yaml" and _TERRAFORM_YAML.search(text) is not None
+
+
+def sensitive_variables(texts: Iterable[str]) -> set[str]:
+    """The Terraform variables declared ``sensitive = true`` in ``texts`` (HCL files, or a template holding them):
+    their values are written into no report, as a ROS parameter's with NoEcho. A variable's block runs to its
+    matching brace; a brace inside a string can end it early or late, so a block that does not close is read to
+    the end of the text (a mistake then hides a value, never shows one)."""
+    found: set[str] = set()
+    for text in texts:
+        for match in _VARIABLE.finditer(text):
+            depth, end = 1, match.end()
+            while depth and end < len(text):
+                nxt = min((i for i in (text.find("{", end), text.find("}", end)) if i >= 0), default=len(text))
+                if nxt < len(text):
+                    depth += 1 if text[nxt] == "{" else -1
+                end = nxt + 1
+            if _SENSITIVE.search(text, match.end(), end):
+                found.add(match.group(1))
+    return found
+
+
+def hiding(parameters: Sequence[Parameter], secret: Iterable[str]) -> list[Parameter]:
+    """``parameters`` with those named in ``secret`` marked NoEcho (their values never written)."""
+    hidden = set(secret)
+    return [replace(p, no_echo=True) if p.key in hidden else p for p in parameters]
+
+
 # --------------------------------------------------------------------------------------------- reading answers
 
 
@@ -247,19 +288,17 @@ def read_policy(body: Mapping[str, Any]) -> tuple[Part, dict[str, Any]]:
     (policy.json)."""
     policy = body.get("Policy")
     policy = dict(policy) if isinstance(policy, Mapping) else {}
-    part = Part(
-        "policy",
-        "ok",
-        request_id=_text(body.get("RequestId")),
-        data={"actions": sorted(actions_of(policy)), "action_count": len(actions_of(policy))},
-    )
+    # The count only: the actions themselves are in policy.json, written beside report.json.
+    part = Part("policy", "ok", request_id=_text(body.get("RequestId")), data={"action_count": len(actions_of(policy))})
     return part, policy
 
 
 def actions_of(policy: Mapping[str, Any]) -> set[str]:
-    """The distinct actions a RAM policy's Allow statements name (Action is one text or a list of them)."""
+    """The distinct actions a RAM policy's Allow statements name (Action is one text or a list of them; Statement
+    a list of statements, or one statement as an object)."""
     found: set[str] = set()
-    for statement in _objects(policy.get("Statement")):
+    statements = policy.get("Statement")
+    for statement in [statements] if isinstance(statements, Mapping) else _objects(statements):
         if statement.get("Effect", "Allow") != "Allow":
             continue
         action = statement.get("Action")
@@ -350,6 +389,12 @@ def apply_constraints(resolution: Resolution, body: Mapping[str, Any], secret: I
     return Resolution(resolution.values + tuple(found), tuple(k for k in resolution.missing if k not in allowed))
 
 
+# The cost part of a template ValidateTemplate refused (asked for its parameters): nothing to price, and the report
+# learns the template is not valid even when the validate part was not chosen (Report.valid).
+NOT_PRICED_INVALID = Part("cost", "not_applicable", INVALID, "the template is not valid: nothing to price", None,
+                          {"valid": False})
+
+
 def needs_parameters(resolution: Resolution) -> Part:
     """The cost part when some parameters have no value: not_applicable, naming them."""
     names = list(resolution.missing)
@@ -387,10 +432,20 @@ class Report:
         return next((p for p in self.parts if p.name == name), None)
 
     @property
+    def valid(self) -> bool | None:
+        """What ValidateTemplate said of the template: the validate part's answer, else (validate not chosen) the
+        cost part's, which asks ValidateTemplate for the parameters and is not_applicable ``invalid`` (with
+        ``valid: false``) when it said no; None when neither part learnt it."""
+        for name in ("validate", "cost"):
+            part = self.part(name)
+            if part is not None and isinstance(part.data.get("valid"), bool):
+                return bool(part.data["valid"])
+        return None
+
+    @property
     def invalid(self) -> bool:
         """ValidateTemplate said the template is not valid (the event type com.aliyun.ros.aitask.invalid)."""
-        validate = self.part("validate")
-        return validate is not None and validate.data.get("valid") is False
+        return self.valid is False
 
     def to_dict(self) -> dict[str, Any]:
         """report.json: every part's outcome and data, ROS's request ids, and when it was made."""
@@ -405,6 +460,32 @@ class Report:
 
     def to_json_bytes(self) -> bytes:
         return json.dumps(self.to_dict(), indent=2, ensure_ascii=False).encode("utf-8")
+
+    @classmethod
+    def from_stored(cls, report: object, policy: object = None) -> Report | None:
+        """The report a store holds (report.json's content, and policy.json's when there is one); None when it is
+        not a report this version reads (another schema, a garbled or edited file): the relay then makes one."""
+        if not isinstance(report, Mapping) or report.get("schema") != REPORT_SCHEMA:
+            return None
+        task_id, made_at, parts = report.get("task_id"), report.get("made_at"), report.get("parts")
+        if not isinstance(task_id, str) or not isinstance(made_at, str) or not isinstance(parts, Mapping):
+            return None
+        read: list[Part] = []
+        for name in PARTS:
+            entry = parts.get(name)
+            if entry is None:
+                continue
+            if not isinstance(entry, Mapping) or entry.get("status") not in ("ok", "failed", "unavailable",
+                                                                             "not_applicable"):
+                return None
+            data = {k: v for k, v in entry.items() if k not in ("status", "reason", "message", "request_id")}
+            read.append(
+                Part(name, entry["status"], _text(entry.get("reason")), _text(entry.get("message")),
+                     _text(entry.get("request_id")), data)
+            )
+        sha = report.get("template_sha256")
+        kept = dict(policy) if isinstance(policy, Mapping) else None
+        return cls(task_id, made_at, tuple(read), sha if isinstance(sha, str) else None, kept)
 
     def policy_json_bytes(self) -> bytes | None:
         """policy.json: the RAM policy as ROS generated it; None when the policy part did not succeed."""
@@ -427,7 +508,7 @@ class Report:
                 "partial": bool(cost.data.get("partial")),
             }
         return {
-            "valid": None if validate is None or not validate.ok else validate.data.get("valid"),
+            "valid": self.valid,
             "resource_types": readers[0].data["resource_types"] if readers else None,
             "parameters_without_default": readers[0].data.get("parameters_without_default") if readers else None,
             "monthly_cost": monthly,

@@ -22,6 +22,7 @@ import binascii
 import json
 import logging
 import re
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -208,12 +209,16 @@ def _mns_body(body: Any) -> str:
 # --- HTTP --------------------------------------------------------------------------------------------------
 
 
-def handle_http(event: Any, api: Any) -> dict[str, Any]:
-    """Route an FC HTTP trigger event to the TaskApi; always an HTTP answer (400 for bad input)."""
+def handle_http(event: Any, api: Any, remaining: Callable[[], int] | None = None) -> dict[str, Any]:
+    """Route an FC HTTP trigger event to the TaskApi; always an HTTP answer (400 for bad input). With ``remaining``
+    (see :func:`remaining_ms`), the route's ROS calls (a report's included) end INVOCATION_RESERVE_MS before the
+    invocation's timeout, as on AWS."""
+    from aitask_relay.core.settings import INVOCATION_RESERVE_MS
     from aitask_relay.triggers.http import Answer
 
+    deadline = None if remaining is None else time.monotonic() + (remaining() - INVOCATION_RESERVE_MS) / 1000
     try:
-        answer = _route(decode_event(event), api)
+        answer = _route(decode_event(event), api, deadline)
     except RelayError as exc:
         answer = api.error(exc)
     if answer is None:
@@ -222,7 +227,7 @@ def handle_http(event: Any, api: Any) -> dict[str, Any]:
     return {"statusCode": answer.status, "headers": headers, "isBase64Encoded": False, "body": answer.text()}
 
 
-def _route(event: Any, api: Any) -> Any:
+def _route(event: Any, api: Any, deadline: float | None) -> Any:
     if not isinstance(event, Mapping) or event.get("version") != "v1" or not isinstance(event.get("rawPath"), str):
         raise InvalidInput("an FC HTTP trigger event has version v1 and rawPath")
     context = event["requestContext"] if isinstance(event.get("requestContext"), Mapping) else {}
@@ -232,12 +237,13 @@ def _route(event: Any, api: Any) -> Any:
     found = _TASK_PATH.match(path)
     if found and method == "GET":
         include = query.get("include")
-        return api.get(found.group(1), include if isinstance(include, str) or include is None else str(include))
+        include = include if isinstance(include, str) or include is None else str(include)
+        return api.get(found.group(1), include, deadline=deadline)
     found = _REPORT_PATH.match(path)
     if found and method == "GET":
-        return api.report(found.group(1))
+        return api.report(found.group(1), deadline=deadline)
     if path.rstrip("/") == "/tasks" and method == "POST":
-        return api.create(_http_body(event))
+        return api.create(_http_body(event), deadline=deadline)
     return None
 
 
@@ -372,8 +378,6 @@ def _record(message: MnsMessage) -> QueueRecord:
 
 def remaining_ms(context: Any, started: float) -> Any:
     """A clock of the time left in the invocation: FC's own when it has one, else its configured timeout."""
-    import time
-
     own = getattr(context, "get_remaining_time_in_millis", None)
     if callable(own):
         return own

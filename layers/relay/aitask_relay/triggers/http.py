@@ -212,7 +212,7 @@ class TaskApi:
         delivered on the way; an error record answers as :meth:`get` does; a task without a report (RELAY_REPORT is
         none, or the task has not finished with a template) is 404 ``no_report``."""
         validate_task_id(task_id, "the task id in the path")
-        record, report = self._tasks.report(task_id, deadline=deadline)
+        record, report = self._tasks.report(task_id, limit=self._response_limit, deadline=deadline)
         if record["error"] is not None:
             return Answer(ERROR_KINDS_BY_CODE[record["error"]["code"]].http_status, record)
         if report is None:

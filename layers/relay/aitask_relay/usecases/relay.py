@@ -6,7 +6,7 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from functools import partial
@@ -26,6 +26,7 @@ from aitask_relay.core.model import TEMPLATE_OMITTED, Delivery, Observation, Res
 from aitask_relay.core.normalize import error_observation, normalize
 from aitask_relay.core.ports import Destination, Recorder, TaskSource
 from aitask_relay.core.progress import Progress, read_progress
+from aitask_relay.core.report import Report
 from aitask_relay.core.settings import MAX_CONCURRENCY
 from aitask_relay.core.taskref import STATUSES, TASK_TYPES, TERMINAL_STATUSES, TaskRef
 from aitask_relay.usecases.report import Reporter
@@ -222,13 +223,28 @@ class Relay:
     def report(self, observation: Observation, deadline: float | None = None) -> Observation:
         """The observation with its report (and the record with the report's summary), when a reporter is set and
         the task succeeded with a template. A report never fails the task: its parts say what went wrong."""
-        result = observation.result
-        if self._reporter is None or result.status != "SUCCESS" or observation.template is None:
+        result, template = observation.result, observation.template
+        if self._reporter is None or result.status != "SUCCESS" or template is None:
             return observation
-        made = self._reporter.report(result.task_id, observation.template, deadline=deadline)
+        made, policy = self._held_report(result.task_id, template.sha256)
+        if made is None:
+            made = self._reporter.report(result.task_id, template, deadline=deadline, stored_policy=policy)
         if made is None:
             return observation
         return replace(observation, result=replace(result, report=made.summary()), report=made)
+
+    def _held_report(self, task_id: str, sha256: str) -> tuple[Report | None, Mapping[str, Any] | None]:
+        """The report a store already holds for this template, and the policy: a report is made once per task,
+        and every later delivery (a retry, a redelivery, GET /tasks/{id}/report) delivers and answers that one,
+        with no ROS call. The first store (in configured order) that holds one is read; a report of another
+        template (its sha256) is not used."""
+        policy: Mapping[str, Any] | None = None
+        for store in self._destinations[: self._store_count]:
+            held, held_policy = store.held_report(task_id)
+            if held is not None and held.template_sha256 in (None, sha256):
+                return held, held_policy
+            policy = policy or held_policy
+        return None, policy
 
     def process(self, ref: TaskRef, deadline: float | None = None) -> Observation:
         """Observe then deliver one task, logging one line with the outcome.
@@ -394,6 +410,8 @@ class Relay:
         extra["template_format"] = result.template_format
         extra["template_bytes"] = result.template_bytes
         extra["deliveries"] = {d.destination: d.outcome for d in result.deliveries}
+        if result.report is not None:  # each part's outcome ("ok", "unavailable:throttled" ...) and the verdict
+            extra["report"] = {"valid": result.report.get("valid"), "parts": result.report.get("parts")}
         failed = result.failed_deliveries
         if failed:
             extra["delivery_errors"] = {d.destination: d.error.message for d in failed if d.error}

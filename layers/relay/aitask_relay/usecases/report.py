@@ -50,8 +50,19 @@ class Reporter:
         self._executor: ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
 
-    def report(self, task_id: str, template: Template | None, *, deadline: float | None = None) -> Report | None:
-        """The report on ``template``; None when no part was chosen. Never raises for a part's failure."""
+    def report(
+        self,
+        task_id: str,
+        template: Template | None,
+        *,
+        deadline: float | None = None,
+        stored_policy: Mapping[str, Any] | None = None,
+    ) -> Report | None:
+        """The report on ``template``; None when no part was chosen. Never raises for a part's failure.
+
+        ``stored_policy`` is a policy.json a store already holds for this task (an earlier attempt wrote it, then
+        stopped before its report.json): ROS's answer for this same template, taken as the policy part instead of
+        asking again, so that report.json and policy.json never disagree."""
         if not self.parts:
             return None
         sha = None if template is None else template.sha256
@@ -63,14 +74,25 @@ class Reporter:
             why = skipped or Part("", "not_applicable", "no_template", "the task has no template")
             parts = tuple(Part(name, why.status, why.reason, why.message) for name in self.parts)
             return Report(task_id, self._clock(), parts, sha)
-        # A Terraform template in ROS's format (its workspace files were read): validated with Terraform's checks
-        terraform = template.files is not None
+        # A Terraform template in ROS's format (JSON, its workspace files read; or YAML): validated with Terraform's
+        # checks, and its sensitive variables' values never written
+        terraform = template.files is not None or rules.is_terraform_text(text, template.format)
+        secret: set[str] = set()
+        if terraform:
+            texts = [f.body.decode("utf-8", "replace") for f in template.files or ()]
+            secret = rules.sensitive_variables(texts or [text])
         pool = self._pool()
         validation: Future[tuple[Part, list[rules.Parameter]]] | None = None
         if "validate" in self.parts or "cost" in self.parts:
-            validation = pool.submit(self._validate, text, terraform, deadline)
+            validation = pool.submit(self._validate, text, terraform, secret, deadline)
         summary = pool.submit(self._summary, text, deadline) if "summary" in self.parts else None
-        policy = pool.submit(self._policy, text, deadline) if "policy" in self.parts else None
+        policy: Future[tuple[Part, Mapping[str, Any] | None]] | None = None
+        if "policy" in self.parts:
+            if stored_policy is not None:
+                policy = Future()
+                policy.set_result(rules.read_policy({"Policy": stored_policy}))
+            else:
+                policy = pool.submit(self._policy, text, deadline)
         # A JSON ROS template declares its parameters in its own text: when each has a value there, the estimate
         # starts now, beside the other parts, instead of after ValidateTemplate (one round trip, not two).
         declared = rules.declared_parameters(text) if template.format == "json" and not terraform else None
@@ -97,11 +119,14 @@ class Reporter:
 
     # ----------------------------------------------------------------------------------------- the parts
 
-    def _validate(self, text: str, terraform: bool, deadline: float | None) -> tuple[Part, list[rules.Parameter]]:
-        """The validate part, and the template's parameters as ROS read them (for the estimate)."""
+    def _validate(
+        self, text: str, terraform: bool, secret: set[str], deadline: float | None
+    ) -> tuple[Part, list[rules.Parameter]]:
+        """The validate part, and the template's parameters as ROS read them (for the estimate; those in ``secret``
+        taken as NoEcho)."""
         try:
             body = self._checker.validate_template(text, terraform=terraform, deadline=deadline)
-            return rules.read_validation(body), rules.parameters_of(body)
+            return rules.read_validation(body), rules.hiding(rules.parameters_of(body), secret)
         except RelayError as error:
             part = rules.failure("validate", error)
             return (rules.invalid(error) if part.reason == rules.INVALID else part), []
@@ -143,7 +168,7 @@ class Reporter:
             # ROS could not tell the parameters: the estimate's outcome is that failure's, named for this part
             return Part("cost", validated.status, validated.reason, validated.message)
         if validated.data.get("valid") is False:
-            return Part("cost", "not_applicable", rules.INVALID, "the template is not valid: nothing to price")
+            return rules.NOT_PRICED_INVALID
         resolution = rules.resolve_parameters(parameters)
         try:
             if resolution.missing:
@@ -181,7 +206,7 @@ class Reporter:
             error = unexpected("GetTemplateEstimateCost", exc)
         validated, _parameters = validation.result()
         if validated.ok and validated.data.get("valid") is False:
-            return Part("cost", "not_applicable", rules.INVALID, "the template is not valid: nothing to price")
+            return rules.NOT_PRICED_INVALID
         if error is not None:
             return _with_parameters(rules.failure("cost", error), resolution)
         types = validated.data.get("resource_types") or () if validated.ok else ()

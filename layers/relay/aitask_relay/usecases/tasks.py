@@ -16,7 +16,7 @@ from typing import Any
 
 from aitask_relay.core.clock import iso, now_utc
 from aitask_relay.core.errors import BadUpstreamResponse, InvalidInput, RelayError, UpstreamUnavailable
-from aitask_relay.core.model import ResponseLimit, TaskResult
+from aitask_relay.core.model import ReportArtifact, ResponseLimit, TaskResult
 from aitask_relay.core.ports import COUNT, MessageQueue, Metrics, TaskCreator
 from aitask_relay.core.progress import Progress
 from aitask_relay.core.settings import TRACKING_DEADLINE_SECONDS
@@ -173,19 +173,23 @@ class TaskService:
         (record,) = response_records([observation], include_template=include_template, limit=limit)
         return record
 
-    def report(self, task_id: str, *, deadline: float | None = None) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    def report(
+        self, task_id: str, *, limit: ResponseLimit | None = None, deadline: float | None = None
+    ) -> tuple[dict[str, Any], dict[str, Any] | None]:
         """The task's record and its report (report.json's content, with the policy when there is one), the task
         delivered on the way as :meth:`get` does; the report is None when none was made (RELAY_REPORT=none, a task
-        not finished with a template, an error record)."""
+        not finished with a template, an error record). A report a store holds is answered as it is stored, with
+        no ROS call for it (Relay.report).
+
+        With ``limit``, an answer that would not fit leaves out, in turn, the policy, then the per-resource lists
+        (the cost's resources, the summary's resource identifiers), then every part's details but the summary;
+        ``omitted`` names what was left out (report.json and policy.json in the store hold it all)."""
         (observation,) = self._relay().process_many([TaskRef(task_id)], deadline=deadline)
         (record,) = response_records([observation], include_template=False, limit=None)
         made = observation.report
         if made is None:
             return record, None
-        body = made.to_dict()
-        policy = made.policy_json_bytes()
-        body["policy"] = None if policy is None else json.loads(policy)
-        return record, body
+        return record, report_answer(made, limit)
 
     def create(self, request: CreateRequest, *, deadline: float | None = None) -> Created:
         """CreateAITask, then the new task on the tracking queue; the search after a failed CreateAITask ends by
@@ -251,3 +255,22 @@ class TaskService:
             "GET /tasks/{id} or ListAITasks before creating it again",
             retryable=False,
         ) from failure
+
+
+def report_answer(made: ReportArtifact, limit: ResponseLimit | None) -> dict[str, Any]:
+    """GET /tasks/{id}/report's body: report.json's content and ``policy``, cut to ``limit`` (TaskService.report)."""
+    policy = made.policy_json_bytes()
+    body: dict[str, Any] = {**made.to_dict(), "policy": None if policy is None else json.loads(policy)}
+    if limit is None or limit.size([body]) <= limit.max_bytes:
+        return body
+    omitted = ["policy"] if body["policy"] is not None else []
+    body["policy"] = None
+    parts = body["parts"]
+    for name, key in (("cost", "resources"), ("summary", "resource_identifier_summaries")):
+        if limit.size([body]) > limit.max_bytes and key in parts.get(name, {}):
+            parts[name] = {k: v for k, v in parts[name].items() if k != key}
+            omitted.append(f"parts.{name}.{key}")
+    if limit.size([body]) > limit.max_bytes:
+        body = {k: v for k, v in body.items() if k != "parts"} | {"summary": made.summary()}
+        omitted.append("parts")
+    return body | {"omitted": omitted}

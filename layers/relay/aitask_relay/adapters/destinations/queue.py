@@ -53,6 +53,10 @@ class QueueDestination(ABC):
         """True when nothing records this queue's announcements: a repeat is published again."""
         return self._ledger is None and self._record is None
 
+    def held_report(self, task_id: str) -> tuple[None, None]:
+        """A queue holds no report (Destination protocol): its messages carry the summary of the one delivered."""
+        return None, None
+
     def delivered_at(self, task_id: str, status: str | None) -> str | None:
         """The marker URI if the task's event in ``status`` was announced here; None when it was not, when
         the record is a ledger or there is none, or when the store cannot tell (then deliver as usual)."""

@@ -31,10 +31,12 @@ import hashlib
 import json
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any, Literal, NamedTuple
 
 from aitask_relay.core.errors import DestinationFailure
 from aitask_relay.core.model import EXTENSIONS, Delivery, Observation, TaskResult
+from aitask_relay.core.report import Report
 from aitask_relay.core.taskref import storage_key
 from aitask_relay.core.workspace import FOLDER as WORKSPACE_FOLDER
 from aitask_relay.core.workspace import path_problem, show
@@ -52,10 +54,12 @@ ANNOUNCED = "announced/"
 
 
 class StoredRecord(NamedTuple):
-    """What a stored ``task.json`` says: the task's status and its template's file name (None: no template)."""
+    """What a stored ``task.json`` says: the task's status, its template's file name (None: no template), and
+    whether it carries a report's summary."""
 
     status: str | None
     template: str | None
+    reported: bool = False
 
 
 class ObjectStore(ABC):
@@ -91,19 +95,24 @@ class ObjectStore(ABC):
             created |= self._create(key, template.body, CONTENT_TYPES[template.format], metadata)
         if observation.report is not None:
             # Beside the template and before task.json (the last write: a task.json means the delivery is
-            # complete). Create-only, like the rest: a retry's report, which may differ (a part that was
-            # unavailable), never replaces the one already stored.
-            report = observation.report.to_json_bytes()
-            created |= self._create(folder + REPORT_JSON, report, CONTENT_TYPES["json"], metadata)
+            # complete); policy.json before report.json, so a report.json that says the policy part succeeded
+            # always has its policy.json. Create-only, like the rest: the relay reads a report already stored
+            # (held_report) and delivers that one, so a retry never writes a report.json or policy.json that
+            # disagrees with what is there.
             policy = observation.report.policy_json_bytes()
             if policy is not None:
                 created |= self._create(folder + POLICY_JSON, policy, CONTENT_TYPES["json"], metadata)
+            report = observation.report.to_json_bytes()
+            created |= self._create(folder + REPORT_JSON, report, CONTENT_TYPES["json"], metadata)
         record, record_key = result.to_json_bytes(), folder + TASK_JSON
         if self._create(record_key, record, CONTENT_TYPES["json"], metadata):
             created = True
         elif template is not None and result.status == "SUCCESS":
             held = self._record(record_key, read_body=True)
-            if held is None or held.status != "SUCCESS" or held.template is None:
+            # A SUCCESS recorded before its report was made (delivered before RELAY_REPORT was set) gains the
+            # report's summary: the same record, grown by one field.
+            unreported = result.report is not None and held is not None and not held.reported
+            if held is None or held.status != "SUCCESS" or held.template is None or unreported:
                 self._put(record_key, record, CONTENT_TYPES["json"], metadata)
                 created = True
         location = self.uri_of(folder + (template.filename if template is not None else TASK_JSON))
@@ -128,6 +137,28 @@ class ObjectStore(ABC):
             return self.uri_of(folder + TASK_JSON)
         except Exception:  # any doubt (access denied, network, a garbled file): deliver, which reports the real error
             return None
+
+    def held_report(self, task_id: str) -> tuple[Report | None, Mapping[str, Any] | None]:
+        """The report this store holds for the task (report.json, read back; None when there is none or it is
+        not one this version reads) and the policy (policy.json; None when there is none). Either may be there
+        without the other only after a crash between their writes, or with a report whose policy part did not
+        succeed. Any doubt reads as nothing held: the delivery then runs and reports the real error."""
+        folder = self.prefix + storage_key(task_id) + "/"
+        try:
+            stored = self.read_record(folder + REPORT_JSON)
+            report = Report.from_stored(json.loads(stored)) if stored is not None else None
+            if report is not None:
+                part = report.part("policy")
+                if part is None or not part.ok:
+                    return report, None
+            body = self.read_record(folder + POLICY_JSON)
+            policy = json.loads(body) if body is not None else None
+            policy = policy if isinstance(policy, Mapping) else None
+        except Exception:
+            return None, None
+        if report is not None and policy is None:  # a report that names a policy no longer there: not used
+            return None, None
+        return (None if report is None else replace(report, policy=policy)), policy
 
     def announced_at(self, task_id: str, status: str | None, destination: str) -> str | None:
         """The URI of the marker that records ``destination``'s announcement of the task in ``status``,
@@ -167,7 +198,7 @@ class ObjectStore(ABC):
         if metadata is None:
             return None
         if metadata.get("status"):
-            return StoredRecord(metadata["status"], metadata.get("template") or None)
+            return StoredRecord(metadata["status"], metadata.get("template") or None, metadata.get("report") == "yes")
         if not read_body:
             return StoredRecord(None, None)
         try:
@@ -176,7 +207,8 @@ class ObjectStore(ABC):
             return StoredRecord(None, None)
         fmt = record.get("template_format") if isinstance(record, Mapping) else None
         status = record.get("status") if isinstance(record, Mapping) else None
-        return StoredRecord(status if isinstance(status, str) else None, template_filename(fmt))
+        reported = isinstance(record, Mapping) and record.get("report") is not None
+        return StoredRecord(status if isinstance(status, str) else None, template_filename(fmt), reported)
 
     @abstractmethod
     def uri_of(self, key: str) -> str:
@@ -265,6 +297,7 @@ def object_metadata(result: TaskResult) -> dict[str, str]:
         "status": result.status,
         "template": template_filename(result.template_format),
         "sha256": result.template_sha256,
+        "report": "yes" if result.report is not None else None,
     }
     return {key: _ascii(value) for key, value in values.items() if value}
 
