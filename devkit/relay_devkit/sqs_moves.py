@@ -122,7 +122,9 @@ class SqsMoveTasks:
             ]
             start_response(exc.status, headers)
             return [json.dumps({"__type": f"com.amazonaws.sqs#{exc.code}", "message": exc.message}).encode()]
-        start_response("200 OK", [("Content-Type", "application/x-amz-json-1.0"), ("x-amzn-RequestId", "moto-sqs-moves")])
+        start_response(
+            "200 OK", [("Content-Type", "application/x-amz-json-1.0"), ("x-amzn-RequestId", "moto-sqs-moves")]
+        )
         return [json.dumps(answer).encode()]
 
     # --- dead-lettering, seen around moto's ReceiveMessage -----------------------------------------------
@@ -148,9 +150,7 @@ class SqsMoveTasks:
         if not isinstance(source_arn, str) or not source_arn:
             raise MoveTaskError("MissingParameter", "The request must contain the parameter SourceArn.")
         backend, source = _queue_by_arn(source_arn, "SourceArn")
-        if not any(
-            (q.redrive_policy or {}).get("deadLetterTargetArn") == source_arn for q in backend.queues.values()
-        ):
+        if not any((q.redrive_policy or {}).get("deadLetterTargetArn") == source_arn for q in backend.queues.values()):
             raise MoveTaskError("InvalidParameterValue", "Source queue must be configured as a Dead Letter Queue.")
         destination_arn = request.get("DestinationArn")
         if destination_arn is not None:
@@ -242,7 +242,9 @@ class SqsMoveTasks:
         try:
             _backend_t, target = _queue_by_arn(target_arn, "DestinationArn")
         except MoveTaskError:
-            raise MoveTaskError("ResourceNotFoundException", f"the destination queue {target_arn} does not exist") from None
+            raise MoveTaskError(
+                "ResourceNotFoundException", f"the destination queue {target_arn} does not exist"
+            ) from None
         backend.send_message(
             target.name,
             message.body,
@@ -272,7 +274,8 @@ def _queue_by_arn(arn: str, parameter: str) -> tuple[Any, Any]:
     if len(parts) != 6 or parts[0] != "arn" or parts[2] != "sqs":
         raise MoveTaskError(
             "InvalidParameterValue",
-            f"You must use this format to specify the {parameter}: arn:<partition>:<service>:<region>:<account-id>:<resource-id>",
+            f"You must use this format to specify the {parameter}: "
+            "arn:<partition>:<service>:<region>:<account-id>:<resource-id>",
         )
     backend = _backend(parts[4], parts[3])
     queue = backend.queues.get(parts[5])
@@ -283,4 +286,3 @@ def _queue_by_arn(arn: str, parameter: str) -> tuple[Any, Any]:
             "404 Not Found",
         )
     return backend, queue
-

@@ -26,9 +26,9 @@ AWS_METRICS = {
         "QueueName",
         "AWS::SQS::Queue",
         {
-            "ApproximateAgeOfOldestMessage", "ApproximateNumberOfMessagesDelayed", "ApproximateNumberOfMessagesNotVisible",
-            "ApproximateNumberOfMessagesVisible", "NumberOfEmptyReceives", "NumberOfMessagesDeleted",
-            "NumberOfMessagesReceived", "NumberOfMessagesSent", "SentMessageSize",
+            "ApproximateAgeOfOldestMessage", "ApproximateNumberOfMessagesDelayed",
+            "ApproximateNumberOfMessagesNotVisible", "ApproximateNumberOfMessagesVisible", "NumberOfEmptyReceives",
+            "NumberOfMessagesDeleted", "NumberOfMessagesReceived", "NumberOfMessagesSent", "SentMessageSize",
         },
     ),
     "AWS/Lambda": (
@@ -124,9 +124,10 @@ def test_every_metric_is_one_that_is_emitted_with_those_dimensions(metric):
     dimensions = dict(zip(pairs[::2], pairs[1::2], strict=True))
     if namespace == "AITaskRelay":
         assert (name, frozenset(dimensions)) in EMITTED
-        assert dimensions["service"] == TEMPLATE["Globals"]["Function"]["Environment"]["Variables"][
-            "POWERTOOLS_SERVICE_NAME"
-        ]
+        assert (
+            dimensions["service"]
+            == TEMPLATE["Globals"]["Function"]["Environment"]["Variables"]["POWERTOOLS_SERVICE_NAME"]
+        )
         assert namespace == TEMPLATE["Globals"]["Function"]["Environment"]["Variables"]["POWERTOOLS_METRICS_NAMESPACE"]
         if "code" in dimensions:
             from aitask_relay.adapters.observability import ERROR_CODES

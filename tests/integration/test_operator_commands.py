@@ -23,7 +23,7 @@ SCRIPT = Path(sys.executable).with_name("aitask-relay")
 def cli(aws, *args, env=None, timeout=60):
     """Run the installed console script; its exit code, stdout and stderr."""
     environment = {**os.environ, "AWS_ENDPOINT_URL": aws.endpoint, "NO_COLOR": "1", "COLUMNS": "200", **(env or {})}
-    done = subprocess.run(  # noqa: S603 - our own console script, fixed arguments
+    done = subprocess.run(
         [str(SCRIPT), *args], capture_output=True, text=True, env=environment, timeout=timeout, check=False
     )
     return done.returncode, done.stdout, done.stderr

@@ -90,13 +90,17 @@ def failures(
         except ConfigurationError as exc:
             raise usage_error("--queue", exc.message) from None
         rows = [
-            read_failure(m.message_id, m.body, sent_ms=m.sent_ms, attributes=m.attributes, receive_count=m.receive_count)
+            read_failure(
+                m.message_id, m.body, sent_ms=m.sent_ms, attributes=m.attributes, receive_count=m.receive_count
+            )
             for m in peek.messages
         ]
         _show_failures(run.output, rows, peek.approximate_visible, peek.approximate_in_flight, peek.complete)
 
 
-def _show_failures(output: Output, rows: list[FailureRow], visible: int | None, in_flight: int | None, complete: bool) -> None:
+def _show_failures(
+    output: Output, rows: list[FailureRow], visible: int | None, in_flight: int | None, complete: bool
+) -> None:
     if output.json:
         for row in rows:
             output.result(row.as_json())
@@ -114,7 +118,9 @@ def _show_failures(output: Output, rows: list[FailureRow], visible: int | None, 
 def redrive(
     source: Annotated[
         str,
-        typer.Option("--from", help="The dead-letter queue to empty: an SQS queue name, URL or ARN.", show_default=False),
+        typer.Option(
+            "--from", help="The dead-letter queue to empty: an SQS queue name, URL or ARN.", show_default=False
+        ),
     ],
     destination: Annotated[
         str | None,

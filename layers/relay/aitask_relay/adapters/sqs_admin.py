@@ -131,7 +131,9 @@ class SqsAdmin:
         if queue.startswith("arn:"):
             parts = queue.split(":")
             if len(parts) != 6 or parts[2] != "sqs":
-                raise ConfigurationError(f"{queue!r} is not an SQS queue ARN (arn:<partition>:sqs:<region>:<account>:<name>)")
+                raise ConfigurationError(
+                    f"{queue!r} is not an SQS queue ARN (arn:<partition>:sqs:<region>:<account>:<name>)"
+                )
             answer = self._call(queue, "get_queue_url", QueueName=parts[5], QueueOwnerAWSAccountId=parts[4])
         else:
             answer = self._call(queue, "get_queue_url", QueueName=queue)
@@ -158,7 +160,8 @@ class SqsAdmin:
             policy = _json(counts["RedrivePolicy"])
             raise ConfigurationError(
                 f"{queue} has a RedrivePolicy (maxReceiveCount {policy.get('maxReceiveCount')}): every read counts as "
-                "a receive and could move its messages to its dead-letter queue; pass --allow-receive-count to read anyway"
+                "a receive and could move its messages to its dead-letter queue; "
+                "pass --allow-receive-count to read anyway"
             )
         seen: dict[str, PeekedMessage] = {}
         for message in self._receive(url, queue, limit=limit, max_rounds=max_rounds):
@@ -251,4 +254,3 @@ def _json(text: str) -> dict[str, Any]:
     except ValueError:
         return {}
     return value if isinstance(value, dict) else {}
-
