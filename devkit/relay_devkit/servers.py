@@ -161,8 +161,9 @@ class SqsEdges:
     def _limit(environ, account, name):
         from moto.sqs.models import sqs_backends
 
-        scope = re.search(r"Credential=[^/]+/[0-9]+/([^/]+)/sqs/", environ.get("HTTP_AUTHORIZATION", ""))
-        queue = sqs_backends[account][scope.group(1) if scope else "us-east-1"].queues.get(name)
+        from relay_devkit.sqs_moves import request_region
+
+        queue = sqs_backends[account][request_region(environ)].queues.get(name)
         return None if queue is None else int(queue.maximum_message_size)
 
 

@@ -130,7 +130,7 @@ class SqsMoveTasks:
     # --- dead-lettering, seen around moto's ReceiveMessage -----------------------------------------------
     def _receive(self, environ: dict[str, Any], start_response: Any, request: dict[str, Any]) -> Any:
         account, _, name = request.get("QueueUrl", "").rstrip("/").rpartition("/")
-        backend = _backend(account.rpartition("/")[2], _region(environ))
+        backend = _backend(account.rpartition("/")[2], request_region(environ))
         queue = backend.queues.get(name)
         dlq = getattr(queue, "dead_letter_queue", None)
         if queue is None or dlq is None:
@@ -264,7 +264,8 @@ def _backend(account: str, region: str) -> Any:
     return sqs_backends[account][region]
 
 
-def _region(environ: dict[str, Any]) -> str:
+def request_region(environ: dict[str, Any]) -> str:
+    """The region a SigV4-signed request was signed for (its credential scope); moto's default without one."""
     scope = re.search(r"Credential=[^/]+/[0-9]+/([^/]+)/sqs/", environ.get("HTTP_AUTHORIZATION", ""))
     return scope.group(1) if scope else "us-east-1"
 
