@@ -279,6 +279,9 @@ def test_each_report_parts_outcome_is_counted_and_logged(tmp_path):
         def add_metric(self, name, unit, value):
             self.counts[name] = self.counts.get(name, 0) + value
 
+        def add_metric_by(self, name, unit, value, dimensions):
+            self.add_metric(name, unit, value)
+
     class Logger(logging.Logger):
         def __init__(self):
             super().__init__("test")

@@ -55,9 +55,9 @@ def _metrics() -> Metrics | None:
 def _recorder() -> Recorder | None:
     if _platform != "aws":
         return None
-    from aitask_relay.adapters.observability import MetricsRecorder, metrics
+    from aitask_relay.adapters.observability import CloudWatchMetrics, MetricsRecorder, metrics
 
-    return MetricsRecorder(metrics)
+    return MetricsRecorder(CloudWatchMetrics(metrics))
 
 
 @cache

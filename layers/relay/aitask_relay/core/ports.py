@@ -178,6 +178,15 @@ class Metrics(Protocol):
     def add_metric(self, name: str, unit: str, value: float) -> None: ...
 
 
+class DimensionedMetrics(Metrics, Protocol):
+    """Counts, and counts with dimensions of their own (``errors`` by ``code``).
+
+    CloudWatch's embedded metric format gives every metric of one flush the same dimensions, so a metric with
+    a dimension the others lack is written on its own (Powertools' ``single_metric``)."""
+
+    def add_metric_by(self, name: str, unit: str, value: float, dimensions: Mapping[str, str]) -> None: ...
+
+
 class Watermark(Protocol):
     """Where the start of the last complete sweep is kept."""
 
