@@ -6,6 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 TOOLS := .venv-tools
 SAM   := $(TOOLS)/sam/bin/sam
 CHECKOV := $(TOOLS)/checkov/bin/checkov
+S_CLI := $(TOOLS)/s/node_modules/.bin/s
 BUILD_DIR := .aws-sam/build
 WHEELHOUSE := .wheelhouse
 export SAM_CLI_TELEMETRY := 0
@@ -39,6 +40,14 @@ $(TOOLS)/%/.stamp: requirements-%.txt
 	@py=$$(./scripts/find-python312.sh) || exit 1; \
 	  if [ ! -x $(TOOLS)/$*/bin/python ]; then $$py -m venv $(TOOLS)/$* || exit 1; fi
 	$(TOOLS)/$*/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-$*.txt
+	@touch $@
+
+# The Serverless Devs CLI (npm, pinned with its integrity hash in tools/serverless-devs/package-lock.json), for
+# `s preview` in make lint. Its own HOME, so that it neither reads nor writes the user's ~/.s.
+$(TOOLS)/s/.stamp: tools/serverless-devs/package.json tools/serverless-devs/package-lock.json
+	mkdir -p $(TOOLS)/s/home
+	cp tools/serverless-devs/package.json tools/serverless-devs/package-lock.json $(TOOLS)/s/
+	npm ci --prefix $(TOOLS)/s --no-audit --no-fund --ignore-scripts --loglevel=error
 	@touch $@
 
 # The layer's wheels (this machine's platform), fetched once at install time, so that the built-artifact
@@ -82,7 +91,13 @@ integration: $(STAMP)
 # templates, the events, the code, README, the Makefile). checkov has no framework for ROS templates, and its
 # yaml/json frameworks hold no built-in checks. tests/, bench/ and tools/ hold the local servers' throwaway
 # credentials (guest:guest) on purpose.
-lint: $(STAMP) $(TOOLS)/sam/.stamp $(TOOLS)/checkov/.stamp
+#
+# aliyun/s.yaml: `s preview` renders it offline with Serverless Devs' own parser (YAML, merge keys, ${vars}, ${env},
+# with placeholder inputs); NODE_ENV=test is the CLI's switch that starts none of its background processes (the
+# update check against the npm registry, usage reports). `s verify`, which would also check the props against the
+# fc3 component's schema, downloads the component from the Serverless Devs registry at run time: not used
+# (docs/deploy-fc.md#what-make-lint-checks).
+lint: $(STAMP) $(TOOLS)/sam/.stamp $(TOOLS)/checkov/.stamp $(TOOLS)/s/.stamp
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
 	$(VENV)/bin/bandit -q -r layers functions
@@ -93,6 +108,10 @@ lint: $(STAMP) $(TOOLS)/sam/.stamp $(TOOLS)/checkov/.stamp
 	  --skip-path '\.venv' --skip-path '\.wheelhouse' --skip-path '\.git/' --skip-path '_cache' \
 	  --skip-path '\.hypothesis' --skip-path '\.aws-sam' --skip-path '\.mutate' --skip-path '^out/' --skip-path tests/ \
 	  --skip-path bench/ --skip-path tools/
+	@out=$$(cd aliyun && NODE_ENV=test HOME=$(CURDIR)/$(TOOLS)/s/home TemplateBucketName=lint-templates \
+	  LayerVersion=1 LogProject=lint-logs $(CURDIR)/$(S_CLI) preview -t s.yaml -o json 2>&1) \
+	  && echo "aliyun/s.yaml: rendered by Serverless Devs (s preview)" \
+	  || { echo "$$out"; exit 1; }
 
 # Recompile the layer's locked requirements (full closure, with hashes) from requirements.in.
 lock: $(STAMP)
