@@ -113,10 +113,10 @@ fc-package: $(STAMP) $(WHEELHOUSE)/.stamp
 	$(PY) tools/fc_package.py --out out/aliyun --wheelhouse $(WHEELHOUSE)
 
 replay: $(STAMP)
-	$(PY) tools/replay.py $(EVENT)
+	$(VENV)/bin/aitask-relay replay $(EVENT)
 
 emulator: $(STAMP)
-	$(PY) -m ros_emulator --port 8790 --scenario emulator/scenarios/demo.json --access-key demo-key-id:demo-key-secret
+	$(VENV)/bin/aitask-relay emulator --port 8790
 
 clean:
 	rm -rf $(VENV) $(TOOLS) $(WHEELHOUSE) .aws-sam out .mutate

@@ -6,7 +6,9 @@ from __future__ import annotations
 import re
 import shlex
 from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlparse
 
 from aitask_relay_cli.app import EXIT_OK, EXIT_TASK_FAILED, EXIT_UPSTREAM
 
@@ -62,7 +64,19 @@ def report_cell(report: Mapping[str, Any] | None) -> str:
     return f"{valid} / {price} / {actions if actions is not None else reasons.get('policy', '-')}"
 
 
-def delivered_cell(record: Mapping[str, Any]) -> str:
+def short_location(location: str, cwd: Path | None = None) -> str:
+    """A delivery's location as a person reads it: a file:// URI as its path (relative to ``cwd`` when under it),
+    any other URI as it is."""
+    parsed = urlparse(location)
+    if parsed.scheme != "file":
+        return location
+    path = Path(unquote(parsed.path))
+    if cwd is not None and path.is_relative_to(cwd):
+        return str(path.relative_to(cwd))
+    return str(path)
+
+
+def delivered_cell(record: Mapping[str, Any], cwd: Path | None = None) -> str:
     """Where a record went (each destination's outcome and location), or its error, or why it was not delivered."""
     error = record.get("error")
     if error:
@@ -71,15 +85,15 @@ def delivered_cell(record: Mapping[str, Any]) -> str:
     if not deliveries:
         return "not delivered (still running)" if not record.get("terminal") else "-"
     return "\n".join(
-        f"{d['outcome']} {d['location']}"
+        f"{d['outcome']} {short_location(d['location'], cwd)}"
         if d.get("location")
         else f"{d['outcome']}: {(d.get('error') or {}).get('message')}"
         for d in deliveries
     )
 
 
-def result_row(record: Mapping[str, Any]) -> tuple[str, ...]:
-    """A TaskResult as a row of RESULT_COLUMNS."""
+def result_row(record: Mapping[str, Any], cwd: Path | None = None) -> tuple[str, ...]:
+    """A TaskResult as a row of RESULT_COLUMNS (file locations relative to ``cwd`` when under it)."""
     size = record.get("template_bytes")
     return (
         str(record["task_id"]),
@@ -87,7 +101,7 @@ def result_row(record: Mapping[str, Any]) -> tuple[str, ...]:
         record.get("template_format") or "-",
         "" if size is None else str(size),
         report_cell(record.get("report")),
-        delivered_cell(record),
+        delivered_cell(record, cwd),
     )
 
 

@@ -272,7 +272,7 @@ def _show_results(output: Output, records: list[dict[str, Any]], *, include_temp
         for record in records:
             output.result(record)
         return
-    output.table(None, RESULT_COLUMNS, [result_row(record) for record in records])
+    output.table(None, RESULT_COLUMNS, [result_row(record, Path.cwd()) for record in records])
     if include_template:
         for record in records:
             if record.get("template") is not None:
