@@ -98,7 +98,8 @@ def replay_samples(env: dict[str, str], log: Path) -> list[str]:
         if "rejected" in answer:
             shown = f"rejected: {answer['message']}"
         else:
-            shown = ", ".join(f"{r['task_id']} {r['status'] or r['error']['code']}" for r in answer["response"]["results"])
+            results = answer["response"]["results"]
+            shown = ", ".join(f"{r['task_id']} {r['status'] or r['error']['code']}" for r in results)
         print(f"  {name:<45} {shown}")
         if name.startswith("invalid-") != ("rejected" in answer):
             problems.append(f"{name} did not behave as its name says")
