@@ -74,6 +74,6 @@ def _table(views: list[TaskView]) -> Group:
         estimate = "" if view.done else estimate_text(view.estimate_left_seconds)
         stage = view.stage or ""
         if view.stages_seen:
-            stage = f"{stage}  ({view.stages_seen} events)"
+            stage = f"{stage}  ({view.stages_seen} event{'s' if view.stages_seen > 1 else ''})"
         table.add_row(mark, view.task_id, status, stage, estimate, human_seconds(view.elapsed_seconds))
     return Group(table)
