@@ -135,11 +135,10 @@ def emulator(
 ) -> None:
     """Run the ROS emulator in the foreground (Ctrl-C stops it) and print the variables that point the relay at it."""
     import json
-    import signal
-    import threading
 
     from relay_devkit.emulation import DEMO_KEY, LocalRos, cli_scenario
     from ros_emulator import Emulator
+    from ros_emulator.__main__ import serve_until_stopped
 
     plan = json.loads(scenario.read_text(encoding="utf-8")) if scenario is not None else cli_scenario()
     try:
@@ -149,8 +148,4 @@ def emulator(
     print(f"ROS emulator listening on {started.endpoint} with {len(started.tasks)} tasks", flush=True)
     for name, value in LocalRos(started, DEMO_KEY).environment().items():
         print(f"export {name}={value}", flush=True)
-    stopped = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stopped.set())
-    signal.signal(signal.SIGINT, lambda *_: stopped.set())
-    stopped.wait()
-    started.stop()
+    serve_until_stopped(started)
