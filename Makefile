@@ -15,10 +15,10 @@ export PYTHONDONTWRITEBYTECODE := 1
 .PHONY: audit bench fuzz lock mutate soak help demo test unit integration lint build fc-package replay emulator clean
 
 help:
-	@echo "make demo      run the relay against the bundled ROS emulator, deliver to a local directory"
+	@echo "make demo      the aitask-relay command line against the bundled ROS emulator (create --wait, get, replay)"
 	@echo "make test      lint + the whole test suite (unit, integration, infra)"
-	@echo "make replay EVENT=events/fetch_task/one-task.json   run one sample event through its handler"
-	@echo "make emulator  run the ROS emulator standalone on 127.0.0.1:8790 (Ctrl-C to stop)"
+	@echo "make replay EVENT=events/fetch_task/one-task.json   aitask-relay replay: one sample event through its handler"
+	@echo "make emulator  aitask-relay emulator: the ROS emulator on 127.0.0.1:8790 (Ctrl-C to stop)"
 	@echo "make bench     benchmarks as ratios against baselines (bench/results.md)"
 	@echo "make soak      fault-injection soak, 2,000 tasks: prints lost / duplicated per scenario"
 	@echo "make mutate    mutation testing of the guarantee-bearing modules: killed % per module (MUTATE=errors ... for some, FRESH=1 all again)"
@@ -132,10 +132,10 @@ fc-package: $(STAMP) $(WHEELHOUSE)/.stamp
 	$(PY) tools/fc_package.py --out out/aliyun --wheelhouse $(WHEELHOUSE)
 
 replay: $(STAMP)
-	$(PY) tools/replay.py $(EVENT)
+	$(VENV)/bin/aitask-relay replay $(EVENT)
 
 emulator: $(STAMP)
-	$(PY) -m ros_emulator --port 8790 --scenario emulator/scenarios/demo.json --access-key demo-key-id:demo-key-secret
+	$(VENV)/bin/aitask-relay emulator --port 8790
 
 clean:
 	rm -rf $(VENV) $(TOOLS) $(WHEELHOUSE) .aws-sam out .mutate

@@ -129,12 +129,20 @@ def session(
         if region:
             os.environ["ALIBABA_CLOUD_REGION_ID"] = region
         if emulator:
-            from relay_devkit.emulation import start_emulator
+            from relay_devkit.emulation import cli_scenario, start_emulator
 
-            started = start_emulator(scenario=scenario, own_process=True)
+            started = start_emulator(scenario=cli_scenario() if scenario is None else scenario, own_process=True)
             os.environ.update(started.environment())
             output.say(f"ROS emulator on {started.endpoint}")
+        elif not os.environ.get("ALIBABA_CLOUD_REGION_ID"):
+            # The region follows the profile the credential chain reads, as the aliyun CLI's does.
+            from aitask_relay.adapters.credentials import profile_region
+
+            found = profile_region(os.environ)
+            if found:
+                os.environ["ALIBABA_CLOUD_REGION_ID"] = found
         os.environ.update(environment or {})
+        quiet_library_logs()
         from aitask_relay import runtime
 
         runtime.reset()  # the configuration is built from the environment as it is now
@@ -143,6 +151,20 @@ def session(
     finally:
         if started is not None:
             started.stop()
+
+
+def quiet_library_logs() -> None:
+    """The library's Powertools logs (JSON, for CloudWatch or SLS) on stderr, errors only unless
+    POWERTOOLS_LOG_LEVEL says otherwise: stdout carries the results, and a person reads the display."""
+    import logging
+
+    os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "ERROR")
+    from aitask_relay.adapters.observability import logger
+
+    logger.setLevel(os.environ["POWERTOOLS_LOG_LEVEL"].upper())
+    handler = logger.registered_handler
+    if isinstance(handler, logging.StreamHandler):
+        handler.setStream(sys.stderr)
 
 
 @contextmanager
@@ -176,7 +198,9 @@ def main() -> None:
     from aitask_relay_cli.commands import COMMANDS
 
     register_all(COMMANDS)
-    app(prog_name="aitask-relay")
+    # An option without a variable of the functions' (RELAY_DESTINATIONS ...) reads AITASK_RELAY_<COMMAND>_<OPTION>
+    # (click's automatic variables: AITASK_RELAY_LIST_SINCE=2h).
+    app(prog_name="aitask-relay", auto_envvar_prefix="AITASK_RELAY")
 
 
 if __name__ == "__main__":  # python -m aitask_relay_cli.app

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import typer
 
-from aitask_relay_cli.commands import operator
+from aitask_relay_cli.commands import local, operator, tasks
 
 # Each command module's register function, in the order `aitask-relay --help` lists them.
-COMMANDS: list[Callable[[typer.Typer], None]] = [operator.register]
+COMMANDS: list[Callable[[typer.Typer], None]] = [tasks.register, local.register, operator.register]

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from aitask_relay.triggers.http import TaskApi
     from aitask_relay.usecases.settle import QueueConsumer
     from aitask_relay.usecases.sweep import Sweeper
-    from aitask_relay.usecases.tasks import FetchService, Tracker
+    from aitask_relay.usecases.tasks import FetchService, TaskService, Tracker
 
 
 _platform = "aws"
@@ -250,10 +250,18 @@ def sweeper() -> Sweeper:
 
 
 @cache
+def tasks() -> TaskService:
+    """Reading and creating tasks (the HTTP routes, the command line); the relay, ROS client and tracking queue
+    are built on first use."""
+    from aitask_relay.usecases.tasks import TaskService
+
+    return TaskService(relay=relay, ros=ros, tracker=tracker(), logger=_logger(), metrics=_metrics())
+
+
+@cache
 def task_api() -> TaskApi:
     """The HTTP routes' logic; the relay, ROS client and tracking queue are built on the first request."""
     from aitask_relay.triggers.http import TaskApi
-    from aitask_relay.usecases.tasks import TaskService
 
     if _platform == "fc":
         from aitask_relay.triggers.fc import fc_http_response_limit
@@ -263,14 +271,7 @@ def task_api() -> TaskApi:
         from aitask_relay.triggers.http import aws_http_response_limit
 
         limit = aws_http_response_limit()
-    tasks = TaskService(
-        relay=relay,
-        ros=ros,
-        tracker=tracker(),
-        logger=_logger(),
-        metrics=_metrics(),
-    )
-    return TaskApi(tasks, response_limit=limit)
+    return TaskApi(tasks(), response_limit=limit)
 
 
 def handle_http_api(event: Any, context: Any) -> dict[str, Any]:
@@ -294,7 +295,7 @@ def reset() -> None:
     from aitask_relay.adapters import aws
 
     factories = (
-        http_app, task_api, sweeper, fc_tracking, consumer, fetcher, tracker, failure_queue, tracking_queue,
+        http_app, task_api, tasks, sweeper, fc_tracking, consumer, fetcher, tracker, failure_queue, tracking_queue,
         relay, destinations, ros, credential, config,
     )
     for factory in factories:

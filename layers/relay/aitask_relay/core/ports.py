@@ -33,8 +33,11 @@ class TaskSource(Protocol):
 class TaskLister(Protocol):
     """ListAITasks: what the sweep needs from ROS."""
 
-    def list_tasks(self, *, next_token: str | None = None, max_results: int = 50) -> Mapping[str, Any]:
-        """One page of ListAITasks (``Tasks``, ``NextToken``), checked to be a listing."""
+    def list_tasks(
+        self, *, next_token: str | None = None, max_results: int = 50, task_type: str | None = None
+    ) -> Mapping[str, Any]:
+        """One page of ListAITasks (``Tasks``, ``NextToken``), checked to be a listing; of ``task_type`` only when
+        given (ListAITasks' own filter)."""
         ...
 
 

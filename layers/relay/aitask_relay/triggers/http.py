@@ -101,33 +101,34 @@ def parse_create_request(body: Any) -> CreateRequest:
         raise InvalidInput(f"unknown field {unknown[0]!r} (accepted: Prompt, TaskType, TemplateType, Template)")
     prompt = body.get("Prompt")
     if not isinstance(prompt, str) or not prompt.strip():
-        raise InvalidInput("Prompt is missing or empty")
+        raise InvalidInput("Prompt is missing or empty", field="Prompt")
     if len(prompt) > MAX_PROMPT:
-        raise InvalidInput(f"Prompt is too long ({len(prompt)} characters, at most {MAX_PROMPT})")
+        raise InvalidInput(f"Prompt is too long ({len(prompt)} characters, at most {MAX_PROMPT})", field="Prompt")
     task_type = body.get("TaskType", "GenerateTemplate")
     if task_type not in TASK_TYPES:
-        raise InvalidInput(f"TaskType must be one of {', '.join(TASK_TYPES)}")
+        raise InvalidInput(f"TaskType must be one of {', '.join(TASK_TYPES)}", field="TaskType")
     template_type = body.get("TemplateType")
     if template_type is not None and template_type not in TEMPLATE_TYPES:
-        raise InvalidInput(f"TemplateType must be one of {', '.join(TEMPLATE_TYPES)}")
+        raise InvalidInput(f"TemplateType must be one of {', '.join(TEMPLATE_TYPES)}", field="TemplateType")
     line = create_request_line_bytes(prompt, task_type, template_type)
     if line > MAX_REQUEST_LINE:
         from urllib.parse import quote_plus
 
         raise InvalidInput(
             f"Prompt takes {len(quote_plus(prompt))} bytes in the URL (percent-encoded UTF-8): CreateAITask's "
-            f"request line would be {line} bytes, over the {MAX_REQUEST_LINE} accepted; shorten the Prompt"
+            f"request line would be {line} bytes, over the {MAX_REQUEST_LINE} accepted; shorten the Prompt",
+            field="Prompt",
         )
     template = body.get("Template")
     if task_type == "GenerateTemplate" and "Template" in body:  # even null: the caller meant something by it
-        raise InvalidInput("Template is only for TaskType FixTemplate")
+        raise InvalidInput("Template is only for TaskType FixTemplate", field="Template")
     if task_type == "FixTemplate":
         if isinstance(template, Mapping):
             template = json.dumps(template, ensure_ascii=False)
         if not isinstance(template, str) or not template.strip():
-            raise InvalidInput("Template (the template to fix) is missing or empty")
+            raise InvalidInput("Template (the template to fix) is missing or empty", field="Template")
         if len(template.encode("utf-8")) > MAX_TEMPLATE:
-            raise InvalidInput(f"Template is larger than {MAX_TEMPLATE} bytes")
+            raise InvalidInput(f"Template is larger than {MAX_TEMPLATE} bytes", field="Template")
     return CreateRequest(task_type, prompt, template_type, template)
 
 
@@ -160,9 +161,9 @@ def _check_utf8(body: Mapping[Any, Any]) -> None:
         try:
             encodes = _encodes(value)
         except RecursionError:  # json.loads (C) accepts deeper nesting than json.dumps may write back
-            raise InvalidInput(f"{key} nests too deeply") from None
+            raise InvalidInput(f"{key} nests too deeply", field=str(key)) from None
         if not encodes:
-            raise InvalidInput(f"{key} {_NOT_UTF8}")
+            raise InvalidInput(f"{key} {_NOT_UTF8}", field=str(key))
 
 
 def _encodes(value: Any) -> bool:
