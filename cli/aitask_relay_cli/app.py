@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -181,4 +180,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":  # python -m aitask_relay_cli.app
-    sys.exit(main())
+    main()
