@@ -6,5 +6,7 @@ from collections.abc import Callable
 
 import typer
 
+from aitask_relay_cli.commands import serve
+
 # Each command module's register function, in the order `aitask-relay --help` lists them.
-COMMANDS: list[Callable[[typer.Typer], None]] = []
+COMMANDS: list[Callable[[typer.Typer], None]] = [serve.register]
