@@ -9,7 +9,7 @@ import json
 import string
 
 from conftest import COUNTS
-from fakes import EventsFromGet
+from fakes import CreatingRos, EventsFromGet
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -201,18 +201,9 @@ post_bodies = st.one_of(
 )
 
 
-class Ros:
-    def __init__(self):
-        self.created = []
-
-    def create_task(self, **kwargs):
-        self.created.append(kwargs)
-        return {"TaskId": "t-new"}
-
-
 def api():
     source, store, relay = fakes()
-    ros = Ros()
+    ros = CreatingRos()
     tasks = TaskService(relay=lambda: relay, ros=lambda: ros, tracker=Tracker(lambda: None))
     return TaskApi(tasks), source, store, ros
 

@@ -4,24 +4,16 @@ what Powertools' validation must not change in the answers (issue 19)."""
 import json
 
 import pytest
+from fakes import CreatingRos
 
 from aitask_relay.triggers.http import TaskApi, build_http_app, parse_create_request, resolve
 from aitask_relay.usecases.tasks import TaskService, Tracker
 from relay_devkit.events import http_api_event
 
 
-class Ros:
-    def __init__(self):
-        self.created = []
-
-    def create_task(self, **kwargs):
-        self.created.append(kwargs)
-        return {"TaskId": "t-new"}
-
-
 @pytest.fixture
 def api():
-    ros = Ros()
+    ros = CreatingRos()
     task_api = TaskApi(TaskService(relay=lambda: None, ros=lambda: ros, tracker=Tracker(lambda: None)))
     app = build_http_app(task_api)
 
