@@ -246,7 +246,8 @@ def test_fc_http_events(event):
 )
 def test_http_api_events(event):
     COUNTS["http_api event"] += 1
-    from aitask_relay.triggers.http import build_http_app, resolve
+    from aitask_relay.triggers.http import resolve
+    from aitask_relay.triggers.http_routes import build_http_app
 
     task_api, source, store, ros = api()
     answer = resolve(build_http_app(task_api), event, None, task_api)

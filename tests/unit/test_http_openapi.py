@@ -6,7 +6,8 @@ import json
 import pytest
 from fakes import CreatingRos
 
-from aitask_relay.triggers.http import TaskApi, build_http_app, parse_create_request, resolve
+from aitask_relay.triggers.http import TaskApi, parse_create_request, resolve
+from aitask_relay.triggers.http_routes import build_http_app
 from aitask_relay.usecases.tasks import TaskService, Tracker
 from relay_devkit.events import http_api_event
 

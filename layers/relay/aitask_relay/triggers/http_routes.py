@@ -2,7 +2,7 @@
 query and ``POST /tasks``' body are validated with the models of :mod:`aitask_relay.triggers.http_models`, and
 the same route declarations give ``/openapi.json`` (Powertools' ``get_openapi_json_schema``).
 
-Imported by :func:`aitask_relay.triggers.http.build_http_app` only, when the HTTP function handles its first
+Imported by :func:`aitask_relay.runtime.http_app` only, when the HTTP function handles its first
 request: pydantic and Powertools' OpenAPI modules are its import cost. (This module has no ``from __future__
 import annotations``: Powertools reads the route functions' annotations as objects.)
 
