@@ -22,7 +22,7 @@ help:
 	@echo "make bench     benchmarks as ratios against baselines (bench/results.md)"
 	@echo "make soak      fault-injection soak, 2,000 tasks: prints lost / duplicated per scenario"
 	@echo "make mutate    mutation testing of the guarantee-bearing modules: killed % per module (MUTATE=errors ... for some, FRESH=1 all again)"
-	@echo "make fuzz      hypothesis over every event shape, 10,000 examples per target"
+	@echo "make fuzz      hypothesis over every event shape, 10,000 examples per target; schemathesis over the HTTP API"
 	@echo "make lint      ruff, mypy, cfn-lint (+ serverless rules), sam validate --lint, checkov"
 	@echo "make build     sam build (arm64, no Docker) into $(BUILD_DIR)"
 	@echo "make fc-package  Function Compute code.zip and layer.zip into out/aliyun/"
@@ -77,9 +77,11 @@ soak: $(STAMP)
 mutate: $(STAMP)
 	$(PY) tools/mutate.py $(if $(FRESH),--fresh) $(MUTATE)
 
-# Hypothesis over every handler's events and GetAITask bodies: 10,000 examples per target (150 in make test).
+# Hypothesis over every handler's events and GetAITask bodies: 10,000 examples per target (150 in make test);
+# then schemathesis over `aitask-relay serve`'s /openapi.json on the emulator: 300 examples per operation (10 in make test).
 fuzz: $(STAMP)
 	FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-10000} $(PY) -m pytest tests/fuzz -q
+	SCHEMATHESIS_EXAMPLES=$${SCHEMATHESIS_EXAMPLES:-300} $(PY) -m pytest tests/integration/test_serve_openapi.py -q
 
 unit: $(STAMP)
 	$(PY) -m pytest tests/unit

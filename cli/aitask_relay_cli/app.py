@@ -34,6 +34,13 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
+
+# A callback keeps `aitask-relay COMMAND` a group of commands even while only one is registered (typer runs a lone
+# command without its name otherwise).
+@app.callback()
+def _commands() -> None:
+    pass
+
 # The options every command takes (typer reads these Annotated aliases as parameters' declarations).
 Profile = Annotated[
     str | None,

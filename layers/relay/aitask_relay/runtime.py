@@ -285,7 +285,7 @@ def handle_http_api(event: Any, context: Any) -> dict[str, Any]:
 def http_app() -> Any:
     """The API Gateway resolver over :func:`task_api`."""
     from aitask_relay.adapters.observability import record_rejection
-    from aitask_relay.triggers.http import build_http_app
+    from aitask_relay.triggers.http_routes import build_http_app
 
     return build_http_app(task_api(), on_rejected=record_rejection)
 
