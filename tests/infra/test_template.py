@@ -261,3 +261,15 @@ def test_the_relay_concurrency_parameter_ships_the_settings_default_and_range():
         MAX_CONCURRENCY.low,
         MAX_CONCURRENCY.high,
     )
+
+
+def test_every_relay_report_value_the_stack_takes_is_one_the_relay_takes():
+    # Given the RelayReport values a stack may be created with / Then the relay's cold start accepts each (a value it
+    # refuses, a part named twice, would fail every function's init after a successful deploy)
+    from aitask_relay.config import load_config
+
+    parameter = TEMPLATE["Parameters"]["RelayReport"]
+    assert parameter["Default"] == "none" and len(parameter["AllowedValues"]) == 16
+    for value in parameter["AllowedValues"]:
+        parts = load_config({"RELAY_REPORT": value}).report
+        assert ",".join(parts) == value or (value == "none" and parts == ()), value

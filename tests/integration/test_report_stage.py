@@ -336,3 +336,21 @@ def test_on_s3_a_report_is_made_once_and_an_earlier_record_gains_its_summary(emu
     assert asked >= 4 and len(check_calls(emulator)) == asked and second["report"] == first["report"]
     keys = {o["Key"] for o in aws.s3.list_objects_v2(Bucket=bucket)["Contents"]}
     assert {"out/t-s3/report.json", "out/t-s3/policy.json"} <= keys
+
+
+def test_a_terraform_yaml_template_with_a_quoted_transform_and_braces_in_strings_keeps_its_secret(deliver, emulator):
+    # Given ROS's Terraform template as YAML whose Transform key is quoted, with an unknown resource type, and a
+    # sensitive variable whose description holds a closing brace (which once ended a brace-counting reader early)
+    variables = VARIABLES_TF + (
+        '\nvariable "db_password" {\n  description = "the } password"\n  default     = "Hunter2#x"\n'
+        "  sensitive   = true\n}\n"
+    )
+    main = MAIN_TF + 'resource "alicloud_nope" "x" {\n  name = "x"\n}\n'
+    text = yaml.safe_dump(terraform(main, variables), sort_keys=False).replace("Transform:", '"Transform":', 1)
+    record, folder, sqs_event, amqp_event = deliver("t-tf-quoted", text, "validate,cost")
+    # Then it is validated as Terraform, found invalid and announced so, and the password is written nowhere
+    (validate,) = [r for r in emulator.requests if r.get("action") == "ValidateTemplate"]
+    assert validate["validation_option"] == "EnableTerraformValidation"
+    same_summary_on_both_queues(record, sqs_event, amqp_event, "com.aliyun.ros.aitask.invalid")
+    for name in ("report.json", "task.json"):
+        assert "Hunter2" not in (folder / name).read_text()

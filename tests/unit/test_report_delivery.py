@@ -264,8 +264,13 @@ def test_a_report_answer_too_large_leaves_out_the_policy_then_the_lists_then_the
     assert no_policy["parts"] == whole["parts"]
     assert no_lists["omitted"][:2] == ["policy", "parts.cost.resources"]
     assert "resources" not in no_lists["parts"]["cost"] and no_lists["parts"]["cost"]["monthly"] == 7.5
-    assert bare["omitted"][-1] == "parts" and "parts" not in bare and bare["summary"] == made.summary()
+    assert "parts" not in bare and bare["omitted"][-2:] == ["parts", "summary"]
+    assert bare["summary"] == {"valid": True, "parts": made.summary()["parts"]}
     assert bare["task_id"] == "t-1" and bare["schema"] == whole["schema"]
+    # And at each limit from the smallest answer up, the answer fits whenever anything could
+    smallest = len(json.dumps(bare).encode())
+    for max_bytes in range(smallest, size + 1, 7):
+        assert len(json.dumps(report_answer(made, limit(max_bytes))).encode()) <= max_bytes, max_bytes
 
 
 def test_each_report_parts_outcome_is_counted_and_logged(tmp_path):
@@ -305,3 +310,55 @@ def test_each_report_parts_outcome_is_counted_and_logged(tmp_path):
     ((_message, extra),) = [line for line in logger.lines if line[0] == "task observed"]
     parts = {"validate": "ok", "cost": "ok", "policy": "unavailable:throttled"}
     assert extra["report"] == {"valid": True, "parts": parts}
+
+
+def test_a_report_cut_short_by_the_deadline_is_delivered_but_not_stored_and_made_again_later(tmp_path):
+    # Given GenerateTemplatePolicy failing with its retries cut by the invocation's deadline
+    from aitask_relay.core.errors import UpstreamUnavailable
+
+    cut = UpstreamUnavailable("GenerateTemplatePolicy not called: 80 ms left in the invocation")
+    cut.cut_short = True
+    checker = Checker(policy=cut)
+    # When the task is delivered
+    (first,) = relay(tmp_path, checker).process_many([TaskRef("t-1", "SUCCESS")])
+    # Then the record (and so the messages) says so, but no report.json is stored and task.json has no summary
+    assert first.result.report["parts"]["policy"] == "unavailable:deadline"
+    folder = tmp_path / "t-1"
+    assert not (folder / "report.json").exists() and "report" not in json.loads((folder / "task.json").read_text())
+    # And the task's next delivery, with time enough, makes the whole report and stores it, task.json grown by it
+    del checker.errors["policy"]
+    (second,) = relay(tmp_path, checker).process_many([TaskRef("t-1")])
+    assert second.result.report["parts"]["policy"] == "ok" and (folder / "policy.json").exists()
+    assert json.loads((folder / "task.json").read_text())["report"] == second.result.report
+    assert json.loads((folder / "report.json").read_text())["parts"]["policy"]["status"] == "ok"
+
+
+def test_a_stored_report_of_another_task_or_template_is_not_delivered_nor_its_policy(tmp_path):
+    # Given t-1 delivered with its report, then its report.json copied into t-2's folder with another template's
+    # sha256, then naming another task, each beside a policy.json
+    relay(tmp_path, Checker()).process_many([TaskRef("t-1", "SUCCESS")])
+    stored = json.loads((tmp_path / "t-1" / "report.json").read_text())
+    (tmp_path / "t-2").mkdir()
+    for copy in ({**stored, "task_id": "t-2", "template_sha256": "0" * 64}, {**stored, "task_id": "t-9"}):
+        (tmp_path / "t-2" / "report.json").write_text(json.dumps(copy))
+        (tmp_path / "t-2" / "policy.json").write_text('{"Statement": [{"Effect": "Allow", "Action": "stale:X"}]}')
+        # When t-2 is delivered
+        checker = Checker()
+        (observation,) = relay(tmp_path, checker).process_many([TaskRef("t-2")])
+        # Then ROS is asked (the stored report is not t-2's), and the stale policy is not taken as the policy part
+        assert "policy" in checker.calls and observation.report.policy["Statement"][0]["Action"] != "stale:X"
+
+
+def test_a_stored_report_that_is_not_strict_json_or_has_wrong_types_is_not_delivered(tmp_path):
+    from aitask_relay.core.report import Report
+
+    relay(tmp_path, Checker()).process_many([TaskRef("t-1", "SUCCESS")])
+    stored = json.loads((tmp_path / "t-1" / "report.json").read_text())
+    cost = stored["parts"]["cost"]
+    for edited in ({**cost, "monthly": float("nan")}, {**cost, "monthly": "12"}):
+        assert Report.from_stored({**stored, "parts": {**stored["parts"], "cost": edited}}) is None
+    policy = {**stored["parts"]["policy"], "action_count": {"n": 1}}
+    assert Report.from_stored({**stored, "parts": {**stored["parts"], "policy": policy}}) is None
+    validate = {**stored["parts"]["validate"], "resource_types": "not a list"}
+    assert Report.from_stored({**stored, "parts": {**stored["parts"], "validate": validate}}) is None
+    assert Report.from_stored(stored) is not None

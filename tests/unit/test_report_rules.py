@@ -378,21 +378,29 @@ def test_a_policy_whose_statement_is_one_object_counts_its_actions():
     assert part.data == {"action_count": 2}
 
 
-def test_a_terraform_template_in_yaml_is_recognised_by_its_top_level_transform():
+def test_a_terraform_template_in_yaml_is_recognised_by_its_transform_written_any_way():
     head = "ROSTemplateFormatVersion: '2015-09-01'\n"
-    assert rules.is_terraform_text(head + "Transform: Aliyun::Terraform-v1.5\n", "yaml")
-    assert rules.is_terraform_text("Transform: 'Aliyun::Terraform-v1.2'\n", "yaml")
-    assert not rules.is_terraform_text("Description: Transform: Aliyun::Terraform-v1.5\n", "yaml")
+    for transform in ("Transform: Aliyun::Terraform-v1.5", "'Transform': 'Aliyun::Terraform-v1.2'",
+                      '"Transform": !!str Aliyun::Terraform-v1.5', "{Transform: Aliyun::Terraform-v1.5}",
+                      "\ufeffTransform: Aliyun::Terraform-v1.5\r"):
+        assert rules.is_terraform_text(head + transform + "\n", "yaml"), transform
+    assert not rules.is_terraform_text(head + "Resources: {}\n", "yaml")
     assert not rules.is_terraform_text('{"Transform": "Aliyun::Terraform-v1.5"}', "json")  # normalize reads those
 
 
-def test_sensitive_terraform_variables_are_found_in_hcl_and_in_hcl_held_in_a_string():
-    hcl = (
-        'variable "plain" {\n  default = "a"\n}\n'
-        'variable "secret" {\n  default = "b"\n  validation {\n    condition = true\n  }\n  sensitive = true\n}\n'
-        'variable "quiet" { sensitive = false }\n'
-    )
-    assert rules.sensitive_variables([hcl]) == {"secret"}
-    # in a JSON string (its quotes escaped), and in a block that never closes (read to the end: hidden)
-    assert rules.sensitive_variables([json.dumps({"main.tf": hcl})]) == {"secret"}
-    assert rules.sensitive_variables(['variable "open" {\n  default = "x"\n  sensitive = true\n']) == {"open"}
+def test_anything_marked_sensitive_in_a_terraform_template_is_found_however_it_is_written():
+    # Given the ways HCL, its JSON syntax, and either held in a JSON or YAML string mark something sensitive
+    marked = [
+        'variable "pw" {\n  description = "the } password"\n  sensitive = true\n}',
+        "variable pw { sensitive = true }",
+        'variable "pw" {\n  sensitive = "true"\n}',
+        '{"variable": {"pw": {"default": "x", "sensitive": true}}}',
+        json.dumps({"Workspace": {"main.tf": 'variable "pw" {\n  sensitive = true\n}'}}),
+        json.dumps({"Workspace": {"main.tf.json": '{"variable": {"pw": {"sensitive": true}}}'}}),
+        'output "o" {\n  value = 1\n  sensitive=true\n}',
+    ]
+    # Then each is found, and a template that marks nothing (or says false) is not
+    assert all(rules.marks_sensitive(text) for text in marked)
+    for plain in ('variable "pw" {\n  default = "x"\n}', "variable pw { sensitive = false }", "insensitive = truer"):
+        assert not rules.marks_sensitive(plain), plain
+

@@ -298,8 +298,10 @@ def test_a_terraform_template_in_yaml_takes_terraforms_validation_and_hides_sens
     checker = FakeChecker(validate={"RequestId": "R-V", "ResourceTypes": TYPES, "Parameters": parameters})
     # When reported on
     report = Reporter(checker, ["validate", "cost"]).report("t-1", template)
-    # Then ValidateTemplate was asked as Terraform, and the sensitive value is used but never written
+    # Then ValidateTemplate was asked as Terraform, and the values are used but none is written (the template marks
+    # something sensitive)
     assert ("validate", (True,)) in checker.calls
     assert ("cost", ({"pw": "s3cret", "Size": "5"},)) in checker.calls
-    used = {v["key"]: v["value"] for v in report.part("cost").data["parameters_used"]}
-    assert used == {"pw": None, "Size": "5"} and b"s3cret" not in report.to_json_bytes()
+    used = {v["key"]: (v["value"], v["source"]) for v in report.part("cost").data["parameters_used"]}
+    assert used == {"pw": (None, "default"), "Size": (None, "default")}
+    assert b"s3cret" not in report.to_json_bytes()

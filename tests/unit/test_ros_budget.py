@@ -50,3 +50,29 @@ def test_one_task_twice_is_one_reference_and_a_disagreement_means_a_probe():
     refs = [TaskRef("t-1"), TaskRef("t-2", "SUCCESS"), TaskRef("t-1", "SUCCESS"), TaskRef("t-2", "SUCCESS")]
     assert unique_by_task(refs) == [TaskRef("t-1"), TaskRef("t-2", "SUCCESS")]
     assert unique_by_task([TaskRef("t-3", "SUCCESS"), TaskRef("t-3")]) == [TaskRef("t-3")]
+
+
+def test_a_call_failing_with_its_attempts_cut_by_the_deadline_says_so():
+    # Given SDK clients whose every call fails retryably (an SDK error with a 503), on a client given a deadline
+    class Failing:
+        def __getattr__(self, method):
+            def call(*args):
+                from darabonba.exceptions import ResponseException
+
+                raise ResponseException(code="ServiceUnavailable", message="down", status_code=503)
+
+            return call
+
+    ros = RosClient(SETTINGS, client=Failing(), create_client=object())
+    ros._client_with = lambda attempts: Failing()
+    # When the call has 60 s (every attempt fits), then 12 s (two of three), then 50 ms (none is made)
+    outcomes = []
+    for left in (60.0, 12.0, 0.05):
+        with pytest.raises(UpstreamUnavailable) as caught:
+            ros.template_summary("{}", deadline=time.monotonic() + left)
+        outcomes.append(caught.value.cut_short)
+    # Then only the failures the deadline cut are marked so (their retries were not spent)
+    assert outcomes == [False, True, True]
+    with pytest.raises(UpstreamUnavailable) as caught:  # and without a deadline, never
+        ros.template_summary("{}")
+    assert caught.value.cut_short is False

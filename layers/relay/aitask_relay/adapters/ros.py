@@ -264,15 +264,19 @@ class RosClient:
     def _call(self, action: str, method: str, request: Any, deadline: float | None) -> Mapping[str, Any]:
         """One SDK call (``method``, e.g. ``get_aitask``) and its body, every failure translated once, here. With
         a ``deadline``, through the client and RuntimeOptions that end it by then (:meth:`bounded`)."""
+        cut = False  # whether the deadline leaves less than every attempt of the call
         try:
             # the SDK is untyped (no py.typed, no stubs): to_map() gives the body as parsed JSON, an object
             if deadline is None:
                 return cast("dict[str, Any]", getattr(self._client, method)(request).body.to_map())
+            cut = self._settings.call_worst_case_ms() > (deadline - time.monotonic()) * 1000
             attempts, runtime = self.bounded(deadline, action=action)
             call = getattr(self._client_with(attempts), f"{method}_with_options")
             return cast("dict[str, Any]", call(request, runtime).body.to_map())
         except Exception as exc:  # translate() hands a RelayError (bounded's UpstreamUnavailable) back as it is
-            raise translate(exc, action) from exc
+            error = translate(exc, action)
+            error.cut_short = cut and error.retryable
+            raise error from exc
 
     def bounded(self, deadline: float, *, action: str = "GetAITask") -> tuple[int, Any]:
         """(attempts, RuntimeOptions) for a call that must end by ``deadline``: as many attempts as fit

@@ -36,6 +36,9 @@ class RelayError(Exception):
     """A failure of one kind, with the upstream details that explain it (never a credential)."""
 
     kind: ErrorKind = ErrorKind.UPSTREAM_UNAVAILABLE
+    #: A retryable failure of a call whose attempts the invocation's deadline cut (the ROS client sets it): its
+    #: retries were not spent, so a later try may well succeed (the report stage does not keep such an outcome).
+    cut_short: bool = False
 
     def __init__(
         self,

@@ -19,7 +19,7 @@ import json
 import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from aitask_relay.core.errors import ErrorKind, RelayError
@@ -43,6 +43,7 @@ TOO_LARGE = "too_large"  # TemplateBody over MAX_TEMPLATE_BYTES
 UNSUPPORTED_FORMAT = "unsupported_format"  # bare HCL or text: ROS reads only its JSON/YAML (Terraform in a Transform)
 THROTTLED = "throttled"
 UNAVAILABLE = "unavailable"
+DEADLINE = "deadline"  # cut short by the invocation's deadline, its retries not spent: the report is not stored
 ACCESS_DENIED = "access_denied"
 REFUSED = "refused"  # any other permanent refusal of the call
 
@@ -133,7 +134,7 @@ def failure(name: str, error: RelayError) -> Part:
     spent by then), ``failed`` when it cannot; an invalid template is ``invalid``."""
     request_id = error.request_id
     if error.retryable:
-        reason = THROTTLED if error.kind is ErrorKind.THROTTLED else UNAVAILABLE
+        reason = DEADLINE if error.cut_short else THROTTLED if error.kind is ErrorKind.THROTTLED else UNAVAILABLE
         return Part(name, "unavailable", reason, error.message, request_id)
     if error.kind is ErrorKind.ACCESS_DENIED:
         return Part(name, "failed", ACCESS_DENIED, error.message, request_id)
@@ -143,43 +144,28 @@ def failure(name: str, error: RelayError) -> Part:
     return Part(name, "failed", REFUSED, error.message, request_id)
 
 
-# A ROS Terraform template written as YAML: a top-level ``Transform: Aliyun::Terraform-v1.x`` (a JSON one is read
-# into its workspace files by normalize; "Structure of Terraform templates",
-# https://www.alibabacloud.com/help/en/ros/user-guide/structure-of-terraform-templates).
-_TERRAFORM_YAML = re.compile(r"^Transform[ \t]*:[ \t]*[\"']?" + re.escape(TERRAFORM_TRANSFORM), re.MULTILINE)
-# A Terraform variable block's opening, in HCL or in HCL held in a JSON or YAML string (its quotes escaped).
-_VARIABLE = re.compile(r'variable\s+\\?"([^"\\\s]+)\\?"\s*\{')
-_SENSITIVE = re.compile(r"\bsensitive\s*=\s*true\b")
+# Anything marked sensitive in a Terraform workspace: HCL's ``sensitive = true`` (a variable's, an output's...), the
+# JSON syntax's ``"sensitive": true``, either possibly quoted or escaped inside a JSON or YAML string. One search,
+# linear in the text (no block is parsed: a brace, comment or heredoc cannot mislead it).
+_SENSITIVE = re.compile(r"""\bsensitive\\?["']?\s*[=:]\s*\\?["']?true\b""")
 
 
 def is_terraform_text(text: str, template_format: str | None) -> bool:
-    """Whether a YAML template is ROS's Terraform template (ValidateTemplate then takes EnableTerraformValidation)."""
-    return template_format == "yaml" and _TERRAFORM_YAML.search(text) is not None
+    """Whether a YAML template is ROS's Terraform template (ValidateTemplate then takes EnableTerraformValidation):
+    its text names a Terraform Transform (``Aliyun::Terraform-v1.x``) anywhere. No YAML parser is in the layer, and
+    a key can be written many ways (quoted, tagged, in a flow mapping): a mention elsewhere makes a ROS template
+    validated as Terraform too, which costs nothing, while a missed Terraform template would be validated as ROS and
+    its sensitive values shown. (A JSON one is read into its workspace files by normalize: "Structure of Terraform
+    templates", https://www.alibabacloud.com/help/en/ros/user-guide/structure-of-terraform-templates.)"""
+    return template_format == "yaml" and TERRAFORM_TRANSFORM in text
 
 
-def sensitive_variables(texts: Iterable[str]) -> set[str]:
-    """The Terraform variables declared ``sensitive = true`` in ``texts`` (HCL files, or a template holding them):
-    their values are written into no report, as a ROS parameter's with NoEcho. A variable's block runs to its
-    matching brace; a brace inside a string can end it early or late, so a block that does not close is read to
-    the end of the text (a mistake then hides a value, never shows one)."""
-    found: set[str] = set()
-    for text in texts:
-        for match in _VARIABLE.finditer(text):
-            depth, end = 1, match.end()
-            while depth and end < len(text):
-                nxt = min((i for i in (text.find("{", end), text.find("}", end)) if i >= 0), default=len(text))
-                if nxt < len(text):
-                    depth += 1 if text[nxt] == "{" else -1
-                end = nxt + 1
-            if _SENSITIVE.search(text, match.end(), end):
-                found.add(match.group(1))
-    return found
-
-
-def hiding(parameters: Sequence[Parameter], secret: Iterable[str]) -> list[Parameter]:
-    """``parameters`` with those named in ``secret`` marked NoEcho (their values never written)."""
-    hidden = set(secret)
-    return [replace(p, no_echo=True) if p.key in hidden else p for p in parameters]
+def marks_sensitive(text: str) -> bool:
+    """Whether a Terraform template marks anything sensitive: then none of its parameter values is written into a
+    report (each is listed, with its source, and ``value: null``), as for a ROS parameter with NoEcho. Which
+    variable a ``sensitive = true`` belongs to is not worked out: a block can hold braces in strings, comments and
+    heredocs, and reading it wrong would show a secret; hiding them all cannot."""
+    return _SENSITIVE.search(text) is not None
 
 
 # --------------------------------------------------------------------------------------------- reading answers
@@ -432,6 +418,12 @@ class Report:
         return next((p for p in self.parts if p.name == name), None)
 
     @property
+    def complete(self) -> bool:
+        """No part was cut short by the invocation's deadline: the report may be stored, for good (create-only).
+        An incomplete one is delivered in messages but not stored, and made again by the task's next delivery."""
+        return all(p.reason != DEADLINE for p in self.parts)
+
+    @property
     def valid(self) -> bool | None:
         """What ValidateTemplate said of the template: the validate part's answer, else (validate not chosen) the
         cost part's, which asks ValidateTemplate for the parameters and is not_applicable ``invalid`` (with
@@ -485,7 +477,8 @@ class Report:
             )
         sha = report.get("template_sha256")
         kept = dict(policy) if isinstance(policy, Mapping) else None
-        return cls(task_id, made_at, tuple(read), sha if isinstance(sha, str) else None, kept)
+        made = cls(task_id, made_at, tuple(read), sha if isinstance(sha, str) else None, kept)
+        return made if _well_formed(made) else None
 
     def policy_json_bytes(self) -> bytes | None:
         """policy.json: the RAM policy as ROS generated it; None when the policy part did not succeed."""
@@ -518,6 +511,28 @@ class Report:
 
 
 # --------------------------------------------------------------------------------------------- helpers
+
+
+def _well_formed(made: Report) -> bool:
+    """Whether a report read back is one this version writes: strict JSON (no NaN), and a summary whose fields
+    have their types (a hand-edited report.json must not put a text where task.json promises a list)."""
+    try:
+        json.dumps([made.to_dict(), made.summary()], allow_nan=False)
+    except (TypeError, ValueError):
+        return False
+    summary = made.summary()
+    lists = (summary["resource_types"], summary["parameters_without_default"])
+    cost, actions = summary["monthly_cost"], summary["policy_actions"]
+    return (
+        summary["valid"] in (True, False, None)
+        and all(v is None or (isinstance(v, list) and all(isinstance(x, str) for x in v)) for v in lists)
+        and (cost is None or (_is_number(cost["amount"]) and isinstance(cost["currency"], str | None)))
+        and (actions is None or (isinstance(actions, int) and not isinstance(actions, bool) and actions >= 0))
+    )
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def _price_of(entry: Mapping[str, Any]) -> dict[str, Any] | None:

@@ -236,14 +236,16 @@ class Relay:
     def _held_report(self, task_id: str, sha256: str) -> tuple[Report | None, Mapping[str, Any] | None]:
         """The report a store already holds for this template, and the policy: a report is made once per task,
         and every later delivery (a retry, a redelivery, GET /tasks/{id}/report) delivers and answers that one,
-        with no ROS call. The first store (in configured order) that holds one is read; a report of another
-        template (its sha256) is not used."""
+        with no ROS call. The first store (in configured order) that holds one is read; a report of another task
+        or template (its task_id, its sha256) is not used."""
         policy: Mapping[str, Any] | None = None
         for store in self._destinations[: self._store_count]:
             held, held_policy = store.held_report(task_id)
-            if held is not None and held.template_sha256 in (None, sha256):
+            if held is None:
+                policy = policy or held_policy  # left by a crash before report.json: ROS's answer for this task
+            elif held.task_id == task_id and held.template_sha256 == sha256:
                 return held, held_policy
-            policy = policy or held_policy
+            # else another task's or template's report (an edited store): neither it nor its policy is used
         return None, policy
 
     def process(self, ref: TaskRef, deadline: float | None = None) -> Observation:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import replace
 from typing import Any
 
 from aitask_relay.core import report as rules
@@ -75,12 +76,9 @@ class Reporter:
             parts = tuple(Part(name, why.status, why.reason, why.message) for name in self.parts)
             return Report(task_id, self._clock(), parts, sha)
         # A Terraform template in ROS's format (JSON, its workspace files read; or YAML): validated with Terraform's
-        # checks, and its sensitive variables' values never written
+        # checks, and no parameter value written when it marks anything sensitive
         terraform = template.files is not None or rules.is_terraform_text(text, template.format)
-        secret: set[str] = set()
-        if terraform:
-            texts = [f.body.decode("utf-8", "replace") for f in template.files or ()]
-            secret = rules.sensitive_variables(texts or [text])
+        secret = terraform and rules.marks_sensitive(text)  # the template's text holds its workspace files
         pool = self._pool()
         validation: Future[tuple[Part, list[rules.Parameter]]] | None = None
         if "validate" in self.parts or "cost" in self.parts:
@@ -120,13 +118,14 @@ class Reporter:
     # ----------------------------------------------------------------------------------------- the parts
 
     def _validate(
-        self, text: str, terraform: bool, secret: set[str], deadline: float | None
+        self, text: str, terraform: bool, secret: bool, deadline: float | None
     ) -> tuple[Part, list[rules.Parameter]]:
-        """The validate part, and the template's parameters as ROS read them (for the estimate; those in ``secret``
-        taken as NoEcho)."""
+        """The validate part, and the template's parameters as ROS read them (for the estimate; every one taken as
+        NoEcho when ``secret``)."""
         try:
             body = self._checker.validate_template(text, terraform=terraform, deadline=deadline)
-            return rules.read_validation(body), rules.hiding(rules.parameters_of(body), secret)
+            parameters = rules.parameters_of(body)
+            return rules.read_validation(body), [replace(p, no_echo=True) for p in parameters] if secret else parameters
         except RelayError as error:
             part = rules.failure("validate", error)
             return (rules.invalid(error) if part.reason == rules.INVALID else part), []

@@ -263,14 +263,25 @@ def report_answer(made: ReportArtifact, limit: ResponseLimit | None) -> dict[str
     body: dict[str, Any] = {**made.to_dict(), "policy": None if policy is None else json.loads(policy)}
     if limit is None or limit.size([body]) <= limit.max_bytes:
         return body
-    omitted = ["policy"] if body["policy"] is not None else []
-    body["policy"] = None
+    omitted: list[str] = []
+    body["omitted"] = omitted  # counted in every size below (it grows as things are left out)
+
+    def fits() -> bool:
+        return limit.size([body]) <= limit.max_bytes
+
+    if body["policy"] is not None:
+        body["policy"] = None
+        omitted.append("policy")
     parts = body["parts"]
     for name, key in (("cost", "resources"), ("summary", "resource_identifier_summaries")):
-        if limit.size([body]) > limit.max_bytes and key in parts.get(name, {}):
+        if not fits() and key in parts.get(name, {}):
             parts[name] = {k: v for k, v in parts[name].items() if k != key}
             omitted.append(f"parts.{name}.{key}")
-    if limit.size([body]) > limit.max_bytes:
-        body = {k: v for k, v in body.items() if k != "parts"} | {"summary": made.summary()}
+    if not fits():
+        del body["parts"]
+        body["summary"] = made.summary()
         omitted.append("parts")
-    return body | {"omitted": omitted}
+    if not fits():  # the summary's lists (a template of very many resource types): its verdict and parts only
+        body["summary"] = {k: made.summary()[k] for k in ("valid", "parts")}
+        omitted.append("summary")
+    return body

@@ -82,7 +82,11 @@ class ObjectStore(ABC):
         A task.json already there that records less than this delivery (a FAILURE, or a SUCCESS without
         a template, and this is a SUCCESS with one) is replaced, after the template was stored.
         """
-        result, template = observation.result, observation.template
+        result, template, report = observation.result, observation.template, observation.report
+        if report is not None and not report.complete:
+            # A report cut short by the invocation's deadline is not stored: task.json goes without its summary,
+            # so the task's next delivery makes the report again and grows task.json by it (see below).
+            result = replace(result, report=None)
         folder = self.prefix + self._folder(result)
         metadata = object_metadata(result)
         created = False
@@ -93,17 +97,17 @@ class ObjectStore(ABC):
                 created |= self._create(key, body, CONTENT_TYPES["text"], metadata)
             key = folder + template.filename
             created |= self._create(key, template.body, CONTENT_TYPES[template.format], metadata)
-        if observation.report is not None:
+        if report is not None:
             # Beside the template and before task.json (the last write: a task.json means the delivery is
             # complete); policy.json before report.json, so a report.json that says the policy part succeeded
             # always has its policy.json. Create-only, like the rest: the relay reads a report already stored
             # (held_report) and delivers that one, so a retry never writes a report.json or policy.json that
             # disagrees with what is there.
-            policy = observation.report.policy_json_bytes()
+            policy = report.policy_json_bytes()
             if policy is not None:
                 created |= self._create(folder + POLICY_JSON, policy, CONTENT_TYPES["json"], metadata)
-            report = observation.report.to_json_bytes()
-            created |= self._create(folder + REPORT_JSON, report, CONTENT_TYPES["json"], metadata)
+            if report.complete:
+                created |= self._create(folder + REPORT_JSON, report.to_json_bytes(), CONTENT_TYPES["json"], metadata)
         record, record_key = result.to_json_bytes(), folder + TASK_JSON
         if self._create(record_key, record, CONTENT_TYPES["json"], metadata):
             created = True
@@ -139,25 +143,27 @@ class ObjectStore(ABC):
             return None
 
     def held_report(self, task_id: str) -> tuple[Report | None, Mapping[str, Any] | None]:
-        """The report this store holds for the task (report.json, read back; None when there is none or it is
-        not one this version reads) and the policy (policy.json; None when there is none). Either may be there
-        without the other only after a crash between their writes, or with a report whose policy part did not
-        succeed. Any doubt reads as nothing held: the delivery then runs and reports the real error."""
+        """The report this store holds for the task (report.json read back, with policy.json when its policy
+        part succeeded) and the policy (policy.json; None when there is none). A policy.json without a
+        report.json is what a crash between the two writes leaves. A report.json this version cannot read
+        (edited, truncated, another schema) holds nothing usable, its policy.json included: the relay makes a
+        report, which this store cannot take (create-only). Any doubt reads as nothing held."""
         folder = self.prefix + storage_key(task_id) + "/"
         try:
             stored = self.read_record(folder + REPORT_JSON)
-            report = Report.from_stored(json.loads(stored)) if stored is not None else None
-            if report is not None:
-                part = report.part("policy")
-                if part is None or not part.ok:
-                    return report, None
+            report = None if stored is None else Report.from_stored(json.loads(stored))
+            if stored is not None and report is None:
+                return None, None
+            part = report.part("policy") if report is not None else None
+            if report is not None and (part is None or not part.ok):
+                return report, None
             body = self.read_record(folder + POLICY_JSON)
-            policy = json.loads(body) if body is not None else None
-            policy = policy if isinstance(policy, Mapping) else None
+            found = json.loads(body) if body is not None else None
+            policy = found if isinstance(found, Mapping) else None
         except Exception:
             return None, None
-        if report is not None and policy is None:  # a report that names a policy no longer there: not used
-            return None, None
+        # A report whose policy.json was removed is still the report delivered (report.json, task.json and the
+        # messages then agree); only the policy file is missing.
         return (None if report is None else replace(report, policy=policy)), policy
 
     def announced_at(self, task_id: str, status: str | None, destination: str) -> str | None:
