@@ -153,6 +153,7 @@ def session(
         quiet_library_logs()
         from aitask_relay import runtime
 
+        runtime.use_platform("local")  # no EMF metrics among the results on stdout
         runtime.reset()  # the configuration is built from the environment as it is now
         with errors_to_exit_codes(output):
             yield Session(output, started)

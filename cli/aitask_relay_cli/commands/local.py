@@ -113,7 +113,11 @@ def replay(
     from relay_devkit.replay import replay as run_replay
 
     with session(profile=profile, region=region, json_output=json_output, quiet=quiet, emulator=emulator):
-        # The handlers log Powertools JSON on stdout as in Lambda; the answers are the objects with "event".
+        # The handlers log Powertools JSON (and, on AWS, EMF metrics) on stdout as in Lambda; the answers are the
+        # objects with "event".
+        from aitask_relay import runtime
+
+        runtime.use_platform("aws")  # as the handler runs (an FC handler says "fc" itself when loaded)
         code = run_replay(list(events), function=function, built=built, indent=None if json_output else 2)
     if code:
         raise typer.Exit(code)

@@ -30,10 +30,11 @@ _platform = "aws"
 
 
 def use_platform(name: str) -> None:
-    """Say where the process runs: "aws" (Lambda, the default) or "fc" (Function Compute, where there is no
-    CloudWatch to read EMF metrics, so none are written; logs are the same Powertools JSON)."""
+    """Say where the process runs: "aws" (Lambda, the default), "fc" (Function Compute, where there is no
+    CloudWatch to read EMF metrics, so none are written; logs are the same Powertools JSON) or "local" (the command
+    line: AWS's settings, and no metrics, whose EMF lines would land among a command's results on stdout)."""
     global _platform
-    if name not in ("aws", "fc"):
+    if name not in ("aws", "fc", "local"):
         raise ValueError(f"unknown platform {name!r}")
     _platform = name
 
