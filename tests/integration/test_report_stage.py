@@ -354,3 +354,32 @@ def test_a_terraform_yaml_template_with_a_quoted_transform_and_braces_in_strings
     same_summary_on_both_queues(record, sqs_event, amqp_event, "com.aliyun.ros.aitask.invalid")
     for name in ("report.json", "task.json"):
         assert "Hunter2" not in (folder / name).read_text()
+
+
+def test_a_report_cut_by_the_invocations_deadline_delivers_nothing_until_an_attempt_with_time(
+    emulator, relay_env, configure, aws, rabbitmq, out_dir
+):
+    # Given a finished task, destinations on a file store, SQS and AMQP, and GenerateTemplatePolicy answering after 3 s
+    from relay_devkit.runner import LambdaContext, load_handler
+
+    (_queue, url), amqp_queue = aws.queue(), rabbitmq.queue()
+    configure(
+        RELAY_DESTINATIONS=f"{out_dir.as_uri()},sqs://{url.rsplit('/', 1)[1]},{rabbitmq.uri}?routing_key={amqp_queue}",
+        RELAY_REPORT=ALL,
+    )
+    result = template_of("valid", "ros-json")
+    emulator.add_task({"TaskId": "t-cut", "Status": "SUCCESS", "TaskOutput": {"Result": result}})
+    emulator.add_fault({"Action": "GenerateTemplatePolicy", "LatencyMs": 3000, "Times": 1})
+    handler = load_handler("fetch_task")
+    # When fetch_task runs with 5 s left (2 s once the 3 s reserve is kept)
+    (record,) = handler({"TaskId": "t-cut"}, LambdaContext(function_name="fetch_task", timeout_ms=5000))["results"]
+    # Then the task is a retryable error naming the policy part, and nothing is stored or announced anywhere
+    assert record["error"]["retryable"] is True and "policy" in record["error"]["message"]
+    assert not (out_dir / "t-cut").exists() and aws.receive_all(url) == [] and rabbitmq.get_all(amqp_queue) == []
+    # And an invocation with its full time delivers it once, everywhere, with the whole report
+    (again,) = handler({"TaskId": "t-cut"}, LambdaContext(function_name="fetch_task"))["results"]
+    delivered_everywhere(again)
+    assert again["report"]["parts"]["policy"] == "ok"
+    assert json.loads((out_dir / "t-cut" / "task.json").read_text())["report"] == again["report"]
+    (sqs_message,) = aws.receive_all(url)
+    assert json.loads(sqs_message["Body"])["data"]["report"] == again["report"]

@@ -312,7 +312,7 @@ def test_each_report_parts_outcome_is_counted_and_logged(tmp_path):
     assert extra["report"] == {"valid": True, "parts": parts}
 
 
-def test_a_report_cut_short_by_the_deadline_is_delivered_but_not_stored_and_made_again_later(tmp_path):
+def test_a_report_cut_short_by_the_deadline_delivers_nothing_and_the_next_attempt_delivers_it_whole(tmp_path):
     # Given GenerateTemplatePolicy failing with its retries cut by the invocation's deadline
     from aitask_relay.core.errors import UpstreamUnavailable
 
@@ -321,16 +321,27 @@ def test_a_report_cut_short_by_the_deadline_is_delivered_but_not_stored_and_made
     checker = Checker(policy=cut)
     # When the task is delivered
     (first,) = relay(tmp_path, checker).process_many([TaskRef("t-1", "SUCCESS")])
-    # Then the record (and so the messages) says so, but no report.json is stored and task.json has no summary
-    assert first.result.report["parts"]["policy"] == "unavailable:deadline"
-    folder = tmp_path / "t-1"
-    assert not (folder / "report.json").exists() and "report" not in json.loads((folder / "task.json").read_text())
-    # And the task's next delivery, with time enough, makes the whole report and stores it, task.json grown by it
+    # Then it is a retryable error naming the part, and nothing at all is written (no message either: no delivery)
+    assert first.result.error.retryable and "policy" in first.result.error.message
+    assert first.result.deliveries == () and not (tmp_path / "t-1").exists()
+    # And the next attempt, with time enough, delivers it with its whole report
     del checker.errors["policy"]
     (second,) = relay(tmp_path, checker).process_many([TaskRef("t-1")])
-    assert second.result.report["parts"]["policy"] == "ok" and (folder / "policy.json").exists()
+    folder = tmp_path / "t-1"
+    assert second.result.error is None and second.result.report["parts"]["policy"] == "ok"
     assert json.loads((folder / "task.json").read_text())["report"] == second.result.report
     assert json.loads((folder / "report.json").read_text())["parts"]["policy"]["status"] == "ok"
+
+
+def test_a_damaged_policy_json_beside_a_good_report_leaves_the_report_delivered_as_stored(tmp_path):
+    # Given a task delivered with its report, then its policy.json truncated
+    checker = Checker()
+    relay(tmp_path, checker).process_many([TaskRef("t-1", "SUCCESS")])
+    asked = len(checker.calls)
+    (tmp_path / "t-1" / "policy.json").write_text('{"Version": "1", "Stat')
+    # When it is delivered again / Then ROS is not asked: the stored report is delivered, its policy part ok
+    (again,) = relay(tmp_path, checker).process_many([TaskRef("t-1")])
+    assert len(checker.calls) == asked and again.result.report["parts"]["policy"] == "ok"
 
 
 def test_a_stored_report_of_another_task_or_template_is_not_delivered_nor_its_policy(tmp_path):
@@ -359,6 +370,7 @@ def test_a_stored_report_that_is_not_strict_json_or_has_wrong_types_is_not_deliv
         assert Report.from_stored({**stored, "parts": {**stored["parts"], "cost": edited}}) is None
     policy = {**stored["parts"]["policy"], "action_count": {"n": 1}}
     assert Report.from_stored({**stored, "parts": {**stored["parts"], "policy": policy}}) is None
-    validate = {**stored["parts"]["validate"], "resource_types": "not a list"}
-    assert Report.from_stored({**stored, "parts": {**stored["parts"], "validate": validate}}) is None
+    for types in ("not a list", ["\ud800"]):  # a lone surrogate escape: valid JSON no file or message can hold
+        validate = {**stored["parts"]["validate"], "resource_types": types}
+        assert Report.from_stored({**stored, "parts": {**stored["parts"], "validate": validate}}) is None
     assert Report.from_stored(stored) is not None

@@ -382,25 +382,27 @@ def test_a_terraform_template_in_yaml_is_recognised_by_its_transform_written_any
     head = "ROSTemplateFormatVersion: '2015-09-01'\n"
     for transform in ("Transform: Aliyun::Terraform-v1.5", "'Transform': 'Aliyun::Terraform-v1.2'",
                       '"Transform": !!str Aliyun::Terraform-v1.5', "{Transform: Aliyun::Terraform-v1.5}",
-                      "\ufeffTransform: Aliyun::Terraform-v1.5\r"):
+                      "\ufeffTransform: Aliyun::Terraform-v1.5\r", 'Transform: "Aliyun::Terraform\\x2Dv1.5"',
+                      '"\\u0054ransform": "Aliyun::\\u0054erraform-v1.5"'):
         assert rules.is_terraform_text(head + transform + "\n", "yaml"), transform
     assert not rules.is_terraform_text(head + "Resources: {}\n", "yaml")
     assert not rules.is_terraform_text('{"Transform": "Aliyun::Terraform-v1.5"}', "json")  # normalize reads those
 
 
-def test_anything_marked_sensitive_in_a_terraform_template_is_found_however_it_is_written():
-    # Given the ways HCL, its JSON syntax, and either held in a JSON or YAML string mark something sensitive
+def test_anything_that_may_mark_a_terraform_value_sensitive_is_found_however_it_is_written():
+    # Given the ways HCL, its JSON syntax, and either held in a JSON or YAML string may say sensitive
     marked = [
         'variable "pw" {\n  description = "the } password"\n  sensitive = true\n}',
-        "variable pw { sensitive = true }",
-        'variable "pw" {\n  sensitive = "true"\n}',
+        "variable pw {\n\tsensitive = true\n}",
+        "variable pw {\nsensitive=(true)\n}",
+        'variable "pw" {\n  sensitive /* yes */ = "${true}"\n}',
         '{"variable": {"pw": {"default": "x", "sensitive": true}}}',
-        json.dumps({"Workspace": {"main.tf": 'variable "pw" {\n  sensitive = true\n}'}}),
-        json.dumps({"Workspace": {"main.tf.json": '{"variable": {"pw": {"sensitive": true}}}'}}),
-        'output "o" {\n  value = 1\n  sensitive=true\n}',
+        '{"variable": {"pw": {"\\u0073ensitive": true}}}',
+        json.dumps({"Workspace": {"main.tf": 'variable "pw" {\n\tsensitive = true\n}'}}),
+        'Workspace:\n  main.tf: "variable \\"pw\\" {\\n\\x73ensitive = true\\n}"',
+        'output "o" {\n  value = 1\n  SENSITIVE=true\n}',
     ]
-    # Then each is found, and a template that marks nothing (or says false) is not
-    assert all(rules.marks_sensitive(text) for text in marked)
-    for plain in ('variable "pw" {\n  default = "x"\n}', "variable pw { sensitive = false }", "insensitive = truer"):
-        assert not rules.marks_sensitive(plain), plain
-
+    # Then each is found (one text at a time, and among others), and a template that says nothing of it is not
+    assert all(rules.marks_sensitive([text]) for text in marked)
+    assert rules.marks_sensitive(["plain", marked[0]])
+    assert not rules.marks_sensitive(['variable "pw" {\n  default = "x"\n}', "resource \"a\" \"b\" {}"])

@@ -190,11 +190,6 @@ class ReportArtifact(Protocol):
         """The compact summary the record carries (TaskResult.report)."""
         ...
 
-    @property
-    def complete(self) -> bool:
-        """Whether it may be stored (no part cut short by the invocation's deadline)."""
-        ...
-
 
 @dataclass(frozen=True, slots=True)
 class Observation:

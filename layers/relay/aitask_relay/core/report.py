@@ -43,7 +43,7 @@ TOO_LARGE = "too_large"  # TemplateBody over MAX_TEMPLATE_BYTES
 UNSUPPORTED_FORMAT = "unsupported_format"  # bare HCL or text: ROS reads only its JSON/YAML (Terraform in a Transform)
 THROTTLED = "throttled"
 UNAVAILABLE = "unavailable"
-DEADLINE = "deadline"  # cut short by the invocation's deadline, its retries not spent: the report is not stored
+DEADLINE = "deadline"  # cut short by the invocation's deadline, its retries not spent: the task is retried
 ACCESS_DENIED = "access_denied"
 REFUSED = "refused"  # any other permanent refusal of the call
 
@@ -144,28 +144,29 @@ def failure(name: str, error: RelayError) -> Part:
     return Part(name, "failed", REFUSED, error.message, request_id)
 
 
-# Anything marked sensitive in a Terraform workspace: HCL's ``sensitive = true`` (a variable's, an output's...), the
-# JSON syntax's ``"sensitive": true``, either possibly quoted or escaped inside a JSON or YAML string. One search,
-# linear in the text (no block is parsed: a brace, comment or heredoc cannot mislead it).
-_SENSITIVE = re.compile(r"""\bsensitive\\?["']?\s*[=:]\s*\\?["']?true\b""")
+# A YAML escape (\x.., \u...., \U........): text that may not say literally what it means once decoded.
+_ESCAPE = re.compile(r"\\(?:x[0-9A-Fa-f]{2}|u[0-9A-Fa-f]{4}|U[0-9A-Fa-f]{8})")
 
 
 def is_terraform_text(text: str, template_format: str | None) -> bool:
-    """Whether a YAML template is ROS's Terraform template (ValidateTemplate then takes EnableTerraformValidation):
-    its text names a Terraform Transform (``Aliyun::Terraform-v1.x``) anywhere. No YAML parser is in the layer, and
-    a key can be written many ways (quoted, tagged, in a flow mapping): a mention elsewhere makes a ROS template
-    validated as Terraform too, which costs nothing, while a missed Terraform template would be validated as ROS and
-    its sensitive values shown. (A JSON one is read into its workspace files by normalize: "Structure of Terraform
-    templates", https://www.alibabacloud.com/help/en/ros/user-guide/structure-of-terraform-templates.)"""
-    return template_format == "yaml" and TERRAFORM_TRANSFORM in text
+    """Whether a YAML template is taken for ROS's Terraform template (ValidateTemplate then takes
+    EnableTerraformValidation, and its sensitive values are hidden): its text names a Terraform Transform
+    (``Aliyun::Terraform-v1.x``) anywhere, or holds an escape that could spell it. No YAML parser is in the layer,
+    and a key can be written many ways (quoted, tagged, escaped, in a flow mapping): a ROS template taken for a
+    Terraform one costs nothing (ROS reads the option for Terraform templates), while a Terraform template taken
+    for a ROS one would be validated wrongly and its secrets shown. (A JSON one is read into its workspace files by
+    normalize: "Structure of Terraform templates",
+    https://www.alibabacloud.com/help/en/ros/user-guide/structure-of-terraform-templates.)"""
+    return template_format == "yaml" and (TERRAFORM_TRANSFORM in text or _ESCAPE.search(text) is not None)
 
 
-def marks_sensitive(text: str) -> bool:
-    """Whether a Terraform template marks anything sensitive: then none of its parameter values is written into a
-    report (each is listed, with its source, and ``value: null``), as for a ROS parameter with NoEcho. Which
-    variable a ``sensitive = true`` belongs to is not worked out: a block can hold braces in strings, comments and
-    heredocs, and reading it wrong would show a secret; hiding them all cannot."""
-    return _SENSITIVE.search(text) is not None
+def marks_sensitive(texts: Iterable[str]) -> bool:
+    """Whether a Terraform template may mark anything sensitive: a text (a workspace file as ROS gave it, or a YAML
+    template) that holds the word ``sensitive`` in any case or form, or an escape that could spell it. Then none
+    of its parameter values is written into a report (each is listed, with its source, and ``value: null``), as
+    for a ROS parameter with NoEcho. Nothing is parsed: HCL has many ways to say true (``true``, ``(true)``,
+    ``"${true}"``, comments between), and a misreading would show a secret, while hiding values costs nothing."""
+    return any("sensitive" in text.lower() or _ESCAPE.search(text) is not None for text in texts)
 
 
 # --------------------------------------------------------------------------------------------- reading answers
@@ -419,8 +420,8 @@ class Report:
 
     @property
     def complete(self) -> bool:
-        """No part was cut short by the invocation's deadline: the report may be stored, for good (create-only).
-        An incomplete one is delivered in messages but not stored, and made again by the task's next delivery."""
+        """No part was cut short by the invocation's deadline: the report may be delivered, for good. An incomplete
+        one makes the task a retryable error, delivered whole by its next attempt (Relay.report)."""
         return all(p.reason != DEADLINE for p in self.parts)
 
     @property
@@ -516,8 +517,8 @@ class Report:
 def _well_formed(made: Report) -> bool:
     """Whether a report read back is one this version writes: strict JSON (no NaN), and a summary whose fields
     have their types (a hand-edited report.json must not put a text where task.json promises a list)."""
-    try:
-        json.dumps([made.to_dict(), made.summary()], allow_nan=False)
+    try:  # UnicodeEncodeError (a ValueError): a lone surrogate escape no stored file or message can hold
+        json.dumps([made.to_dict(), made.summary()], allow_nan=False, ensure_ascii=False).encode("utf-8")
     except (TypeError, ValueError):
         return False
     summary = made.summary()

@@ -12,6 +12,7 @@ from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any, Literal
 
+from aitask_relay.core import report as rules
 from aitask_relay.core.clock import now_iso
 from aitask_relay.core.errors import (
     AccessDenied,
@@ -214,6 +215,8 @@ class Relay:
             return observation
         observation = self.report(observation, deadline)
         result = observation.result
+        if result.error is not None:  # a report cut short by the deadline: nothing is delivered (see report)
+            return observation
         deliveries: list[Delivery] = []
         for destination in self._destinations:
             stored = tuple(deliveries[: self._store_count])  # stores come first: what they did so far
@@ -231,6 +234,18 @@ class Relay:
             made = self._reporter.report(result.task_id, template, deadline=deadline, stored_policy=policy)
         if made is None:
             return observation
+        if not made.complete:
+            # A part whose retries this invocation's deadline cut (not spent): delivering the report would announce
+            # a verdict once and for all (report.json is create-only, an event id is announced once) that ROS could
+            # still have given. The task is a retryable error instead, delivered whole by its next attempt (the
+            # queue's redelivery, the sweep, the caller's retry): within the tracking deadline, like any retryable
+            # error. A part that failed with its retries spent stays unavailable and is delivered.
+            cut = ", ".join(p.name for p in made.parts if p.reason == rules.DEADLINE)
+            error = UpstreamUnavailable(
+                f"the report's {cut} part(s) were cut short by the invocation's deadline: nothing is delivered now, "
+                "the next attempt delivers the task with its whole report"
+            )
+            return error_observation(result.task_id, error, self._clock(), task_type=result.task_type)
         return replace(observation, result=replace(result, report=made.summary()), report=made)
 
     def _held_report(self, task_id: str, sha256: str) -> tuple[Report | None, Mapping[str, Any] | None]:

@@ -78,7 +78,9 @@ class Reporter:
         # A Terraform template in ROS's format (JSON, its workspace files read; or YAML): validated with Terraform's
         # checks, and no parameter value written when it marks anything sensitive
         terraform = template.files is not None or rules.is_terraform_text(text, template.format)
-        secret = terraform and rules.marks_sensitive(text)  # the template's text holds its workspace files
+        # the workspace files as ROS gave them (their JSON escapes decoded), else the YAML text
+        files = [f.body.decode("utf-8", "replace") for f in template.files or ()]
+        secret = terraform and rules.marks_sensitive(files or [text])
         pool = self._pool()
         validation: Future[tuple[Part, list[rules.Parameter]]] | None = None
         if "validate" in self.parts or "cost" in self.parts:

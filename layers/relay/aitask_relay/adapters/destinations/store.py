@@ -83,10 +83,6 @@ class ObjectStore(ABC):
         a template, and this is a SUCCESS with one) is replaced, after the template was stored.
         """
         result, template, report = observation.result, observation.template, observation.report
-        if report is not None and not report.complete:
-            # A report cut short by the invocation's deadline is not stored: task.json goes without its summary,
-            # so the task's next delivery makes the report again and grows task.json by it (see below).
-            result = replace(result, report=None)
         folder = self.prefix + self._folder(result)
         metadata = object_metadata(result)
         created = False
@@ -106,8 +102,7 @@ class ObjectStore(ABC):
             policy = report.policy_json_bytes()
             if policy is not None:
                 created |= self._create(folder + POLICY_JSON, policy, CONTENT_TYPES["json"], metadata)
-            if report.complete:
-                created |= self._create(folder + REPORT_JSON, report.to_json_bytes(), CONTENT_TYPES["json"], metadata)
+            created |= self._create(folder + REPORT_JSON, report.to_json_bytes(), CONTENT_TYPES["json"], metadata)
         record, record_key = result.to_json_bytes(), folder + TASK_JSON
         if self._create(record_key, record, CONTENT_TYPES["json"], metadata):
             created = True
@@ -152,18 +147,21 @@ class ObjectStore(ABC):
         try:
             stored = self.read_record(folder + REPORT_JSON)
             report = None if stored is None else Report.from_stored(json.loads(stored))
-            if stored is not None and report is None:
-                return None, None
-            part = report.part("policy") if report is not None else None
-            if report is not None and (part is None or not part.ok):
-                return report, None
-            body = self.read_record(folder + POLICY_JSON)
-            found = json.loads(body) if body is not None else None
-            policy = found if isinstance(found, Mapping) else None
         except Exception:
             return None, None
-        # A report whose policy.json was removed is still the report delivered (report.json, task.json and the
-        # messages then agree); only the policy file is missing.
+        if stored is not None and report is None:
+            return None, None
+        part = report.part("policy") if report is not None else None
+        if report is not None and (part is None or not part.ok):
+            return report, None
+        try:
+            body = self.read_record(folder + POLICY_JSON)
+            found = json.loads(body) if body is not None else None
+        except Exception:
+            found = None
+        policy = found if isinstance(found, Mapping) else None
+        # A report whose policy.json was removed or damaged is still the report delivered (report.json, task.json
+        # and the messages then agree); only the policy file is missing.
         return (None if report is None else replace(report, policy=policy)), policy
 
     def announced_at(self, task_id: str, status: str | None, destination: str) -> str | None:
