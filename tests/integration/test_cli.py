@@ -253,8 +253,9 @@ EVIL = "[link=https://evil.example]click[/link] \x1b]0;pwned\x07 \x1b[2J \x9b31m
 def test_upstream_text_is_shown_literally_never_as_markup_or_escapes(tmp_path):
     # Given a task whose prompt and template hold rich markup and terminal escape sequences
     plan = scenario(QUICK)
+    template = f"ROSTemplateFormatVersion: '2015-09-01'\nDescription: \"{EVIL}\"\n"
     evil_task = {"TaskId": "t-evil", "TaskType": "GenerateTemplate", "Prompt": EVIL, "Status": "SUCCESS",
-                 "TaskOutput": {"Result": f"ROSTemplateFormatVersion: '2015-09-01'\nDescription: \"{EVIL}\"\n"}}  # fmt: skip
+                 "TaskOutput": {"Result": template}}  # fmt: skip
     plan["Tasks"] = [*plan["Tasks"], evil_task]
     with start_emulator(scenario=plan) as ros:
         env = cli_env(ros, tmp_path / "delivered")

@@ -106,10 +106,11 @@ def test_durations_out_of_their_bounds_are_refused():
 
 
 def test_a_retryable_delivery_failure_exits_3_a_permanent_one_1():
-    unreachable = {"status": "SUCCESS", "error": None,
-                   "deliveries": [{"outcome": "failed", "error": {"code": "unavailable", "retryable": True}}]}  # fmt: skip
-    refused = {"status": "SUCCESS", "error": None,
-               "deliveries": [{"outcome": "failed", "error": {"code": "access_denied", "retryable": False}}]}  # fmt: skip
+    def delivered(code, retryable):
+        failed = {"outcome": "failed", "error": {"code": code, "retryable": retryable}}
+        return {"status": "SUCCESS", "error": None, "deliveries": [failed]}
+
+    unreachable, refused = delivered("unavailable", True), delivered("access_denied", False)
     assert (exit_code([unreachable]), exit_code([refused])) == (3, 1)
 
 

@@ -259,10 +259,12 @@ def test_a_report_setting_that_is_not_a_subset_of_the_parts_is_refused(value):
         load_config({"RELAY_REPORT": value})
 
 
-@pytest.mark.parametrize("region", ["attacker.net:443/?", "cn-hangzhou.evil", "CN-HANGZHOU", "cn_hangzhou", "-x", "a" * 65])
+@pytest.mark.parametrize(
+    "region", ["attacker.net:443/?", "cn-hangzhou.evil", "CN-HANGZHOU", "cn_hangzhou", "-x", "a" * 65]
+)
 def test_a_region_that_is_not_a_region_id_is_refused_naming_the_variable(region):
     # The SDK builds its endpoint host from the region (ros.<region>.aliyuncs.com): nothing else may get in
-    with pytest.raises(ConfigurationError, match="ALIBABA_CLOUD_REGION_ID=.* is not a region id"):
+    with pytest.raises(ConfigurationError, match=r"ALIBABA_CLOUD_REGION_ID=.* is not a region id"):
         load_config({"ALIBABA_CLOUD_REGION_ID": region})
 
 
