@@ -270,10 +270,50 @@ def usage_error(option: str, problem: str) -> typer.BadParameter:
     return typer.BadParameter(problem, param_hint=option)
 
 
+_registered: set[Callable[[typer.Typer], None]] = set()
+# An option without a variable of the functions' (RELAY_DESTINATIONS ...) reads click's automatic variable:
+# AITASK_RELAY_<COMMAND>_<PARAMETER>, the parameter's Python name, not the option's (--from is ..._SOURCE).
+AUTO_ENVVAR_PREFIX = "AITASK_RELAY"
+
+
 def register_all(modules: Sequence[Callable[[typer.Typer], None]]) -> typer.Typer:
     for register in modules:
-        register(app)
+        if register not in _registered:  # once each, also when a test asks for the variables' table first
+            _registered.add(register)
+            register(app)
     return app
+
+
+def option_variables() -> list[tuple[str, str, str]]:
+    """(command, option, environment variable) for every option of every command, as click resolves them: the
+    option's own ``envvar``, else ``AITASK_RELAY_<COMMAND>_<PARAMETER NAME>`` (click's Context builds the prefix
+    from the command's name, Option.resolve_envvar_value adds the parameter's name). docs/cli.md's table is
+    checked against it (tests/unit/test_cli_variables.py)."""
+    from typer.core import TyperGroup, TyperOption
+
+    from aitask_relay_cli.commands import COMMANDS
+
+    group = typer.main.get_command(register_all(COMMANDS))
+    assert isinstance(group, TyperGroup)  # nosec B101 (app has a callback: always a group)
+    rows = []
+    for name, command in group.commands.items():
+        prefix = f"{AUTO_ENVVAR_PREFIX}_{name.upper()}".replace("-", "_")
+        for param in command.params:
+            if not isinstance(param, TyperOption) or not param.name:
+                continue
+            if not param.envvar and not param.allow_from_autoenv:
+                continue
+            envvar = param.envvar or f"{prefix}_{param.name.upper()}"
+            variable = envvar if isinstance(envvar, str) else " ".join(envvar)
+            rows.append((name, "/".join(param.opts), variable))
+    return rows
+
+
+def variables_table() -> str:
+    """docs/cli.md's table of every option's environment variable (Markdown)."""
+    lines = ["| command | option | variable |", "|---|---|---|"]
+    lines += [f"| {command} | `{option}` | `{variable}` |" for command, option, variable in option_variables()]
+    return "\n".join(lines)
 
 
 def main() -> None:
@@ -281,9 +321,7 @@ def main() -> None:
     from aitask_relay_cli.commands import COMMANDS
 
     register_all(COMMANDS)
-    # An option without a variable of the functions' (RELAY_DESTINATIONS ...) reads AITASK_RELAY_<COMMAND>_<OPTION>
-    # (click's automatic variables: AITASK_RELAY_LIST_SINCE=2h).
-    app(prog_name="aitask-relay", auto_envvar_prefix="AITASK_RELAY")
+    app(prog_name="aitask-relay", auto_envvar_prefix=AUTO_ENVVAR_PREFIX)
 
 
 if __name__ == "__main__":  # python -m aitask_relay_cli.app

@@ -324,3 +324,22 @@ def test_more_bad_input_exits_2_naming_the_option_without_a_traceback(quick_ros,
     assert proc.returncode == 2, (proc.returncode, proc.stderr[-2000:])
     assert option in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
     assert "RELAY_DESTINATIONS" not in proc.stderr
+
+
+def test_the_documented_automatic_variables_are_read(quick_ros, tmp_path):
+    # Given the variables app.option_variables names (docs/cli.md's table) for list --since and get --template
+    from aitask_relay_cli.app import option_variables
+
+    rows = {(command, option): variable for command, option, variable in option_variables()}
+    env = cli_env(quick_ros, tmp_path)
+    # When they are set instead of the options
+    listed = subprocess.run(
+        [CLI, "list"], env=env | {rows["list", "--since"]: "soon"}, capture_output=True, text=True, timeout=30
+    )
+    got = subprocess.run(
+        [CLI, "get", "t-demo-ros-yaml", "--json"], env=env | {rows["get", "--template"]: "1"},
+        capture_output=True, text=True, timeout=30, cwd=tmp_path,
+    )  # fmt: skip
+    # Then the commands read them as the options
+    assert listed.returncode == 2 and "--since" in listed.stderr, listed.stderr
+    assert json.loads(got.stdout)["template"].startswith("ROSTemplateFormatVersion"), got.stderr
