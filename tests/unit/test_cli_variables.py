@@ -3,9 +3,8 @@ option_variables: an option's own envvar, else click's AITASK_RELAY_<COMMAND>_<P
 
 import re
 
-from relay_devkit import ROOT
-
 from aitask_relay_cli.app import option_variables, variables_table
+from relay_devkit import ROOT
 
 
 def test_the_documented_variables_are_the_commands_own():
