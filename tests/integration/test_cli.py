@@ -9,6 +9,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import jsonschema
@@ -58,6 +59,16 @@ def screen_text(child) -> str:
     return ANSI.sub("", child.before or "")
 
 
+def interrupt_while_running(args, env, cwd):
+    """Run the command in a pseudo-terminal, press Ctrl-C once its task is RUNNING; (exit status, screen text)."""
+    child = spawn(args, env, cwd)
+    child.expect("TemplateGenerator:RUNNING", timeout=20)
+    child.sendintr()
+    child.expect(pexpect.EOF, timeout=20)
+    child.close()
+    return child.exitstatus, screen_text(child)
+
+
 def test_create_wait_in_a_terminal_shows_the_stages_delivers_and_exits_0(quick_ros, tmp_path):
     # Given the console script in a pseudo-terminal, pointed at the emulator (created tasks take 6 s)
     out = tmp_path / "delivered"
@@ -80,15 +91,12 @@ def test_ctrl_c_stops_watching_not_the_task_and_prints_the_resume_command(slow_r
     # Given create --wait following a task that runs 12 s
     out = tmp_path / "delivered"
     env = cli_env(slow_ros, out)
-    child = spawn(["create", "--prompt", "An OSS bucket", "--wait", "--to", out.as_uri()], env, tmp_path)
-    child.expect("TemplateGenerator:RUNNING", timeout=20)
     # When the person presses Ctrl-C while it runs
-    child.sendintr()
-    child.expect(pexpect.EOF, timeout=20)
-    child.close()
-    text = screen_text(child)
+    status, text = interrupt_while_running(
+        ["create", "--prompt", "An OSS bucket", "--wait", "--to", out.as_uri()], env, tmp_path
+    )
     # Then the command stops (130, as a shell reports Ctrl-C) and prints how to resume, with the same --to
-    assert child.exitstatus == 130, text[-2000:]
+    assert status == 130, text[-2000:]
     match = re.search(r"Resume with:\s+(aitask-relay watch (t-[0-9a-f]+) --to (\S+))", text)
     assert match, text[-2000:]
     task_id = match[2]
@@ -192,15 +200,10 @@ def test_ctrl_c_never_prints_a_to_password_and_says_what_is_known(slow_ros, tmp_
     out = tmp_path / "delivered"
     amqp = "amqp://guest:hunter2SECRET@127.0.0.1:5672/%2F?routing_key=relay-cli-test"
     args = ["create", "--prompt", "An OSS bucket", "--wait", "--to", out.as_uri(), "--to", amqp]
-    child = spawn(args, cli_env(slow_ros, out), tmp_path)
-    child.expect("TemplateGenerator:RUNNING", timeout=20)
     # When the person presses Ctrl-C while it runs
-    child.sendintr()
-    child.expect(pexpect.EOF, timeout=20)
-    child.close()
-    text = screen_text(child)
+    status, text = interrupt_while_running(args, cli_env(slow_ros, out), tmp_path)
     # Then the resume command shows the URI with its password redacted, and says how to give the password
-    assert child.exitstatus == 130, text[-2000:]
+    assert status == 130, text[-2000:]
     assert "hunter2SECRET" not in text
     assert "--to 'amqp://guest:***@127.0.0.1:5672/%2F?routing_key=relay-cli-test'" in text, text[-2000:]
     assert "password_env=" in text and "password_secret=" in text
@@ -213,9 +216,6 @@ def test_ctrl_c_during_create_ai_task_says_how_to_find_the_task(tmp_path):
     plan = scenario(QUICK) | {"Faults": [{"Action": "CreateAITask", "LatencyMs": 8000, "Times": None}]}
     with start_emulator(scenario=plan) as ros:
         child = spawn(["create", "--prompt", "A VPC", "--wait"], cli_env(ros, tmp_path), tmp_path)
-        child.expect("ROS|", timeout=5)
-        import time
-
         time.sleep(3)
         # When Ctrl-C comes while CreateAITask is in flight
         child.sendintr()
