@@ -216,7 +216,11 @@ def test_ctrl_c_during_create_ai_task_says_how_to_find_the_task(tmp_path):
     plan = scenario(QUICK) | {"Faults": [{"Action": "CreateAITask", "LatencyMs": 8000, "Times": None}]}
     with start_emulator(scenario=plan) as ros:
         child = spawn(["create", "--prompt", "A VPC", "--wait"], cli_env(ros, tmp_path), tmp_path)
-        time.sleep(3)
+        deadline = time.monotonic() + 20  # wait until CreateAITask has reached the emulator
+        while not any(r.get("action") == "CreateAITask" for r in ros.emulator.requests):
+            assert time.monotonic() < deadline, "CreateAITask never came"
+            time.sleep(0.1)
+        time.sleep(0.5)
         # When Ctrl-C comes while CreateAITask is in flight
         child.sendintr()
         child.expect(pexpect.EOF, timeout=20)
