@@ -13,7 +13,7 @@ from rich.table import Table
 from rich.text import Text
 
 from aitask_relay.usecases.watch import TaskView, TaskWatch
-from aitask_relay_cli.app import Output
+from aitask_relay_cli.app import Output, literal, shown
 from aitask_relay_cli.render import estimate_text, human_seconds
 
 REFRESH_SECONDS = 0.25  # how often the elapsed time moves on the display between looks
@@ -70,10 +70,11 @@ def _table(views: list[TaskView]) -> Group:
             mark: Any = Text("✔" if view.status == "SUCCESS" else "✘", style=STATUS_STYLE.get(view.status or "", "red"))
         else:
             mark = Spinner("dots")
-        status = Text(view.status or "looking…", style=STATUS_STYLE.get(view.status or "", ""))
+        status = Text(literal(view.status or "looking…"), style=STATUS_STYLE.get(view.status or "", ""))
         estimate = "" if view.done else estimate_text(view.estimate_left_seconds)
         stage = view.stage or ""
         if view.stages_seen:
             stage = f"{stage}  ({view.stages_seen} event{'s' if view.stages_seen > 1 else ''})"
-        table.add_row(mark, view.task_id, status, stage, estimate, human_seconds(view.elapsed_seconds))
+        # The stage is ROS's text (HandlerType:HandlerProcessStatus): shown literally, as Output's cells are
+        table.add_row(mark, shown(view.task_id), status, shown(stage), estimate, human_seconds(view.elapsed_seconds))
     return Group(table)

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
 
+from aitask_relay.adapters.destinations.uri import redact
 from aitask_relay_cli.app import EXIT_OK, EXIT_TASK_FAILED, EXIT_UPSTREAM
 
 RESULT_COLUMNS = ("task", "status", "format", "bytes", "valid / cost a month / actions", "delivered / error")
@@ -19,12 +20,16 @@ _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 _SHORT = {"unsupported_resource_types": "unpriced", "needs_parameters": "needs params", "invalid": "-"}
 
 
-def parse_duration(text: str) -> int:
-    """Seconds from ``90``, ``90s``, ``15m``, ``2h`` or ``1d``; ValueError otherwise (the option's error)."""
+def parse_duration(text: str, *, low: int = 0, high: int | None = None) -> int:
+    """Seconds from ``90``, ``90s``, ``15m``, ``2h`` or ``1d``, within ``low..high``; ValueError otherwise (the
+    option's error; a bound keeps a huge value from overflowing the date arithmetic that uses it)."""
     match = _DURATION.match(text)
     if match is None:
         raise ValueError(f"{text!r} is not a duration (e.g. 90s, 15m, 2h, 1d)")
-    return int(match[1]) * _UNITS[match[2]]
+    seconds = int(match[1]) * _UNITS[match[2]]
+    if seconds < low or (high is not None and seconds > high):
+        raise ValueError(f"{text.strip()!r} is out of range ({low}..{'' if high is None else high} s)")
+    return seconds
 
 
 def human_seconds(seconds: float) -> str:
@@ -107,15 +112,27 @@ def result_row(record: Mapping[str, Any], cwd: Path | None = None) -> tuple[str,
 
 def exit_code(records: Iterable[Mapping[str, Any]]) -> int:
     """The exit code of a command that showed these TaskResults: 3 when one could not be looked at (an error from
-    ROS), else 1 when a task failed (FAILURE) or a delivery failed, else 0."""
+    ROS) or a delivery failed in a way a retry may fix (a destination unreachable or throttling: its error is
+    ``retryable``), else 1 when a task failed (FAILURE) or a delivery failed for good (refused, too large), else 0."""
     code = EXIT_OK
     for record in records:
-        if record.get("error"):
+        if unsettled(record):
             return EXIT_UPSTREAM
         failed_delivery = any(d.get("outcome") == "failed" for d in record.get("deliveries") or [])
         if record.get("status") == "FAILURE" or failed_delivery:
             code = EXIT_TASK_FAILED
     return code
+
+
+def unsettled(record: Mapping[str, Any]) -> bool:
+    """Whether looking at the task again may still settle it: it could not be looked at, or a delivery failed with
+    a retryable error (the next look delivers it again)."""
+    if record.get("error"):
+        return True
+    return any(
+        d.get("outcome") == "failed" and bool((d.get("error") or {}).get("retryable"))
+        for d in record.get("deliveries") or []
+    )
 
 
 def resume_command(
@@ -126,12 +143,24 @@ def resume_command(
     region: str | None = None,
 ) -> str:
     """The ``aitask-relay watch`` command that takes watching these tasks up again, with the same destinations,
-    profile and region (each argument quoted for a POSIX shell)."""
+    profile and region (each argument quoted for a POSIX shell). A destination's password is never printed: it
+    shows as ``***``, as every log line and record shows it (adapters/destinations/uri.py redact); see
+    :func:`password_hint`."""
     words = ["aitask-relay", "watch", *task_ids]
     for uri in destinations:
-        words += ["--to", uri]
+        words += ["--to", redact(uri)]
     if profile:
         words += ["--profile", profile]
     if region:
         words += ["--region", region]
     return shlex.join(words)
+
+
+def password_hint(destinations: Sequence[str]) -> str:
+    """What to do about the ``***`` of a resume command's --to (empty when no destination had a password)."""
+    if all(redact(uri) == uri for uri in destinations):
+        return ""
+    return (
+        "A --to password is shown as ***: write it back in, or better leave it out of the URI and name it with the "
+        "URI's password_env=VARIABLE or password_secret=NAME (docs/destinations.md, Passwords)."
+    )

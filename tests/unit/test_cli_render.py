@@ -6,12 +6,14 @@ from pathlib import Path
 
 import pytest
 
-from aitask_relay.adapters.credentials import profile_region
+from aitask_relay.adapters.credentials import profile_names, profile_region
+from aitask_relay_cli.app import literal
 from aitask_relay_cli.render import (
     estimate_text,
     exit_code,
     human_seconds,
     parse_duration,
+    password_hint,
     report_cell,
     result_row,
     resume_command,
@@ -94,3 +96,56 @@ def test_no_region_from_a_missing_or_broken_config(tmp_path):
     (tmp_path / ".aliyun").mkdir()
     (tmp_path / ".aliyun" / "config.json").write_text("{not json")
     assert profile_region({}, str(tmp_path)) is None
+
+
+def test_durations_out_of_their_bounds_are_refused():
+    assert parse_duration("30d", low=60, high=2592000) == 2592000
+    for text in ("400d", "99999999999d", "59"):
+        with pytest.raises(ValueError, match="out of range"):
+            parse_duration(text, low=60, high=2592000)
+
+
+def test_a_retryable_delivery_failure_exits_3_a_permanent_one_1():
+    def delivered(code, retryable):
+        failed = {"outcome": "failed", "error": {"code": code, "retryable": retryable}}
+        return {"status": "SUCCESS", "error": None, "deliveries": [failed]}
+
+    unreachable, refused = delivered("unavailable", True), delivered("access_denied", False)
+    assert (exit_code([unreachable]), exit_code([refused])) == (3, 1)
+
+
+def test_the_resume_command_never_shows_a_password_and_says_how_to_give_it():
+    uri = "amqp://guest:hunter2SECRET@mq.example/%2F?routing_key=q"
+    command = resume_command(["t-1"], destinations=[uri, "file:///t"])
+    assert "hunter2SECRET" not in command
+    assert command == "aitask-relay watch t-1 --to 'amqp://guest:***@mq.example/%2F?routing_key=q' --to file:///t"
+    # an unencoded '@' in the password: masked whole, as the library's errors mask it
+    assert "p@ss" not in resume_command(["t-1"], destinations=["amqp://guest:p@ss@mq.example/?routing_key=q"])
+    assert "password_env=" in password_hint([uri]) and password_hint(["file:///t"]) == ""
+
+
+def test_upstream_text_is_made_literal():
+    evil = "[link=https://evil.example]x[/link] \x1b]0;pwned\x07 \x1b[2J \x9b \x7f \u202e a\r\nb\tc"
+    shown = literal(evil)
+    assert shown == "[link=https://evil.example]x[/link] \\x1b]0;pwned\\x07 \\x1b[2J \\x9b \\x7f \\u202e a\\x0d\nb\tc"
+    assert literal("a\nb\tc", multiline=False) == "a\\x0ab\\x09c"
+
+
+def test_the_profiles_the_chain_could_read(tmp_path):
+    assert profile_names({}, str(tmp_path)) == []  # no file: no profile
+    write_config(tmp_path, {"current": "dev", "profiles": [{"name": "dev"}, {"name": "prod"}, {"nameless": 1}]})
+    assert profile_names({}, str(tmp_path)) == ["dev", "prod"]
+    assert profile_names({"ALIBABA_CLOUD_CLI_PROFILE_DISABLED": "true"}, str(tmp_path)) is None
+
+
+def test_quiet_library_logs_covers_the_library_stdlib_loggers(monkeypatch):
+    import logging
+
+    from aitask_relay_cli.app import quiet_library_logs
+
+    monkeypatch.delenv("POWERTOOLS_LOG_LEVEL", raising=False)
+    library = logging.getLogger("aitask_relay")
+    monkeypatch.setattr(library, "level", logging.NOTSET)
+    quiet_library_logs()
+    assert not logging.getLogger("aitask_relay.sqs").isEnabledFor(logging.WARNING)
+    assert logging.getLogger("aitask_relay.sqs").isEnabledFor(logging.ERROR)

@@ -3,8 +3,10 @@ through their handlers), emulator (the ROS emulator in the foreground)."""
 
 from __future__ import annotations
 
+import json
+import math
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -29,7 +31,8 @@ def sweep(
         typer.Option(
             "--lookback",
             envvar="RELAY_SWEEP_LOOKBACK_SECONDS",
-            help="Tasks created or updated within this time (90s, 15m, 2h, 1d). Default: the sweeper's, 1h.",
+            help="Tasks created or updated within this time (90s, 15m, 2h, 1d; 60s..30d, as "
+            "RELAY_SWEEP_LOOKBACK_SECONDS). Default: the sweeper's, 1h.",
             show_default=False,
         ),
     ] = None,
@@ -44,16 +47,17 @@ def sweep(
     emulator: UseEmulator = False,
 ) -> None:
     """Run the sweeper here, once (ListAITasks, deliver the finished tasks of the window), and print its summary."""
+    from aitask_relay.core.settings import SWEEP_LOOKBACK_SECONDS as BOUNDS
     from aitask_relay_cli.render import parse_duration
 
     seconds = None
     if lookback is not None:
+        # The bounds the functions enforce on RELAY_SWEEP_LOOKBACK_SECONDS (core/settings.py), which also keep the
+        # window's date arithmetic from overflowing.
         try:
-            seconds = parse_duration(lookback)
+            seconds = parse_duration(lookback, low=BOUNDS.low, high=BOUNDS.high)
         except ValueError as exc:
-            raise usage_error("--lookback", str(exc)) from None
-        if seconds < 60:
-            raise usage_error("--lookback", "at least 60 s (RELAY_SWEEP_LOOKBACK_SECONDS' lower bound)")
+            raise usage_error("--lookback", f"{exc} ({BOUNDS.variable}'s bounds)") from None
     environment, _ = destinations_environment(to)
     with session(
         profile=profile, region=region, json_output=json_output, quiet=quiet, emulator=emulator, environment=environment
@@ -112,6 +116,7 @@ def replay(
     each answer. Without ROS_ENDPOINT or an AccessKey, against the ROS emulator, delivering to out/replay/."""
     from relay_devkit.replay import replay as run_replay
 
+    _check_replay(events, function, built)
     with session(profile=profile, region=region, json_output=json_output, quiet=quiet, emulator=emulator):
         # The handlers log Powertools JSON (and, on AWS, EMF metrics) on stdout as in Lambda; the answers are the
         # objects with "event".
@@ -123,8 +128,49 @@ def replay(
         raise typer.Exit(code)
 
 
+def _check_replay(events: list[Path], function: str | None, built: Path | None) -> None:
+    """What replay would otherwise report as a traceback: an unknown --function, an event file that is not JSON
+    (the Lambda handlers' events; Function Compute's are bytes, passed as they are), a --built directory without
+    the layer or the handler an event needs."""
+    from relay_devkit import ROOT
+    from relay_devkit.runner import built_resource, fc_trigger_of, function_of
+
+    known = [*sorted(p.parent.name for p in (ROOT / "functions").glob("*/app.py")), "aliyun"]
+    if function is not None and function not in known:
+        raise usage_error("--function", f"{function!r} is not one of {', '.join(known)}")
+    if built is not None and not any((built / sub).is_dir() for sub in ("RelayLayer/python", "python")):
+        raise usage_error("--built", f"{built} holds no built layer (RelayLayer/python from sam build, or python/)")
+    for path in events:
+        try:
+            name = function or function_of(path)  # reads the event for its shape when its folder does not say
+        except (UnicodeDecodeError, ValueError) as exc:
+            raise usage_error("EVENT", f"{path} is not a JSON event (UTF-8): {exc}") from None
+        if name == "aliyun":
+            try:
+                fc_trigger_of(path)
+            except ValueError as exc:
+                raise usage_error("EVENT", str(exc)) from None
+            handler = None if built is None else built / "index.py"
+        else:
+            try:
+                json.loads(path.read_bytes().decode("utf-8"))
+            except (UnicodeDecodeError, ValueError) as exc:
+                raise usage_error("EVENT", f"{path} is not a JSON event (UTF-8): {exc}") from None
+            handler = None if built is None else built / built_resource(name) / "app.py"
+        if built is not None and handler is not None and not handler.is_file():
+            raise usage_error("--built", f"{built} has no {handler.relative_to(built)} for {path}")
+
+
+def _speed(value: float) -> float:
+    if not math.isfinite(value) or value < 0:
+        raise typer.BadParameter(f"{value} is not a clock speed (a finite number, 0 or more)")
+    return value
+
+
 def emulator(
-    port: Annotated[int, typer.Option("--port", envvar="ROS_EMULATOR_PORT", help="Loopback port.")] = 8790,
+    port: Annotated[
+        int, typer.Option("--port", envvar="ROS_EMULATOR_PORT", help="Loopback port.", min=1, max=65535)
+    ] = 8790,
     scenario: Annotated[
         Path | None,
         typer.Option(
@@ -135,21 +181,35 @@ def emulator(
             show_default=False,
         ),
     ] = None,
-    speed: Annotated[float, typer.Option("--speed", help="Clock speed (0: moves only when advanced).")] = 1.0,
+    speed: Annotated[
+        float, typer.Option("--speed", help="Clock speed (0: moves only when advanced).", callback=_speed)
+    ] = 1.0,
 ) -> None:
     """Run the ROS emulator in the foreground (Ctrl-C stops it) and print the variables that point the relay at it."""
-    import json
-
     from relay_devkit.emulation import DEMO_KEY, LocalRos, cli_scenario
     from ros_emulator import Emulator
     from ros_emulator.__main__ import serve_until_stopped
 
-    plan = json.loads(scenario.read_text(encoding="utf-8")) if scenario is not None else cli_scenario()
+    plan = _scenario(scenario) if scenario is not None else cli_scenario()
     try:
-        started = Emulator(access_keys=dict([DEMO_KEY]), scenario=plan, speed=speed, port=port).start()
+        built = Emulator(access_keys=dict([DEMO_KEY]), scenario=plan, speed=speed, port=port)
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:  # a scenario the emulator cannot follow
+        raise usage_error("--scenario", f"{scenario}: {type(exc).__name__}: {exc} (docs/emulator.md)") from None
+    try:
+        started = built.start()
     except OSError as exc:
         raise usage_error("--port", f"cannot listen on 127.0.0.1:{port}: {exc.strerror}") from None
     print(f"ROS emulator listening on {started.endpoint} with {len(started.tasks)} tasks", flush=True)
     for name, value in LocalRos(started, DEMO_KEY).environment().items():
         print(f"export {name}={value}", flush=True)
     serve_until_stopped(started)
+
+
+def _scenario(path: Path) -> dict[str, Any]:
+    try:
+        plan = json.loads(path.read_bytes().decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise usage_error("--scenario", f"{path} is not JSON (UTF-8): {exc}") from None
+    if not isinstance(plan, dict):
+        raise usage_error("--scenario", f"{path} holds a JSON {type(plan).__name__}, not an object (docs/emulator.md)")
+    return plan

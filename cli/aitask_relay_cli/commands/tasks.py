@@ -10,6 +10,7 @@ from typing import Annotated, Any
 import typer
 
 from aitask_relay_cli.app import (
+    EXIT_UPSTREAM,
     JsonOutput,
     Output,
     Profile,
@@ -17,9 +18,11 @@ from aitask_relay_cli.app import (
     Region,
     UseEmulator,
     session,
+    shown,
     usage_error,
 )
 
+LIST_SINCE_MAX_SECONDS = 3650 * 86400  # ten years: older than ROS's AI tasks, and far from datetime's limits
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report a command stopped by Ctrl-C
 # The option each of POST /tasks' fields comes from (parse_create_request's InvalidInput.field).
 CREATE_OPTIONS = {
@@ -42,12 +45,31 @@ To = Annotated[
 
 def destinations_environment(to: list[str] | None) -> tuple[dict[str, str], list[str]]:
     """RELAY_DESTINATIONS for this run (from --to, else the variable, else ./templates/ as a file:// URI) and the
-    --to values a resume command repeats."""
+    --to values a resume command repeats (redacted when it prints them). A bad --to is reported naming --to, with
+    the same checks (and the same masking of any password) the functions apply to RELAY_DESTINATIONS."""
     if to:
-        return {"RELAY_DESTINATIONS": ",".join(to)}, list(to)
+        return {"RELAY_DESTINATIONS": ",".join(_checked_destinations(to))}, list(to)
     if os.environ.get("RELAY_DESTINATIONS"):
         return {}, []
     return {"RELAY_DESTINATIONS": (Path.cwd() / "templates").as_uri()}, []
+
+
+def _checked_destinations(to: list[str]) -> list[str]:
+    from aitask_relay.adapters.destinations.uri import mask, parse_destination
+    from aitask_relay.core.errors import ConfigurationError
+
+    seen: dict[str, str] = {}
+    for uri in to:
+        if "," in uri:  # the entries travel as RELAY_DESTINATIONS, which is split at commas
+            raise usage_error("--to", f"{mask(uri)!r}: a comma inside a URI (in a password, say) must be written %2C")
+        try:
+            spec = parse_destination(uri.strip())
+        except ConfigurationError as exc:
+            raise usage_error("--to", str(exc).removeprefix("RELAY_DESTINATIONS entry ")) from None
+        if spec.target in seen:
+            raise usage_error("--to", f"{seen[spec.target]!r} and {spec.name!r} name the same destination")
+        seen[spec.target] = spec.name
+    return to
 
 
 def register(app: typer.Typer) -> None:
@@ -108,8 +130,16 @@ def create(
         from aitask_relay import runtime
 
         sent_at = iso(now_utc())
-        created = runtime.tasks().create(request)
         output = run.output
+        try:
+            created = runtime.tasks().create(request)
+        except KeyboardInterrupt:
+            # CreateAITask may have reached ROS before Ctrl-C: the task would then exist, with no id printed.
+            output.notice(
+                "interrupted while CreateAITask was in flight: a task may have been created. "
+                "Look for it with: aitask-relay list --since 5m"
+            )
+            raise typer.Exit(EXIT_INTERRUPTED) from None
         if not wait:
             answer = {"task_id": created.task_id, "tracking": created.tracking}
             if created.recovered:
@@ -151,12 +181,15 @@ def get(
     quiet: Quiet = False,
     emulator: UseEmulator = False,
 ) -> None:
-    """One TaskResult per task (delivered on the way, as fetch_task does), as a table or JSON lines."""
+    """One TaskResult per distinct task id, in order (delivered on the way, as fetch_task does), as a table or
+    JSON lines."""
     from aitask_relay.core.errors import InvalidInput
     from aitask_relay.triggers.direct import parse_fetch_request
 
+    # One result per distinct id, in the order given (as watch, whose TaskWatch follows each task once).
+    distinct = list(dict.fromkeys(task_ids))
     try:
-        request = parse_fetch_request({"TaskIds": list(task_ids), "IncludeTemplate": include_template})
+        request = parse_fetch_request({"TaskIds": distinct, "IncludeTemplate": include_template})
     except InvalidInput as exc:
         raise usage_error("TASK_ID", exc.message) from None
     environment, _ = destinations_environment(to)
@@ -172,7 +205,8 @@ def get(
 
 def list_tasks(
     since: Annotated[
-        str, typer.Option("--since", help="Tasks created within this time (90s, 15m, 2h, 1d); 0 for all.")
+        str,
+        typer.Option("--since", help="Tasks created within this time (90s, 15m, 2h, 1d; at most 3650d); 0 for all."),
     ] = "24h",
     status: Annotated[
         list[str] | None,
@@ -198,7 +232,7 @@ def list_tasks(
     from aitask_relay_cli.render import parse_duration
 
     try:
-        seconds = parse_duration(since)
+        seconds = parse_duration(since, high=LIST_SINCE_MAX_SECONDS)
     except ValueError as exc:
         raise usage_error("--since", str(exc)) from None
     with session(profile=profile, region=region, json_output=json_output, quiet=quiet, emulator=emulator) as run:
@@ -244,25 +278,45 @@ def _watch_and_deliver(
     from aitask_relay import runtime
     from aitask_relay.usecases.watch import TaskWatch
     from aitask_relay_cli.follow import follow
-    from aitask_relay_cli.render import resume_command
+    from aitask_relay_cli.render import exit_code, password_hint, resume_command, unsettled
 
     watch = TaskWatch(runtime.relay(), task_ids, created_at=created_at)
+    destinations, profile, region = resume
     try:
         follow(watch, output)
     except KeyboardInterrupt:
-        pending = [task.task_id for task in watch.tasks.values() if not task.done]
-        destinations, profile, region = resume
-        command = resume_command(pending, destinations=destinations, profile=profile, region=region)
+        pending = [view for view in watch.views() if not view.done]
         note = " (the private --emulator stops with this command, and its tasks with it)" if emulator else ""
-        output.err.print(
-            f"stopped watching; {', '.join(pending)} still running in ROS{note}. Resume with:\n  {command}",
-            highlight=False,
-            markup=False,
+        known = "; ".join(f"{view.task_id} {_known_state(view.status)}" for view in pending)
+        ids = [view.task_id for view in pending]
+        command = resume_command(ids, destinations=destinations, profile=profile, region=region)
+        output.notice(
+            f"stopped watching, not the tasks{note}: {known}. Resume with:\n  {command}"
+            + _then(password_hint(destinations))
         )
         raise typer.Exit(EXIT_INTERRUPTED) from None
     records = [result.to_dict() for result in watch.results()]
     _show_results(output, records, include_template=False)
+    if exit_code(records) == EXIT_UPSTREAM:
+        # A task that could not be looked at, or whose delivery may succeed later: the same command settles it
+        again = [str(record["task_id"]) for record in records if unsettled(record)]
+        command = resume_command(again, destinations=destinations, profile=profile, region=region)
+        hint = _then(password_hint(destinations))
+        output.notice(f"{', '.join(again)} not settled (a retry may succeed); try again with:\n  {command}{hint}")
     _exit_for(records)
+
+
+def _known_state(status: str | None) -> str:
+    """What the last look said of a task the watch stopped following."""
+    if status is None:
+        return "not looked at yet"
+    if status in ("SUCCESS", "FAILURE"):
+        return f"{status} in ROS, delivery not finished"
+    return f"{status} at the last look (it goes on in ROS)"
+
+
+def _then(text: str) -> str:
+    return f"\n{text}" if text else ""
 
 
 def _show_results(output: Output, records: list[dict[str, Any]], *, include_template: bool) -> None:
@@ -276,8 +330,8 @@ def _show_results(output: Output, records: list[dict[str, Any]], *, include_temp
     if include_template:
         for record in records:
             if record.get("template") is not None:
-                output.out.rule(f"{record['task_id']} template ({record.get('template_format')})")
-                output.out.print(record["template"], markup=False, highlight=False)
+                output.out.rule(shown(f"{record['task_id']} template ({record.get('template_format')})"))
+                output.text(record["template"])
 
 
 def _exit_for(records: list[dict[str, Any]]) -> None:

@@ -85,6 +85,28 @@ def profile_region(environ: Mapping[str, str], home: str | None = None) -> str |
     (https://www.alibabacloud.com/help/en/cli/configure-alibaba-cloud-cli). The same profile gives the region here,
     so credentials and region come from one place. A missing or unreadable file, or a profile without a region, is
     None (the region is then ALIBABA_CLOUD_REGION_ID's default): the chain reports a credentials problem itself."""
+    config = _cli_config(environ, home)
+    if config is None:
+        return None
+    name = environ.get("ALIBABA_CLOUD_PROFILE") or config.get("current")
+    for profile in config.get("profiles") or []:
+        if isinstance(profile, Mapping) and profile.get("name") == name:
+            region = profile.get("region_id")
+            return region if isinstance(region, str) and region else None
+    return None
+
+
+def profile_names(environ: Mapping[str, str], home: str | None = None) -> list[str] | None:
+    """The profiles of the aliyun CLI's config file, as the chain's CLI profile provider reads it; None when that
+    provider is off (ALIBABA_CLOUD_CLI_PROFILE_DISABLED=true), [] when the file is missing or unreadable."""
+    if environ.get("ALIBABA_CLOUD_CLI_PROFILE_DISABLED", "").lower() == "true":
+        return None
+    config = _cli_config(environ, home) or {}
+    profiles = config.get("profiles") or []
+    return [str(p["name"]) for p in profiles if isinstance(p, Mapping) and isinstance(p.get("name"), str)]
+
+
+def _cli_config(environ: Mapping[str, str], home: str | None) -> Mapping[str, Any] | None:
     if environ.get("ALIBABA_CLOUD_CLI_PROFILE_DISABLED", "").lower() == "true":
         return None
     path = os.path.join(home or environ.get("HOME") or os.path.expanduser("~"), ".aliyun", "config.json")
@@ -93,11 +115,4 @@ def profile_region(environ: Mapping[str, str], home: str | None = None) -> str |
             config = json.load(handle)
     except (OSError, ValueError):
         return None
-    if not isinstance(config, Mapping):
-        return None
-    name = environ.get("ALIBABA_CLOUD_PROFILE") or config.get("current")
-    for profile in config.get("profiles") or []:
-        if isinstance(profile, Mapping) and profile.get("name") == name:
-            region = profile.get("region_id")
-            return region if isinstance(region, str) and region else None
-    return None
+    return config if isinstance(config, Mapping) else None
