@@ -101,6 +101,65 @@ def test_failures_refuses_a_queue_whose_reads_could_dead_letter_its_messages(aws
     assert message["Attributes"]["ApproximateReceiveCount"] == "1"
 
 
+def queue_counts(aws, url):
+    attributes = aws.sqs.get_queue_attributes(
+        QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
+    )["Attributes"]
+    return int(attributes["ApproximateNumberOfMessages"]), int(attributes["ApproximateNumberOfMessagesNotVisible"])
+
+
+def test_failures_allowed_to_count_receives_reads_each_message_once_a_run(aws):
+    # Given a queue with a RedrivePolicy (maxReceiveCount 2) holding three reports
+    (_d, dlq_url), (_n, url) = aws.queue(), aws.queue()
+    policy = json.dumps({"deadLetterTargetArn": queue_attribute(aws, dlq_url, "QueueArn"), "maxReceiveCount": 2})
+    aws.sqs.set_queue_attributes(QueueUrl=url, Attributes={"RedrivePolicy": policy})
+    for i in range(3):
+        aws.sqs.send_message(QueueUrl=url, MessageBody=json.dumps({"TaskId": f"t-{i}", "reason": "timed_out"}))
+    for run in (1, 2):
+        # When the operator looks at it, accepting the receive counts, twice
+        code, out, err = cli(aws, "failures", "--queue", url, "--allow-receive-count", "--json")
+        # Then each run lists the three once, each received once more (the count it shows is the true one)
+        assert code == 0, err
+        rows = [json.loads(line) for line in out.splitlines()]
+        assert sorted(row["task_id"] for row in rows) == ["t-0", "t-1", "t-2"]
+        assert [row["receive_count"] for row in rows] == [run] * 3
+        # and all three are back on the queue, visible at once; none went to the DLQ
+        assert queue_counts(aws, url) == (3, 0)
+        assert queue_counts(aws, dlq_url) == (0, 0)
+
+
+def test_failures_pages_past_the_first_ten_and_shows_garbled_messages(aws):
+    # Given 60 reports and 4 messages that are not reports (text, JSON of other shapes)
+    _name, url = aws.queue()
+    for i in range(60):
+        aws.sqs.send_message(QueueUrl=url, MessageBody=json.dumps({"TaskId": f"t-{i}", "reason": "timed_out"}))
+    garbled = ["\x1b[31mnot json\x1b[0m \u202e", json.dumps([1, 2, 3]), '{"TaskId": 5, "reason": null}', "{"]
+    for body in garbled:
+        aws.sqs.send_message(QueueUrl=url, MessageBody=body)
+    # When the operator looks at all of them
+    code, out, err = cli(aws, "failures", "--queue", url, "--json", "--limit", "1000")
+    # Then every message is listed once, the garbled ones too, each received once
+    assert code == 0, err
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert len(rows) == len({row["message_id"] for row in rows}) == 64
+    assert {row["task_id"] for row in rows} >= {f"t-{i}" for i in range(60)}
+    assert sum(row["reason"] == "unrecognized" for row in rows) == 3
+    assert {row["receive_count"] for row in rows} == {1}
+    # and all are visible again at once
+    assert queue_counts(aws, url) == (64, 0)
+    # When it asks for 25: 25 shown, the limit named, and again nothing left hidden
+    code, out, err = cli(aws, "failures", "--queue", url, "--limit", "25")
+    assert code == 0, err
+    assert "25 shown; the queue counts about 64 visible" in err and "--limit reached" in err
+    assert queue_counts(aws, url) == (64, 0)
+
+
+def test_failures_refuses_a_limit_over_what_one_run_reads(aws):
+    _name, url = aws.queue()
+    code, _out, err = cli(aws, "failures", "--queue", url, "--limit", "1001")
+    assert code == 2 and "--limit" in err
+
+
 def test_failures_without_a_queue_exits_2_naming_the_option(aws):
     code, _out, err = cli(aws, "failures", env={"RELAY_FAILURE_QUEUE": ""})
     assert code == 2 and "--queue" in err
@@ -198,3 +257,27 @@ def test_a_rate_out_of_range_exits_2_before_anything_moves(aws):
     with pytest.raises(ClientError) as refused:
         aws.sqs.start_message_move_task(SourceArn=queues["dlq_arn"], MaxNumberOfMessagesPerSecond=501)
     assert refused.value.response["Error"]["Code"] == "InvalidParameterValue"
+
+
+def test_redrive_names_the_option_of_a_queue_that_does_not_exist_or_does_not_fit(aws):
+    queues = dead_lettered(aws, ["m"])
+    fifo, fifo_url = aws.queue(fifo=True)
+    arn = queues["dlq_arn"]
+    missing_arn = arn.rpartition(":")[0] + ":no-such-queue"
+    cases = [
+        (["--from", "no-such-queue"], "--from"),
+        (["--from", missing_arn], "--from"),
+        (["--from", "arn:aws:sqs:us-east-1:123456789012"], "--from"),
+        (["--from", queues["dlq"], "--to", "no-such-queue"], "--to"),
+        (["--from", queues["dlq"], "--to", missing_arn], "--to"),
+        (["--from", queues["dlq"], "--to", fifo], "--to"),
+        (["--from", queues["dlq"], "--to", queue_attribute(aws, fifo_url, "QueueArn")], "--to"),
+    ]
+    for args, option in cases:
+        # When the operator names a queue that does not exist, a malformed ARN, or a destination of another type
+        code, _out, err = cli(aws, "redrive", *args)
+        # Then it is the caller's error (exit 2) naming the option, and nothing was started
+        assert (code, option in err) == (2, True), (args, err)
+    assert "same type" in err
+    assert aws.sqs.list_message_move_tasks(SourceArn=arn)["Results"] == []
+    assert queue_attribute(aws, queues["dlq_url"], "ApproximateNumberOfMessages") == "1"

@@ -7,8 +7,11 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
+import threading
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -84,3 +87,78 @@ def test_schemathesis_finds_no_server_error_and_no_answer_outside_the_descriptio
     tail = proc.stdout[-3000:]
     assert proc.returncode == 0, tail
     assert " passed" in tail and "failed" not in tail.split("SUMMARY")[-1], tail
+
+
+def raw(url, request, wait=5.0):
+    """Send raw bytes on one connection; everything answered until the server closes it (or ``wait`` passes:
+    then the answer ends with b"<open>")."""
+    host, port = url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=wait) as conn:
+        conn.sendall(request)
+        data = b""
+        try:
+            while chunk := conn.recv(65536):
+                data += chunk
+        except TimeoutError:
+            data += b"<open>"
+    return data
+
+
+@pytest.mark.parametrize("length", [b"abc", b"-5", b"4, 5"])
+def test_serve_answers_400_and_closes_for_a_content_length_it_cannot_read(served, length):
+    url, _ = served
+    answer = raw(url, b"POST /tasks HTTP/1.1\r\nHost: x\r\nContent-Length: " + length + b"\r\n\r\n{}")
+    assert answer.startswith(b"HTTP/1.1 400 ") and b"Connection: close" in answer and b"Content-Length" in answer
+    assert not answer.endswith(b"<open>") and answer.count(b"HTTP/1.1 ") == 1
+
+
+def test_serve_refuses_a_chunked_body_and_closes_so_its_chunks_are_no_request(served):
+    url, _ = served
+    body = b'10\r\n{"Prompt": "ab"}\r\n0\r\n\r\n'
+    answer = raw(url, b"POST /tasks HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n" + body)
+    assert answer.startswith(b"HTTP/1.1 411 ") and b"Connection: close" in answer
+    assert not answer.endswith(b"<open>") and answer.count(b"HTTP/1.1 ") == 1
+
+
+def test_serve_closes_after_413_so_the_unread_body_is_no_request(served):
+    url, _ = served
+    answer = raw(url, b"POST /tasks HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999999\r\n\r\nGET / HTTP/1.1\r\n\r\n")
+    assert answer.startswith(b"HTTP/1.1 413 ") and b"Connection: close" in answer
+    assert not answer.endswith(b"<open>") and answer.count(b"HTTP/1.1 ") == 1
+
+
+def test_serve_answers_head_as_get_without_a_body_and_405_with_allow_for_other_methods(served):
+    url, _ = served
+    head = raw(url, b"HEAD /openapi.json HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    status, _, rest = head.partition(b"\r\n")
+    headers, _, body = rest.partition(b"\r\n\r\n")
+    assert status == b"HTTP/1.1 200 OK" and body == b""
+    assert int(dict(h.split(b": ", 1) for h in headers.split(b"\r\n"))[b"Content-Length"]) > 0
+    for method, path, allow in (("TRACE", "/tasks", "POST"), ("PUT", "/tasks/t-1", "GET, HEAD"),
+                                ("DELETE", "/openapi.json", "GET, HEAD")):  # fmt: skip
+        status, headers, answer = _call(f"{url}{path}", method)
+        assert (status, headers.get("Allow")) == (405, allow), (method, path)
+        assert answer["error"]["message"] == "method not allowed on this path"
+    # and a path the API does not have is still the resolver's 404
+    assert _call(f"{url}/nowhere", "TRACE")[0] == 404
+
+
+def test_serve_frees_a_connection_whose_body_never_comes(relay_env, monkeypatch):
+    from aitask_relay_cli.commands import serve
+
+    # Given the local server with a 1 s socket timeout (30 s when served)
+    assert serve.ApiHandler.timeout == 30
+    monkeypatch.setattr(serve.ApiHandler, "timeout", 1)
+    server = serve.make_server("127.0.0.1", 0, quiet=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        # When a request announces 100 bytes and sends 2
+        started = time.monotonic()
+        answer = raw(f"http://127.0.0.1:{server.server_port}",
+                     b"POST /tasks HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{}")  # fmt: skip
+        # Then it is answered 408 and closed after the timeout, not held forever
+        assert answer.startswith(b"HTTP/1.1 408 ") and not answer.endswith(b"<open>")
+        assert time.monotonic() - started < 4
+    finally:
+        server.shutdown()
+        server.server_close()

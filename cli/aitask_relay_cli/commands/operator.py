@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from aitask_relay.adapters.sqs_admin import PEEK_MAX, PEEK_VISIBILITY_SECONDS
 from aitask_relay_cli.app import (
     EXIT_TASK_FAILED,
     JsonOutput,
@@ -24,7 +25,7 @@ from aitask_relay_cli.app import (
 )
 
 if TYPE_CHECKING:
-    from aitask_relay.adapters.sqs_admin import MoveTask, SqsAdmin
+    from aitask_relay.adapters.sqs_admin import MoveTask, Peek, SqsAdmin
     from aitask_relay.core.failures import FailureRow
 
 TRACKING = "tracking"  # --to tracking: the relay's tracking queue (RELAY_TRACKING_QUEUE)
@@ -52,7 +53,10 @@ def failures(
             show_default=False,
         ),
     ] = None,
-    limit: Annotated[int, typer.Option("--limit", min=1, max=10_000, help="Show at most this many messages.")] = 100,
+    limit: Annotated[
+        int,
+        typer.Option("--limit", min=1, max=PEEK_MAX, help=f"Show at most this many messages (1..{PEEK_MAX}: one run)."),
+    ] = 100,
     allow_receive_count: Annotated[
         bool,
         typer.Option(
@@ -67,9 +71,9 @@ def failures(
 ) -> None:
     """Show the failure queue's reports (task, reason, message, first seen) without consuming them.
 
-    Messages are received with VisibilityTimeout=0 and never deleted: they stay visible to everyone else. SQS
-    answers a sample on each read, so the reads repeat until nothing new comes; the queue's approximate count is
-    printed beside what was seen. Each read adds to a message's ApproximateReceiveCount.
+    Each message is received once, hidden from others for the run (30 s at most) so the reads page on, and made
+    visible again when the run ends; nothing is deleted. The queue's approximate count is printed beside what was
+    seen. Each run adds one to every message's ApproximateReceiveCount.
     """
     from aitask_relay.adapters.mns import is_mns
 
@@ -95,12 +99,15 @@ def failures(
             )
             for m in peek.messages
         ]
-        _show_failures(run.output, rows, peek.approximate_visible, peek.approximate_in_flight, peek.complete)
+        _show_failures(run.output, rows, peek)
 
 
-def _show_failures(
-    output: Output, rows: list[FailureRow], visible: int | None, in_flight: int | None, complete: bool
-) -> None:
+def _show_failures(output: Output, rows: list[FailureRow], peek: Peek) -> None:
+    if peek.unreleased:
+        output.say(
+            f"{peek.unreleased} messages read could not be made visible again at once: they are when "
+            f"{PEEK_VISIBILITY_SECONDS} s from their read have passed"
+        )
     if output.json:
         for row in rows:
             output.result(row.as_json())
@@ -110,9 +117,18 @@ def _show_failures(
         ("task", "reason", "message", "first seen"),
         [(row.task or "-", row.reason, row.message or "", row.first_seen or "") for row in rows],
     )
-    counted = "unknown" if visible is None else str(visible)
-    note = "" if complete else " (SQS samples its servers on each read: run again to see others)"
-    output.say(f"{len(rows)} shown; the queue counts about {counted} visible and {in_flight or 0} in flight{note}")
+    counted = "unknown" if peek.approximate_visible is None else str(peek.approximate_visible)
+    note = ""
+    if peek.limited:
+        note = " (--limit reached: others may wait)"
+    elif peek.stopped_early:
+        note = " (the run's reading time ran out: others may wait)"
+    elif not peek.complete:
+        note = " (the count is approximate, and messages in flight are not seen)"
+    output.say(
+        f"{len(rows)} shown; the queue counts about {counted} visible and {peek.approximate_in_flight or 0} "
+        f"in flight{note}"
+    )
 
 
 def redrive(
@@ -158,15 +174,22 @@ def redrive(
     target = _destination(destination)
     with session(profile=profile, region=region, json_output=json_output, quiet=quiet) as run:
         from aitask_relay.adapters.sqs_admin import SqsAdmin
+        from aitask_relay.core.errors import ConfigurationError
 
         admin = SqsAdmin()
-        if not admin.dead_letter_sources(source):
+        # A queue that does not exist, a malformed ARN, a destination of the wrong type: the caller's input (exit 2,
+        # naming the option), not SQS failing (exit 3)
+        try:
+            sources = admin.dead_letter_sources(source)
+            source_arn, source_fifo = _arn_and_type(admin, source)
+        except ConfigurationError as exc:
+            raise usage_error("--from", exc.message) from None
+        if not sources:
             raise usage_error(
                 "--from",
                 f"{source} is no queue's dead-letter queue (no RedrivePolicy names it): SQS moves messages only "
                 "from a dead-letter queue",
             )
-        source_arn = admin.arn(source)
         latest = admin.move_tasks(source_arn)
         if latest and latest[0].active:
             raise usage_error(
@@ -174,8 +197,24 @@ def redrive(
                 f"{source} already has a move task {latest[0].status} ({latest[0].moved} of "
                 f"{latest[0].to_move} moved): SQS runs one at a time per queue",
             )
-        destination_arn = admin.arn(target) if target else None
-        handle = admin.start_move(source_arn, destination_arn, rate)
+        destination_arn = None
+        if target:
+            try:
+                destination_arn, destination_fifo = _arn_and_type(admin, target)
+            except ConfigurationError as exc:
+                raise usage_error("--to", exc.message) from None
+            if destination_fifo != source_fifo:
+                kinds = {True: "a FIFO queue", False: "a standard queue"}
+                raise usage_error(
+                    "--to",
+                    f"{target} is {kinds[destination_fifo]} and {source} {kinds[source_fifo]}: SQS moves messages "
+                    "only to a queue of the same type",
+                )
+        try:
+            handle = admin.start_move(source_arn, destination_arn, rate)
+        except ConfigurationError as exc:  # what SQS refused despite the checks above (a task started meanwhile)
+            option = "--to" if destination_arn and "destination" in exc.message.lower() else "--from"
+            raise usage_error(option, exc.message) from None
         run.output.say(f"move started from {source_arn} to {destination_arn or 'the queues the messages came from'}")
         final = _follow(run.output, admin, source_arn, handle, poll_seconds)
         run.output.result(final.as_json() if run.output.json else _summary(final))
@@ -190,6 +229,13 @@ def _destination(value: str | None) -> str | None:
     if not tracking:
         raise usage_error("--to", f"'{TRACKING}' is RELAY_TRACKING_QUEUE, which is not set")
     return tracking
+
+
+def _arn_and_type(admin: SqsAdmin, queue: str) -> tuple[str, bool]:
+    """The queue's ARN and whether it is FIFO, asked of SQS (so a queue that does not exist is refused by name,
+    an ARN too)."""
+    attributes = admin.attributes(queue, "QueueArn", "FifoQueue")
+    return attributes["QueueArn"], attributes.get("FifoQueue") == "true"
 
 
 def _follow(output: Output, admin: SqsAdmin, source_arn: str, handle: str, poll_seconds: float) -> MoveTask:

@@ -12,11 +12,14 @@ says otherwise: there is no authentication.
 from __future__ import annotations
 
 import base64
+import json
 import os
+import re
 import signal
 import threading
 import time
 import uuid
+from functools import cache
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Annotated, Any
@@ -31,6 +34,35 @@ from aitask_relay_cli.app import JsonOutput, Profile, Quiet, Region, UseEmulator
 TIMEOUT_MS = 30_000
 MAX_BODY = 10 * 1024 * 1024  # the HTTP API's payload limit (same page)
 _ONE_AT_A_TIME = threading.Lock()
+_DIGITS = re.compile(r"[0-9]+")
+_JSON = {"Content-Type": "application/json"}
+
+
+def _error_body(message: str) -> bytes:
+    return json.dumps({"error": {"code": "invalid_input", "message": message}}).encode()
+
+
+@cache
+def _routes() -> tuple[tuple[re.Pattern[str], tuple[str, ...]], ...]:
+    """Each path the API describes (and /openapi.json) with the methods it takes, HEAD wherever GET is."""
+    from aitask_relay import runtime
+    from aitask_relay.triggers.http_routes import OPENAPI_PATH, openapi_json
+
+    paths = dict(json.loads(openapi_json(runtime.http_app())).get("paths") or {})
+    paths[OPENAPI_PATH] = {"get": {}}
+    routes = []
+    for path, operations in paths.items():
+        methods = [m.upper() for m in operations if m in ("get", "put", "post", "delete", "options", "patch")]
+        if "GET" in methods:
+            methods.append("HEAD")
+        pattern = re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(path))
+        routes.append((re.compile(pattern), tuple(methods)))
+    return tuple(routes)
+
+
+def _allowed_methods(path: str) -> tuple[str, ...]:
+    """The methods a path of the API takes; () for a path it does not have (the resolver answers 404)."""
+    return next((methods for pattern, methods in _routes() if pattern.fullmatch(path)), ())
 
 
 def request_event(method: str, target: str, headers: list[tuple[str, str]], body: bytes, client: str) -> dict[str, Any]:
@@ -96,32 +128,66 @@ class LocalContext:
 
 
 class ApiHandler(BaseHTTPRequestHandler):
-    """Every method and path goes to the resolver, which answers 404 for what it does not route."""
+    """Every method and path goes to the resolver, which answers 404 for what it does not route; a method a known
+    path does not take is answered 405 with Allow here, HEAD as GET without the body. What the local server itself
+    refuses (framing it does not read: 400, 408, 411, 413) closes the connection, so an unread body never becomes
+    the next request."""
 
     server_version = "aitask-relay-serve"
     protocol_version = "HTTP/1.1"
+    # A client that stops sending mid-request frees its thread after this long (API Gateway waits 30 s at most
+    # for the integration, the same page as TIMEOUT_MS); StreamRequestHandler applies it to the socket.
+    timeout = TIMEOUT_MS / 1000
 
     def _handle(self) -> None:
         from aitask_relay import runtime
 
-        length = int(self.headers.get("Content-Length") or 0)
-        if length > MAX_BODY:
-            self._write(413, {"Content-Type": "application/json"}, b'{"error": {"code": "invalid_input", '
-                        b'"message": "the body is over the 10 MB an HTTP API accepts"}}')
+        if self.headers.get("Transfer-Encoding") is not None:
+            # No chunked decoding here: left unread, its chunks would be taken for the next request
+            self._refuse(411, "a body must come with Content-Length (Transfer-Encoding is not read here)")
             return
-        body = self.rfile.read(length) if length else b""
-        event = request_event(self.command, self.path, list(self.headers.items()), body, self.client_address[0])
+        lengths = self.headers.get_all("Content-Length") or []
+        if len(set(lengths)) > 1 or not all(_DIGITS.fullmatch(value.strip()) for value in lengths):
+            self._refuse(400, "Content-Length must be one non-negative decimal number")
+            return
+        length = int(lengths[0]) if lengths else 0
+        if length > MAX_BODY:
+            self._refuse(413, "the body is over the 10 MB an HTTP API accepts")
+            return
+        with _ONE_AT_A_TIME:  # the first call builds the runtime's resolver
+            allowed = _allowed_methods(urlsplit(self.path).path)
+        if allowed and self.command not in allowed:
+            self.close_connection = self.close_connection or bool(length)  # its body is not read
+            self._write(405, {"Allow": ", ".join(allowed), **_JSON}, _error_body("method not allowed on this path"))
+            return
+        try:
+            body = self.rfile.read(length) if length else b""
+        except TimeoutError:
+            self._refuse(408, "the body did not arrive within 30 s")
+            return
+        if len(body) < length:
+            self.close_connection = True  # the client closed its side: nobody reads an answer
+            return
+        method = "GET" if self.command == "HEAD" else self.command  # HEAD: GET's answer without its body
+        event = request_event(method, self.path, list(self.headers.items()), body, self.client_address[0])
         with _ONE_AT_A_TIME:
             answer = runtime.handle_http_api(event, LocalContext(event["requestContext"]["requestId"]))
         payload = answer.get("body") or ""
         data = base64.b64decode(payload) if answer.get("isBase64Encoded") else payload.encode("utf-8")
         self._write(int(answer.get("statusCode", 200)), answer.get("headers") or {}, data)
 
+    def _refuse(self, status: int, message: str) -> None:
+        """The local server's own refusal of a request it cannot frame; the connection is closed after it."""
+        self.close_connection = True
+        self._write(status, {**_JSON, "Connection": "close"}, _error_body(message))
+
     def _write(self, status: int, headers: dict[str, str], data: bytes) -> None:
         self.send_response(status)
         for name, value in headers.items():
             if name.lower() not in ("content-length", "connection", "transfer-encoding"):
                 self.send_header(name, value)
+        if self.close_connection:
+            self.send_header("Connection", "close")
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         if self.command != "HEAD":

@@ -2,19 +2,28 @@
 send dead letters back with SQS's own redrive (the ``failures`` and ``redrive`` commands). No function imports it.
 
 Looking without consuming (``peek``). SQS has no peek: ReceiveMessage is the only read, and it has effects that
-the documentation names (https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_ReceiveMessage.html):
+the documentation names (https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_ReceiveMessage.html,
+https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_ChangeMessageVisibilityBatch.html,
+https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/sqs-short-and-long-polling.html):
 
-- a received message is hidden for the visibility timeout; ``VisibilityTimeout=0`` in the request keeps it
-  visible, so the relay's consumers and other readers still get it at once (chosen here);
-- a short poll samples a weighted random set of SQS's servers, so a small queue answers fewer messages than
-  asked, or none, and one call never lists the queue: the reads repeat until several rounds bring nothing new,
-  and the queue's ApproximateNumberOfMessages is reported beside what was seen;
-- every receive counts (ApproximateReceiveCount); a queue with a RedrivePolicy moves a message to its DLQ once
-  that count passes maxReceiveCount (https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/sqs-dead-letter-queues.html),
+- a received message is hidden from later ReceiveMessage calls for the request's VisibilityTimeout. ``peek``
+  receives with a short one (``PEEK_VISIBILITY_SECONDS``), so a message read once is not answered again during
+  the run and the next reads page on to the others; when the run ends (normally, on an error or on Ctrl-C) every
+  message read is given back at once with ChangeMessageVisibilityBatch(VisibilityTimeout=0), which counts from
+  that call. Other readers (the relay's consumers) wait for a message at most the run's length, and never longer
+  than the short timeout (a run killed outright: its messages come back when the timeout ends). Reading stops
+  after ``PEEK_READ_SECONDS``, before the first message read could become visible again and be read twice;
+- a short poll samples a weighted random set of SQS's servers and can answer nothing while messages wait; a long
+  poll (WaitTimeSeconds >= 1) asks all of them and answers as soon as any message is there, so the reads are
+  long polls of ``PEEK_WAIT_SECONDS`` and the first empty answer ends the run. The queue's
+  ApproximateNumberOfMessages is reported beside what was seen;
+- every receive counts (ApproximateReceiveCount): a run receives each message once, so the count grows by one
+  per run. A queue with a RedrivePolicy moves a message to its DLQ once that count passes maxReceiveCount
+  (https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/sqs-dead-letter-queues.html),
   so ``peek`` refuses such a queue unless the caller accepts that (the template's failure queue has none);
 - messages in flight (received by someone else and not yet visible again) are not seen.
 
-Nothing is deleted and no visibility is changed after the fact.
+Nothing is deleted.
 
 Redrive (``start_move`` / ``move_tasks``): StartMessageMoveTask and ListMessageMoveTasks
 (https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_StartMessageMoveTask.html,
@@ -36,17 +45,34 @@ https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_ListMe
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+import time
 from dataclasses import dataclass
 from typing import Any
 
 from aitask_relay.adapters.aws import client
-from aitask_relay.core.errors import ConfigurationError, destination_error
+from aitask_relay.core.errors import ConfigurationError, RelayError, destination_error
 
 MAX_MESSAGES_PER_SECOND = 500  # StartMessageMoveTask's documented maximum
 MOVE_STATUSES = ("RUNNING", "COMPLETED", "CANCELLING", "CANCELLED", "FAILED")
 ACTIVE_MOVE_STATUSES = ("RUNNING", "CANCELLING")
-PEEK_EMPTY_ROUNDS = 3  # short polls in a row that bring nothing new before the sample is taken as complete
+PEEK_MAX = 1000  # the most messages one look reads (100 receives of 10), well within its reading time
+PEEK_VISIBILITY_SECONDS = 30  # how long a message read is hidden at most (given back at once when the run ends)
+PEEK_READ_SECONDS = 20  # reading stops by then, before the first message read could be visible again
+PEEK_WAIT_SECONDS = 1  # each receive a long poll (1..20 s): it asks every server, an empty answer ends the run
+
+
+# The codes SQS answers for a queue that does not exist: GetQueueUrl's and the query protocol's
+# (https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_GetQueueUrl.html), and the move
+# tasks' for an ARN naming none (ResourceNotFoundException, API_StartMessageMoveTask.html).
+QUEUE_MISSING = frozenset({"QueueDoesNotExist", "AWS.SimpleQueueService.NonExistentQueue", "ResourceNotFoundException"})
+# StartMessageMoveTask's refusals of the queues it was given: InvalidParameterValue (not a DLQ, a destination of
+# another type, a task already running) besides a missing queue
+MOVE_REFUSALS = QUEUE_MISSING | {"InvalidParameterValue"}
+
+
+class QueueRefused(ConfigurationError):
+    """SQS refused a queue the caller named (it does not exist, or does not fit the call): the caller's input,
+    not an upstream failure. The message names the queue and SQS's code and words."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,11 +94,20 @@ class Peek:
     messages: tuple[PeekedMessage, ...]
     approximate_visible: int | None
     approximate_in_flight: int | None
+    limited: bool = False  # the limit was reached: others may wait
+    stopped_early: bool = False  # the reading time ran out before a receive answered nothing
+    unreleased: int = 0  # messages SQS did not make visible again at once (they are when the short timeout ends)
 
     @property
     def complete(self) -> bool:
-        """Whether every visible message SQS counted was seen (an approximate count: a hint, not a proof)."""
-        return self.approximate_visible is not None and len(self.messages) >= self.approximate_visible
+        """Whether the reads ended on an empty answer with every visible message SQS counted seen (an approximate
+        count: a hint, not a proof)."""
+        return (
+            not self.limited
+            and not self.stopped_early
+            and self.approximate_visible is not None
+            and len(self.messages) >= self.approximate_visible
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,11 +153,16 @@ class SqsAdmin:
             self._sqs = client("sqs")
         return self._sqs
 
-    def _call(self, where: str, action: str, **params: Any) -> Any:
+    def _call(self, where: str, action: str, *, refusals: frozenset[str] = QUEUE_MISSING, **params: Any) -> Any:
+        """One SQS call; an error whose code is in ``refusals`` is the caller's (QueueRefused), any other one
+        SQS's or the network's (DestinationFailure)."""
         try:
             return getattr(self.sqs, action)(**params)
         except Exception as exc:  # ClientError, a transport error
-            raise destination_error(exc, where) from exc
+            failure = destination_error(exc, where)
+            if failure.upstream_code in refusals:
+                raise QueueRefused(failure.message) from None
+            raise failure from exc
 
     def url(self, queue: str) -> str:
         """The queue's URL, from its name, URL or ARN (an ARN's last two parts are the account and the name)."""
@@ -148,10 +188,13 @@ class SqsAdmin:
         return queue if queue.startswith("arn:") else self.attributes(queue, "QueueArn")["QueueArn"]
 
     # --- looking at a queue without consuming it ------------------------------------------------------
-    def peek(self, queue: str, *, limit: int = 100, allow_redrive: bool = False, max_rounds: int = 50) -> Peek:
-        """Up to ``limit`` messages of ``queue``, received with VisibilityTimeout=0 and never deleted (see the
-        module's docstring for what that does and does not guarantee). A queue with a RedrivePolicy is refused
-        (ConfigurationError) unless ``allow_redrive``: each receive counts towards its maxReceiveCount."""
+    def peek(self, queue: str, *, limit: int = 100, allow_redrive: bool = False) -> Peek:
+        """Up to ``limit`` (at most ``PEEK_MAX``) messages of ``queue``, each received once, hidden for the run and
+        given back at its end, never deleted (see the module's docstring for what that does and does not
+        guarantee). A queue with a RedrivePolicy is refused (ConfigurationError) unless ``allow_redrive``: each
+        run counts one receive of each message towards its maxReceiveCount."""
+        if not 1 <= limit <= PEEK_MAX:
+            raise ConfigurationError(f"limit {limit} is not 1..{PEEK_MAX}, the messages one run can read")
         url = self.url(queue)
         counts = self.attributes(
             url, "RedrivePolicy", "ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"
@@ -159,53 +202,87 @@ class SqsAdmin:
         if counts.get("RedrivePolicy") and not allow_redrive:
             policy = _json(counts["RedrivePolicy"])
             raise ConfigurationError(
-                f"{queue} has a RedrivePolicy (maxReceiveCount {policy.get('maxReceiveCount')}): every read counts as "
-                "a receive and could move its messages to its dead-letter queue; "
+                f"{queue} has a RedrivePolicy (maxReceiveCount {policy.get('maxReceiveCount')}): each look receives "
+                "every message once, and a message received more often than that goes to its dead-letter queue; "
                 "pass --allow-receive-count to read anyway"
             )
-        seen: dict[str, PeekedMessage] = {}
-        for message in self._receive(url, queue, limit=limit, max_rounds=max_rounds):
-            seen.setdefault(message.message_id, message)
+        handles: dict[str, str] = {}  # message id -> its receipt handle, to give it back
+        seen: list[PeekedMessage] = []
+        unreleased = 0
+        stopped_early = False
+        try:
+            stopped_early = self._receive(url, queue, limit=limit, seen=seen, handles=handles)
+        finally:
+            # Given back however the reading ended (an error, Ctrl-C): hidden no longer than the run
+            unreleased = self._release(url, queue, handles)
         return Peek(
-            tuple(sorted(seen.values(), key=lambda m: (m.sent_ms or 0, m.message_id))),
+            tuple(sorted(seen, key=lambda m: (m.sent_ms or 0, m.message_id))),
             _int(counts.get("ApproximateNumberOfMessages")),
             _int(counts.get("ApproximateNumberOfMessagesNotVisible")),
+            limited=len(seen) >= limit,
+            stopped_early=stopped_early,
+            unreleased=unreleased,
         )
 
-    def _receive(self, url: str, queue: str, *, limit: int, max_rounds: int) -> Iterator[PeekedMessage]:
-        seen: set[str] = set()
-        empty = 0
-        for _round in range(max_rounds):
-            if len(seen) >= limit or empty >= PEEK_EMPTY_ROUNDS:
-                return
+    def _receive(self, url: str, queue: str, *, limit: int, seen: list[PeekedMessage], handles: dict[str, str]) -> bool:
+        """Long polls until one answers nothing, ``limit`` messages were read, or ``PEEK_READ_SECONDS`` passed
+        (then True: messages read first could become visible again). Fills ``seen`` and ``handles`` as it goes,
+        so what was read before an error or Ctrl-C is still given back."""
+        deadline = time.monotonic() + PEEK_READ_SECONDS
+        while len(seen) < limit:
+            if time.monotonic() >= deadline:
+                return True
             answer = self._call(
                 queue,
                 "receive_message",
                 QueueUrl=url,
-                MaxNumberOfMessages=10,
-                VisibilityTimeout=0,  # stays visible: the relay and other readers are not held up
-                WaitTimeSeconds=0,
+                MaxNumberOfMessages=min(10, limit - len(seen)),
+                # hidden from this run's next reads (so they page on) and from other readers until given back
+                VisibilityTimeout=PEEK_VISIBILITY_SECONDS,
+                WaitTimeSeconds=PEEK_WAIT_SECONDS,  # a long poll asks every server: an empty answer means none
                 MessageSystemAttributeNames=["SentTimestamp", "ApproximateReceiveCount"],
                 MessageAttributeNames=["All"],
             )
-            new = 0
-            for raw in answer.get("Messages") or []:
-                if raw["MessageId"] in seen or len(seen) >= limit:
-                    continue
-                seen.add(raw["MessageId"])
-                new += 1
+            messages = answer.get("Messages") or []
+            if not messages:
+                return False
+            for raw in messages:
+                message_id = str(raw["MessageId"])
+                first = message_id not in handles
+                handles[message_id] = str(raw["ReceiptHandle"])  # the newest handle is the one SQS honours
+                if not first:
+                    continue  # not expected while hidden; never listed twice
                 system = raw.get("Attributes") or {}
-                yield PeekedMessage(
-                    raw["MessageId"],
-                    raw.get("Body") or "",
-                    _int(system.get("SentTimestamp")),
-                    _int(system.get("ApproximateReceiveCount")),
-                    {
-                        name: str(value.get("StringValue") if value.get("StringValue") is not None else "")
-                        for name, value in (raw.get("MessageAttributes") or {}).items()
-                    },
+                seen.append(
+                    PeekedMessage(
+                        message_id,
+                        raw.get("Body") or "",
+                        _int(system.get("SentTimestamp")),
+                        _int(system.get("ApproximateReceiveCount")),
+                        {
+                            name: str(value.get("StringValue") if value.get("StringValue") is not None else "")
+                            for name, value in (raw.get("MessageAttributes") or {}).items()
+                        },
+                    )
                 )
-            empty = 0 if new else empty + 1
+        return False
+
+    def _release(self, url: str, queue: str, handles: dict[str, str]) -> int:
+        """Every message read made visible again at once (ChangeMessageVisibilityBatch, 10 a call,
+        VisibilityTimeout=0); how many SQS did not take back (they come back when the short timeout ends)."""
+        entries = [
+            {"Id": str(n), "ReceiptHandle": handle, "VisibilityTimeout": 0} for n, handle in enumerate(handles.values())
+        ]
+        failed = 0
+        for start in range(0, len(entries), 10):
+            batch = entries[start : start + 10]
+            try:
+                answer = self._call(queue, "change_message_visibility_batch", QueueUrl=url, Entries=batch)
+                # a 200 can hold failed entries (the API reference says to check them)
+                failed += len(answer.get("Failed") or [])
+            except RelayError:  # given back late is not lost: the short timeout ends anyway
+                failed += len(batch)
+        return failed
 
     # --- redrive ------------------------------------------------------------------------------------------
     def dead_letter_sources(self, queue: str) -> list[str]:
@@ -220,7 +297,8 @@ class SqsAdmin:
             params["DestinationArn"] = destination_arn
         if rate is not None:
             params["MaxNumberOfMessagesPerSecond"] = rate
-        return str(self._call(source_arn, "start_message_move_task", **params)["TaskHandle"])
+        answer = self._call(source_arn, "start_message_move_task", refusals=MOVE_REFUSALS, **params)
+        return str(answer["TaskHandle"])
 
     def move_tasks(self, source_arn: str, *, most: int = 1) -> list[MoveTask]:
         """The most recent move tasks of ``source_arn`` (ListMessageMoveTasks, newest first, at most 10)."""
