@@ -6,6 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 TOOLS := .venv-tools
 SAM   := $(TOOLS)/sam/bin/sam
 CHECKOV := $(TOOLS)/checkov/bin/checkov
+S_CLI := $(TOOLS)/s/node_modules/.bin/s
 BUILD_DIR := .aws-sam/build
 WHEELHOUSE := .wheelhouse
 export SAM_CLI_TELEMETRY := 0
@@ -14,14 +15,14 @@ export PYTHONDONTWRITEBYTECODE := 1
 .PHONY: audit bench fuzz lock mutate soak help demo test unit integration lint build fc-package replay emulator clean
 
 help:
-	@echo "make demo      run the relay against the bundled ROS emulator, deliver to a local directory"
+	@echo "make demo      the aitask-relay command line against the bundled ROS emulator (create --wait, get, replay)"
 	@echo "make test      lint + the whole test suite (unit, integration, infra)"
-	@echo "make replay EVENT=events/fetch_task/one-task.json   run one sample event through its handler"
-	@echo "make emulator  run the ROS emulator standalone on 127.0.0.1:8790 (Ctrl-C to stop)"
+	@echo "make replay EVENT=events/fetch_task/one-task.json   aitask-relay replay: one sample event through its handler"
+	@echo "make emulator  aitask-relay emulator: the ROS emulator on 127.0.0.1:8790 (Ctrl-C to stop)"
 	@echo "make bench     benchmarks as ratios against baselines (bench/results.md)"
 	@echo "make soak      fault-injection soak, 2,000 tasks: prints lost / duplicated per scenario"
 	@echo "make mutate    mutation testing of the guarantee-bearing modules: killed % per module (MUTATE=errors ... for some, FRESH=1 all again)"
-	@echo "make fuzz      hypothesis over every event shape, 10,000 examples per target"
+	@echo "make fuzz      hypothesis over every event shape, 10,000 examples per target; schemathesis over the HTTP API"
 	@echo "make lint      ruff, mypy, cfn-lint (+ serverless rules), sam validate --lint, checkov"
 	@echo "make build     sam build (arm64, no Docker) into $(BUILD_DIR)"
 	@echo "make fc-package  Function Compute code.zip and layer.zip into out/aliyun/"
@@ -39,6 +40,14 @@ $(TOOLS)/%/.stamp: requirements-%.txt
 	@py=$$(./scripts/find-python312.sh) || exit 1; \
 	  if [ ! -x $(TOOLS)/$*/bin/python ]; then $$py -m venv $(TOOLS)/$* || exit 1; fi
 	$(TOOLS)/$*/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-$*.txt
+	@touch $@
+
+# The Serverless Devs CLI (npm, pinned with its integrity hash in tools/serverless-devs/package-lock.json), for
+# `s preview` in make lint. Its own HOME, so that it neither reads nor writes the user's ~/.s.
+$(TOOLS)/s/.stamp: tools/serverless-devs/package.json tools/serverless-devs/package-lock.json
+	mkdir -p $(TOOLS)/s/home
+	cp tools/serverless-devs/package.json tools/serverless-devs/package-lock.json $(TOOLS)/s/
+	npm ci --prefix $(TOOLS)/s --no-audit --no-fund --ignore-scripts --loglevel=error
 	@touch $@
 
 # The layer's wheels (this machine's platform), fetched once at install time, so that the built-artifact
@@ -68,9 +77,11 @@ soak: $(STAMP)
 mutate: $(STAMP)
 	$(PY) tools/mutate.py $(if $(FRESH),--fresh) $(MUTATE)
 
-# Hypothesis over every handler's events and GetAITask bodies: 10,000 examples per target (150 in make test).
+# Hypothesis over every handler's events and GetAITask bodies: 10,000 examples per target (150 in make test);
+# then schemathesis over `aitask-relay serve`'s /openapi.json on the emulator: 300 examples per operation (10 in make test).
 fuzz: $(STAMP)
 	FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-10000} $(PY) -m pytest tests/fuzz -q
+	SCHEMATHESIS_EXAMPLES=$${SCHEMATHESIS_EXAMPLES:-300} $(PY) -m pytest tests/integration/test_serve_openapi.py -q
 
 unit: $(STAMP)
 	$(PY) -m pytest tests/unit
@@ -82,7 +93,13 @@ integration: $(STAMP)
 # templates, the events, the code, README, the Makefile). checkov has no framework for ROS templates, and its
 # yaml/json frameworks hold no built-in checks. tests/, bench/ and tools/ hold the local servers' throwaway
 # credentials (guest:guest) on purpose.
-lint: $(STAMP) $(TOOLS)/sam/.stamp $(TOOLS)/checkov/.stamp
+#
+# aliyun/s.yaml: `s preview` renders it offline with Serverless Devs' own parser (YAML, merge keys, ${vars}, ${env},
+# with placeholder inputs); NODE_ENV=test is the CLI's switch that starts none of its background processes (the
+# update check against the npm registry, usage reports). `s verify`, which would also check the props against the
+# fc3 component's schema, downloads the component from the Serverless Devs registry at run time: not used
+# (docs/deploy-fc.md#what-make-lint-checks).
+lint: $(STAMP) $(TOOLS)/sam/.stamp $(TOOLS)/checkov/.stamp $(TOOLS)/s/.stamp
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
 	$(VENV)/bin/bandit -q -r layers functions
@@ -93,6 +110,10 @@ lint: $(STAMP) $(TOOLS)/sam/.stamp $(TOOLS)/checkov/.stamp
 	  --skip-path '\.venv' --skip-path '\.wheelhouse' --skip-path '\.git/' --skip-path '_cache' \
 	  --skip-path '\.hypothesis' --skip-path '\.aws-sam' --skip-path '\.mutate' --skip-path '^out/' --skip-path tests/ \
 	  --skip-path bench/ --skip-path tools/
+	@out=$$(cd aliyun && NODE_ENV=test HOME=$(CURDIR)/$(TOOLS)/s/home TemplateBucketName=lint-templates \
+	  LayerVersion=1 LogProject=lint-logs $(CURDIR)/$(S_CLI) preview -t s.yaml -o json 2>&1) \
+	  && echo "aliyun/s.yaml: rendered by Serverless Devs (s preview)" \
+	  || { echo "$$out"; exit 1; }
 
 # Recompile the layer's locked requirements (full closure, with hashes) from requirements.in.
 lock: $(STAMP)
@@ -113,10 +134,10 @@ fc-package: $(STAMP) $(WHEELHOUSE)/.stamp
 	$(PY) tools/fc_package.py --out out/aliyun --wheelhouse $(WHEELHOUSE)
 
 replay: $(STAMP)
-	$(PY) tools/replay.py $(EVENT)
+	$(VENV)/bin/aitask-relay replay $(EVENT)
 
 emulator: $(STAMP)
-	$(PY) -m ros_emulator --port 8790 --scenario emulator/scenarios/demo.json --access-key demo-key-id:demo-key-secret
+	$(VENV)/bin/aitask-relay emulator --port 8790
 
 clean:
 	rm -rf $(VENV) $(TOOLS) $(WHEELHOUSE) .aws-sam out .mutate

@@ -19,6 +19,7 @@ import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 from baselines import file_creator, floor_fetch, ideal_task, naive_relay, s3_creator, sdk_client  # bench/
 
@@ -28,6 +29,8 @@ from relay_devkit.runner import LambdaContext
 
 YAML = "ROSTemplateFormatVersion: '2015-09-01'\nResources:\n  Vpc:\n    Type: ALIYUN::ECS::VPC\n"
 ROWS: list[dict] = []
+# What the plots need beyond the rows (bench/plots.py), recorded by the benches as they measure: series name -> data.
+MEASURED: dict[str, Any] = {}
 
 
 def row(bench, measure, value, baseline, target="(context)", met=None):
@@ -180,24 +183,26 @@ def bench_warm(tmp: Path) -> None:
         moto.stop()
 
 
-def bench_concurrency(tmp: Path) -> None:
-    """100 finished ids through fetch_task with the shipped defaults (RELAY_MAX_CONCURRENCY unset)."""
+def concurrency_run(tmp: Path, latency: float, n: int = 100, rounds: int = 3, naive_ids: int | None = None):
+    """``n`` finished ids through fetch_task with the shipped defaults (RELAY_MAX_CONCURRENCY unset), every ROS call
+    ``latency`` s away: the medians of the relay, the ideal relay and the naive sequential relay (over the first
+    ``naive_ids`` of each batch, scaled to ``n``: it is sequential), and the shipped concurrency."""
     from aitask_relay.core.settings import MAX_CONCURRENCY
 
-    n, latency, rounds = 100, 0.05, 3
     workers = MAX_CONCURRENCY.default
-    ids = [f"t-conc-{i}" for i in range((3 * rounds + 1) * n + 1)]
+    ms = int(latency * 1000)
+    ids = [f"t-conc-{ms}-{i}" for i in range((3 * rounds + 1) * n + 1)]
     tasks = [{"TaskId": task_id, "Status": "SUCCESS", "TaskOutput": {"Result": YAML}} for task_id in ids]
-    emu = emulator(tasks, [{"LatencyMs": int(latency * 1000), "Times": None}])
+    emu = emulator(tasks, [{"LatencyMs": ms, "Times": None}])
     try:
-        runtime = in_process(relay_env(emu, tmp / "conc"))
+        runtime = in_process(relay_env(emu, tmp / f"conc-{ms}"))
         assert runtime.config().max_concurrency == workers, "the row measures the shipped default"
         from relay_devkit.runner import load_handler
 
         handler = load_handler("fetch_task")
         handler({"TaskId": ids.pop()}, LambdaContext())  # warm: the SDK is imported on first use
         batches = iter([ids[i : i + n] for i in range(0, len(ids), n)])
-        client, create = sdk_client(emu.endpoint), file_creator(tmp / "conc-ideal")
+        client, create = sdk_client(emu.endpoint), file_creator(tmp / f"conc-ideal-{ms}")
         pool = ThreadPoolExecutor(workers)
 
         def ideal() -> None:  # the same calls and writes on as many threads, nothing else
@@ -206,31 +211,55 @@ def bench_concurrency(tmp: Path) -> None:
         ideal()  # warm: the pool's threads and connections
         relay, ideal_time = medians(lambda: handler({"TaskIds": next(batches)}, LambdaContext()), ideal, repeat=rounds)
         pool.shutdown()
-        naive = median_time(lambda: naive_relay(emu.endpoint, next(batches), tmp / "conc-naive"), rounds)
-        physical = latency * 2 * -(-n // workers)  # look + output, in waves of `workers`
-        row(
-            "concurrency",
-            f"{n} finished ids at 50 ms, shipped defaults ({workers} at once) vs naive sequential relay",
-            naive,
-            relay,
-            ">= 8x faster",
-            lambda r: r >= 8,
-        )
-        row(
-            "concurrency",
-            f"{n} ids, 50 ms latency, {workers} at once vs physical",
-            relay,
-            physical,
-            "<= 1.5x physical",
-            lambda r: r <= 1.5,
-        )
-        # Context: the ideal relay (raw SDK calls and the same writes, as many threads): what the SDK's own CPU per
-        # call leaves of the speed-up on this machine, whatever the relay does.
-        row("concurrency", f"same, vs the ideal relay ({workers} threads of raw calls + writes)", relay, ideal_time)
-        row("concurrency", "the ideal relay's own speed-up over naive (context for the first row)", naive, ideal_time)
+        share = naive_ids or n
+        naive = median_time(lambda: naive_relay(emu.endpoint, next(batches)[:share], tmp / f"conc-naive-{ms}"), rounds)
         runtime.reset()
+        return relay, ideal_time, naive * n / share, workers
     finally:
         emu.stop()
+
+
+def speedup_point(latency: float, n: int, workers: int, relay: float, ideal: float, naive: float) -> dict:
+    """One point of the concurrency plot: the speed-ups over naive at ``latency``, with the physical bound (naive
+    makes one call per id in turn; the relay two per id, in waves of ``workers``)."""
+    return {"latency_ms": latency * 1000, "ids": n, "workers": workers, "relay_s": relay, "ideal_s": ideal,
+            "naive_s": naive, "relay_speedup": naive / relay, "ideal_speedup": naive / ideal,
+            "physical_speedup": n / (2 * -(-n // workers))}  # fmt: skip
+
+
+def bench_concurrency(tmp: Path) -> None:
+    """100 finished ids through fetch_task with the shipped defaults (RELAY_MAX_CONCURRENCY unset) at 50 ms; then,
+    for the plot, the same at other latencies (the naive relay over 25 ids of each batch, scaled)."""
+    n, latency = 100, 0.05
+    relay, ideal_time, naive, workers = concurrency_run(tmp, latency, n)
+    physical = latency * 2 * -(-n // workers)  # look + output, in waves of `workers`
+    row(
+        "concurrency",
+        f"{n} finished ids at 50 ms, shipped defaults ({workers} at once) vs naive sequential relay",
+        naive,
+        relay,
+        ">= 8x faster",
+        lambda r: r >= 8,
+    )
+    row(
+        "concurrency",
+        f"{n} ids, 50 ms latency, {workers} at once vs physical",
+        relay,
+        physical,
+        "<= 1.5x physical",
+        lambda r: r <= 1.5,
+    )
+    # Context: the ideal relay (raw SDK calls and the same writes, as many threads): what the SDK's own CPU per
+    # call leaves of the speed-up on this machine, whatever the relay does.
+    row("concurrency", f"same, vs the ideal relay ({workers} threads of raw calls + writes)", relay, ideal_time)
+    row("concurrency", "the ideal relay's own speed-up over naive (context for the first row)", naive, ideal_time)
+    points = [speedup_point(latency, n, workers, relay, ideal_time, naive)]
+    for other in (0.005, 0.01, 0.025, 0.1):
+        measured = concurrency_run(tmp, other, n, naive_ids=25)
+        points.append(speedup_point(other, n, workers, *measured[:3]))
+        print(f"concurrency   {other * 1000:>5.0f} ms: {points[-1]['relay_speedup']:5.2f}x faster than naive "
+              f"(ideal {points[-1]['ideal_speedup']:5.2f}x)", flush=True)  # fmt: skip
+    MEASURED["concurrency"] = sorted(points, key=lambda p: p["latency_ms"])
 
 
 def bench_scan(tmp: Path) -> None:
@@ -420,16 +449,45 @@ def bench_large(tmp: Path) -> None:
         emu.stop()
 
 
+def sweep_tasks(n: int) -> list[dict]:
+    """``n`` tasks to list, one in five finished."""
+    return [
+        {"TaskId": f"t-sw-{i:05d}", "Status": "SUCCESS" if i % 5 == 0 else "RUNNING", "TaskOutput": {"Result": YAML}}
+        for i in range(n)
+    ]
+
+
+def sweep_physical(n: int, finished: int, latency: float, page: int, workers: int) -> float:
+    """Pages in turn, then the finished tasks ``workers`` at once."""
+    return latency * (n // page) + latency * -(-finished // workers)
+
+
+def sweep_point(tmp: Path, n: int, latency: float, page: int, workers: int) -> dict:
+    """One point of the sweep plot: the relay's first sweep over ``n`` listed tasks and the ideal sweep's, each in a
+    fresh process as in bench `sweep`."""
+    finished = len([t for t in sweep_tasks(n) if t["Status"] == "SUCCESS"])
+    emu = emulator(sweep_tasks(n), [{"LatencyMs": int(latency * 1000), "Times": None}])
+    try:
+        env = relay_env(emu, tmp / f"sweep-{n}", RELAY_SWEEP_PAGE_SIZE=str(page))
+        took, _growth, summary, _cpu, _again_took, _again = json.loads(run_child("sweep", env))
+        assert summary["listed"] == n and summary["delivered"] == finished, summary
+        floor_env = relay_env(emu, tmp / f"sweep-floor-{n}", PAGE_SIZE=str(page), WORKERS=str(workers),
+                              OUT=str(tmp / f"sweep-floor-{n}"))  # fmt: skip
+        floor, written = json.loads(run_child("sweep-floor", floor_env))
+        assert written == finished, written
+    finally:
+        emu.stop()
+    physical = sweep_physical(n, finished, latency, page, workers)
+    return {"listed": n, "finished_share": finished / n, "relay_s": took, "ideal_s": floor, "physical_s": physical}
+
+
 def bench_sweep(tmp: Path) -> None:
+    """A sweep over 10,000 listed tasks (the rows); then, for the plot, over fewer (1,000 to 5,000)."""
     from aitask_relay.core.settings import MAX_CONCURRENCY
 
     n, finished, latency, page = 10_000, 2_000, 0.005, 50
     workers = MAX_CONCURRENCY.default
-    tasks = [
-        {"TaskId": f"t-sw-{i:05d}", "Status": "SUCCESS" if i % 5 == 0 else "RUNNING", "TaskOutput": {"Result": YAML}}
-        for i in range(n)
-    ]
-    emu = emulator(tasks, [{"LatencyMs": int(latency * 1000), "Times": None}])
+    emu = emulator(sweep_tasks(n), [{"LatencyMs": int(latency * 1000), "Times": None}])
     try:
         before = emu_stats(emu)["by_action"]
         env = relay_env(emu, tmp / "sweep", RELAY_SWEEP_PAGE_SIZE=str(page))
@@ -456,7 +514,7 @@ def bench_sweep(tmp: Path) -> None:
             "<= 1.3x",
             lambda r: r <= 1.3,
         )
-        physical = latency * (n // page) + latency * -(-finished // workers)  # pages in turn, `workers` tasks at once
+        physical = sweep_physical(n, finished, latency, page, workers)
         row("sweep", f"the same vs physical (pages in turn, finished {workers} at once)", took, physical)
         # Context: CPU seconds the sweeping process used (all threads) against its wall time; near 1.0 the
         # sweep is bound by one core (the GIL), not by round trips, and no concurrency setting helps.
@@ -470,6 +528,12 @@ def bench_sweep(tmp: Path) -> None:
         print(f"sweep         RSS growth {growth / 2**20:.1f} MiB", flush=True)
     finally:
         emu.stop()
+    points = [{"listed": n, "finished_share": finished / n, "relay_s": took, "ideal_s": floor, "physical_s": physical}]
+    for fewer in (1_000, 2_500, 5_000):
+        points.append(sweep_point(tmp, fewer, latency, page, workers))
+        print(f"sweep         {fewer:>6} listed: {points[-1]['relay_s']:.2f} s (ideal {points[-1]['ideal_s']:.2f} s)",
+              flush=True)  # fmt: skip
+    MEASURED["sweep"] = sorted(points, key=lambda p: p["listed"])
 
 
 def bench_history(tmp: Path) -> None:
@@ -589,6 +653,10 @@ def bench_tracking(tmp: Path) -> None:
 
     outcomes = tracking.compare(tmp)
     ours, doubling, fixed = outcomes["relay"], outcomes["doubling"], outcomes["fixed"]
+    # Every task's lag, for the plot (0.1 s and 0.01 % are finer than the emulator's clock steps matter).
+    MEASURED["tracking"] = {name: {"lags": [round(lag, 1) for lag in outcome.lags],
+                                   "shares": [round(share, 6) for share in outcome.shares]}
+                            for name, outcome in outcomes.items()}  # fmt: skip
     for outcome in outcomes.values():
         q = outcome.quantile
         text_row("tracking", f"{outcome.name}: lag p50 / p95 / max (s)", f"{q(outcome.lags, 0.5):.1f} / "
@@ -694,8 +762,21 @@ def main(argv: list[str]) -> int:
     )
     text = f"Measured on: {machine}\n\n{header}{lines}"
     print("\n" + text)
-    if set(chosen) == set(BENCHES):
+    full = set(chosen) == set(BENCHES)
+    if full:
         (ROOT / "bench" / "results.md").write_text(f"# make bench\n\n{text}")
+    if MEASURED:
+        # Drawn after every bench has measured, from the recorded numbers. A full run's pictures go beside
+        # results.md; a partial run's to out/bench/ (not committed), so that the two always come from one run.
+        import plots  # bench/, this script's own folder
+
+        where = ROOT / "bench" / "plots" if full else ROOT / "out" / "bench"
+        where.mkdir(parents=True, exist_ok=True)
+        recorded = {**MEASURED, "measured_on": machine}
+        lines = ",\n".join(f" {json.dumps(name)}: {json.dumps(series)}" for name, series in recorded.items())
+        (where / "measurements.json").write_text(f"{{\n{lines}\n}}\n")  # one line per series
+        for path in plots.draw(recorded, where):
+            print(f"plot: {path.relative_to(ROOT)}")
     return 0
 
 

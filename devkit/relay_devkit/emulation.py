@@ -22,6 +22,19 @@ from . import ROOT
 
 DEMO_SCENARIO = ROOT / "emulator" / "scenarios" / "demo.json"
 DEMO_KEY = ("demo-key-id", "demo-key-secret")
+# How the command line's emulator (`aitask-relay emulator`, `--emulator`) draws the tasks CreateAITask creates:
+# queued a second or two, then running about 5 s with estimates that are a little off, so a person sees a task go
+# through its stages (PENDING, WAITING, each handler RUNNING then SUCCESS) in seconds. Docs: docs/emulator.md.
+CLI_TIMELINES = {
+    "Seed": 19, "DurationMedianSeconds": 5, "DurationSigma": 0.25, "EstimateSigma": 0.3, "OverrunShare": 0,
+    "FailureShare": 0, "QueueSeconds": [1, 2],
+}  # fmt: skip
+
+
+def cli_scenario() -> dict[str, Any]:
+    """`make demo`'s tasks, and created tasks drawn as CLI_TIMELINES says."""
+    scenario = json.loads(DEMO_SCENARIO.read_text(encoding="utf-8"))
+    return scenario | {"Timelines": CLI_TIMELINES}
 
 
 class EmulatorProcess:

@@ -188,7 +188,8 @@ def load_module(name: str, path: Path) -> Any:
 
 
 def replay_outputs(text: str) -> list[dict[str, Any]]:
-    """The per-event JSON objects in replay.py's output (skipping the handlers' own log lines)."""
+    """The per-event JSON objects in relay_devkit.replay's output (`aitask-relay replay`), skipping the handlers'
+    own log lines."""
     decoder, found = json.JSONDecoder(), []
     while text.strip():
         text = text.lstrip()

@@ -24,6 +24,9 @@ https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_Messag
 action on one queue, as IAM does for a role without the permission (``MotoServer.deny``). SendMessageBatch
 keeps moto's own (character) check: the relay sends only small tracking messages in batches.
 
+``SqsMoveTasks`` (sqs_moves.py) answers StartMessageMoveTask, ListMessageMoveTasks and CancelMessageMoveTask,
+which moto does not implement, on moto's own queues: SQS's dead-letter redrive as its documentation describes it.
+
 ``Outage`` answers S3 requests for one object with 503 ServiceUnavailable for a while (``MotoServer.outage``),
 as S3 does when it cannot serve a request (https://docs.aws.amazon.com/AmazonS3/latest/API/ErrorResponses.html):
 an outage that a retry, later, gets past.
@@ -158,8 +161,9 @@ class SqsEdges:
     def _limit(environ, account, name):
         from moto.sqs.models import sqs_backends
 
-        scope = re.search(r"Credential=[^/]+/[0-9]+/([^/]+)/sqs/", environ.get("HTTP_AUTHORIZATION", ""))
-        queue = sqs_backends[account][scope.group(1) if scope else "us-east-1"].queues.get(name)
+        from relay_devkit.sqs_moves import request_region
+
+        queue = sqs_backends[account][request_region(environ)].queues.get(name)
         return None if queue is None else int(queue.maximum_message_size)
 
 
@@ -193,7 +197,8 @@ class Outage:
 
 
 class MotoServer:
-    """moto's threaded server on 127.0.0.1, a free port, with the OSS dialect and the SQS edges in front."""
+    """moto's threaded server on 127.0.0.1, a free port, with the OSS dialect, the SQS edges and SQS's move tasks
+    in front."""
 
     def __init__(self):
         from moto.moto_server import werkzeug_app
@@ -201,7 +206,11 @@ class MotoServer:
 
         werkzeug_app.SIGNING_ALIASES["oss"] = "s3"
         server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-        self.sqs_edges = sqs_edges = SqsEdges(werkzeug_app.DomainDispatcherApplication(werkzeug_app.create_backend_app))
+        from relay_devkit.sqs_moves import SqsMoveTasks
+
+        moto = werkzeug_app.DomainDispatcherApplication(werkzeug_app.create_backend_app)
+        self.sqs_moves = SqsMoveTasks(moto)  # the DLQ redrive actions moto lacks (sqs_moves.py)
+        self.sqs_edges = sqs_edges = SqsEdges(self.sqs_moves)
         self.outages = outages = Outage(sqs_edges)
 
         def entry():

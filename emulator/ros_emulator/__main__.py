@@ -29,12 +29,17 @@ def main(argv: list[str] | None = None) -> int:
     emulator = Emulator(access_keys=keys, scenario=scenario, speed=args.speed, host=args.host, port=args.port)
     emulator.start()
     print(f"ROS emulator listening on {emulator.endpoint} with {len(emulator.tasks)} tasks", flush=True)
+    serve_until_stopped(emulator)
+    return 0
+
+
+def serve_until_stopped(emulator: Emulator) -> None:
+    """Keep a started emulator serving until SIGINT (Ctrl-C) or SIGTERM, then stop it (`aitask-relay emulator` too)."""
     stopped = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopped.set())
     signal.signal(signal.SIGINT, lambda *_: stopped.set())
     stopped.wait()
     emulator.stop()
-    return 0
 
 
 if __name__ == "__main__":

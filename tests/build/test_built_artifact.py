@@ -27,7 +27,9 @@ pytestmark = [pytest.mark.build, pytest.mark.timeout(900)]
 
 SAM = ROOT / ".venv-tools" / "sam" / "bin" / "sam"
 WHEELHOUSE = ROOT / ".wheelhouse"
-DEVKIT_ONLY = {"PYTHONPATH": str(ROOT / "devkit")}  # tools/replay.py's imports; nothing of the relay is there
+DEVKIT_ONLY = {"PYTHONPATH": str(ROOT / "devkit")}  # relay_devkit.replay's imports; nothing of the relay is there
+# `aitask-relay replay --built` runs the same replay, but the command line needs typer and rich, which -S leaves out
+REPLAY = ["-S", "-m", "relay_devkit.replay"]
 HOST_ARCH = {"x86_64": "x86_64", "amd64": "x86_64", "aarch64": "arm64", "arm64": "arm64"}[platform.machine().lower()]
 FUNCTIONS = sorted(p.parent.name for p in (ROOT / "functions").glob("*/app.py"))
 
@@ -76,7 +78,7 @@ def test_each_built_handler_replays_its_samples(built, tmp_path, function):
     env |= {"RELAY_DESTINATIONS": tmp_path.as_uri(), "POWERTOOLS_LOG_LEVEL": "ERROR"} | DEVKIT_ONLY
     env["RELAY_DEVKIT_LAMBDA_TIMEOUTS"] = lambda_timeouts_json()  # the child has no YAML parser
     proc = subprocess.run(
-        [python312(), "-S", str(ROOT / "tools" / "replay.py"), "--built", str(built), *map(str, samples)],
+        [python312(), *REPLAY, "--built", str(built), *map(str, samples)],
         capture_output=True, text=True, env=env, timeout=300, cwd=tmp_path, check=False,
     )  # fmt: skip
     outputs = replay_outputs(proc.stdout)
@@ -117,7 +119,7 @@ def test_the_function_compute_package_replays_the_aliyun_samples(tmp_path):
     env |= {"RELAY_DESTINATIONS": (tmp_path / "out").as_uri(), "POWERTOOLS_LOG_LEVEL": "ERROR"} | DEVKIT_ONLY
     env["RELAY_DEVKIT_FC_FUNCTIONS"] = fc_functions_json()  # the child has no YAML parser
     proc = subprocess.run(
-        [python312(), "-S", str(ROOT / "tools" / "replay.py"), "--built", str(unpacked), *map(str, samples)],
+        [python312(), *REPLAY, "--built", str(unpacked), *map(str, samples)],
         capture_output=True, text=True, env=env, timeout=300, cwd=tmp_path, check=False,
     )  # fmt: skip
     # Then each gets its answer (or its typed rejection), as from the source tree

@@ -9,7 +9,7 @@ import json
 import string
 
 from conftest import COUNTS
-from fakes import EventsFromGet
+from fakes import CreatingRos, EventsFromGet
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -201,18 +201,9 @@ post_bodies = st.one_of(
 )
 
 
-class Ros:
-    def __init__(self):
-        self.created = []
-
-    def create_task(self, **kwargs):
-        self.created.append(kwargs)
-        return {"TaskId": "t-new"}
-
-
 def api():
     source, store, relay = fakes()
-    ros = Ros()
+    ros = CreatingRos()
     tasks = TaskService(relay=lambda: relay, ros=lambda: ros, tracker=Tracker(lambda: None))
     return TaskApi(tasks), source, store, ros
 
@@ -255,7 +246,8 @@ def test_fc_http_events(event):
 )
 def test_http_api_events(event):
     COUNTS["http_api event"] += 1
-    from aitask_relay.triggers.http import build_http_app, resolve
+    from aitask_relay.triggers.http import resolve
+    from aitask_relay.triggers.http_routes import build_http_app
 
     task_api, source, store, ros = api()
     answer = resolve(build_http_app(task_api), event, None, task_api)

@@ -55,9 +55,10 @@ def test_the_code_objects_are_what_fc_package_builds():
 
 
 def resolved(value, parameters):
-    """``value`` as ROS would deploy it with ``parameters``: Ref of a parameter, Fn::Replace, Fn::Equals, Fn::Not
-    and the conditions, Fn::If picking its branch (the functions the template uses in its conditions and policy;
-    others are left as they are)."""
+    """``value`` as ROS would deploy it with ``parameters``: Ref of a parameter, Fn::Sub of a text whose names are
+    all given, Fn::Replace, Fn::Equals, Fn::Not and the conditions, Fn::If picking its branch (the functions the
+    template uses in its conditions, policy and functions; others are left as they are). Pseudo parameters
+    (ALIYUN::Region) are given in ``parameters`` like the others."""
     conditions = {}
 
     def walk(node):
@@ -67,6 +68,9 @@ def resolved(value, parameters):
             return node
         if set(node) == {"Ref"} and node["Ref"] in parameters:
             return parameters[node["Ref"]]
+        names = set(re.findall(r"\$\{([\w:]+)\}", text)) if isinstance(text := node.get("Fn::Sub"), str) else None
+        if names is not None and len(node) == 1 and names <= set(parameters):  # a text whose names are all given
+            return re.sub(r"\$\{([\w:]+)\}", lambda name: str(parameters[name[1]]), text)
         if set(node) == {"Fn::Replace"}:
             mapping, text = walk(node["Fn::Replace"])
             for old, new in mapping.items():

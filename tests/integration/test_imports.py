@@ -10,9 +10,11 @@ from relay_devkit import ROOT
 
 # Powertools imports the botocore package itself (0.4 ms, for its user-agent hook); a client or session
 # is what costs, so those are what must not load.
-# "mns": the MNS SDK is for Function Compute's queues only.
+# "mns": the MNS SDK is for Function Compute's queues only. "pydantic": the HTTP API's models, loaded by the HTTP
+# function on its first request (not at its cold start), and by no other function.
 FORBIDDEN = {
     "boto3", "botocore.session", "botocore.client", "pika", "redis", "alibabacloud_oss_v2", "aws_xray_sdk", "mns",
+    "pydantic",
 }  # fmt: skip
 
 

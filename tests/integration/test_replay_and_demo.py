@@ -1,5 +1,5 @@
-"""The replay command runs every events/ sample; `make demo`'s script runs end to end. Both in fresh
-processes with their own emulator process, as a user would run them."""
+"""`aitask-relay replay` runs every events/ sample; `make demo`'s script (the command line against the emulator) runs
+end to end. Both in fresh processes with their own emulator process, as a user would run them."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 from relay_devkit import ROOT
 from relay_devkit.events import EVENTS
@@ -35,7 +36,7 @@ def test_every_sample_event_replays(tmp_path):
     env = clean_env() | {"RELAY_DESTINATIONS": tmp_path.as_uri()}
     # When they are replayed in one run
     proc = subprocess.run(
-        [sys.executable, str(ROOT / "tools" / "replay.py"), *map(str, samples)],
+        [str(Path(sys.executable).parent / "aitask-relay"), "replay", *map(str, samples)],
         capture_output=True,
         text=True,
         env=env,
@@ -89,10 +90,16 @@ def test_make_demo_script_runs_and_prints_the_table():
     )
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
+    # create --wait for a ROS and a Terraform template, each delivered
+    assert out.count("$ aitask-relay create --template-type") == 2
+    assert out.count("created out/demo/templates/t-") >= 2
+    # the get table: every format, a failure, a task still running
     for fmt in ("json", "yaml", "hcl", "text"):
         assert f" {fmt} " in out
-    for state in ("PENDING", "WAITING", "RUNNING", "FAILURE", "already_present", "not_found", "access_denied"):
+    for state in ("SUCCESS", "FAILURE", "RUNNING", "already_present", "not delivered (still running)"):
         assert state in out
-    assert "templates delivered under:" in out
     # the report stage's column: ROS (the emulator) validated, priced and listed the actions of each ROS template
     assert "valid / cost a month / actions" in out and " CNY / " in out and "not checked (not a ROS template)" in out
+    # the replayed fetch_task samples: every one answered, the invalid ones rejected
+    assert "rejected: TaskIds must be a non-empty list" in out and "t-demo-unknown not_found" in out
+    assert "templates delivered under:" in out

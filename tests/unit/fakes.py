@@ -41,3 +41,14 @@ class EventsFromGet:
         if not isinstance(body, dict):
             return {"TaskStatus": None}
         return {"TaskStatus": body.get("Status"), "TaskType": body.get("TaskType"), "Events": [], "NextToken": ""}
+
+
+class CreatingRos:
+    """A ROS client whose CreateAITask always creates t-new, keeping each call's arguments."""
+
+    def __init__(self):
+        self.created = []
+
+    def create_task(self, **kwargs):
+        self.created.append(kwargs)
+        return {"TaskId": "t-new"}

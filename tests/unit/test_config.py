@@ -257,3 +257,17 @@ def test_a_report_setting_that_is_not_a_subset_of_the_parts_is_refused(value):
     # Given an unknown part, none beside a part, a part twice, or nothing / Then the variable is named
     with pytest.raises(ConfigurationError, match=r"^RELAY_REPORT="):
         load_config({"RELAY_REPORT": value})
+
+
+@pytest.mark.parametrize(
+    "region", ["attacker.net:443/?", "cn-hangzhou.evil", "CN-HANGZHOU", "cn_hangzhou", "-x", "a" * 65]
+)
+def test_a_region_that_is_not_a_region_id_is_refused_naming_the_variable(region):
+    # The SDK builds its endpoint host from the region (ros.<region>.aliyuncs.com): nothing else may get in
+    with pytest.raises(ConfigurationError, match=r"ALIBABA_CLOUD_REGION_ID=.* is not a region id"):
+        load_config({"ALIBABA_CLOUD_REGION_ID": region})
+
+
+def test_region_ids_as_alibaba_cloud_names_them_are_accepted():
+    for region in ("cn-hangzhou", "ap-southeast-1", "cn-shanghai-finance-1", "us-west-1"):
+        assert load_config({"ALIBABA_CLOUD_REGION_ID": f" {region} "}).ros.region_id == region

@@ -65,6 +65,10 @@ class MetricSink:
     def add_metric(self, name, unit, value):
         self.counts[name] = self.counts.get(name, 0) + value
 
+    def add_metric_by(self, name, unit, value, dimensions):
+        key = name + "".join(f"[{k}={v}]" for k, v in sorted(dimensions.items()))
+        self.counts[key] = self.counts.get(key, 0) + value
+
 
 def test_a_pending_task_is_probed_without_output_and_never_delivered():
     source, dest = FakeSource({"t-p": "RUNNING"}), RecordingDestination()
@@ -255,7 +259,7 @@ def test_outcomes_are_counted_once_per_task():
         "failed": 1,
         "delivered": 2,
         "errors": 1,
-        "errors_not_found": 1,
+        "errors[code=not_found]": 1,
     }
 
 
@@ -373,7 +377,7 @@ def test_a_task_of_an_unknown_type_is_delivered_with_a_template_and_is_a_permane
     assert stored == []
     assert without.error.code == "bad_upstream_response" and without.error.retryable is False
     assert "DeployStack" in without.error.message and without.task_type == "DeployStack"
-    assert counts == {"errors": 1, "errors_bad_upstream_response": 1, "unknown_task_type": 1}
+    assert counts == {"errors": 1, "errors[code=bad_upstream_response]": 1, "unknown_task_type": 1}
     # while a documented type without a template stays retryable (ROS may not have the output yet)
     known, _, known_counts = run("FixTemplate", {"Other": 1})
     assert known.error.code == "bad_upstream_response" and known.error.retryable is True
@@ -480,7 +484,7 @@ def test_throttled_tasks_shrink_the_window_and_successes_grow_it_back():
     # Then the 8 throttled tasks, all started at the full rate, halved it once (not 8 times), it was logged
     # and counted, and the 32 answered tasks brought it back to 8
     assert min(windows) == 4 and windows[-1] == 8
-    assert sink.counts["concurrency_shrunk"] == 1 and sink.counts["errors_throttled"] == 8
+    assert sink.counts["concurrency_shrunk"] == 1 and sink.counts["errors[code=throttled]"] == 8
     assert logger.said("warning", "ROS throttled task calls: at most 4 tasks at once")
 
 

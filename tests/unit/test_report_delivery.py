@@ -195,7 +195,8 @@ def test_get_report_without_a_report_is_404(tmp_path):
 def test_the_fc_http_trigger_and_the_http_api_route_the_report(tmp_path):
     # Given the FC HTTP trigger's event and the API Gateway payload 2.0 event for GET /tasks/t-1/report
     from aitask_relay.triggers.fc import handle_http
-    from aitask_relay.triggers.http import build_http_app, resolve
+    from aitask_relay.triggers.http import resolve
+    from aitask_relay.triggers.http_routes import build_http_app
 
     api = api_over(tmp_path, Checker())
     fc_event = {"version": "v1", "rawPath": "/tasks/t-1/report", "requestContext": {"http": {"method": "GET"}}}
@@ -211,7 +212,8 @@ def test_the_http_apis_get_bounds_the_reports_calls_by_the_invocations_time(tmp_
     import time
     from types import SimpleNamespace
 
-    from aitask_relay.triggers.http import build_http_app, resolve
+    from aitask_relay.triggers.http import resolve
+    from aitask_relay.triggers.http_routes import build_http_app
 
     checker = Checker()
     api = api_over(tmp_path, checker)
@@ -283,6 +285,9 @@ def test_each_report_parts_outcome_is_counted_and_logged(tmp_path):
 
         def add_metric(self, name, unit, value):
             self.counts[name] = self.counts.get(name, 0) + value
+
+        def add_metric_by(self, name, unit, value, dimensions):
+            self.add_metric(name, unit, value)
 
     class Logger(logging.Logger):
         def __init__(self):

@@ -607,3 +607,29 @@ def test_a_watermark_that_cannot_be_saved_is_logged_at_error_and_said_in_the_sum
     assert not summary["watermark_saved"] and summary["watermark_not_saved"] == "the watermark could not be saved"
     assert logger.said("error", "the sweep watermark could not be saved") == {"watermark": "mem://mark",
                                                                               "error": named}
+
+
+class HeldStore(Store):
+    """A store that already holds the first task of every page."""
+
+    def delivered_at(self, task_id, status=None):
+        return f"mem://{task_id}/task.json" if task_id.endswith("-0") else None
+
+
+@pytest.mark.parametrize("tracked", [True, False])
+def test_a_dry_run_lists_what_a_sweep_would_do_and_does_none_of_it(tracked):
+    # Given 3 pages of 2 finished and 2 running tasks, a store holding one finished task of each page
+    listing, tracker = Listing(3), Tracker()
+    source = Source(listing, sequential=False)
+    relay = Relay(source, [HeldStore()], max_concurrency=2)
+    sweep = Sweeper(listing, relay, settings=SweepSettings(safety_ms=1000), tracking_queue=tracker if tracked else None)
+    # When the sweep is previewed
+    plan = sweep.preview()
+    # Then it names what would be delivered, what is already, and what would be tracked (or left pending)
+    assert plan["would_deliver"] == ["t-0-1", "t-1-1", "t-2-1"]
+    assert plan["already_delivered"] == ["t-0-0", "t-1-0", "t-2-0"]
+    pending = [f"t-{p}-{i}" for p in range(3) for i in (2, 3)]
+    assert plan["would_track" if tracked else "pending_untracked"] == pending
+    assert (plan["listed"], plan["pages"], plan["complete"]) == (12, 3, True)
+    # and nothing was fetched from ROS or sent to the tracking queue
+    assert source.fetched == [] and tracker.sent == []

@@ -28,7 +28,7 @@ def load_config(environ: Mapping[str, str]) -> RelayConfig:
     env = _Env(environ)
     max_concurrency = env.integer(S.MAX_CONCURRENCY)
     ros = RosSettings(
-        region_id=env.text(S.REGION_ID),
+        region_id=check_region(env.text(S.REGION_ID)),
         endpoint=env.optional(S.ROS_ENDPOINT),
         protocol=env.choice(S.ROS_PROTOCOL),
         connect_timeout_ms=env.integer(S.ROS_CONNECT_TIMEOUT_MS),
@@ -96,6 +96,21 @@ def _report(value: str) -> tuple[str, ...]:
     if len(set(names)) != len(names):
         raise ConfigurationError(f"RELAY_REPORT={value!r} names a part twice")
     return tuple(part for part in PARTS if part in names)
+
+
+# A region id (cn-hangzhou, ap-southeast-1): the SDK builds its endpoint host from it (ros.<region>.aliyuncs.com),
+# so anything beyond these characters (a '.', ':', '/', '?') would send the signed requests to another host.
+_REGION_ID = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
+
+
+def check_region(value: str, source: str = S.REGION_ID.variable) -> str:
+    """``value`` when it is a region id (lower-case letters, digits and '-', at most 64), else ConfigurationError
+    naming ``source`` (the variable, or where the command line read the region)."""
+    if len(value) > 64 or not _REGION_ID.fullmatch(value):
+        raise ConfigurationError(
+            f"{source}={value!r} is not a region id (lower-case letters, digits and '-', e.g. cn-hangzhou)"
+        )
+    return value
 
 
 def _destinations(value: str) -> tuple[str, ...]:

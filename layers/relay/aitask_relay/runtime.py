@@ -23,17 +23,18 @@ if TYPE_CHECKING:
     from aitask_relay.triggers.http import TaskApi
     from aitask_relay.usecases.settle import QueueConsumer
     from aitask_relay.usecases.sweep import Sweeper
-    from aitask_relay.usecases.tasks import FetchService, Tracker
+    from aitask_relay.usecases.tasks import FetchService, TaskService, Tracker
 
 
 _platform = "aws"
 
 
 def use_platform(name: str) -> None:
-    """Say where the process runs: "aws" (Lambda, the default) or "fc" (Function Compute, where there is no
-    CloudWatch to read EMF metrics, so none are written; logs are the same Powertools JSON)."""
+    """Say where the process runs: "aws" (Lambda, the default), "fc" (Function Compute, where there is no
+    CloudWatch to read EMF metrics, so none are written; logs are the same Powertools JSON) or "local" (the command
+    line: AWS's settings, and no metrics, whose EMF lines would land among a command's results on stdout)."""
     global _platform
-    if name not in ("aws", "fc"):
+    if name not in ("aws", "fc", "local"):
         raise ValueError(f"unknown platform {name!r}")
     _platform = name
 
@@ -55,9 +56,9 @@ def _metrics() -> Metrics | None:
 def _recorder() -> Recorder | None:
     if _platform != "aws":
         return None
-    from aitask_relay.adapters.observability import MetricsRecorder, metrics
+    from aitask_relay.adapters.observability import CloudWatchMetrics, MetricsRecorder, metrics
 
-    return MetricsRecorder(metrics)
+    return MetricsRecorder(CloudWatchMetrics(metrics))
 
 
 @cache
@@ -250,10 +251,18 @@ def sweeper() -> Sweeper:
 
 
 @cache
+def tasks() -> TaskService:
+    """Reading and creating tasks (the HTTP routes, the command line); the relay, ROS client and tracking queue
+    are built on first use."""
+    from aitask_relay.usecases.tasks import TaskService
+
+    return TaskService(relay=relay, ros=ros, tracker=tracker(), logger=_logger(), metrics=_metrics())
+
+
+@cache
 def task_api() -> TaskApi:
     """The HTTP routes' logic; the relay, ROS client and tracking queue are built on the first request."""
     from aitask_relay.triggers.http import TaskApi
-    from aitask_relay.usecases.tasks import TaskService
 
     if _platform == "fc":
         from aitask_relay.triggers.fc import fc_http_response_limit
@@ -263,14 +272,7 @@ def task_api() -> TaskApi:
         from aitask_relay.triggers.http import aws_http_response_limit
 
         limit = aws_http_response_limit()
-    tasks = TaskService(
-        relay=relay,
-        ros=ros,
-        tracker=tracker(),
-        logger=_logger(),
-        metrics=_metrics(),
-    )
-    return TaskApi(tasks, response_limit=limit)
+    return TaskApi(tasks(), response_limit=limit)
 
 
 def handle_http_api(event: Any, context: Any) -> dict[str, Any]:
@@ -284,7 +286,7 @@ def handle_http_api(event: Any, context: Any) -> dict[str, Any]:
 def http_app() -> Any:
     """The API Gateway resolver over :func:`task_api`."""
     from aitask_relay.adapters.observability import record_rejection
-    from aitask_relay.triggers.http import build_http_app
+    from aitask_relay.triggers.http_routes import build_http_app
 
     return build_http_app(task_api(), on_rejected=record_rejection)
 
@@ -294,7 +296,7 @@ def reset() -> None:
     from aitask_relay.adapters import aws
 
     factories = (
-        http_app, task_api, sweeper, fc_tracking, consumer, fetcher, tracker, failure_queue, tracking_queue,
+        http_app, task_api, tasks, sweeper, fc_tracking, consumer, fetcher, tracker, failure_queue, tracking_queue,
         relay, destinations, ros, credential, config,
     )
     for factory in factories:

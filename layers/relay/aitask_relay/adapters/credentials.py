@@ -13,6 +13,9 @@ in an error.
 
 from __future__ import annotations
 
+import json
+import os
+from collections.abc import Mapping
 from typing import Any
 
 from aitask_relay.core.errors import AccessDenied
@@ -71,3 +74,45 @@ class SecretCredentials:
             raise ValueError("not JSON") from None
         except Exception as exc:  # GetParameterError: no such secret, no permission, Secrets Manager down
             raise AccessDenied(f"cannot read secret {self.secret_name!r} ({type(exc).__name__})") from None
+
+
+def profile_region(environ: Mapping[str, str], home: str | None = None) -> str | None:
+    """The ``region_id`` of the Alibaba Cloud CLI profile the credential chain reads, or None.
+
+    The chain's CLI profile provider (alibabacloud-credentials, CLIProfileCredentialsProvider) reads
+    ``~/.aliyun/config.json``, the profile ALIBABA_CLOUD_PROFILE names or else the file's ``current`` one, unless
+    ALIBABA_CLOUD_CLI_PROFILE_DISABLED is true; the aliyun CLI keeps each profile's region there as ``region_id``
+    (https://www.alibabacloud.com/help/en/cli/configure-alibaba-cloud-cli). The same profile gives the region here,
+    so credentials and region come from one place. A missing or unreadable file, or a profile without a region, is
+    None (the region is then ALIBABA_CLOUD_REGION_ID's default): the chain reports a credentials problem itself."""
+    config = _cli_config(environ, home)
+    if config is None:
+        return None
+    name = environ.get("ALIBABA_CLOUD_PROFILE") or config.get("current")
+    for profile in config.get("profiles") or []:
+        if isinstance(profile, Mapping) and profile.get("name") == name:
+            region = profile.get("region_id")
+            return region if isinstance(region, str) and region else None
+    return None
+
+
+def profile_names(environ: Mapping[str, str], home: str | None = None) -> list[str] | None:
+    """The profiles of the aliyun CLI's config file, as the chain's CLI profile provider reads it; None when that
+    provider is off (ALIBABA_CLOUD_CLI_PROFILE_DISABLED=true), [] when the file is missing or unreadable."""
+    if environ.get("ALIBABA_CLOUD_CLI_PROFILE_DISABLED", "").lower() == "true":
+        return None
+    config = _cli_config(environ, home) or {}
+    profiles = config.get("profiles") or []
+    return [str(p["name"]) for p in profiles if isinstance(p, Mapping) and isinstance(p.get("name"), str)]
+
+
+def _cli_config(environ: Mapping[str, str], home: str | None) -> Mapping[str, Any] | None:
+    if environ.get("ALIBABA_CLOUD_CLI_PROFILE_DISABLED", "").lower() == "true":
+        return None
+    path = os.path.join(home or environ.get("HOME") or os.path.expanduser("~"), ".aliyun", "config.json")
+    try:
+        with open(path, encoding="utf-8") as handle:
+            config = json.load(handle)
+    except (OSError, ValueError):
+        return None
+    return config if isinstance(config, Mapping) else None

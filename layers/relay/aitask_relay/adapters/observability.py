@@ -8,16 +8,15 @@ from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
 
-from aitask_relay.core.errors import InvalidInput
+from aitask_relay.core.errors import ERROR_KINDS_BY_CODE, ErrorKind, InvalidInput
 from aitask_relay.core.model import TaskResult
-from aitask_relay.core.ports import COUNT
-from aitask_relay.core.ports import Metrics as MetricsPort
+from aitask_relay.core.ports import COUNT, DimensionedMetrics
 from aitask_relay.core.taskref import TASK_TYPES
 
 SERVICE = "aitask-relay"
@@ -48,19 +47,57 @@ def capture_lambda_handler(handler: Callable[..., Any]) -> Callable[..., Any]:
     return Tracer(service=_service).capture_lambda_handler(handler, capture_response=False)
 
 
+class CloudWatchMetrics:
+    """Powertools Metrics as the relay's sink (the DimensionedMetrics port).
+
+    ``add_metric`` adds to the invocation's flush, whose metrics share its dimensions (``service``).
+    ``add_metric_by`` writes one metric at once with dimensions of its own, as Powertools documents for "a
+    metric with a different dimension" (``single_metric``,
+    https://docs.aws.amazon.com/powertools/python/latest/core/metrics/#single-metric): a ``single_metric``
+    drops the flush's dimensions, so ``service`` is given again, and the namespace is the flush's.
+    """
+
+    def __init__(self, sink: Metrics) -> None:
+        self._metrics = sink
+
+    def add_metric(self, name: str, unit: str, value: float) -> None:
+        self._metrics.add_metric(name=name, unit=unit, value=value)
+
+    def add_metric_by(self, name: str, unit: str, value: float, dimensions: Mapping[str, str]) -> None:
+        from aws_lambda_powertools.metrics import single_metric
+
+        common = {**self._metrics.default_dimensions, "service": str(self._metrics.service)}
+        with single_metric(
+            name=name,
+            unit=unit,  # type: ignore[arg-type]  # Powertools takes CloudWatch's unit names as text too
+            value=value,
+            namespace=self._metrics.namespace,
+            default_dimensions={**common, **dimensions},
+        ):
+            pass
+
+
+# The ``code`` dimension of ``errors``: the taxonomy's codes, a fixed set (CloudWatch bills each combination of
+# dimension values as a metric of its own, so nothing open-ended such as an upstream code goes there).
+ERROR_CODES: tuple[str, ...] = tuple(ERROR_KINDS_BY_CODE)
+
+
 class MetricsRecorder:
     """Adds one set of counts per TaskResult: fetched (or not_refetched: every store already held it),
-    pending, failed, delivered, already_delivered, delivery_failed, errors by code, unknown_task_type; and
-    concurrency_shrunk each time ROS throttling halves the relay's adaptive concurrency limit."""
+    pending, failed, delivered, already_delivered, delivery_failed, errors (and errors by ``code``: one metric
+    with a dimension, not a metric per code), unknown_task_type; and concurrency_shrunk each time ROS
+    throttling halves the relay's adaptive concurrency limit."""
 
-    def __init__(self, sink: MetricsPort) -> None:
+    def __init__(self, sink: DimensionedMetrics) -> None:
         self._sink = sink
 
     def record(self, result: TaskResult, *, fetched: bool = True) -> None:
         counts: dict[str, int] = {}
         if result.error is not None:
+            # ``errors`` without a code is the metric the alarm watches (its dimensions are the flush's)
             counts["errors"] = 1
-            counts[f"errors_{result.error.code}"] = 1
+            code = result.error.code if result.error.code in ERROR_CODES else ErrorKind.DESTINATION_FAILURE.code
+            self._sink.add_metric_by("errors", COUNT, 1, {"code": code})
             if result.task_type is not None and result.task_type not in TASK_TYPES:
                 counts["unknown_task_type"] = 1  # a type ROS does not document, with nothing to deliver
         else:

@@ -104,9 +104,15 @@ class BadUpstreamResponse(RelayError):
 
 
 class InvalidInput(RelayError):
-    """Bad trigger input: raised before anything is fetched or written."""
+    """Bad trigger input: raised before anything is fetched or written. ``field``, when given, is the input's field
+    the message is about (POST /tasks' ``Prompt`` ...), for a caller that names it its own way (a command line's
+    option)."""
 
     kind = ErrorKind.INVALID_INPUT
+
+    def __init__(self, message: str, *, field: str | None = None, **details: Any) -> None:
+        super().__init__(message, **details)
+        self.field = field
 
 
 class DestinationFailure(RelayError):

@@ -33,8 +33,11 @@ class TaskSource(Protocol):
 class TaskLister(Protocol):
     """ListAITasks: what the sweep needs from ROS."""
 
-    def list_tasks(self, *, next_token: str | None = None, max_results: int = 50) -> Mapping[str, Any]:
-        """One page of ListAITasks (``Tasks``, ``NextToken``), checked to be a listing."""
+    def list_tasks(
+        self, *, next_token: str | None = None, max_results: int = 50, task_type: str | None = None
+    ) -> Mapping[str, Any]:
+        """One page of ListAITasks (``Tasks``, ``NextToken``), checked to be a listing; of ``task_type`` only when
+        given (ListAITasks' own filter)."""
         ...
 
 
@@ -176,6 +179,15 @@ class Metrics(Protocol):
     """Where counts go (Powertools Metrics on AWS)."""
 
     def add_metric(self, name: str, unit: str, value: float) -> None: ...
+
+
+class DimensionedMetrics(Metrics, Protocol):
+    """Counts, and counts with dimensions of their own (``errors`` by ``code``).
+
+    CloudWatch's embedded metric format gives every metric of one flush the same dimensions, so a metric with
+    a dimension the others lack is written on its own (Powertools' ``single_metric``)."""
+
+    def add_metric_by(self, name: str, unit: str, value: float, dimensions: Mapping[str, str]) -> None: ...
 
 
 class Watermark(Protocol):

@@ -274,11 +274,13 @@ class Relay:
         (or marker) location, and nothing else. A queue whose record is a ledger, or that has none, cannot
         say: the task is fetched and delivered as usual.
         """
-        observation = self._already_held(ref) or self.deliver(self.observe(ref, deadline), deadline)
+        observation = self.held(ref) or self.deliver(self.observe(ref, deadline), deadline)
         self._log(observation)
         return observation
 
-    def _already_held(self, ref: TaskRef) -> Observation | None:
+    def held(self, ref: TaskRef) -> Observation | None:
+        """The record of a task the caller knows has finished (``known_status``) when every destination already
+        holds it in that status (see :meth:`process`), with no ROS call; None when one cannot say it does."""
         if ref.known_status not in TERMINAL_STATUSES or not self._destinations:
             return None
         deliveries = []

@@ -73,7 +73,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable, Generator, Mapping
+from collections.abc import Callable, Generator, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
@@ -199,6 +199,52 @@ class Sweeper:
                 self._metrics.add_metric(name=f"sweep_{name}", unit=COUNT, value=getattr(summary, name))
             self._metrics.add_metric(name="sweep_incomplete", unit=COUNT, value=int(not summary.complete))
         return summary.to_dict()
+
+    def preview(self, *, lookback_seconds: int | None = None) -> dict[str, Any]:
+        """What :meth:`run` would do now, without doing it (the command line's ``sweep --dry-run``): the finished
+        tasks of the window it would deliver, those every destination already holds, the pending ones it would
+        put on the tracking queue (or, without one, leave to a later sweep). Nothing is fetched, delivered or
+        enqueued, and the watermark is read, not moved: the cost is the listing's pages and, per finished task,
+        the HEAD or two that tell whether every destination holds it (Relay.held).
+
+        ``{"window_seconds", "listed", "in_window", "pages", "complete", "stopped_reason", "would_deliver": [ids],
+        "already_delivered": [ids], "would_track": [ids], "pending_untracked": [ids]}``."""
+        started, summary = self._clock(), SweepSummary()
+        window, _unread = self._window(started, lookback_seconds or self._settings.lookback_seconds, summary)
+        cutoff = started - timedelta(seconds=window)
+        order = _Order(stop_before=cutoff - timedelta(seconds=self._settings.horizon_seconds))
+        plan: dict[str, list[str]] = {
+            "would_deliver": [], "already_delivered": [], "would_track": [], "pending_untracked": []
+        }  # fmt: skip
+        token: str | None = None
+        asked: set[str] = set()
+        while True:
+            page = self._list(token)
+            summary.pages += 1
+            tasks = page.get("Tasks") or []
+            for ref, _created in _in_window(tasks, cutoff, summary, order):
+                if self._settings.mode == "fanout":
+                    plan["would_track"].append(ref.task_id)
+                elif ref.known_status in TERMINAL_STATUSES:
+                    held = self._relay.held(ref) is not None
+                    plan["already_delivered" if held else "would_deliver"].append(ref.task_id)
+                else:
+                    plan["would_track" if self._tracking_queue is not None else "pending_untracked"].append(ref.task_id)
+            following = page.get("NextToken") or None
+            if following is None:
+                summary.complete = True
+                break
+            stop = self._early_stop(order, summary)
+            if stop is not None:
+                summary.early_stop, summary.complete = stop, True
+                break
+            if not tasks or following in asked:  # the listing cannot be trusted to end (see run)
+                summary.stopped_reason = "paging: ListAITasks answered an empty page or a NextToken given before"
+                break
+            asked.add(following)
+            token = following
+        fields = ("window_seconds", "caught_up_from", "listed", "in_window", "pages", "complete", "stopped_reason")
+        return {name: getattr(summary, name) for name in fields} | plan
 
     def _check_budget(self, remaining: int) -> None:
         """An invocation whose whole time cannot cover the safety margin would stop before its first page,
@@ -370,18 +416,7 @@ class Sweeper:
         """One page's tasks in the window: (finished ones to deliver, pending ones to track)."""
         finished: list[TaskRef] = []
         pending: list[TrackingMessage] = []
-        for item in tasks:
-            summary.listed += 1
-            entry = _listed(item)
-            if entry is None:
-                summary.skipped_invalid += 1
-                continue
-            ref, updated, created = entry
-            if order is not None:
-                order.see(parse_time(created))
-            if updated is not None and updated < cutoff:
-                continue
-            summary.in_window += 1
+        for ref, created in _in_window(tasks, cutoff, summary, order):
             if self._settings.mode == "fanout":
                 pending.append(TrackingMessage(ref.task_id, 0, created, ref.known_status, created_at=created))
             elif ref.known_status in TERMINAL_STATUSES:
@@ -397,6 +432,26 @@ class Sweeper:
                 ):  # both written by tracking.iso (UTC, same width): the text order is the time order
                     summary.untracked_pending_since = created
         return finished, pending
+
+
+def _in_window(
+    tasks: list[Any], cutoff: datetime, summary: SweepSummary, order: _Order | None
+) -> Iterator[tuple[TaskRef, str | None]]:
+    """A page's usable entries whose later time is at or after ``cutoff``, as (ref with the listed status,
+    CreateTime); counts listed, skipped_invalid and in_window, and shows ``order`` every CreateTime."""
+    for item in tasks:
+        summary.listed += 1
+        entry = _listed(item)
+        if entry is None:
+            summary.skipped_invalid += 1
+            continue
+        ref, updated, created = entry
+        if order is not None:
+            order.see(parse_time(created))
+        if updated is not None and updated < cutoff:
+            continue
+        summary.in_window += 1
+        yield ref, created
 
 
 @dataclass(slots=True)
