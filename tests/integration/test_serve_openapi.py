@@ -144,7 +144,7 @@ def test_serve_answers_head_as_get_without_a_body_and_405_with_allow_for_other_m
 
 
 def test_serve_frees_a_connection_whose_body_never_comes(relay_env, monkeypatch):
-    from aitask_relay_cli.commands import serve
+    from aitask_relay_cli import local_server as serve
 
     # Given the local server with a 1 s socket timeout (30 s when served)
     assert serve.ApiHandler.timeout == 30

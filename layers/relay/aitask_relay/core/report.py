@@ -518,10 +518,10 @@ def _well_formed(made: Report) -> bool:
     """Whether a report read back is one this version writes: strict JSON (no NaN), and a summary whose fields
     have their types (a hand-edited report.json must not put a text where task.json promises a list)."""
     try:  # UnicodeEncodeError (a ValueError): a lone surrogate escape no stored file or message can hold
-        json.dumps([made.to_dict(), made.summary()], allow_nan=False, ensure_ascii=False).encode("utf-8")
+        summary = made.summary()
+        json.dumps([made.to_dict(), summary], allow_nan=False, ensure_ascii=False).encode("utf-8")
     except (TypeError, ValueError):
         return False
-    summary = made.summary()
     lists = (summary["resource_types"], summary["parameters_without_default"])
     cost, actions = summary["monthly_cost"], summary["policy_actions"]
     return (

@@ -278,10 +278,11 @@ def report_answer(made: ReportArtifact, limit: ResponseLimit | None) -> dict[str
             parts[name] = {k: v for k, v in parts[name].items() if k != key}
             omitted.append(f"parts.{name}.{key}")
     if not fits():
+        summary = made.summary()
         del body["parts"]
-        body["summary"] = made.summary()
+        body["summary"] = summary
         omitted.append("parts")
-    if not fits():  # the summary's lists (a template of very many resource types): its verdict and parts only
-        body["summary"] = {k: made.summary()[k] for k in ("valid", "parts")}
-        omitted.append("summary")
+        if not fits():  # the summary's lists (a template of very many resource types): its verdict and parts only
+            body["summary"] = {k: summary[k] for k in ("valid", "parts")}
+            omitted.append("summary")
     return body
