@@ -35,7 +35,7 @@ class DestinationSpec:
     bucket: str = ""  # s3, oss: the bucket
     prefix: str = ""  # s3, oss: the key prefix, ending in "/" (or "")
     directory: str = ""  # file: the directory
-    queue: str = ""  # sqs: the queue name, or its URL when the URI is one
+    queue: str = ""  # sqs: the queue name, or its URL when the URI is one; mns: the queue name
     routing_key: str = ""  # amqp: the routing key
     params: Mapping[str, str] = field(default_factory=dict)
 
@@ -266,6 +266,21 @@ def _amqp(uri: str, parts: SplitResult, params: dict[str, str]) -> DestinationSp
     )
 
 
+def _mns(uri: str, parts: SplitResult, params: dict[str, str]) -> DestinationSpec:
+    # adapters.mns imports this module (is_loopback, mask), so it is imported here, when an mns:// URI is read;
+    # it imports no SDK itself.
+    from aitask_relay.adapters.mns import mns_address
+
+    try:
+        address = mns_address(uri)
+    except ValueError as exc:
+        raise _bad(uri, str(exc)) from None
+    # No password can be in it (mns_address refuses a user@): the URI is its own name.
+    return DestinationSpec(
+        "mns", "queue", uri, uri, address.name, queue=address.queue, params={"endpoint": address.url}
+    )
+
+
 def amqp_connection_uri(spec: DestinationSpec) -> str:
     """The broker URI pika is given: the destination URI without the relay's own query parameters.
 
@@ -306,4 +321,5 @@ SCHEMES: dict[str, Scheme] = {
     "sqs": Scheme("queue", _sqs, "aitask_relay.adapters.destinations.sqs:SqsDestination"),
     "amqp": Scheme("queue", _amqp, "aitask_relay.adapters.destinations.amqp:AmqpDestination"),
     "amqps": Scheme("queue", _amqp, "aitask_relay.adapters.destinations.amqp:AmqpDestination"),
+    "mns": Scheme("queue", _mns, "aitask_relay.adapters.destinations.mns:MnsDestination"),
 }
