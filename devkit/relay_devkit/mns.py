@@ -143,6 +143,11 @@ class MnsStandIn:
         with self._lock:
             self._drops += times
 
+    def faults_left(self) -> int:
+        """How many requests the faults given (``fail``, ``drop_answers``) are still to meet."""
+        with self._lock:
+            return sum(fault.times for fault in self._faults) + self._drops
+
     def pending(self, queue: str) -> list[StoredMessage]:
         """Every message held by the queue, due or not (nothing is taken)."""
         with self._lock:
