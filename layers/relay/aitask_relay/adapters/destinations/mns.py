@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aitask_relay.adapters.destinations.message import Message
 from aitask_relay.adapters.destinations.queue import QueueDestination
@@ -44,6 +44,9 @@ from aitask_relay.adapters.mns import MNS_MAX_MESSAGE_BYTES, MnsAddress, MnsQueu
 from aitask_relay.core.errors import DestinationFailure
 from aitask_relay.core.model import Delivery, Observation
 from aitask_relay.core.ports import Ledger
+
+if TYPE_CHECKING:
+    from aitask_relay.adapters.destinations.signing import Signer
 
 _log = logging.getLogger("aitask_relay.mns")
 # What MNS answers when it refuses a message's body (see the module's docstring).
@@ -64,18 +67,26 @@ class MnsDestination(QueueDestination):
     body_refused_codes = _BODY_REFUSED
     embeds_signature = True  # no per-message attributes: the signature goes inside the CloudEvent
 
-    def __init__(self, queue: MnsQueue, *, ledger: Ledger | None = None) -> None:
-        super().__init__(ledger=ledger)
+    def __init__(self, queue: MnsQueue, *, ledger: Ledger | None = None, signer: Signer | None = None) -> None:
+        super().__init__(ledger=ledger, signer=signer)
         self.queue = queue
         self.name = queue.name
 
     @classmethod
     def from_spec(
-        cls, spec: Any, *, client: Any = None, ledger: Ledger | None = None, credential: Any = None, **_: Any
+        cls,
+        spec: Any,
+        *,
+        client: Any = None,
+        ledger: Ledger | None = None,
+        credential: Any = None,
+        signer: Signer | None = None,
+        **_: Any,
     ) -> MnsDestination:
         """Build the destination of an ``mns://`` spec; ``client`` is the SDK's Queue (tests pass a stand-in)."""
         address = MnsAddress(spec.params["endpoint"], spec.queue)
-        return cls(MnsQueue(address, credential=credential, queue=client, name=spec.name), ledger=ledger)
+        queue = MnsQueue(address, credential=credential, queue=client, name=spec.name)
+        return cls(queue, ledger=ledger, signer=signer)
 
     def _body_limit(self, observation: Observation, stored: Sequence[Delivery]) -> int:
         return self._refused_limit()
