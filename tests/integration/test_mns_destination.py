@@ -121,7 +121,9 @@ def test_without_a_ledger_the_store_marker_records_the_announcement(mns, aws):
     # Then the queue got one message; the repeat found the marker in the bucket
     assert (first.outcome, again.outcome) == ("created", "already_present") and len(mns.pending(queue)) == 1
     (marker,) = aws.s3.list_objects_v2(Bucket=bucket, Prefix="t/t-mns-1/announced/")["Contents"]
-    assert marker["Key"].startswith("t/t-mns-1/announced/SUCCESS.") and again.location == f"oss://{bucket}/{marker['Key']}"
+    assert (
+        marker["Key"].startswith("t/t-mns-1/announced/SUCCESS.") and again.location == f"oss://{bucket}/{marker['Key']}"
+    )
 
 
 def test_a_message_whose_base64_exceeds_the_limit_goes_as_a_claim_check_to_oss(mns, aws):
@@ -302,3 +304,37 @@ def test_neither_the_accesskey_secret_nor_the_sts_token_is_in_errors_or_logs(mon
         seen.check()
     finally:
         standin.stop()
+
+
+def test_a_signed_event_carries_its_signature_inside_and_verifies_after_the_queue(mns, aws):
+    from standardwebhooks.webhooks import Webhook, WebhookVerificationError
+
+    from aitask_relay.adapters.destinations.signing import Signer, canonical
+
+    # Given a signing secret, an OSS store and two MNS queues, one 64 KB, one 2 KB (a claim check)
+    secret = "whsec_" + base64.b64encode(b"m" * 32).decode()
+    signer = Signer(lambda: (secret,))
+    _bucket, store = oss_store(aws)
+    big, small = queue_of(mns), queue_of(mns, maximum_message_size=2048)
+    obs = finished(result=yaml_of(1_000))
+    stored = (store.deliver(obs),)
+    # When delivered to both
+    for queue in (big, small):
+        build_destination(mns.destination(queue), signer=signer).deliver(obs, stored)
+    # Then each event holds its signature as CloudEvents extension attributes, which a consumer verifies from the
+    # event alone (MNS carries nothing beside the body), within the queue's size once base64-encoded
+    for queue in (big, small):
+        (message,) = mns.pending(queue)
+        event = json.loads(message.text())
+        headers = {
+            "webhook-id": event["id"],
+            "webhook-timestamp": event["webhooktimestamp"],
+            "webhook-signature": event["webhooksignature"],
+        }
+        assert Webhook(secret).verify(canonical(event), headers)["id"] == "t-mns-1:SUCCESS"
+        assert len(message.body) <= (65536 if queue == big else 2048)
+        event["data"]["template_sha256"] = "0" * 64
+        with pytest.raises(WebhookVerificationError):
+            Webhook(secret).verify(canonical(event), headers)
+    assert "template" in json.loads(mns.pending(big)[0].text())["data"]
+    assert "template_ref" in json.loads(mns.pending(small)[0].text())["data"]
