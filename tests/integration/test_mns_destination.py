@@ -11,29 +11,21 @@ import json
 import os
 
 import pytest
+from test_destinations import big_yaml as yaml_of  # tests/integration, this file's folder
+from test_destinations import finished as finished_task
 
 from aitask_relay.adapters.destinations import build_destination, keep_announcement_records
 from aitask_relay.adapters.ledger import build_ledger
 from aitask_relay.core.errors import DestinationFailure
-from aitask_relay.core.normalize import normalize
 from relay_devkit.mns import MnsStandIn
 from relay_devkit.servers import closed_port, unique
 
-T = "2026-11-29T00:00:00.000Z"
 TOKEN = "sts-token-NEVER-LOGGED"
 
 
-def finished(task_id="t-mns-1", result="Resources:\n  Vpc:\n    Type: ALIYUN::ECS::VPC\n", status="SUCCESS"):
-    body = {"TaskId": task_id, "Status": status, "TaskType": "GenerateTemplate", "RequestId": "R-1"}
-    if status == "SUCCESS":
-        body["TaskOutput"] = {"Result": result}
-    return normalize(body, task_id=task_id, observed_at=T)
-
-
-def yaml_of(size):
-    """A YAML template of about ``size`` bytes."""
-    line = "# padding line for a template near an MNS message's limit\n"
-    return "Resources: {}\n" + line * (size // len(line) + 1)
+def finished(task_id="t-mns-1", **fields):
+    """A finished task, as the other destinations' tests make it (test_destinations.finished)."""
+    return finished_task(task_id, **fields)
 
 
 @pytest.fixture
