@@ -1,8 +1,7 @@
 """A stand-in for Simple Message Queue (formerly MNS) queues: a real HTTP server on loopback that speaks MNS's
 REST/XML API for SendMessage, BatchSendMessage and GetQueueAttributes, checks every request as MNS does, and keeps
-the messages
-with their delay on a clock of its own, so that a test can take the messages that are due and hand them to
-the Function Compute event handler in the shape an event stream delivers them (``cloud_events``).
+the messages with their delay on a clock of its own, so that a test can take the messages that are due and hand
+them to the Function Compute event handler in the shape an event stream delivers them (``cloud_events``).
 
 Checked on each request, as the API reference describes them
 (https://help.aliyun.com/en/mns/developer-reference/sendmessage,
