@@ -28,14 +28,12 @@ AccessDenied, ... are permanent; QpsLimitExceeded, 5xx and network failures are 
 from __future__ import annotations
 
 import base64
-import re
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any, cast
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import urlsplit
 
-from aitask_relay.adapters.destinations.uri import is_loopback, mask
+from aitask_relay.adapters.destinations.uri import MnsAddress, mask, mns_address
 from aitask_relay.adapters.queue_size import KeptMessageSize
 from aitask_relay.core.errors import ConfigurationError, DestinationFailure, destination_error
 
@@ -44,20 +42,6 @@ MNS_BATCH_MESSAGES = 16
 MNS_BATCH_BYTES = 64 * 1024
 MNS_TIMEOUT_SECONDS = 10
 MNS_MAX_MESSAGE_BYTES = 64 * 1024  # a queue's largest MaximumMessageSize, of the body as sent (base64 here)
-_QUEUE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{0,255}")
-
-
-@dataclass(frozen=True, slots=True)
-class MnsAddress:
-    """Where one MNS queue is: the endpoint's base URL (scheme://host[:port]) and the queue's name."""
-
-    url: str
-    queue: str
-
-    @property
-    def name(self) -> str:
-        """What logs and failures show: the queue's URL (it holds no credential)."""
-        return f"{self.url}/queues/{self.queue}"
 
 
 def is_mns(value: str) -> bool:
@@ -75,50 +59,6 @@ def parse_mns_queue(value: str) -> MnsAddress:
         return mns_address(value)
     except ValueError as exc:
         raise ConfigurationError(f"{mask(value)!r}: {exc}") from None
-
-
-def mns_address(value: str) -> MnsAddress:
-    """The address an MNS queue setting names; ValueError saying what is wrong (without the value: the caller
-    names it, masked) when it is not a valid one."""
-    if "@" in value:
-        raise ValueError("an MNS queue takes no user@ (credentials come from the chain)")
-    parts = urlsplit(value)
-    if parts.scheme == "mns":
-        queue = parts.netloc
-        if parts.path not in ("", "/"):
-            raise ValueError("mns://<queue>?endpoint=<host> has no path")
-        query = parse_qs(parts.query)
-        endpoints = query.get("endpoint", [])
-        if len(endpoints) != 1 or set(query) != {"endpoint"}:
-            raise ValueError("mns://<queue> needs exactly one ?endpoint=<account>.mns.<region>...")
-        # The endpoint is a host[:port] (HTTPS), or an http(s):// base URL: http:// only to a loopback host (below)
-        scheme, _, host = endpoints[0].rpartition("://")
-        scheme = scheme or "https"
-        if scheme not in ("http", "https"):
-            raise ValueError("the endpoint is host[:port] or an http(s):// URL")
-    elif parts.scheme in ("http", "https"):
-        scheme, host = parts.scheme, parts.netloc
-        pieces = parts.path.split("/")
-        if len(pieces) != 3 or pieces[1] != "queues" or parts.query or parts.fragment:
-            raise ValueError("an MNS queue URL is <scheme>://<host>/queues/<queue>")
-        queue = pieces[2]
-    else:
-        raise ValueError("an MNS queue is mns://<queue>?endpoint=<host> or its /queues/ URL")
-    if not _QUEUE_NAME.fullmatch(queue):
-        raise ValueError(
-            f"{queue!r} is not an MNS queue name (letters, digits and '-', starting with a letter or digit)"
-        )
-    try:
-        where = urlsplit(f"//{host}")
-        hostname, _port = where.hostname, where.port
-    except ValueError:
-        raise ValueError(f"the endpoint {host!r} is not host[:port]") from None
-    if not hostname or "/" in host or "?" in host:
-        raise ValueError(f"the endpoint {host!r} is not host[:port]")
-    if scheme == "http" and not is_loopback(hostname):
-        # Requests are signed and carry the STS token: never in clear text across a network.
-        raise ValueError("http:// only to a loopback host; MNS endpoints take https://")
-    return MnsAddress(f"{scheme}://{host}", queue)
 
 
 class MnsQueue(KeptMessageSize):

@@ -40,7 +40,8 @@ from typing import TYPE_CHECKING, Any
 
 from aitask_relay.adapters.destinations.message import Message
 from aitask_relay.adapters.destinations.queue import QueueDestination
-from aitask_relay.adapters.mns import MNS_MAX_MESSAGE_BYTES, MnsAddress, MnsQueue
+from aitask_relay.adapters.destinations.uri import MnsAddress
+from aitask_relay.adapters.mns import MNS_MAX_MESSAGE_BYTES, MnsQueue
 from aitask_relay.core.errors import DestinationFailure
 from aitask_relay.core.model import Delivery, Observation
 from aitask_relay.core.ports import Ledger
