@@ -14,7 +14,7 @@ from relay_devkit import ROOT
 # function on its first request (not at its cold start), and by no other function.
 FORBIDDEN = {
     "boto3", "botocore.session", "botocore.client", "pika", "redis", "alibabacloud_oss_v2", "aws_xray_sdk", "mns",
-    "pydantic",
+    "pydantic", "aitask_relay.adapters.destinations.eventbridge", "aitask_relay.adapters.destinations.sns",
 }  # fmt: skip
 
 
@@ -55,6 +55,39 @@ def test_an_s3_only_deployment_delivers_without_loading_pika_redis_or_the_oss_sd
     assert outcome == "created"
     assert "boto3" in modules
     assert not set(modules) & {"pika", "redis", "alibabacloud_oss_v2", "aitask_relay.adapters.ledger", "aws_xray_sdk"}
+
+
+def test_a_bus_and_topic_deployment_delivers_loading_only_their_modules(emulator, aws):
+    # Given a deployment whose destinations are an EventBridge bus and an SNS topic (moto), and a finished task
+    import os
+
+    import boto3
+
+    emulator.add_task({"TaskId": "t-buses", "Status": "SUCCESS", "TaskOutput": {"Result": "Resources: {}\n"}})
+    boto3.client("events", endpoint_url=aws.endpoint).create_event_bus(Name="relay-imports")
+    boto3.client("sns", endpoint_url=aws.endpoint).create_topic(Name="relay-imports")
+    env = dict(
+        os.environ,
+        ROS_ENDPOINT=emulator.endpoint,
+        ROS_PROTOCOL="http",
+        RELAY_DESTINATIONS="eventbridge://relay-imports,sns://relay-imports",
+        AWS_ENDPOINT_URL=aws.endpoint,
+    )
+    code = (
+        "import json, sys; from relay_devkit.runner import load_handler, LambdaContext; "
+        "h = load_handler('fetch_task'); r = h({'TaskId': 't-buses'}, LambdaContext(function_name='f')); "
+        "print(json.dumps([[d['outcome'] for d in r['results'][0]['deliveries']], sorted(sys.modules)]))"
+    )
+    # When the handler runs in a fresh process
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, env=env, check=True)
+    outcomes, modules = json.loads(proc.stdout.strip().splitlines()[-1])
+    # Then both delivered through boto3, and no other destination's client (nor the other destination modules) loaded
+    assert outcomes == ["created", "created"]
+    assert {"boto3", "aitask_relay.adapters.destinations.eventbridge", "aitask_relay.adapters.destinations.sns"} <= set(
+        modules
+    )
+    others = {"pika", "redis", "alibabacloud_oss_v2", "mns", "aitask_relay.adapters.destinations.amqp"}
+    assert not set(modules) & others
 
 
 AWS_ONLY = {
