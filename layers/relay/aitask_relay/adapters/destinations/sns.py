@@ -6,7 +6,7 @@ filter on them. An SQS subscription with raw message delivery receives the Cloud
 attributes as SQS message attributes, at most 10 of them (https://docs.aws.amazon.com/sns/latest/dg/sns-message-attributes.html);
 the relay sends at most 5. On a FIFO topic the group is the task id's storage key and the deduplication id the event
 id (sqs.dedup_id), so SNS drops a repeat within its 5-minute deduplication interval
-(https://docs.aws.amazon.com/sns/latest/dg/fifo-message-dedup.html).
+(https://docs.aws.amazon.com/sns/latest/api/API_Publish.html).
 
 A topic named by name is the topic of that name in the function's own account and region: its ARN is made once per
 process from the account STS GetCallerIdentity answers (it needs no permission:
