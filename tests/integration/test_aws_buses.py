@@ -3,11 +3,13 @@ subscription to SQS), the ledger, claim checks, a missing bus or topic, an unrea
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import os
 
 import pytest
+from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from aitask_relay.adapters.destinations import build_destination
 from aitask_relay.adapters.ledger import build_ledger
@@ -304,3 +306,52 @@ def test_no_aws_secret_key_shows_in_answers_errors_or_logs(emulator, configure, 
         ("sns://no-such-topic", "failed", False),
     ]
     seen.check()
+
+
+# --- signed events (RELAY_SIGNING_SECRET) -----------------------------------------------------------------
+
+
+SECRET = "whsec_" + base64.b64encode(b"b" * 32).decode()
+OTHER_SECRET = "whsec_" + base64.b64encode(b"o" * 32).decode()
+
+
+def test_an_event_routed_from_a_bus_carries_a_signature_that_verifies(aws, buses):
+    # Given a bus routed to a queue, and an EventBridge destination that signs
+    from aitask_relay.adapters.destinations.signing import Signer, canonical
+
+    bus, url = buses.bus_to_queue()
+    build_destination(f"eventbridge://{bus}", signer=Signer(lambda: (SECRET,))).deliver(finished())
+    # When the consumer reads the event EventBridge delivered (it parsed the detail and wrote it out again)
+    (event,) = received_events(aws, url)
+    cloudevent = event["detail"]
+    headers = {
+        "webhook-id": cloudevent["id"],
+        "webhook-timestamp": cloudevent["webhooktimestamp"],
+        "webhook-signature": cloudevent["webhooksignature"],
+    }
+    # Then the CloudEvent's canonical form verifies with standardwebhooks, as docs/destinations.md shows
+    assert Webhook(SECRET).verify(canonical(cloudevent), headers)["id"] == "t-bus-1:SUCCESS"
+    # And a changed template, or another secret, does not verify
+    changed = dict(cloudevent, data=dict(cloudevent["data"], template="Resources: {}\n"))
+    with pytest.raises(WebhookVerificationError):
+        Webhook(SECRET).verify(canonical(changed), headers)
+    with pytest.raises(WebhookVerificationError):
+        Webhook(OTHER_SECRET).verify(canonical(cloudevent), headers)
+
+
+def test_a_raw_sns_subscription_passes_the_signature_attributes_on(aws, buses):
+    # Given a topic with a raw-delivery SQS subscription, and an SNS destination that signs
+    from aitask_relay.adapters.destinations.signing import Signer
+
+    name, _arn, url = buses.topic_to_queue()
+    build_destination(f"sns://{name}", signer=Signer(lambda: (SECRET,))).deliver(finished())
+    # When the consumer reads the message and its attributes
+    (message,) = aws.receive_all(url)
+    headers = {k: v["StringValue"] for k, v in message["MessageAttributes"].items()}
+    body = message["Body"].encode()
+    # Then the exact body verifies, beside the filterable attributes (6 here, at most 8: SNS passes 10 on raw)
+    assert Webhook(SECRET).verify(body, headers)["id"] == "t-bus-1:SUCCESS"
+    assert headers["task_id"] == "t-bus-1" and len(headers) == 6
+    # And a changed body does not
+    with pytest.raises(WebhookVerificationError):
+        Webhook(SECRET).verify(body.replace(b"ECS::VPC", b"ECS::VPX"), headers)

@@ -78,9 +78,21 @@ def load_config(environ: Mapping[str, str]) -> RelayConfig:
             horizon_seconds=tracking_deadline,
         ),
         report=_report(env.text(S.REPORT)),
+        signing_secret=_signing_secret(env.optional(S.SIGNING_SECRET)),
     )
     _check_together(config)
     return config
+
+
+def _signing_secret(value: str | None) -> str | None:
+    """RELAY_SIGNING_SECRET's reference, its syntax checked (no I/O: the secret is read when destinations are
+    built)."""
+    if value is None:
+        return None
+    # Imported here: a deployment that signs nothing never loads the signing module.
+    from aitask_relay.adapters.destinations.signing import check_reference
+
+    return check_reference(value, S.SIGNING_SECRET.variable)
 
 
 def _report(value: str) -> tuple[str, ...]:

@@ -47,7 +47,12 @@ def check(params: Mapping[str, str], *, literal_password: bool) -> str | None:
 
 
 def resolver(
-    params: Mapping[str, str], *, where: str, environ: Mapping[str, str] | None = None, fetch: Any = None
+    params: Mapping[str, str],
+    *,
+    where: str,
+    environ: Mapping[str, str] | None = None,
+    fetch: Any = None,
+    what: str = "password",
 ) -> Callable[[], str] | None:
     """A function returning the current password for the URI's reference, or None when it names none.
 
@@ -58,7 +63,7 @@ def resolver(
         secret = params["password_secret"]
 
         def from_secret() -> str:
-            return _secret(secret, where, fetch)
+            return _secret(secret, where, fetch, what)
 
         read = from_secret
     elif "password_env" in params:
@@ -68,7 +73,8 @@ def resolver(
         def from_env() -> str:
             value = env.get(variable, "")
             if not value:
-                raise ConfigurationError(f"{where}: password_env {variable!r} is not set or is empty")
+                label = _label(what, "password_env")
+                raise ConfigurationError(f"{where}: {label} {variable!r} is not set or is empty")
             return value
 
         read = from_env
@@ -78,7 +84,14 @@ def resolver(
     return read
 
 
-def _secret(secret: str, where: str, fetch: Any) -> str:
+def _label(what: str, key: str) -> str:
+    """How an error names the reference: the URI parameter for a password, the variable's form otherwise."""
+    if what == "password":
+        return key
+    return f"{what} {'secretsmanager:' if key == 'password_secret' else 'env:'}"
+
+
+def _secret(secret: str, where: str, fetch: Any, what: str = "password") -> str:
     try:
         if fetch is not None:
             value = fetch(secret)
@@ -90,13 +103,15 @@ def _secret(secret: str, where: str, fetch: Any) -> str:
             value = aws.secret(secret, max_age=SECRET_MAX_AGE_SECONDS)
     except Exception as exc:  # no such secret, no permission, Secrets Manager unreachable: never the value
         cause = type(exc.__cause__ or exc).__name__
-        raise ConfigurationError(f"{where}: password_secret {secret!r} cannot be read ({cause})") from None
+        label = _label(what, "password_secret")
+        raise ConfigurationError(f"{where}: {label} {secret!r} cannot be read ({cause})") from None
     if isinstance(value, bytes):
         value = value.decode("utf-8", "replace")
     password = _password_of(value)
     if not password:
         raise ConfigurationError(
-            f'{where}: password_secret {secret!r} must hold the password, or JSON with a "password" string'
+            f"{where}: {_label(what, 'password_secret')} {secret!r} must hold the {what}, or JSON with a "
+            '"password" string'
         )
     return password
 

@@ -27,7 +27,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aitask_relay.adapters import aws
 from aitask_relay.adapters.destinations.message import Message, event_type, is_invalid
@@ -35,6 +35,9 @@ from aitask_relay.adapters.destinations.queue import QueueDestination
 from aitask_relay.core.errors import destination_error, destination_refusal
 from aitask_relay.core.model import Delivery, Observation
 from aitask_relay.core.ports import Ledger
+
+if TYPE_CHECKING:
+    from aitask_relay.adapters.destinations.signing import Signer
 
 _log = logging.getLogger("aitask_relay.eventbridge")
 
@@ -49,6 +52,9 @@ class EventBridgeDestination(QueueDestination):
     # A request too large (or otherwise invalid) is refused whole with ValidationException: such a refusal is
     # tried again as a claim check when a store holds the task (queue.QueueDestination._send).
     body_refused_codes = frozenset({"ValidationException"})
+    # An entry has no attributes beside its Detail: with RELAY_SIGNING_SECRET the signature goes into the CloudEvent
+    # (signing.py), and so counts in the entry's size.
+    embeds_signature = True
 
     def __init__(
         self,
@@ -60,8 +66,9 @@ class EventBridgeDestination(QueueDestination):
         max_bytes: int,
         client: Any = None,
         ledger: Ledger | None = None,
+        signer: Signer | None = None,
     ) -> None:
-        super().__init__(ledger=ledger)
+        super().__init__(ledger=ledger, signer=signer)
         self.name = name
         self.bus = bus
         self.source = source
@@ -75,7 +82,7 @@ class EventBridgeDestination(QueueDestination):
 
     @classmethod
     def from_spec(
-        cls, spec: Any, *, client: Any = None, ledger: Ledger | None = None, **_: Any
+        cls, spec: Any, *, client: Any = None, ledger: Ledger | None = None, signer: Signer | None = None, **_: Any
     ) -> EventBridgeDestination:
         return cls(
             spec.queue,
@@ -85,6 +92,7 @@ class EventBridgeDestination(QueueDestination):
             max_bytes=int(spec.params["max_message_bytes"]),
             client=client,
             ledger=ledger,
+            signer=signer,
         )
 
     @property

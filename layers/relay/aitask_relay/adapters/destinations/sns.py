@@ -2,10 +2,11 @@
 
 Each finished task is one Publish: the message is the CloudEvent (message.py, the same JSON an SQS queue receives)
 with the same String message attributes as SQS (task_id, status, template_format, stage, valid), so subscribers can
-filter on them. An SQS subscription with raw message delivery receives the CloudEvent as its body and the
-attributes as SQS message attributes, at most 10 of them (https://docs.aws.amazon.com/sns/latest/dg/sns-message-attributes.html);
-the relay sends at most 5. On a FIFO topic the group is the task id's storage key and the deduplication id the event
-id (sqs.dedup_id), so SNS drops a repeat within its 5-minute deduplication interval
+filter on them, and with RELAY_SIGNING_SECRET the three Standard Webhooks attributes (signing.py) over the exact
+message. An SQS subscription with raw message delivery receives the CloudEvent as its body and the attributes as
+SQS message attributes, at most 10 of them (https://docs.aws.amazon.com/sns/latest/dg/sns-message-attributes.html);
+the relay sends at most 8 (5, and the 3 of a signature). On a FIFO topic the group is the task id's storage key and
+the deduplication id the event id (sqs.dedup_id), so SNS drops a repeat within its 5-minute deduplication interval
 (https://docs.aws.amazon.com/sns/latest/api/API_Publish.html).
 
 A topic named by name is the topic of that name in the function's own account and region: its ARN is made once per
@@ -25,16 +26,19 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aitask_relay.adapters import aws
-from aitask_relay.adapters.destinations.message import Message, message_attributes
+from aitask_relay.adapters.destinations.message import Message
 from aitask_relay.adapters.destinations.queue import QueueDestination
-from aitask_relay.adapters.destinations.sqs import attributes_bytes, dedup_id, string_attributes
+from aitask_relay.adapters.destinations.sqs import dedup_id, headers_bytes, string_attributes
 from aitask_relay.core.errors import destination_error
 from aitask_relay.core.model import Delivery, Observation
 from aitask_relay.core.ports import Ledger
 from aitask_relay.core.taskref import storage_key
+
+if TYPE_CHECKING:
+    from aitask_relay.adapters.destinations.signing import Signer
 
 
 class SnsDestination(QueueDestination):
@@ -53,8 +57,9 @@ class SnsDestination(QueueDestination):
         client: Any = None,
         sts: Any = None,
         ledger: Ledger | None = None,
+        signer: Signer | None = None,
     ) -> None:
-        super().__init__(ledger=ledger)
+        super().__init__(ledger=ledger, signer=signer)
         self.name = name
         self.topic = topic
         self.max_bytes = max_bytes
@@ -67,9 +72,11 @@ class SnsDestination(QueueDestination):
         self._lock = threading.Lock()
 
     @classmethod
-    def from_spec(cls, spec: Any, *, client: Any = None, ledger: Ledger | None = None, **_: Any) -> SnsDestination:
+    def from_spec(
+        cls, spec: Any, *, client: Any = None, ledger: Ledger | None = None, signer: Signer | None = None, **_: Any
+    ) -> SnsDestination:
         max_bytes = int(spec.params["max_message_bytes"])
-        return cls(spec.queue, name=spec.name, max_bytes=max_bytes, client=client, ledger=ledger)
+        return cls(spec.queue, name=spec.name, max_bytes=max_bytes, client=client, ledger=ledger, signer=signer)
 
     @property
     def client(self) -> Any:
@@ -92,13 +99,14 @@ class SnsDestination(QueueDestination):
             return self._arn
 
     def _body_limit(self, observation: Observation, stored: Sequence[Delivery]) -> int:
-        return self.max_bytes - attributes_bytes(message_attributes(observation.result))
+        return self.max_bytes - headers_bytes(observation.result, self._signer)
 
     def _publish(self, message: Message) -> str:
         request: dict[str, Any] = {
             "TopicArn": self.topic_arn,
             "Message": message.body.decode("utf-8"),
-            "MessageAttributes": string_attributes(message.attributes),
+            # The filterable attributes and, with RELAY_SIGNING_SECRET, the signature over the exact message bytes
+            "MessageAttributes": string_attributes(message.headers),
         }
         if self.fifo:
             # At most 128 characters each (https://docs.aws.amazon.com/sns/latest/api/API_Publish.html): an id ROS

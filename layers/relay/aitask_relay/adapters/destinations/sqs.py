@@ -17,14 +17,17 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aitask_relay.adapters.aws import SQS_MAX_MESSAGE_BYTES, SQS_OLD_DEFAULT_MESSAGE_BYTES, SqsQueue
-from aitask_relay.adapters.destinations.message import Message, claim_ref, message_attributes
+from aitask_relay.adapters.destinations.message import Message, claim_ref, event_id, message_attributes
 from aitask_relay.adapters.destinations.queue import QueueDestination
-from aitask_relay.core.model import Delivery, Observation
+from aitask_relay.core.model import Delivery, Observation, TaskResult
 from aitask_relay.core.ports import Ledger
 from aitask_relay.core.taskref import storage_key
+
+if TYPE_CHECKING:
+    from aitask_relay.adapters.destinations.signing import Signer
 
 MAX_DEDUP_ID = 128
 # What SQS answers when it refuses a message's body: too large for the queue (InvalidParameterValue, "Message
@@ -39,20 +42,22 @@ class SqsDestination(QueueDestination):
 
     body_refused_codes = _BODY_REFUSED
 
-    def __init__(self, queue: SqsQueue, *, ledger: Ledger | None = None) -> None:
-        super().__init__(ledger=ledger)
+    def __init__(self, queue: SqsQueue, *, ledger: Ledger | None = None, signer: Signer | None = None) -> None:
+        super().__init__(ledger=ledger, signer=signer)
         self.queue = queue
         self.name = queue.name
 
     @classmethod
-    def from_spec(cls, spec: Any, *, client: Any = None, ledger: Ledger | None = None, **_: Any) -> SqsDestination:
-        return cls(SqsQueue(spec.queue, client=client, name=spec.name), ledger=ledger)
+    def from_spec(
+        cls, spec: Any, *, client: Any = None, ledger: Ledger | None = None, signer: Signer | None = None, **_: Any
+    ) -> SqsDestination:
+        return cls(SqsQueue(spec.queue, client=client, name=spec.name), ledger=ledger, signer=signer)
 
     def _body_limit(self, observation: Observation, stored: Sequence[Delivery]) -> int:
         limit = self.queue.max_message_bytes()
         if limit is None:
             limit = SQS_OLD_DEFAULT_MESSAGE_BYTES if claim_ref(stored) else SQS_MAX_MESSAGE_BYTES
-        return limit - attributes_bytes(message_attributes(observation.result))
+        return limit - headers_bytes(observation.result, self._signer)
 
     def _body_refused(self) -> None:
         self.queue.forget_max_message_bytes()  # the queue may have been made smaller: ask again next time
@@ -61,7 +66,7 @@ class SqsDestination(QueueDestination):
         return SQS_MAX_MESSAGE_BYTES  # SQS judges the referring message (the refusal may be for content)
 
     def _publish(self, message: Message) -> str:
-        extra: dict[str, Any] = {"MessageAttributes": string_attributes(message.attributes)}
+        extra: dict[str, Any] = {"MessageAttributes": string_attributes(message.headers)}
         if self.queue.fifo:
             # At most 128 ASCII characters (SQS): an id ROS returned outside our pattern goes as its key.
             extra["MessageGroupId"] = storage_key(message.attributes["task_id"])
@@ -80,6 +85,15 @@ def attributes_bytes(attributes: Mapping[str, str]) -> int:
     (https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_MessageAttributeValue.html,
     https://docs.aws.amazon.com/sns/latest/api/API_MessageAttributeValue.html)."""
     return sum(len(key.encode()) + len("String") + len(value.encode()) for key, value in attributes.items())
+
+
+def headers_bytes(result: TaskResult, signer: Signer | None) -> int:
+    """What a message's String attributes add to its size in SQS and SNS: the filterable attributes and, with a
+    signer, the three signature attributes (each name, "String" and value)."""
+    used = attributes_bytes(message_attributes(result))
+    if signer is not None:
+        used += signer.header_bytes(event_id(result.task_id, result.status)) + 3 * len("String")
+    return used
 
 
 def dedup_id(event_id: str) -> str:
