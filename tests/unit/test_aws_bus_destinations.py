@@ -135,9 +135,19 @@ class StubEvents:
         return self.answer or {"FailedEntryCount": 0, "Entries": [{"EventId": "e-1"}]}
 
 
-def bus(uri="eventbridge://relay-bus", **stub):
+def bus(uri="eventbridge://relay-bus", signer=None, **stub):
     client = StubEvents(**stub)
-    return EventBridgeDestination.from_spec(parse_destination(uri), client=client), client
+    return EventBridgeDestination.from_spec(parse_destination(uri), client=client, signer=signer), client
+
+
+def signer():
+    """A Standard Webhooks signer with one secret and a fixed clock."""
+    import base64
+
+    from aitask_relay.adapters.destinations.signing import Signer
+
+    secret = "whsec_" + base64.b64encode(b"u" * 32).decode()
+    return Signer(lambda: (secret,), clock=lambda: 1_780_000_000)
 
 
 def test_an_entry_carries_the_cloudevent_as_detail_with_source_and_the_event_type():
@@ -167,13 +177,14 @@ def test_a_fixed_detail_type_and_source_are_used_for_every_event():
     assert (entry["Source"], entry["DetailType"]) == ("my.relay", "AI task finished")
 
 
-@pytest.mark.parametrize("detail_type", [None, "x" * 128])
-def test_the_entry_size_as_eventbridge_counts_it_stays_under_the_limit_and_no_further(detail_type):
-    # Given a bus limited to 2,048 bytes and a store that holds the template
+@pytest.mark.parametrize(("detail_type", "signed"), [(None, False), ("x" * 128, False), (None, True)])
+def test_the_entry_size_as_eventbridge_counts_it_stays_under_the_limit_and_no_further(detail_type, signed):
+    # Given a bus limited to 2,048 bytes, a store that holds the template, and events signed or not (an embedded
+    # signature is part of the Detail, so of the entry's size)
     from aitask_relay.core.model import Delivery
 
     query = "?max_message_bytes=2048&source=s" + (f"&detail_type={detail_type}" if detail_type else "")
-    dest, client = bus(f"eventbridge://relay-bus{query}")
+    dest, client = bus(f"eventbridge://relay-bus{query}", signer=signer() if signed else None)
     stored = (Delivery("s3://b/", "s3://b/t-bus-1/template.yaml", "created"),)
 
     def entry_size(entry):  # https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-putevent-size.html
@@ -193,6 +204,7 @@ def test_the_entry_size_as_eventbridge_counts_it_stays_under_the_limit_and_no_fu
     assert True in inline and False in inline
     largest_inline = max(s for s, i in zip(sizes, inline, strict=True) if i)
     assert largest_inline >= 2048 - 1 - 2
+    assert all(("webhooksignature" in json.loads(e["Detail"])) is signed for e in client.entries)
 
 
 @pytest.mark.parametrize(
@@ -299,13 +311,17 @@ def test_a_topic_arn_is_used_as_given_and_names_the_region():
     assert client.published[0]["MessageDeduplicationId"] == "t-bus-1:SUCCESS"
 
 
-def test_the_attributes_count_against_the_topics_limit():
-    # Given a topic limited to 2,048 bytes and a store that holds the template
+@pytest.mark.parametrize("signed", [False, True])
+def test_the_attributes_count_against_the_topics_limit(signed):
+    # Given a topic limited to 2,048 bytes, a store that holds the template, and messages signed or not (the three
+    # signature attributes count as the others do)
     from aitask_relay.adapters.destinations.sqs import attributes_bytes
     from aitask_relay.core.model import Delivery
 
     client = StubSns()
-    dest = SnsDestination(TOPIC_ARN, name="sns://t", max_bytes=2048, client=client, sts=StubSts())
+    dest = SnsDestination(
+        TOPIC_ARN, name="sns://t", max_bytes=2048, client=client, sts=StubSts(), signer=signer() if signed else None
+    )
     stored = (Delivery("s3://b/", "s3://b/t-bus-1/template.yaml", "created"),)
     def total(request):  # what SNS counts: the body and every attribute's name, type and value
         attributes = {k: v["StringValue"] for k, v in request["MessageAttributes"].items()}
@@ -319,4 +335,5 @@ def test_the_attributes_count_against_the_topics_limit():
     # Then each stays within 2,048 bytes, the largest inline one exactly at it, the larger ones as claim checks
     inline = [total(p) for p in client.published[1:] if "template" in json.loads(p["Message"])["data"]]
     assert max(total(p) for p in client.published) <= 2048 and max(inline) == 2048
+    assert all(("webhook-signature" in p["MessageAttributes"]) is signed for p in client.published)
     assert any("template_ref" in json.loads(p["Message"])["data"] for p in client.published)
