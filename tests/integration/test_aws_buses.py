@@ -10,28 +10,20 @@ import os
 
 import pytest
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
+from test_destinations import big_yaml
+from test_destinations import finished as finished_task
 
 from aitask_relay.adapters.destinations import build_destination
-from aitask_relay.adapters.ledger import build_ledger
 from aitask_relay.core.errors import DestinationFailure
-from aitask_relay.core.normalize import normalize
 from relay_devkit.runner import LambdaContext, load_handler
 from relay_devkit.servers import closed_port, unique
 
-T = "2026-11-30T00:00:00.000Z"
 YAML = "Resources:\n  Vpc:\n    Type: ALIYUN::ECS::VPC\n"
 
 
-def finished(task_id="t-bus-1", result=YAML, status="SUCCESS"):
-    body = {"TaskId": task_id, "Status": status, "TaskType": "GenerateTemplate", "RequestId": "R-1"}
-    if status == "SUCCESS":
-        body["TaskOutput"] = {"Result": result}
-    return normalize(body, task_id=task_id, observed_at=T)
-
-
-def big_yaml(size):
-    line = "# padding line for a template that does not fit in one event\n"
-    return "Resources: {}\n" + line * (size // len(line) + 1)
+def finished(task_id="t-bus-1", **fields):
+    """A finished task (test_destinations.finished) under this module's task id."""
+    return finished_task(task_id, **fields)
 
 
 @pytest.fixture
@@ -81,13 +73,6 @@ class Buses:
 def received_events(aws, url):
     """The EventBridge events a rule put on the queue, parsed."""
     return [json.loads(m["Body"]) for m in aws.receive_all(url)]
-
-
-@pytest.fixture(params=["dynamodb", "redis"])
-def ledger(request, aws):
-    if request.param == "redis":
-        return build_ledger(request.getfixturevalue("redis_url"), expires_after_seconds=600)
-    return build_ledger(f"dynamodb://{aws.ledger_table()}", expires_after_seconds=600)
 
 
 # --- EventBridge ----------------------------------------------------------------------------------------

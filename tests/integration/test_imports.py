@@ -30,27 +30,33 @@ def test_loading_a_handler_imports_no_aws_sdk_broker_client_or_xray(function):
     assert "aitask_relay.usecases.relay" in loaded
 
 
-def test_an_s3_only_deployment_delivers_without_loading_pika_redis_or_the_oss_sdk(emulator, aws):
-    # Given a deployment whose only destination is S3 (moto), and a finished task
+def fetch_in_a_fresh_process(task_id, destinations, emulator, aws):
+    """fetch_task for ``task_id`` in a new interpreter delivering to ``destinations`` (moto for AWS): the outcome of
+    each delivery, and every module the process loaded."""
     import os
 
-    emulator.add_task({"TaskId": "t-s3-only", "Status": "SUCCESS", "TaskOutput": {"Result": "Resources: {}\n"}})
-    bucket = aws.bucket()
     env = dict(
         os.environ,
         ROS_ENDPOINT=emulator.endpoint,
         ROS_PROTOCOL="http",
-        RELAY_DESTINATIONS=f"s3://{bucket}/",
+        RELAY_DESTINATIONS=destinations,
         AWS_ENDPOINT_URL=aws.endpoint,
     )
     code = (
         "import json, sys; from relay_devkit.runner import load_handler, LambdaContext; "
-        "h = load_handler('fetch_task'); r = h({'TaskId': 't-s3-only'}, LambdaContext(function_name='f')); "
-        "print(json.dumps([r['results'][0]['deliveries'][0]['outcome'], sorted(sys.modules)]))"
+        f"h = load_handler('fetch_task'); r = h({{'TaskId': {task_id!r}}}, LambdaContext(function_name='f')); "
+        "print(json.dumps([[d['outcome'] for d in r['results'][0]['deliveries']], sorted(sys.modules)]))"
     )
-    # When the handler runs in a fresh process
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, env=env, check=True)
-    outcome, modules = json.loads(proc.stdout.strip().splitlines()[-1])
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def test_an_s3_only_deployment_delivers_without_loading_pika_redis_or_the_oss_sdk(emulator, aws):
+    # Given a deployment whose only destination is S3 (moto), and a finished task
+    emulator.add_task({"TaskId": "t-s3-only", "Status": "SUCCESS", "TaskOutput": {"Result": "Resources: {}\n"}})
+    bucket = aws.bucket()
+    # When the handler runs in a fresh process
+    (outcome,), modules = fetch_in_a_fresh_process("t-s3-only", f"s3://{bucket}/", emulator, aws)
     # Then it delivered through boto3 and never imported the other destinations' clients
     assert outcome == "created"
     assert "boto3" in modules
@@ -59,28 +65,14 @@ def test_an_s3_only_deployment_delivers_without_loading_pika_redis_or_the_oss_sd
 
 def test_a_bus_and_topic_deployment_delivers_loading_only_their_modules(emulator, aws):
     # Given a deployment whose destinations are an EventBridge bus and an SNS topic (moto), and a finished task
-    import os
-
     import boto3
 
     emulator.add_task({"TaskId": "t-buses", "Status": "SUCCESS", "TaskOutput": {"Result": "Resources: {}\n"}})
     boto3.client("events", endpoint_url=aws.endpoint).create_event_bus(Name="relay-imports")
     boto3.client("sns", endpoint_url=aws.endpoint).create_topic(Name="relay-imports")
-    env = dict(
-        os.environ,
-        ROS_ENDPOINT=emulator.endpoint,
-        ROS_PROTOCOL="http",
-        RELAY_DESTINATIONS="eventbridge://relay-imports,sns://relay-imports",
-        AWS_ENDPOINT_URL=aws.endpoint,
-    )
-    code = (
-        "import json, sys; from relay_devkit.runner import load_handler, LambdaContext; "
-        "h = load_handler('fetch_task'); r = h({'TaskId': 't-buses'}, LambdaContext(function_name='f')); "
-        "print(json.dumps([[d['outcome'] for d in r['results'][0]['deliveries']], sorted(sys.modules)]))"
-    )
     # When the handler runs in a fresh process
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, env=env, check=True)
-    outcomes, modules = json.loads(proc.stdout.strip().splitlines()[-1])
+    destinations = "eventbridge://relay-imports,sns://relay-imports"
+    outcomes, modules = fetch_in_a_fresh_process("t-buses", destinations, emulator, aws)
     # Then both delivered through boto3, and no other destination's client (nor the other destination modules) loaded
     assert outcomes == ["created", "created"]
     assert {"boto3", "aitask_relay.adapters.destinations.eventbridge", "aitask_relay.adapters.destinations.sns"} <= set(
