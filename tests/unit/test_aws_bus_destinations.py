@@ -233,6 +233,13 @@ def test_a_failed_entry_in_a_200_answer_is_a_delivery_failure_by_the_one_table(c
     assert caught.value.message == f"eventbridge://relay-bus: {code}: no"
 
 
+def test_a_failed_entry_without_a_message_is_named_by_its_code():
+    dest, _client = bus(answer={"FailedEntryCount": 1, "Entries": [{"ErrorCode": "MalformedDetail"}]})
+    with pytest.raises(DestinationFailure) as caught:
+        dest.deliver(finished())
+    assert caught.value.message == "eventbridge://relay-bus: MalformedDetail" and caught.value.retryable is False
+
+
 def test_an_answer_without_an_event_id_is_not_taken_for_a_delivery():
     dest, _client = bus(answer={"FailedEntryCount": 0, "Entries": [{}]})
     with pytest.raises(DestinationFailure) as caught:
