@@ -223,10 +223,15 @@ def _check_queue(variable: str, value: str | None) -> None:
             raise ConfigurationError(f"{variable} {exc.message}") from None
         return
     try:
-        parse_destination(value if "://" in value else f"sqs://{value}")
+        spec = parse_destination(value if "://" in value else f"sqs://{value}")
     except ConfigurationError as exc:
         problem = exc.message.partition(": ")[2]
         raise ConfigurationError(f"{variable} {shown!r}: {problem}") from None
+    if spec.scheme != "sqs":  # an https:// URL that is not a queue's reads as a webhook destination
+        raise ConfigurationError(
+            f"{variable} {shown!r}: names no SQS queue (a queue name, sqs://<name> or "
+            "https://sqs.<region>.amazonaws.com/<account>/<queue-name>)"
+        )
     if value.rstrip("/").endswith(".fifo"):  # what the relay sends there has no group and may carry a delay
         raise ConfigurationError(
             f"{variable} {shown!r}: must be a standard queue (a FIFO queue cannot delay single messages "
