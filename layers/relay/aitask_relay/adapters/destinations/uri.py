@@ -139,8 +139,8 @@ def parse_destination(uri: str) -> DestinationSpec:
     if scheme in ("https", "http") and is_sqs_url(parts):
         return _sqs_url(uri, parts)
     if scheme not in SCHEMES:
-        known = ", ".join(f"{s}://" for s in SCHEMES)
-        raise _bad(uri, f"unknown scheme (supported: {known}, or an SQS queue URL)")
+        known = ", ".join(f"{s}://" for s in SCHEMES if s != "http")  # http:// is for tests' loopback webhooks
+        raise _bad(uri, f"unknown scheme (supported: {known}: a webhook or an SQS queue URL)")
     if parts.fragment:
         raise _bad(uri, "takes no #fragment")
     params = _query(uri, parts.query)
@@ -232,10 +232,16 @@ def _sqs(uri: str, parts: SplitResult, params: dict[str, str]) -> DestinationSpe
 
 
 def is_sqs_url(parts: SplitResult) -> bool:
-    """An http(s) URL is an SQS queue URL when its path is ``/<12-digit account>/<queue name>`` and it has no
-    query, fragment or user:password@; every other https:// URL is a webhook. Earlier versions read any
-    two-segment path as a queue URL and refused those that were not one, so every URI they accepted still reads
-    as the same queue."""
+    """Whether an http(s) URL names an SQS queue (else it is a webhook): its host is an SQS endpoint
+    (``sqs.<region>.amazonaws.com``, the legacy ``<region>.queue.amazonaws.com``, their ``.amazonaws.com.cn`` and
+    VPC endpoint forms: https://docs.aws.amazon.com/general/latest/gr/sqs-service.html), or its path is
+    ``/<12-digit account>/<queue name>`` with no query, fragment or user:password@ (a queue URL of a custom
+    endpoint, such as a local stand-in's). Earlier versions read every two-segment path as a queue URL and refused
+    those that were not one, so every URI they accepted still reads as the same queue, and a mistyped queue URL on
+    an SQS host is still refused as one."""
+    host = (parts.hostname or "").lower()
+    if _SQS_HOST.search(host):
+        return True
     segments = parts.path.strip("/").split("/")
     return (
         len(segments) == 2
@@ -244,8 +250,22 @@ def is_sqs_url(parts: SplitResult) -> bool:
     )
 
 
+_SQS_HOST = re.compile(r"(^|\.)(sqs(-fips)?\.[a-z0-9-]+|[a-z0-9-]+\.queue|queue)\.amazonaws\.com(\.cn)?$")
+
+
 def _sqs_url(uri: str, parts: SplitResult) -> DestinationSpec:
-    name = parts.path.strip("/").split("/")[1]
+    segments = parts.path.strip("/").split("/")
+    if "@" in uri:
+        raise _bad(uri, "an SQS queue URL takes no user:password@")
+    if (
+        len(segments) != 2
+        or not _ACCOUNT.match(segments[0])
+        or not _QUEUE_NAME.match(segments[1])
+        or parts.query
+        or parts.fragment
+    ):
+        raise _bad(uri, "is not an SQS queue URL (https://sqs.<region>.amazonaws.com/<account>/<queue-name>)")
+    name = segments[1]
     _check_endpoint(uri, uri)
     # The same queue named by name (in the function's own account and region) and by URL is one queue: a queue
     # name is what tells them apart, so two entries with one name are refused as duplicates.
