@@ -46,3 +46,34 @@ for name in list(os.environ):
         "AWS_REGION",
     ):
         os.environ.pop(name, None)
+
+
+# --- every event the relay emits in a test is checked by the CloudEvents SDK -------------------------------------
+# The relay serializes its events itself (docs/destinations.md, "Messages": the SDK's writer would drop the time's
+# milliseconds and escape every non-ASCII character, up to 6x the bytes). So that the events stay what the SDK
+# reads, every body the relay encodes in this process is read back with the SDK's JSON format, which validates
+# the attributes (required ones, types, extension names); an invalid event fails the test that made it.
+import functools  # noqa: E402
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(autouse=True, scope="session")
+def every_event_is_read_by_the_cloudevents_sdk():
+    from cloudevents.core.formats.json import JSONFormat
+
+    from aitask_relay.adapters.destinations import message
+
+    original, reader = message._encode, JSONFormat()
+
+    @functools.wraps(original)  # inspect.getsource still shows _encode (tests/unit/test_mutation_equivalents.py)
+    def checked(envelope):
+        body = original(envelope)
+        event = reader.read(None, body)  # raises CloudEventValidationError for an invalid event
+        assert event.get_specversion() == "1.0" and event.get_id() == envelope["id"]
+        assert event.get_data() == envelope["data"]
+        return body
+
+    message._encode = checked
+    yield
+    message._encode = original

@@ -123,7 +123,7 @@ def policy_statements():
 
 # The one parameter a policy may name: the secrets the operator's URIs name with password_secret=, granted
 # GetSecretValue only (test_password_secrets_are_granted_read_only_and_uris_are_no_echo).
-OPERATOR_NAMED = {"PasswordSecretArns"}
+OPERATOR_NAMED = {"PasswordSecretArns", "SigningSecretArn"}
 
 
 def test_every_policy_names_only_resources_defined_in_the_template():
@@ -144,6 +144,20 @@ def test_password_secrets_are_granted_read_only_and_uris_are_no_echo():
         assert not re.search(r"://[^\s/@]+:[^\s/@]+@", str(parameter.get("Description", ""))), name
     (grant,) = [s for _, s in policy_statements() if s.get("Resource") == {"Ref": "PasswordSecretArns"}]
     assert grant["Action"] == "secretsmanager:GetSecretValue" and grant["Effect"] == "Allow"
+
+
+def test_the_signing_secret_is_read_only_when_one_is_named():
+    # Given the managed policy's statements, each under its condition
+    statements = RESOURCES["DeliveryPolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    (grant,) = [s for s in statements if "Fn::If" in s and s["Fn::If"][1].get("Sid") == "ReadSigningSecret"]
+    condition, statement, otherwise = grant["Fn::If"]
+    # Then the grant is GetSecretValue on the named ARN alone, and only when SigningSecretArn is set
+    assert condition == "HasSigningSecret" and otherwise == {"Ref": "AWS::NoValue"}
+    assert statement["Action"] == "secretsmanager:GetSecretValue" and statement["Resource"] == {"Ref": "SigningSecretArn"}
+    assert TEMPLATE["Conditions"]["HasSigningSecret"] == {"Fn::Not": [{"Fn::Equals": [{"Ref": "SigningSecretArn"}, ""]}]}
+    assert {"Condition": "HasSigningSecret"} in TEMPLATE["Conditions"]["GrantsDelivery"]["Fn::Or"]
+    env = TEMPLATE["Globals"]["Function"]["Environment"]["Variables"]["RELAY_SIGNING_SECRET"]
+    assert env == {"Fn::If": ["HasSigningSecret", {"Fn::Sub": "secretsmanager:${SigningSecretArn}"}, ""]}
 
 
 def test_no_policy_grants_a_wildcard_action_or_resource():

@@ -14,7 +14,8 @@ from relay_devkit import ROOT
 # function on its first request (not at its cold start), and by no other function.
 FORBIDDEN = {
     "boto3", "botocore.session", "botocore.client", "pika", "redis", "alibabacloud_oss_v2", "aws_xray_sdk", "mns",
-    "pydantic",
+    "pydantic", "standardwebhooks", "aitask_relay.adapters.destinations.signing",
+    "aitask_relay.adapters.destinations.webhook",
 }  # fmt: skip
 
 
@@ -54,7 +55,44 @@ def test_an_s3_only_deployment_delivers_without_loading_pika_redis_or_the_oss_sd
     # Then it delivered through boto3 and never imported the other destinations' clients
     assert outcome == "created"
     assert "boto3" in modules
-    assert not set(modules) & {"pika", "redis", "alibabacloud_oss_v2", "aitask_relay.adapters.ledger", "aws_xray_sdk"}
+    assert not set(modules) & {"pika", "redis", "alibabacloud_oss_v2", "aitask_relay.adapters.ledger", "aws_xray_sdk",
+                               "standardwebhooks", "aitask_relay.adapters.destinations.webhook"}  # fmt: skip
+
+
+def test_a_webhook_only_deployment_delivers_without_loading_any_cloud_sdk_or_broker_client(emulator):
+    # Given a deployment whose only destination is a webhook (an HTTPS receiver on loopback), and a finished task
+    import os
+    from urllib.parse import quote
+
+    from relay_devkit.webhook import WebhookReceiver
+
+    emulator.add_task({"TaskId": "t-hook-only", "Status": "SUCCESS", "TaskOutput": {"Result": "Resources: {}\n"}})
+    receiver = WebhookReceiver().start()
+    secret = quote("whsec_" + "QUJD" * 8, safe="")
+    env = dict(
+        os.environ,
+        ROS_ENDPOINT=emulator.endpoint,
+        ROS_PROTOCOL="http",
+        RELAY_DESTINATIONS=f"{receiver.url()}?allow_private=true&secret={secret}",
+        SSL_CERT_FILE=receiver.ca_file,
+    )
+    code = (
+        "import json, sys; from relay_devkit.runner import load_handler, LambdaContext; "
+        "h = load_handler('fetch_task'); r = h({'TaskId': 't-hook-only'}, LambdaContext(function_name='f')); "
+        "print(json.dumps([r['results'][0]['deliveries'][0]['outcome'], sorted(sys.modules)]))"
+    )
+    try:
+        # When the handler runs in a fresh process
+        proc = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, env=env, check=True
+        )
+    finally:
+        receiver.stop()
+    outcome, modules = json.loads(proc.stdout.strip().splitlines()[-1])
+    # Then it was POSTed, with the webhook module and the signing package, and nothing of boto3, pika, redis or OSS
+    assert outcome == "created" and len(receiver.requests) == 1
+    assert {"aitask_relay.adapters.destinations.webhook", "standardwebhooks"} <= set(modules)
+    assert not set(modules) & {"boto3", "botocore.client", "pika", "redis", "alibabacloud_oss_v2", "aws_xray_sdk"}
 
 
 AWS_ONLY = {

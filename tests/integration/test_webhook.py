@@ -135,11 +135,37 @@ def test_a_missing_or_invalid_secret_reference_fails_the_build_by_name_never_the
     uri = hook(receiver, allow_private="true", secrets=(), secret_env="HOOK_SECRET_MISSING")
     with pytest.raises(ConfigurationError, match="secret_env 'HOOK_SECRET_MISSING' is not set or is empty"):
         build_destination(uri, environ={})
-    with pytest.raises(ConfigurationError, match="secret 1 of 1 is not whsec_") as caught:
+    with pytest.raises(ConfigurationError, match="secret 1 of 1 does not start with whsec_") as caught:
         build_destination(uri, environ={"HOOK_SECRET_MISSING": "NEVER-LOGGED-plain"})
     assert "NEVER-LOGGED" not in str(caught.value)
     with pytest.raises(ConfigurationError, match="a webhook is signed: give secret=whsec_"):
         build_destination(hook(receiver, allow_private="true", secrets=()))
+
+
+def test_relay_signing_secret_and_the_uris_own_secret_both_sign(relay_env, emulator, receiver, monkeypatch):
+    # Given the deployment's RELAY_SIGNING_SECRET (env:) and a webhook with its own secret
+    monkeypatch.setenv("RELAY_TEST_SIGNING", SECRET)
+    emulator.add_task({"TaskId": "t-hook-2", "Status": "FAILURE", "StatusReason": "quota"})
+    relay_env.setenv("RELAY_SIGNING_SECRET", "env:RELAY_TEST_SIGNING")
+    relay_env.setenv("RELAY_DESTINATIONS", hook(receiver, allow_private="true", secrets=(NEXT,)))
+    runtime.reset()
+    from relay_devkit.runner import LambdaContext, load_handler
+
+    # When fetch_task delivers the task
+    (result,) = load_handler("fetch_task")({"TaskId": "t-hook-2"}, LambdaContext(function_name="fetch_task"))["results"]
+    # Then one request carries both signatures under one timestamp, and each secret verifies it alone
+    assert [d["outcome"] for d in result["deliveries"]] == ["created"], result
+    (request,) = receiver.requests
+    assert len(request.headers["webhook-signature"].split(" ")) == 2
+    for secret in (SECRET, NEXT):
+        assert Webhook(secret).verify(request.body, request.headers)["type"] == "com.aliyun.ros.aitask.failed"
+
+
+def test_a_webhook_signed_by_nothing_fails_the_cold_start(relay_env, receiver):
+    relay_env.setenv("RELAY_DESTINATIONS", hook(receiver, allow_private="true", secrets=()))
+    runtime.reset()
+    with pytest.raises(ConfigurationError, match="a webhook is signed: give secret=whsec_"):
+        runtime.config()
 
 
 # --- recorded once --------------------------------------------------------------------------------------

@@ -97,10 +97,12 @@ def test_a_webhooks_defaults_are_in_its_params():
         (f"https://hooks.example.com/x?secret={Q}&secret_env=X", "gives a secret and secret_env"),
         ("https://hooks.example.com/x?secret_env=X&secret_secret=y", "give secret_secret or secret_env, not both"),
         ("https://hooks.example.com/x?secret_env=1X", "secret_env must be a variable name"),
-        ("https://hooks.example.com/x?secret=", "the secret is empty"),
-        ("https://hooks.example.com/x?secret=hunter2-NEVER-SHOWN", "secret 1 of 1 is not whsec_"),
-        (f"https://hooks.example.com/x?secret={SECRET}", "is not whsec_"),  # an unencoded '+' reads as a space
-        ("https://hooks.example.com/x?secret=whsec_c2hvcnQ=", "is not whsec_ and the base64 of 24 to 64 bytes"),
+        ("https://hooks.example.com/x?secret=", "the signing secret is empty"),
+        ("https://hooks.example.com/x?secret=hunter2-NEVER-SHOWN", "secret 1 of 1 does not start with whsec_"),
+        # an unencoded '+' reads as a space, which separates secrets: the error says how to write it
+        (f"https://hooks.example.com/x?secret={SECRET}", "1 of 2 is not whsec_<base64> (in a URI write a secret's '+'"),
+        ("https://hooks.example.com/x?secret=whsec_c2hvcnQ=", "secret 1 of 1 is 5 bytes; Standard Webhooks secrets"),
+        ("https://hooks.example.com/x", "a webhook is signed: give secret=whsec_..., secret_secret= or secret_env="),
         (f"https://hooks.example.com/x?secret={Q}#frag", "takes no #fragment"),
         ("https://:443/x", "names no host"),
     ],
@@ -120,11 +122,11 @@ def test_two_secrets_for_rotation_each_checked():
     # Given two secrets separated by a space ('+' or %20 in the URI)
     text = f"{SECRET} {OTHER}"
     # When read / Then both are kept in order; a bad second one is named by its position only
-    assert webhook_secrets(text, where="w") == [SECRET, OTHER]
+    assert webhook_secrets(text, where="w") == (SECRET, OTHER)
     for spelled in ("+", "%20"):
         parse_destination(f"https://hooks.example.com/x?secret={Q}{spelled}{quote(OTHER, safe='')}")
-    with pytest.raises(ConfigurationError, match=r"^w: secret 2 of 2 is not whsec_") as caught:
-        webhook_secrets(f"{SECRET} whsec_nope", where="w")
+    with pytest.raises(ConfigurationError, match=r"^w: secret 2 of 2 is not whsec_<base64>") as caught:
+        webhook_secrets(f"{SECRET} whsec_no!", where="w")
     assert SECRET not in caught.value.message
 
 
@@ -157,6 +159,12 @@ def test_the_same_webhook_twice_is_refused_whatever_its_secret():
                 f"https://HOOKS.example.com:443/x?secret={quote(OTHER, safe='')}"
             }
         )
+
+
+def test_a_webhook_without_its_own_secret_is_signed_by_relay_signing_secret():
+    # Given no secret in the URI but RELAY_SIGNING_SECRET set / When loaded / Then accepted (that secret signs)
+    config = load_config({"RELAY_DESTINATIONS": "https://h.example/x", "RELAY_SIGNING_SECRET": "env:SIGNING"})
+    assert config.destinations == ("https://h.example/x",)
 
 
 def test_a_tracking_queue_must_be_an_sqs_queue_not_a_webhook():

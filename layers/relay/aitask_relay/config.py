@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
-from aitask_relay.adapters.destinations.uri import is_loopback, mask, parse_destination
+from aitask_relay.adapters.destinations.uri import UNSIGNED, is_loopback, mask, parse_destination
 from aitask_relay.adapters.mns import is_mns, parse_mns_queue
 from aitask_relay.core import settings as S
 from aitask_relay.core.errors import ConfigurationError
@@ -78,9 +78,21 @@ def load_config(environ: Mapping[str, str]) -> RelayConfig:
             horizon_seconds=tracking_deadline,
         ),
         report=_report(env.text(S.REPORT)),
+        signing_secret=_signing_secret(env.optional(S.SIGNING_SECRET)),
     )
     _check_together(config)
     return config
+
+
+def _signing_secret(value: str | None) -> str | None:
+    """RELAY_SIGNING_SECRET's reference, its syntax checked (no I/O: the secret is read when destinations are
+    built)."""
+    if value is None:
+        return None
+    # Imported here: a deployment that signs nothing never loads the signing module.
+    from aitask_relay.adapters.destinations.signing import check_reference
+
+    return check_reference(value, S.SIGNING_SECRET.variable)
 
 
 def _report(value: str) -> tuple[str, ...]:
@@ -142,6 +154,13 @@ def _destinations(value: str) -> tuple[str, ...]:
 
 def _check_together(config: RelayConfig) -> None:
     """Settings that are each valid but wrong together."""
+    if config.signing_secret is None:
+        from aitask_relay.adapters.passwords import SECRET_REFERENCE_PARAMS
+
+        for uri in config.destinations:
+            spec = parse_destination(uri)
+            if spec.scheme == "https" and not {"secret", *SECRET_REFERENCE_PARAMS} & set(parse_qs(urlsplit(uri).query)):
+                raise ConfigurationError(f"RELAY_DESTINATIONS entry {spec.name!r}: {UNSIGNED}")
     if config.sweep.mode == "fanout" and config.tracking_queue is None:
         raise ConfigurationError(
             "RELAY_SWEEP_MODE=fanout needs RELAY_TRACKING_QUEUE: fan-out sends every task to the tracking queue"

@@ -114,8 +114,13 @@ def destinations() -> tuple[Destination, ...]:
             lease_seconds=settings.ledger_lease_seconds,
             environ=os.environ,
         )
+    signer = None
+    if settings.signing_secret is not None:
+        from aitask_relay.adapters.destinations.signing import Signer
+
+        signer = Signer.from_reference(settings.signing_secret, environ=os.environ)
     built = [
-        build_destination(uri, ledger=ledger, credential=credential(), environ=os.environ)
+        build_destination(uri, ledger=ledger, credential=credential(), environ=os.environ, signer=signer)
         for uri in settings.destinations
     ]
     if keep_announcement_records(built):

@@ -224,13 +224,21 @@ REPORT = TextSetting(
     "`report` summary): `none`, or a comma-separated subset of `validate`, `summary`, `cost`, `policy`.",
     accepts="`none` or a list of validate, summary, cost, policy",
 )
+# Standard Webhooks signatures on every message (adapters/destinations/signing.py); the secret by reference only.
+SIGNING_SECRET = TextSetting(
+    "RELAY_SIGNING_SECRET",
+    None,
+    "Sign every queue, bus and webhook message (Standard Webhooks: `webhook-id`, `webhook-timestamp`, "
+    "`webhook-signature`) with the `whsec_` secret(s) it names; several, space-separated, while rotating.",
+    accepts="`secretsmanager:<name or ARN>` or `env:<VARIABLE>`",
+)
 
 SETTINGS: tuple[Setting, ...] = (
     MAX_CONCURRENCY, REGION_ID, ROS_ENDPOINT, ROS_PROTOCOL, ROS_CONNECT_TIMEOUT_MS, ROS_READ_TIMEOUT_MS,
     ROS_MAX_ATTEMPTS, ROS_ALLOW_PLAINTEXT, DESTINATIONS, LEDGER, TRACKING_QUEUE, FAILURE_QUEUE,
     TRACKING_DEADLINE_SECONDS, SWEEP_LOOKBACK_SECONDS, SWEEP_MAX_CATCH_UP_SECONDS, LEDGER_EXPIRY_SECONDS,
     LEDGER_LEASE_SECONDS, TRACKING_FIRST_DELAY_SECONDS, TRACKING_LAG_PERCENT, CREATE_GRACE_SECONDS,
-    CREDENTIALS_SECRET, SWEEP_PAGE_SIZE, SWEEP_MODE, SWEEP_SAFETY_MS, REPORT,
+    CREDENTIALS_SECRET, SWEEP_PAGE_SIZE, SWEEP_MODE, SWEEP_SAFETY_MS, REPORT, SIGNING_SECRET,
 )  # fmt: skip
 
 
@@ -308,3 +316,4 @@ class RelayConfig:
     credentials_secret: str | None = None
     sweep: SweepSettings = SweepSettings()
     report: tuple[str, ...] = ()  # RELAY_REPORT's parts, in core.report.PARTS' order; () is none
+    signing_secret: str | None = None  # RELAY_SIGNING_SECRET's reference (resolved when destinations are built)

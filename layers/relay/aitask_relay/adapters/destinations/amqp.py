@@ -15,12 +15,15 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aitask_relay.adapters.destinations.message import CONTENT_TYPE, Message
 from aitask_relay.adapters.destinations.queue import QueueDestination
 from aitask_relay.core.errors import destination_error
 from aitask_relay.core.ports import Ledger
+
+if TYPE_CHECKING:
+    from aitask_relay.adapters.destinations.signing import Signer
 
 _log = logging.getLogger("aitask_relay.amqp")
 
@@ -43,8 +46,9 @@ class AmqpDestination(QueueDestination):
         name: str,
         ledger: Ledger | None = None,
         password: Callable[[], str] | None = None,
+        signer: Signer | None = None,
     ) -> None:
-        super().__init__(ledger=ledger)
+        super().__init__(ledger=ledger, signer=signer)
         self.name = name
         self.exchange = exchange
         self.routing_key = routing_key
@@ -58,7 +62,13 @@ class AmqpDestination(QueueDestination):
 
     @classmethod
     def from_spec(
-        cls, spec: Any, *, ledger: Ledger | None = None, environ: Mapping[str, str] | None = None, **_: Any
+        cls,
+        spec: Any,
+        *,
+        ledger: Ledger | None = None,
+        environ: Mapping[str, str] | None = None,
+        signer: Signer | None = None,
+        **_: Any,
     ) -> AmqpDestination:
         from aitask_relay.adapters.destinations.uri import amqp_connection_uri
         from aitask_relay.adapters.passwords import resolver
@@ -72,6 +82,7 @@ class AmqpDestination(QueueDestination):
             name=spec.name,
             ledger=ledger,
             password=resolver(spec.params, where=where, environ=environ),
+            signer=signer,
         )
 
     def _publish(self, message: Message) -> str:
@@ -85,7 +96,7 @@ class AmqpDestination(QueueDestination):
             type=message.type,
             app_id="aitask-relay",
             timestamp=int(time.time()),
-            headers=dict(message.attributes),
+            headers=message.headers,
         )
         with self._lock:
             for attempt in (1, 2):

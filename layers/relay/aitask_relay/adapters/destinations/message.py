@@ -28,12 +28,15 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from aitask_relay.core.errors import DestinationFailure
 from aitask_relay.core.model import Delivery, Observation, TaskResult
 from aitask_relay.core.taskref import storage_key
+
+if TYPE_CHECKING:
+    from aitask_relay.adapters.destinations.signing import Signer
 
 SPEC_VERSION = "1.0"
 SOURCE = "aitask-relay"
@@ -52,6 +55,15 @@ class Message:
     attributes: dict[str, str]
     claim_check: bool  # the template (or, for a FAILURE, the record's unbounded fields) is left out
     record_claim_check: bool = False  # the smallest form: it names the stored record (record_ref)
+    # The Standard Webhooks headers over ``body`` (signing.py), when the destination signs and carries headers;
+    # empty otherwise (no RELAY_SIGNING_SECRET, or the signature is embedded in the body).
+    signature: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """What a transport with attributes or headers sends beside the body: the filterable attributes and the
+        signature."""
+        return self.attributes | self.signature
 
 
 def event_id(task_id: str, status: str | None) -> str:
@@ -124,6 +136,8 @@ def build_message(
     where: str,
     refused: bool = False,
     record: bool = False,
+    signer: Signer | None = None,
+    embed: bool = False,
 ) -> Message:
     """Encode the event; above ``limit`` bytes (or ``refused``: the queue already refused it inline) replace
     the template with a reference to a stored copy (see ``claim_ref``), then, if that is still too large (or
@@ -133,6 +147,9 @@ def build_message(
     A message is never truncated: with no store copy to name, an oversize message is a DestinationFailure —
     retryable when a configured store failed this time (its retry will store the copy), not retryable when
     no store is configured at all, nor when even the record claim check exceeds the limit.
+
+    With a ``signer``, each form is signed as it is built: its signature goes into the event (``embed``: the
+    destination has no attributes) and so counts in its size, or into ``Message.signature`` (signing.py).
     """
     result, template = observation.result, observation.template
     data: dict[str, Any] = result.with_deliveries(()).to_dict()
@@ -153,9 +170,19 @@ def build_message(
         # https://github.com/cloudevents/spec/blob/v1.0.2/cloudevents/spec.md#attribute-naming-convention): the latest
         # stage stays in the envelope when a record claim check leaves the timeline out of data.
         envelope["aitaskstage"] = attributes["stage"]
-    body = _encode(envelope)
+
+    def encode() -> tuple[bytes, dict[str, str]]:
+        if signer is None:
+            return _encode(envelope), {}
+        if embed:
+            signer.embed(envelope)  # replaces the signature of a larger form built before
+            return _encode(envelope), {}
+        body = _encode(envelope)
+        return body, signer.headers(envelope["id"], body)
+
+    body, signature = encode()
     if len(body) <= limit and not (refused or record):
-        return Message(envelope["id"], envelope["type"], body, attributes, claim_check=False)
+        return Message(envelope["id"], envelope["type"], body, attributes, claim_check=False, signature=signature)
     ref = claim_ref(stored)
     if refused or record:
         size = f"the queue refused the message ({len(body)} bytes)"
@@ -175,17 +202,25 @@ def build_message(
     if template is not None:
         del data["template"]
         data["template_ref"] = ref
-        body = _encode(envelope)
+        body, signature = encode()
         if len(body) <= limit and not record:
-            return Message(envelope["id"], envelope["type"], body, attributes, claim_check=True)
+            return Message(envelope["id"], envelope["type"], body, attributes, claim_check=True, signature=signature)
     omitted = [name for name in UNBOUNDED_FIELDS if name in data]
     for name in omitted:
         del data[name]
     data["record_ref"], data["omitted"] = record_ref(stored), omitted
-    body = _encode(envelope)
+    body, signature = encode()
     if len(body) > limit:
         raise DestinationFailure(f"{where}: {size}, and {len(body)} bytes even with record_ref", retryable=False)
-    return Message(envelope["id"], envelope["type"], body, attributes, claim_check=True, record_claim_check=True)
+    return Message(
+        envelope["id"],
+        envelope["type"],
+        body,
+        attributes,
+        claim_check=True,
+        record_claim_check=True,
+        signature=signature,
+    )
 
 
 def _encode(envelope: dict[str, Any]) -> bytes:

@@ -21,12 +21,15 @@ from __future__ import annotations
 import logging
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from aitask_relay.adapters.destinations.message import Message, build_message
 from aitask_relay.core.errors import DestinationFailure, RelayError, destination_error
 from aitask_relay.core.model import Delivery, Observation
 from aitask_relay.core.ports import Ledger, RecordStore
+
+if TYPE_CHECKING:
+    from aitask_relay.adapters.destinations.signing import Signer
 
 _log = logging.getLogger("aitask_relay.queue")
 
@@ -38,9 +41,13 @@ class QueueDestination(ABC):
     kind: Literal["queue"] = "queue"
     name: str
     max_bytes: int
+    # True for a transport with no per-message attributes (MNS, the event buses): the signature goes into the
+    # event as extension attributes instead of beside it (signing.py).
+    embeds_signature: bool = False
 
-    def __init__(self, *, ledger: Ledger | None = None) -> None:
+    def __init__(self, *, ledger: Ledger | None = None, signer: Signer | None = None) -> None:
         self._ledger = ledger
+        self._signer = signer  # RELAY_SIGNING_SECRET's, when set: every message is signed
         self._record: RecordStore | None = None  # the ObjectStore that keeps the announcement markers (no ledger)
 
     def record_in(self, store: RecordStore) -> None:
@@ -72,7 +79,14 @@ class QueueDestination(ABC):
     ) -> Delivery:
         """Publish the task's event (with a claim check when it is too large), once per event when a ledger or
         a store keeps the record. ``deadline``: see _publish_by."""
-        message = build_message(observation, stored, limit=self._body_limit(observation, stored), where=self.name)
+        message = build_message(
+            observation,
+            stored,
+            limit=self._body_limit(observation, stored),
+            where=self.name,
+            signer=self._signer,
+            embed=self.embeds_signature,
+        )
 
         def publish() -> str:
             return self._send(message, observation, stored, deadline)
@@ -168,6 +182,8 @@ class QueueDestination(ABC):
                 where=self.name,
                 refused=True,
                 record=message.claim_check,
+                signer=self._signer,
+                embed=self.embeds_signature,
             )
             return self._send(smaller, observation, stored, deadline)  # at most two smaller forms
 

@@ -17,14 +17,17 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aitask_relay.adapters.aws import SQS_MAX_MESSAGE_BYTES, SQS_OLD_DEFAULT_MESSAGE_BYTES, SqsQueue
-from aitask_relay.adapters.destinations.message import Message, claim_ref, message_attributes
+from aitask_relay.adapters.destinations.message import Message, claim_ref, event_id, message_attributes
 from aitask_relay.adapters.destinations.queue import QueueDestination
 from aitask_relay.core.model import Delivery, Observation
 from aitask_relay.core.ports import Ledger
 from aitask_relay.core.taskref import storage_key
+
+if TYPE_CHECKING:
+    from aitask_relay.adapters.destinations.signing import Signer
 
 MAX_DEDUP_ID = 128
 # What SQS answers when it refuses a message's body: too large for the queue (InvalidParameterValue, "Message
@@ -39,21 +42,27 @@ class SqsDestination(QueueDestination):
 
     body_refused_codes = _BODY_REFUSED
 
-    def __init__(self, queue: SqsQueue, *, ledger: Ledger | None = None) -> None:
-        super().__init__(ledger=ledger)
+    def __init__(self, queue: SqsQueue, *, ledger: Ledger | None = None, signer: Signer | None = None) -> None:
+        super().__init__(ledger=ledger, signer=signer)
         self.queue = queue
         self.name = queue.name
 
     @classmethod
-    def from_spec(cls, spec: Any, *, client: Any = None, ledger: Ledger | None = None, **_: Any) -> SqsDestination:
-        return cls(SqsQueue(spec.queue, client=client, name=spec.name), ledger=ledger)
+    def from_spec(
+        cls, spec: Any, *, client: Any = None, ledger: Ledger | None = None, signer: Signer | None = None, **_: Any
+    ) -> SqsDestination:
+        return cls(SqsQueue(spec.queue, client=client, name=spec.name), ledger=ledger, signer=signer)
 
     def _body_limit(self, observation: Observation, stored: Sequence[Delivery]) -> int:
         limit = self.queue.max_message_bytes()
         if limit is None:
             limit = SQS_OLD_DEFAULT_MESSAGE_BYTES if claim_ref(stored) else SQS_MAX_MESSAGE_BYTES
         attributes = message_attributes(observation.result)
-        return limit - sum(len(k.encode()) + len("String") + len(v.encode()) for k, v in attributes.items())
+        used = sum(len(k.encode()) + len("String") + len(v.encode()) for k, v in attributes.items())
+        if self._signer is not None:  # the three signature attributes, each a String too
+            used += self._signer.header_bytes(event_id(observation.result.task_id, observation.result.status))
+            used += 3 * len("String")
+        return limit - used
 
     def _body_refused(self) -> None:
         self.queue.forget_max_message_bytes()  # the queue may have been made smaller: ask again next time
@@ -64,7 +73,7 @@ class SqsDestination(QueueDestination):
     def _publish(self, message: Message) -> str:
         extra: dict[str, Any] = {
             "MessageAttributes": {
-                key: {"DataType": "String", "StringValue": value} for key, value in message.attributes.items()
+                key: {"DataType": "String", "StringValue": value} for key, value in message.headers.items()
             }
         }
         if self.queue.fifo:

@@ -16,7 +16,7 @@ from typing import Literal
 from urllib.parse import SplitResult, parse_qsl, unquote, unquote_plus, urlencode, urlsplit, urlunsplit
 
 from aitask_relay.adapters.destinations.addresses import refusal
-from aitask_relay.adapters.passwords import REFERENCE_PARAMS, reference_params
+from aitask_relay.adapters.passwords import REFERENCE_PARAMS, SECRET_REFERENCE_PARAMS
 from aitask_relay.adapters.passwords import check as check_password_reference
 from aitask_relay.core.errors import ConfigurationError
 
@@ -317,43 +317,25 @@ def _amqp(uri: str, parts: SplitResult, params: dict[str, str]) -> DestinationSp
     )
 
 
-SECRET_REFERENCE_PARAMS = reference_params("secret")
 _WEBHOOK_PARAMS = ("secret", *SECRET_REFERENCE_PARAMS, "allow_private", "max_body_bytes", "timeout")
 DEFAULT_WEBHOOK_MAX_BYTES = 256 * 1024  # SQS's long-standing default: a message any consumer of the relay takes
 MAX_WEBHOOK_MAX_BYTES = 16 * 1024 * 1024
 DEFAULT_WEBHOOK_TIMEOUT = 10.0  # seconds, for each of connect, TLS handshake, send and the answer's headers
 MAX_WEBHOOK_TIMEOUT = 30.0
-MAX_WEBHOOK_SECRETS = 8
-# Standard Webhooks' symmetric secrets: "whsec_" and base64 of 24 to 64 random bytes (the spec's recommendation,
-# https://github.com/standard-webhooks/standard-webhooks/blob/main/spec/standard-webhooks.md#symmetric-signatures).
-_WHSEC = re.compile(r"^whsec_[A-Za-z0-9+/]+={0,2}$")
+UNSIGNED = "a webhook is signed: give secret=whsec_..., secret_secret= or secret_env=, or set RELAY_SIGNING_SECRET"
+PLUS_HINT = "in a URI write a secret's '+' as %2B and '/' as %2F: a bare '+' reads as a space, which separates secrets"
 
 
-def webhook_secrets(text: str, *, where: str) -> list[str]:
-    """The Standard Webhooks secrets in ``text`` (one, or several separated by spaces: each signs, for key
-    rotation), checked; a ConfigurationError names ``where`` and the problem, never a secret."""
-    import base64
-    import binascii
+def webhook_secrets(text: str, *, where: str) -> tuple[str, ...]:
+    """The Standard Webhooks secrets of a webhook URI's ``secret=`` (one, or several separated by spaces: each
+    signs, for key rotation), checked as RELAY_SIGNING_SECRET's are (signing.parse_secrets); the error names
+    ``where`` and the problem, never a secret."""
+    from aitask_relay.adapters.destinations.signing import parse_secrets
 
-    secrets = text.split()
-    if not secrets:
-        raise ConfigurationError(f"{where}: the secret is empty")
-    if len(secrets) > MAX_WEBHOOK_SECRETS:
-        raise ConfigurationError(f"{where}: at most {MAX_WEBHOOK_SECRETS} secrets")
-    for number, secret in enumerate(secrets, 1):
-        size = 0
-        if _WHSEC.match(secret):
-            try:
-                size = len(base64.b64decode(secret.removeprefix("whsec_"), validate=True))
-            except (binascii.Error, ValueError):
-                size = 0
-        if not 24 <= size <= 64:
-            raise ConfigurationError(
-                f"{where}: secret {number} of {len(secrets)} is not whsec_ and the base64 of 24 to 64 bytes "
-                "(in a URI write its '+' as %2B and its '/' as %2F: a bare '+' reads as a space, which separates "
-                "secrets)"
-            )
-    return secrets
+    try:
+        return parse_secrets(text, where)
+    except ConfigurationError as exc:
+        raise ConfigurationError(f"{exc.message} ({PLUS_HINT})") from None
 
 
 def _webhook(uri: str, parts: SplitResult, params: dict[str, str]) -> DestinationSpec:
@@ -378,7 +360,7 @@ def _webhook(uri: str, parts: SplitResult, params: dict[str, str]) -> Destinatio
     timeout = params.get("timeout", str(DEFAULT_WEBHOOK_TIMEOUT))
     if not re.fullmatch(r"[0-9]+(\.[0-9]+)?", timeout) or not 0.1 <= float(timeout) <= MAX_WEBHOOK_TIMEOUT:
         raise _bad(uri, f"timeout must be a number of seconds from 0.1 to {MAX_WEBHOOK_TIMEOUT:g}")
-    problem = check_password_reference(params, literal_password="secret" in params, what="secret")
+    problem = check_password_reference(params, literal_password="secret" in params, keys=SECRET_REFERENCE_PARAMS)
     if problem:
         raise _bad(uri, problem)
     if "secret" in params:

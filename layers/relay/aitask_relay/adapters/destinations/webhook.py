@@ -35,7 +35,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from aitask_relay.adapters.destinations.addresses import refusal
@@ -43,6 +43,9 @@ from aitask_relay.adapters.destinations.message import CONTENT_TYPE, Message
 from aitask_relay.adapters.destinations.queue import QueueDestination
 from aitask_relay.core.errors import ConfigurationError, DestinationFailure, destination_error, http_answer_error
 from aitask_relay.core.ports import Ledger
+
+if TYPE_CHECKING:
+    from aitask_relay.adapters.destinations.signing import Signer
 
 _log = logging.getLogger("aitask_relay.webhook")
 
@@ -70,12 +73,12 @@ class WebhookDestination(QueueDestination):
         max_bytes: int,
         timeout: float,
         allow_private: bool,
-        secrets: Callable[[], list[str]],
+        signer: Signer,
         ledger: Ledger | None = None,
         resolve: Resolve | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        super().__init__(ledger=ledger)
+        super().__init__(ledger=ledger, signer=signer)
         parts = urlsplit(url)
         self.name = name
         self.max_bytes = max_bytes
@@ -85,7 +88,7 @@ class WebhookDestination(QueueDestination):
         self._target = parts.path or "/"  # the request target: the path alone (the query holds the relay's own)
         self._timeout = timeout
         self._allow_private = allow_private
-        self._secrets = secrets  # read at each delivery: a secret by reference is picked up when rotated
+        self._signs = signer  # never None here: a webhook is always signed
         self._resolve = resolve or resolve_host
         self._sleep = sleep
         self._tls = _tls_context() if self._https else None
@@ -97,38 +100,29 @@ class WebhookDestination(QueueDestination):
         *,
         ledger: Ledger | None = None,
         environ: Mapping[str, str] | None = None,
+        signer: Signer | None = None,
         resolve: Resolve | None = None,
         **_: Any,
     ) -> WebhookDestination:
-        from urllib.parse import parse_qsl
-
-        from aitask_relay.adapters.destinations.uri import webhook_secrets
-        from aitask_relay.adapters.passwords import resolver
+        """The webhook of a checked URI. It signs with RELAY_SIGNING_SECRET's secrets (``signer``) and the URI's own
+        (``secret=``, or by reference: ``secret_secret=`` / ``secret_env=``), all of them; with neither it is refused
+        (config.py refuses it at cold start already)."""
+        from aitask_relay.adapters.destinations.signing import Signer
+        from aitask_relay.adapters.destinations.uri import UNSIGNED
 
         where = f"RELAY_DESTINATIONS entry {spec.name!r}"
-        literal = dict(parse_qsl(urlsplit(spec.uri).query, keep_blank_values=True)).get("secret")
-        read = resolver(spec.params, where=where, environ=environ, what="secret")
-        if literal is not None:
-            fixed = webhook_secrets(literal, where=where)
-
-            def secrets() -> list[str]:
-                return fixed
-        elif read is not None:
-            webhook_secrets(read(), where=where)  # a reference holding no valid secret fails the build
-
-            def secrets() -> list[str]:
-                return webhook_secrets(read(), where=where)
-        else:
-            raise ConfigurationError(
-                f"{where}: a webhook is signed: give secret=whsec_..., secret_secret= or secret_env="
-            )
+        own = _own_secrets(spec, where, environ)
+        if own is not None:
+            signer = signer.with_secrets(own) if signer is not None else Signer(own)
+        if signer is None:
+            raise ConfigurationError(f"{where}: {UNSIGNED}")
         return cls(
             spec.uri,
             name=spec.name,
             max_bytes=int(spec.params["max_body_bytes"]),
             timeout=float(spec.params["timeout"]),
             allow_private=spec.params["allow_private"] == "true",
-            secrets=secrets,
+            signer=signer,
             ledger=ledger,
             resolve=resolve,
         )
@@ -142,7 +136,10 @@ class WebhookDestination(QueueDestination):
         limit = None if deadline is not None else time.monotonic() + MAX_WAIT_WITHOUT_DEADLINE + self._timeout
         end = deadline if deadline is not None else limit
         for attempt in range(1, MAX_ATTEMPTS + 1):
-            status, retry_after = self._post(message, end)
+            # The first request carries the signature made with the message; a later one is signed again, so that
+            # its timestamp is its own (receivers refuse a timestamp more than five minutes old).
+            signature = message.signature if attempt == 1 else self._signs.headers(message.id, message.body)
+            status, retry_after = self._post(message, signature, end)
             if 200 <= status < 300:
                 return f"{self.name}#{message.id}"
             failure = http_answer_error(status, self.name)
@@ -159,7 +156,7 @@ class WebhookDestination(QueueDestination):
             self._sleep(wait)
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _post(self, message: Message, end: float | None) -> tuple[int, str | None]:
+    def _post(self, message: Message, signature: Mapping[str, str], end: float | None) -> tuple[int, str | None]:
         """One request over one new connection to a checked address: (status, Retry-After)."""
         addresses = self._checked_addresses()
         timeout = self._timeout
@@ -174,7 +171,8 @@ class WebhookDestination(QueueDestination):
         # addresses makes the connection go there while SNI, certificate checking and Host stay the host name's.
         connection._create_connection = _pinned(addresses)  # type: ignore[attr-defined]
         try:
-            connection.request("POST", self._target, body=message.body, headers=self._headers(message))
+            headers = {"Content-Type": CONTENT_TYPE, "User-Agent": USER_AGENT, **signature}
+            connection.request("POST", self._target, body=message.body, headers=headers)
             answer = connection.getresponse()
             return answer.status, answer.getheader("Retry-After")
         except Exception as exc:  # refused, reset, timed out, TLS refused: nothing or something was received
@@ -202,22 +200,24 @@ class WebhookDestination(QueueDestination):
                     )
         return addresses
 
-    def _headers(self, message: Message) -> dict[str, str]:
-        timestamp = int(time.time())
-        signatures = " ".join(_sign(secret, message.id, timestamp, message.body) for secret in self._secrets())
-        return {
-            "Content-Type": CONTENT_TYPE,
-            "User-Agent": USER_AGENT,
-            "webhook-id": message.id,
-            "webhook-timestamp": str(timestamp),
-            "webhook-signature": signatures,
-        }
 
+def _own_secrets(spec: Any, where: str, environ: Mapping[str, str] | None) -> Callable[[], tuple[str, ...]] | None:
+    """The URI's own secrets as a reader (None when it names none): a literal ``secret=`` checked once, or a reference
+    read at each message through the five-minute cache (passwords.py), so that a rotated secret takes effect."""
+    from urllib.parse import parse_qsl
 
-def _sign(secret: str, event_id: str, timestamp: int, body: bytes) -> str:
-    from standardwebhooks import Webhook
+    from aitask_relay.adapters.destinations.uri import webhook_secrets
+    from aitask_relay.adapters.passwords import SECRET_REFERENCE_PARAMS, resolver
 
-    return Webhook(secret).sign(event_id, datetime.fromtimestamp(timestamp, UTC), body.decode("utf-8"))
+    literal = dict(parse_qsl(urlsplit(spec.uri).query, keep_blank_values=True)).get("secret")
+    if literal is not None:
+        fixed = webhook_secrets(literal, where=where)
+        return lambda: fixed
+    read = resolver(spec.params, where=where, environ=environ, what="secret", keys=SECRET_REFERENCE_PARAMS)
+    if read is None:
+        return None
+    webhook_secrets(read(), where=where)  # a reference holding no valid secret fails the build
+    return lambda: webhook_secrets(read(), where=where)
 
 
 def _pinned(addresses: Sequence[str]) -> Callable[..., socket.socket]:
