@@ -133,8 +133,7 @@ class WebhookDestination(QueueDestination):
     def _publish_by(self, message: Message, deadline: float | None) -> str:
         """POST the event; wait out a Retry-After only while the wait and one more request fit before ``deadline``
         (without one, up to MAX_WAIT_WITHOUT_DEADLINE)."""
-        limit = None if deadline is not None else time.monotonic() + MAX_WAIT_WITHOUT_DEADLINE + self._timeout
-        end = deadline if deadline is not None else limit
+        end = deadline if deadline is not None else time.monotonic() + MAX_WAIT_WITHOUT_DEADLINE + self._timeout
         for attempt in range(1, MAX_ATTEMPTS + 1):
             # The first request carries the signature made with the message; a later one is signed again, so that
             # its timestamp is its own (receivers refuse a timestamp more than five minutes old).
@@ -146,7 +145,7 @@ class WebhookDestination(QueueDestination):
             wait = _seconds(retry_after)
             if not failure.retryable or wait is None or attempt == MAX_ATTEMPTS:
                 raise failure
-            left = (end or 0.0) - time.monotonic() - self._timeout
+            left = end - time.monotonic() - self._timeout  # room for the wait and one more request
             if wait > left:
                 raise failure.restated(
                     f"{failure.message}; its Retry-After ({wait:g} s) is beyond the invocation's remaining time, "
@@ -156,12 +155,11 @@ class WebhookDestination(QueueDestination):
             self._sleep(wait)
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _post(self, message: Message, signature: Mapping[str, str], end: float | None) -> tuple[int, str | None]:
-        """One request over one new connection to a checked address: (status, Retry-After)."""
+    def _post(self, message: Message, signature: Mapping[str, str], end: float) -> tuple[int, str | None]:
+        """One request over one new connection to a checked address: (status, Retry-After). Each socket operation
+        ends within ``timeout``, and within what is left before ``end``."""
         addresses = self._checked_addresses()
-        timeout = self._timeout
-        if end is not None:
-            timeout = max(0.1, min(timeout, end - time.monotonic()))
+        timeout = max(0.1, min(self._timeout, end - time.monotonic()))
         connection: http.client.HTTPConnection
         if self._tls is not None:
             connection = http.client.HTTPSConnection(self._host, self._port, timeout=timeout, context=self._tls)
@@ -229,8 +227,7 @@ def _pinned(addresses: Sequence[str]) -> Callable[..., socket.socket]:
                 return socket.create_connection((address, port), timeout, source_address)
             except OSError as exc:
                 last = exc
-        assert last is not None
-        raise last
+        raise last if last is not None else OSError("no address to connect to")
 
     return connect
 
