@@ -135,7 +135,7 @@ def bench_warm(tmp: Path) -> None:
     from relay_devkit.servers import MotoServer, unique
 
     n = 60
-    tasks = [{"TaskId": f"t-warm-{i}", "Status": "SUCCESS", "TaskOutput": {"Result": YAML}} for i in range(6 * n)]
+    tasks = [{"TaskId": f"t-warm-{i}", "Status": "SUCCESS", "TaskOutput": {"Result": YAML}} for i in range(12 * n)]
     emu = emulator(tasks)
     moto = MotoServer().start()
     try:
@@ -146,7 +146,7 @@ def bench_warm(tmp: Path) -> None:
         handler({"TaskId": "t-warm-0"}, LambdaContext())  # warm
         client = sdk_client(emu.endpoint)
         floor_fetch(client, f"t-warm-{n}", tmp / "warm-floor")
-        ids = iter(range(1, 6 * n))
+        ids = iter(range(1, 12 * n))
         file_ideal = file_creator(tmp / "warm-ideal")
         relay, floor, ideal = medians(
             lambda: handler({"TaskId": f"t-warm-{next(ids)}"}, LambdaContext()),
@@ -177,10 +177,55 @@ def bench_warm(tmp: Path) -> None:
         )
         row("warm", "1 finished task, S3 (moto), vs the same 2 raw SDK calls + the same 2 create-only puts",
             relay, ideal, "<= 1.3x", lambda r: r <= 1.3)  # fmt: skip
+        warm_events(handler, ids, emu, tmp, aws, moto.endpoint)
         runtime.reset()
     finally:
         emu.stop()
         moto.stop()
+
+
+def warm_events(handler, ids, emu, tmp: Path, aws: dict[str, str], endpoint: str, n: int = 60) -> None:
+    """A warm invocation that announces the task on a queue (file store + SQS on moto): what the CloudEvents SDK
+    would add to it (its CloudEvent and JSON writer for the same event: the relay builds its events itself,
+    docs/destinations.md says why), and what signing every message adds (RELAY_SIGNING_SECRET)."""
+    import base64
+
+    import boto3
+    from cloudevents.core.formats.json import JSONFormat
+    from cloudevents.core.v1.event import CloudEvent
+    from dateutil.parser import isoparse
+
+    from aitask_relay.adapters import aws as relay_aws
+    from relay_devkit.servers import unique
+
+    sqs = boto3.client("sqs", endpoint_url=endpoint, region_name="us-east-1",
+                       aws_access_key_id="bench", aws_secret_access_key="bench")  # fmt: skip
+    queue = unique("warm")
+    url = sqs.create_queue(QueueName=queue)["QueueUrl"]
+    env = relay_env(emu, tmp / "warm-q", RELAY_DESTINATIONS=f"{(tmp / 'warm-q').as_uri()},sqs://{queue}", **aws)
+    runtime = in_process(env)
+    relay_aws.reset()
+    handler({"TaskId": f"t-warm-{next(ids)}"}, LambdaContext())  # warm: boto3's SQS client
+    body = sqs.receive_message(QueueUrl=url)["Messages"][0]["Body"]
+    writer = JSONFormat()
+
+    attributes = json.loads(body)  # the relay's event as a dict, as the SDK would be given it
+    data = attributes.pop("data")
+    attributes["time"] = isoparse(attributes["time"])
+    relay, sdk_share = medians(
+        lambda: handler({"TaskId": f"t-warm-{next(ids)}"}, LambdaContext()),
+        lambda: writer.write(CloudEvent(dict(attributes), data)),
+        repeat=n - 2,
+    )
+    row("warm", "1 finished task, file + SQS, with the CloudEvents SDK's CloudEvent + JSON write of its event added",
+        relay + sdk_share, relay, "<= 1.05x (else not adopted)", lambda r: r <= 1.05)  # fmt: skip
+    secret = "whsec_" + base64.b64encode(b"bench-signing-secret-32-bytes!!!").decode()
+    runtime = in_process({**env, "RELAY_SIGNING_SECRET": "env:BENCH_SIGNING_KEY", "BENCH_SIGNING_KEY": secret})
+    relay_aws.reset()
+    handler({"TaskId": f"t-warm-{next(ids)}"}, LambdaContext())
+    signed = median_time(lambda: handler({"TaskId": f"t-warm-{next(ids)}"}, LambdaContext()), n - 2)
+    row("warm", "same, every message signed (RELAY_SIGNING_SECRET) vs unsigned", signed, relay)
+    runtime.reset()
 
 
 def concurrency_run(tmp: Path, latency: float, n: int = 100, rounds: int = 3, naive_ids: int | None = None):

@@ -35,6 +35,8 @@ EVERY = {
     "BrokerPassword": "broker-secret",
     "LedgerPassword": "ledger-secret",
     "RelayReport": "validate,cost",
+    "RelaySigningSecret": "env:RELAY_SIGNING_KEY",
+    "SigningKey": "whsec_c2lnbmluZy1zZWNyZXQtb2YtMjQtYnl0ZXM=",
 }
 EXPRESSION = re.compile(r"\$\{([^}]*)\}")
 

@@ -122,9 +122,10 @@ def policy_statements():
 
 
 # The parameters a policy may name: the secrets the operator's URIs name with password_secret=, granted
-# GetSecretValue only (test_password_secrets_are_granted_read_only_and_uris_are_no_echo); the event buses, topics and
-# topic keys of the operator's eventbridge:// and sns:// URIs (test_bus_and_topic_grants_...).
-OPERATOR_NAMED = {"PasswordSecretArns", "EventBusArns", "SnsTopicArns", "SnsTopicKmsKeyArns"}
+# GetSecretValue only (test_password_secrets_are_granted_read_only_and_uris_are_no_echo), and the signing secret;
+# the event buses, topics and topic keys of the operator's eventbridge:// and sns:// URIs
+# (test_bus_and_topic_grants_...).
+OPERATOR_NAMED = {"PasswordSecretArns", "SigningSecretArn", "EventBusArns", "SnsTopicArns", "SnsTopicKmsKeyArns"}
 
 
 def test_every_policy_names_only_resources_defined_in_the_template():
@@ -188,6 +189,20 @@ def test_no_statement_grants_putevents_or_publish_on_anything_but_those_paramete
         ("events:DescribeEventBus", "{'Ref': 'EventBusArns'}"),
         ("sns:Publish", "{'Ref': 'SnsTopicArns'}"),
     }
+
+
+def test_the_signing_secret_is_read_only_when_one_is_named():
+    # Given the managed policy's statements, each under its condition
+    statements = RESOURCES["DeliveryPolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    (grant,) = [s for s in statements if "Fn::If" in s and s["Fn::If"][1].get("Sid") == "ReadSigningSecret"]
+    condition, statement, otherwise = grant["Fn::If"]
+    # Then the grant is GetSecretValue on the named ARN alone, and only when SigningSecretArn is set
+    assert condition == "HasSigningSecret" and otherwise == {"Ref": "AWS::NoValue"}
+    assert statement["Action"] == "secretsmanager:GetSecretValue" and statement["Resource"] == {"Ref": "SigningSecretArn"}
+    assert TEMPLATE["Conditions"]["HasSigningSecret"] == {"Fn::Not": [{"Fn::Equals": [{"Ref": "SigningSecretArn"}, ""]}]}
+    assert {"Condition": "HasSigningSecret"} in TEMPLATE["Conditions"]["GrantsDelivery"]["Fn::Or"]
+    env = TEMPLATE["Globals"]["Function"]["Environment"]["Variables"]["RELAY_SIGNING_SECRET"]
+    assert env == {"Fn::If": ["HasSigningSecret", {"Fn::Sub": "secretsmanager:${SigningSecretArn}"}, ""]}
 
 
 def test_no_policy_grants_a_wildcard_action_or_resource():

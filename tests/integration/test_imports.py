@@ -14,7 +14,9 @@ from relay_devkit import ROOT
 # function on its first request (not at its cold start), and by no other function.
 FORBIDDEN = {
     "boto3", "botocore.session", "botocore.client", "pika", "redis", "alibabacloud_oss_v2", "aws_xray_sdk", "mns",
-    "pydantic", "aitask_relay.adapters.destinations.eventbridge", "aitask_relay.adapters.destinations.sns",
+    "pydantic", "standardwebhooks", "aitask_relay.adapters.destinations.signing",
+    "aitask_relay.adapters.destinations.webhook", "aitask_relay.adapters.destinations.eventbridge",
+    "aitask_relay.adapters.destinations.sns",
 }  # fmt: skip
 
 
@@ -30,22 +32,16 @@ def test_loading_a_handler_imports_no_aws_sdk_broker_client_or_xray(function):
     assert "aitask_relay.usecases.relay" in loaded
 
 
-def fetch_in_a_fresh_process(task_id, destinations, emulator, aws):
-    """fetch_task for ``task_id`` in a new interpreter delivering to ``destinations`` (moto for AWS): the outcome of
-    each delivery, and every module the process loaded."""
+def fetched_in_a_fresh_process(emulator, task_id, **env):
+    """fetch_task run for ``task_id`` in a new Python process pointed at the emulator and ``env``: the first
+    delivery's outcome and every module the process loaded."""
     import os
 
-    env = dict(
-        os.environ,
-        ROS_ENDPOINT=emulator.endpoint,
-        ROS_PROTOCOL="http",
-        RELAY_DESTINATIONS=destinations,
-        AWS_ENDPOINT_URL=aws.endpoint,
-    )
+    env = dict(os.environ, ROS_ENDPOINT=emulator.endpoint, ROS_PROTOCOL="http", **env)
     code = (
         "import json, sys; from relay_devkit.runner import load_handler, LambdaContext; "
         f"h = load_handler('fetch_task'); r = h({{'TaskId': {task_id!r}}}, LambdaContext(function_name='f')); "
-        "print(json.dumps([[d['outcome'] for d in r['results'][0]['deliveries']], sorted(sys.modules)]))"
+        "print(json.dumps([r['results'][0]['deliveries'][0]['outcome'], sorted(sys.modules)]))"
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, env=env, check=True)
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -56,29 +52,68 @@ def test_an_s3_only_deployment_delivers_without_loading_pika_redis_or_the_oss_sd
     emulator.add_task({"TaskId": "t-s3-only", "Status": "SUCCESS", "TaskOutput": {"Result": "Resources: {}\n"}})
     bucket = aws.bucket()
     # When the handler runs in a fresh process
-    (outcome,), modules = fetch_in_a_fresh_process("t-s3-only", f"s3://{bucket}/", emulator, aws)
+    outcome, modules = fetched_in_a_fresh_process(
+        emulator, "t-s3-only", RELAY_DESTINATIONS=f"s3://{bucket}/", AWS_ENDPOINT_URL=aws.endpoint
+    )
     # Then it delivered through boto3 and never imported the other destinations' clients
     assert outcome == "created"
     assert "boto3" in modules
-    assert not set(modules) & {"pika", "redis", "alibabacloud_oss_v2", "aitask_relay.adapters.ledger", "aws_xray_sdk"}
+    assert not set(modules) & {"pika", "redis", "alibabacloud_oss_v2", "aitask_relay.adapters.ledger", "aws_xray_sdk",
+                               "standardwebhooks", "aitask_relay.adapters.destinations.webhook"}  # fmt: skip
+
+
+def test_a_webhook_only_deployment_delivers_without_loading_any_cloud_sdk_or_broker_client(emulator):
+    # Given a deployment whose only destination is a webhook (an HTTPS receiver on loopback), and a finished task
+    from urllib.parse import quote
+
+    from relay_devkit.webhook import WebhookReceiver
+
+    emulator.add_task({"TaskId": "t-hook-only", "Status": "SUCCESS", "TaskOutput": {"Result": "Resources: {}\n"}})
+    receiver = WebhookReceiver().start()
+    secret = quote("whsec_" + "QUJD" * 8, safe="")
+    try:
+        # When the handler runs in a fresh process
+        outcome, modules = fetched_in_a_fresh_process(
+            emulator,
+            "t-hook-only",
+            RELAY_DESTINATIONS=f"{receiver.url()}?allow_private=true&secret={secret}",
+            SSL_CERT_FILE=receiver.ca_file,
+        )
+    finally:
+        receiver.stop()
+    # Then it was POSTed, with the webhook module and the signing package, and nothing of boto3, pika, redis or OSS
+    assert outcome == "created" and len(receiver.requests) == 1
+    assert {"aitask_relay.adapters.destinations.webhook", "standardwebhooks"} <= set(modules)
+    assert not set(modules) & {"boto3", "botocore.client", "pika", "redis", "alibabacloud_oss_v2", "aws_xray_sdk"}
 
 
 def test_a_bus_and_topic_deployment_delivers_loading_only_their_modules(emulator, aws):
-    # Given a deployment whose destinations are an EventBridge bus and an SNS topic (moto), and a finished task
+    # Given a deployment whose destinations are an EventBridge bus and an SNS topic (moto) whose subscriber is an
+    # SQS queue, and a finished task
     import boto3
 
     emulator.add_task({"TaskId": "t-buses", "Status": "SUCCESS", "TaskOutput": {"Result": "Resources: {}\n"}})
     boto3.client("events", endpoint_url=aws.endpoint).create_event_bus(Name="relay-imports")
-    boto3.client("sns", endpoint_url=aws.endpoint).create_topic(Name="relay-imports")
+    sns = boto3.client("sns", endpoint_url=aws.endpoint)
+    topic = sns.create_topic(Name="relay-imports")["TopicArn"]
+    _name, url = aws.queue()
+    queue_arn = aws.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn)
     # When the handler runs in a fresh process
-    destinations = "eventbridge://relay-imports,sns://relay-imports"
-    outcomes, modules = fetch_in_a_fresh_process("t-buses", destinations, emulator, aws)
-    # Then both delivered through boto3, and no other destination's client (nor the other destination modules) loaded
-    assert outcomes == ["created", "created"]
+    outcome, modules = fetched_in_a_fresh_process(
+        emulator,
+        "t-buses",
+        RELAY_DESTINATIONS="eventbridge://relay-imports,sns://relay-imports",
+        AWS_ENDPOINT_URL=aws.endpoint,
+    )
+    # Then both delivered through boto3 (the bus first; the topic's subscriber got the event), and no other
+    # destination's client nor the other destination modules loaded
+    assert outcome == "created" and len(aws.receive_all(url)) == 1
     assert {"boto3", "aitask_relay.adapters.destinations.eventbridge", "aitask_relay.adapters.destinations.sns"} <= set(
         modules
     )
-    others = {"pika", "redis", "alibabacloud_oss_v2", "mns", "aitask_relay.adapters.destinations.amqp"}
+    others = {"pika", "redis", "alibabacloud_oss_v2", "mns", "aitask_relay.adapters.destinations.amqp",
+              "aitask_relay.adapters.destinations.webhook"}  # fmt: skip
     assert not set(modules) & others
 
 

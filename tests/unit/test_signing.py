@@ -118,3 +118,27 @@ def test_good_references_and_secret_lists():
         parse_secrets("whsec_" + base64.b64encode(b"o" * 65).decode(), "V")
     with pytest.raises(ConfigurationError, match="empty"):
         parse_secrets("  ", "V")
+
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**53), 2**53) | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(data=st.dictionaries(st.text(max_size=8), _json, max_size=6), indent=st.sampled_from([None, 0, 2]))
+def test_an_embedded_signature_verifies_after_any_reserialization(data, indent):
+    # Given any event of strings, integers, booleans and nulls, signed in place
+    event = {"specversion": "1.0", "id": "t-1:SUCCESS", "data": data}
+    signer().embed(event)
+    # When it is written out again with ASCII escapes, another indent and reversed keys, and read back
+    received = json.loads(json.dumps(dict(reversed(list(event.items()))), ensure_ascii=True, indent=indent))
+    headers = {"webhook-id": received["id"], "webhook-timestamp": received["webhooktimestamp"],
+               "webhook-signature": received["webhooksignature"]}  # fmt: skip
+    # Then its canonical form carries the same signature
+    assert signer().headers(received["id"], canonical(received))["webhook-signature"] == headers["webhook-signature"]

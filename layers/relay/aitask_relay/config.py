@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
-from aitask_relay.adapters.destinations.uri import is_loopback, mask, parse_destination
+from aitask_relay.adapters.destinations.uri import UNSIGNED, is_loopback, mask, parse_destination
 from aitask_relay.adapters.mns import is_mns, parse_mns_queue
 from aitask_relay.core import settings as S
 from aitask_relay.core.errors import ConfigurationError
@@ -154,6 +154,13 @@ def _destinations(value: str) -> tuple[str, ...]:
 
 def _check_together(config: RelayConfig) -> None:
     """Settings that are each valid but wrong together."""
+    if config.signing_secret is None:
+        from aitask_relay.adapters.passwords import SECRET_REFERENCE_PARAMS
+
+        for uri in config.destinations:
+            spec = parse_destination(uri)
+            if spec.scheme == "https" and not {"secret", *SECRET_REFERENCE_PARAMS} & set(parse_qs(urlsplit(uri).query)):
+                raise ConfigurationError(f"RELAY_DESTINATIONS entry {spec.name!r}: {UNSIGNED}")
     if config.sweep.mode == "fanout" and config.tracking_queue is None:
         raise ConfigurationError(
             "RELAY_SWEEP_MODE=fanout needs RELAY_TRACKING_QUEUE: fan-out sends every task to the tracking queue"
@@ -235,10 +242,15 @@ def _check_queue(variable: str, value: str | None) -> None:
             raise ConfigurationError(f"{variable} {exc.message}") from None
         return
     try:
-        parse_destination(value if "://" in value else f"sqs://{value}")
+        spec = parse_destination(value if "://" in value else f"sqs://{value}")
     except ConfigurationError as exc:
         problem = exc.message.partition(": ")[2]
         raise ConfigurationError(f"{variable} {shown!r}: {problem}") from None
+    if spec.scheme != "sqs":  # an https:// URL that is not a queue's reads as a webhook destination
+        raise ConfigurationError(
+            f"{variable} {shown!r}: names no SQS queue (a queue name, sqs://<name> or "
+            "https://sqs.<region>.amazonaws.com/<account>/<queue-name>)"
+        )
     if value.rstrip("/").endswith(".fifo"):  # what the relay sends there has no group and may carry a delay
         raise ConfigurationError(
             f"{variable} {shown!r}: must be a standard queue (a FIFO queue cannot delay single messages "

@@ -375,6 +375,10 @@ _DESTINATION_PERMANENT_EXCEPTIONS = frozenset(
         "UnroutableError",
         "ObjectNameInvalidError",  # the OSS SDK's own check of a key (too long, not UTF-8), made before sending
         "MNSClientParameterException",  # the MNS SDK's own check of a request (a delay below 0), made before sending
+        # A webhook's TLS certificate that does not verify (expired, another host's, an unknown CA): each retry
+        # meets the same certificate until its owner replaces it; the failure is loud, and the sweep finds the
+        # task again once it is fixed.
+        "SSLCertVerificationError",
     }
 )
 _DESTINATION_RETRYABLE_STATUS = frozenset({408, 409, 429})
@@ -444,6 +448,25 @@ def _destination_permanent(code: str | None, names: set[str], status: int | None
     else:
         permanent = status is not None and 400 <= status < 500 and status not in _DESTINATION_RETRYABLE_STATUS
     return permanent
+
+
+def http_answer_error(status: int, where: str) -> DestinationFailure:
+    """The failure an HTTP answer other than 2xx means for a webhook (RFC 9110's status classes,
+    https://www.rfc-editor.org/rfc/rfc9110#name-status-codes): 408, 429 and 5xx are retryable (the server says
+    to come back later, or failed); a 3xx is permanent (a redirect is never followed: it could lead a signed event
+    to another host, past the address check); every other 4xx is permanent (the same request meets it again)."""
+    if 300 <= status < 400:
+        return DestinationFailure(
+            f"{where}: answered HTTP {status}, a redirect, which the relay never follows: point the destination at "
+            "the final URL",
+            upstream_code=f"HTTP-{status}",
+            http_status=status,
+            retryable=False,
+        )
+    retryable = status >= 500 or status in (408, 429) or status < 200
+    return DestinationFailure(
+        f"{where}: answered HTTP {status}", upstream_code=f"HTTP-{status}", http_status=status, retryable=retryable
+    )
 
 
 def _service_error_fields(exc: BaseException) -> tuple[str | None, str | None, int | None, str | None]:

@@ -122,6 +122,11 @@ class Signer:
         secrets()
         return cls(secrets)
 
+    def with_secrets(self, more: Callable[[], tuple[str, ...]]) -> Signer:
+        """A signer with this one's secrets and ``more`` (a webhook's own, from its URI): every one signs."""
+        mine = self._secrets
+        return Signer(lambda: (*mine(), *more()), clock=self._clock)
+
     def headers(self, event_id: str, body: bytes) -> dict[str, str]:
         """The three Standard Webhooks headers for ``body`` (its exact bytes, UTF-8) sent now."""
         from standardwebhooks.webhooks import Webhook

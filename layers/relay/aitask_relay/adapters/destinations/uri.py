@@ -13,9 +13,10 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
-from urllib.parse import SplitResult, parse_qsl, unquote, urlencode, urlsplit, urlunsplit
+from urllib.parse import SplitResult, parse_qsl, unquote, unquote_plus, urlencode, urlsplit, urlunsplit
 
-from aitask_relay.adapters.passwords import REFERENCE_PARAMS
+from aitask_relay.adapters.destinations.addresses import refusal
+from aitask_relay.adapters.passwords import REFERENCE_PARAMS, SECRET_REFERENCE_PARAMS
 from aitask_relay.adapters.passwords import check as check_password_reference
 from aitask_relay.core.errors import ConfigurationError
 
@@ -95,11 +96,13 @@ def is_loopback(host: str) -> bool:
 
 
 def mask(text: str) -> str:
-    """``text`` with everything between ``://`` (or its start) and its last ``@`` replaced by ``***``.
+    """``text`` with everything between ``://`` (or its start) and its last ``@`` replaced by ``***``, and the
+    value of every secret query parameter (``SECRET_PARAMS``: a webhook's ``secret=``) too.
 
     What an error shows of a URI that may not parse: a password holding an unencoded ``/ # ? @`` moves the
     parser's idea of where the userinfo ends, so the text is masked before (and without) any parsing.
     """
+    text = _mask_secret_params(text)
     at = text.rfind("@")
     if at < 0:
         return text
@@ -108,8 +111,26 @@ def mask(text: str) -> str:
     return f"{text[:start]}***{text[at:]}"
 
 
+# Query parameters whose value is a secret: never shown. A key is compared as the query parser will read it
+# (percent-decoded, "+" as a space), so "s%65cret=" is masked too. A value ends at the next "&" or "#" (or ";",
+# where some parsers end it): everything up to there is masked, so a value holding an unencoded "#" or "&"
+# shows less, never more.
+SECRET_PARAMS = frozenset({"secret"})
+_PARAM = re.compile(r"(?P<lead>[?&;])(?P<key>[^=&#;?]*)=(?P<value>[^&#;]*)")
+
+
+def _mask_secret_params(text: str) -> str:
+    def hide(match: re.Match[str]) -> str:
+        if unquote_plus(match["key"]).strip().lower() in SECRET_PARAMS:
+            return f"{match['lead']}{match['key']}=***"
+        return match[0]
+
+    return _PARAM.sub(hide, text)
+
+
 def redact(uri: str) -> str:
-    """The URI with its password (if any) replaced by ``***``: what logs, records and ledger keys show.
+    """The URI with its password (if any) and its secret query parameters (``SECRET_PARAMS``) replaced by
+    ``***``: what logs, records and ledger keys show.
 
     A URI whose ``@`` is not where the parser puts the end of its userinfo is masked whole (see mask).
     """
@@ -120,10 +141,11 @@ def redact(uri: str) -> str:
         return mask(uri)
     if "@" in uri.replace(netloc, "", 1):
         return mask(uri)
+    redacted = _mask_secret_params(uri)
     if parts.password is None:
-        return uri
+        return redacted
     host = netloc.rpartition("@")[2]
-    return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{host}"))
+    return urlunsplit(urlsplit(redacted)._replace(netloc=f"{parts.username or ''}:***@{host}"))
 
 
 def parse_destination(uri: str) -> DestinationSpec:
@@ -135,11 +157,11 @@ def parse_destination(uri: str) -> DestinationSpec:
     except ValueError:
         raise _bad(uri, f"is not a valid URI{f' ({ENCODE_HINT})' if '@' in uri else ''}") from None
     scheme = parts.scheme.lower()
-    if scheme in ("https", "http") and len(parts.path.strip("/").split("/")) == 2:
+    if scheme in ("https", "http") and is_sqs_url(parts):
         return _sqs_url(uri, parts)
     if scheme not in SCHEMES:
-        known = ", ".join(f"{s}://" for s in SCHEMES)
-        raise _bad(uri, f"unknown scheme (supported: {known}, or an SQS queue URL)")
+        known = ", ".join(f"{s}://" for s in SCHEMES if s != "http")  # http:// is for tests' loopback webhooks
+        raise _bad(uri, f"unknown scheme (supported: {known}: a webhook or an SQS queue URL)")
     if parts.fragment:
         raise _bad(uri, "takes no #fragment")
     params = _query(uri, parts.query)
@@ -235,12 +257,41 @@ def _sqs(uri: str, parts: SplitResult, params: dict[str, str]) -> DestinationSpe
     return DestinationSpec("sqs", "queue", uri, uri, f"sqs://{name}", queue=name)
 
 
+def is_sqs_url(parts: SplitResult) -> bool:
+    """Whether an http(s) URL names an SQS queue (else it is a webhook): its host is an SQS endpoint
+    (``sqs.<region>.amazonaws.com``, the legacy ``<region>.queue.amazonaws.com``, their ``.amazonaws.com.cn`` and
+    VPC endpoint forms: https://docs.aws.amazon.com/general/latest/gr/sqs-service.html), or its path is
+    ``/<12-digit account>/<queue name>`` with no query, fragment or user:password@ (a queue URL of a custom
+    endpoint, such as a local stand-in's). Earlier versions read every two-segment path as a queue URL and refused
+    those that were not one, so every URI they accepted still reads as the same queue, and a mistyped queue URL on
+    an SQS host is still refused as one."""
+    host = (parts.hostname or "").lower()
+    if _SQS_HOST.search(host):
+        return True
+    segments = parts.path.strip("/").split("/")
+    return (
+        len(segments) == 2
+        and bool(_ACCOUNT.match(segments[0]) and _QUEUE_NAME.match(segments[1]))
+        and not (parts.query or parts.fragment or "@" in parts.netloc)
+    )
+
+
+_SQS_HOST = re.compile(r"(^|\.)(sqs(-fips)?\.[a-z0-9-]+|[a-z0-9-]+\.queue|queue)\.amazonaws\.com(\.cn)?$")
+
+
 def _sqs_url(uri: str, parts: SplitResult) -> DestinationSpec:
-    account, name = parts.path.strip("/").split("/")
+    segments = parts.path.strip("/").split("/")
     if "@" in uri:
         raise _bad(uri, "an SQS queue URL takes no user:password@")
-    if not _ACCOUNT.match(account) or not _QUEUE_NAME.match(name) or parts.query or parts.fragment:
+    if (
+        len(segments) != 2
+        or not _ACCOUNT.match(segments[0])
+        or not _QUEUE_NAME.match(segments[1])
+        or parts.query
+        or parts.fragment
+    ):
         raise _bad(uri, "is not an SQS queue URL (https://sqs.<region>.amazonaws.com/<account>/<queue-name>)")
+    name = segments[1]
     _check_endpoint(uri, uri)
     # The same queue named by name (in the function's own account and region) and by URL is one queue: a queue
     # name is what tells them apart, so two entries with one name are refused as duplicates.
@@ -333,6 +384,68 @@ def _sns(uri: str, parts: SplitResult, params: dict[str, str]) -> DestinationSpe
     return DestinationSpec(
         "sns", "queue", uri, uri, f"sns://{found['name']}", queue=topic, params={"max_message_bytes": raw}
     )
+_WEBHOOK_PARAMS = ("secret", *SECRET_REFERENCE_PARAMS, "allow_private", "max_body_bytes", "timeout")
+DEFAULT_WEBHOOK_MAX_BYTES = 256 * 1024  # SQS's long-standing default: a message any consumer of the relay takes
+MAX_WEBHOOK_MAX_BYTES = 16 * 1024 * 1024
+DEFAULT_WEBHOOK_TIMEOUT = 10.0  # seconds, for each of connect, TLS handshake, send and the answer's headers
+MAX_WEBHOOK_TIMEOUT = 30.0
+UNSIGNED = "a webhook is signed: give secret=whsec_..., secret_secret= or secret_env=, or set RELAY_SIGNING_SECRET"
+PLUS_HINT = "in a URI write a secret's '+' as %2B and '/' as %2F: a bare '+' reads as a space, which separates secrets"
+
+
+def webhook_secrets(text: str, *, where: str) -> tuple[str, ...]:
+    """The Standard Webhooks secrets of a webhook URI's ``secret=`` (one, or several separated by spaces: each
+    signs, for key rotation), checked as RELAY_SIGNING_SECRET's are (signing.parse_secrets); the error names
+    ``where`` and the problem, never a secret."""
+    from aitask_relay.adapters.destinations.signing import parse_secrets
+
+    try:
+        return parse_secrets(text, where)
+    except ConfigurationError as exc:
+        raise ConfigurationError(f"{exc.message} ({PLUS_HINT})") from None
+
+
+def _webhook(uri: str, parts: SplitResult, params: dict[str, str]) -> DestinationSpec:
+    """``https://host[:port]/path?secret=whsec_...``: a webhook (webhook.py). Every https:// URL that is not an SQS
+    queue URL (is_sqs_url) comes here."""
+    if "@" in parts.netloc or "@" in uri.replace(parts.netloc, "", 1).partition("?")[0]:
+        raise _bad(uri, "a webhook URL takes no user:password@ (the relay signs each request: secret=...)")
+    host = parts.hostname
+    if not host:
+        raise _bad(uri, "names no host (https://host/path?secret=whsec_...)")
+    _only(uri, params, _WEBHOOK_PARAMS)
+    allow = params.get("allow_private", "false")
+    if allow not in ("true", "false"):
+        raise _bad(uri, "allow_private must be true or false")
+    if parts.scheme.lower() == "http" and not (is_loopback(host) and allow == "true"):
+        raise _bad(uri, "a webhook is https://; plain http:// only for a loopback host with allow_private=true")
+    if allow == "false" and _is_ip(host) and (reason := refusal(host)) is not None:
+        raise _bad(uri, f"{host} is {reason}: add allow_private=true to deliver there")
+    raw = params.get("max_body_bytes", str(DEFAULT_WEBHOOK_MAX_BYTES))
+    if not raw.isdigit() or not 1024 <= int(raw) <= MAX_WEBHOOK_MAX_BYTES:
+        raise _bad(uri, f"max_body_bytes must be an integer from 1024 to {MAX_WEBHOOK_MAX_BYTES}")
+    timeout = params.get("timeout", str(DEFAULT_WEBHOOK_TIMEOUT))
+    if not re.fullmatch(r"[0-9]+(\.[0-9]+)?", timeout) or not 0.1 <= float(timeout) <= MAX_WEBHOOK_TIMEOUT:
+        raise _bad(uri, f"timeout must be a number of seconds from 0.1 to {MAX_WEBHOOK_TIMEOUT:g}")
+    problem = check_password_reference(params, literal_password="secret" in params, keys=SECRET_REFERENCE_PARAMS)
+    if problem:
+        raise _bad(uri, problem)
+    if "secret" in params:
+        webhook_secrets(params["secret"], where=f"RELAY_DESTINATIONS entry {mask(uri)!r}")
+    port = parts.port or (443 if parts.scheme.lower() == "https" else 80)
+    path = parts.path or "/"
+    target = f"webhook:{parts.scheme.lower()}://{host.lower()}:{port}{path}"
+    own = {key: value for key, value in params.items() if key != "secret"}  # the spec's params are shown in reprs
+    own |= {"allow_private": allow, "max_body_bytes": raw, "timeout": timeout}
+    return DestinationSpec("https", "queue", uri, redact(uri), target, params=own)
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
 
 
 def amqp_connection_uri(spec: DestinationSpec) -> str:
@@ -367,7 +480,7 @@ class Scheme:
     factory: str
 
 
-# The one registry of schemes (an SQS queue's https:// URL is read as sqs).
+# The one registry of schemes (an SQS queue's https:// URL is read as sqs, every other https:// URL as a webhook).
 SCHEMES: dict[str, Scheme] = {
     "file": Scheme("store", _file, "aitask_relay.adapters.destinations.file:FileDestination"),
     "s3": Scheme("store", _s3, "aitask_relay.adapters.destinations.s3:S3Destination"),
@@ -379,4 +492,6 @@ SCHEMES: dict[str, Scheme] = {
         "queue", _eventbridge, "aitask_relay.adapters.destinations.eventbridge:EventBridgeDestination"
     ),
     "sns": Scheme("queue", _sns, "aitask_relay.adapters.destinations.sns:SnsDestination"),
+    "https": Scheme("queue", _webhook, "aitask_relay.adapters.destinations.webhook:WebhookDestination"),
+    "http": Scheme("queue", _webhook, "aitask_relay.adapters.destinations.webhook:WebhookDestination"),
 }
