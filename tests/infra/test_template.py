@@ -198,8 +198,10 @@ def test_the_signing_secret_is_read_only_when_one_is_named():
     condition, statement, otherwise = grant["Fn::If"]
     # Then the grant is GetSecretValue on the named ARN alone, and only when SigningSecretArn is set
     assert condition == "HasSigningSecret" and otherwise == {"Ref": "AWS::NoValue"}
-    assert statement["Action"] == "secretsmanager:GetSecretValue" and statement["Resource"] == {"Ref": "SigningSecretArn"}
-    assert TEMPLATE["Conditions"]["HasSigningSecret"] == {"Fn::Not": [{"Fn::Equals": [{"Ref": "SigningSecretArn"}, ""]}]}
+    assert statement["Action"] == "secretsmanager:GetSecretValue"
+    assert statement["Resource"] == {"Ref": "SigningSecretArn"}
+    named = {"Fn::Not": [{"Fn::Equals": [{"Ref": "SigningSecretArn"}, ""]}]}
+    assert TEMPLATE["Conditions"]["HasSigningSecret"] == named
     assert {"Condition": "HasSigningSecret"} in TEMPLATE["Conditions"]["GrantsDelivery"]["Fn::Or"]
     env = TEMPLATE["Globals"]["Function"]["Environment"]["Variables"]["RELAY_SIGNING_SECRET"]
     assert env == {"Fn::If": ["HasSigningSecret", {"Fn::Sub": "secretsmanager:${SigningSecretArn}"}, ""]}

@@ -78,16 +78,23 @@ def load_config(environ: Mapping[str, str]) -> RelayConfig:
             horizon_seconds=tracking_deadline,
         ),
         report=_report(env.text(S.REPORT)),
-        signing_secret=_signing_secret(env.optional(S.SIGNING_SECRET)),
+        signing_secret=_signing_secret(env.optional(S.SIGNING_SECRET), env.optional(S.SIGNING_KEY)),
     )
     _check_together(config)
     return config
 
 
-def _signing_secret(value: str | None) -> str | None:
+def _signing_secret(value: str | None, key: str | None) -> str | None:
     """RELAY_SIGNING_SECRET's reference, its syntax checked (no I/O: the secret is read when destinations are
     built)."""
     if value is None:
+        if key is not None:
+            # The Function Compute templates pass their SigningKey parameter as RELAY_SIGNING_KEY: a key given
+            # without the reference that names it would leave every message unsigned, silently.
+            raise ConfigurationError(
+                "RELAY_SIGNING_KEY is set but RELAY_SIGNING_SECRET is not: set RELAY_SIGNING_SECRET="
+                "env:RELAY_SIGNING_KEY (the templates' RelaySigningSecret) to sign, or leave the key empty"
+            )
         return None
     # Imported here: a deployment that signs nothing never loads the signing module.
     from aitask_relay.adapters.destinations.signing import check_reference

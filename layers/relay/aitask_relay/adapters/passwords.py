@@ -51,6 +51,8 @@ def check(
             return f"gives a password and {given[0]}: leave the password out of the URI (user@host)"
         return f"gives a secret and {given[0]}: leave secret= out of the URI"
     value = params[given[0]]
+    if value.startswith("whsec_"):  # a signing secret pasted where its name belongs: refused, never echoed
+        return f"{given[0]} names where the secret is kept, not the secret itself"
     pattern = _SECRET_ID if given[0] == in_secret else _ENV_NAME
     if not pattern.match(value):
         return f"{given[0]} must be {'a secret name or ARN' if given[0] == in_secret else 'a variable name'}"

@@ -30,6 +30,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import logging
 import re
 import time
 from collections.abc import Callable, Mapping
@@ -38,6 +39,7 @@ from typing import Any
 
 from aitask_relay.core.errors import ConfigurationError
 
+_log = logging.getLogger("aitask_relay.signing")
 VARIABLE = "RELAY_SIGNING_SECRET"
 # The CloudEvents extension attributes of an embedded signature (lower-case letters and digits, at most 20
 # characters: https://github.com/cloudevents/spec/blob/v1.0.2/cloudevents/spec.md#attribute-naming-convention).
@@ -63,6 +65,8 @@ def check_reference(value: str, variable: str = VARIABLE) -> str:
             f"env:<VARIABLE>), not hold {shown} itself"
         )
     kind, target = match.groups()
+    if target.startswith("whsec_"):  # the secret pasted where its name belongs: refused, and not echoed
+        raise ConfigurationError(f"{variable}: {kind}: must be followed by where the secret is kept, not the secret")
     key = "password_secret" if kind == "secretsmanager" else "password_env"
     problem = check_password_reference({key: target}, literal_password=False)
     if problem:
@@ -103,6 +107,19 @@ class Signer:
     def __init__(self, secrets: Callable[[], tuple[str, ...]], *, clock: Callable[[], float] = time.time) -> None:
         self._secrets = secrets  # read at each message (cached upstream), so a rotated secret takes effect
         self._clock = clock
+        self._last: tuple[str, ...] | None = None  # the secrets last read well
+
+    def _current(self) -> tuple[str, ...]:
+        """The secrets now; when they cannot be read again (Secrets Manager throttled or unreachable as its cache
+        expires, a rotation that left a malformed value), the ones last read well: a late rotation is better than
+        a message lost to a non-retryable error. Only the first read (the build) fails for good."""
+        try:
+            self._last = self._secrets()
+        except ConfigurationError as exc:
+            if self._last is None:
+                raise
+            _log.warning(f"signing with the secrets last read: {exc}")  # names the reference, never a value
+        return self._last
 
     @classmethod
     def from_reference(cls, reference: str, *, environ: Mapping[str, str], fetch: Any = None) -> Signer:
@@ -133,7 +150,7 @@ class Signer:
 
         now = datetime.fromtimestamp(int(self._clock()), tz=UTC)
         data = body.decode("utf-8")
-        signatures = " ".join(Webhook(secret).sign(event_id, now, data) for secret in self._secrets())
+        signatures = " ".join(Webhook(secret).sign(event_id, now, data) for secret in self._current())
         return {"webhook-id": event_id, "webhook-timestamp": str(int(now.timestamp())), "webhook-signature": signatures}
 
     def embed(self, event: dict[str, Any]) -> None:
