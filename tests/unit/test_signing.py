@@ -51,10 +51,12 @@ def test_header_bytes_is_what_any_body_adds():
         assert sizes == {sign.header_bytes("t-9:FAILURE")}
 
 
-def test_canonical_leaves_out_the_signature_and_ignores_order_and_spacing():
-    event = {"id": "a", "b": [1, {"z": 1, "y": "é"}], "webhooktimestamp": "1", "webhooksignature": "v1,x"}
-    reordered = json.loads(json.dumps(dict(reversed(list(event.items()))), indent=3))
-    assert canonical(event) == canonical(reordered) == '{"b":[1,{"y":"é","z":1}],"id":"a"}'.encode()
+def test_canonical_keeps_the_relays_attributes_and_ignores_order_spacing_and_what_a_bus_adds():
+    event = {"id": "a", "data": [1, {"z": 1, "y": "é"}], "webhooktimestamp": "1", "webhooksignature": "v1,x"}
+    # A bus adds attributes of its own on delivery (Alibaba Cloud EventBridge's aliyun*), and writes it out again
+    delivered = {**event, "aliyunaccountid": "123", "aliyunpublishtime": "2026-11-30T00:00:00Z"}
+    reordered = json.loads(json.dumps(dict(reversed(list(delivered.items()))), indent=3))
+    assert canonical(event) == canonical(reordered) == '{"data":[1,{"y":"é","z":1}],"id":"a"}'.encode()
 
 
 def test_an_embedded_signature_counts_in_the_size_and_moves_to_the_claim_check():

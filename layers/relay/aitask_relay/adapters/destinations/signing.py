@@ -12,9 +12,9 @@ Two ways a signature travels, by what the transport keeps:
 - *embedded*: MNS queues and the event buses (AWS and Alibaba Cloud EventBridge) carry no per-message attributes,
   so the signature goes into the CloudEvent itself, as the extension attributes ``webhooktimestamp`` and
   ``webhooksignature`` (the id is the event's own ``id``). A bus parses the event and may write it out again with
-  other spacing or key order, so the signed body is a canonical form of the event without those two attributes:
-  ``json.dumps(event, sort_keys=True, separators=(",", ":"), ensure_ascii=False)`` (``canonical``), which a
-  consumer rebuilds from what it receives. What it rests on: that the transport keeps every string and every
+  other spacing or key order, and adds attributes of its own, so the signed body is a canonical form of the
+  relay's own attributes (``SIGNED_ATTRIBUTES``): ``json.dumps(signed, sort_keys=True, separators=(",", ":"),
+  ensure_ascii=False)`` (``canonical``), which a consumer rebuilds from what it receives. What it rests on: that the transport keeps every string and every
   number's value (a bus that wrote 1.0 as 1, or rounded an integer beyond 2**53, would break the signature; the
   relay's own fields are strings, integers and booleans, and only a ROS output or cost carries floats).
 
@@ -45,7 +45,6 @@ VARIABLE = "RELAY_SIGNING_SECRET"
 # characters: https://github.com/cloudevents/spec/blob/v1.0.2/cloudevents/spec.md#attribute-naming-convention).
 TIMESTAMP_ATTRIBUTE = "webhooktimestamp"
 SIGNATURE_ATTRIBUTE = "webhooksignature"
-EMBEDDED = (TIMESTAMP_ATTRIBUTE, SIGNATURE_ATTRIBUTE)
 # Standard Webhooks secrets are 24 to 64 random bytes (the spec's "Signature scheme" section); shorter ones are
 # refused, so a typo (a truncated paste) fails at cold start rather than signing with a guessable key.
 _MIN_KEY_BYTES, _MAX_KEY_BYTES = 24, 64
@@ -94,11 +93,19 @@ def parse_secrets(text: str, where: str) -> tuple[str, ...]:
     return secrets
 
 
+# The attributes the relay writes into an event, and so the ones an embedded signature covers: a bus adds its own
+# on delivery (Alibaba Cloud EventBridge adds aliyunaccountid, aliyunpublishtime, aliyuneventbusname, ...), and a
+# consumer's canonical form must leave those out to match the one signed.
+SIGNED_ATTRIBUTES = (
+    "specversion", "id", "source", "type", "subject", "time", "datacontenttype", "data", "aitaskstage",
+)  # fmt: skip
+
+
 def canonical(event: Mapping[str, Any]) -> bytes:
-    """The signed form of an event with an embedded signature: sorted keys, no spaces, UTF-8, without the two
-    signature attributes. A consumer rebuilds it from the event it received the same way."""
-    unsigned = {key: value for key, value in event.items() if key not in EMBEDDED}
-    return json.dumps(unsigned, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    """The signed form of an event with an embedded signature: the relay's own attributes (SIGNED_ATTRIBUTES) that
+    it holds, keys sorted, no spaces, UTF-8. A consumer rebuilds it from the event it received the same way."""
+    signed = {key: event[key] for key in SIGNED_ATTRIBUTES if key in event}
+    return json.dumps(signed, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 
 class Signer:
