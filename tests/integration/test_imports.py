@@ -15,7 +15,8 @@ from relay_devkit import ROOT
 FORBIDDEN = {
     "boto3", "botocore.session", "botocore.client", "pika", "redis", "alibabacloud_oss_v2", "aws_xray_sdk", "mns",
     "pydantic", "standardwebhooks", "aitask_relay.adapters.destinations.signing",
-    "aitask_relay.adapters.destinations.webhook",
+    "aitask_relay.adapters.destinations.webhook", "aitask_relay.adapters.destinations.eventbridge",
+    "aitask_relay.adapters.destinations.sns",
 }  # fmt: skip
 
 
@@ -84,6 +85,36 @@ def test_a_webhook_only_deployment_delivers_without_loading_any_cloud_sdk_or_bro
     assert outcome == "created" and len(receiver.requests) == 1
     assert {"aitask_relay.adapters.destinations.webhook", "standardwebhooks"} <= set(modules)
     assert not set(modules) & {"boto3", "botocore.client", "pika", "redis", "alibabacloud_oss_v2", "aws_xray_sdk"}
+
+
+def test_a_bus_and_topic_deployment_delivers_loading_only_their_modules(emulator, aws):
+    # Given a deployment whose destinations are an EventBridge bus and an SNS topic (moto) whose subscriber is an
+    # SQS queue, and a finished task
+    import boto3
+
+    emulator.add_task({"TaskId": "t-buses", "Status": "SUCCESS", "TaskOutput": {"Result": "Resources: {}\n"}})
+    boto3.client("events", endpoint_url=aws.endpoint).create_event_bus(Name="relay-imports")
+    sns = boto3.client("sns", endpoint_url=aws.endpoint)
+    topic = sns.create_topic(Name="relay-imports")["TopicArn"]
+    _name, url = aws.queue()
+    queue_arn = aws.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn)
+    # When the handler runs in a fresh process
+    outcome, modules = fetched_in_a_fresh_process(
+        emulator,
+        "t-buses",
+        RELAY_DESTINATIONS="eventbridge://relay-imports,sns://relay-imports",
+        AWS_ENDPOINT_URL=aws.endpoint,
+    )
+    # Then both delivered through boto3 (the bus first; the topic's subscriber got the event), and no other
+    # destination's client nor the other destination modules loaded
+    assert outcome == "created" and len(aws.receive_all(url)) == 1
+    assert {"boto3", "aitask_relay.adapters.destinations.eventbridge", "aitask_relay.adapters.destinations.sns"} <= set(
+        modules
+    )
+    others = {"pika", "redis", "alibabacloud_oss_v2", "mns", "aitask_relay.adapters.destinations.amqp",
+              "aitask_relay.adapters.destinations.webhook"}  # fmt: skip
+    assert not set(modules) & others
 
 
 AWS_ONLY = {

@@ -36,7 +36,7 @@ class DestinationSpec:
     bucket: str = ""  # s3, oss: the bucket
     prefix: str = ""  # s3, oss: the key prefix, ending in "/" (or "")
     directory: str = ""  # file: the directory
-    queue: str = ""  # sqs: the queue name, or its URL when the URI is one
+    queue: str = ""  # sqs: the queue name, or its URL; sns, eventbridge: the topic or bus, its name or ARN
     routing_key: str = ""  # amqp: the routing key
     params: Mapping[str, str] = field(default_factory=dict)
 
@@ -63,6 +63,26 @@ _PIKA_PARAMS: dict[str, tuple[type, float, float]] = {
 }
 DEFAULT_AMQP_MAX_BYTES = 4 * 1024 * 1024  # ApsaraMQ for RabbitMQ's body limit, the smallest common one
 MAX_AMQP_MAX_BYTES = 128 * 1024 * 1024
+# Amazon EventBridge and SNS: 256 KiB by default, up to 1 MiB where the bus or topic takes it (see eventbridge.py
+# and sns.py for the documentation); max_message_bytes says what the relay keeps each message under.
+DEFAULT_AWS_BUS_MAX_BYTES = 262_144
+MAX_AWS_BUS_MAX_BYTES = 1_048_576
+_PARTITION = r"arn:aws[a-z-]*"
+_AWS_REGION = r"[a-z]{2}(-[a-z0-9]+)+"
+# An event bus name or ARN as PutEvents takes it (EventBusName's pattern in
+# https://docs.aws.amazon.com/eventbridge/latest/APIReference/API_PutEventsRequestEntry.html; a name is 1 to 256
+# characters, CreateEventBus).
+_BUS_NAME = r"[A-Za-z0-9._-]{1,256}"
+_BUS = re.compile(rf"^(?:{_PARTITION}:events:{_AWS_REGION}:[0-9]{{12}}:event-bus/)?(?P<name>{_BUS_NAME})$")
+# A topic name: up to 256 letters, digits, hyphens and underscores, ".fifo" included for a FIFO topic
+# (https://docs.aws.amazon.com/sns/latest/api/API_CreateTopic.html); or the topic's ARN.
+_TOPIC_NAME = r"(?=[A-Za-z0-9_.-]{1,256}$)[A-Za-z0-9_-]+(?:\.fifo)?"
+_TOPIC = re.compile(rf"^(?:{_PARTITION}:sns:{_AWS_REGION}:[0-9]{{12}}:)?(?P<name>{_TOPIC_NAME})$")
+# What EventBridge takes as an entry's Source and DetailType (at most 128 characters), printable ASCII here so that
+# the entry's size is its length; a Source beginning with "aws." is reserved to AWS services
+# (NotAuthorizedForSourceException, API_PutEventsResultEntry.html).
+_SOURCE = re.compile(r"^[\x21-\x7e]{1,256}$")
+_DETAIL_TYPE = re.compile(r"^[\x20-\x7e]{1,128}$")
 
 
 def is_loopback(host: str) -> bool:
@@ -132,7 +152,8 @@ def parse_destination(uri: str) -> DestinationSpec:
     """Check one RELAY_DESTINATIONS entry; the error names the variable and the entry (redacted)."""
     try:
         parts = urlsplit(uri)
-        parts.port  # noqa: B018 - raises ValueError for a malformed port
+        if not _names_an_arn(parts):
+            parts.port  # noqa: B018 - raises ValueError for a malformed port
     except ValueError:
         raise _bad(uri, f"is not a valid URI{f' ({ENCODE_HINT})' if '@' in uri else ''}") from None
     scheme = parts.scheme.lower()
@@ -145,6 +166,11 @@ def parse_destination(uri: str) -> DestinationSpec:
         raise _bad(uri, "takes no #fragment")
     params = _query(uri, parts.query)
     return SCHEMES[scheme].parse(uri, parts, params)
+
+
+def _names_an_arn(parts: SplitResult) -> bool:
+    """An sns:// or eventbridge:// URI naming its topic or bus by ARN, whose colons are no host:port."""
+    return parts.scheme.lower() in ("sns", "eventbridge") and parts.netloc.startswith("arn:")
 
 
 def _bad(uri: str, problem: str) -> ConfigurationError:
@@ -280,9 +306,7 @@ def _amqp(uri: str, parts: SplitResult, params: dict[str, str]) -> DestinationSp
     exchange, routing_key = params.get("exchange", ""), params.get("routing_key", "")
     if not exchange and not routing_key:
         raise _bad(uri, "needs exchange=... and/or routing_key=... (the default exchange routes by queue name)")
-    raw = params.get("max_message_bytes", str(DEFAULT_AMQP_MAX_BYTES))
-    if not raw.isdigit() or not 1024 <= int(raw) <= MAX_AMQP_MAX_BYTES:
-        raise _bad(uri, f"max_message_bytes must be an integer from 1024 to {MAX_AMQP_MAX_BYTES}")
+    raw = _max_message_bytes(uri, params, DEFAULT_AMQP_MAX_BYTES, MAX_AMQP_MAX_BYTES)
     _only(uri, params, (*_AMQP_OWN_PARAMS, *_PIKA_PARAMS))
     for key, (kind, low, high) in _PIKA_PARAMS.items():
         if key not in params:
@@ -317,6 +341,49 @@ def _amqp(uri: str, parts: SplitResult, params: dict[str, str]) -> DestinationSp
     )
 
 
+def _max_message_bytes(uri: str, params: Mapping[str, str], default: int, high: int) -> str:
+    """The max_message_bytes parameter, checked: an integer from 1024 to ``high`` (``default`` when not given)."""
+    raw = params.get("max_message_bytes", str(default))
+    if not raw.isdigit() or not 1024 <= int(raw) <= high:
+        raise _bad(uri, f"max_message_bytes must be an integer from 1024 to {high}")
+    return raw
+
+
+def _arn_or_name(parts: SplitResult) -> str:
+    """What an sns:// or eventbridge:// URI names: its host, or the ARN written there (a bus ARN's "/" starts the
+    URI's path)."""
+    return parts.netloc + (parts.path if _names_an_arn(parts) else parts.path.rstrip("/"))
+
+
+def _eventbridge(uri: str, parts: SplitResult, params: dict[str, str]) -> DestinationSpec:
+    bus = _arn_or_name(parts)
+    found = _BUS.match(bus)
+    if found is None:
+        raise _bad(uri, "names no valid event bus (eventbridge://<bus name> or eventbridge://<event bus ARN>)")
+    _only(uri, params, ("source", "detail_type", "max_message_bytes"))
+    source = params.get("source", "aitask-relay")
+    if not _SOURCE.match(source) or source.lower().startswith("aws."):
+        raise _bad(uri, "source must be 1 to 256 printable ASCII characters, no space, not beginning with 'aws.'")
+    if "detail_type" in params and not _DETAIL_TYPE.match(params["detail_type"]):
+        raise _bad(uri, "detail_type must be 1 to 128 printable ASCII characters")
+    raw = _max_message_bytes(uri, params, DEFAULT_AWS_BUS_MAX_BYTES, MAX_AWS_BUS_MAX_BYTES)
+    # A bus named by name (in the function's own account and region) and by ARN is one bus, as for SQS queues.
+    target = f"eventbridge://{found['name']}"
+    return DestinationSpec(
+        "eventbridge", "queue", uri, uri, target, queue=bus, params=params | {"max_message_bytes": raw}
+    )
+
+
+def _sns(uri: str, parts: SplitResult, params: dict[str, str]) -> DestinationSpec:
+    topic = _arn_or_name(parts)
+    found = _TOPIC.match(topic)
+    if found is None:
+        raise _bad(uri, "names no valid SNS topic (sns://<topic name> or sns://<topic ARN>, up to 256 characters)")
+    _only(uri, params, ("max_message_bytes",))
+    raw = _max_message_bytes(uri, params, DEFAULT_AWS_BUS_MAX_BYTES, MAX_AWS_BUS_MAX_BYTES)
+    return DestinationSpec(
+        "sns", "queue", uri, uri, f"sns://{found['name']}", queue=topic, params={"max_message_bytes": raw}
+    )
 _WEBHOOK_PARAMS = ("secret", *SECRET_REFERENCE_PARAMS, "allow_private", "max_body_bytes", "timeout")
 DEFAULT_WEBHOOK_MAX_BYTES = 256 * 1024  # SQS's long-standing default: a message any consumer of the relay takes
 MAX_WEBHOOK_MAX_BYTES = 16 * 1024 * 1024
@@ -421,6 +488,10 @@ SCHEMES: dict[str, Scheme] = {
     "sqs": Scheme("queue", _sqs, "aitask_relay.adapters.destinations.sqs:SqsDestination"),
     "amqp": Scheme("queue", _amqp, "aitask_relay.adapters.destinations.amqp:AmqpDestination"),
     "amqps": Scheme("queue", _amqp, "aitask_relay.adapters.destinations.amqp:AmqpDestination"),
+    "eventbridge": Scheme(
+        "queue", _eventbridge, "aitask_relay.adapters.destinations.eventbridge:EventBridgeDestination"
+    ),
+    "sns": Scheme("queue", _sns, "aitask_relay.adapters.destinations.sns:SnsDestination"),
     "https": Scheme("queue", _webhook, "aitask_relay.adapters.destinations.webhook:WebhookDestination"),
     "http": Scheme("queue", _webhook, "aitask_relay.adapters.destinations.webhook:WebhookDestination"),
 }
