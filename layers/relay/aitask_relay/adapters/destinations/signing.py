@@ -15,8 +15,9 @@ Two ways a signature travels, by what the transport keeps:
   other spacing or key order, and adds attributes of its own, so the signed body is a canonical form of the
   relay's own attributes (``SIGNED_ATTRIBUTES``): ``json.dumps(signed, sort_keys=True, separators=(",", ":"),
   ensure_ascii=False)`` (``canonical``), which a consumer rebuilds from what it receives. What it rests on: that
-  the transport keeps every string and every number's value (a bus that wrote 1.0 as 1, or rounded an integer beyond 2**53, would break the signature; the
-  relay's own fields are strings, integers and booleans, and only a ROS output or cost carries floats).
+  the transport keeps every string and every number's value (a bus that wrote 1.0 as 1, or rounded an integer
+  beyond 2**53, would break the signature; the relay's own fields are strings, integers and booleans, and only a ROS
+  output or cost carries floats).
 
 For a claim-check message the body holds the template's ``template_sha256``: the signature covers the template too.
 
