@@ -82,7 +82,7 @@ class Store:
     def __init__(self):
         self.written = []
 
-    def deliver(self, observation: Observation, stored=()):
+    def deliver(self, observation: Observation, stored=(), *, deadline=None):
         self.written.append(observation.result.task_id)
         return Delivery(self.name, f"mem://{observation.result.task_id}", "created")
 

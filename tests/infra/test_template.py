@@ -121,9 +121,11 @@ def policy_statements():
                 yield name, policy
 
 
-# The one parameter a policy may name: the secrets the operator's URIs name with password_secret=, granted
-# GetSecretValue only (test_password_secrets_are_granted_read_only_and_uris_are_no_echo).
-OPERATOR_NAMED = {"PasswordSecretArns", "SigningSecretArn"}
+# The parameters a policy may name: the secrets the operator's URIs name with password_secret=, granted
+# GetSecretValue only (test_password_secrets_are_granted_read_only_and_uris_are_no_echo), and the signing secret;
+# the event buses, topics and topic keys of the operator's eventbridge:// and sns:// URIs
+# (test_bus_and_topic_grants_...).
+OPERATOR_NAMED = {"PasswordSecretArns", "SigningSecretArn", "EventBusArns", "SnsTopicArns", "SnsTopicKmsKeyArns"}
 
 
 def test_every_policy_names_only_resources_defined_in_the_template():
@@ -146,6 +148,49 @@ def test_password_secrets_are_granted_read_only_and_uris_are_no_echo():
     assert grant["Action"] == "secretsmanager:GetSecretValue" and grant["Effect"] == "Allow"
 
 
+@pytest.mark.parametrize(
+    ("parameter", "actions"),
+    [
+        # DescribeEventBus: the relay checks once per process that the bus exists (eventbridge.py)
+        ("EventBusArns", ["events:PutEvents", "events:DescribeEventBus"]),
+        ("SnsTopicArns", ["sns:Publish"]),
+        # what a publisher to a topic encrypted with a customer managed key needs:
+        # https://docs.aws.amazon.com/sns/latest/dg/sns-key-management.html
+        ("SnsTopicKmsKeyArns", ["kms:GenerateDataKey", "kms:Decrypt"]),
+    ],
+)
+def test_bus_and_topic_grants_exist_only_when_their_parameter_is_set_with_exactly_their_actions(parameter, actions):
+    # Given the delivery policy's statements, each under its condition
+    statements = RESOURCES["DeliveryPolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    named = [s["Fn::If"] for s in statements if "Fn::If" in s and s["Fn::If"][1].get("Resource") == {"Ref": parameter}]
+    # Then exactly one statement names the parameter's ARNs: allowed only when the parameter is not empty, with
+    # exactly these actions, and nothing in its place otherwise
+    ((condition, statement, otherwise),) = named
+    not_empty = {"Fn::Not": [{"Fn::Equals": [{"Fn::Join": ["", {"Ref": parameter}]}, ""]}]}
+    assert TEMPLATE["Conditions"][condition] == not_empty
+    assert statement["Effect"] == "Allow" and _actions(statement) == actions
+    assert otherwise == {"Ref": "AWS::NoValue"}
+    # and the parameter is a list, empty by default, and its condition lets the delivery policy exist
+    assert TEMPLATE["Parameters"][parameter]["Type"] == "CommaDelimitedList"
+    assert TEMPLATE["Parameters"][parameter]["Default"] == ""
+    assert {"Condition": condition} in TEMPLATE["Conditions"]["GrantsDelivery"]["Fn::Or"]
+
+
+def test_no_statement_grants_putevents_or_publish_on_anything_but_those_parameters():
+    # Given every policy statement / Then EventBridge and SNS actions are granted on the operator's ARNs only
+    granted = {
+        (action, str(statement.get("Resource")))
+        for _owner, statement in policy_statements()
+        for action in _actions(statement)
+        if action.startswith(("events:", "sns:"))
+    }
+    assert granted == {
+        ("events:PutEvents", "{'Ref': 'EventBusArns'}"),
+        ("events:DescribeEventBus", "{'Ref': 'EventBusArns'}"),
+        ("sns:Publish", "{'Ref': 'SnsTopicArns'}"),
+    }
+
+
 def test_the_signing_secret_is_read_only_when_one_is_named():
     # Given the managed policy's statements, each under its condition
     statements = RESOURCES["DeliveryPolicy"]["Properties"]["PolicyDocument"]["Statement"]
@@ -153,8 +198,10 @@ def test_the_signing_secret_is_read_only_when_one_is_named():
     condition, statement, otherwise = grant["Fn::If"]
     # Then the grant is GetSecretValue on the named ARN alone, and only when SigningSecretArn is set
     assert condition == "HasSigningSecret" and otherwise == {"Ref": "AWS::NoValue"}
-    assert statement["Action"] == "secretsmanager:GetSecretValue" and statement["Resource"] == {"Ref": "SigningSecretArn"}
-    assert TEMPLATE["Conditions"]["HasSigningSecret"] == {"Fn::Not": [{"Fn::Equals": [{"Ref": "SigningSecretArn"}, ""]}]}
+    assert statement["Action"] == "secretsmanager:GetSecretValue"
+    assert statement["Resource"] == {"Ref": "SigningSecretArn"}
+    named = {"Fn::Not": [{"Fn::Equals": [{"Ref": "SigningSecretArn"}, ""]}]}
+    assert TEMPLATE["Conditions"]["HasSigningSecret"] == named
     assert {"Condition": "HasSigningSecret"} in TEMPLATE["Conditions"]["GrantsDelivery"]["Fn::Or"]
     env = TEMPLATE["Globals"]["Function"]["Environment"]["Variables"]["RELAY_SIGNING_SECRET"]
     assert env == {"Fn::If": ["HasSigningSecret", {"Fn::Sub": "secretsmanager:${SigningSecretArn}"}, ""]}

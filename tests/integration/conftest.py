@@ -245,6 +245,16 @@ def redis_url():
     return "redis://127.0.0.1:6379/0"
 
 
+@pytest.fixture(params=["redis", "dynamodb"])
+def ledger(request, aws):
+    """The delivery ledger on Redis, then on DynamoDB (moto): a test that takes it runs once with each."""
+    from aitask_relay.adapters.ledger import build_ledger
+
+    if request.param == "redis":
+        return build_ledger(request.getfixturevalue("redis_url"), expires_after_seconds=600)
+    return build_ledger(f"dynamodb://{aws.ledger_table()}", expires_after_seconds=600)
+
+
 # --- triggers -------------------------------------------------------------------------------------------
 
 

@@ -413,13 +413,6 @@ def test_amqp_an_unroutable_message_is_a_permanent_failure(rabbitmq):
 # --- the ledger -----------------------------------------------------------------------------------------
 
 
-@pytest.fixture(params=["redis", "dynamodb"])
-def ledger(request, aws):
-    if request.param == "redis":
-        return build_ledger(request.getfixturevalue("redis_url"), expires_after_seconds=600)
-    return build_ledger(f"dynamodb://{aws.ledger_table()}", expires_after_seconds=600)
-
-
 def test_the_ledger_suppresses_a_repeated_delivery_to_a_standard_queue(aws, ledger):
     # Given a standard SQS queue (no deduplication of its own) behind the ledger
     name, url = aws.queue()

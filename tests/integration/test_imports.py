@@ -15,6 +15,8 @@ from relay_devkit import ROOT
 FORBIDDEN = {
     "boto3", "botocore.session", "botocore.client", "pika", "redis", "alibabacloud_oss_v2", "aws_xray_sdk", "mns",
     "pydantic", "standardwebhooks", "aitask_relay.adapters.destinations.signing",
+    "aitask_relay.adapters.destinations.webhook", "aitask_relay.adapters.destinations.eventbridge",
+    "aitask_relay.adapters.destinations.sns",
 }  # fmt: skip
 
 
@@ -30,32 +32,34 @@ def test_loading_a_handler_imports_no_aws_sdk_broker_client_or_xray(function):
     assert "aitask_relay.usecases.relay" in loaded
 
 
-def test_an_s3_only_deployment_delivers_without_loading_pika_redis_or_the_oss_sdk(emulator, aws):
-    # Given a deployment whose only destination is S3 (moto), and a finished task
+def fetched_in_a_fresh_process(emulator, task_id, **env):
+    """fetch_task run for ``task_id`` in a new Python process pointed at the emulator and ``env``: the first
+    delivery's outcome and every module the process loaded."""
     import os
 
-    emulator.add_task({"TaskId": "t-s3-only", "Status": "SUCCESS", "TaskOutput": {"Result": "Resources: {}\n"}})
-    bucket = aws.bucket()
-    env = dict(
-        os.environ,
-        ROS_ENDPOINT=emulator.endpoint,
-        ROS_PROTOCOL="http",
-        RELAY_DESTINATIONS=f"s3://{bucket}/",
-        AWS_ENDPOINT_URL=aws.endpoint,
-    )
+    env = dict(os.environ, ROS_ENDPOINT=emulator.endpoint, ROS_PROTOCOL="http", **env)
     code = (
         "import json, sys; from relay_devkit.runner import load_handler, LambdaContext; "
-        "h = load_handler('fetch_task'); r = h({'TaskId': 't-s3-only'}, LambdaContext(function_name='f')); "
+        f"h = load_handler('fetch_task'); r = h({{'TaskId': {task_id!r}}}, LambdaContext(function_name='f')); "
         "print(json.dumps([r['results'][0]['deliveries'][0]['outcome'], sorted(sys.modules)]))"
     )
-    # When the handler runs in a fresh process
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, env=env, check=True)
-    outcome, modules = json.loads(proc.stdout.strip().splitlines()[-1])
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def test_an_s3_only_deployment_delivers_without_loading_pika_redis_or_the_oss_sdk(emulator, aws):
+    # Given a deployment whose only destination is S3 (moto), and a finished task
+    emulator.add_task({"TaskId": "t-s3-only", "Status": "SUCCESS", "TaskOutput": {"Result": "Resources: {}\n"}})
+    bucket = aws.bucket()
+    # When the handler runs in a fresh process
+    outcome, modules = fetched_in_a_fresh_process(
+        emulator, "t-s3-only", RELAY_DESTINATIONS=f"s3://{bucket}/", AWS_ENDPOINT_URL=aws.endpoint
+    )
     # Then it delivered through boto3 and never imported the other destinations' clients
     assert outcome == "created"
     assert "boto3" in modules
     assert not set(modules) & {"pika", "redis", "alibabacloud_oss_v2", "aitask_relay.adapters.ledger", "aws_xray_sdk",
-                               "standardwebhooks"}  # fmt: skip
+                               "standardwebhooks", "aitask_relay.adapters.destinations.webhook"}  # fmt: skip
     assert not set(modules) & {"mns", "aitask_relay.adapters.destinations.mns"}
 
 
@@ -93,6 +97,61 @@ def test_an_mns_destination_loads_the_mns_sdk_and_no_other_destinations_client(e
         assert not set(modules) & {"boto3", "pika", "redis", "alibabacloud_oss_v2", "aitask_relay.adapters.ledger"}
     finally:
         standin.stop()
+
+
+def test_a_webhook_only_deployment_delivers_without_loading_any_cloud_sdk_or_broker_client(emulator):
+    # Given a deployment whose only destination is a webhook (an HTTPS receiver on loopback), and a finished task
+    from urllib.parse import quote
+
+    from relay_devkit.webhook import WebhookReceiver
+
+    emulator.add_task({"TaskId": "t-hook-only", "Status": "SUCCESS", "TaskOutput": {"Result": "Resources: {}\n"}})
+    receiver = WebhookReceiver().start()
+    secret = quote("whsec_" + "QUJD" * 8, safe="")
+    try:
+        # When the handler runs in a fresh process
+        outcome, modules = fetched_in_a_fresh_process(
+            emulator,
+            "t-hook-only",
+            RELAY_DESTINATIONS=f"{receiver.url()}?allow_private=true&secret={secret}",
+            SSL_CERT_FILE=receiver.ca_file,
+        )
+    finally:
+        receiver.stop()
+    # Then it was POSTed, with the webhook module and the signing package, and nothing of boto3, pika, redis or OSS
+    assert outcome == "created" and len(receiver.requests) == 1
+    assert {"aitask_relay.adapters.destinations.webhook", "standardwebhooks"} <= set(modules)
+    assert not set(modules) & {"boto3", "botocore.client", "pika", "redis", "alibabacloud_oss_v2", "aws_xray_sdk"}
+
+
+def test_a_bus_and_topic_deployment_delivers_loading_only_their_modules(emulator, aws):
+    # Given a deployment whose destinations are an EventBridge bus and an SNS topic (moto) whose subscriber is an
+    # SQS queue, and a finished task
+    import boto3
+
+    emulator.add_task({"TaskId": "t-buses", "Status": "SUCCESS", "TaskOutput": {"Result": "Resources: {}\n"}})
+    boto3.client("events", endpoint_url=aws.endpoint).create_event_bus(Name="relay-imports")
+    sns = boto3.client("sns", endpoint_url=aws.endpoint)
+    topic = sns.create_topic(Name="relay-imports")["TopicArn"]
+    _name, url = aws.queue()
+    queue_arn = aws.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn)
+    # When the handler runs in a fresh process
+    outcome, modules = fetched_in_a_fresh_process(
+        emulator,
+        "t-buses",
+        RELAY_DESTINATIONS="eventbridge://relay-imports,sns://relay-imports",
+        AWS_ENDPOINT_URL=aws.endpoint,
+    )
+    # Then both delivered through boto3 (the bus first; the topic's subscriber got the event), and no other
+    # destination's client nor the other destination modules loaded
+    assert outcome == "created" and len(aws.receive_all(url)) == 1
+    assert {"boto3", "aitask_relay.adapters.destinations.eventbridge", "aitask_relay.adapters.destinations.sns"} <= set(
+        modules
+    )
+    others = {"pika", "redis", "alibabacloud_oss_v2", "mns", "aitask_relay.adapters.destinations.amqp",
+              "aitask_relay.adapters.destinations.webhook"}  # fmt: skip
+    assert not set(modules) & others
 
 
 AWS_ONLY = {

@@ -189,8 +189,8 @@ def test_plain_http_to_ros_needs_an_explicit_opt_in_off_loopback():
         ("https://sqs.eu-west-1.amazonaws.com/123456789012/bad!name", "is not an SQS queue URL"),
         (
             "nats://x",
-            "unknown scheme (supported: file://, s3://, oss://, sqs://, amqp://, amqps://, mns://, or an SQS queue "
-            "URL)",
+            "unknown scheme (supported: file://, s3://, oss://, sqs://, amqp://, amqps://, eventbridge://, sns://, "
+            "mns://, https://: a webhook or an SQS queue URL)",
         ),
         ("amqps://u:p@mq.example:notaport/vh?routing_key=q", "is not a valid URI (percent-encode"),
         ("amqps://mq.example/vh", "needs exchange=... and/or routing_key=... (the default exchange routes by"),

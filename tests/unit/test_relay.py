@@ -50,7 +50,7 @@ class RecordingDestination:
         self.asked.append(task_id)
         return f"{self.name}/{task_id}/task.json" if task_id in self.holds else None
 
-    def deliver(self, observation, stored=()):
+    def deliver(self, observation, stored=(), *, deadline=None):
         self.seen.append(observation.result.task_id)
         self.stored.append(stored)
         if self.fail is not None:

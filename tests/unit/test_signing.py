@@ -51,10 +51,12 @@ def test_header_bytes_is_what_any_body_adds():
         assert sizes == {sign.header_bytes("t-9:FAILURE")}
 
 
-def test_canonical_leaves_out_the_signature_and_ignores_order_and_spacing():
-    event = {"id": "a", "b": [1, {"z": 1, "y": "é"}], "webhooktimestamp": "1", "webhooksignature": "v1,x"}
-    reordered = json.loads(json.dumps(dict(reversed(list(event.items()))), indent=3))
-    assert canonical(event) == canonical(reordered) == '{"b":[1,{"y":"é","z":1}],"id":"a"}'.encode()
+def test_canonical_keeps_the_relays_attributes_and_ignores_order_spacing_and_what_a_bus_adds():
+    event = {"id": "a", "data": [1, {"z": 1, "y": "é"}], "webhooktimestamp": "1", "webhooksignature": "v1,x"}
+    # A bus adds attributes of its own on delivery (Alibaba Cloud EventBridge's aliyun*), and writes it out again
+    delivered = {**event, "aliyunaccountid": "123", "aliyunpublishtime": "2026-11-30T00:00:00Z"}
+    reordered = json.loads(json.dumps(dict(reversed(list(delivered.items()))), indent=3))
+    assert canonical(event) == canonical(reordered) == '{"data":[1,{"y":"é","z":1}],"id":"a"}'.encode()
 
 
 def test_an_embedded_signature_counts_in_the_size_and_moves_to_the_claim_check():
@@ -142,3 +144,45 @@ def test_an_embedded_signature_verifies_after_any_reserialization(data, indent):
                "webhook-signature": received["webhooksignature"]}  # fmt: skip
     # Then its canonical form carries the same signature
     assert signer().headers(received["id"], canonical(received))["webhook-signature"] == headers["webhook-signature"]
+
+
+def test_a_secret_that_cannot_be_read_again_signs_with_the_last_one_read():
+    # Given a signer whose secret was read once and then cannot be read (Secrets Manager throttled)
+    reads = iter([(SECRET,), ConfigurationError("RELAY_SIGNING_SECRET: secretsmanager: 'x' cannot be read")])
+
+    def secrets():
+        value = next(reads)
+        if isinstance(value, Exception):
+            raise value
+        return value
+
+    sign = Signer(secrets, clock=lambda: NOW)
+    first = sign.headers("t-1:SUCCESS", b"{}")
+    # When the next message is signed
+    second = sign.headers("t-1:SUCCESS", b"{}")
+    # Then it is signed with the secret last read, not failed
+    assert second == first
+
+
+def test_a_first_read_that_fails_still_fails():
+    def secrets():
+        raise ConfigurationError("RELAY_SIGNING_SECRET: env: 'X' is not set or is empty")
+
+    with pytest.raises(ConfigurationError):
+        Signer(secrets).headers("t-1:SUCCESS", b"{}")
+
+
+@pytest.mark.parametrize("reference", [f"secretsmanager:{SECRET}", f"env:{SECRET}"])
+def test_a_secret_pasted_as_its_own_name_is_refused_without_echo(reference):
+    with pytest.raises(ConfigurationError) as caught:
+        check_reference(reference)
+    assert "not the secret" in str(caught.value) and SECRET[6:] not in str(caught.value)
+
+
+def test_a_signing_key_without_its_reference_fails_the_cold_start():
+    from aitask_relay.config import load_config
+
+    with pytest.raises(ConfigurationError) as caught:
+        load_config({"RELAY_DESTINATIONS": "file:///tmp/x", "RELAY_SIGNING_KEY": SECRET})
+    assert "RELAY_SIGNING_SECRET=env:RELAY_SIGNING_KEY" in str(caught.value) and SECRET[6:] not in str(caught.value)
+    assert load_config({"RELAY_DESTINATIONS": "file:///tmp/x", "RELAY_SIGNING_KEY": " "}).signing_secret is None

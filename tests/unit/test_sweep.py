@@ -61,7 +61,7 @@ class Store:
     def delivered_at(self, task_id, status=None):
         return None
 
-    def deliver(self, observation, stored=()):
+    def deliver(self, observation, stored=(), *, deadline=None):
         return Delivery(self.name, f"mem://{observation.result.task_id}", "created")
 
 
@@ -465,7 +465,7 @@ class Picky(Store):
         "vague": ErrorRecord("destination_failure", "mem://: no word on retries"),  # retryable by default
     }
 
-    def deliver(self, observation, stored=()):
+    def deliver(self, observation, stored=(), *, deadline=None):
         kind = observation.result.task_id.split("-")[1]
         if kind == "have":
             return Delivery(self.name, "mem://have", "already_present")

@@ -56,7 +56,7 @@ class Store:
     def delivered_at(self, task_id, status=None):
         return None
 
-    def deliver(self, observation, stored=()):
+    def deliver(self, observation, stored=(), *, deadline=None):
         return Delivery(self.name, f"mem://{observation.result.task_id}", "created")
 
 

@@ -36,8 +36,8 @@ To = Annotated[
     list[str] | None,
     typer.Option(
         "--to",
-        help="Destination URI, repeatable (file://, s3://, oss://, sqs://, amqp://). Default: RELAY_DESTINATIONS, "
-        "else ./templates/.",
+        help="Destination URI, repeatable (file://, s3://, oss://, sqs://, amqp://, eventbridge://, sns://). Default: "
+        "RELAY_DESTINATIONS, else ./templates/.",
         show_default=False,
     ),
 ]

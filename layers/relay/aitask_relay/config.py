@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
-from aitask_relay.adapters.destinations.uri import is_loopback, mask, parse_destination
+from aitask_relay.adapters.destinations.uri import UNSIGNED, is_loopback, mask, parse_destination
 from aitask_relay.adapters.mns import is_mns, parse_mns_queue
 from aitask_relay.core import settings as S
 from aitask_relay.core.errors import ConfigurationError
@@ -78,16 +78,23 @@ def load_config(environ: Mapping[str, str]) -> RelayConfig:
             horizon_seconds=tracking_deadline,
         ),
         report=_report(env.text(S.REPORT)),
-        signing_secret=_signing_secret(env.optional(S.SIGNING_SECRET)),
+        signing_secret=_signing_secret(env.optional(S.SIGNING_SECRET), env.optional(S.SIGNING_KEY)),
     )
     _check_together(config)
     return config
 
 
-def _signing_secret(value: str | None) -> str | None:
+def _signing_secret(value: str | None, key: str | None) -> str | None:
     """RELAY_SIGNING_SECRET's reference, its syntax checked (no I/O: the secret is read when destinations are
     built)."""
     if value is None:
+        if key is not None:
+            # The Function Compute templates pass their SigningKey parameter as RELAY_SIGNING_KEY: a key given
+            # without the reference that names it would leave every message unsigned, silently.
+            raise ConfigurationError(
+                "RELAY_SIGNING_KEY is set but RELAY_SIGNING_SECRET is not: set RELAY_SIGNING_SECRET="
+                "env:RELAY_SIGNING_KEY (the templates' RelaySigningSecret) to sign, or leave the key empty"
+            )
         return None
     # Imported here: a deployment that signs nothing never loads the signing module.
     from aitask_relay.adapters.destinations.signing import check_reference
@@ -154,6 +161,13 @@ def _destinations(value: str) -> tuple[str, ...]:
 
 def _check_together(config: RelayConfig) -> None:
     """Settings that are each valid but wrong together."""
+    if config.signing_secret is None:
+        from aitask_relay.adapters.passwords import SECRET_REFERENCE_PARAMS
+
+        for uri in config.destinations:
+            spec = parse_destination(uri)
+            if spec.scheme == "https" and not {"secret", *SECRET_REFERENCE_PARAMS} & set(parse_qs(urlsplit(uri).query)):
+                raise ConfigurationError(f"RELAY_DESTINATIONS entry {spec.name!r}: {UNSIGNED}")
     if config.sweep.mode == "fanout" and config.tracking_queue is None:
         raise ConfigurationError(
             "RELAY_SWEEP_MODE=fanout needs RELAY_TRACKING_QUEUE: fan-out sends every task to the tracking queue"
@@ -235,10 +249,15 @@ def _check_queue(variable: str, value: str | None) -> None:
             raise ConfigurationError(f"{variable} {exc.message}") from None
         return
     try:
-        parse_destination(value if "://" in value else f"sqs://{value}")
+        spec = parse_destination(value if "://" in value else f"sqs://{value}")
     except ConfigurationError as exc:
         problem = exc.message.partition(": ")[2]
         raise ConfigurationError(f"{variable} {shown!r}: {problem}") from None
+    if spec.scheme != "sqs":  # an https:// URL that is not a queue's reads as a webhook destination
+        raise ConfigurationError(
+            f"{variable} {shown!r}: names no SQS queue (a queue name, sqs://<name> or "
+            "https://sqs.<region>.amazonaws.com/<account>/<queue-name>)"
+        )
     if value.rstrip("/").endswith(".fifo"):  # what the relay sends there has no group and may carry a delay
         raise ConfigurationError(
             f"{variable} {shown!r}: must be a standard queue (a FIFO queue cannot delay single messages "

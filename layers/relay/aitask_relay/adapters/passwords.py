@@ -11,6 +11,9 @@ A URI of an AMQP destination or of a Redis ledger may leave the password out and
 The reference is checked at cold start (syntax only) and resolved when the destination or ledger is built
 (first invocation), never at import. A reference that cannot be resolved is a ConfigurationError naming
 the reference and never the value; nothing here logs or echoes a password.
+
+A webhook's signing secrets are named the same way under other names (``keys=SECRET_REFERENCE_PARAMS``):
+``secret_secret=<name or ARN>`` (a SecretString, or JSON with a ``secret`` string) and ``secret_env=<VARIABLE>``.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from typing import Any
 from aitask_relay.core.errors import ConfigurationError
 
 REFERENCE_PARAMS = ("password_secret", "password_env")
+SECRET_REFERENCE_PARAMS = ("secret_secret", "secret_env")  # a webhook's signing secrets (webhook.py)
 SECRET_MAX_AGE_SECONDS = 300
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,254}$")
 # Secret names: 1-512 of A-Za-z0-9 /_+=.@-; an ARN adds ':' (CreateSecret, Name; DescribeSecret, SecretId:
@@ -30,19 +34,28 @@ _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,254}$")
 _SECRET_ID = re.compile(r"^[A-Za-z0-9/_+=.@:-]{1,2048}$")
 
 
-def check(params: Mapping[str, str], *, literal_password: bool) -> str | None:
-    """What is wrong with a URI's password reference (cold start, no I/O), or None."""
-    given = [key for key in REFERENCE_PARAMS if key in params]
+def check(
+    params: Mapping[str, str], *, literal_password: bool, keys: tuple[str, str] = REFERENCE_PARAMS
+) -> str | None:
+    """What is wrong with a URI's password reference (cold start, no I/O), or None. ``keys``: the parameters that
+    name a Secrets Manager secret and an environment variable (a webhook's are SECRET_REFERENCE_PARAMS, and its
+    literal value is ``secret=``)."""
+    in_secret, in_env = keys
+    given = [key for key in keys if key in params]
     if not given:
         return None
     if len(given) > 1:
-        return "give password_secret or password_env, not both"
+        return f"give {in_secret} or {in_env}, not both"
     if literal_password:
-        return f"gives a password and {given[0]}: leave the password out of the URI (user@host)"
+        if keys == REFERENCE_PARAMS:
+            return f"gives a password and {given[0]}: leave the password out of the URI (user@host)"
+        return f"gives a secret and {given[0]}: leave secret= out of the URI"
     value = params[given[0]]
-    pattern = _SECRET_ID if given[0] == "password_secret" else _ENV_NAME
+    if value.startswith("whsec_"):  # a signing secret pasted where its name belongs: refused, never echoed
+        return f"{given[0]} names where the secret is kept, not the secret itself"
+    pattern = _SECRET_ID if given[0] == in_secret else _ENV_NAME
     if not pattern.match(value):
-        return f"{given[0]} must be {'a secret name or ARN' if given[0] == 'password_secret' else 'a variable name'}"
+        return f"{given[0]} must be {'a secret name or ARN' if given[0] == in_secret else 'a variable name'}"
     return None
 
 
@@ -53,27 +66,29 @@ def resolver(
     environ: Mapping[str, str] | None = None,
     fetch: Any = None,
     what: str = "password",
+    keys: tuple[str, str] = REFERENCE_PARAMS,
 ) -> Callable[[], str] | None:
     """A function returning the current password for the URI's reference, or None when it names none.
 
     It is called once here, so a missing secret or variable fails the build (a ConfigurationError naming
     ``where`` and the reference); later calls (each new connection) read through the five-minute cache.
     """
-    if "password_secret" in params:
-        secret = params["password_secret"]
+    in_secret, in_env = keys
+    if in_secret in params:
+        secret = params[in_secret]
 
         def from_secret() -> str:
-            return _secret(secret, where, fetch, what)
+            return _secret(secret, where, fetch, what, in_secret)
 
         read = from_secret
-    elif "password_env" in params:
-        variable = params["password_env"]
+    elif in_env in params:
+        variable = params[in_env]
         env = environ if environ is not None else {}
 
         def from_env() -> str:
             value = env.get(variable, "")
             if not value:
-                label = _label(what, "password_env")
+                label = _label(what, in_env)
                 raise ConfigurationError(f"{where}: {label} {variable!r} is not set or is empty")
             return value
 
@@ -85,13 +100,14 @@ def resolver(
 
 
 def _label(what: str, key: str) -> str:
-    """How an error names the reference: the URI parameter for a password, the variable's form otherwise."""
-    if what == "password":
+    """How an error names the reference: the URI parameter (a password's, a webhook's), the variable's form
+    otherwise (RELAY_SIGNING_SECRET's secretsmanager: / env:)."""
+    if what == "password" or key not in REFERENCE_PARAMS:
         return key
     return f"{what} {'secretsmanager:' if key == 'password_secret' else 'env:'}"
 
 
-def _secret(secret: str, where: str, fetch: Any, what: str = "password") -> str:
+def _secret(secret: str, where: str, fetch: Any, what: str = "password", key: str = "password_secret") -> str:
     try:
         if fetch is not None:
             value = fetch(secret)
@@ -103,20 +119,21 @@ def _secret(secret: str, where: str, fetch: Any, what: str = "password") -> str:
             value = aws.secret(secret, max_age=SECRET_MAX_AGE_SECONDS)
     except Exception as exc:  # no such secret, no permission, Secrets Manager unreachable: never the value
         cause = type(exc.__cause__ or exc).__name__
-        label = _label(what, "password_secret")
+        label = _label(what, key)
         raise ConfigurationError(f"{where}: {label} {secret!r} cannot be read ({cause})") from None
     if isinstance(value, bytes):
         value = value.decode("utf-8", "replace")
-    password = _password_of(value)
+    json_key = "secret" if key in SECRET_REFERENCE_PARAMS else "password"
+    password = _password_of(value, json_key)
     if not password:
         raise ConfigurationError(
-            f"{where}: {_label(what, 'password_secret')} {secret!r} must hold the {what}, or JSON with a "
-            '"password" string'
+            f"{where}: {_label(what, key)} {secret!r} must hold the {what}, or JSON with a "
+            f'"{json_key}" string'
         )
     return password
 
 
-def _password_of(value: Any) -> str:
+def _password_of(value: Any, json_key: str = "password") -> str:
     if not isinstance(value, str):
         return ""
     if value.startswith("{"):
@@ -125,6 +142,6 @@ def _password_of(value: Any) -> str:
         except ValueError:
             return value  # a password that starts with "{"
         if isinstance(document, dict):
-            password = document.get("password")
+            password = document.get(json_key)
             return password if isinstance(password, str) else ""
     return value

@@ -356,6 +356,14 @@ _DESTINATION_PERMANENT_CODES = frozenset(
         "InvalidAuthorizationHeader",
         "MalformedXML",
         "InvalidQueueName",
+        # Amazon EventBridge: the non-retryable ErrorCode values of a PutEvents answer's entry (a 200 answer carries
+        # them, with no HTTP status to go by); InternalFailure and ThrottlingException are its retryable ones
+        # (https://docs.aws.amazon.com/eventbridge/latest/APIReference/API_PutEventsResultEntry.html).
+        "InvalidAccountIdException",
+        "MalformedDetail",
+        "RedactionFailure",
+        "NotAuthorizedForSourceException",
+        "NotAuthorizedForDetailTypeException",
     }
 )
 # AMQP (pika) failures that a retry repeats identically: bad credentials, no permission, no route.
@@ -367,6 +375,10 @@ _DESTINATION_PERMANENT_EXCEPTIONS = frozenset(
         "UnroutableError",
         "ObjectNameInvalidError",  # the OSS SDK's own check of a key (too long, not UTF-8), made before sending
         "MNSClientParameterException",  # the MNS SDK's own check of a request (a delay below 0), made before sending
+        # A webhook's TLS certificate that does not verify (expired, another host's, an unknown CA): each retry
+        # meets the same certificate until its owner replaces it; the failure is loud, and the sweep finds the
+        # task again once it is fixed.
+        "SSLCertVerificationError",
     }
 )
 _DESTINATION_RETRYABLE_STATUS = frozenset({408, 409, 429})
@@ -405,12 +417,7 @@ def destination_error(exc: BaseException, where: str) -> DestinationFailure:
         )
     code, message, status, request_id = _service_error_fields(cause)
     names = {cls.__name__ for cls in type(cause).__mro__}
-    if code in _DESTINATION_RETRYABLE_CODES or "Throttl" in (code or ""):
-        permanent = False
-    elif names & _DESTINATION_PERMANENT_EXCEPTIONS or code in _DESTINATION_PERMANENT_CODES:
-        permanent = True
-    else:
-        permanent = status is not None and 400 <= status < 500 and status not in _DESTINATION_RETRYABLE_STATUS
+    permanent = _destination_permanent(code, names, status)
     detail = f"{code}: {message}" if code and message else code or type(cause).__name__
     return DestinationFailure(
         _clip(f"{where}: {detail}"),
@@ -418,6 +425,47 @@ def destination_error(exc: BaseException, where: str) -> DestinationFailure:
         http_status=status,
         request_id=request_id,
         retryable=not permanent,
+    )
+
+
+def destination_refusal(code: str | None, message: str | None, where: str) -> DestinationFailure:
+    """A refusal that a destination reports inside a successful answer (an EventBridge PutEvents entry's
+    ErrorCode and ErrorMessage), classified by the same table as destination_error: a known permanent code is
+    not retryable, any other code (InternalFailure, ThrottlingException, one this table does not know) is."""
+    code, message = _str_or_none(code), _str_or_none(message)
+    detail = f"{code}: {message}" if code and message else code or "refused without an error code"
+    return DestinationFailure(
+        _clip(f"{where}: {detail}"), upstream_code=code, retryable=not _destination_permanent(code, set(), None)
+    )
+
+
+def _destination_permanent(code: str | None, names: set[str], status: int | None) -> bool:
+    """Whether no retry can fix a destination's failure: by its code, its exception class names, its status."""
+    if code in _DESTINATION_RETRYABLE_CODES or "Throttl" in (code or ""):
+        permanent = False
+    elif names & _DESTINATION_PERMANENT_EXCEPTIONS or code in _DESTINATION_PERMANENT_CODES:
+        permanent = True
+    else:
+        permanent = status is not None and 400 <= status < 500 and status not in _DESTINATION_RETRYABLE_STATUS
+    return permanent
+
+
+def http_answer_error(status: int, where: str) -> DestinationFailure:
+    """The failure an HTTP answer other than 2xx means for a webhook (RFC 9110's status classes,
+    https://www.rfc-editor.org/rfc/rfc9110#name-status-codes): 408, 429 and 5xx are retryable (the server says
+    to come back later, or failed); a 3xx is permanent (a redirect is never followed: it could lead a signed event
+    to another host, past the address check); every other 4xx is permanent (the same request meets it again)."""
+    if 300 <= status < 400:
+        return DestinationFailure(
+            f"{where}: answered HTTP {status}, a redirect, which the relay never follows: point the destination at "
+            "the final URL",
+            upstream_code=f"HTTP-{status}",
+            http_status=status,
+            retryable=False,
+        )
+    retryable = status >= 500 or status in (408, 429) or status < 200
+    return DestinationFailure(
+        f"{where}: answered HTTP {status}", upstream_code=f"HTTP-{status}", http_status=status, retryable=retryable
     )
 
 

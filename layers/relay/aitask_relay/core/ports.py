@@ -95,10 +95,14 @@ class Destination(Protocol):
         """ "store" (file, S3, OSS: delivered first) or "queue" (SQS, AMQP)."""
         ...
 
-    def deliver(self, observation: Observation, stored: Sequence[Delivery] = ()) -> Delivery:
+    def deliver(
+        self, observation: Observation, stored: Sequence[Delivery] = (), *, deadline: float | None = None
+    ) -> Delivery:
         """Store or announce the task; raise a RelayError (DestinationFailure) when it cannot.
 
         ``stored`` holds this run's deliveries to the configured stores; a queue uses it for claim checks.
+        ``deadline`` (time.monotonic()), when the invocation has one: a destination that would wait (a webhook
+        honouring Retry-After) waits only while there is time.
         """
         ...
 

@@ -232,6 +232,14 @@ SIGNING_SECRET = TextSetting(
     "`webhook-signature`) with the `whsec_` secret(s) it names; several, space-separated, while rotating.",
     accepts="`secretsmanager:<name or ARN>` or `env:<VARIABLE>`",
 )
+# The Function Compute templates' SigningKey parameter: the value RELAY_SIGNING_SECRET=env:RELAY_SIGNING_KEY names.
+SIGNING_KEY = TextSetting(
+    "RELAY_SIGNING_KEY",
+    None,
+    "Function Compute: the `whsec_` secret(s) the templates' `SigningKey` passes, named by "
+    "`RELAY_SIGNING_SECRET=env:RELAY_SIGNING_KEY`; set without that reference, the cold start fails.",
+    accepts="`whsec_` secret(s)",
+)
 
 SETTINGS: tuple[Setting, ...] = (
     MAX_CONCURRENCY, REGION_ID, ROS_ENDPOINT, ROS_PROTOCOL, ROS_CONNECT_TIMEOUT_MS, ROS_READ_TIMEOUT_MS,
@@ -239,6 +247,7 @@ SETTINGS: tuple[Setting, ...] = (
     TRACKING_DEADLINE_SECONDS, SWEEP_LOOKBACK_SECONDS, SWEEP_MAX_CATCH_UP_SECONDS, LEDGER_EXPIRY_SECONDS,
     LEDGER_LEASE_SECONDS, TRACKING_FIRST_DELAY_SECONDS, TRACKING_LAG_PERCENT, CREATE_GRACE_SECONDS,
     CREDENTIALS_SECRET, SWEEP_PAGE_SIZE, SWEEP_MODE, SWEEP_SAFETY_MS, REPORT, SIGNING_SECRET,
+    SIGNING_KEY,
 )  # fmt: skip
 
 

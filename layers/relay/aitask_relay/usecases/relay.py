@@ -220,7 +220,7 @@ class Relay:
         deliveries: list[Delivery] = []
         for destination in self._destinations:
             stored = tuple(deliveries[: self._store_count])  # stores come first: what they did so far
-            deliveries.append(self._deliver_one(destination, observation, stored))
+            deliveries.append(self._deliver_one(destination, observation, stored, deadline))
         return replace(observation, result=result.with_deliveries(tuple(deliveries)))
 
     def report(self, observation: Observation, deadline: float | None = None) -> Observation:
@@ -393,10 +393,14 @@ class Relay:
             return self._executor
 
     def _deliver_one(
-        self, destination: Destination, observation: Observation, stored: tuple[Delivery, ...]
+        self,
+        destination: Destination,
+        observation: Observation,
+        stored: tuple[Delivery, ...],
+        deadline: float | None,
     ) -> Delivery:
         try:
-            return destination.deliver(observation, stored)
+            return destination.deliver(observation, stored, deadline=deadline)
         except RelayError as exc:
             error = exc
         except Exception as exc:  # a destination bug must not lose the other destinations' work

@@ -70,8 +70,11 @@ class OssDestination(BucketStore):
             self._client = build_oss_client(self._region, self._endpoint, self._credential)
         return self._client
 
-    def deliver(self, observation: Observation, stored: Sequence[Delivery] = ()) -> Delivery:
+    def deliver(
+        self, observation: Observation, stored: Sequence[Delivery] = (), *, deadline: float | None = None
+    ) -> Delivery:
         self._require_unversioned()  # before any write: nothing is written to a bucket that would duplicate
+        # A store does not wait between attempts: the deadline is not needed.
         return super().deliver(observation, stored)
 
     def _require_unversioned(self) -> None:

@@ -74,9 +74,11 @@ class QueueDestination(ABC):
         except Exception:  # any doubt: deliver, which reports the real error
             return None
 
-    def deliver(self, observation: Observation, stored: Sequence[Delivery] = ()) -> Delivery:
+    def deliver(
+        self, observation: Observation, stored: Sequence[Delivery] = (), *, deadline: float | None = None
+    ) -> Delivery:
         """Publish the task's event (with a claim check when it is too large), once per event when a ledger or
-        a store keeps the record."""
+        a store keeps the record. ``deadline``: see _publish_by."""
         message = build_message(
             observation,
             stored,
@@ -87,7 +89,7 @@ class QueueDestination(ABC):
         )
 
         def publish() -> str:
-            return self._send(message, observation, stored)
+            return self._send(message, observation, stored, deadline)
 
         if self._ledger is not None:
             location, replayed = self._ledger.once(self.name, message.id, publish)
@@ -95,10 +97,15 @@ class QueueDestination(ABC):
             return Delivery(self.name, location, "already_present" if replayed else "created")
         if self._record is None:
             return Delivery(self.name, publish(), "created")
-        return self._deliver_once(observation, stored, message, self._record)
+        return self._deliver_once(observation, stored, message, self._record, deadline)
 
     def _deliver_once(
-        self, observation: Observation, stored: Sequence[Delivery], message: Message, store: RecordStore
+        self,
+        observation: Observation,
+        stored: Sequence[Delivery],
+        message: Message,
+        store: RecordStore,
+        deadline: float | None,
     ) -> Delivery:
         result = observation.result
         own = next((d for d in stored if d.destination == store.name), None)
@@ -114,7 +121,7 @@ class QueueDestination(ABC):
                 f"{store.name}, which keeps the record of announcements, failed for good: event {message.id} is "
                 f"announced to {self.name} at least once"
             )
-            return Delivery(self.name, self._send(message, observation, stored), "created")
+            return Delivery(self.name, self._send(message, observation, stored, deadline), "created")
         try:
             marker = store.announced_at(result.task_id, result.status, self.name)
         except Exception as exc:
@@ -131,7 +138,7 @@ class QueueDestination(ABC):
             marker = None
         if marker is not None:
             return Delivery(self.name, marker, "already_present")
-        location = self._send(message, observation, stored)
+        location = self._send(message, observation, stored, deadline)
         try:
             store.record_announcement(result.task_id, result.status, self.name, location)
             _log.debug("event %s to %s recorded", message.id, self.name)
@@ -150,7 +157,9 @@ class QueueDestination(ABC):
     # its own limit, or content it will not take. Such a message goes again as a claim check.
     body_refused_codes: frozenset[str] = frozenset()
 
-    def _send(self, message: Message, observation: Observation, stored: Sequence[Delivery]) -> str:
+    def _send(
+        self, message: Message, observation: Observation, stored: Sequence[Delivery], deadline: float | None = None
+    ) -> str:
         """Publish the message. When the broker refuses its body (``body_refused_codes``) and a store holds the
         task, publish the next smaller form instead (inline, then template_ref, then record_ref; see message.py):
         a task is never dropped while a stored copy exists (with none, build_message says why, retryable when
@@ -159,7 +168,7 @@ class QueueDestination(ABC):
         # a worker killed between the two, the one duplicate window a record cannot close, from any other).
         _log.debug("publishing event %s to %s", message.id, self.name)
         try:
-            return self._publish(message)
+            return self._publish_by(message, deadline)
         except DestinationFailure as refusal:
             if message.record_claim_check or refusal.upstream_code not in self.body_refused_codes:
                 raise
@@ -176,7 +185,7 @@ class QueueDestination(ABC):
                 signer=self._signer,
                 embed=self.embeds_signature,
             )
-            return self._send(smaller, observation, stored)  # at most two smaller forms
+            return self._send(smaller, observation, stored, deadline)  # at most two smaller forms
 
     def _body_refused(self) -> None:  # noqa: B027 - a hook: only SQS has a limit to forget
         """Called after a body refusal: forget what the broker's limit was taken to be (SQS reads it)."""
@@ -188,3 +197,9 @@ class QueueDestination(ABC):
     @abstractmethod
     def _publish(self, message: Message) -> str:
         """Send the message; return where it went (the queue and the broker's message id)."""
+
+    def _publish_by(self, message: Message, deadline: float | None) -> str:
+        """Send the message, ending by ``deadline`` (time.monotonic(), the invocation's; None: no known deadline).
+        The queues' SDK calls are bounded by their own timeouts, so by default the deadline is not needed; a
+        destination that may wait between attempts (the webhook's Retry-After) overrides this."""
+        return self._publish(message)

@@ -12,11 +12,12 @@ Two ways a signature travels, by what the transport keeps:
 - *embedded*: MNS queues and the event buses (AWS and Alibaba Cloud EventBridge) carry no per-message attributes,
   so the signature goes into the CloudEvent itself, as the extension attributes ``webhooktimestamp`` and
   ``webhooksignature`` (the id is the event's own ``id``). A bus parses the event and may write it out again with
-  other spacing or key order, so the signed body is a canonical form of the event without those two attributes:
-  ``json.dumps(event, sort_keys=True, separators=(",", ":"), ensure_ascii=False)`` (``canonical``), which a
-  consumer rebuilds from what it receives. What it rests on: that the transport keeps every string and every
-  number's value (a bus that wrote 1.0 as 1, or rounded an integer beyond 2**53, would break the signature; the
-  relay's own fields are strings, integers and booleans, and only a ROS output or cost carries floats).
+  other spacing or key order, and adds attributes of its own, so the signed body is a canonical form of the
+  relay's own attributes (``SIGNED_ATTRIBUTES``): ``json.dumps(signed, sort_keys=True, separators=(",", ":"),
+  ensure_ascii=False)`` (``canonical``), which a consumer rebuilds from what it receives. What it rests on: that
+  the transport keeps every string and every number's value (a bus that wrote 1.0 as 1, or rounded an integer
+  beyond 2**53, would break the signature; the relay's own fields are strings, integers and booleans, and only a ROS
+  output or cost carries floats).
 
 For a claim-check message the body holds the template's ``template_sha256``: the signature covers the template too.
 
@@ -30,6 +31,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import logging
 import re
 import time
 from collections.abc import Callable, Mapping
@@ -38,12 +40,12 @@ from typing import Any
 
 from aitask_relay.core.errors import ConfigurationError
 
+_log = logging.getLogger("aitask_relay.signing")
 VARIABLE = "RELAY_SIGNING_SECRET"
 # The CloudEvents extension attributes of an embedded signature (lower-case letters and digits, at most 20
 # characters: https://github.com/cloudevents/spec/blob/v1.0.2/cloudevents/spec.md#attribute-naming-convention).
 TIMESTAMP_ATTRIBUTE = "webhooktimestamp"
 SIGNATURE_ATTRIBUTE = "webhooksignature"
-EMBEDDED = (TIMESTAMP_ATTRIBUTE, SIGNATURE_ATTRIBUTE)
 # Standard Webhooks secrets are 24 to 64 random bytes (the spec's "Signature scheme" section); shorter ones are
 # refused, so a typo (a truncated paste) fails at cold start rather than signing with a guessable key.
 _MIN_KEY_BYTES, _MAX_KEY_BYTES = 24, 64
@@ -63,6 +65,8 @@ def check_reference(value: str, variable: str = VARIABLE) -> str:
             f"env:<VARIABLE>), not hold {shown} itself"
         )
     kind, target = match.groups()
+    if target.startswith("whsec_"):  # the secret pasted where its name belongs: refused, and not echoed
+        raise ConfigurationError(f"{variable}: {kind}: must be followed by where the secret is kept, not the secret")
     key = "password_secret" if kind == "secretsmanager" else "password_env"
     problem = check_password_reference({key: target}, literal_password=False)
     if problem:
@@ -90,11 +94,19 @@ def parse_secrets(text: str, where: str) -> tuple[str, ...]:
     return secrets
 
 
+# The attributes the relay writes into an event, and so the ones an embedded signature covers: a bus adds its own
+# on delivery (Alibaba Cloud EventBridge adds aliyunaccountid, aliyunpublishtime, aliyuneventbusname, ...), and a
+# consumer's canonical form must leave those out to match the one signed.
+SIGNED_ATTRIBUTES = (
+    "specversion", "id", "source", "type", "subject", "time", "datacontenttype", "data", "aitaskstage",
+)  # fmt: skip
+
+
 def canonical(event: Mapping[str, Any]) -> bytes:
-    """The signed form of an event with an embedded signature: sorted keys, no spaces, UTF-8, without the two
-    signature attributes. A consumer rebuilds it from the event it received the same way."""
-    unsigned = {key: value for key, value in event.items() if key not in EMBEDDED}
-    return json.dumps(unsigned, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    """The signed form of an event with an embedded signature: the relay's own attributes (SIGNED_ATTRIBUTES) that
+    it holds, keys sorted, no spaces, UTF-8. A consumer rebuilds it from the event it received the same way."""
+    signed = {key: event[key] for key in SIGNED_ATTRIBUTES if key in event}
+    return json.dumps(signed, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 
 class Signer:
@@ -103,6 +115,19 @@ class Signer:
     def __init__(self, secrets: Callable[[], tuple[str, ...]], *, clock: Callable[[], float] = time.time) -> None:
         self._secrets = secrets  # read at each message (cached upstream), so a rotated secret takes effect
         self._clock = clock
+        self._last: tuple[str, ...] | None = None  # the secrets last read well
+
+    def _current(self) -> tuple[str, ...]:
+        """The secrets now; when they cannot be read again (Secrets Manager throttled or unreachable as its cache
+        expires, a rotation that left a malformed value), the ones last read well: a late rotation is better than
+        a message lost to a non-retryable error. Only the first read (the build) fails for good."""
+        try:
+            self._last = self._secrets()
+        except ConfigurationError as exc:
+            if self._last is None:
+                raise
+            _log.warning(f"signing with the secrets last read: {exc}")  # names the reference, never a value
+        return self._last
 
     @classmethod
     def from_reference(cls, reference: str, *, environ: Mapping[str, str], fetch: Any = None) -> Signer:
@@ -122,13 +147,18 @@ class Signer:
         secrets()
         return cls(secrets)
 
+    def with_secrets(self, more: Callable[[], tuple[str, ...]]) -> Signer:
+        """A signer with this one's secrets and ``more`` (a webhook's own, from its URI): every one signs."""
+        mine = self._secrets
+        return Signer(lambda: (*mine(), *more()), clock=self._clock)
+
     def headers(self, event_id: str, body: bytes) -> dict[str, str]:
         """The three Standard Webhooks headers for ``body`` (its exact bytes, UTF-8) sent now."""
         from standardwebhooks.webhooks import Webhook
 
         now = datetime.fromtimestamp(int(self._clock()), tz=UTC)
         data = body.decode("utf-8")
-        signatures = " ".join(Webhook(secret).sign(event_id, now, data) for secret in self._secrets())
+        signatures = " ".join(Webhook(secret).sign(event_id, now, data) for secret in self._current())
         return {"webhook-id": event_id, "webhook-timestamp": str(int(now.timestamp())), "webhook-signature": signatures}
 
     def embed(self, event: dict[str, Any]) -> None:

@@ -16,13 +16,13 @@ dropped while a stored copy exists.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from aitask_relay.adapters.aws import SQS_MAX_MESSAGE_BYTES, SQS_OLD_DEFAULT_MESSAGE_BYTES, SqsQueue
 from aitask_relay.adapters.destinations.message import Message, claim_ref, event_id, message_attributes
 from aitask_relay.adapters.destinations.queue import QueueDestination
-from aitask_relay.core.model import Delivery, Observation
+from aitask_relay.core.model import Delivery, Observation, TaskResult
 from aitask_relay.core.ports import Ledger
 from aitask_relay.core.taskref import storage_key
 
@@ -57,12 +57,7 @@ class SqsDestination(QueueDestination):
         limit = self.queue.max_message_bytes()
         if limit is None:
             limit = SQS_OLD_DEFAULT_MESSAGE_BYTES if claim_ref(stored) else SQS_MAX_MESSAGE_BYTES
-        attributes = message_attributes(observation.result)
-        used = sum(len(k.encode()) + len("String") + len(v.encode()) for k, v in attributes.items())
-        if self._signer is not None:  # the three signature attributes, each a String too
-            used += self._signer.header_bytes(event_id(observation.result.task_id, observation.result.status))
-            used += 3 * len("String")
-        return limit - used
+        return limit - headers_bytes(observation.result, self._signer)
 
     def _body_refused(self) -> None:
         self.queue.forget_max_message_bytes()  # the queue may have been made smaller: ask again next time
@@ -71,17 +66,34 @@ class SqsDestination(QueueDestination):
         return SQS_MAX_MESSAGE_BYTES  # SQS judges the referring message (the refusal may be for content)
 
     def _publish(self, message: Message) -> str:
-        extra: dict[str, Any] = {
-            "MessageAttributes": {
-                key: {"DataType": "String", "StringValue": value} for key, value in message.headers.items()
-            }
-        }
+        extra: dict[str, Any] = {"MessageAttributes": string_attributes(message.headers)}
         if self.queue.fifo:
             # At most 128 ASCII characters (SQS): an id ROS returned outside our pattern goes as its key.
             extra["MessageGroupId"] = storage_key(message.attributes["task_id"])
             extra["MessageDeduplicationId"] = dedup_id(message.id)
         message_id = self.queue.send(message.body.decode("utf-8"), **extra)
         return f"{self.queue.url}#{message_id}"
+
+
+def string_attributes(attributes: Mapping[str, str]) -> dict[str, dict[str, str]]:
+    """Message attributes as SQS SendMessage and SNS Publish take them: each a String."""
+    return {key: {"DataType": "String", "StringValue": value} for key, value in attributes.items()}
+
+
+def attributes_bytes(attributes: Mapping[str, str]) -> int:
+    """What String attributes add to a message's size: each one's name, type and value, as SQS and SNS count them
+    (https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_MessageAttributeValue.html,
+    https://docs.aws.amazon.com/sns/latest/api/API_MessageAttributeValue.html)."""
+    return sum(len(key.encode()) + len("String") + len(value.encode()) for key, value in attributes.items())
+
+
+def headers_bytes(result: TaskResult, signer: Signer | None) -> int:
+    """What a message's String attributes add to its size in SQS and SNS: the filterable attributes and, with a
+    signer, the three signature attributes (each name, "String" and value)."""
+    used = attributes_bytes(message_attributes(result))
+    if signer is not None:
+        used += signer.header_bytes(event_id(result.task_id, result.status)) + 3 * len("String")
+    return used
 
 
 def dedup_id(event_id: str) -> str:

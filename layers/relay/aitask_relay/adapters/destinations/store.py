@@ -76,7 +76,9 @@ class ObjectStore(ABC):
     #: The longest key the store takes, in UTF-8 bytes (None: no limit of its own to check).
     max_key_bytes: int | None = None
 
-    def deliver(self, observation: Observation, stored: Sequence[Delivery] = ()) -> Delivery:
+    def deliver(
+        self, observation: Observation, stored: Sequence[Delivery] = (), *, deadline: float | None = None
+    ) -> Delivery:
         """Create the template (if any) and task.json; ``already_present`` when both were there.
 
         A task.json already there that records less than this delivery (a FAILURE, or a SUCCESS without

@@ -13,9 +13,10 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
-from urllib.parse import SplitResult, parse_qs, parse_qsl, unquote, urlencode, urlsplit, urlunsplit
+from urllib.parse import SplitResult, parse_qs, parse_qsl, unquote, unquote_plus, urlencode, urlsplit, urlunsplit
 
-from aitask_relay.adapters.passwords import REFERENCE_PARAMS
+from aitask_relay.adapters.destinations.addresses import refusal
+from aitask_relay.adapters.passwords import REFERENCE_PARAMS, SECRET_REFERENCE_PARAMS
 from aitask_relay.adapters.passwords import check as check_password_reference
 from aitask_relay.core.errors import ConfigurationError
 
@@ -35,7 +36,8 @@ class DestinationSpec:
     bucket: str = ""  # s3, oss: the bucket
     prefix: str = ""  # s3, oss: the key prefix, ending in "/" (or "")
     directory: str = ""  # file: the directory
-    queue: str = ""  # sqs: the queue name, or its URL when the URI is one; mns: the queue name
+    queue: str = ""  # sqs: the queue name, or its URL; sns, eventbridge: the topic or bus, its name or ARN; mns: the
+    # queue name
     routing_key: str = ""  # amqp: the routing key
     params: Mapping[str, str] = field(default_factory=dict)
 
@@ -64,6 +66,26 @@ _PIKA_PARAMS: dict[str, tuple[type, float, float]] = {
 }
 DEFAULT_AMQP_MAX_BYTES = 4 * 1024 * 1024  # ApsaraMQ for RabbitMQ's body limit, the smallest common one
 MAX_AMQP_MAX_BYTES = 128 * 1024 * 1024
+# Amazon EventBridge and SNS: 256 KiB by default, up to 1 MiB where the bus or topic takes it (see eventbridge.py
+# and sns.py for the documentation); max_message_bytes says what the relay keeps each message under.
+DEFAULT_AWS_BUS_MAX_BYTES = 262_144
+MAX_AWS_BUS_MAX_BYTES = 1_048_576
+_PARTITION = r"arn:aws[a-z-]*"
+_AWS_REGION = r"[a-z]{2}(-[a-z0-9]+)+"
+# An event bus name or ARN as PutEvents takes it (EventBusName's pattern in
+# https://docs.aws.amazon.com/eventbridge/latest/APIReference/API_PutEventsRequestEntry.html; a name is 1 to 256
+# characters, CreateEventBus).
+_BUS_NAME = r"[A-Za-z0-9._-]{1,256}"
+_BUS = re.compile(rf"^(?:{_PARTITION}:events:{_AWS_REGION}:[0-9]{{12}}:event-bus/)?(?P<name>{_BUS_NAME})$")
+# A topic name: up to 256 letters, digits, hyphens and underscores, ".fifo" included for a FIFO topic
+# (https://docs.aws.amazon.com/sns/latest/api/API_CreateTopic.html); or the topic's ARN.
+_TOPIC_NAME = r"(?=[A-Za-z0-9_.-]{1,256}$)[A-Za-z0-9_-]+(?:\.fifo)?"
+_TOPIC = re.compile(rf"^(?:{_PARTITION}:sns:{_AWS_REGION}:[0-9]{{12}}:)?(?P<name>{_TOPIC_NAME})$")
+# What EventBridge takes as an entry's Source and DetailType (at most 128 characters), printable ASCII here so that
+# the entry's size is its length; a Source beginning with "aws." is reserved to AWS services
+# (NotAuthorizedForSourceException, API_PutEventsResultEntry.html).
+_SOURCE = re.compile(r"^[\x21-\x7e]{1,256}$")
+_DETAIL_TYPE = re.compile(r"^[\x20-\x7e]{1,128}$")
 
 
 def is_loopback(host: str) -> bool:
@@ -77,11 +99,13 @@ def is_loopback(host: str) -> bool:
 
 
 def mask(text: str) -> str:
-    """``text`` with everything between ``://`` (or its start) and its last ``@`` replaced by ``***``.
+    """``text`` with everything between ``://`` (or its start) and its last ``@`` replaced by ``***``, and the
+    value of every secret query parameter (``SECRET_PARAMS``: a webhook's ``secret=``) too.
 
     What an error shows of a URI that may not parse: a password holding an unencoded ``/ # ? @`` moves the
     parser's idea of where the userinfo ends, so the text is masked before (and without) any parsing.
     """
+    text = _mask_secret_params(text)
     at = text.rfind("@")
     if at < 0:
         return text
@@ -90,8 +114,26 @@ def mask(text: str) -> str:
     return f"{text[:start]}***{text[at:]}"
 
 
+# Query parameters whose value is a secret: never shown. A key is compared as the query parser will read it
+# (percent-decoded, "+" as a space), so "s%65cret=" is masked too. A value ends at the next "&" or "#" (or ";",
+# where some parsers end it): everything up to there is masked, so a value holding an unencoded "#" or "&"
+# shows less, never more.
+SECRET_PARAMS = frozenset({"secret"})
+_PARAM = re.compile(r"(?P<lead>[?&;])(?P<key>[^=&#;?]*)=(?P<value>[^&#;]*)")
+
+
+def _mask_secret_params(text: str) -> str:
+    def hide(match: re.Match[str]) -> str:
+        if unquote_plus(match["key"]).strip().lower() in SECRET_PARAMS:
+            return f"{match['lead']}{match['key']}=***"
+        return match[0]
+
+    return _PARAM.sub(hide, text)
+
+
 def redact(uri: str) -> str:
-    """The URI with its password (if any) replaced by ``***``: what logs, records and ledger keys show.
+    """The URI with its password (if any) and its secret query parameters (``SECRET_PARAMS``) replaced by
+    ``***``: what logs, records and ledger keys show.
 
     A URI whose ``@`` is not where the parser puts the end of its userinfo is masked whole (see mask).
     """
@@ -102,29 +144,36 @@ def redact(uri: str) -> str:
         return mask(uri)
     if "@" in uri.replace(netloc, "", 1):
         return mask(uri)
+    redacted = _mask_secret_params(uri)
     if parts.password is None:
-        return uri
+        return redacted
     host = netloc.rpartition("@")[2]
-    return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{host}"))
+    return urlunsplit(urlsplit(redacted)._replace(netloc=f"{parts.username or ''}:***@{host}"))
 
 
 def parse_destination(uri: str) -> DestinationSpec:
     """Check one RELAY_DESTINATIONS entry; the error names the variable and the entry (redacted)."""
     try:
         parts = urlsplit(uri)
-        parts.port  # noqa: B018 - raises ValueError for a malformed port
+        if not _names_an_arn(parts):
+            parts.port  # noqa: B018 - raises ValueError for a malformed port
     except ValueError:
         raise _bad(uri, f"is not a valid URI{f' ({ENCODE_HINT})' if '@' in uri else ''}") from None
     scheme = parts.scheme.lower()
-    if scheme in ("https", "http") and len(parts.path.strip("/").split("/")) == 2:
+    if scheme in ("https", "http") and is_sqs_url(parts):
         return _sqs_url(uri, parts)
     if scheme not in SCHEMES:
-        known = ", ".join(f"{s}://" for s in SCHEMES)
-        raise _bad(uri, f"unknown scheme (supported: {known}, or an SQS queue URL)")
+        known = ", ".join(f"{s}://" for s in SCHEMES if s != "http")  # http:// is for tests' loopback webhooks
+        raise _bad(uri, f"unknown scheme (supported: {known}: a webhook or an SQS queue URL)")
     if parts.fragment:
         raise _bad(uri, "takes no #fragment")
     params = _query(uri, parts.query)
     return SCHEMES[scheme].parse(uri, parts, params)
+
+
+def _names_an_arn(parts: SplitResult) -> bool:
+    """An sns:// or eventbridge:// URI naming its topic or bus by ARN, whose colons are no host:port."""
+    return parts.scheme.lower() in ("sns", "eventbridge") and parts.netloc.startswith("arn:")
 
 
 def _bad(uri: str, problem: str) -> ConfigurationError:
@@ -211,12 +260,41 @@ def _sqs(uri: str, parts: SplitResult, params: dict[str, str]) -> DestinationSpe
     return DestinationSpec("sqs", "queue", uri, uri, f"sqs://{name}", queue=name)
 
 
+def is_sqs_url(parts: SplitResult) -> bool:
+    """Whether an http(s) URL names an SQS queue (else it is a webhook): its host is an SQS endpoint
+    (``sqs.<region>.amazonaws.com``, the legacy ``<region>.queue.amazonaws.com``, their ``.amazonaws.com.cn`` and
+    VPC endpoint forms: https://docs.aws.amazon.com/general/latest/gr/sqs-service.html), or its path is
+    ``/<12-digit account>/<queue name>`` with no query, fragment or user:password@ (a queue URL of a custom
+    endpoint, such as a local stand-in's). Earlier versions read every two-segment path as a queue URL and refused
+    those that were not one, so every URI they accepted still reads as the same queue, and a mistyped queue URL on
+    an SQS host is still refused as one."""
+    host = (parts.hostname or "").lower()
+    if _SQS_HOST.search(host):
+        return True
+    segments = parts.path.strip("/").split("/")
+    return (
+        len(segments) == 2
+        and bool(_ACCOUNT.match(segments[0]) and _QUEUE_NAME.match(segments[1]))
+        and not (parts.query or parts.fragment or "@" in parts.netloc)
+    )
+
+
+_SQS_HOST = re.compile(r"(^|\.)(sqs(-fips)?\.[a-z0-9-]+|[a-z0-9-]+\.queue|queue)\.amazonaws\.com(\.cn)?$")
+
+
 def _sqs_url(uri: str, parts: SplitResult) -> DestinationSpec:
-    account, name = parts.path.strip("/").split("/")
+    segments = parts.path.strip("/").split("/")
     if "@" in uri:
         raise _bad(uri, "an SQS queue URL takes no user:password@")
-    if not _ACCOUNT.match(account) or not _QUEUE_NAME.match(name) or parts.query or parts.fragment:
+    if (
+        len(segments) != 2
+        or not _ACCOUNT.match(segments[0])
+        or not _QUEUE_NAME.match(segments[1])
+        or parts.query
+        or parts.fragment
+    ):
         raise _bad(uri, "is not an SQS queue URL (https://sqs.<region>.amazonaws.com/<account>/<queue-name>)")
+    name = segments[1]
     _check_endpoint(uri, uri)
     # The same queue named by name (in the function's own account and region) and by URL is one queue: a queue
     # name is what tells them apart, so two entries with one name are refused as duplicates.
@@ -231,9 +309,7 @@ def _amqp(uri: str, parts: SplitResult, params: dict[str, str]) -> DestinationSp
     exchange, routing_key = params.get("exchange", ""), params.get("routing_key", "")
     if not exchange and not routing_key:
         raise _bad(uri, "needs exchange=... and/or routing_key=... (the default exchange routes by queue name)")
-    raw = params.get("max_message_bytes", str(DEFAULT_AMQP_MAX_BYTES))
-    if not raw.isdigit() or not 1024 <= int(raw) <= MAX_AMQP_MAX_BYTES:
-        raise _bad(uri, f"max_message_bytes must be an integer from 1024 to {MAX_AMQP_MAX_BYTES}")
+    raw = _max_message_bytes(uri, params, DEFAULT_AMQP_MAX_BYTES, MAX_AMQP_MAX_BYTES)
     _only(uri, params, (*_AMQP_OWN_PARAMS, *_PIKA_PARAMS))
     for key, (kind, low, high) in _PIKA_PARAMS.items():
         if key not in params:
@@ -266,6 +342,113 @@ def _amqp(uri: str, parts: SplitResult, params: dict[str, str]) -> DestinationSp
         routing_key=routing_key,
         params=params | {"max_message_bytes": raw},
     )
+
+
+def _max_message_bytes(uri: str, params: Mapping[str, str], default: int, high: int) -> str:
+    """The max_message_bytes parameter, checked: an integer from 1024 to ``high`` (``default`` when not given)."""
+    raw = params.get("max_message_bytes", str(default))
+    if not raw.isdigit() or not 1024 <= int(raw) <= high:
+        raise _bad(uri, f"max_message_bytes must be an integer from 1024 to {high}")
+    return raw
+
+
+def _arn_or_name(parts: SplitResult) -> str:
+    """What an sns:// or eventbridge:// URI names: its host, or the ARN written there (a bus ARN's "/" starts the
+    URI's path)."""
+    return parts.netloc + (parts.path if _names_an_arn(parts) else parts.path.rstrip("/"))
+
+
+def _eventbridge(uri: str, parts: SplitResult, params: dict[str, str]) -> DestinationSpec:
+    bus = _arn_or_name(parts)
+    found = _BUS.match(bus)
+    if found is None:
+        raise _bad(uri, "names no valid event bus (eventbridge://<bus name> or eventbridge://<event bus ARN>)")
+    _only(uri, params, ("source", "detail_type", "max_message_bytes"))
+    source = params.get("source", "aitask-relay")
+    if not _SOURCE.match(source) or source.lower().startswith("aws."):
+        raise _bad(uri, "source must be 1 to 256 printable ASCII characters, no space, not beginning with 'aws.'")
+    if "detail_type" in params and not _DETAIL_TYPE.match(params["detail_type"]):
+        raise _bad(uri, "detail_type must be 1 to 128 printable ASCII characters")
+    raw = _max_message_bytes(uri, params, DEFAULT_AWS_BUS_MAX_BYTES, MAX_AWS_BUS_MAX_BYTES)
+    # A bus named by name (in the function's own account and region) and by ARN is one bus, as for SQS queues.
+    target = f"eventbridge://{found['name']}"
+    return DestinationSpec(
+        "eventbridge", "queue", uri, uri, target, queue=bus, params=params | {"max_message_bytes": raw}
+    )
+
+
+def _sns(uri: str, parts: SplitResult, params: dict[str, str]) -> DestinationSpec:
+    topic = _arn_or_name(parts)
+    found = _TOPIC.match(topic)
+    if found is None:
+        raise _bad(uri, "names no valid SNS topic (sns://<topic name> or sns://<topic ARN>, up to 256 characters)")
+    _only(uri, params, ("max_message_bytes",))
+    raw = _max_message_bytes(uri, params, DEFAULT_AWS_BUS_MAX_BYTES, MAX_AWS_BUS_MAX_BYTES)
+    return DestinationSpec(
+        "sns", "queue", uri, uri, f"sns://{found['name']}", queue=topic, params={"max_message_bytes": raw}
+    )
+_WEBHOOK_PARAMS = ("secret", *SECRET_REFERENCE_PARAMS, "allow_private", "max_body_bytes", "timeout")
+DEFAULT_WEBHOOK_MAX_BYTES = 256 * 1024  # SQS's long-standing default: a message any consumer of the relay takes
+MAX_WEBHOOK_MAX_BYTES = 16 * 1024 * 1024
+DEFAULT_WEBHOOK_TIMEOUT = 10.0  # seconds, for each of connect, TLS handshake, send and the answer's headers
+MAX_WEBHOOK_TIMEOUT = 30.0
+UNSIGNED = "a webhook is signed: give secret=whsec_..., secret_secret= or secret_env=, or set RELAY_SIGNING_SECRET"
+PLUS_HINT = "in a URI write a secret's '+' as %2B and '/' as %2F: a bare '+' reads as a space, which separates secrets"
+
+
+def webhook_secrets(text: str, *, where: str) -> tuple[str, ...]:
+    """The Standard Webhooks secrets of a webhook URI's ``secret=`` (one, or several separated by spaces: each
+    signs, for key rotation), checked as RELAY_SIGNING_SECRET's are (signing.parse_secrets); the error names
+    ``where`` and the problem, never a secret."""
+    from aitask_relay.adapters.destinations.signing import parse_secrets
+
+    try:
+        return parse_secrets(text, where)
+    except ConfigurationError as exc:
+        raise ConfigurationError(f"{exc.message} ({PLUS_HINT})") from None
+
+
+def _webhook(uri: str, parts: SplitResult, params: dict[str, str]) -> DestinationSpec:
+    """``https://host[:port]/path?secret=whsec_...``: a webhook (webhook.py). Every https:// URL that is not an SQS
+    queue URL (is_sqs_url) comes here."""
+    if "@" in parts.netloc or "@" in uri.replace(parts.netloc, "", 1).partition("?")[0]:
+        raise _bad(uri, "a webhook URL takes no user:password@ (the relay signs each request: secret=...)")
+    host = parts.hostname
+    if not host:
+        raise _bad(uri, "names no host (https://host/path?secret=whsec_...)")
+    _only(uri, params, _WEBHOOK_PARAMS)
+    allow = params.get("allow_private", "false")
+    if allow not in ("true", "false"):
+        raise _bad(uri, "allow_private must be true or false")
+    if parts.scheme.lower() == "http" and not (is_loopback(host) and allow == "true"):
+        raise _bad(uri, "a webhook is https://; plain http:// only for a loopback host with allow_private=true")
+    if allow == "false" and _is_ip(host) and (reason := refusal(host)) is not None:
+        raise _bad(uri, f"{host} is {reason}: add allow_private=true to deliver there")
+    raw = params.get("max_body_bytes", str(DEFAULT_WEBHOOK_MAX_BYTES))
+    if not raw.isdigit() or not 1024 <= int(raw) <= MAX_WEBHOOK_MAX_BYTES:
+        raise _bad(uri, f"max_body_bytes must be an integer from 1024 to {MAX_WEBHOOK_MAX_BYTES}")
+    timeout = params.get("timeout", str(DEFAULT_WEBHOOK_TIMEOUT))
+    if not re.fullmatch(r"[0-9]+(\.[0-9]+)?", timeout) or not 0.1 <= float(timeout) <= MAX_WEBHOOK_TIMEOUT:
+        raise _bad(uri, f"timeout must be a number of seconds from 0.1 to {MAX_WEBHOOK_TIMEOUT:g}")
+    problem = check_password_reference(params, literal_password="secret" in params, keys=SECRET_REFERENCE_PARAMS)
+    if problem:
+        raise _bad(uri, problem)
+    if "secret" in params:
+        webhook_secrets(params["secret"], where=f"RELAY_DESTINATIONS entry {mask(uri)!r}")
+    port = parts.port or (443 if parts.scheme.lower() == "https" else 80)
+    path = parts.path or "/"
+    target = f"webhook:{parts.scheme.lower()}://{host.lower()}:{port}{path}"
+    own = {key: value for key, value in params.items() if key != "secret"}  # the spec's params are shown in reprs
+    own |= {"allow_private": allow, "max_body_bytes": raw, "timeout": timeout}
+    return DestinationSpec("https", "queue", uri, redact(uri), target, params=own)
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
 
 
 @dataclass(frozen=True, slots=True)
@@ -368,7 +551,7 @@ class Scheme:
     factory: str
 
 
-# The one registry of schemes (an SQS queue's https:// URL is read as sqs).
+# The one registry of schemes (an SQS queue's https:// URL is read as sqs, every other https:// URL as a webhook).
 SCHEMES: dict[str, Scheme] = {
     "file": Scheme("store", _file, "aitask_relay.adapters.destinations.file:FileDestination"),
     "s3": Scheme("store", _s3, "aitask_relay.adapters.destinations.s3:S3Destination"),
@@ -376,5 +559,11 @@ SCHEMES: dict[str, Scheme] = {
     "sqs": Scheme("queue", _sqs, "aitask_relay.adapters.destinations.sqs:SqsDestination"),
     "amqp": Scheme("queue", _amqp, "aitask_relay.adapters.destinations.amqp:AmqpDestination"),
     "amqps": Scheme("queue", _amqp, "aitask_relay.adapters.destinations.amqp:AmqpDestination"),
+    "eventbridge": Scheme(
+        "queue", _eventbridge, "aitask_relay.adapters.destinations.eventbridge:EventBridgeDestination"
+    ),
+    "sns": Scheme("queue", _sns, "aitask_relay.adapters.destinations.sns:SnsDestination"),
     "mns": Scheme("queue", _mns, "aitask_relay.adapters.destinations.mns:MnsDestination"),
+    "https": Scheme("queue", _webhook, "aitask_relay.adapters.destinations.webhook:WebhookDestination"),
+    "http": Scheme("queue", _webhook, "aitask_relay.adapters.destinations.webhook:WebhookDestination"),
 }
