@@ -8,7 +8,7 @@ and a Redis of the soak's own with an append-only file (the delivery ledger, res
 processes poll the tracking queue the way Lambda's SQS poller does and call the real queue_consumer handler.
 The front in front of moto makes SendMessage keep SQS's size and character rules (see MotoFront).
 
-The mix, in both scenarios:
+The mix, in every scenario:
 - tasks finished, failed, finishing after 2-12 s, stuck and unknown; templates of 200 B to 400 KB;
 - outputs: S3, AMQP (64 KiB limit) and an SQS queue at MaximumMessageSize=262144, so the largest templates
   go by claim check to the stored object;
@@ -26,6 +26,14 @@ The mix, in both scenarios:
   tracking message has created_at) that GetAITask answers 404 for 10-20 s; and two sweeps of the swept
   deployment whose ListAITasks answers an error in an HTTP 200 body (LISTING_FAULTS: Forbidden with
   HttpStatusCode 403 on the first page, a listing without Tasks on a later one).
+
+The "mns" scenario is the baseline with one more output, a Simple Message Queue (MNS) queue of the devkit's
+stand-in (relay_devkit.mns: MNS's REST API over real HTTP, its signature checked, 64 KB of base64 per message, so
+the 200 KB and 400 KB templates go by claim check), and MNS's faults alone, one every 2.5 s: the next 1-4 requests
+answered 500 InternalError, 503 ServiceUnavailable or 400 QpsLimitExceeded, or the next 1-2 SendMessage requests
+stored but their connection closed unanswered. A lost answer may repeat the event: the SDK sends the request again
+itself, and when that one is lost too the relay logs "MNS send of event <id> unanswered" and retries; a duplicate
+is explained by that line or by an answer the stand-in dropped for a message of that event.
 
 Faults, all at once in the "faults" scenario:
 - ROS: 5xx, throttling with and without x-acs-retry-after, garbled and truncated bodies, latency above the
@@ -69,6 +77,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from relay_devkit.emulation import start_emulator
+from relay_devkit.mns import MnsStandIn
 from relay_devkit.servers import closed_port
 
 KEY_ID, KEY_SECRET = "soak-key-id", "soak-key-secret"
@@ -578,13 +587,20 @@ EXPLAINED_UNRECORDED = re.compile(r"event (\S+) (?:published to|to) (\S+) (?:but
 # A record retried after its reports went out, or a record SQS delivered again (its report may have gone out on the
 # earlier delivery: an invocation slower than the visibility timeout, on a loaded machine).
 EXPLAINED_REPORTS = re.compile(r"reports for (\S+) sent(?:, but record \S+ is retried| from record \S+, received)")
+# An MNS SendMessage whose answer was lost twice (the SDK's own resend too): the relay retries it.
+EXPLAINED_MNS = re.compile(r"MNS send of event (\S+) unanswered")
 PUBLISHING = re.compile(r"publishing event (\S+) to (\S+)")
 RECORDED = re.compile(r"event (\S+) to (\S+) recorded")
 
 
 def explained_by(logs: str) -> dict[str, set[str]]:
     """The event ids whose repeat the logs explain, by output queue kind (amqp, sqs)."""
-    explained: dict[str, set[str]] = {"amqp": set(EXPLAINED_AMQP.findall(logs)), "sqs": set(), "reports": set()}
+    explained: dict[str, set[str]] = {
+        "amqp": set(EXPLAINED_AMQP.findall(logs)),
+        "sqs": set(),
+        "reports": set(),
+        "mns": set(EXPLAINED_MNS.findall(logs)),
+    }
     for tasks in EXPLAINED_REPORTS.findall(logs):  # a record retried after its reports went out
         explained["reports"].update(tasks.split(","))
     for event, queue in EXPLAINED_UNRECORDED.findall(logs):
@@ -610,14 +626,16 @@ class Soak:
     faults: bool  # every fault at once (the "faults" scenario), or none (the baseline)
     seed: int
     timeout: float
+    mns: bool = False  # the "mns" scenario: an MNS output queue and MNS's faults alone (see the module's docstring)
     rng: random.Random = field(init=False)
     started: float = field(init=False)
     result: Result = field(init=False)
     chaos: dict[str, int] = field(default_factory=dict)  # the chaos done, by action ("kill", "s3", ...)
-    # The servers, while run() runs: moto's front (its S3 outage switch), moto's endpoint, the Redis.
+    # The servers, while run() runs: moto's front (its S3 outage switch), moto's endpoint, the Redis, the MNS stand-in.
     front: MotoFront = field(init=False)
     endpoint: str = field(init=False)
     redis: DurableRedis = field(init=False)
+    standin: MnsStandIn | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
         self.rng = random.Random(self.seed)
@@ -628,9 +646,13 @@ class Soak:
         """Start the servers, run the scenario over them, stop them: the scenario's Result."""
         server, self.front, self.endpoint = start_moto()
         self.redis = DurableRedis()
+        if self.mns:
+            self.standin = MnsStandIn({KEY_ID: (KEY_SECRET, None)}).start()
         try:
             return self._scenario()
         finally:
+            if self.standin is not None:
+                self.standin.stop()
             self.redis.stop()
             server.shutdown()
 
@@ -669,6 +691,11 @@ class Soak:
             swept_tracking = sqs.create_queue(QueueName=f"soak-swept-tracking-{tag}", Attributes=visibility)
             swept_failures = sqs.create_queue(QueueName=f"soak-swept-failures-{tag}")
             amqp_queue = f"soak-{tag}"
+            mns_queue = f"soak-out-{tag}"
+            extra = ""
+            if self.standin is not None:  # MNS queue names take letters, digits and "-": the tag is such
+                self.standin.create_queue(mns_queue)
+                extra = f",{self.standin.destination(mns_queue)}"
             connection = pika.BlockingConnection(pika.URLParameters("amqp://guest:guest@127.0.0.1:5672/%2F"))
             connection.channel().queue_declare(amqp_queue, arguments={"x-expires": 3_600_000})
             connection.close()
@@ -676,7 +703,7 @@ class Soak:
                 **os.environ,
                 **ros.environment(
                     f"s3://{bucket}/,amqp://guest:guest@127.0.0.1:5672/%2F?routing_key={amqp_queue}"
-                    f"&max_message_bytes=65536&heartbeat=0,sqs://{small}"
+                    f"&max_message_bytes=65536&heartbeat=0,sqs://{small}{extra}"
                 ),
                 "ROS_READ_TIMEOUT_MS": "1000",
                 "ROS_MAX_ATTEMPTS": "3",
@@ -717,7 +744,7 @@ class Soak:
             sweeps = (stop, swept_env, fifo, created, self.result.sweeps, swept_emulator)
             sweeper = threading.Thread(target=sweep_loop, args=sweeps, daemon=True)
             sweeper.start()
-            if self.faults:
+            if self.faults or self.mns:
                 chaos.start()
             deadline = time.monotonic() + self.timeout
             try:
@@ -728,7 +755,7 @@ class Soak:
                 wait_for_queue(fifo, {e.event_id for e in expected if e.event_id and e.swept}, deadline)
             finally:
                 stop.set()
-                if self.faults:
+                if self.faults or self.mns:
                     chaos.join()
                 sweeper.join()
                 self.front.down = False
@@ -743,6 +770,11 @@ class Soak:
                 "sqs 256 KiB": ("", False, queue_bodies(small)),
                 "sqs fifo swept": ("swept/", True, queue_bodies(fifo)),
             }
+            dropped: set[str] = set()
+            if self.standin is not None:
+                held = self.standin.pending(mns_queue)
+                outputs["mns"] = ("", False, [(None, m.text().encode("utf-8", "surrogatepass")) for m in held])
+                dropped = mns_dropped(self.standin, held)
             kills = [workers.killed_between(), swept_workers.killed_between()]
             sweep_logs = [s.pop("log", "") for s in self.result.sweeps]
             logs = "\n".join([workers.logs(), swept_workers.logs(), *kills, *sweep_logs])
@@ -751,20 +783,31 @@ class Soak:
                 and any(r["action"] in ("ListAITaskEvents", "GetAITask") and r["http_status"] == 404
                         for r in emulator.requests_for(item.task_id))
             }  # fmt: skip
-            reconcile(self.result, expected, s3, bucket, settled, outputs, explained_by(logs),
+            explained = explained_by(logs)
+            explained["mns"] |= dropped
+            reconcile(self.result, expected, s3, bucket, settled, outputs, explained,
                       strict_reports=not self.faults, hidden=hidden)  # fmt: skip
-            if self.faults:
+            if self.faults or self.mns:
                 done = ", ".join(f"{k} x{v}" for k, v in sorted(self.chaos.items()))
-                self.result.notes.append(f"(chaos: {done}; ROS faults on a fifth of the tasks)")
+                also = "; ROS faults on a fifth of the tasks" if self.faults else ""
+                self.result.notes.append(f"(chaos: {done}{also})")
         self.result.elapsed = time.monotonic() - self.started
         return self.result
 
     def _chaos(self, stop: threading.Event, workers: Workers) -> None:
         """Until ``stop``, every 2.5 s one fault of SOAK_CHAOS (each once in turn, then at random): a worker
-        killed, S3 down for 1-3 s, RabbitMQ's connections closed, Redis restarted; counted in ``chaos``."""
-        actions = os.environ.get("SOAK_CHAOS", "kill,s3,rabbit,redis").split(",")
+        killed, S3 down for 1-3 s, RabbitMQ's connections closed, Redis restarted; counted in ``chaos``. In the
+        "mns" scenario, MNS's faults instead (SOAK_MNS_CHAOS): errors answered, answers dropped."""
+        if self.mns:
+            actions = os.environ.get("SOAK_MNS_CHAOS", "mns-error,mns-drop").split(",")
+        else:
+            actions = os.environ.get("SOAK_CHAOS", "kill,s3,rabbit,redis").split(",")
         step = 0
         while not stop.wait(2.5):
+            if self.standin is not None and self.standin.faults_left():
+                # The last MNS fault has not met its requests yet: faults must not pile up while traffic is low (at
+                # the end, a few retried tasks would meet nothing but faults)
+                continue
             action = actions[step % len(actions)] if step < len(actions) else self.rng.choice(actions)
             step += 1
             self.chaos[action] = self.chaos.get(action, 0) + 1
@@ -778,6 +821,25 @@ class Soak:
                 subprocess.run(["rabbitmqctl", "close_all_connections", "soak"], capture_output=True, check=False)
             elif action == "redis":
                 self.redis.restart(pause=self.rng.uniform(0.5, 1.5))
+            elif action == "mns-error" and self.standin is not None:
+                # MNS's documented answers for these (https://www.alibabacloud.com/help/en/mns/developer-reference/syntax-of-error-responses)
+                code, status = self.rng.choice([("InternalError", 500), ("ServiceUnavailable", 503),
+                                                ("QpsLimitExceeded", 400)])  # fmt: skip
+                self.standin.fail(code, status, times=self.rng.randint(1, 4))
+            elif action == "mns-drop" and self.standin is not None:
+                self.standin.drop_answers(self.rng.randint(1, 2))
+
+def mns_dropped(standin: MnsStandIn, held: list) -> set[str]:
+    """The event ids of the messages the stand-in stored but dropped the answer to: their repeats are explained
+    (the SDK sends such a request again itself, or the relay retries it)."""
+    ids = set(standin.dropped)
+    events = set()
+    for message in held:
+        if message.message_id in ids:
+            with contextlib.suppress(ValueError, KeyError, TypeError):
+                events.add(json.loads(message.text())["id"])
+    return events
+
 
 def feed(sqs, url: str, expected: list[Expected], groups, rng: random.Random, *, duplicate: bool) -> None:
     past = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 58))  # stuck tasks time out soon
@@ -1254,7 +1316,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tasks", type=int, default=2000)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--timeout", type=float, default=900)
-    parser.add_argument("--scenarios", default="baseline,faults")
+    parser.add_argument("--scenarios", default="baseline,faults,mns")
     parser.add_argument("--stats")
     parser.add_argument("--double-every", type=int, default=0)
     parser.add_argument("--hold", action="store_true")
@@ -1270,7 +1332,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's request log
     results = []
     for name in args.scenarios.split(","):
-        results.append(Soak(name, args.tasks, name == "faults", args.seed, args.timeout).run())
+        results.append(Soak(name, args.tasks, name == "faults", args.seed, args.timeout, mns=name == "mns").run())
         shown: dict[str, int] = {}
         for problem in results[-1].problems + results[-1].notes:  # the first few of each check's
             check = problem.split(":", 1)[0]
@@ -1286,8 +1348,8 @@ def main(argv: list[str] | None = None) -> int:
         if result.duplicates:
             print(
                 f"{result.scenario}: {result.explained} of {result.duplicates} duplicates were logged by the relay as "
-                "possible (an AMQP publish unconfirmed, a publish whose announcement record failed); the others are "
-                "unexplained"
+                "possible (an AMQP publish unconfirmed, a publish whose announcement record failed, an MNS send "
+                "unanswered) or are an MNS answer the stand-in dropped; the others are unexplained"
             )
     problems = failures(results)
     for problem in problems[:40]:

@@ -1,7 +1,7 @@
 """A stand-in for Simple Message Queue (formerly MNS) queues: a real HTTP server on loopback that speaks MNS's
-REST/XML API for SendMessage and BatchSendMessage, checks every request as MNS does, and keeps the messages
-with their delay on a clock of its own, so that a test can take the messages that are due and hand them to the
-Function Compute event handler in the shape an event stream delivers them (``cloud_events``).
+REST/XML API for SendMessage, BatchSendMessage and GetQueueAttributes, checks every request as MNS does, and keeps
+the messages with their delay on a clock of its own, so that a test can take the messages that are due and hand
+them to the Function Compute event handler in the shape an event stream delivers them (``cloud_events``).
 
 Checked on each request, as the API reference describes them
 (https://help.aliyun.com/en/mns/developer-reference/sendmessage,
@@ -14,9 +14,17 @@ https://help.aliyun.com/en/mns/developer-reference/batchsendmessage):
 - an AccessKey pair registered with an STS token needs the ``security-token`` header with that token (403
   InvalidAccessKeyId otherwise: a temporary pair is useless without its token);
 - Content-MD5 as the official SDK writes it (base64 of the hex MD5 of the body; 400 InvalidDegist otherwise);
-- the queue exists (404 QueueNotExist), each DelaySeconds is 0..604800 and each body at most 64 KB, a batch
+- the queue exists (404 QueueNotExist), each DelaySeconds is 0..604800 and each body, as sent (base64 when the
+  sender encoded it), at most the queue's MaximumMessageSize (64 KB unless ``create_queue`` set it lower; the
+  limit applies to the encoded body: "A Base64-encoded message body is larger than the original message body.
+  Therefore, the total size of the original messages cannot exceed 47 KB",
+  https://www.alibabacloud.com/help/en/mns/can-i-use-mns-to-send-or-receive-multiple-messages-at-a-time), a batch
   holds 1..16 messages and 64 KB in all (400 InvalidArgument).
-A batch whose entries are all valid is stored whole; ``fail`` makes the next requests fail with a given code.
+GetQueueAttributes (``GET /queues/<name>``) answers the queue's attributes as
+https://www.alibabacloud.com/help/doc-detail/35131.htm lists them (MaximumMessageSize among them; the others fixed).
+A batch whose entries are all valid is stored whole. Faults: ``fail`` makes the next requests fail with a given
+code; ``drop_answers`` makes the next SendMessage requests store their message and then close the connection
+without answering (the sender cannot tell whether the queue has it: the window in which a retry duplicates).
 
 What it does not prove: that MNS's real endpoint accepts these requests over HTTPS with the account's
 endpoint; the exact error code MNS gives a body over the size limit (InvalidArgument here); the ordering,
@@ -80,9 +88,12 @@ class MnsStandIn:
     account: str = "1234567890"
     region: str = "cn-hangzhou"
     queues: dict[str, list[StoredMessage]] = field(default_factory=dict)
+    sizes: dict[str, int] = field(default_factory=dict)  # each queue's MaximumMessageSize
+    dropped: list[str] = field(default_factory=list)  # ids of the messages stored whose answer was dropped
     requests: list[dict[str, Any]] = field(default_factory=list)
     _now: float = 0.0
     _faults: list[_Fault] = field(default_factory=list)
+    _drops: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _server: ThreadingHTTPServer | None = None
 
@@ -104,11 +115,18 @@ class MnsStandIn:
         host, port = self._server.server_address[:2]
         return f"http://{host}:{port}"
 
-    def create_queue(self, name: str) -> str:
-        """Create a queue; its URL (what RELAY_TRACKING_QUEUE takes)."""
+    def create_queue(self, name: str, *, maximum_message_size: int = MAX_BYTES) -> str:
+        """Create a queue (its MaximumMessageSize 1,024..65,536 bytes); its URL (what RELAY_TRACKING_QUEUE takes)."""
+        if not 1024 <= maximum_message_size <= MAX_BYTES:
+            raise ValueError(f"MaximumMessageSize is 1024..{MAX_BYTES} bytes")
         with self._lock:
             self.queues.setdefault(name, [])
+            self.sizes[name] = maximum_message_size
         return f"{self.endpoint}/queues/{name}"
+
+    def destination(self, name: str) -> str:
+        """The ``mns://`` destination URI (RELAY_DESTINATIONS) of a queue of this stand-in."""
+        return f"mns://{name}?endpoint={self.endpoint}"
 
     def advance(self, seconds: float) -> None:
         with self._lock:
@@ -118,6 +136,16 @@ class MnsStandIn:
         """Answer the next ``times`` requests with this error (its XML body, as MNS writes one)."""
         with self._lock:
             self._faults.append(_Fault(code, status, times))
+
+    def drop_answers(self, times: int = 1) -> None:
+        """Store the messages of the next ``times`` SendMessage requests, then close each connection unanswered."""
+        with self._lock:
+            self._drops += times
+
+    def faults_left(self) -> int:
+        """How many requests the faults given (``fail``, ``drop_answers``) are still to meet."""
+        with self._lock:
+            return sum(fault.times for fault in self._faults) + self._drops
 
     def pending(self, queue: str) -> list[StoredMessage]:
         """Every message held by the queue, due or not (nothing is taken)."""
@@ -155,7 +183,8 @@ class MnsStandIn:
         ]
 
     # --- the server's side ----------------------------------------------------------------------
-    def handle(self, method: str, path: str, headers: dict[str, str], body: bytes) -> tuple[int, bytes]:
+    def handle(self, method: str, path: str, headers: dict[str, str], body: bytes) -> tuple[int, bytes] | None:
+        """The answer (status, XML body) to one request; None: close the connection without answering."""
         with self._lock:
             self.requests.append({"method": method, "path": path, "headers": dict(headers)})
             for fault in self._faults:
@@ -166,12 +195,16 @@ class MnsStandIn:
         if refused is not None:
             return refused
         parts = path.split("/")
-        if method != "POST" or len(parts) != 4 or parts[1] != "queues" or parts[3] != "messages":
+        attributes = method == "GET" and len(parts) == 3 and parts[1] == "queues"
+        if not attributes and (method != "POST" or len(parts) != 4 or parts[1] != "queues" or parts[3] != "messages"):
             return _error(400, "InvalidRequestURL", "Http request URL format invalid.")
         queue = parts[2]
         with self._lock:
             if queue not in self.queues:
                 return _error(404, "QueueNotExist", "The queue name you provided is not exist.")
+            limit = self.sizes.get(queue, MAX_BYTES)
+        if attributes:
+            return 200, _attributes(queue, limit)
         try:
             # The relay's own requests on loopback, in a test: nothing untrusted reaches this parser.
             root = ElementTree.fromstring(body)  # noqa: S314
@@ -187,8 +220,8 @@ class MnsStandIn:
             delay = entry.findtext(f"{{{XMLNS}}}DelaySeconds") or "0"
             if not text or not delay.isdigit() or int(delay) > MAX_DELAY_SECONDS:
                 return _error(400, "InvalidArgument", f"DelaySeconds should be between 0 and {MAX_DELAY_SECONDS}.")
-            if len(text.encode()) > MAX_BYTES:
-                return _error(400, "InvalidArgument", f"MessageBody should be between 1 and {MAX_BYTES} bytes.")
+            if len(text.encode()) > limit:
+                return _error(400, "InvalidArgument", f"The value of MessageBody should between 1 and {limit} bytes.")
             parsed.append((text, int(delay)))
         if sum(len(text.encode()) for text, _ in parsed) > MAX_BYTES:
             return _error(400, "InvalidArgument", f"The messages of a batch should be at most {MAX_BYTES} bytes.")
@@ -198,6 +231,10 @@ class MnsStandIn:
                 message = StoredMessage(uuid.uuid4().hex.upper(), text, self._now, delay)
                 self.queues[queue].append(message)
                 stored.append(message)
+            if self._drops > 0 and not batch:
+                self._drops -= 1
+                self.dropped.append(stored[0].message_id)
+                return None
         head = '<?xml version="1.0" encoding="UTF-8"?>'
         if batch:
             listed = "".join(f"<Message>{_sent(m)}</Message>" for m in stored)
@@ -244,6 +281,18 @@ def _sent(message: StoredMessage) -> str:
     return f"<MessageId>{message.message_id}</MessageId><MessageBodyMD5>{md5}</MessageBodyMD5>"
 
 
+def _attributes(queue: str, maximum_message_size: int) -> bytes:
+    """GetQueueAttributes' answer: every element the API reference lists (the SDK requires each of them)."""
+    values = {
+        "QueueName": queue, "CreateTime": "1250700999", "LastModifyTime": "1250700999", "DelaySeconds": "0",
+        "MaximumMessageSize": str(maximum_message_size), "MessageRetentionPeriod": "345600",
+        "VisibilityTimeout": "30", "PollingWaitSeconds": "0", "ActiveMessages": "0", "InactiveMessages": "0",
+        "DelayMessages": "0", "LoggingEnabled": "False",
+    }  # fmt: skip
+    elements = "".join(f"<{name}>{value}</{name}>" for name, value in values.items())
+    return f'<?xml version="1.0" encoding="UTF-8"?><Queue xmlns="{XMLNS}">{elements}</Queue>'.encode()
+
+
 def _error(status: int, code: str, message: str) -> tuple[int, bytes]:
     request_id = uuid.uuid4().hex.upper()
     xml = (
@@ -267,7 +316,11 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
         headers = {k.lower(): v for k, v in self.headers.items()}
-        status, answer = self.standin.handle(self.command, self.path, headers, body)
+        answered = self.standin.handle(self.command, self.path, headers, body)
+        if answered is None:  # the message is stored; the sender never learns it
+            self.close_connection = True
+            return
+        status, answer = answered
         self.send_response(status)
         self.send_header("Content-Type", "text/xml;charset=utf-8")
         self.send_header("Content-Length", str(len(answer)))

@@ -6,6 +6,7 @@ import ast
 import re
 from pathlib import Path
 
+import pytest
 import yaml
 
 from aitask_relay.adapters.destinations.uri import parse_destination
@@ -56,9 +57,9 @@ def test_the_code_objects_are_what_fc_package_builds():
 
 def resolved(value, parameters):
     """``value`` as ROS would deploy it with ``parameters``: Ref of a parameter, Fn::Sub of a text whose names are
-    all given, Fn::Replace, Fn::Equals, Fn::Not and the conditions, Fn::If picking its branch (the functions the
-    template uses in its conditions, policy and functions; others are left as they are). Pseudo parameters
-    (ALIYUN::Region) are given in ``parameters`` like the others."""
+    all given, Fn::Replace, Fn::Join, Fn::Split, Fn::Equals, Fn::Not and the conditions, Fn::If picking its branch
+    (the functions the template uses in its conditions, policy and functions; others are left as they are). Pseudo
+    parameters (ALIYUN::Region) are given in ``parameters`` like the others."""
     conditions = {}
 
     def walk(node):
@@ -76,6 +77,12 @@ def resolved(value, parameters):
             for old, new in mapping.items():
                 text = text.replace(old, new)
             return text
+        if set(node) == {"Fn::Join"}:
+            delimiter, items = walk(node["Fn::Join"])
+            return delimiter.join(items)
+        if set(node) == {"Fn::Split"}:
+            delimiter, text = walk(node["Fn::Split"])
+            return text.split(delimiter)
         if set(node) == {"Fn::Equals"}:
             left, right = walk(node["Fn::Equals"])
             return left == right
@@ -101,6 +108,7 @@ BASE_ACTIONS = {
     "mns:SendMessage",
     "mns:BatchSendMessage",
 }
+NO_MNS_DESTINATION = {"DestinationMnsQueues": ""}  # the parameter's default
 # Each report part's ROS actions (ValidateTemplate needs no RAM authorization)
 PART_ACTIONS = {
     "validate": set(),
@@ -121,12 +129,14 @@ def test_the_role_is_granted_exactly_the_report_parts_actions_for_every_value_a_
         assert ",".join(parts) == report or (report == "none" and parts == ())
         # And the role, resolved as ROS would, allows the base actions and exactly those of the parts, denying the
         # other parts'
-        (policy,) = resolved(RESOURCES["RelayRole"]["Properties"]["Policies"], {"RelayReport": report})
+        policies = RESOURCES["RelayRole"]["Properties"]["Policies"]
+        (policy,) = resolved(policies, {"RelayReport": report, **NO_MNS_DESTINATION})
         statements = policy["PolicyDocument"]["Statement"]
         allowed = {a for s in statements if s["Effect"] == "Allow" for a in s["Action"]}
         denied = {a for s in statements if s["Effect"] == "Deny" for a in s["Action"]}
         expected = set().union(*(PART_ACTIONS[p] for p in parts))
-        assert allowed == BASE_ACTIONS | expected and denied == every - expected, report
+        # (mns:GetQueueAttributes is denied too: no MNS destination queue is named; see the test below)
+        assert allowed == BASE_ACTIONS | expected and denied == every - expected | {"mns:GetQueueAttributes"}, report
     # And every function is given the same RELAY_REPORT
     assert all(p["EnvironmentVariables"]["RELAY_REPORT"] == {"Ref": "RelayReport"} for p in FUNCTIONS.values())
 
@@ -135,7 +145,7 @@ def test_the_ram_role_is_for_fc_and_allows_only_its_actions_scoped():
     role = RESOURCES["RelayRole"]["Properties"]
     (trust,) = role["AssumeRolePolicyDocument"]["Statement"]
     assert trust["Principal"] == {"Service": ["fc.aliyuncs.com"]} and trust["Action"] == "sts:AssumeRole"
-    (policy,) = resolved(role["Policies"], {"RelayReport": "none"})
+    (policy,) = resolved(role["Policies"], {"RelayReport": "none", **NO_MNS_DESTINATION})
     statements = [s for s in policy["PolicyDocument"]["Statement"] if s["Effect"] == "Allow"]  # the report's Deny
     actions = {a for s in statements for a in s["Action"]}
     assert actions == BASE_ACTIONS
@@ -153,6 +163,38 @@ def test_the_ram_role_is_for_fc_and_allows_only_its_actions_scoped():
             ]
         else:
             assert all(a.startswith("ros:") for a in statement["Action"]) and statement["Resource"] == ["*"]
+
+
+@pytest.mark.parametrize(
+    "queues", ["", "relay-out", "relay-out,Audit-2", "a" * 120], ids=["none", "one", "two", "longest-name"]
+)
+def test_the_role_may_send_to_the_mns_destination_queues_named_and_to_no_other(queues):
+    # Given DestinationMnsQueues (which its pattern takes)
+    assert re.fullmatch(TEMPLATE["Parameters"]["DestinationMnsQueues"]["AllowedPattern"], queues)
+    assert TEMPLATE["Parameters"]["DestinationMnsQueues"]["Default"] == ""
+    # When the role is resolved as ROS would
+    policies = RESOURCES["RelayRole"]["Properties"]["Policies"]
+    (policy,) = resolved(policies, {"RelayReport": "none", "DestinationMnsQueues": queues})
+    statements = policy["PolicyDocument"]["Statement"]
+    reading = [s for s in statements if "mns:GetQueueAttributes" in s["Action"]]
+    (statement,) = reading
+    names = [n for n in queues.split(",") if n]
+    if not names:
+        # Then with no queue named no queue's attributes may be read, and SendMessage reaches only the relay's two
+        assert statement == {"Effect": "Deny", "Action": ["mns:GetQueueAttributes"], "Resource": ["*"]}
+        sending = [r for s in statements if "mns:SendMessage" in s["Action"] for r in s["Resource"]]
+        assert all(r["Fn::Sub"].endswith(("-tracking/messages", "-failures/messages")) for r in sending)
+        return
+    # Then each named queue's messages may be sent to and the queue's attributes read: exactly those resources
+    assert statement["Effect"] == "Allow" and statement["Action"] == ["mns:SendMessage", "mns:GetQueueAttributes"]
+    assert sorted(statement["Resource"]) == sorted(
+        [f"acs:mns:*:*:/queues/{n}/messages" for n in names] + [f"acs:mns:*:*:/queues/{n}" for n in names]
+    )
+
+
+@pytest.mark.parametrize("queues", [",", "a,", ",a", "a b", "a_b", "-a", "a" * 121, "a,,b"])
+def test_the_mns_destination_queues_parameter_refuses_what_is_not_a_list_of_queue_names(queues):
+    assert not re.fullmatch(TEMPLATE["Parameters"]["DestinationMnsQueues"]["AllowedPattern"], queues)
 
 
 def test_pending_tasks_are_tracked_through_the_mns_tracking_queue_one_record_per_invocation():

@@ -60,6 +60,31 @@ def test_an_s3_only_deployment_delivers_without_loading_pika_redis_or_the_oss_sd
     assert "boto3" in modules
     assert not set(modules) & {"pika", "redis", "alibabacloud_oss_v2", "aitask_relay.adapters.ledger", "aws_xray_sdk",
                                "standardwebhooks", "aitask_relay.adapters.destinations.webhook"}  # fmt: skip
+    assert not set(modules) & {"mns", "aitask_relay.adapters.destinations.mns"}
+
+
+def test_an_mns_destination_loads_the_mns_sdk_and_no_other_destinations_client(emulator):
+    # Given a deployment delivering to an MNS queue (the devkit's stand-in), and a finished task
+    import os
+
+    from relay_devkit.mns import MnsStandIn
+
+    key = (os.environ["ALIBABA_CLOUD_ACCESS_KEY_ID"], os.environ["ALIBABA_CLOUD_ACCESS_KEY_SECRET"])
+    standin = MnsStandIn({key[0]: (key[1], None)}).start()
+    try:
+        standin.create_queue("imports-out")
+        emulator.add_task({"TaskId": "t-mns-only", "Status": "SUCCESS", "TaskOutput": {"Result": "Resources: {}\n"}})
+        # When the handler runs in a fresh process
+        outcome, modules = fetched_in_a_fresh_process(
+            emulator, "t-mns-only", RELAY_DESTINATIONS=standin.destination("imports-out")
+        )
+        # Then it delivered through the MNS SDK and imported no other destination's client
+        assert outcome == "created" and len(standin.pending("imports-out")) == 1
+        assert {"mns", "aitask_relay.adapters.destinations.mns"} <= set(modules)
+        others = {"boto3", "pika", "redis", "alibabacloud_oss_v2", "aitask_relay.adapters.destinations.webhook"}
+        assert not set(modules) & others
+    finally:
+        standin.stop()
 
 
 def test_a_webhook_only_deployment_delivers_without_loading_any_cloud_sdk_or_broker_client(emulator):

@@ -32,6 +32,8 @@ from aitask_relay.core.errors import ConfigurationError
         ),
         ("amqp://u:p@127.0.0.1/vh?routing_key=done", "amqp", "queue", "done", ""),
         ("amqps://u:p@mq.example/%2F?routing_key=done", "amqps", "queue", "done", ""),
+        ("mns://relay-out?endpoint=1234.mns.cn-hangzhou.aliyuncs.com", "mns", "queue", "relay-out", ""),
+        ("mns://relay-out?endpoint=http://127.0.0.1:9911", "mns", "queue", "relay-out", ""),
     ],
 )
 def test_accepted_uris(uri, scheme, kind, place, prefix):
@@ -50,6 +52,7 @@ def _place(spec):
         "sqs": spec.queue,
         "amqp": spec.routing_key,
         "amqps": spec.routing_key,
+        "mns": spec.queue,
     }[spec.scheme]
 
 
@@ -79,6 +82,12 @@ def _place(spec):
         ("amqp://mq.example/%2F?routing_key=q&allow_plaintext=yes", "allow_plaintext must be true or false"),
         ("s3://my-bucket/?sse=AES256&sse=aws:kms", "gives 'sse' twice"),
         ("nats://x", "unknown scheme"),
+        ("mns://relay-out", "mns://<queue> needs exactly one ?endpoint"),
+        ("mns://relay-out?endpoint=e.example&region=cn-hangzhou", "mns://<queue> needs exactly one ?endpoint"),
+        ("mns://relay_out?endpoint=1234.mns.cn-hangzhou.aliyuncs.com", "is not an MNS queue name"),
+        ("mns://relay-out/x?endpoint=1234.mns.cn-hangzhou.aliyuncs.com", "has no path"),
+        ("mns://relay-out?endpoint=http://1234.mns.cn-hangzhou.aliyuncs.com", "http:// only to a loopback host"),
+        ("mns://key:secret@relay-out?endpoint=1234.mns.cn-hangzhou.aliyuncs.com", "takes no user@"),
     ],
 )
 def test_bad_uris_fail_at_cold_start_naming_the_variable_and_the_entry(uri, problem):
@@ -181,7 +190,7 @@ def test_plain_http_to_ros_needs_an_explicit_opt_in_off_loopback():
         (
             "nats://x",
             "unknown scheme (supported: file://, s3://, oss://, sqs://, amqp://, amqps://, eventbridge://, sns://, "
-            "https://: a webhook or an SQS queue URL)",
+            "mns://, https://: a webhook or an SQS queue URL)",
         ),
         ("amqps://u:p@mq.example:notaport/vh?routing_key=q", "is not a valid URI (percent-encode"),
         ("amqps://mq.example/vh", "needs exchange=... and/or routing_key=... (the default exchange routes by"),
@@ -245,6 +254,14 @@ def test_an_unparsable_uri_without_an_at_sign_gets_no_percent_encoding_hint():
             {"region": "cn-hangzhou", "endpoint": "http://127.0.0.1:9000"},
         ),
         ("sqs://relay-events/", "queue", "sqs://relay-events", "relay-events", "", {}),
+        (
+            "mns://relay-out?endpoint=1234.mns.cn-hangzhou.aliyuncs.com",
+            "queue",
+            "https://1234.mns.cn-hangzhou.aliyuncs.com/queues/relay-out",
+            "relay-out",
+            "",
+            {"endpoint": "https://1234.mns.cn-hangzhou.aliyuncs.com"},
+        ),
         (
             "https://sqs.eu-west-1.amazonaws.com/123456789012/EventsX",
             "queue",

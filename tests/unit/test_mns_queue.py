@@ -148,6 +148,13 @@ def test_the_credential_chain_reaches_the_sdk_with_its_sts_token():
         ),
         ("https://1234.mns.cn-hangzhou.aliyuncs.com/queues/q1", "https://1234.mns.cn-hangzhou.aliyuncs.com", "q1"),
         ("http://127.0.0.1:9911/queues/q1", "http://127.0.0.1:9911", "q1"),
+        # The endpoint as a base URL: https:// to any host, http:// to a loopback one (the devkit's stand-in)
+        (
+            "mns://q1?endpoint=https://1234.mns.cn-hangzhou.aliyuncs.com",
+            "https://1234.mns.cn-hangzhou.aliyuncs.com",
+            "q1",
+        ),
+        ("mns://q1?endpoint=http://127.0.0.1:9911", "http://127.0.0.1:9911", "q1"),
     ],
 )
 def test_mns_queue_settings(value, url, queue):
@@ -164,6 +171,8 @@ def test_mns_queue_settings(value, url, queue):
         ("http://1234.mns.cn-hangzhou.aliyuncs.com/queues/q1", "http:// only to a loopback host"),
         ("https://user:secret@1234.mns.cn-hangzhou.aliyuncs.com/queues/q1", "no user@"),
         ("https://1234.mns.cn-hangzhou.aliyuncs.com/queues/q1/messages", "<scheme>://<host>/queues/<queue>"),
+        ("mns://q1?endpoint=http://1234.mns.cn-hangzhou.aliyuncs.com", "http:// only to a loopback host"),
+        ("mns://q1?endpoint=ftp://1234.mns.cn-hangzhou.aliyuncs.com", "host[:port] or an http(s):// URL"),
     ],
 )
 def test_bad_mns_queue_settings_fail_at_cold_start_naming_the_variable(value, says):

@@ -6,17 +6,15 @@ or ledger never loads it. Endpoints follow boto3's own AWS_ENDPOINT_URL / AWS_EN
 
 from __future__ import annotations
 
-import logging
 import threading
-import time
 from collections.abc import Sequence
 from typing import Any, cast
 from urllib.parse import urlsplit
 
 from aitask_relay import __version__
+from aitask_relay.adapters.queue_size import KeptMessageSize
 from aitask_relay.core.errors import DestinationFailure, destination_error
 
-_log = logging.getLogger("aitask_relay.sqs")
 _lock = threading.RLock()  # secret() holds it while client() takes it
 _clients: dict[tuple[str, str | None], Any] = {}
 _providers: dict[str, Any] = {}  # Powertools parameter providers on those clients (each caches values)
@@ -79,16 +77,14 @@ SQS_MAX_MESSAGE_BYTES = 1_048_576
 SQS_OLD_DEFAULT_MESSAGE_BYTES = 262_144
 
 
-class SqsQueue:
+class SqsQueue(KeptMessageSize):
     """One SQS queue, named by its name or its URL; the URL of a name is looked up once, and so is the
-    queue's MaximumMessageSize (``max_message_bytes``).
+    queue's MaximumMessageSize (``max_message_bytes``, see queue_size.KeptMessageSize).
 
     Failures are translated into DestinationFailure (retryable or not, by the one table in errors.py).
     """
 
-    # After a transient failure to read the size, the next minute's messages do not ask again: during an SQS
-    # outage every delivery would otherwise wait out the SDK's retries twice (here and at SendMessage).
-    size_retry_seconds = 60.0
+    assumed_max_message_bytes = SQS_OLD_DEFAULT_MESSAGE_BYTES
 
     def __init__(self, name_or_url: str, *, client: Any = None, name: str | None = None) -> None:
         is_url = "://" in name_or_url
@@ -99,11 +95,7 @@ class SqsQueue:
         self._region = _region_of(name_or_url) if is_url else None
         self._client = client
         self._lock = threading.Lock()
-        self._size_lock = threading.Lock()
-        self._max_bytes: int | None = None
-        self._size_unreadable = False  # GetQueueAttributes was refused for good: do not ask again
-        self._size_asked_at: float | None = None  # when a transient failure last answered
-        self._size_warned = False
+        self._init_size()
 
     @property
     def client(self) -> Any:
@@ -121,42 +113,10 @@ class SqsQueue:
                     raise destination_error(exc, self.name) from exc
             return self._url
 
-    def max_message_bytes(self) -> int | None:
-        """The queue's MaximumMessageSize, asked once per process (GetQueueAttributes) and kept.
-
-        None when it cannot be read: refused (no sqs:GetQueueAttributes, a permanent answer, not asked again)
-        or failed for now (throttled, unreachable: asked again a minute later). The first time, one
-        warning says so; the caller then assumes the old default, and a size refusal at SendMessage still
-        falls back to a claim check. An attribute changed later (it takes up to 60 s to propagate) shows in
-        a refusal, after which ``forget_max_message_bytes`` makes the next message ask again.
-        """
-        with self._size_lock:
-            if self._max_bytes is not None or self._size_unreadable:
-                return self._max_bytes
-            if self._size_asked_at is not None and time.monotonic() - self._size_asked_at < self.size_retry_seconds:
-                return None
-            url = self.url  # a missing queue fails the delivery here, as its SendMessage would
-            try:
-                answer = self.client.get_queue_attributes(QueueUrl=url, AttributeNames=["MaximumMessageSize"])
-                self._max_bytes = int(answer["Attributes"]["MaximumMessageSize"])
-                return self._max_bytes
-            except Exception as exc:  # ClientError, a transport error, or an answer without the attribute
-                failure = destination_error(exc, self.name)
-                self._size_unreadable = not failure.retryable
-                self._size_asked_at = time.monotonic()
-                if not self._size_warned:
-                    self._size_warned = True
-                    _log.warning(
-                        f"{self.name}: cannot read the queue's MaximumMessageSize with GetQueueAttributes "
-                        f"({failure.upstream_code or 'error'}); assuming {SQS_OLD_DEFAULT_MESSAGE_BYTES} bytes, "
-                        "and a message the queue refuses as too large goes by claim check"
-                    )
-                return None
-
-    def forget_max_message_bytes(self) -> None:
-        """Ask the queue again at the next message (it refused one the kept size allowed)."""
-        with self._size_lock:
-            self._max_bytes = None
+    def _ask_max_message_bytes(self) -> int:
+        url = self.url  # a missing queue fails the delivery here (DestinationFailure), as its SendMessage would
+        answer = self.client.get_queue_attributes(QueueUrl=url, AttributeNames=["MaximumMessageSize"])
+        return int(answer["Attributes"]["MaximumMessageSize"])
 
     def send(self, body: str, *, delay_seconds: int = 0, **extra: Any) -> str:
         """Send one message; returns its MessageId."""

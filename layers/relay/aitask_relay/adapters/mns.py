@@ -2,7 +2,8 @@
 
 RELAY_TRACKING_QUEUE / RELAY_FAILURE_QUEUE name an MNS queue as
 
-- ``mns://<queue>?endpoint=<account-id>.mns.<region>.aliyuncs.com`` (HTTPS), or
+- ``mns://<queue>?endpoint=<account-id>.mns.<region>.aliyuncs.com`` (HTTPS; the endpoint may also be given as
+  an ``https://`` URL, or ``http://`` to a loopback host), or
 - the queue's URL, ``https://<account-id>.mns.<region>.aliyuncs.com/queues/<queue>`` (``http://`` only to a
   loopback host: the devkit's stand-in).
 
@@ -17,42 +18,30 @@ Its HTTPS connection has no timeout of its own, so one is set on it (a call must
 
 Limits, from the API reference: DelaySeconds 0..604800 per message (SendMessage); BatchSendMessage takes up to
 16 messages of 64 KB in all (https://help.aliyun.com/en/mns/developer-reference/batchsendmessage), and a queue
-takes messages up to its MaximumMessageSize (64 KB at most). Failures become DestinationFailure through the one
-table in core/errors.py (MNS's error codes: QueueNotExist, AccessDenied, ... are permanent; QpsLimitExceeded,
-5xx and network failures are retryable).
+takes message bodies up to its MaximumMessageSize (1,024 to 65,536 bytes, SetQueueAttributes:
+https://www.alibabacloud.com/help/doc-detail/35130.htm), which GetQueueAttributes answers
+(https://www.alibabacloud.com/help/doc-detail/35131.htm) and ``max_message_bytes`` reads once per process.
+Failures become DestinationFailure through the one table in core/errors.py (MNS's error codes: QueueNotExist,
+AccessDenied, ... are permanent; QpsLimitExceeded, 5xx and network failures are retryable).
 """
 
 from __future__ import annotations
 
 import base64
-import re
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any, cast
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import urlsplit
 
-from aitask_relay.adapters.destinations.uri import is_loopback, mask
+from aitask_relay.adapters.destinations.uri import MnsAddress, mask, mns_address
+from aitask_relay.adapters.queue_size import KeptMessageSize
 from aitask_relay.core.errors import ConfigurationError, DestinationFailure, destination_error
 
 MNS_MAX_DELAY_SECONDS = 604_800
 MNS_BATCH_MESSAGES = 16
 MNS_BATCH_BYTES = 64 * 1024
 MNS_TIMEOUT_SECONDS = 10
-_QUEUE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{0,255}")
-
-
-@dataclass(frozen=True, slots=True)
-class MnsAddress:
-    """Where one MNS queue is: the endpoint's base URL (scheme://host[:port]) and the queue's name."""
-
-    url: str
-    queue: str
-
-    @property
-    def name(self) -> str:
-        """What logs and failures show: the queue's URL (it holds no credential)."""
-        return f"{self.url}/queues/{self.queue}"
+MNS_MAX_MESSAGE_BYTES = 64 * 1024  # a queue's largest MaximumMessageSize, of the body as sent (base64 here)
 
 
 def is_mns(value: str) -> bool:
@@ -66,46 +55,17 @@ def is_mns(value: str) -> bool:
 def parse_mns_queue(value: str) -> MnsAddress:
     """The address an MNS queue setting names; ConfigurationError (without the variable's name) when it is not
     a valid one. Nothing in it may carry a credential: a user@ is refused, and never echoed."""
-    shown = mask(value)
-    if "@" in value:
-        raise ConfigurationError(f"{shown!r}: an MNS queue takes no user@ (credentials come from the chain)")
-    parts = urlsplit(value)
-    if parts.scheme == "mns":
-        queue = parts.netloc
-        if parts.path not in ("", "/"):
-            raise ConfigurationError(f"{shown!r}: mns://<queue>?endpoint=<host> has no path")
-        query = parse_qs(parts.query)
-        endpoints = query.get("endpoint", [])
-        if len(endpoints) != 1 or set(query) != {"endpoint"}:
-            raise ConfigurationError(f"{shown!r}: mns://<queue> needs exactly one ?endpoint=<account>.mns.<region>...")
-        scheme, host = "https", endpoints[0]
-    elif parts.scheme in ("http", "https"):
-        scheme, host = parts.scheme, parts.netloc
-        pieces = parts.path.split("/")
-        if len(pieces) != 3 or pieces[1] != "queues" or parts.query or parts.fragment:
-            raise ConfigurationError(f"{shown!r}: an MNS queue URL is <scheme>://<host>/queues/<queue>")
-        queue = pieces[2]
-    else:
-        raise ConfigurationError(f"{shown!r}: an MNS queue is mns://<queue>?endpoint=<host> or its /queues/ URL")
-    if not _QUEUE_NAME.fullmatch(queue):
-        raise ConfigurationError(
-            f"{shown!r}: {queue!r} is not an MNS queue name (letters, digits and '-', starting with a letter or digit)"
-        )
     try:
-        where = urlsplit(f"//{host}")
-        hostname, _port = where.hostname, where.port
-    except ValueError:
-        raise ConfigurationError(f"{shown!r}: the endpoint {host!r} is not host[:port]") from None
-    if not hostname or "/" in host or "?" in host:
-        raise ConfigurationError(f"{shown!r}: the endpoint {host!r} is not host[:port]")
-    if scheme == "http" and not is_loopback(hostname):
-        # Requests are signed and carry the STS token: never in clear text across a network.
-        raise ConfigurationError(f"{shown!r}: http:// only to a loopback host; MNS endpoints take https://")
-    return MnsAddress(f"{scheme}://{host}", queue)
+        return mns_address(value)
+    except ValueError as exc:
+        raise ConfigurationError(f"{mask(value)!r}: {exc}") from None
 
 
-class MnsQueue:
-    """One MNS queue, implementing the MessageQueue port (send, send_many)."""
+class MnsQueue(KeptMessageSize):
+    """One MNS queue, implementing the MessageQueue port (send, send_many); its MaximumMessageSize is read once
+    (``max_message_bytes``, see queue_size.KeptMessageSize)."""
+
+    assumed_max_message_bytes = MNS_MAX_MESSAGE_BYTES
 
     def __init__(
         self,
@@ -122,6 +82,7 @@ class MnsQueue:
         self._timeout = timeout_seconds
         self._queue = queue  # the SDK's Queue; tests pass a stand-in
         self._lock = threading.Lock()
+        self._init_size()
 
     def _sdk(self) -> Any:
         """The SDK's Queue, built on first use (under the lock)."""
@@ -136,6 +97,15 @@ class MnsQueue:
             client.http.conn.timeout = self._timeout
             self._queue = account.get_queue(self._address.queue)  # base64 bodies: the SDK's default encoding
         return self._queue
+
+    @property
+    def url(self) -> str:
+        """The queue's URL (``<endpoint>/queues/<queue>``)."""
+        return self._address.name
+
+    def _ask_max_message_bytes(self) -> int:
+        with self._lock:
+            return int(self._sdk().get_attributes().maximum_message_size)
 
     def send(self, body: str, *, delay_seconds: int = 0) -> str:
         """Send one message (SendMessage); its MessageId."""

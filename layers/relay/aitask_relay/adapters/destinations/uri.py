@@ -13,7 +13,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
-from urllib.parse import SplitResult, parse_qsl, unquote, unquote_plus, urlencode, urlsplit, urlunsplit
+from urllib.parse import SplitResult, parse_qs, parse_qsl, unquote, unquote_plus, urlencode, urlsplit, urlunsplit
 
 from aitask_relay.adapters.destinations.addresses import refusal
 from aitask_relay.adapters.passwords import REFERENCE_PARAMS, SECRET_REFERENCE_PARAMS
@@ -36,7 +36,8 @@ class DestinationSpec:
     bucket: str = ""  # s3, oss: the bucket
     prefix: str = ""  # s3, oss: the key prefix, ending in "/" (or "")
     directory: str = ""  # file: the directory
-    queue: str = ""  # sqs: the queue name, or its URL; sns, eventbridge: the topic or bus, its name or ARN
+    queue: str = ""  # sqs: the queue name, or its URL; sns, eventbridge: the topic or bus, its name or ARN; mns: the
+    # queue name
     routing_key: str = ""  # amqp: the routing key
     params: Mapping[str, str] = field(default_factory=dict)
 
@@ -44,6 +45,8 @@ class DestinationSpec:
 _S3_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _OSS_BUCKET = re.compile(r"^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")
 _QUEUE_NAME = re.compile(r"^[A-Za-z0-9_-]{1,75}(\.fifo)?$")
+# An MNS queue (the tracking and failure queues, mns:// destinations): letters, digits and "-", a letter or digit first
+_MNS_QUEUE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{0,255}")
 _ACCOUNT = re.compile(r"^[0-9]{12}$")
 _REGION = re.compile(r"^[a-z]{2,}(-[a-z0-9]+)+$")
 _S3_SSE = ("AES256", "aws:kms", "aws:kms:dsse")
@@ -448,6 +451,74 @@ def _is_ip(host: str) -> bool:
     return True
 
 
+@dataclass(frozen=True, slots=True)
+class MnsAddress:
+    """Where one MNS queue is: the endpoint's base URL (scheme://host[:port]) and the queue's name."""
+
+    url: str
+    queue: str
+
+    @property
+    def name(self) -> str:
+        """What logs and failures show: the queue's URL (it holds no credential)."""
+        return f"{self.url}/queues/{self.queue}"
+
+
+def mns_address(value: str) -> MnsAddress:
+    """The address an MNS queue setting names; ValueError saying what is wrong (without the value: the caller
+    names it, masked) when it is not a valid one."""
+    if "@" in value:
+        raise ValueError("an MNS queue takes no user@ (credentials come from the chain)")
+    parts = urlsplit(value)
+    if parts.scheme == "mns":
+        queue = parts.netloc
+        if parts.path not in ("", "/"):
+            raise ValueError("mns://<queue>?endpoint=<host> has no path")
+        query = parse_qs(parts.query)
+        endpoints = query.get("endpoint", [])
+        if len(endpoints) != 1 or set(query) != {"endpoint"}:
+            raise ValueError("mns://<queue> needs exactly one ?endpoint=<account>.mns.<region>...")
+        # The endpoint is a host[:port] (HTTPS), or an http(s):// base URL: http:// only to a loopback host (below)
+        scheme, _, host = endpoints[0].rpartition("://")
+        scheme = scheme or "https"
+        if scheme not in ("http", "https"):
+            raise ValueError("the endpoint is host[:port] or an http(s):// URL")
+    elif parts.scheme in ("http", "https"):
+        scheme, host = parts.scheme, parts.netloc
+        pieces = parts.path.split("/")
+        if len(pieces) != 3 or pieces[1] != "queues" or parts.query or parts.fragment:
+            raise ValueError("an MNS queue URL is <scheme>://<host>/queues/<queue>")
+        queue = pieces[2]
+    else:
+        raise ValueError("an MNS queue is mns://<queue>?endpoint=<host> or its /queues/ URL")
+    if not _MNS_QUEUE_NAME.fullmatch(queue):
+        raise ValueError(
+            f"{queue!r} is not an MNS queue name (letters, digits and '-', starting with a letter or digit)"
+        )
+    try:
+        where = urlsplit(f"//{host}")
+        hostname, _port = where.hostname, where.port
+    except ValueError:
+        raise ValueError(f"the endpoint {host!r} is not host[:port]") from None
+    if not hostname or "/" in host or "?" in host:
+        raise ValueError(f"the endpoint {host!r} is not host[:port]")
+    if scheme == "http" and not is_loopback(hostname):
+        # Requests are signed and carry the STS token: never in clear text across a network.
+        raise ValueError("http:// only to a loopback host; MNS endpoints take https://")
+    return MnsAddress(f"{scheme}://{host}", queue)
+
+
+def _mns(uri: str, parts: SplitResult, params: dict[str, str]) -> DestinationSpec:
+    try:
+        address = mns_address(uri)
+    except ValueError as exc:
+        raise _bad(uri, str(exc)) from None
+    # No password can be in it (mns_address refuses a user@): the URI is its own name.
+    return DestinationSpec(
+        "mns", "queue", uri, uri, address.name, queue=address.queue, params={"endpoint": address.url}
+    )
+
+
 def amqp_connection_uri(spec: DestinationSpec) -> str:
     """The broker URI pika is given: the destination URI without the relay's own query parameters.
 
@@ -492,6 +563,7 @@ SCHEMES: dict[str, Scheme] = {
         "queue", _eventbridge, "aitask_relay.adapters.destinations.eventbridge:EventBridgeDestination"
     ),
     "sns": Scheme("queue", _sns, "aitask_relay.adapters.destinations.sns:SnsDestination"),
+    "mns": Scheme("queue", _mns, "aitask_relay.adapters.destinations.mns:MnsDestination"),
     "https": Scheme("queue", _webhook, "aitask_relay.adapters.destinations.webhook:WebhookDestination"),
     "http": Scheme("queue", _webhook, "aitask_relay.adapters.destinations.webhook:WebhookDestination"),
 }
