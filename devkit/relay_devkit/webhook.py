@@ -7,7 +7,9 @@ CA's PEM file is ``ca_file``: point the relay's trust store at it with ``SSL_CER
 which ``ssl.create_default_context`` reads); verification stays on.
 
 It records every request (method, path, headers, body) and every TCP connection it accepted, and answers from a
-script: ``answer(429, {"Retry-After": "1"})`` queues an answer; with none queued it answers 200.
+script: ``answer(429, {"Retry-After": "1"})`` queues an answer; with none queued it answers 200. An answer with
+``trickle=`` seconds sends its header lines a byte at a time, one byte every ``trickle`` seconds, for a minute: a
+receiver that keeps each socket read short and the whole answer endless.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import ipaddress
 import ssl
 import tempfile
 import threading
+import time
 from collections import deque
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -44,15 +47,17 @@ class WebhookReceiver:
     connections: int = 0
     ca_file: str = ""
     port: int = 0
-    _script: deque[tuple[int, dict[str, str]]] = field(default_factory=deque)
+    _script: deque[tuple[int, dict[str, str], float | None]] = field(default_factory=deque)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _server: Any = None
     _dir: Any = None
 
-    def answer(self, status: int, headers: dict[str, str] | None = None) -> WebhookReceiver:
+    def answer(
+        self, status: int, headers: dict[str, str] | None = None, *, trickle: float | None = None
+    ) -> WebhookReceiver:
         """Queue the answer to the next request (first queued, first used)."""
         with self._lock:
-            self._script.append((status, headers or {}))
+            self._script.append((status, headers or {}, trickle))
         return self
 
     def url(self, host: str = "127.0.0.1", path: str = "/hook") -> str:
@@ -70,13 +75,27 @@ class WebhookReceiver:
                 body = self.rfile.read(length)
                 with receiver._lock:
                     receiver.requests.append(Received("POST", self.path, dict(self.headers.items()), body))
-                    status, headers = receiver._script.popleft() if receiver._script else (200, {})
+                    status, headers, trickle = receiver._script.popleft() if receiver._script else (200, {}, None)
+                if trickle is not None:
+                    self._trickle(status, trickle)
+                    return
                 self.send_response(status)
                 for name, value in headers.items():
                     self.send_header(name, value)
                 self.send_header("Content-Length", "0")
                 self.send_header("Connection", "close")
                 self.end_headers()
+
+            def _trickle(self, status: int, interval: float) -> None:
+                self.close_connection = True
+                try:
+                    self.wfile.write(f"HTTP/1.1 {status} OK\r\nX-Slow: ".encode())
+                    for _ in range(int(60 / interval)):
+                        self.wfile.write(b"x")
+                        self.wfile.flush()
+                        time.sleep(interval)
+                except OSError:  # the client gave up and cut the connection
+                    pass
 
             def log_message(self, *args: Any) -> None:
                 pass

@@ -263,6 +263,29 @@ def test_a_retry_after_beyond_the_deadline_fails_retryably_without_waiting(recei
     assert time.monotonic() - started < 2 and len(receiver.requests) == 1
 
 
+def test_a_receiver_trickling_its_answer_is_cut_at_the_invocations_deadline(receiver):
+    # Given a receiver that sends its answer's header a byte every 0.2 s (each socket read well within timeout=1)
+    receiver.answer(200, trickle=0.2)
+    destination = build_destination(hook(receiver, allow_private="true", timeout="1"))
+    started = time.monotonic()
+    # When delivered with two seconds left in the invocation
+    with pytest.raises(DestinationFailure, match="no answer within the request's time") as caught:
+        destination.deliver(finished(), deadline=started + 2)
+    # Then the request was cut at the deadline, not held by the receiver, and the failure is retryable
+    assert caught.value.retryable and time.monotonic() - started < 3.0
+
+
+def test_a_receiver_trickling_its_answer_is_cut_after_four_timeouts_without_a_deadline(receiver):
+    # Given the same receiver and no invocation deadline (a direct invocation)
+    receiver.answer(200, trickle=0.2)
+    destination = build_destination(hook(receiver, allow_private="true", timeout="0.5"))
+    started = time.monotonic()
+    # When delivered / Then the whole request ended within four times timeout (2 s), retryably
+    with pytest.raises(DestinationFailure, match=r"no answer within the request's time \(2 s\)") as caught:
+        destination.deliver(finished())
+    assert caught.value.retryable and 1.9 <= time.monotonic() - started < 3.0
+
+
 def test_a_redirect_is_not_followed(receiver):
     # Given a receiver answering 301 to another path of its own
     receiver.answer(301, {"Location": receiver.url(path="/elsewhere")})

@@ -350,6 +350,7 @@ def test_pika_gets_a_placeholder_password_for_a_password_named_by_reference(uri,
     ("ledger", "problem"),
     [
         ("redis://127.0.0.1:6379/X", "expected redis://[user:password@]host:port/<db number>"),
+        ("redis://127.0.0.1:6379/²", "expected redis://[user:password@]host:port/<db number>"),
         ("redis://127.0.0.1:6379/0?allow_plaintext", "is not a valid URI (percent-encode"),  # no '=': malformed
         ("rediss://cache.example:6380/0#frag", "an '@' or '#' outside user:password@host: percent-encode"),
         ("rediss://relay:12/LEFTHALF@cache.example:6380/0", "an '@' or '#' outside user:password@host"),

@@ -86,6 +86,17 @@ def test_allow_private_connects_to_a_private_address(connects):
     assert connects == [("10.0.0.7", 443)] and caught.value.retryable
 
 
+def test_plain_http_to_a_name_that_does_not_resolve_to_loopback_is_refused_before_connecting(connects):
+    # Given a plain http:// webhook to "localhost" (accepted as a loopback receiver) whose name answers another address
+    options = {"name": "http://localhost/x?allow_private=true&secret=***", "max_bytes": 262144, "timeout": 2.0}
+    options |= {"allow_private": True, "signer": Signer(lambda: (SECRET,))}
+    hook = WebhookDestination("http://localhost/x", resolve=lambda host, port: ["127.0.0.1", "10.0.0.7"], **options)
+    # When delivered / Then refused for good before anything is connected: the event would cross a network unencrypted
+    with pytest.raises(DestinationFailure, match=r"resolves to 10\.0\.0\.7, not a loopback address") as caught:
+        hook.deliver(observed())
+    assert connects == [] and not caught.value.retryable
+
+
 def test_each_address_is_tried_in_order_when_one_refuses(connects):
     hook = destination(lambda host, port: [PUBLIC, "2606:4700::1111"])
     with pytest.raises(DestinationFailure):
@@ -198,6 +209,8 @@ def test_retry_after_reads_seconds_and_http_dates():
     assert 110 <= _seconds(format_datetime(later, usegmt=True)) <= 121
     assert _seconds("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0  # a date past: no wait
     assert _seconds("soon") is None and _seconds(None) is None and _seconds("-3") is None
+    # digits other than ASCII ones (which str.isdigit() takes and float() may refuse) are no delay-seconds
+    assert _seconds("²") is None and _seconds("٣") is None and _seconds("1.5") is None
 
 
 def test_the_first_request_carries_the_messages_signature_and_a_retry_is_signed_afresh():

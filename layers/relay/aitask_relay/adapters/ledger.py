@@ -239,7 +239,7 @@ def parse_ledger(uri: str) -> LedgerSpec:
     if parts.scheme in ("redis", "rediss"):
         if "@" in uri.replace(parts.netloc, "", 1) or parts.fragment:
             raise ConfigurationError(f"RELAY_LEDGER {shown!r}: an '@' or '#' outside user:password@host: {ENCODE_HINT}")
-        if not parts.hostname or (db and not db.isdigit()):
+        if not parts.hostname or (db and not (db.isascii() and db.isdigit())):
             raise ConfigurationError(f"RELAY_LEDGER {shown!r}: expected redis://[user:password@]host:port/<db number>")
         _check_redis_options(shown, parts, params)
         return split_ledger(uri)

@@ -22,6 +22,11 @@ _NAT64 = ipaddress.ip_network("64:ff9b::/96")  # RFC 6052's well-known prefix: t
 # anyway; they are named so that the refusal says what they are.
 _METADATA = {ipaddress.ip_address("169.254.169.254"), ipaddress.ip_address("100.100.100.200"),
              ipaddress.ip_address("fd00:ec2::254")}  # fmt: skip
+# Not globally reachable per the IANA registries, but ``is_global`` on older Pythons (3.12.1 here; fixed in 3.12.4
+# and 3.13) says they are: IETF protocol assignments 192.0.0.0/24 (only 192.0.0.9 and 192.0.0.10 are global),
+# the IPv6 documentation prefix 3fff::/20 (RFC 9637), and the deprecated site-local fec0::/10 (RFC 3879).
+_NOT_GLOBAL = tuple(ipaddress.ip_network(n) for n in ("192.0.0.0/24", "3fff::/20", "fec0::/10"))
+_GLOBAL_EXCEPTIONS = {ipaddress.ip_address("192.0.0.9"), ipaddress.ip_address("192.0.0.10")}
 
 
 def refusal(address: str) -> str | None:
@@ -58,6 +63,8 @@ def _reason(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str | None:
         return "a link-local address"
     if ip.is_private and not ip.is_global:
         return "a private address"
+    if any(ip in net for net in _NOT_GLOBAL) and ip not in _GLOBAL_EXCEPTIONS:
+        return "not a public address"
     if ip.is_unspecified or ip.is_multicast or ip.is_reserved or not ip.is_global:
         return "not a public address"
     return None

@@ -10,7 +10,7 @@ from __future__ import annotations
 import ipaddress
 import posixpath
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 from urllib.parse import SplitResult, parse_qs, parse_qsl, unquote, unquote_plus, urlencode, urlsplit, urlunsplit
@@ -99,13 +99,17 @@ def is_loopback(host: str) -> bool:
 
 
 def mask(text: str) -> str:
-    """``text`` with everything between ``://`` (or its start) and its last ``@`` replaced by ``***``, and the
-    value of every secret query parameter (``SECRET_PARAMS``: a webhook's ``secret=``) too.
+    """``text`` with everything between ``://`` (or its start) and its last ``@`` replaced by ``***``, and
+    everything after the first secret query parameter's ``=`` (``SECRET_PARAMS``: a webhook's ``secret=``) too.
 
     What an error shows of a URI that may not parse: a password holding an unencoded ``/ # ? @`` moves the
-    parser's idea of where the userinfo ends, so the text is masked before (and without) any parsing.
+    parser's idea of where the userinfo ends, and a secret holding an unencoded ``& # ;`` moves its idea of where
+    the value ends (or a second ``?`` hides the key inside another value), so the text is masked before (and
+    without) any parsing, to its end.
     """
-    text = _mask_secret_params(text)
+    key = next(_secret_keys(text), None)
+    if key is not None:
+        text = f"{text[: key.end()]}***"
     at = text.rfind("@")
     if at < 0:
         return text
@@ -115,20 +119,30 @@ def mask(text: str) -> str:
 
 
 # Query parameters whose value is a secret: never shown. A key is compared as the query parser will read it
-# (percent-decoded, "+" as a space), so "s%65cret=" is masked too. A value ends at the next "&" or "#" (or ";",
-# where some parsers end it): everything up to there is masked, so a value holding an unencoded "#" or "&"
-# shows less, never more.
+# (percent-decoded, "+" as a space), so "s%65cret=" is masked too, and is looked for after every "?", "&" or ";",
+# also inside another parameter's value.
 SECRET_PARAMS = frozenset({"secret"})
-_PARAM = re.compile(r"(?P<lead>[?&;])(?P<key>[^=&#;?]*)=(?P<value>[^&#;]*)")
+# A size parameter: ASCII digits only (str.isdigit() takes "²" and Arabic-Indic digits), few enough for int().
+_DIGITS = re.compile(r"[0-9]{1,9}")
+_KEY = re.compile(r"[?&;](?P<key>[^=&#;?]*)=")
+_VALUE_END = re.compile(r"[&#;]")
+
+
+def _secret_keys(text: str) -> Iterator[re.Match[str]]:
+    return (key for key in _KEY.finditer(text) if unquote_plus(key["key"]).strip().lower() in SECRET_PARAMS)
 
 
 def _mask_secret_params(text: str) -> str:
-    def hide(match: re.Match[str]) -> str:
-        if unquote_plus(match["key"]).strip().lower() in SECRET_PARAMS:
-            return f"{match['lead']}{match['key']}=***"
-        return match[0]
-
-    return _PARAM.sub(hide, text)
+    """Each secret parameter's value, as the query parser reads it (to the next ``&``, ``#`` or ``;``), as ``***``:
+    a URI's name in records stays the same whatever its secret (redact's use, for a URI that parsed)."""
+    shown, done = [], 0
+    for key in _secret_keys(text):
+        if key.start() < done:  # inside a value already masked
+            continue
+        end = _VALUE_END.search(text, key.end())
+        shown.append(f"{text[done : key.end()]}***")
+        done = end.start() if end else len(text)
+    return "".join(shown) + text[done:]
 
 
 def redact(uri: str) -> str:
@@ -197,6 +211,9 @@ def _only(uri: str, params: Mapping[str, str], allowed: tuple[str, ...]) -> None
     unknown = sorted(set(params) - set(allowed))
     if unknown:
         accepted = ", ".join(allowed) if allowed else "none"
+        if next(_secret_keys(uri), None) is not None:  # the unknown key may be a secret's tail after a stray '&'
+            hidden = "an unknown query parameter, not named: it may be part of the secret"
+            raise _bad(uri, f"{hidden} (accepted: {accepted})")
         raise _bad(uri, f"unknown query parameter {unknown[0]!r} (accepted: {accepted})")
 
 
@@ -347,7 +364,7 @@ def _amqp(uri: str, parts: SplitResult, params: dict[str, str]) -> DestinationSp
 def _max_message_bytes(uri: str, params: Mapping[str, str], default: int, high: int) -> str:
     """The max_message_bytes parameter, checked: an integer from 1024 to ``high`` (``default`` when not given)."""
     raw = params.get("max_message_bytes", str(default))
-    if not raw.isdigit() or not 1024 <= int(raw) <= high:
+    if not _DIGITS.fullmatch(raw) or not 1024 <= int(raw) <= high:
         raise _bad(uri, f"max_message_bytes must be an integer from 1024 to {high}")
     return raw
 
@@ -390,7 +407,7 @@ def _sns(uri: str, parts: SplitResult, params: dict[str, str]) -> DestinationSpe
 _WEBHOOK_PARAMS = ("secret", *SECRET_REFERENCE_PARAMS, "allow_private", "max_body_bytes", "timeout")
 DEFAULT_WEBHOOK_MAX_BYTES = 256 * 1024  # SQS's long-standing default: a message any consumer of the relay takes
 MAX_WEBHOOK_MAX_BYTES = 16 * 1024 * 1024
-DEFAULT_WEBHOOK_TIMEOUT = 10.0  # seconds, for each of connect, TLS handshake, send and the answer's headers
+DEFAULT_WEBHOOK_TIMEOUT = 10.0  # seconds, for each socket operation; a whole request 4x (webhook.REQUEST_TIMEOUTS)
 MAX_WEBHOOK_TIMEOUT = 30.0
 UNSIGNED = "a webhook is signed: give secret=whsec_..., secret_secret= or secret_env=, or set RELAY_SIGNING_SECRET"
 PLUS_HINT = "in a URI write a secret's '+' as %2B and '/' as %2F: a bare '+' reads as a space, which separates secrets"
@@ -425,7 +442,7 @@ def _webhook(uri: str, parts: SplitResult, params: dict[str, str]) -> Destinatio
     if allow == "false" and _is_ip(host) and (reason := refusal(host)) is not None:
         raise _bad(uri, f"{host} is {reason}: add allow_private=true to deliver there")
     raw = params.get("max_body_bytes", str(DEFAULT_WEBHOOK_MAX_BYTES))
-    if not raw.isdigit() or not 1024 <= int(raw) <= MAX_WEBHOOK_MAX_BYTES:
+    if not _DIGITS.fullmatch(raw) or not 1024 <= int(raw) <= MAX_WEBHOOK_MAX_BYTES:
         raise _bad(uri, f"max_body_bytes must be an integer from 1024 to {MAX_WEBHOOK_MAX_BYTES}")
     timeout = params.get("timeout", str(DEFAULT_WEBHOOK_TIMEOUT))
     if not re.fullmatch(r"[0-9]+(\.[0-9]+)?", timeout) or not 0.1 <= float(timeout) <= MAX_WEBHOOK_TIMEOUT:

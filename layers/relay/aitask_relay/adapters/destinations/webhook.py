@@ -23,14 +23,20 @@ connection goes to a checked address, never to the name again, so a DNS answer t
 the connection (DNS rebinding) cannot move it. TLS is still verified against the host name (SNI and the
 certificate's names) and the ``Host`` header names the host, through the runtime's trust store (OpenSSL's default
 paths, which ``SSL_CERT_FILE`` / ``SSL_CERT_DIR`` override; certifi's bundle when those hold no certificate).
+
+Each socket operation is bounded by the URI's ``timeout``, and the whole request by REQUEST_TIMEOUTS times it and by
+the invocation's deadline (``_Expiry``), whatever pace the receiver keeps.
 """
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import logging
+import re
 import socket
 import ssl
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
@@ -53,6 +59,10 @@ Resolve = Callable[[str, int], Sequence[str]]
 MAX_ATTEMPTS = 3  # one request and at most two more after a Retry-After, within the deadline
 # With no invocation deadline known (a direct invocation, the sweep), a Retry-After is honoured up to this long.
 MAX_WAIT_WITHOUT_DEADLINE = 10.0
+# A whole request (every address tried, TLS, the body sent, the answer's headers) ends within this many times the
+# URI's ``timeout``, which bounds each socket operation: a receiver that trickles its answer a byte at a time, each
+# byte inside ``timeout``, cannot hold the delivery longer.
+REQUEST_TIMEOUTS = 4
 USER_AGENT = "aitask-relay"
 
 
@@ -157,9 +167,10 @@ class WebhookDestination(QueueDestination):
 
     def _post(self, message: Message, signature: Mapping[str, str], end: float) -> tuple[int, str | None]:
         """One request over one new connection to a checked address: (status, Retry-After). Each socket operation
-        ends within ``timeout``, and within what is left before ``end``."""
+        ends within ``timeout``; the whole request within REQUEST_TIMEOUTS times that, and before ``end``."""
         addresses = self._checked_addresses()
-        timeout = max(0.1, min(self._timeout, end - time.monotonic()))
+        limit = min(end, time.monotonic() + REQUEST_TIMEOUTS * self._timeout)
+        timeout = max(0.1, min(self._timeout, limit - time.monotonic()))
         connection: http.client.HTTPConnection
         if self._tls is not None:
             connection = http.client.HTTPSConnection(self._host, self._port, timeout=timeout, context=self._tls)
@@ -167,15 +178,23 @@ class WebhookDestination(QueueDestination):
             connection = http.client.HTTPConnection(self._host, self._port, timeout=timeout)
         # http.client opens its socket through _create_connection((host, port), ...): pointing it at the checked
         # addresses makes the connection go there while SNI, certificate checking and Host stay the host name's.
-        connection._create_connection = _pinned(addresses)  # type: ignore[attr-defined]
+        expiry = _Expiry(limit)
+        connection._create_connection = _pinned(addresses, expiry)  # type: ignore[attr-defined]
         try:
             headers = {"Content-Type": CONTENT_TYPE, "User-Agent": USER_AGENT, **signature}
             connection.request("POST", self._target, body=message.body, headers=headers)
             answer = connection.getresponse()
+            expiry.disarm()
+            if expiry.expired:  # cut mid-answer: http.client reads headers cut short by the end of stream as whole
+                raise TimeoutError("the answer was cut at the request's time limit")
             return answer.status, answer.getheader("Retry-After")
         except Exception as exc:  # refused, reset, timed out, TLS refused: nothing or something was received
+            if expiry.expired:
+                seconds = round(expiry.seconds, 1)
+                raise DestinationFailure(f"{self.name}: no answer within the request's time ({seconds:g} s)") from exc
             raise destination_error(exc, self.name) from exc
         finally:
+            expiry.disarm()
             connection.close()
 
     def _checked_addresses(self) -> list[str]:
@@ -186,6 +205,15 @@ class WebhookDestination(QueueDestination):
             raise destination_error(exc, self.name) from exc
         if not addresses:
             raise DestinationFailure(f"{self.name}: {self._host} resolves to no address")
+        if not self._https:  # plain http:// is for a loopback receiver only (uri.py): the name must still say so
+            for address in addresses:
+                if refusal(address) != "a loopback address":
+                    raise DestinationFailure(
+                        f"{self.name}: {self._host} resolves to {address}, not a loopback address: plain http:// is "
+                        "refused before connecting (it is for a loopback receiver only)",
+                        upstream_code="PrivateAddress",
+                        retryable=False,
+                    )
         if not self._allow_private:
             for address in addresses:
                 reason = refusal(address)
@@ -218,15 +246,59 @@ def _own_secrets(spec: Any, where: str, environ: Mapping[str, str] | None) -> Ca
     return lambda: webhook_secrets(read(), where=where)
 
 
-def _pinned(addresses: Sequence[str]) -> Callable[..., socket.socket]:
+class _Expiry:
+    """Cuts one request's connection at its time limit. Socket timeouts bound each operation, not their sum, so a
+    timer shuts the connection down at the limit: a read or write in progress then ends at once (with an error or
+    an end of stream), whatever the other side does. It shuts down a duplicate of the socket's descriptor, taken
+    when it connected: TLS moves the descriptor into a new socket object, and a shutdown acts on the connection
+    whichever descriptor names it, while a duplicate can never name another connection that reused the number."""
+
+    def __init__(self, limit: float) -> None:
+        self.limit = limit
+        self.seconds = max(0.0, limit - time.monotonic())
+        self.expired = False
+        self._timer: threading.Timer | None = None
+        self._handle: socket.socket | None = None
+
+    def left(self) -> float:
+        left = self.limit - time.monotonic()
+        if left <= 0:
+            self.expired = True
+            raise TimeoutError("the request's time is up")
+        return left
+
+    def arm(self, sock: socket.socket) -> None:
+        handle = self._handle = sock.dup()
+
+        def cut() -> None:
+            self.expired = True
+            with contextlib.suppress(OSError):  # already closed
+                handle.shutdown(socket.SHUT_RDWR)
+
+        self._timer = threading.Timer(max(0.0, self.limit - time.monotonic()), cut)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def disarm(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer.join()  # a cut under way has ended (and set expired) before the caller looks
+        if self._handle is not None:
+            self._handle.close()
+
+
+def _pinned(addresses: Sequence[str], expiry: _Expiry) -> Callable[..., socket.socket]:
     def connect(target: tuple[str, int], timeout: float = 10.0, source_address: Any = None) -> socket.socket:
         port = target[1]  # target[0] is the host name, which is not resolved again
         last: OSError | None = None
-        for address in addresses:  # each was checked; the first that answers is used
+        for address in addresses:  # each was checked; the first that answers is used, all within the request's time
             try:
-                return socket.create_connection((address, port), timeout, source_address)
+                sock = socket.create_connection((address, port), min(timeout, expiry.left()), source_address)
             except OSError as exc:
                 last = exc
+                continue
+            expiry.arm(sock)
+            return sock
         raise last if last is not None else OSError("no address to connect to")
 
     return connect
@@ -237,7 +309,7 @@ def _seconds(retry_after: str | None) -> float | None:
     if retry_after is None:
         return None
     text = retry_after.strip()
-    if text.isdigit():
+    if re.fullmatch(r"[0-9]+", text):  # ASCII digits only: str.isdigit() takes "²", which float() refuses
         return float(text)
     try:
         moment = parsedate_to_datetime(text)
