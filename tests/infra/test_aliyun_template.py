@@ -208,7 +208,8 @@ def test_the_role_may_put_events_on_the_buses_named_and_on_no_other(buses):
     assert re.fullmatch(parameter["AllowedPattern"], buses) and parameter["Default"] == ""
     names = [n for n in buses.split(",") if n]
     for name in names:
-        assert parse_destination(f"acs-eventbridge://{name}?endpoint=eventbridge-console.cn-hangzhou.aliyuncs.com")
+        uri = f"acs-eventbridge://{name}?endpoint=eventbridge-console.cn-hangzhou.aliyuncs.com"
+        assert parse_destination(uri).queue == name
     # When the role is resolved as ROS would
     policies = RESOURCES["RelayRole"]["Properties"]["Policies"]
     (policy,) = resolved(policies, {"RelayReport": "none", "DestinationMnsQueues": "", "DestinationEventBuses": buses})
