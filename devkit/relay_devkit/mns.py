@@ -43,9 +43,11 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from typing import Any
 from xml.etree import ElementTree
+
+from relay_devkit.standin import Fault, StandIn
 
 XMLNS = "http://mns.aliyuncs.com/doc/v1/"
 MAX_DELAY_SECONDS = 604_800
@@ -73,15 +75,8 @@ class StoredMessage:
             return self.body
 
 
-@dataclass(slots=True)
-class _Fault:
-    code: str
-    status: int
-    times: int
-
-
 @dataclass
-class MnsStandIn:
+class MnsStandIn(StandIn):
     """The server and its state: queues, messages, the clock (it moves only when advanced) and the requests."""
 
     keys: dict[str, tuple[str, str | None]]  # AccessKeyId -> (secret, STS token or None)
@@ -92,29 +87,15 @@ class MnsStandIn:
     dropped: list[str] = field(default_factory=list)  # ids of the messages stored whose answer was dropped
     requests: list[dict[str, Any]] = field(default_factory=list)
     _now: float = 0.0
-    _faults: list[_Fault] = field(default_factory=list)
+    _faults: list[Fault] = field(default_factory=list)
     _drops: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _server: ThreadingHTTPServer | None = None
 
-    # --- the test's side --------------------------------------------------------------------------
-    def start(self) -> MnsStandIn:
-        handler = type("Handler", (_Handler,), {"standin": self})
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
-        return self
+    content_type = "text/xml;charset=utf-8"
+    request_id_header = "x-mns-request-id"
 
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-
-    @property
-    def endpoint(self) -> str:
-        assert self._server is not None, "start() first"
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
-
+    # --- the test's side (start, stop, endpoint, fail, faults_left: standin.StandIn) ----------------------------
     def create_queue(self, name: str, *, maximum_message_size: int = MAX_BYTES) -> str:
         """Create a queue (its MaximumMessageSize 1,024..65,536 bytes); its URL (what RELAY_TRACKING_QUEUE takes)."""
         if not 1024 <= maximum_message_size <= MAX_BYTES:
@@ -132,20 +113,13 @@ class MnsStandIn:
         with self._lock:
             self._now += seconds
 
-    def fail(self, code: str, status: int, times: int = 1) -> None:
-        """Answer the next ``times`` requests with this error (its XML body, as MNS writes one)."""
-        with self._lock:
-            self._faults.append(_Fault(code, status, times))
-
     def drop_answers(self, times: int = 1) -> None:
         """Store the messages of the next ``times`` SendMessage requests, then close each connection unanswered."""
         with self._lock:
             self._drops += times
 
-    def faults_left(self) -> int:
-        """How many requests the faults given (``fail``, ``drop_answers``) are still to meet."""
-        with self._lock:
-            return sum(fault.times for fault in self._faults) + self._drops
+    def _own_faults_left(self) -> int:
+        return self._drops
 
     def pending(self, queue: str) -> list[StoredMessage]:
         """Every message held by the queue, due or not (nothing is taken)."""
@@ -187,21 +161,20 @@ class MnsStandIn:
         """The answer (status, XML body) to one request; None: close the connection without answering."""
         with self._lock:
             self.requests.append({"method": method, "path": path, "headers": dict(headers)})
-            for fault in self._faults:
-                if fault.times > 0:
-                    fault.times -= 1
-                    return _error(fault.status, fault.code, "injected by the stand-in")
+            injected = self._injected()
+            if injected is not None:
+                return injected
         refused = self._check(method, path, headers, body)
         if refused is not None:
             return refused
         parts = path.split("/")
         attributes = method == "GET" and len(parts) == 3 and parts[1] == "queues"
         if not attributes and (method != "POST" or len(parts) != 4 or parts[1] != "queues" or parts[3] != "messages"):
-            return _error(400, "InvalidRequestURL", "Http request URL format invalid.")
+            return self.error(400, "InvalidRequestURL", "Http request URL format invalid.")
         queue = parts[2]
         with self._lock:
             if queue not in self.queues:
-                return _error(404, "QueueNotExist", "The queue name you provided is not exist.")
+                return self.error(404, "QueueNotExist", "The queue name you provided is not exist.")
             limit = self.sizes.get(queue, MAX_BYTES)
         if attributes:
             return 200, _attributes(queue, limit)
@@ -209,22 +182,23 @@ class MnsStandIn:
             # The relay's own requests on loopback, in a test: nothing untrusted reaches this parser.
             root = ElementTree.fromstring(body)  # noqa: S314
         except ElementTree.ParseError:
-            return _error(400, "MalformedXML", "The XML you provided was not well-formed.")
+            return self.error(400, "MalformedXML", "The XML you provided was not well-formed.")
         batch = root.tag == f"{{{XMLNS}}}Messages"
         entries = list(root) if batch else [root]
         if not entries or len(entries) > MAX_BATCH:
-            return _error(400, "InvalidArgument", f"A batch holds 1 to {MAX_BATCH} messages.")
+            return self.error(400, "InvalidArgument", f"A batch holds 1 to {MAX_BATCH} messages.")
         parsed = []
         for entry in entries:
             text = entry.findtext(f"{{{XMLNS}}}MessageBody") or ""
             delay = entry.findtext(f"{{{XMLNS}}}DelaySeconds") or "0"
             if not text or not delay.isdigit() or int(delay) > MAX_DELAY_SECONDS:
-                return _error(400, "InvalidArgument", f"DelaySeconds should be between 0 and {MAX_DELAY_SECONDS}.")
+                return self.error(400, "InvalidArgument", f"DelaySeconds should be between 0 and {MAX_DELAY_SECONDS}.")
             if len(text.encode()) > limit:
-                return _error(400, "InvalidArgument", f"The value of MessageBody should between 1 and {limit} bytes.")
+                refusal = f"The value of MessageBody should between 1 and {limit} bytes."
+                return self.error(400, "InvalidArgument", refusal)
             parsed.append((text, int(delay)))
         if sum(len(text.encode()) for text, _ in parsed) > MAX_BYTES:
-            return _error(400, "InvalidArgument", f"The messages of a batch should be at most {MAX_BYTES} bytes.")
+            return self.error(400, "InvalidArgument", f"The messages of a batch should be at most {MAX_BYTES} bytes.")
         stored = []
         with self._lock:
             for text, delay in parsed:
@@ -245,34 +219,43 @@ class MnsStandIn:
 
     def _check(self, method: str, path: str, headers: dict[str, str], body: bytes) -> tuple[int, bytes] | None:
         if headers.get("x-mns-version") != "2015-06-06":
-            return _error(400, "InvalidVersionHeader", "x-mns-version 2015-06-06 is required.")
+            return self.error(400, "InvalidVersionHeader", "x-mns-version 2015-06-06 is required.")
         date = headers.get("date", "")
         try:
             skew = abs(time.time() - parsedate_to_datetime(date).timestamp())
         except (TypeError, ValueError):
-            return _error(400, "InvalidDateHeader", "The Date header format is invalid.")
+            return self.error(400, "InvalidDateHeader", "The Date header format is invalid.")
         if skew > DATE_SKEW_SECONDS:
-            return _error(408, "TimeExpired", "The http request you sent is expired.")
+            return self.error(408, "TimeExpired", "The http request you sent is expired.")
         if body:
             expected = base64.b64encode(hashlib.md5(body, usedforsecurity=False).hexdigest().encode()).decode()
             if headers.get("content-md5") != expected:
-                return _error(400, "InvalidDegist", "The Content-MD5 you specified is invalid.")
+                return self.error(400, "InvalidDegist", "The Content-MD5 you specified is invalid.")
         authorization = headers.get("authorization", "")
         if not authorization.startswith("MNS ") or ":" not in authorization:
-            return _error(400, "InvalidAuthorizationHeader", "The Authorization header format is invalid.")
+            return self.error(400, "InvalidAuthorizationHeader", "The Authorization header format is invalid.")
         key_id, _, signature = authorization[4:].partition(":")
         if key_id not in self.keys:
-            return _error(403, "InvalidAccessKeyId", "The AccessKey Id you provided is not exist.")
+            return self.error(403, "InvalidAccessKeyId", "The AccessKey Id you provided is not exist.")
         secret, token = self.keys[key_id]
         if token is not None and headers.get("security-token") != token:
-            return _error(403, "InvalidAccessKeyId", "The security token you provided is invalid.")
+            return self.error(403, "InvalidAccessKeyId", "The security token you provided is invalid.")
         mns_headers = "".join(f"{k}:{headers[k]}\n" for k in sorted(headers) if k.startswith("x-mns-"))
         md5, kind = headers.get("content-md5", ""), headers.get("content-type", "")
         to_sign = f"{method}\n{md5}\n{kind}\n{date}\n{mns_headers}{path}"
         digest = hmac.new(secret.encode(), to_sign.encode(), hashlib.sha1).digest()
         if not hmac.compare_digest(base64.b64encode(digest).decode(), signature):
-            return _error(403, "SignatureDoesNotMatch", "The request signature we calculated does not match.")
+            return self.error(403, "SignatureDoesNotMatch", "The request signature we calculated does not match.")
         return None
+
+    def error(self, status: int, code: str, message: str) -> tuple[int, bytes]:
+        """An error answer as MNS writes one (XML)."""
+        request_id = uuid.uuid4().hex.upper()
+        xml = (
+            f'<?xml version="1.0" encoding="UTF-8"?><Error xmlns="{XMLNS}"><Code>{code}</Code>'
+            f"<Message>{message}</Message><RequestId>{request_id}</RequestId><HostId>http://127.0.0.1</HostId></Error>"
+        )
+        return status, xml.encode()
 
 
 def _sent(message: StoredMessage) -> str:
@@ -291,42 +274,3 @@ def _attributes(queue: str, maximum_message_size: int) -> bytes:
     }  # fmt: skip
     elements = "".join(f"<{name}>{value}</{name}>" for name, value in values.items())
     return f'<?xml version="1.0" encoding="UTF-8"?><Queue xmlns="{XMLNS}">{elements}</Queue>'.encode()
-
-
-def _error(status: int, code: str, message: str) -> tuple[int, bytes]:
-    request_id = uuid.uuid4().hex.upper()
-    xml = (
-        f'<?xml version="1.0" encoding="UTF-8"?><Error xmlns="{XMLNS}"><Code>{code}</Code><Message>{message}</Message>'
-        f"<RequestId>{request_id}</RequestId><HostId>http://127.0.0.1</HostId></Error>"
-    )
-    return status, xml.encode()
-
-
-class _Handler(BaseHTTPRequestHandler):
-    standin: MnsStandIn
-    protocol_version = "HTTP/1.1"  # the SDK keeps its connection alive
-
-    def do_POST(self) -> None:
-        self._answer()
-
-    def do_GET(self) -> None:
-        self._answer()
-
-    def _answer(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length else b""
-        headers = {k.lower(): v for k, v in self.headers.items()}
-        answered = self.standin.handle(self.command, self.path, headers, body)
-        if answered is None:  # the message is stored; the sender never learns it
-            self.close_connection = True
-            return
-        status, answer = answered
-        self.send_response(status)
-        self.send_header("Content-Type", "text/xml;charset=utf-8")
-        self.send_header("Content-Length", str(len(answer)))
-        self.send_header("x-mns-request-id", uuid.uuid4().hex.upper())
-        self.end_headers()
-        self.wfile.write(answer)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Quiet: the tests read ``requests`` instead."""

@@ -108,7 +108,7 @@ BASE_ACTIONS = {
     "mns:SendMessage",
     "mns:BatchSendMessage",
 }
-NO_MNS_DESTINATION = {"DestinationMnsQueues": ""}  # the parameter's default
+NO_MNS_DESTINATION = {"DestinationMnsQueues": "", "DestinationEventBuses": ""}  # the parameters' defaults
 # Each report part's ROS actions (ValidateTemplate needs no RAM authorization)
 PART_ACTIONS = {
     "validate": set(),
@@ -135,8 +135,10 @@ def test_the_role_is_granted_exactly_the_report_parts_actions_for_every_value_a_
         allowed = {a for s in statements if s["Effect"] == "Allow" for a in s["Action"]}
         denied = {a for s in statements if s["Effect"] == "Deny" for a in s["Action"]}
         expected = set().union(*(PART_ACTIONS[p] for p in parts))
-        # (mns:GetQueueAttributes is denied too: no MNS destination queue is named; see the test below)
-        assert allowed == BASE_ACTIONS | expected and denied == every - expected | {"mns:GetQueueAttributes"}, report
+        # (mns:GetQueueAttributes and eventbridge:PutEvents are denied too: no MNS destination queue, no bus is named;
+        # see the tests below)
+        unnamed = {"mns:GetQueueAttributes", "eventbridge:PutEvents"}
+        assert allowed == BASE_ACTIONS | expected and denied == every - expected | unnamed, report
     # And every function is given the same RELAY_REPORT
     assert all(p["EnvironmentVariables"]["RELAY_REPORT"] == {"Ref": "RelayReport"} for p in FUNCTIONS.values())
 
@@ -174,7 +176,7 @@ def test_the_role_may_send_to_the_mns_destination_queues_named_and_to_no_other(q
     assert TEMPLATE["Parameters"]["DestinationMnsQueues"]["Default"] == ""
     # When the role is resolved as ROS would
     policies = RESOURCES["RelayRole"]["Properties"]["Policies"]
-    (policy,) = resolved(policies, {"RelayReport": "none", "DestinationMnsQueues": queues})
+    (policy,) = resolved(policies, {"RelayReport": "none", "DestinationMnsQueues": queues, "DestinationEventBuses": ""})
     statements = policy["PolicyDocument"]["Statement"]
     reading = [s for s in statements if "mns:GetQueueAttributes" in s["Action"]]
     (statement,) = reading
@@ -195,6 +197,35 @@ def test_the_role_may_send_to_the_mns_destination_queues_named_and_to_no_other(q
 @pytest.mark.parametrize("queues", [",", "a,", ",a", "a b", "a_b", "-a", "a" * 121, "a,,b"])
 def test_the_mns_destination_queues_parameter_refuses_what_is_not_a_list_of_queue_names(queues):
     assert not re.fullmatch(TEMPLATE["Parameters"]["DestinationMnsQueues"]["AllowedPattern"], queues)
+
+
+@pytest.mark.parametrize(
+    "buses", ["", "relay-bus", "relay-bus,Audit-2", "b" * 127], ids=["none", "one", "two", "longest-name"]
+)
+def test_the_role_may_put_events_on_the_buses_named_and_on_no_other(buses):
+    # Given DestinationEventBuses (which its pattern takes), each name one the relay takes in an acs-eventbridge:// URI
+    parameter = TEMPLATE["Parameters"]["DestinationEventBuses"]
+    assert re.fullmatch(parameter["AllowedPattern"], buses) and parameter["Default"] == ""
+    names = [n for n in buses.split(",") if n]
+    for name in names:
+        uri = f"acs-eventbridge://{name}?endpoint=eventbridge-console.cn-hangzhou.aliyuncs.com"
+        assert parse_destination(uri).queue == name
+    # When the role is resolved as ROS would
+    policies = RESOURCES["RelayRole"]["Properties"]["Policies"]
+    (policy,) = resolved(policies, {"RelayReport": "none", "DestinationMnsQueues": "", "DestinationEventBuses": buses})
+    (statement,) = [s for s in policy["PolicyDocument"]["Statement"] if "eventbridge:PutEvents" in s["Action"]]
+    if not names:
+        # Then with no bus named no event may be put anywhere
+        assert statement == {"Effect": "Deny", "Action": ["eventbridge:PutEvents"], "Resource": ["*"]}
+        return
+    # Then exactly PutEvents on exactly the named buses' ARNs
+    assert statement["Effect"] == "Allow" and statement["Action"] == ["eventbridge:PutEvents"]
+    assert statement["Resource"] == [f"acs:eventbridge:*:*:eventbus/{n}" for n in names]
+
+
+@pytest.mark.parametrize("buses", [",", "a,", ",a", "a b", "a_b", "-a", "b" * 128, "a,,b"])
+def test_the_event_buses_parameter_refuses_what_is_not_a_list_of_bus_names(buses):
+    assert not re.fullmatch(TEMPLATE["Parameters"]["DestinationEventBuses"]["AllowedPattern"], buses)
 
 
 def test_pending_tasks_are_tracked_through_the_mns_tracking_queue_one_record_per_invocation():

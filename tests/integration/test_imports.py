@@ -16,7 +16,8 @@ FORBIDDEN = {
     "boto3", "botocore.session", "botocore.client", "pika", "redis", "alibabacloud_oss_v2", "aws_xray_sdk", "mns",
     "pydantic", "standardwebhooks", "aitask_relay.adapters.destinations.signing",
     "aitask_relay.adapters.destinations.webhook", "aitask_relay.adapters.destinations.eventbridge",
-    "aitask_relay.adapters.destinations.sns",
+    "aitask_relay.adapters.destinations.sns", "alibabacloud_eventbridge20200401",
+    "aitask_relay.adapters.destinations.acs_eventbridge",
 }  # fmt: skip
 
 
@@ -82,6 +83,30 @@ def test_an_mns_destination_loads_the_mns_sdk_and_no_other_destinations_client(e
         assert outcome == "created" and len(standin.pending("imports-out")) == 1
         assert {"mns", "aitask_relay.adapters.destinations.mns"} <= set(modules)
         others = {"boto3", "pika", "redis", "alibabacloud_oss_v2", "aitask_relay.adapters.destinations.webhook"}
+        assert not set(modules) & others
+    finally:
+        standin.stop()
+
+
+def test_an_acs_eventbridge_destination_loads_its_sdk_and_no_other_destinations_client(emulator):
+    # Given a deployment publishing to an Alibaba Cloud EventBridge bus (the devkit's stand-in), and a finished task
+    import os
+
+    from relay_devkit.acs_eventbridge import AcsEventBridgeStandIn
+
+    key = (os.environ["ALIBABA_CLOUD_ACCESS_KEY_ID"], os.environ["ALIBABA_CLOUD_ACCESS_KEY_SECRET"])
+    standin = AcsEventBridgeStandIn({key[0]: (key[1], None)}).start()
+    try:
+        uri = standin.create_bus("imports-bus")
+        emulator.add_task({"TaskId": "t-eb-only", "Status": "SUCCESS", "TaskOutput": {"Result": "Resources: {}\n"}})
+        # When the handler runs in a fresh process
+        outcome, modules = fetched_in_a_fresh_process(emulator, "t-eb-only", RELAY_DESTINATIONS=uri)
+        # Then it published through the EventBridge SDK and imported no other destination's client
+        assert outcome == "created" and len(standin.events("imports-bus")) == 1
+        assert {"alibabacloud_eventbridge20200401", "aitask_relay.adapters.destinations.acs_eventbridge"} <= set(
+            modules
+        )
+        others = {"boto3", "pika", "redis", "alibabacloud_oss_v2", "mns", "aitask_relay.adapters.destinations.webhook"}
         assert not set(modules) & others
     finally:
         standin.stop()

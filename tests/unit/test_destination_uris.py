@@ -190,7 +190,7 @@ def test_plain_http_to_ros_needs_an_explicit_opt_in_off_loopback():
         (
             "nats://x",
             "unknown scheme (supported: file://, s3://, oss://, sqs://, amqp://, amqps://, eventbridge://, sns://, "
-            "mns://, https://: a webhook or an SQS queue URL)",
+            "mns://, acs-eventbridge://, https://: a webhook or an SQS queue URL)",
         ),
         ("amqps://u:p@mq.example:notaport/vh?routing_key=q", "is not a valid URI (percent-encode"),
         ("amqps://mq.example/vh", "needs exchange=... and/or routing_key=... (the default exchange routes by"),

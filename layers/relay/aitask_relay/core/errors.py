@@ -364,6 +364,18 @@ _DESTINATION_PERMANENT_CODES = frozenset(
         "RedactionFailure",
         "NotAuthorizedForSourceException",
         "NotAuthorizedForDetailTypeException",
+        # Alibaba Cloud EventBridge (acs-eventbridge://): a bus that does not exist (a PutEvents answer's Code), and
+        # the 403s of its error-code list that a retry with the same credentials and account meets again
+        # (https://www.alibabacloud.com/help/en/eventbridge/latest/error-codes). AccessDenied, InvalidAccessKeyId and
+        # SignatureDoesNotMatch are above; StsAccessIdExpired and TooManyRequests are retryable (below).
+        "EventBusNotExist",
+        "InvalidStsAccessKeyId",
+        "AccountIdNotExist",
+        "AccessDeniedByPreCheck",
+        "SecurityTokenInvalid",
+        "ParentAccountNotExist",
+        "ServiceAccessDenied",
+        "AccessDeniedForInternalRegion",
     }
 )
 # AMQP (pika) failures that a retry repeats identically: bad credentials, no permission, no route.
@@ -384,6 +396,8 @@ _DESTINATION_PERMANENT_EXCEPTIONS = frozenset(
 _DESTINATION_RETRYABLE_STATUS = frozenset({408, 409, 429})
 # 4xx codes that still mean "try again later" (SQS and DynamoDB throttle with a 400).
 # MNS answers QpsLimitExceeded (a queue's request rate) and TimeExpired (408: a request that arrived too late).
+# Alibaba Cloud EventBridge answers TooManyRequests (429; a failed entry carries no status, so the code is named),
+# and StsAccessIdExpired (403) for an STS token that expired: the credential chain hands a fresh one to the retry.
 _DESTINATION_RETRYABLE_CODES = frozenset(
     {
         "RequestTimeout",
@@ -392,6 +406,8 @@ _DESTINATION_RETRYABLE_CODES = frozenset(
         "ProvisionedThroughputExceededException",
         "QpsLimitExceeded",
         "TimeExpired",
+        "TooManyRequests",
+        "StsAccessIdExpired",
     }
 )
 

@@ -27,7 +27,7 @@ be too large, and the delivery then fails, not retryably (a retry would build th
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -138,6 +138,7 @@ def build_message(
     record: bool = False,
     signer: Signer | None = None,
     embed: bool = False,
+    wire_id: Callable[[str], str] | None = None,
 ) -> Message:
     """Encode the event; above ``limit`` bytes (or ``refused``: the queue already refused it inline) replace
     the template with a reference to a stored copy (see ``claim_ref``), then, if that is still too large (or
@@ -150,6 +151,9 @@ def build_message(
 
     With a ``signer``, each form is signed as it is built: its signature goes into the event (``embed``: the
     destination has no attributes) and so counts in its size, or into ``Message.signature`` (signing.py).
+
+    ``wire_id``: the form of the event id a transport that refuses ``<task_id>:<status>`` takes (Alibaba Cloud
+    EventBridge: acs_eventbridge.wire_id); the event, its signature and Message.id all carry that form.
     """
     result, template = observation.result, observation.template
     data: dict[str, Any] = result.with_deliveries(()).to_dict()
@@ -157,7 +161,7 @@ def build_message(
     attributes = message_attributes(result)
     envelope: dict[str, Any] = {
         "specversion": SPEC_VERSION,
-        "id": event_id(result.task_id, result.status),
+        "id": (wire_id or str)(event_id(result.task_id, result.status)),
         "source": SOURCE,
         "type": event_type(result.status, invalid=is_invalid(result)),
         "subject": result.task_id,

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Literal
 
 from aitask_relay.adapters.destinations.message import Message, build_message
@@ -44,6 +44,8 @@ class QueueDestination(ABC):
     # True for a transport with no per-message attributes (MNS, the event buses): the signature goes into the
     # event as extension attributes instead of beside it (signing.py).
     embeds_signature: bool = False
+    # The form of the event id a transport needs when it refuses ``<task_id>:<status>`` (None: the id as it is).
+    wire_id: Callable[[str], str] | None = None
 
     def __init__(self, *, ledger: Ledger | None = None, signer: Signer | None = None) -> None:
         self._ledger = ledger
@@ -86,6 +88,7 @@ class QueueDestination(ABC):
             where=self.name,
             signer=self._signer,
             embed=self.embeds_signature,
+            wire_id=self.wire_id,
         )
 
         def publish() -> str:
@@ -184,6 +187,7 @@ class QueueDestination(ABC):
                 record=message.claim_check,
                 signer=self._signer,
                 embed=self.embeds_signature,
+                wire_id=self.wire_id,
             )
             return self._send(smaller, observation, stored, deadline)  # at most two smaller forms
 

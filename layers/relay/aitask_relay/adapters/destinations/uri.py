@@ -37,7 +37,7 @@ class DestinationSpec:
     prefix: str = ""  # s3, oss: the key prefix, ending in "/" (or "")
     directory: str = ""  # file: the directory
     queue: str = ""  # sqs: the queue name, or its URL; sns, eventbridge: the topic or bus, its name or ARN; mns: the
-    # queue name
+    # queue name; acs-eventbridge: the bus name
     routing_key: str = ""  # amqp: the routing key
     params: Mapping[str, str] = field(default_factory=dict)
 
@@ -491,38 +491,51 @@ def mns_address(value: str) -> MnsAddress:
         queue = parts.netloc
         if parts.path not in ("", "/"):
             raise ValueError("mns://<queue>?endpoint=<host> has no path")
-        query = parse_qs(parts.query)
-        endpoints = query.get("endpoint", [])
-        if len(endpoints) != 1 or set(query) != {"endpoint"}:
-            raise ValueError("mns://<queue> needs exactly one ?endpoint=<account>.mns.<region>...")
-        # The endpoint is a host[:port] (HTTPS), or an http(s):// base URL: http:// only to a loopback host (below)
-        scheme, _, host = endpoints[0].rpartition("://")
-        scheme = scheme or "https"
-        if scheme not in ("http", "https"):
-            raise ValueError("the endpoint is host[:port] or an http(s):// URL")
+        url = _only_endpoint(parts.query, "mns://<queue> needs exactly one ?endpoint=<account>.mns.<region>...")
     elif parts.scheme in ("http", "https"):
         scheme, host = parts.scheme, parts.netloc
         pieces = parts.path.split("/")
         if len(pieces) != 3 or pieces[1] != "queues" or parts.query or parts.fragment:
             raise ValueError("an MNS queue URL is <scheme>://<host>/queues/<queue>")
         queue = pieces[2]
+        url = endpoint_url(f"{scheme}://{host}")
     else:
         raise ValueError("an MNS queue is mns://<queue>?endpoint=<host> or its /queues/ URL")
     if not _MNS_QUEUE_NAME.fullmatch(queue):
         raise ValueError(
             f"{queue!r} is not an MNS queue name (letters, digits and '-', starting with a letter or digit)"
         )
+    return MnsAddress(url, queue)
+
+
+def _only_endpoint(query: str, problem: str) -> str:
+    """The base URL of the one ``endpoint=`` a query holds (endpoint_url); ValueError(problem) when the query holds
+    anything else, or no endpoint, or two."""
+    parsed = parse_qs(query, keep_blank_values=True)
+    endpoints = parsed.get("endpoint", [])
+    if len(endpoints) != 1 or set(parsed) != {"endpoint"}:
+        raise ValueError(problem)
+    return endpoint_url(endpoints[0])
+
+
+def endpoint_url(value: str) -> str:
+    """The base URL (``scheme://host[:port]``) of an Alibaba Cloud endpoint given as host[:port] (HTTPS) or as an
+    http(s):// URL with no path; ValueError naming the problem. http:// only to a loopback host: the requests are
+    signed and carry the STS token, never in clear text across a network (a test's stand-in is on loopback)."""
+    scheme, _, host = value.rpartition("://")
+    scheme = scheme or "https"
+    if scheme not in ("http", "https"):
+        raise ValueError("the endpoint is host[:port] or an http(s):// URL")
     try:
         where = urlsplit(f"//{host}")
         hostname, _port = where.hostname, where.port
     except ValueError:
         raise ValueError(f"the endpoint {host!r} is not host[:port]") from None
-    if not hostname or "/" in host or "?" in host:
+    if not hostname or "/" in host or "?" in host or "#" in host or "@" in host:
         raise ValueError(f"the endpoint {host!r} is not host[:port]")
     if scheme == "http" and not is_loopback(hostname):
-        # Requests are signed and carry the STS token: never in clear text across a network.
-        raise ValueError("http:// only to a loopback host; MNS endpoints take https://")
-    return MnsAddress(f"{scheme}://{host}", queue)
+        raise ValueError("http:// only to a loopback host; the service's endpoints take https://")
+    return f"{scheme}://{host}"
 
 
 def _mns(uri: str, parts: SplitResult, params: dict[str, str]) -> DestinationSpec:
@@ -533,6 +546,45 @@ def _mns(uri: str, parts: SplitResult, params: dict[str, str]) -> DestinationSpe
     # No password can be in it (mns_address refuses a user@): the URI is its own name.
     return DestinationSpec(
         "mns", "queue", uri, uri, address.name, queue=address.queue, params={"endpoint": address.url}
+    )
+
+
+# An Alibaba Cloud EventBridge bus name: at most 127 characters, letters, digits and "-", a letter or digit first;
+# "default" is reserved and no name begins with "eventbridge-reserved-"
+# (https://www.alibabacloud.com/help/en/eventbridge/product-overview/limits, "Event bus naming rules").
+_ACS_BUS_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{0,126}")
+ACS_BUS_NAME_RULE = "letters, digits and '-', a letter or digit first, at most 127 characters"
+
+
+def acs_bus_problem(name: str) -> str | None:
+    """Why ``name`` is not an Alibaba Cloud EventBridge custom bus's name (None: it is one)."""
+    if not _ACS_BUS_NAME.fullmatch(name):
+        return f"{name!r} is not an event bus name ({ACS_BUS_NAME_RULE})"
+    if name == "default" or name.startswith("eventbridge-reserved-"):
+        # The default bus carries Alibaba Cloud services' own events; custom events go to a custom bus
+        return f"{name!r} is a name EventBridge reserves: publish to a custom event bus"
+    return None
+
+
+def _acs_eventbridge(uri: str, parts: SplitResult, params: dict[str, str]) -> DestinationSpec:
+    """``acs-eventbridge://<bus>?endpoint=<host>``: an Alibaba Cloud EventBridge custom bus (acs_eventbridge.py)."""
+    if "@" in uri:
+        raise _bad(uri, "takes no user@ (credentials come from the Alibaba Cloud chain)")
+    if parts.path not in ("", "/"):
+        raise _bad(uri, "has a path: acs-eventbridge://<bus>?endpoint=<host> names a bus, nothing below it")
+    problem = acs_bus_problem(parts.netloc)
+    if problem is not None:
+        raise _bad(uri, problem)
+    try:
+        url = _only_endpoint(
+            parts.query, "needs exactly one ?endpoint=<host> and nothing else (e.g. eventbridge-console.<region>...)"
+        )
+    except ValueError as exc:
+        raise _bad(uri, str(exc)) from None
+    # No credential can be in it (a user@ is refused): the URI is its own name. One bus on one endpoint is one target.
+    target = f"acs-eventbridge://{parts.netloc}@{url}"
+    return DestinationSpec(
+        "acs-eventbridge", "queue", uri, uri, target, queue=parts.netloc, params={"endpoint": url}
     )
 
 
@@ -581,6 +633,9 @@ SCHEMES: dict[str, Scheme] = {
     ),
     "sns": Scheme("queue", _sns, "aitask_relay.adapters.destinations.sns:SnsDestination"),
     "mns": Scheme("queue", _mns, "aitask_relay.adapters.destinations.mns:MnsDestination"),
+    "acs-eventbridge": Scheme(
+        "queue", _acs_eventbridge, "aitask_relay.adapters.destinations.acs_eventbridge:AcsEventBridgeDestination"
+    ),
     "https": Scheme("queue", _webhook, "aitask_relay.adapters.destinations.webhook:WebhookDestination"),
     "http": Scheme("queue", _webhook, "aitask_relay.adapters.destinations.webhook:WebhookDestination"),
 }
