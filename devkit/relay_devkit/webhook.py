@@ -9,7 +9,8 @@ which ``ssl.create_default_context`` reads); verification stays on.
 It records every request (method, path, headers, body) and every TCP connection it accepted, and answers from a
 script: ``answer(429, {"Retry-After": "1"})`` queues an answer; with none queued it answers 200. An answer with
 ``trickle=`` seconds sends its header lines a byte at a time, one byte every ``trickle`` seconds, for a minute: a
-receiver that keeps each socket read short and the whole answer endless.
+receiver that keeps each socket read short and the whole answer endless. ``cut=True`` sends the status line and
+half a header, then closes the connection.
 """
 
 from __future__ import annotations
@@ -47,17 +48,17 @@ class WebhookReceiver:
     connections: int = 0
     ca_file: str = ""
     port: int = 0
-    _script: deque[tuple[int, dict[str, str], float | None]] = field(default_factory=deque)
+    _script: deque[tuple[int, dict[str, str], float | None, bool]] = field(default_factory=deque)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _server: Any = None
     _dir: Any = None
 
     def answer(
-        self, status: int, headers: dict[str, str] | None = None, *, trickle: float | None = None
+        self, status: int, headers: dict[str, str] | None = None, *, trickle: float | None = None, cut: bool = False
     ) -> WebhookReceiver:
         """Queue the answer to the next request (first queued, first used)."""
         with self._lock:
-            self._script.append((status, headers or {}, trickle))
+            self._script.append((status, headers or {}, trickle, cut))
         return self
 
     def url(self, host: str = "127.0.0.1", path: str = "/hook") -> str:
@@ -75,7 +76,12 @@ class WebhookReceiver:
                 body = self.rfile.read(length)
                 with receiver._lock:
                     receiver.requests.append(Received("POST", self.path, dict(self.headers.items()), body))
-                    status, headers, trickle = receiver._script.popleft() if receiver._script else (200, {}, None)
+                    scripted = receiver._script.popleft() if receiver._script else (200, {}, None, False)
+                status, headers, trickle, cut = scripted
+                if cut:
+                    self.close_connection = True
+                    self.wfile.write(f"HTTP/1.1 {status} OK\r\nContent-Le".encode())
+                    return
                 if trickle is not None:
                     self._trickle(status, trickle)
                     return

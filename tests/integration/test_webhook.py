@@ -286,6 +286,30 @@ def test_a_receiver_trickling_its_answer_is_cut_after_four_timeouts_without_a_de
     assert caught.value.retryable and 1.9 <= time.monotonic() - started < 3.0
 
 
+def test_a_2xx_whose_headers_are_cut_by_a_closed_connection_is_no_delivery(receiver):
+    # Given a receiver that sends "HTTP/1.1 200 OK" and half a header, then closes the connection
+    receiver.answer(200, cut=True)
+    destination = build_destination(hook(receiver, allow_private="true"))
+    # When delivered / Then a retryable failure: the answer never ended, so the receiver may not have taken the event
+    with pytest.raises(DestinationFailure, match="IncompleteRead") as caught:
+        destination.deliver(finished())
+    assert caught.value.retryable and len(receiver.requests) == 1
+
+
+def test_a_slow_name_lookup_ends_at_the_invocations_deadline(receiver):
+    # Given a name whose lookup takes three seconds (a resolver that does not answer), and one second left
+    def slow(host, port):
+        time.sleep(3)
+        return ["127.0.0.1"]
+
+    destination = build_destination(hook(receiver, host="webhook.test", allow_private="true"), resolve=slow)
+    started = time.monotonic()
+    # When delivered / Then a retryable failure at the deadline, saying the lookup ran out of time; nothing was sent
+    with pytest.raises(DestinationFailure, match=r"webhook\.test not resolved within the request's time") as caught:
+        destination.deliver(finished(), deadline=started + 1)
+    assert caught.value.retryable and time.monotonic() - started < 1.5 and receiver.connections == 0
+
+
 def test_a_redirect_is_not_followed(receiver):
     # Given a receiver answering 301 to another path of its own
     receiver.answer(301, {"Location": receiver.url(path="/elsewhere")})

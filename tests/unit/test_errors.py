@@ -250,6 +250,18 @@ def test_oss_service_errors_are_unwrapped_from_operation_errors():
     assert empty.message == "oss://b/: OperationError" and empty.retryable is True
 
 
+def test_a_destination_failure_the_tea_sdk_wraps_is_named_by_what_it_wraps():
+    from aitask_relay.core.errors import destination_error
+
+    # Given what the Alibaba Cloud EventBridge SDK raises for a 200 answer that is not JSON, and for a reset
+    not_json = UnretryableException(RetryPolicyContext(retries_attempted=0, exception=json.JSONDecodeError("x", "", 0)))
+    reset = UnretryableException(RetryPolicyContext(retries_attempted=0, exception=ConnectionResetError(104, "r")))
+    # When translated / Then each is named by its cause, not by the wrapper, and stays retryable
+    for wrapped, cause in ((not_json, "JSONDecodeError"), (reset, "ConnectionResetError")):
+        error = destination_error(wrapped, "acs-eventbridge://bus")
+        assert error.message == f"acs-eventbridge://bus: {cause}" and error.retryable is True
+
+
 @pytest.mark.parametrize(
     ("exc", "retryable"),
     [

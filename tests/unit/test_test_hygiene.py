@@ -244,6 +244,14 @@ def test_sample(thing, dedup_id, f):
 """
 
 
+def test_no_two_test_modules_share_a_file_name():
+    # Given the test folders, which have no __init__.py (pytest imports each module by its file name)
+    # When their test modules are listed / Then no name is in two folders: pytest would refuse to collect the second
+    # ("import file mismatch") and the whole run would stop before a test ran
+    names = [path.name for path in (ROOT / "tests").rglob("test_*.py")]
+    assert sorted({name for name in names if names.count(name) > 1}) == []
+
+
 def test_the_tests_hold_no_assertion_that_cannot_fail_and_swallow_no_failure():
     # Given every Python file under tests/ / When checked / Then none holds any of H1..H5
     findings = check_tree(ROOT / "tests")

@@ -424,6 +424,10 @@ def destination_error(exc: BaseException, where: str) -> DestinationFailure:
         return exc
     inner = getattr(exc, "unwrap", None)
     cause = inner() if callable(inner) else exc  # the OSS SDK wraps service errors in OperationError
+    # The tea SDKs (Alibaba Cloud EventBridge) wrap what failed under their retry policy in UnretryableException:
+    # its inner_exception says what it was (an answer that is not JSON, a reset connection).
+    wrapped = getattr(cause, "inner_exception", None)
+    cause = wrapped if isinstance(wrapped, BaseException) else cause
     cause = cause if isinstance(cause, BaseException) else exc
     if isinstance(cause, UnicodeError | RecursionError):
         # Text that cannot be encoded (a lone surrogate), or nesting too deep to serialize, is the same on

@@ -518,24 +518,40 @@ def _only_endpoint(query: str, problem: str) -> str:
     return endpoint_url(endpoints[0])
 
 
+# An endpoint's host: DNS labels (letters, digits, "-" inside) or an IP address, and an optional port. Anything else
+# (a space, a control character, a CR LF, a ";" and what follows) is refused at cold start, never sent to the SDK to
+# fail each delivery retryably.
+_ENDPOINT = re.compile(r"(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(?::(?P<port>[0-9]{1,5}))?")
+_DNS_LABEL = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?")
+_ENDPOINT_RULE = "not host[:port] (DNS labels of letters, digits and '-', or an IP address; a port from 1 to 65535)"
+
+
 def endpoint_url(value: str) -> str:
     """The base URL (``scheme://host[:port]``) of an Alibaba Cloud endpoint given as host[:port] (HTTPS) or as an
-    http(s):// URL with no path; ValueError naming the problem. http:// only to a loopback host: the requests are
-    signed and carry the STS token, never in clear text across a network (a test's stand-in is on loopback)."""
+    http(s):// URL with no path; ValueError naming the problem (never the value, which may hold what was pasted by
+    mistake). http:// only to a loopback host: the requests are signed and carry the STS token, never in clear text
+    across a network (a test's stand-in is on loopback).
+
+    The URL is written one way for one endpoint (the host in lower case, no trailing dot, no default port), so that
+    one endpoint written twice is one target (parse_destination refuses a target named twice)."""
     scheme, _, host = value.rpartition("://")
     scheme = scheme or "https"
     if scheme not in ("http", "https"):
         raise ValueError("the endpoint is host[:port] or an http(s):// URL")
-    try:
-        where = urlsplit(f"//{host}")
-        hostname, _port = where.hostname, where.port
-    except ValueError:
-        raise ValueError(f"the endpoint {host!r} is not host[:port]") from None
-    if not hostname or "/" in host or "?" in host or "#" in host or "@" in host:
-        raise ValueError(f"the endpoint {host!r} is not host[:port]")
-    if scheme == "http" and not is_loopback(hostname):
+    written = _ENDPOINT.fullmatch(host)
+    if written is None:
+        raise ValueError(f"the endpoint is {_ENDPOINT_RULE}")
+    name = written["host"].lower()
+    name = name if name.startswith("[") else name.removesuffix(".")
+    if not (_is_ip(name.strip("[]")) or all(_DNS_LABEL.fullmatch(label) for label in name.split("."))):
+        raise ValueError(f"the endpoint is {_ENDPOINT_RULE}")
+    port = int(written["port"]) if written["port"] else None
+    if port is not None and not 1 <= port <= 65535:
+        raise ValueError(f"the endpoint is {_ENDPOINT_RULE}")
+    if scheme == "http" and not is_loopback(name.strip("[]")):
         raise ValueError("http:// only to a loopback host; the service's endpoints take https://")
-    return f"{scheme}://{host}"
+    shown_port = "" if port in (None, 443 if scheme == "https" else 80) else f":{port}"
+    return f"{scheme}://{name}{shown_port}"
 
 
 def _mns(uri: str, parts: SplitResult, params: dict[str, str]) -> DestinationSpec:
@@ -560,7 +576,8 @@ def acs_bus_problem(name: str) -> str | None:
     """Why ``name`` is not an Alibaba Cloud EventBridge custom bus's name (None: it is one)."""
     if not _ACS_BUS_NAME.fullmatch(name):
         return f"{name!r} is not an event bus name ({ACS_BUS_NAME_RULE})"
-    if name == "default" or name.startswith("eventbridge-reserved-"):
+    # compared in any case: whether the service tells names apart by case is not documented
+    if name.lower() == "default" or name.lower().startswith("eventbridge-reserved-"):
         # The default bus carries Alibaba Cloud services' own events; custom events go to a custom bus
         return f"{name!r} is a name EventBridge reserves: publish to a custom event bus"
     return None

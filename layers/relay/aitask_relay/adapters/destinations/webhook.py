@@ -168,8 +168,8 @@ class WebhookDestination(QueueDestination):
     def _post(self, message: Message, signature: Mapping[str, str], end: float) -> tuple[int, str | None]:
         """One request over one new connection to a checked address: (status, Retry-After). Each socket operation
         ends within ``timeout``; the whole request within REQUEST_TIMEOUTS times that, and before ``end``."""
-        addresses = self._checked_addresses()
         limit = min(end, time.monotonic() + REQUEST_TIMEOUTS * self._timeout)
+        addresses = self._checked_addresses(limit)
         timeout = max(0.1, min(self._timeout, limit - time.monotonic()))
         connection: http.client.HTTPConnection
         if self._tls is not None:
@@ -182,6 +182,7 @@ class WebhookDestination(QueueDestination):
         connection._create_connection = _pinned(addresses, expiry)  # type: ignore[attr-defined]
         try:
             headers = {"Content-Type": CONTENT_TYPE, "User-Agent": USER_AGENT, **signature}
+            connection.response_class = _WholeHeaders
             connection.request("POST", self._target, body=message.body, headers=headers)
             answer = connection.getresponse()
             expiry.disarm()
@@ -197,10 +198,13 @@ class WebhookDestination(QueueDestination):
             expiry.disarm()
             connection.close()
 
-    def _checked_addresses(self) -> list[str]:
-        """The host's addresses, resolved now; every one must be public unless allow_private=true."""
+    def _checked_addresses(self, limit: float) -> list[str]:
+        """The host's addresses, resolved now, within the request's time (``limit``); every one must be public unless
+        allow_private=true."""
         try:
-            addresses = list(self._resolve(self._host, self._port))
+            addresses = _within(limit, lambda: list(self._resolve(self._host, self._port)))
+        except TimeoutError as exc:  # the lookup, not the receiver, ran out of the request's time
+            raise DestinationFailure(f"{self.name}: {self._host} not resolved within the request's time") from exc
         except Exception as exc:  # no such name, resolver unreachable: DNS may answer later
             raise destination_error(exc, self.name) from exc
         if not addresses:
@@ -244,6 +248,57 @@ def _own_secrets(spec: Any, where: str, environ: Mapping[str, str] | None) -> Ca
         return None
     webhook_secrets(read(), where=where)  # a reference holding no valid secret fails the build
     return lambda: webhook_secrets(read(), where=where)
+
+
+def _within(limit: float, work: Callable[[], list[str]]) -> list[str]:
+    """``work()``'s result if it ends before ``limit`` (a monotonic time), else TimeoutError. The system resolver
+    (getaddrinfo) takes no timeout: it runs in a daemon thread, left to finish on its own when the time is up."""
+    outcome: list[Any] = []
+
+    def run() -> None:
+        try:
+            outcome.append((True, work()))
+        except BaseException as exc:  # handed to the caller's thread
+            outcome.append((False, exc))
+
+    worker = threading.Thread(target=run, name="webhook-resolve", daemon=True)
+    worker.start()
+    worker.join(max(0.0, limit - time.monotonic()))
+    if not outcome:
+        raise TimeoutError("the name was not resolved within the request's time")
+    done, value = outcome[0]
+    if not done:
+        raise value
+    return list(value)
+
+
+class _Lines:
+    """A response's stream, the last line it read noted: http.client reads headers cut by the end of the stream as
+    if they were whole (its parse_headers stops at an empty read as at the blank line)."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+        self.last = b""
+
+    def readline(self, limit: int = -1) -> bytes:
+        line: bytes = self._stream.readline(limit)
+        self.last = line
+        return line
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+class _WholeHeaders(http.client.HTTPResponse):
+    """An answer whose headers must end with their blank line: a 2xx whose connection closed mid-headers is a cut
+    answer (retryable), not a delivery."""
+
+    def begin(self) -> None:
+        lines = _Lines(self.fp)
+        self.fp = lines  # type: ignore[assignment]
+        super().begin()
+        if lines.last not in (b"\r\n", b"\n"):
+            raise http.client.IncompleteRead(b"", None)
 
 
 class _Expiry:

@@ -45,12 +45,34 @@ def test_a_bus_and_its_endpoint_are_the_spec():
         ("acs-eventbridge://relay-bus?endpoint=http://eventbridge.example.com", "http:// only to a loopback host"),
         ("acs-eventbridge://relay-bus?endpoint=https://host/path", "is not host[:port]"),
         ("acs-eventbridge://relay-bus?endpoint=ftp://host", "host[:port] or an http(s):// URL"),
+        (f"acs-eventbridge://DEFAULT?endpoint={ENDPOINT}", "a name EventBridge reserves"),
+        (f"acs-eventbridge://EventBridge-Reserved-x?endpoint={ENDPOINT}", "a name EventBridge reserves"),
+        # a host that is no host: refused once at cold start, not sent to fail each delivery retryably
+        ("acs-eventbridge://relay-bus?endpoint=a%20b.com", "is not host[:port] (DNS labels"),
+        ("acs-eventbridge://relay-bus?endpoint=%00evil.com", "is not host[:port] (DNS labels"),
+        ("acs-eventbridge://relay-bus?endpoint=evil.com%0d%0aX-Injected:1", "is not host[:port] (DNS labels"),
+        (f"acs-eventbridge://relay-bus?endpoint={ENDPOINT};secret=whsec_SECRETVALUE123", "is not host[:port]"),
+        (f"acs-eventbridge://relay-bus?endpoint={ENDPOINT}:99999", "a port from 1 to 65535"),
+        ("acs-eventbridge://relay-bus?endpoint=-bad.example.com", "is not host[:port] (DNS labels"),
     ],
 )
 def test_a_bad_uri_fails_at_cold_start_naming_the_problem(uri, problem):
     with pytest.raises(ConfigurationError) as caught:
         parse_destination(uri)
-    assert problem in caught.value.message and "secret" not in caught.value.message
+    assert problem in caught.value.message and "key:secret" not in caught.value.message
+    assert "SECRETVALUE" not in caught.value.message and "evil" not in caught.value.message.partition(": ")[2]
+
+
+@pytest.mark.parametrize(
+    "endpoint",
+    [f"{ENDPOINT}:443", ENDPOINT.upper(), f"{ENDPOINT}.", f"https://{ENDPOINT}", f"https://{ENDPOINT.upper()}.:443"],
+)
+def test_one_bus_on_one_endpoint_written_two_ways_is_one_target(endpoint):
+    # Given the same bus twice, its endpoint written another way (case, trailing dot, the default port)
+    # When both are one deployment's destinations / Then the cold start refuses the second as the same destination
+    first = parse_destination(f"acs-eventbridge://relay-bus?endpoint={ENDPOINT}")
+    second = parse_destination(f"acs-eventbridge://relay-bus?endpoint={endpoint}")
+    assert second.target == first.target and second.params == {"endpoint": f"https://{ENDPOINT}"}
 
 
 def test_the_longest_bus_name_is_taken():
