@@ -16,6 +16,7 @@ from aitask_relay.core.normalize import normalize
 
 SECRET = "whsec_" + base64.b64encode(b"s" * 32).decode()
 NOW = 1_800_000_000
+OTHER = "whsec_" + base64.b64encode(b"o" * 32).decode()
 
 
 def observation(result="Resources: {}\n", task_id="t-sign"):
@@ -164,6 +165,38 @@ def test_a_secret_that_cannot_be_read_again_signs_with_the_last_one_read():
     assert second == first
 
 
+def test_after_a_failed_read_the_last_secrets_sign_for_a_minute_unasked_with_one_warning_naming_the_reference(caplog):
+    # Given a signer read well once, whose source then fails (a malformed rotated value), then holds a new secret
+    answers = [(SECRET,), ConfigurationError("RELAY_SIGNING_SECRET: secret 1 of 1 is not whsec_<base64>"), (OTHER,)]
+    asked = []
+    now = [0.0]
+
+    def secrets():
+        asked.append(now[0])
+        value = answers[min(len(asked), len(answers)) - 1]
+        if isinstance(value, Exception):
+            raise value
+        return value
+
+    sign = Signer(secrets, clock=lambda: NOW, source="RELAY_SIGNING_SECRET=secretsmanager:relay/sign",
+                  monotonic=lambda: now[0])  # fmt: skip
+    sign.headers("t-1:SUCCESS", b"{}")
+    # When messages are sized and signed (two reads each) within the next minute
+    now[0] = 10.0
+    with caplog.at_level("WARNING", logger="aitask_relay.signing"):
+        for _ in range(3):
+            sign.header_bytes("t-1:SUCCESS")
+            signed = sign.headers("t-1:SUCCESS", b"{}")
+    # Then the source was asked once, one warning named the reference, and the last good secret signed
+    assert asked == [0.0, 10.0] and signed == Signer(lambda: (SECRET,), clock=lambda: NOW).headers("t-1:SUCCESS", b"{}")
+    warnings = [r.getMessage() for r in caplog.records if r.name == "aitask_relay.signing"]
+    assert len(warnings) == 1 and "from RELAY_SIGNING_SECRET=secretsmanager:relay/sign" in warnings[0]
+    # When a minute has passed / Then the source is asked again and its new secret signs
+    now[0] = 71.0
+    rotated = Signer(lambda: (OTHER,), clock=lambda: NOW)
+    assert sign.headers("t-1:SUCCESS", b"{}") == rotated.headers("t-1:SUCCESS", b"{}")
+
+
 def test_a_first_read_that_fails_still_fails():
     def secrets():
         raise ConfigurationError("RELAY_SIGNING_SECRET: env: 'X' is not set or is empty")
@@ -186,3 +219,19 @@ def test_a_signing_key_without_its_reference_fails_the_cold_start():
         load_config({"RELAY_DESTINATIONS": "file:///tmp/x", "RELAY_SIGNING_KEY": SECRET})
     assert "RELAY_SIGNING_SECRET=env:RELAY_SIGNING_KEY" in str(caught.value) and SECRET[6:] not in str(caught.value)
     assert load_config({"RELAY_DESTINATIONS": "file:///tmp/x", "RELAY_SIGNING_KEY": " "}).signing_secret is None
+
+
+@pytest.mark.parametrize("stored", [SECRET, json.dumps({"secret": SECRET}), json.dumps({"secret": SECRET, "x": 1})])
+def test_relay_signing_secret_in_secrets_manager_is_the_secret_or_json_with_a_secret_string_as_a_webhooks(stored):
+    # Given the secret as Secrets Manager holds it: the whsec_ value, or JSON with "secret" (a webhook's form too)
+    # When RELAY_SIGNING_SECRET names it / Then it signs with that secret
+    signer = Signer.from_reference("secretsmanager:relay/sign", environ={}, fetch=lambda name: stored)
+    headers = signer.headers("t-1:SUCCESS", b"{}")
+    assert Webhook(SECRET).verify(b"{}", headers) == {}
+
+
+def test_relay_signing_secret_json_without_a_secret_string_fails_naming_the_key_never_the_value():
+    stored = json.dumps({"password": SECRET})
+    with pytest.raises(ConfigurationError, match='JSON with a "secret" string') as caught:
+        Signer.from_reference("secretsmanager:relay/sign", environ={}, fetch=lambda name: stored)
+    assert SECRET[6:] not in caught.value.message

@@ -41,6 +41,7 @@ from typing import Any
 from aitask_relay.core.errors import ConfigurationError
 
 _log = logging.getLogger("aitask_relay.signing")
+RETRY_READ_SECONDS = 60.0  # after a failed read of rotated secrets, how long the last good ones sign unasked
 VARIABLE = "RELAY_SIGNING_SECRET"
 # The CloudEvents extension attributes of an embedded signature (lower-case letters and digits, at most 20
 # characters: https://github.com/cloudevents/spec/blob/v1.0.2/cloudevents/spec.md#attribute-naming-convention).
@@ -112,21 +113,36 @@ def canonical(event: Mapping[str, Any]) -> bytes:
 class Signer:
     """Signs an event's id, a timestamp and a body with every current secret."""
 
-    def __init__(self, secrets: Callable[[], tuple[str, ...]], *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        secrets: Callable[[], tuple[str, ...]],
+        *,
+        clock: Callable[[], float] = time.time,
+        source: str = VARIABLE,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._secrets = secrets  # read at each message (cached upstream), so a rotated secret takes effect
         self._clock = clock
+        self._source = source  # what the secrets are read from (the reference), named in the warning
+        self._monotonic = monotonic
         self._last: tuple[str, ...] | None = None  # the secrets last read well
+        self._quiet_until = 0.0  # after a failed read, not asked again before this (monotonic)
 
     def _current(self) -> tuple[str, ...]:
         """The secrets now; when they cannot be read again (Secrets Manager throttled or unreachable as its cache
         expires, a rotation that left a malformed value), the ones last read well: a late rotation is better than
         a message lost to a non-retryable error. Only the first read (the build) fails for good."""
+        if self._last is not None and self._monotonic() < self._quiet_until:
+            return self._last  # a read failed a moment ago: neither Secrets Manager nor the log is asked again yet
         try:
             self._last = self._secrets()
         except ConfigurationError as exc:
             if self._last is None:
                 raise
-            _log.warning(f"signing with the secrets last read: {exc}")  # names the reference, never a value
+            # Not read again for a minute: a message reads the secrets twice (its size, its signature), and a
+            # throttled Secrets Manager is not helped by more calls.
+            self._quiet_until = self._monotonic() + RETRY_READ_SECONDS
+            _log.warning(f"signing with the secrets last read from {self._source}: {exc}")  # never a value
         return self._last
 
     @classmethod
@@ -145,12 +161,12 @@ class Signer:
             return parse_secrets(read(), VARIABLE)
 
         secrets()
-        return cls(secrets)
+        return cls(secrets, source=f"{VARIABLE}={reference}")
 
     def with_secrets(self, more: Callable[[], tuple[str, ...]]) -> Signer:
         """A signer with this one's secrets and ``more`` (a webhook's own, from its URI): every one signs."""
         mine = self._secrets
-        return Signer(lambda: (*mine(), *more()), clock=self._clock)
+        return Signer(lambda: (*mine(), *more()), clock=self._clock, source=self._source, monotonic=self._monotonic)
 
     def headers(self, event_id: str, body: bytes) -> dict[str, str]:
         """The three Standard Webhooks headers for ``body`` (its exact bytes, UTF-8) sent now."""
