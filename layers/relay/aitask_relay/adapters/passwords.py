@@ -123,9 +123,9 @@ def _secret(secret: str, where: str, fetch: Any, what: str = "password", key: st
         raise ConfigurationError(f"{where}: {label} {secret!r} cannot be read ({cause})") from None
     if isinstance(value, bytes):
         value = value.decode("utf-8", "replace")
-    # A signing secret (a webhook's secret_secret=, RELAY_SIGNING_SECRET) is JSON's "secret", a password "password",
-    # so that one Secrets Manager secret can serve a webhook and RELAY_SIGNING_SECRET alike.
-    json_key = "secret" if key in SECRET_REFERENCE_PARAMS or what != "password" else "password"
+    # A password is JSON's "password"; a signing secret (a webhook's secret_secret=, RELAY_SIGNING_SECRET) is its
+    # "secret", so that one Secrets Manager secret can serve a webhook and RELAY_SIGNING_SECRET alike.
+    json_key = "password" if what == "password" else "secret"
     password = _password_of(value, json_key)
     if not password:
         raise ConfigurationError(

@@ -285,6 +285,13 @@ def api_error(code: str | None, message: str | None, http_status: int | None, re
     return ERROR_CLASSES[kind](_clip(text), upstream_code=code, http_status=http_status, request_id=request_id or None)
 
 
+def _tea_cause(exc: BaseException) -> BaseException:
+    """What a tea SDK's (ROS's, Alibaba Cloud EventBridge's) ``UnretryableException`` wraps: its ``inner_exception``,
+    a transport failure or a body that is not JSON, which says what really happened; any other exception itself."""
+    inner = getattr(exc, "inner_exception", None)
+    return inner if isinstance(inner, BaseException) else exc
+
+
 def translate(exc: BaseException, action: str) -> RelayError:
     """Translate any exception raised by an SDK call into the taxonomy.
 
@@ -293,8 +300,7 @@ def translate(exc: BaseException, action: str) -> RelayError:
     """
     if isinstance(exc, RelayError):
         return exc
-    inner = getattr(exc, "inner_exception", None)
-    cause = inner if isinstance(inner, BaseException) else exc
+    cause = _tea_cause(exc)
     if isinstance(cause, RelayError):  # raised by our own code inside the SDK (the credential provider)
         return cause
     kind = _kind_of_exception(cause)
@@ -423,12 +429,9 @@ def destination_error(exc: BaseException, where: str) -> DestinationFailure:
     if isinstance(exc, DestinationFailure):
         return exc
     inner = getattr(exc, "unwrap", None)
-    cause = inner() if callable(inner) else exc  # the OSS SDK wraps service errors in OperationError
-    # The tea SDKs (Alibaba Cloud EventBridge) wrap what failed under their retry policy in UnretryableException:
-    # its inner_exception says what it was (an answer that is not JSON, a reset connection).
-    wrapped = getattr(cause, "inner_exception", None)
-    cause = wrapped if isinstance(wrapped, BaseException) else cause
-    cause = cause if isinstance(cause, BaseException) else exc
+    unwrapped = inner() if callable(inner) else exc  # the OSS SDK wraps service errors in OperationError
+    # Alibaba Cloud EventBridge's SDK is a tea SDK like ROS's: its UnretryableException is unwrapped the same way
+    cause = _tea_cause(unwrapped) if isinstance(unwrapped, BaseException) else exc
     if isinstance(cause, UnicodeError | RecursionError):
         # Text that cannot be encoded (a lone surrogate), or nesting too deep to serialize, is the same on
         # every retry: retrying would only carry the task into a DLQ and make every sweep fetch it again.
