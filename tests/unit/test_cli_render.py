@@ -141,11 +141,21 @@ def test_the_profiles_the_chain_could_read(tmp_path):
 def test_quiet_library_logs_covers_the_library_stdlib_loggers(monkeypatch):
     import logging
 
+    from aitask_relay.adapters.observability import logger
     from aitask_relay_cli.app import quiet_library_logs
 
-    monkeypatch.delenv("POWERTOOLS_LOG_LEVEL", raising=False)
+    # set, then deleted: monkeypatch then removes what quiet_library_logs sets (os.environ.setdefault) at teardown
+    monkeypatch.setenv("POWERTOOLS_LOG_LEVEL", "INFO")
+    monkeypatch.delenv("POWERTOOLS_LOG_LEVEL")
     library = logging.getLogger("aitask_relay")
-    monkeypatch.setattr(library, "level", logging.NOTSET)
-    quiet_library_logs()
-    assert not logging.getLogger("aitask_relay.sqs").isEnabledFor(logging.WARNING)
-    assert logging.getLogger("aitask_relay.sqs").isEnabledFor(logging.ERROR)
+    original, powertools = library.level, logger.log_level
+    try:
+        library.setLevel(logging.NOTSET)
+        quiet_library_logs()
+        assert not logging.getLogger("aitask_relay.sqs").isEnabledFor(logging.WARNING)
+        assert logging.getLogger("aitask_relay.sqs").isEnabledFor(logging.ERROR)
+    finally:
+        # Both levels back through setLevel, not a bare attribute: it also clears every logger's isEnabledFor cache,
+        # which would otherwise keep "aitask_relay.*" deaf to warnings in the tests that run after this one
+        library.setLevel(original)
+        logger.setLevel(powertools)
