@@ -518,9 +518,10 @@ def _only_endpoint(query: str, problem: str) -> str:
     return endpoint_url(endpoints[0])
 
 
-# An endpoint's host: DNS labels (letters, digits, "-" inside) or an IP address, and an optional port. Anything else
-# (a space, a control character, a CR LF, a ";" and what follows) is refused at cold start, never sent to the SDK to
-# fail each delivery retryably.
+# An endpoint's host: DNS labels (letters, digits, "-" inside, at most 63 each: RFC 1123 section 2.1,
+# https://www.rfc-editor.org/rfc/rfc1123#section-2.1; Alibaba Cloud's endpoints are such names) or an IP address, and
+# an optional port. Anything else (a space, a control character, a CR LF, a ";" and what follows) is refused at cold
+# start, never sent to the SDK to fail each delivery retryably.
 _ENDPOINT = re.compile(r"(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(?::(?P<port>[0-9]{1,5}))?")
 _DNS_LABEL = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?")
 _ENDPOINT_RULE = "not host[:port] (DNS labels of letters, digits and '-', or an IP address; a port from 1 to 65535)"

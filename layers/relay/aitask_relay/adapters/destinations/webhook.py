@@ -291,7 +291,9 @@ class _Lines:
 
 class _WholeHeaders(http.client.HTTPResponse):
     """An answer whose headers must end with their blank line: a 2xx whose connection closed mid-headers is a cut
-    answer (retryable), not a delivery."""
+    answer (retryable), not a delivery. An HTTP/1.1 message's header section ends with an empty line (RFC 9112
+    section 2.1, https://www.rfc-editor.org/rfc/rfc9112#section-2.1; a connection closed before it leaves the message
+    incomplete, section 8); http.client's parse_headers ends at the end of the stream as well, so it is checked here."""
 
     def begin(self) -> None:
         lines = _Lines(self.fp)
